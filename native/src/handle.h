@@ -1,0 +1,63 @@
+// The tensor handle shared by every op: a JS External owning one at::Tensor, plus the argument
+// conversions all op files use. Nothing here knows about models.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <napi.h>
+
+#include <atomic>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace attune {
+
+// A box rather than a bare at::Tensor so that dispose() can release the storage at once while the JS
+// External (and its finalizer) live on until the GC collects it.
+struct TensorBox {
+  at::Tensor tensor;
+  int64_t reportedBytes = 0;
+};
+
+extern std::atomic<int64_t> liveTensors;
+
+Napi::Value wrap(Napi::Env env, at::Tensor tensor);
+at::Tensor& unwrap(const Napi::Value& value);
+void release(Napi::Env env, TensorBox* box);
+
+at::ScalarType parseDtype(const Napi::Value& value);
+std::string dtypeName(at::ScalarType type);
+at::Device parseDevice(const Napi::Value& value);
+std::vector<int64_t> intList(const Napi::Value& value);
+std::vector<at::Tensor> tensorList(const Napi::Value& value);
+Napi::Array wrapList(Napi::Env env, const std::vector<at::Tensor>& tensors);
+at::TensorOptions options(const Napi::Value& dtype, const Napi::Value& device);
+
+inline bool absent(const Napi::Value& value) { return value.IsUndefined() || value.IsNull(); }
+inline int64_t toInt(const Napi::Value& value) { return value.As<Napi::Number>().Int64Value(); }
+inline double toDouble(const Napi::Value& value) { return value.As<Napi::Number>().DoubleValue(); }
+inline bool toBool(const Napi::Value& value) { return value.As<Napi::Boolean>().Value(); }
+
+// Converts libtorch exceptions into JS errors carrying libtorch's message without its C++ backtrace.
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value guarded(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw Napi::Error::New(info.Env(), e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  }
+}
+
+using Registrar = void (*)(Napi::Env, Napi::Object);
+void registerCreation(Napi::Env env, Napi::Object exports);
+void registerMath(Napi::Env env, Napi::Object exports);
+void registerShape(Napi::Env env, Napi::Object exports);
+void registerRuntime(Napi::Env env, Napi::Object exports);
+
+#define ATTUNE_EXPORT(name, fn) exports.Set(name, Napi::Function::New(env, guarded<fn>, name))
+
+}  // namespace attune

@@ -1,0 +1,97 @@
+// Autograd, grad mode, threads, seeding and devices.
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/version.h>
+
+#include <mutex>
+
+#include "handle.h"
+
+namespace attune {
+
+static Napi::Value SetRequiresGrad(const Napi::CallbackInfo& info) {
+  unwrap(info[0]).requires_grad_(toBool(info[1]));
+  return info[0];
+}
+static Napi::Value RequiresGrad(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), unwrap(info[0]).requires_grad());
+}
+// grad(t) -> tensor | null
+static Napi::Value Grad(const Napi::CallbackInfo& info) {
+  const auto& grad = unwrap(info[0]).grad();
+  if (!grad.defined()) return info.Env().Null();
+  return wrap(info.Env(), grad);
+}
+static Napi::Value ClearGrad(const Napi::CallbackInfo& info) {
+  unwrap(info[0]).mutable_grad().reset();
+  return info.Env().Undefined();
+}
+// backward(t, gradient | null)
+static Napi::Value Backward(const Napi::CallbackInfo& info) {
+  const at::Tensor& t = unwrap(info[0]);
+  if (absent(info[1])) t.backward();
+  else t.backward(unwrap(info[1]));
+  return info.Env().Undefined();
+}
+// setGradEnabled(enabled) -> previous
+static Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
+  bool previous = at::GradMode::is_enabled();
+  at::GradMode::set_enabled(toBool(info[0]));
+  return Napi::Boolean::New(info.Env(), previous);
+}
+static Napi::Value IsGradEnabled(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled());
+}
+
+static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  at::set_num_threads(static_cast<int>(toInt(info[0])));
+  return info.Env().Undefined();
+}
+static Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), at::get_num_threads());
+}
+
+static int64_t cudaDevices() {
+  return at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0;
+}
+
+static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
+  auto seed = static_cast<uint64_t>(toInt(info[0]));
+  auto cpu = at::detail::getDefaultCPUGenerator();
+  {
+    std::lock_guard<std::mutex> lock(cpu.mutex());
+    cpu.set_current_seed(seed);
+  }
+  for (int64_t i = 0; i < cudaDevices(); i++) {
+    auto gpu = at::detail::getCUDAHooks().getDefaultCUDAGenerator(i);
+    std::lock_guard<std::mutex> lock(gpu.mutex());
+    gpu.set_current_seed(seed);
+  }
+  return info.Env().Undefined();
+}
+
+static Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(cudaDevices()));
+}
+
+static Napi::Value Version(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH));
+}
+
+void registerRuntime(Napi::Env env, Napi::Object exports) {
+  ATTUNE_EXPORT("requiresGrad_", SetRequiresGrad);
+  ATTUNE_EXPORT("requiresGrad", RequiresGrad);
+  ATTUNE_EXPORT("grad", Grad);
+  ATTUNE_EXPORT("clearGrad", ClearGrad);
+  ATTUNE_EXPORT("backward", Backward);
+  ATTUNE_EXPORT("setGradEnabled", SetGradEnabled);
+  ATTUNE_EXPORT("isGradEnabled", IsGradEnabled);
+  ATTUNE_EXPORT("setNumThreads", SetNumThreads);
+  ATTUNE_EXPORT("getNumThreads", GetNumThreads);
+  ATTUNE_EXPORT("manualSeed", ManualSeed);
+  ATTUNE_EXPORT("cudaDeviceCount", CudaDeviceCount);
+  ATTUNE_EXPORT("version", Version);
+}
+
+}  // namespace attune

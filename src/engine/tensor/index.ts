@@ -1,0 +1,4 @@
+// The tensor package: import tensors, ops and scopes from here.
+export { Tensor, type DType } from './tensor.js';
+export * from './ops.js';
+export { tidy, keep } from './scope.js';

@@ -1,0 +1,106 @@
+// Loads the libtorch addon and states the shape of its functions. Every function takes and returns
+// opaque handles; the Tensor class in tensor.ts is the only intended caller.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+export type Handle = { readonly __brand: 'TensorHandle' };
+export type DType = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
+type T = Handle;
+type TorNum = Handle | number;
+type Opt<X> = X | null | undefined;
+
+export interface NativeTorch {
+  empty(shape: number[], dtype?: DType, device?: string): T;
+  zeros(shape: number[], dtype?: DType, device?: string): T;
+  ones(shape: number[], dtype?: DType, device?: string): T;
+  full(shape: number[], value: number, dtype?: DType, device?: string): T;
+  arange(start: number, end: number, step: number, dtype?: DType, device?: string): T;
+  randn(shape: number[], dtype?: DType, device?: string): T;
+  rand(shape: number[], dtype?: DType, device?: string): T;
+  fromBuffer(bytes: Uint8Array, dtype: DType, shape: number[], copy: boolean): T;
+  toBuffer(t: T): Buffer;
+  item(t: T): number;
+  shape(t: T): number[];
+  dtype(t: T): DType;
+  device(t: T): string;
+  dispose(t: T): void;
+  liveTensors(): number;
+
+  neg(a: T): T; exp(a: T): T; log(a: T): T; sqrt(a: T): T; rsqrt(a: T): T; abs(a: T): T; tanh(a: T): T;
+  sigmoid(a: T): T; silu(a: T): T; relu(a: T): T; sin(a: T): T; cos(a: T): T; reciprocal(a: T): T; floor(a: T): T;
+  logicalNot(a: T): T; isFinite(a: T): T;
+  add(a: T, b: TorNum): T; sub(a: T, b: TorNum): T; mul(a: T, b: TorNum): T; div(a: T, b: TorNum): T; pow(a: T, b: TorNum): T;
+  eq(a: T, b: TorNum): T; ne(a: T, b: TorNum): T; lt(a: T, b: TorNum): T; le(a: T, b: TorNum): T; gt(a: T, b: TorNum): T; ge(a: T, b: TorNum): T;
+  maximum(a: T, b: T): T; minimum(a: T, b: T): T; logicalAnd(a: T, b: T): T; logicalOr(a: T, b: T): T;
+  gelu(a: T, approximate: 'none' | 'tanh'): T;
+  clamp(a: T, min: Opt<number>, max: Opt<number>): T;
+  where(condition: T, a: TorNum, b: TorNum): T;
+  maskedFill(a: T, mask: T, value: number): T;
+  sum(a: T, dims: Opt<number[]>, keepdim: boolean, dtype: Opt<DType>): T;
+  mean(a: T, dims: Opt<number[]>, keepdim: boolean): T;
+  amax(a: T, dims: number[], keepdim: boolean): T;
+  argmax(a: T, dim: number, keepdim: boolean): T;
+  norm(a: T, p: number): T;
+  cumsum(a: T, dim: number): T;
+  softmax(a: T, dim: number, dtype: Opt<DType>): T;
+  logSoftmax(a: T, dim: number, dtype: Opt<DType>): T;
+  matmul(a: T, b: T): T;
+  linear(x: T, weight: T, bias: Opt<T>): T;
+  embedding(weight: T, indices: T): T;
+  crossEntropy(logits: T, targets: T, ignoreIndex: number, reduction: 'mean' | 'sum' | 'none'): T;
+  dropout(a: T, p: number, train: boolean): T;
+  topk(a: T, k: number, dim: number, largest: boolean): [T, T];
+  sort(a: T, dim: number, descending: boolean): [T, T];
+  multinomial(probs: T, samples: number, replacement: boolean): T;
+  add_(a: T, b: TorNum): T; sub_(a: T, b: TorNum): T; mul_(a: T, b: TorNum): T; div_(a: T, b: TorNum): T;
+  addScaled_(a: T, b: T, alpha: number): T;
+  addcmul_(a: T, b: T, c: T, value: number): T;
+  addcdiv_(a: T, b: T, c: T, value: number): T;
+  lerp_(a: T, end: T, weight: number): T;
+  copy_(a: T, src: T): T; zero_(a: T): T; fill_(a: T, value: number): T; sqrt_(a: T): T;
+  normal_(a: T, mean: number, std: number): T;
+  uniform_(a: T, low: number, high: number): T;
+
+  view(a: T, shape: number[]): T; reshape(a: T, shape: number[]): T;
+  transpose(a: T, dim0: number, dim1: number): T; permute(a: T, dims: number[]): T;
+  unsqueeze(a: T, dim: number): T; squeeze(a: T, dim: number): T; expand(a: T, shape: number[]): T;
+  flatten(a: T, startDim: number, endDim: number): T;
+  slice(a: T, dim: number, start: number, end: number, step: number): T;
+  select(a: T, dim: number, index: number): T;
+  indexSelect(a: T, dim: number, indices: T): T;
+  gather(a: T, dim: number, indices: T): T;
+  cat(tensors: T[], dim: number): T; stack(tensors: T[], dim: number): T;
+  split(a: T, sizes: number[], dim: number): T[];
+  repeatInterleave(a: T, repeats: number, dim: number): T;
+  tril(a: T, diagonal: number): T; triu(a: T, diagonal: number): T;
+  contiguous(a: T): T; clone(a: T): T; detach(a: T): T;
+  to(a: T, dtype: Opt<DType>, device: Opt<string>): T;
+
+  requiresGrad_(a: T, value: boolean): T;
+  requiresGrad(a: T): boolean;
+  grad(a: T): T | null;
+  clearGrad(a: T): void;
+  backward(a: T, gradient: Opt<T>): void;
+  setGradEnabled(enabled: boolean): boolean;
+  isGradEnabled(): boolean;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  manualSeed(seed: number): void;
+  cudaDeviceCount(): number;
+  version(): string;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+function findAddon(): string {
+  // Compiled code runs from dist/src/engine/tensor, sources from src/engine/tensor.
+  for (let dir = here; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'native', 'build', 'Release', 'attune_torch.node');
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new Error('the libtorch addon is not built: run `npm run build:native` (see README)');
+}
+
+export const torch = createRequire(import.meta.url)(findAddon()) as NativeTorch;

@@ -1,0 +1,92 @@
+// Free functions: tensor creation, ops over several tensors, and runtime settings.
+import { torch, type DType } from './native.js';
+import { Tensor } from './tensor.js';
+
+export interface Placement {
+  dtype?: DType;
+  device?: string;
+}
+
+type TypedArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Int16Array | Uint16Array;
+
+const typedArrayDtype = (data: TypedArray): DType => {
+  if (data instanceof Float32Array) return 'float32';
+  if (data instanceof Float64Array) return 'float64';
+  if (data instanceof Int32Array) return 'int32';
+  if (data instanceof BigInt64Array) return 'int64';
+  if (data instanceof Int8Array) return 'int8';
+  if (data instanceof Int16Array) return 'int16';
+  if (data instanceof Uint8Array) return 'uint8';
+  throw new Error('Uint16Array needs an explicit dtype (float16 or bfloat16)');
+};
+
+/** A tensor holding a copy of the given values. Plain number arrays become float32 unless dtype says otherwise. */
+export function tensor(data: number[] | TypedArray, shape?: number[], placement: Placement = {}): Tensor {
+  const dims = shape ?? [data.length];
+  if (Array.isArray(data)) {
+    const dtype = placement.dtype ?? 'float32';
+    const values = dtype === 'int64' ? BigInt64Array.from(data, BigInt) : Float64Array.from(data);
+    const t = fromBytes(bytesOf(values), values instanceof BigInt64Array ? 'int64' : 'float64', dims, { copy: true });
+    return dtype === 'int64' && !placement.device ? t : t.to({ dtype, device: placement.device });
+  }
+  const t = fromBytes(bytesOf(data), placement.dtype ?? typedArrayDtype(data), dims, { copy: true });
+  return placement.device ? t.to({ device: placement.device }) : t;
+}
+
+/** Int64 token ids, the dtype embedding and cross-entropy want. */
+export function ids(values: number[], shape?: number[], device?: string): Tensor {
+  return tensor(values, shape, { dtype: 'int64', device });
+}
+
+/** A CPU tensor over raw little-endian bytes; with copy=false it aliases them (zero-copy). */
+export function fromBytes(bytes: Uint8Array, dtype: DType, shape: number[], { copy = false } = {}): Tensor {
+  return new Tensor(torch.fromBuffer(bytes, dtype, shape, copy));
+}
+
+const bytesOf = (data: TypedArray): Uint8Array => new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+
+export const zeros = (shape: number[], p: Placement = {}) => new Tensor(torch.zeros(shape, p.dtype, p.device));
+export const ones = (shape: number[], p: Placement = {}) => new Tensor(torch.ones(shape, p.dtype, p.device));
+export const empty = (shape: number[], p: Placement = {}) => new Tensor(torch.empty(shape, p.dtype, p.device));
+export const full = (shape: number[], value: number, p: Placement = {}) =>
+  new Tensor(torch.full(shape, value, p.dtype, p.device));
+export const randn = (shape: number[], p: Placement = {}) => new Tensor(torch.randn(shape, p.dtype, p.device));
+export const rand = (shape: number[], p: Placement = {}) => new Tensor(torch.rand(shape, p.dtype, p.device));
+export const arange = (start: number, end: number, p: Placement = {}, step = 1) =>
+  new Tensor(torch.arange(start, end, step, p.dtype ?? 'int64', p.device));
+
+export const cat = (tensors: Tensor[], dim = 0) => new Tensor(torch.cat(tensors.map((t) => t.handle), dim));
+export const stack = (tensors: Tensor[], dim = 0) => new Tensor(torch.stack(tensors.map((t) => t.handle), dim));
+export const where = (condition: Tensor, a: Tensor | number, b: Tensor | number) =>
+  new Tensor(torch.where(condition.handle, typeof a === 'number' ? a : a.handle, typeof b === 'number' ? b : b.handle));
+/** x @ weight.T + bias, with weight in PyTorch's [out, in] layout. */
+export const linear = (x: Tensor, weight: Tensor, bias?: Tensor | null) =>
+  new Tensor(torch.linear(x.handle, weight.handle, bias?.handle));
+export const embedding = (weight: Tensor, indices: Tensor) => new Tensor(torch.embedding(weight.handle, indices.handle));
+export const dropout = (x: Tensor, p: number, train: boolean) =>
+  p > 0 && train ? new Tensor(torch.dropout(x.handle, p, train)) : x;
+export const multinomial = (probs: Tensor, samples: number, replacement = false) =>
+  new Tensor(torch.multinomial(probs.handle, samples, replacement));
+/** Cross-entropy of logits [N, C] against targets [N]; targets equal to ignoreIndex do not count. */
+export const crossEntropy = (
+  logits: Tensor,
+  targets: Tensor,
+  { ignoreIndex = -100, reduction = 'mean' }: { ignoreIndex?: number; reduction?: 'mean' | 'sum' | 'none' } = {},
+) => new Tensor(torch.crossEntropy(logits.handle, targets.handle, ignoreIndex, reduction));
+
+/** Runs fn with autograd recording off (like torch.no_grad()). */
+export function noGrad<T>(fn: () => T): T {
+  const previous = torch.setGradEnabled(false);
+  try {
+    return fn();
+  } finally {
+    torch.setGradEnabled(previous);
+  }
+}
+
+export const manualSeed = (seed: number) => torch.manualSeed(seed);
+export const setNumThreads = (threads: number) => torch.setNumThreads(threads);
+export const getNumThreads = () => torch.getNumThreads();
+export const liveTensorCount = () => torch.liveTensors();
+export const cudaDeviceCount = () => torch.cudaDeviceCount();
+export const libtorchVersion = () => torch.version();
