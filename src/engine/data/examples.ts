@@ -1,0 +1,239 @@
+import { MAX_INPUT_CHARS, MAX_OUTPUT_CHARS, charCount } from './limits.js';
+
+export type Role = 'user' | 'model';
+
+export interface Turn {
+  role: Role;
+  text: string;
+}
+
+/** A training example: turns alternate user/model, starting with the user's and ending with the model's. */
+export interface Example {
+  systemInstruction?: string;
+  turns: Turn[];
+}
+
+/**
+ * Bad training data. `line` is the 1-based JSONL line, `index` the 0-based
+ * position of the example in the dataset (blank lines not counted); both are
+ * absent for whole-dataset problems.
+ */
+export class DatasetError extends Error {
+  constructor(
+    message: string,
+    readonly line?: number,
+    readonly index?: number,
+  ) {
+    super(message);
+    this.name = 'DatasetError';
+  }
+}
+
+export interface ParseOptions {
+  maxInputChars?: number;
+  maxOutputChars?: number;
+  /**
+   * What to do with an example over a length limit: 'throw' (the default)
+   * fails the dataset; 'skip' leaves it out and lists it in `skipped`, as
+   * Vertex does. Malformed examples always throw.
+   */
+  overLength?: 'throw' | 'skip';
+}
+
+export interface SkippedExample {
+  line?: number;
+  index: number;
+  reason: string;
+}
+
+export interface Dataset {
+  examples: Example[];
+  /** Over-length examples left out; empty unless `overLength: 'skip'`. */
+  skipped: SkippedExample[];
+}
+
+/** Parses JSONL training data, one example per non-blank line. */
+export function parseJsonl(text: string, opts: ParseOptions = {}): Dataset {
+  const items: Item[] = [];
+  text
+    .replace(/^\uFEFF/, '')
+    .split('\n')
+    .forEach((raw, i) => {
+      if (raw.trim() === '') return;
+      const line = i + 1;
+      const index = items.length;
+      const value = () => {
+        try {
+          return JSON.parse(raw) as unknown;
+        } catch (err) {
+          throw new DatasetError(`line ${line}: invalid JSON: ${(err as Error).message}`, line, index);
+        }
+      };
+      items.push({ value, line });
+    });
+  return collect(items, opts);
+}
+
+/** Parses examples given as objects (API callers); errors name "example N", 1-based. */
+export function parseExamples(values: unknown[], opts: ParseOptions = {}): Dataset {
+  return collect(values.map((value) => ({ value: () => value })), opts);
+}
+
+/** Parses one example in any accepted shape; errors start with `where`, e.g. "line 3". */
+export function parseExample(obj: unknown, where: string): Example {
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) fail(where, 'expected a JSON object');
+  const o = obj as Record<string, unknown>;
+  let example: Example;
+  if ('contents' in o) example = fromContents(o, where);
+  else if ('messages' in o) example = fromMessages(o, where);
+  else if (INPUT_KEYS.some((k) => k in o) || OUTPUT_KEYS.some((k) => k in o)) example = fromInputOutput(o, where);
+  else fail(where, 'unrecognised example; expected {"text_input", "output"}, {"contents": [...]} or {"messages": [...]}');
+  checkTurns(example.turns, where);
+  return example;
+}
+
+/** Returns why the example breaks a length limit, or undefined. */
+export function lengthProblem(example: Example, limits: Pick<ParseOptions, 'maxInputChars' | 'maxOutputChars'> = {}): string | undefined {
+  const maxInput = limits.maxInputChars ?? MAX_INPUT_CHARS;
+  const maxOutput = limits.maxOutputChars ?? MAX_OUTPUT_CHARS;
+  const input = example.turns
+    .filter((t) => t.role === 'user')
+    .reduce((n, t) => n + charCount(t.text), charCount(example.systemInstruction ?? ''));
+  if (input > maxInput) return `an input is ${input} characters; the limit is ${maxInput}`;
+  for (const turn of example.turns.filter((t) => t.role === 'model')) {
+    const n = charCount(turn.text);
+    if (n > maxOutput) return `an output is ${n} characters; the limit is ${maxOutput}`;
+  }
+  return undefined;
+}
+
+/** JSON is parsed lazily so that errors come in line order. */
+type Item = { value: () => unknown; line?: number };
+
+function collect(items: Item[], opts: ParseOptions): Dataset {
+  const examples: Example[] = [];
+  const skipped: SkippedExample[] = [];
+  items.forEach(({ value, line }, index) => {
+    const where = line === undefined ? `example ${index + 1}` : `line ${line}`;
+    let example: Example;
+    try {
+      example = parseExample(value(), where);
+    } catch (err) {
+      if (err instanceof DatasetError) throw new DatasetError(err.message, line, index);
+      throw err;
+    }
+    const reason = lengthProblem(example, opts);
+    if (reason === undefined) examples.push(example);
+    else if (opts.overLength === 'skip') skipped.push({ line, index, reason });
+    else throw new DatasetError(`${where}: ${reason}`, line, index);
+  });
+  if (items.length === 0) throw new DatasetError('the dataset has no examples');
+  if (examples.length === 0) throw new DatasetError(`the dataset has no examples within the length limits (${skipped.length} skipped)`);
+  return { examples, skipped };
+}
+
+const INPUT_KEYS = ['text_input', 'textInput', 'input_text', 'inputText'];
+const OUTPUT_KEYS = ['output', 'output_text', 'outputText'];
+
+function fromInputOutput(o: Record<string, unknown>, where: string): Example {
+  const input = firstKey(o, INPUT_KEYS);
+  const output = firstKey(o, OUTPUT_KEYS);
+  if (input === undefined) fail(where, `missing the input ("${INPUT_KEYS.join('", "')}")`);
+  if (output === undefined) fail(where, `missing the output ("${OUTPUT_KEYS.join('", "')}")`);
+  return {
+    turns: [
+      { role: 'user', text: expectString(o[input], where, input) },
+      { role: 'model', text: expectString(o[output], where, output) },
+    ],
+  };
+}
+
+function fromContents(o: Record<string, unknown>, where: string): Example {
+  const contents = o['contents'];
+  if (!Array.isArray(contents)) fail(where, '"contents" must be an array');
+  const turns = contents.map((content, i): Turn => {
+    const at = `contents[${i}]`;
+    if (typeof content !== 'object' || content === null) fail(where, `${at} must be an object`);
+    const c = content as Record<string, unknown>;
+    const role = typeof c['role'] === 'string' ? c['role'].toLowerCase() : undefined;
+    if (role !== 'user' && role !== 'model') fail(where, `${at}.role must be "user" or "model"`);
+    return { role, text: partsText(c['parts'], where, `${at}.parts`) };
+  });
+  const system = o['systemInstruction'] ?? o['system_instruction'];
+  const example: Example = { turns };
+  if (system != null) example.systemInstruction = systemText(system, where);
+  return example;
+}
+
+function fromMessages(o: Record<string, unknown>, where: string): Example {
+  const messages = o['messages'];
+  if (!Array.isArray(messages)) fail(where, '"messages" must be an array');
+  const system: string[] = [];
+  const turns: Turn[] = [];
+  messages.forEach((message, i) => {
+    const at = `messages[${i}]`;
+    if (typeof message !== 'object' || message === null) fail(where, `${at} must be an object`);
+    const m = message as Record<string, unknown>;
+    const role = typeof m['role'] === 'string' ? m['role'].toLowerCase() : undefined;
+    const text = messageText(m['content'], where, `${at}.content`);
+    if (role === 'system') {
+      if (turns.length > 0) fail(where, `${at}: system messages must come before the others`);
+      system.push(text);
+    } else if (role === 'user') turns.push({ role: 'user', text });
+    else if (role === 'assistant' || role === 'model') turns.push({ role: 'model', text });
+    else fail(where, `${at}.role must be "system", "user", "assistant" or "model"`);
+  });
+  const example: Example = { turns };
+  if (system.length > 0) example.systemInstruction = system.join('\n');
+  return example;
+}
+
+function checkTurns(turns: Turn[], where: string): void {
+  if (turns.length === 0) fail(where, 'the example has no turns');
+  if (turns[0]!.role !== 'user') fail(where, "the first turn must be the user's");
+  turns.forEach((turn, i) => {
+    if (i > 0 && turn.role === turns[i - 1]!.role) fail(where, 'roles must alternate user/model');
+    if (turn.role === 'model' && turn.text === '') fail(where, 'a model turn is empty');
+  });
+  if (turns.at(-1)!.role !== 'model') fail(where, "the last turn must be the model's");
+}
+
+/** systemInstruction is a Content ({role?, parts}); a bare string is accepted too. */
+function systemText(value: unknown, where: string): string {
+  if (typeof value === 'string') return value;
+  if (typeof value !== 'object' || value === null) fail(where, 'systemInstruction must be an object with "parts"');
+  return partsText((value as Record<string, unknown>)['parts'], where, 'systemInstruction.parts');
+}
+
+/** Gemini parts: an array of {text} or a single {text}; the texts concatenate. */
+function partsText(parts: unknown, where: string, at: string): string {
+  const list = Array.isArray(parts) ? parts : parts != null ? [parts] : [];
+  if (list.length === 0) fail(where, `${at} is missing or empty`);
+  return list
+    .map((part, i) => {
+      const text = typeof part === 'object' && part !== null ? (part as Record<string, unknown>)['text'] : undefined;
+      if (typeof text !== 'string') fail(where, `${at}[${i}] must be a text part ({"text": "..."})`);
+      return text;
+    })
+    .join('');
+}
+
+/** OpenAI-style content: a string, or an array of {type: "text", text} parts. */
+function messageText(content: unknown, where: string, at: string): string {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) return partsText(content, where, at);
+  fail(where, `${at} must be a string`);
+}
+
+function firstKey(o: Record<string, unknown>, keys: string[]): string | undefined {
+  return keys.find((k) => k in o);
+}
+
+function expectString(value: unknown, where: string, key: string): string {
+  if (typeof value !== 'string') fail(where, `"${key}" must be a string`);
+  return value;
+}
+
+function fail(where: string, message: string): never {
+  throw new DatasetError(`${where}: ${message}`);
+}

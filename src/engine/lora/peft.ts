@@ -1,0 +1,80 @@
+// Saves and loads adapters in Hugging Face PEFT's format, so PEFT, vLLM, llama.cpp's converter and
+// others load them as they are: adapter_config.json + adapter_model.safetensors, keys
+// `base_model.model.<module>.lora_A.weight` [r, in] and `.lora_B.weight` [out, r].
+import { mkdirSync, readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { keep, type Tensor } from '../tensor/index.js';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import type { Transformer } from '../model/transformer.js';
+import type { LoraWeights } from '../model/linear.js';
+import { LoraAdapter, loraConfig, type LoraConfig } from './lora.js';
+
+export const adapterFiles = { config: 'adapter_config.json', weights: 'adapter_model.safetensors' } as const;
+
+export function peftConfig(config: LoraConfig, baseModel: string): Record<string, unknown> {
+  return {
+    peft_type: 'LORA',
+    task_type: 'CAUSAL_LM',
+    base_model_name_or_path: baseModel,
+    r: config.rank,
+    lora_alpha: config.alpha,
+    lora_dropout: config.dropout,
+    target_modules: config.targetModules,
+    bias: 'none',
+    fan_in_fan_out: false,
+    inference_mode: true,
+    init_lora_weights: true,
+    modules_to_save: null,
+    layers_to_transform: null,
+    layers_pattern: null,
+    rank_pattern: {},
+    alpha_pattern: {},
+    use_rslora: false,
+    use_dora: false,
+    revision: null,
+  };
+}
+
+export function saveAdapter(dir: string, adapter: LoraAdapter, baseModel: string): void {
+  mkdirSync(dir, { recursive: true });
+  const tensors = new Map<string, Tensor>();
+  for (const [module, { a, b }] of adapter.weights) {
+    tensors.set(`base_model.model.${module}.lora_A.weight`, a);
+    tensors.set(`base_model.model.${module}.lora_B.weight`, b);
+  }
+  writeSafetensors(path.join(dir, adapterFiles.weights), tensors, { format: 'pt' });
+  writeJson(path.join(dir, adapterFiles.config), peftConfig(adapter.config, baseModel));
+}
+
+export function loadAdapter(dir: string, model: Transformer): LoraAdapter {
+  const configFile = path.join(dir, adapterFiles.config);
+  const weightsFile = path.join(dir, adapterFiles.weights);
+  if (!existsSync(configFile) || !existsSync(weightsFile)) {
+    throw new Error(`${dir} is not a LoRA adapter: it needs ${adapterFiles.config} and ${adapterFiles.weights}`);
+  }
+  const raw = JSON.parse(readFileSync(configFile, 'utf8'));
+  if (raw.peft_type !== 'LORA') throw new Error(`${configFile}: peft_type '${raw.peft_type}' is not LORA`);
+  if (raw.use_dora) throw new Error(`${configFile}: DoRA adapters are not supported`);
+  const targets = typeof raw.target_modules === 'string' ? [raw.target_modules] : raw.target_modules;
+  const config = loraConfig({ rank: raw.r, alpha: raw.lora_alpha, dropout: raw.lora_dropout ?? 0, targetModules: targets });
+  const scale = raw.use_rslora ? config.alpha / Math.sqrt(config.rank) : config.alpha / config.rank;
+  const tensors = readSafetensors(weightsFile);
+  const weights = new Map<string, LoraWeights>();
+  for (const [module, linear] of model.linears()) {
+    const a = tensors.get(`base_model.model.${module}.lora_A.weight`);
+    const b = tensors.get(`base_model.model.${module}.lora_B.weight`);
+    if (!a || !b) continue;
+    if (a.size(1) !== linear.inFeatures || b.size(0) !== linear.outFeatures) {
+      throw new Error(`${weightsFile}: ${module} has shapes that do not fit the base model`);
+    }
+    const placement = { dtype: 'float32' as const, device: model.device };
+    weights.set(module, { a: keep(a.to(placement)), b: keep(b.to(placement)), scale, dropout: config.dropout });
+  }
+  if (weights.size === 0) throw new Error(`${weightsFile} has no LoRA weights for this base model's modules`);
+  return new LoraAdapter(config, weights);
+}
+
+export function writeJson(file: string, value: unknown): void {
+  writeFileSync(file, JSON.stringify(value, null, 2) + '\n');
+}
+import { writeFileSync } from 'node:fs';

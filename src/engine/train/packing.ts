@@ -1,0 +1,73 @@
+// Packs a step's examples into as few rows as possible. Each token keeps its example's position
+// (restarting at 0) and segment id, so attention never crosses from one example into another.
+import { tensor, type Tensor } from '../tensor/index.js';
+import { IGNORE_INDEX, type FramedExample } from '../data/framing.js';
+
+export interface PackedBatch {
+  /** [rows, length] */
+  ids: Tensor;
+  targets: Tensor;
+  positions: Tensor;
+  segments: Tensor;
+  /** Flat indices (into rows × length) of the tokens whose next token is trained. */
+  trainedIndices: Tensor;
+  predictedTokens: number;
+}
+
+/** Lays out examples (already truncated to maxLength) with first-fit decreasing into rows of the longest example's length. */
+export function packRows(examples: FramedExample[]): FramedExample[][] {
+  const capacity = Math.max(...examples.map((e) => e.ids.length));
+  const rows: { used: number; members: FramedExample[] }[] = [];
+  for (const example of [...examples].sort((a, b) => b.ids.length - a.ids.length)) {
+    const row = rows.find((r) => r.used + example.ids.length <= capacity);
+    if (row) {
+      row.members.push(example);
+      row.used += example.ids.length;
+    } else rows.push({ used: example.ids.length, members: [example] });
+  }
+  return rows.map((r) => r.members);
+}
+
+export function truncate(example: FramedExample, maxLength: number): FramedExample {
+  if (example.ids.length <= maxLength) return example;
+  const targets = example.targets.slice(0, maxLength);
+  targets[maxLength - 1] = IGNORE_INDEX; // its next token was cut off
+  return { ids: example.ids.slice(0, maxLength), targets };
+}
+
+export function packBatch(examples: FramedExample[], device = 'cpu'): PackedBatch {
+  const rows = packRows(examples);
+  const length = Math.max(...examples.map((e) => e.ids.length));
+  const ids: number[] = [];
+  const targets: number[] = [];
+  const positions: number[] = [];
+  const segments: number[] = [];
+  let segment = 0;
+  for (const row of rows) {
+    let used = 0;
+    for (const example of row) {
+      segment++;
+      ids.push(...example.ids);
+      targets.push(...example.targets);
+      positions.push(...example.ids.map((_, i) => i));
+      segments.push(...example.ids.map(() => segment));
+      used += example.ids.length;
+    }
+    const pad = length - used;
+    ids.push(...Array(pad).fill(0));
+    targets.push(...Array(pad).fill(IGNORE_INDEX));
+    positions.push(...Array(pad).fill(0));
+    segments.push(...Array(pad).fill(0)); // padding only ever attends to padding
+  }
+  const trained = targets.flatMap((t, i) => (t === IGNORE_INDEX ? [] : [i]));
+  const shape = [rows.length, length];
+  const int64 = { dtype: 'int64' as const, device };
+  return {
+    ids: tensor(ids, shape, int64),
+    targets: tensor(targets, shape, int64),
+    positions: tensor(positions, shape, int64),
+    segments: tensor(segments, shape, int64),
+    trainedIndices: tensor(trained, [trained.length], int64),
+    predictedTokens: trained.length,
+  };
+}

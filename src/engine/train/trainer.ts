@@ -1,0 +1,228 @@
+// Supervised LoRA tuning: the step loop, its metrics, periodic validation, cancellation and checkpoints.
+// Batch size keeps Google's meaning, examples per step, so totalSteps = ceil(examples × epochs / batchSize).
+import { noGrad, tidy, crossEntropy, manualSeed, type Tensor } from '../tensor/index.js';
+import type { Transformer } from '../model/transformer.js';
+import type { LoraAdapter } from '../lora/lora.js';
+import type { FramedExample } from '../data/framing.js';
+import { AdamW, clipGradNorm } from './optimizer.js';
+import { learningRateAt } from './schedule.js';
+import { packBatch, truncate, type PackedBatch } from './packing.js';
+import { trainingDefaults } from './defaults.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+
+export interface StepMetrics {
+  step: number;
+  /** Completed epochs after this step: floor(step × batchSize / examples). */
+  epoch: number;
+  /** Mean cross-entropy over the step's predicted tokens. */
+  loss: number;
+  /** Fraction of predicted tokens whose argmax was the target. */
+  accuracy: number;
+  predictedTokens: number;
+  learningRate: number;
+  /** Seconds since the run (or its resumption) started. */
+  elapsedSeconds: number;
+}
+
+export interface EvalMetrics {
+  step: number;
+  loss: number;
+  accuracy: number;
+  predictedTokens: number;
+}
+
+export interface TrainOptions {
+  epochs?: number;
+  batchSize?: number;
+  learningRate?: number;
+  warmupFraction?: number;
+  decayFloor?: number;
+  weightDecay?: number;
+  maxGradNorm?: number;
+  seed?: number;
+  maxSequenceLength?: number;
+  validation?: FramedExample[];
+  evaluations?: number;
+  /** Checked between steps; an aborted run returns with cancelled = true. */
+  signal?: AbortSignal;
+  /** Where checkpoints go; a run finding one there resumes from it. */
+  checkpointDir?: string;
+  checkpointEverySteps?: number;
+  onStep?: (metrics: StepMetrics) => void;
+  onEval?: (metrics: EvalMetrics) => void;
+}
+
+export interface TrainResult {
+  totalSteps: number;
+  completedSteps: number;
+  cancelled: boolean;
+  history: StepMetrics[];
+  evaluations: EvalMetrics[];
+}
+
+export function totalStepsFor(examples: number, epochs: number, batchSize: number): number {
+  return Math.ceil((examples * epochs) / batchSize);
+}
+
+export async function train(
+  model: Transformer,
+  adapter: LoraAdapter,
+  examples: FramedExample[],
+  options: TrainOptions = {},
+): Promise<TrainResult> {
+  if (examples.length === 0) throw new Error('the dataset has no examples');
+  const o = { ...trainingDefaults, ...definedOnly(options) };
+  const maxLength = Math.min(o.maxSequenceLength, model.config.maxPositions);
+  const data = examples.map((e) => truncate(e, maxLength));
+  const validation = (options.validation ?? []).map((e) => truncate(e, maxLength));
+  const totalSteps = totalStepsFor(data.length, o.epochs, o.batchSize);
+  const schedule = {
+    peak: o.learningRate,
+    totalSteps,
+    warmupSteps: Math.max(1, Math.round(totalSteps * o.warmupFraction)),
+    floor: o.decayFloor,
+  };
+  const evalEvery = Math.max(1, Math.ceil(totalSteps / o.evaluations));
+  const checkpointEvery = options.checkpointEverySteps ?? Math.max(1, Math.ceil(totalSteps / 20));
+
+  manualSeed(o.seed);
+  adapter.attach(model);
+  const parameters = adapter.parameters();
+  for (const p of parameters) p.requiresGrad_(true);
+  const optimizer = new AdamW(parameters, { weightDecay: o.weightDecay });
+  const result: TrainResult = { totalSteps, completedSteps: 0, cancelled: false, history: [], evaluations: [] };
+  if (options.checkpointDir) {
+    const resumed = loadCheckpoint(options.checkpointDir, adapter, optimizer);
+    if (resumed) Object.assign(result, resumed, { totalSteps });
+  }
+
+  const order = new ExampleOrder(data.length, o.seed);
+  const started = Date.now();
+  for (let step = result.completedSteps + 1; step <= totalSteps; step++) {
+    await yieldToEventLoop(); // lets signals, timers and I/O (progress, cancel) through between steps
+    if (options.signal?.aborted) {
+      result.cancelled = true;
+      break;
+    }
+    const batch = order.batch(step, o.batchSize).map((i) => data[i]);
+    const learningRate = learningRateAt(step, schedule);
+    const { loss, correct, predicted } = tidy(() => {
+      const packed = packBatch(batch, model.device);
+      const outcome = lossOn(model, packed, true);
+      outcome.loss.backward();
+      clipGradNorm(parameters, o.maxGradNorm);
+      optimizer.step(learningRate);
+      optimizer.zeroGrad();
+      return { loss: outcome.loss.item(), correct: outcome.correct, predicted: packed.predictedTokens };
+    });
+    const metrics: StepMetrics = {
+      step,
+      epoch: Math.floor((step * o.batchSize) / data.length),
+      loss,
+      accuracy: predicted ? correct / predicted : 0,
+      predictedTokens: predicted,
+      learningRate,
+      elapsedSeconds: (Date.now() - started) / 1000,
+    };
+    result.history.push(metrics);
+    result.completedSteps = step;
+    options.onStep?.(metrics);
+    if (validation.length && (step % evalEvery === 0 || step === totalSteps)) {
+      const evaluation = { step, ...evaluate(model, validation, o.batchSize) };
+      result.evaluations.push(evaluation);
+      options.onEval?.(evaluation);
+    }
+    if (options.checkpointDir && (step % checkpointEvery === 0 || step === totalSteps)) {
+      saveCheckpoint(options.checkpointDir, adapter, optimizer, result);
+    }
+  }
+  for (const p of parameters) p.requiresGrad_(false);
+  return result;
+}
+
+/** Mean loss and accuracy over every predicted token of the examples, without gradients. */
+export function evaluate(model: Transformer, examples: FramedExample[], batchSize: number): Omit<EvalMetrics, 'step'> {
+  let lossSum = 0;
+  let correct = 0;
+  let predicted = 0;
+  noGrad(() => {
+    for (let i = 0; i < examples.length; i += batchSize) {
+      tidy(() => {
+        const packed = packBatch(examples.slice(i, i + batchSize), model.device);
+        if (packed.predictedTokens === 0) return;
+        const outcome = lossOn(model, packed, false);
+        lossSum += outcome.loss.item() * packed.predictedTokens;
+        correct += outcome.correct;
+        predicted += packed.predictedTokens;
+      });
+    }
+  });
+  return { loss: predicted ? lossSum / predicted : 0, accuracy: predicted ? correct / predicted : 0, predictedTokens: predicted };
+}
+
+/** Loss over trained positions only: the vocabulary projection runs just where a target exists. */
+function lossOn(model: Transformer, batch: PackedBatch, train: boolean): { loss: Tensor; correct: number } {
+  const hidden = model.hiddenStates(batch.ids, { positions: batch.positions, segments: batch.segments, train });
+  const logits = model.logits(hidden.flatten(0, 1).indexSelect(0, batch.trainedIndices)); // [N, vocab]
+  const targets = batch.targets.flatten().indexSelect(0, batch.trainedIndices);
+  const loss = crossEntropy(logits, targets);
+  const correct = noGrad(() => logits.argmax(-1).eq(targets).sum().item());
+  return { loss, correct };
+}
+
+/**
+ * Which examples each step sees: epochs of seeded shuffles laid end to end, so a batch may span an
+ * epoch boundary and a resumed run sees exactly the examples the interrupted one would have.
+ */
+class ExampleOrder {
+  private readonly epochs = new Map<number, number[]>();
+  constructor(
+    private readonly size: number,
+    private readonly seed: number,
+  ) {}
+
+  batch(step: number, batchSize: number): number[] {
+    const out: number[] = [];
+    for (let k = (step - 1) * batchSize; k < step * batchSize; k++) {
+      out.push(this.epoch(Math.floor(k / this.size))[k % this.size]);
+    }
+    return out;
+  }
+
+  private epoch(index: number): number[] {
+    let order = this.epochs.get(index);
+    if (!order) {
+      order = shuffled(this.size, this.seed * 1_000_003 + index);
+      this.epochs.clear(); // only the current and next epoch are ever needed
+      this.epochs.set(index, order);
+    }
+    return order;
+  }
+}
+
+function shuffled(size: number, seed: number): number[] {
+  const order = Array.from({ length: size }, (_, i) => i);
+  const random = mulberry32(seed);
+  for (let i = size - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
