@@ -2,7 +2,7 @@
 // opaque handles; the Tensor class in tensor.ts is the only intended caller.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../package-root.js';
 import path from 'node:path';
 
 export type Handle = { readonly __brand: 'TensorHandle' };
@@ -92,15 +92,10 @@ export interface NativeTorch {
   version(): string;
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-
 function findAddon(): string {
-  // Compiled code runs from dist/src/engine/tensor, sources from src/engine/tensor.
-  for (let dir = here; dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    const candidate = path.join(dir, 'native', 'build', 'Release', 'attune_torch.node');
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new Error('the libtorch addon is not built: run `npm run build:native` (see README)');
+  const addon = path.join(packageRoot, 'native', 'build', 'Release', 'attune_torch.node');
+  if (!existsSync(addon)) throw new Error('the libtorch addon is not built: run `npm run build:native` (see README)');
+  return addon;
 }
 
 export const torch = createRequire(import.meta.url)(findAddon()) as NativeTorch;

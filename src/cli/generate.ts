@@ -1,0 +1,52 @@
+// attune generate: prints a base model's (or a tuned adapter's) continuation of a prompt to stdout.
+import { parseArgs } from 'node:util';
+import { loadBaseModel, embeddedBaseModelDir } from '../engine/base-model.js';
+import { loadTunedAdapter } from '../engine/lora/tuned-adapter.js';
+import { framePrompt, stopSequencesFor } from '../engine/data/framing.js';
+import { streamGenerate, generationDefaults } from '../engine/generate/generate.js';
+import { UsageError, numberOption, positiveInteger, nonNegative } from './usage-error.js';
+
+export const generateUsage = `attune generate --prompt TEXT [options]
+  --base <model dir>          base model (default: the embedded stories260K)
+  --adapter <dir>             a tuned adapter; the prompt is framed as in its training
+  --temperature T             0 = greedy (default ${generationDefaults.temperature})
+  --top-p P, --top-k K, --seed N
+  --max-output-tokens N       (default ${generationDefaults.maxOutputTokens})
+  --stop TEXT                 a stop sequence (repeatable)`;
+
+export async function generateCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      base: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' },
+      temperature: { type: 'string' }, 'top-p': { type: 'string' }, 'top-k': { type: 'string' },
+      seed: { type: 'string' }, 'max-output-tokens': { type: 'string' }, stop: { type: 'string', multiple: true },
+    },
+  });
+  if (values.prompt === undefined) throw new UsageError('--prompt TEXT is required (it may be empty: --prompt "")');
+  const options = {
+    temperature: numberOption('temperature', values.temperature, nonNegative, 'a number ≥ 0'),
+    topP: numberOption('top-p', values['top-p'], (n) => n > 0 && n <= 1, 'in (0, 1]'),
+    topK: numberOption('top-k', values['top-k'], positiveInteger, 'a positive integer'),
+    seed: numberOption('seed', values.seed, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer'),
+    maxOutputTokens: numberOption('max-output-tokens', values['max-output-tokens'], positiveInteger, 'a positive integer'),
+  };
+  const base = await loadBaseModel(values.base ?? embeddedBaseModelDir);
+  let promptIds = base.tokenizer.encode(values.prompt);
+  let stopSequences = values.stop ?? [];
+  if (values.adapter) {
+    const { adapter, record } = loadTunedAdapter(values.adapter, base.transformer);
+    adapter.attach(base.transformer);
+    if (record) {
+      promptIds = framePrompt(base.tokenizer, record.framing, { turns: [{ role: 'user', text: values.prompt }] });
+      stopSequences = [...stopSequences, ...stopSequencesFor(record.framing)];
+    }
+  }
+  const stream = streamGenerate(base.transformer, base.tokenizer, promptIds, { ...options, stopSequences });
+  for (;;) {
+    const next = await stream.next();
+    if (next.done) break;
+    process.stdout.write(next.value.text);
+  }
+  if (process.stdout.isTTY) process.stdout.write('\n'); // piped output stays byte-exact
+}

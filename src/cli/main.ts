@@ -1,0 +1,41 @@
+// attune: the command line. Each subcommand lives in its own file; errors print as plain messages.
+import { tuneCommand, tuneUsage } from './tune.js';
+import { generateCommand, generateUsage } from './generate.js';
+import { UsageError } from './usage-error.js';
+import { configureThreads } from '../engine/runtime.js';
+
+const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: string }> = {
+  tune: { run: tuneCommand, usage: tuneUsage },
+  generate: { run: generateCommand, usage: generateUsage },
+};
+
+const overview = `usage: attune <command> [options]\n\ncommands:\n${Object.values(commands).map((c) => '  ' + c.usage.split('\n')[0]).join('\n')}\n\nattune <command> --help shows a command's options. ATTUNE_THREADS sets libtorch's intra-op threads.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(overview);
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`attune: unknown command '${name}'\n\n${overview}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(command.usage);
+    return 0;
+  }
+  try {
+    configureThreads();
+    await command.run(rest);
+    return 0;
+  } catch (error) {
+    const message = (error as Error).message ?? String(error);
+    const code = (error as { code?: string }).code;
+    // parseArgs reports unknown or malformed flags with these codes.
+    const usage = error instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'));
+    console.error(`attune ${name}: ${message}${usage ? `\n\n${command.usage}` : ''}`);
+    return usage ? 2 : 1;
+  }
+}

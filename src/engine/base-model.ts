@@ -1,0 +1,22 @@
+// A loaded base model: weights and tokenizer from one Hugging Face directory.
+import path from 'node:path';
+import { packageRoot } from './package-root.js';
+import { loadTransformer, type LoadOptions } from './model/load.js';
+import type { Transformer } from './model/transformer.js';
+import { Tokenizer } from './tokenizer/tokenizer.js';
+
+/** stories260K, shipped in the repository so Attune runs with no download. */
+export const embeddedBaseModelDir = path.join(packageRoot, 'models', 'stories260K');
+
+export interface BaseModel {
+  dir: string;
+  name: string;
+  transformer: Transformer;
+  tokenizer: Tokenizer;
+}
+
+export async function loadBaseModel(dir: string, options: LoadOptions = {}): Promise<BaseModel> {
+  const transformer = loadTransformer(dir, options);
+  const tokenizer = await Tokenizer.load(dir);
+  return { dir, name: path.basename(path.resolve(dir)), transformer, tokenizer };
+}

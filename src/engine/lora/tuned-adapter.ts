@@ -1,0 +1,30 @@
+// A tuned adapter directory: the PEFT files plus attune.json, which records the base model and how
+// prompts were framed in training, so that generation frames them the same way.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseFraming, type Framing } from '../data/framing.js';
+import type { Transformer } from '../model/transformer.js';
+import type { LoraAdapter } from './lora.js';
+import { loadAdapter, saveAdapter, writeJson } from './peft.js';
+
+export const tuningRecordFile = 'attune.json';
+
+export interface TuningRecord {
+  baseModel: string;
+  framing: Framing;
+  /** Free-form facts about the run (hyperparameters, steps, final loss). */
+  training?: Record<string, unknown>;
+}
+
+export function saveTunedAdapter(dir: string, adapter: LoraAdapter, record: TuningRecord): void {
+  saveAdapter(dir, adapter, record.baseModel);
+  writeJson(path.join(dir, tuningRecordFile), record);
+}
+
+export function loadTunedAdapter(dir: string, model: Transformer): { adapter: LoraAdapter; record?: TuningRecord } {
+  const adapter = loadAdapter(dir, model);
+  const file = path.join(dir, tuningRecordFile);
+  if (!existsSync(file)) return { adapter }; // a PEFT adapter from elsewhere
+  const raw = JSON.parse(readFileSync(file, 'utf8'));
+  return { adapter, record: { ...raw, framing: parseFraming(raw.framing) } };
+}
