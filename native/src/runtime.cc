@@ -4,6 +4,8 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/version.h>
 
+#include <dlfcn.h>
+
 #include <mutex>
 
 #include "handle.h"
@@ -44,8 +46,22 @@ static Napi::Value IsGradEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled());
 }
 
+// at::set_num_threads does not reach a pthreads OpenBLAS (Debian's), whose own pool would otherwise
+// compete with ATen's threads for the same cores. Looked up at run time: other BLAS builds lack it.
+static void setBlasThreads(int threads) {
+  using SetThreads = void (*)(int);
+  void* symbol = dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+  // Node opens addons with RTLD_LOCAL, so also look in the BLAS libraries libtorch already loaded.
+  for (const char* library : {"libopenblas.so.0", "libblas.so.3"}) {
+    if (symbol) break;
+    if (void* handle = dlopen(library, RTLD_LAZY | RTLD_NOLOAD)) symbol = dlsym(handle, "openblas_set_num_threads");
+  }
+  if (symbol) reinterpret_cast<SetThreads>(symbol)(threads);
+}
+
 static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   at::set_num_threads(static_cast<int>(toInt(info[0])));
+  setBlasThreads(static_cast<int>(toInt(info[0])));
   return info.Env().Undefined();
 }
 static Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {

@@ -106,15 +106,9 @@ export async function train(
     }
     const batch = order.batch(step, o.batchSize).map((i) => data[i]);
     const learningRate = learningRateAt(step, schedule);
-    const { loss, correct, predicted } = tidy(() => {
-      const packed = packBatch(batch, model.device);
-      const outcome = lossOn(model, packed, true);
-      outcome.loss.backward();
-      clipGradNorm(parameters, o.maxGradNorm);
-      optimizer.step(learningRate);
-      optimizer.zeroGrad();
-      return { loss: outcome.loss.item(), correct: outcome.correct, predicted: packed.predictedTokens };
-    });
+    const { loss, correct, predicted } = tidy(() =>
+      trainStep(model, optimizer, packBatch(batch, model.device), learningRate, o.maxGradNorm),
+    );
     const metrics: StepMetrics = {
       step,
       epoch: Math.floor((step * o.batchSize) / data.length),
@@ -138,6 +132,22 @@ export async function train(
   }
   for (const p of parameters) p.requiresGrad_(false);
   return result;
+}
+
+/** One optimisation step on a packed batch: forward, backward, clipping, AdamW, zeroing the gradients. */
+export function trainStep(
+  model: Transformer,
+  optimizer: AdamW,
+  batch: PackedBatch,
+  learningRate: number,
+  maxGradNorm: number,
+): { loss: number; correct: number; predicted: number } {
+  const outcome = lossOn(model, batch, true);
+  outcome.loss.backward();
+  clipGradNorm(optimizer.parameters, maxGradNorm);
+  optimizer.step(learningRate);
+  optimizer.zeroGrad();
+  return { loss: outcome.loss.item(), correct: outcome.correct, predicted: batch.predictedTokens };
 }
 
 /** Mean loss and accuracy over every predicted token of the examples, without gradients. */

@@ -1,0 +1,22 @@
+// The benchmark's model shapes (random weights) and batch sizes, shared with the PyTorch reference,
+// which receives them as JSON.
+export interface BenchShape {
+  name: string;
+  dim: number;
+  hidden: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  vocab: number;
+  batch: number;
+  seqLen: number;
+}
+
+export const benchShapes: BenchShape[] = [
+  { name: 'stories260K', dim: 64, hidden: 172, layers: 5, heads: 8, kvHeads: 4, vocab: 512, batch: 8, seqLen: 128 },
+  { name: 'stories15M', dim: 288, hidden: 768, layers: 6, heads: 6, kvHeads: 6, vocab: 32000, batch: 8, seqLen: 128 },
+  { name: 'smollm2-135M', dim: 576, hidden: 1536, layers: 30, heads: 9, kvHeads: 3, vocab: 49152, batch: 2, seqLen: 128 },
+];
+
+export const loraRank = 8;
+export const loraAlpha = 16;

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs everything Attune needs on Debian/Ubuntu: libtorch + OpenBLAS (+ PyTorch for the benchmark's
+# reference), npm packages, the native addon and the TypeScript build. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(libtorch-dev libopenblas0-pthread python3-torch build-essential python3)
+missing=()
+for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+npm ci --no-audit --no-fund --loglevel=error
+npm run --silent build:native >/dev/null
+npm run --silent build
+echo "setup: done"

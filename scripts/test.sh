@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Sets up, then runs the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+npm test
