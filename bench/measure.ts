@@ -1,8 +1,9 @@
 // One measurement in its own process (so peak RSS is its own): prints one JSON line.
+// <threads> is the intra-op thread count, optionally with OpenBLAS's as intra:blas (e.g. 1:2).
 //   node dist/bench/measure.js train <shape> <threads> <steps>
 //   node dist/bench/measure.js decode <shape> <threads> <tokens>
 //   node dist/bench/measure.js soak <shape> <threads> <steps>
-import { tidy, setNumThreads, manualSeed, noGrad, ids } from '../src/engine/tensor/index.js';
+import { tidy, setNumThreads, setBlasThreads, manualSeed, noGrad, ids } from '../src/engine/tensor/index.js';
 import { LoraAdapter, loraConfig } from '../src/engine/lora/lora.js';
 import { AdamW } from '../src/engine/train/optimizer.js';
 import { trainStep } from '../src/engine/train/trainer.js';
@@ -14,9 +15,11 @@ import { randomLlama } from './random-model.js';
 const [mode, shapeName, threadsArg, countArg] = process.argv.slice(2);
 const shape = benchShapes.find((s) => s.name === shapeName);
 if (!shape) throw new Error(`unknown shape ${shapeName}`);
-const threads = Number(threadsArg);
+const threads = threadsArg;
+const [intraOp, blas] = threadsArg.split(':').map(Number);
 const count = Number(countArg);
-setNumThreads(threads);
+setNumThreads(intraOp);
+if (blas) setBlasThreads(blas);
 manualSeed(0);
 const model = randomLlama(shape);
 const rssMb = () => process.memoryUsage.rss() / 2 ** 20;

@@ -46,8 +46,9 @@ static Napi::Value IsGradEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled());
 }
 
-// at::set_num_threads does not reach a pthreads OpenBLAS (Debian's), whose own pool would otherwise
-// compete with ATen's threads for the same cores. Looked up at run time: other BLAS builds lack it.
+// at::set_num_threads does not reach a pthreads OpenBLAS (Debian's): its pool is sized separately, so
+// large matrix products can use every core while small elementwise ops stay on one. Looked up at run
+// time because other BLAS builds lack the function.
 static void setBlasThreads(int threads) {
   using SetThreads = void (*)(int);
   void* symbol = dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
@@ -59,9 +60,13 @@ static void setBlasThreads(int threads) {
   if (symbol) reinterpret_cast<SetThreads>(symbol)(threads);
 }
 
+static Napi::Value SetBlasThreads(const Napi::CallbackInfo& info) {
+  setBlasThreads(static_cast<int>(toInt(info[0])));
+  return info.Env().Undefined();
+}
+
 static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   at::set_num_threads(static_cast<int>(toInt(info[0])));
-  setBlasThreads(static_cast<int>(toInt(info[0])));
   return info.Env().Undefined();
 }
 static Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
@@ -105,6 +110,7 @@ void registerRuntime(Napi::Env env, Napi::Object exports) {
   ATTUNE_EXPORT("isGradEnabled", IsGradEnabled);
   ATTUNE_EXPORT("setNumThreads", SetNumThreads);
   ATTUNE_EXPORT("getNumThreads", GetNumThreads);
+  ATTUNE_EXPORT("setBlasThreads", SetBlasThreads);
   ATTUNE_EXPORT("manualSeed", ManualSeed);
   ATTUNE_EXPORT("cudaDeviceCount", CudaDeviceCount);
   ATTUNE_EXPORT("version", Version);

@@ -5,6 +5,8 @@ import { chooseFraming, frameExample, type FramedExample, type Framing } from '.
 import { LoraAdapter, loraConfig, type LoraConfig } from './lora/lora.js';
 import { saveTunedAdapter } from './lora/tuned-adapter.js';
 import { train, type TrainOptions, type TrainResult } from './train/trainer.js';
+import { trainingDefaults } from './train/defaults.js';
+import { manualSeed } from './tensor/index.js';
 
 export interface TuningRequest {
   examples: Example[];
@@ -23,6 +25,7 @@ export async function tune(base: BaseModel, request: TuningRequest): Promise<Tun
   const { tokenizer, transformer } = base;
   const framing = chooseFraming(tokenizer, request.examples);
   const frame = (examples: Example[]): FramedExample[] => examples.map((e) => frameExample(tokenizer, framing, e));
+  manualSeed(request.training?.seed ?? trainingDefaults.seed); // the adapter's initialisation is part of the run
   const adapter = LoraAdapter.create(transformer, loraConfig(request.lora));
   try {
     const result = await train(transformer, adapter, frame(request.examples), {

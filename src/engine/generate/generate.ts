@@ -1,11 +1,11 @@
 // Autoregressive generation with a KV cache: candidates decode side by side as rows of one batch,
 // text streams out as it is decided, and stop sequences are held back until they can be ruled out.
-import { ids, keep, manualSeed, noGrad, tidy, type Tensor } from '../tensor/index.js';
+import { ids, manualSeed, noGrad, tidy } from '../tensor/index.js';
 import type { Transformer } from '../model/transformer.js';
 import { KvCache } from '../model/kv-cache.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { TextStreamer } from '../tokenizer/streamer.js';
-import { sampleNext } from './sampling.js';
+import { sampleNext, type SamplingOptions } from './sampling.js';
 
 export const generationDefaults = {
   temperature: 0,
@@ -86,18 +86,16 @@ export async function* streamGenerate(
   });
   const sampling = { temperature, topK: options.topK, topP: options.topP };
   try {
-    const rows = Array.from({ length: count }, () => promptIds).flat();
-    let logits: Tensor = lastLogits(model, ids(rows, [count, promptIds.length], model.device), cache);
+    let tokens = Array.from({ length: count }, () => promptIds);
     for (let produced = 0; produced < maxOutput; produced++) {
-      const next = noGrad(() => tidy(() => sampleNext(logits, sampling).toNumbers()));
-      logits.dispose();
+      const next = nextTokens(model, tokens, cache, sampling);
       for (const [c, state] of states.entries()) {
         if (state.finishReason) continue;
         const delta = advance(state, next[c], stopTokens, stopSequences);
         if (delta) yield { candidate: c, text: delta };
       }
       if (states.every((s) => s.finishReason) || options.signal?.aborted) break;
-      logits = lastLogits(model, ids(next, [count, 1], model.device), cache);
+      tokens = next.map((t) => [t]);
       await new Promise<void>((resolve) => setImmediate(resolve)); // lets other requests and cancellation in
     }
     for (const [c, state] of states.entries()) {
@@ -131,12 +129,13 @@ export async function generate(
   }
 }
 
-/** Runs the new tokens through the model and keeps only the last position's logits [rows, vocab]. */
-function lastLogits(model: Transformer, tokens: Tensor, cache: KvCache): Tensor {
+/** Runs each row's new tokens through the model and samples one more token per row. */
+function nextTokens(model: Transformer, rows: number[][], cache: KvCache, sampling: SamplingOptions): number[] {
   return noGrad(() =>
     tidy(() => {
-      const hidden = model.hiddenStates(tokens, { cache });
-      return keep(model.logits(hidden.select(1, hidden.size(1) - 1)).float());
+      const hidden = model.hiddenStates(ids(rows.flat(), [rows.length, rows[0].length], model.device), { cache });
+      const logits = model.logits(hidden.select(1, hidden.size(1) - 1)); // only the last position matters
+      return sampleNext(logits, sampling).toNumbers();
     }),
   );
 }

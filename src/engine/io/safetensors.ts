@@ -8,6 +8,9 @@ const fileDtypes: Record<string, DType> = {
   F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64',
   I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
 };
+const bytesPerElement: Record<DType, number> = {
+  float32: 4, float16: 2, bfloat16: 2, float64: 8, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
+};
 const dtypeCodes = Object.fromEntries(Object.entries(fileDtypes).map(([code, dtype]) => [dtype, code])) as Record<DType, string>;
 
 interface HeaderEntry {
@@ -33,7 +36,11 @@ export function readSafetensors(file: string): Map<string, Tensor> {
     if (name === '__metadata__') continue;
     const dtype = fileDtypes[entry.dtype];
     if (!dtype) throw new Error(`${file}: tensor ${name} has unsupported dtype ${entry.dtype}`);
-    const [begin, end] = entry.data_offsets;
+    const [begin, end] = entry.data_offsets ?? [];
+    const expected = entry.shape.reduce((a, b) => a * b, 1) * bytesPerElement[dtype];
+    if (!(begin >= 0 && end - begin === expected && dataStart + end <= bytes.length)) {
+      throw new Error(`${file}: tensor ${name} lies outside the file or has the wrong size (truncated download?)`);
+    }
     const data = bytes.subarray(dataStart + begin, dataStart + end);
     // Misaligned data would make libtorch read unaligned elements; copy in that rare case.
     const aligned = data.byteOffset % 8 === 0;

@@ -1,7 +1,7 @@
 // Saves and loads adapters in Hugging Face PEFT's format, so PEFT, vLLM, llama.cpp's converter and
 // others load them as they are: adapter_config.json + adapter_model.safetensors, keys
 // `base_model.model.<module>.lora_A.weight` [r, in] and `.lora_B.weight` [out, r].
-import { mkdirSync, readFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { keep, type Tensor } from '../tensor/index.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
@@ -52,7 +52,12 @@ export function loadAdapter(dir: string, model: Transformer): LoraAdapter {
   if (!existsSync(configFile) || !existsSync(weightsFile)) {
     throw new Error(`${dir} is not a LoRA adapter: it needs ${adapterFiles.config} and ${adapterFiles.weights}`);
   }
-  const raw = JSON.parse(readFileSync(configFile, 'utf8'));
+  let raw: Record<string, any>;
+  try {
+    raw = JSON.parse(readFileSync(configFile, 'utf8'));
+  } catch (error) {
+    throw new Error(`${configFile} is not valid JSON: ${(error as Error).message}`);
+  }
   if (raw.peft_type !== 'LORA') throw new Error(`${configFile}: peft_type '${raw.peft_type}' is not LORA`);
   if (raw.use_dora) throw new Error(`${configFile}: DoRA adapters are not supported`);
   const targets = typeof raw.target_modules === 'string' ? [raw.target_modules] : raw.target_modules;
@@ -77,4 +82,3 @@ export function loadAdapter(dir: string, model: Transformer): LoraAdapter {
 export function writeJson(file: string, value: unknown): void {
   writeFileSync(file, JSON.stringify(value, null, 2) + '\n');
 }
-import { writeFileSync } from 'node:fs';

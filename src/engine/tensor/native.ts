@@ -87,6 +87,8 @@ export interface NativeTorch {
   isGradEnabled(): boolean;
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  /** OpenBLAS's own pool (no effect with other BLAS builds). */
+  setBlasThreads(n: number): void;
   manualSeed(seed: number): void;
   cudaDeviceCount(): number;
   version(): string;

@@ -26,11 +26,17 @@ export function tensor(data: number[] | TypedArray, shape?: number[], placement:
   if (Array.isArray(data)) {
     const dtype = placement.dtype ?? 'float32';
     const values = dtype === 'int64' ? BigInt64Array.from(data, BigInt) : Float64Array.from(data);
-    const t = fromBytes(bytesOf(values), values instanceof BigInt64Array ? 'int64' : 'float64', dims, { copy: true });
-    return dtype === 'int64' && !placement.device ? t : t.to({ dtype, device: placement.device });
+    const staged = fromBytes(bytesOf(values), values instanceof BigInt64Array ? 'int64' : 'float64', dims, { copy: true });
+    if (dtype === 'int64' && !placement.device) return staged;
+    const t = staged.to({ dtype, device: placement.device });
+    staged.dispose();
+    return t;
   }
-  const t = fromBytes(bytesOf(data), placement.dtype ?? typedArrayDtype(data), dims, { copy: true });
-  return placement.device ? t.to({ device: placement.device }) : t;
+  const staged = fromBytes(bytesOf(data), placement.dtype ?? typedArrayDtype(data), dims, { copy: true });
+  if (!placement.device) return staged;
+  const t = staged.to({ device: placement.device });
+  staged.dispose();
+  return t;
 }
 
 /** Int64 token ids, the dtype embedding and cross-entropy want. */
@@ -87,6 +93,7 @@ export function noGrad<T>(fn: () => T): T {
 export const manualSeed = (seed: number) => torch.manualSeed(seed);
 export const setNumThreads = (threads: number) => torch.setNumThreads(threads);
 export const getNumThreads = () => torch.getNumThreads();
+export const setBlasThreads = (threads: number) => torch.setBlasThreads(threads);
 export const liveTensorCount = () => torch.liveTensors();
 export const cudaDeviceCount = () => torch.cudaDeviceCount();
 export const libtorchVersion = () => torch.version();

@@ -162,13 +162,21 @@ export class Tensor {
   /** The bytes of a contiguous CPU copy (no copy when already contiguous on CPU). */
   toBuffer(): Buffer { return torch.toBuffer(this.handle); }
   toFloat32Array(): Float32Array {
-    const bytes = torch.toBuffer(torch.to(this.handle, 'float32', 'cpu'));
-    return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    return new Float32Array(this.bytesAs('float32'));
   }
-  /** Integer values as plain numbers (exact up to 2^53). */
+  /** Values as plain numbers (integers exact up to 2^53). */
   toNumbers(): number[] {
-    const bytes = torch.toBuffer(torch.to(this.handle, 'float64', 'cpu'));
-    return Array.from(new Float64Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)));
+    return Array.from(new Float64Array(this.bytesAs('float64')));
+  }
+  /** A copy of the values, converted to dtype, as a standalone ArrayBuffer. */
+  private bytesAs(dtype: DType): ArrayBuffer {
+    const converted = torch.to(this.handle, dtype, 'cpu');
+    try {
+      const bytes = torch.toBuffer(converted);
+      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    } finally {
+      torch.dispose(converted);
+    }
   }
 }
 

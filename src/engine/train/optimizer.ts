@@ -50,6 +50,11 @@ export class AdamW {
   zeroGrad(): void {
     for (const param of this.parameters) param.clearGrad();
   }
+
+  /** Frees the moments (not the parameters, which belong to the adapter). */
+  dispose(): void {
+    for (const t of [...this.firstMoments, ...this.secondMoments]) t.dispose();
+  }
 }
 
 /** Scales gradients so their global L2 norm is at most maxNorm; returns the norm before clipping. */

@@ -130,7 +130,11 @@ export async function train(
       saveCheckpoint(options.checkpointDir, adapter, optimizer, result);
     }
   }
-  for (const p of parameters) p.requiresGrad_(false);
+  for (const p of parameters) {
+    p.requiresGrad_(false);
+    p.clearGrad();
+  }
+  optimizer.dispose();
   return result;
 }
 

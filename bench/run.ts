@@ -1,0 +1,103 @@
+// npm run bench: each figure for Attune beside the same work in PyTorch eager (Debian python3-torch) in the
+// same run, each implementation in its best thread setting, one JSON line per figure. Every measurement
+// runs in its own process, one at a time, so peak RSS is its own and the cores are not shared.
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { benchShapes } from './shapes.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const measureScript = path.join(here, 'measure.js');
+const referenceScript = path.resolve(here, '../../bench/reference/llama_lora_bench.py');
+const python = process.env.ATTUNE_BENCH_PYTHON ?? '/usr/bin/python3';
+// Attune sets ATen's and OpenBLAS's pools apart (intra:blas); Debian's PyTorch sizes only ATen's.
+const threadSettings = { attune: ['1:1', '1:2', '2:2'], pytorch: ['1', '2'] };
+const quick = process.argv.includes('--quick');
+
+type Line = Record<string, number | string | boolean>;
+
+function attune(mode: string, shape: string, threads: string, count: number): Line {
+  const out = execFileSync(process.execPath, [measureScript, mode, shape, threads, String(count)], { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').at(-1)!);
+}
+
+function pytorch(mode: 'train' | 'decode', shape: string, threads: string, steps: number): Line {
+  const args = [referenceScript, '--shape', shape, '--threads', threads, '--mode', mode];
+  if (mode === 'train') args.push('--steps', String(steps), '--warmup', '2');
+  const out = execFileSync(python, args, { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').at(-1)!);
+}
+
+/** Runs both implementations at every thread setting, alternating them so drift hits both alike. */
+function best(metric: string, run: (impl: 'attune' | 'pytorch', threads: string) => Line) {
+  const results = { attune: [] as Line[], pytorch: [] as Line[] };
+  const rounds = Math.max(threadSettings.attune.length, threadSettings.pytorch.length);
+  for (let i = 0; i < rounds; i++) {
+    if (threadSettings.attune[i]) results.attune.push(run('attune', threadSettings.attune[i]));
+    if (threadSettings.pytorch[i]) results.pytorch.push(run('pytorch', threadSettings.pytorch[i]));
+  }
+  const top = (lines: Line[]) => lines.reduce((a, b) => (Number(b[metric]) > Number(a[metric]) ? b : a));
+  return { attune: top(results.attune), pytorch: top(results.pytorch), all: results };
+}
+
+function emit(line: Line): void {
+  console.log(JSON.stringify(line));
+}
+
+const trainSteps: Record<string, number> = { stories260K: 20, stories15M: 8, 'smollm2-135M': 3 };
+for (const shape of benchShapes) {
+  const steps = quick ? 2 : trainSteps[shape.name];
+  const train = best('train_tokens_per_s', (impl, threads) =>
+    impl === 'attune' ? attune('train', shape.name, threads, steps) : pytorch('train', shape.name, threads, steps),
+  );
+  emit({
+    figure: 'lora_train_tokens_per_s',
+    shape: shape.name,
+    batch: `${shape.batch}x${shape.seqLen}`,
+    rank: 8,
+    attune: round(Number(train.attune.train_tokens_per_s)),
+    attune_threads: train.attune.threads,
+    pytorch: round(Number(train.pytorch.train_tokens_per_s)),
+    pytorch_threads: train.pytorch.threads,
+    ratio: round(Number(train.attune.train_tokens_per_s) / Number(train.pytorch.train_tokens_per_s), 3),
+  });
+  emit({
+    figure: 'train_peak_rss_mb',
+    shape: shape.name,
+    attune: round(Number(train.attune.peak_rss_mb)),
+    pytorch: round(Number(train.pytorch.max_rss_mb)),
+    ratio: round(Number(train.attune.peak_rss_mb) / Number(train.pytorch.max_rss_mb), 3),
+  });
+  if (shape.name === 'smollm2-135M' && quick) continue;
+  const decode = best('decode_tokens_per_s', (impl, threads) =>
+    impl === 'attune' ? attune('decode', shape.name, threads, 128) : pytorch('decode', shape.name, threads, 0),
+  );
+  emit({
+    figure: 'decode_tokens_per_s',
+    shape: shape.name,
+    prompt_tokens: 16,
+    new_tokens: 128,
+    attune: round(Number(decode.attune.decode_tokens_per_s)),
+    attune_threads: decode.attune.threads,
+    pytorch: round(Number(decode.pytorch.decode_tokens_per_s)),
+    pytorch_threads: decode.pytorch.threads,
+    ratio: round(Number(decode.attune.decode_tokens_per_s) / Number(decode.pytorch.decode_tokens_per_s), 3),
+  });
+}
+
+// Native memory must not creep over a long run: RSS after step 100 against RSS at the end.
+const soakSteps = quick ? 200 : 2000;
+const soak = attune('soak', 'stories260K', '1', soakSteps);
+emit({
+  figure: 'rss_growth_mb',
+  shape: 'stories260K',
+  steps: `100..${soakSteps}`,
+  attune_rss_mb_at_100: round(Number(soak.rss_mb_at_step_100)),
+  attune_rss_mb_at_end: round(Number(soak[`rss_mb_at_step_${soakSteps}`])),
+  attune: round(Number(soak[`rss_mb_at_step_${soakSteps}`]) - Number(soak.rss_mb_at_step_100)),
+});
+
+function round(value: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
