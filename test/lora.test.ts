@@ -84,7 +84,10 @@ test('a fresh adapter (B = 0) leaves the logits unchanged', async () => {
       assert.equal(scale, 2);
     }
     adapter.attach(transformer);
-    assert.equal(maxAbsDiff(logitsOf(transformer, tokens), base), 0);
+    // B = 0 adds exact zeros; only the memory layout of the projections' outputs changes, which may
+    // reorder float32 sums: at most rounding, relative to the largest logit.
+    const attached = logitsOf(transformer, tokens);
+    assert.ok(maxAbsDiff(attached, base) / maxAbs(base) < 1e-6, `logits moved by ${maxAbsDiff(attached, base)}`);
   } finally {
     LoraAdapter.detach(transformer);
     adapter.dispose();

@@ -1,5 +1,5 @@
-// A frozen linear projection that may carry a LoRA adapter: y = x Wᵀ + b + scale · (dropout(x) Aᵀ) Bᵀ.
-import { linear, dropout, type Tensor } from '../tensor/index.js';
+// Frozen linear projections that may carry LoRA adapters: y = x Wᵀ + b + scale · (dropout(x) Aᵀ) Bᵀ.
+import { cat, linear, dropout, keep, noGrad, type Tensor } from '../tensor/index.js';
 
 export interface LoraWeights {
   /** [rank, in] */
@@ -23,9 +23,51 @@ export class Linear {
 
   forward(x: Tensor, train = false): Tensor {
     const y = linear(x, this.weight, this.bias);
-    if (!this.lora) return y;
-    const { a, b, scale, dropout: p } = this.lora;
     // In place is safe: linear's backward needs its inputs, not its output.
-    return y.addScaled_(linear(linear(dropout(x, p, train), a), b), scale);
+    return this.lora ? y.addScaled_(this.loraPath(x, train, this.lora), this.lora.scale) : y;
+  }
+
+  /** The adapter's contribution before scaling: (dropout(x) Aᵀ) Bᵀ. */
+  loraPath(x: Tensor, train: boolean, { a, b, dropout: p }: LoraWeights): Tensor {
+    return linear(linear(dropout(x, p, train), a), b);
+  }
+}
+
+/**
+ * Projections that read the same input (q/k/v, gate/up) computed as one matrix product: the base
+ * weights are concatenated once, and each part's weight becomes a view into the fused one, so
+ * merging an adapter into a part updates the fused weight too.
+ */
+export class FusedLinear {
+  private readonly weight: Tensor;
+  private readonly bias: Tensor | null;
+  private readonly sizes: number[];
+
+  constructor(readonly parts: Linear[]) {
+    this.sizes = parts.map((p) => p.outFeatures);
+    const biased = parts.every((p) => p.bias);
+    [this.weight, this.bias] = noGrad(() => [
+      keep(cat(parts.map((p) => p.weight), 0)),
+      biased ? keep(cat(parts.map((p) => p.bias!), 0)) : null,
+    ]);
+    if (!biased && parts.some((p) => p.bias)) throw new Error('fused projections must all have biases or none');
+    let offset = 0;
+    for (const part of parts) {
+      const rows = part.outFeatures;
+      const old = [part.weight, part.bias];
+      part.weight = keep(this.weight.slice(0, offset, offset + rows));
+      part.bias = this.bias ? keep(this.bias.slice(0, offset, offset + rows)) : null;
+      for (const t of old) t?.dispose();
+      offset += rows;
+    }
+  }
+
+  /** Each part's output, in order. */
+  forward(x: Tensor, train = false): Tensor[] {
+    const outputs = linear(x, this.weight, this.bias).split(this.sizes, -1);
+    return outputs.map((y, i) => {
+      const lora = this.parts[i].lora;
+      return lora ? y.add(this.parts[i].loraPath(x, train, lora).mul(lora.scale)) : y;
+    });
   }
 }

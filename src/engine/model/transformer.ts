@@ -2,7 +2,7 @@
 // shapes in the comments (B batch, T new tokens, S attended tokens, H heads, K kv heads, D head dim).
 import { embedding, linear, tensor, type Tensor } from '../tensor/index.js';
 import type { ModelConfig } from './config.js';
-import { Linear } from './linear.js';
+import { Linear, FusedLinear } from './linear.js';
 import { applyRope, ropeTables, type RopeTables } from './rope.js';
 import type { KvCache } from './kv-cache.js';
 
@@ -16,6 +16,12 @@ export interface Block {
   kNorm?: Tensor;
   q: Linear; k: Linear; v: Linear; o: Linear;
   gate: Linear; up: Linear; down: Linear;
+}
+
+/** The matrix products a block actually runs: q/k/v and gate/up fused, as they share their input. */
+interface FusedBlock {
+  qkv: FusedLinear;
+  gateUp: FusedLinear;
 }
 
 export interface Weights {
@@ -46,6 +52,7 @@ export class Transformer {
   readonly rope: RopeTables;
   /** Gemma's sliding layers use their own base frequency. */
   readonly localRope?: RopeTables;
+  private readonly fused: FusedBlock[];
 
   constructor(
     readonly config: ModelConfig,
@@ -55,6 +62,7 @@ export class Transformer {
     const { headDim, maxPositions, ropeTheta, ropeScaling, gemma } = config;
     this.rope = ropeTables(headDim, maxPositions, ropeTheta, ropeScaling, device);
     if (gemma) this.localRope = ropeTables(headDim, maxPositions, gemma.ropeLocalTheta, { type: 'default', factor: 1 }, device);
+    this.fused = weights.blocks.map((b) => ({ qkv: new FusedLinear([b.q, b.k, b.v]), gateUp: new FusedLinear([b.gate, b.up]) }));
   }
 
   /** Every projection by its PEFT module path, e.g. `model.layers.0.self_attn.q_proj`. */
@@ -103,23 +111,33 @@ export class Transformer {
 
   private block(block: Block, x: Tensor, rope: [Tensor, Tensor], mask: Tensor | null, layer: number, options: ForwardOptions): Tensor {
     const train = options.train ?? false;
-    let h = this.attention(block, this.norm(x, block.inputNorm), rope, mask, layer, options);
+    const fused = this.fused[layer];
+    let h = this.attention(block, fused, this.norm(x, block.inputNorm), rope, mask, layer, options);
     if (block.preFeedforwardNorm) {
       x = x.add(this.norm(h, block.postAttentionNorm));
-      h = this.mlp(block, this.norm(x, block.preFeedforwardNorm), train);
+      h = this.mlp(block, fused, this.norm(x, block.preFeedforwardNorm), train);
       return x.add(this.norm(h, block.postFeedforwardNorm!));
     }
     x = x.add(h);
-    return x.add(this.mlp(block, this.norm(x, block.postAttentionNorm), train));
+    return x.add(this.mlp(block, fused, this.norm(x, block.postAttentionNorm), train));
   }
 
-  private attention(block: Block, x: Tensor, [cos, sin]: [Tensor, Tensor], mask: Tensor | null, layer: number, options: ForwardOptions): Tensor {
+  private attention(
+    block: Block,
+    fused: FusedBlock,
+    x: Tensor,
+    [cos, sin]: [Tensor, Tensor],
+    mask: Tensor | null,
+    layer: number,
+    options: ForwardOptions,
+  ): Tensor {
     const { numHeads: H, numKvHeads: K, headDim: D, gemma } = this.config;
     const train = options.train ?? false;
     const [B, T] = x.shape;
-    let q = block.q.forward(x, train).view(B, T, H, D).transpose(1, 2); // [B, H, T, D]
-    let k = block.k.forward(x, train).view(B, T, K, D).transpose(1, 2); // [B, K, T, D]
-    let v = block.v.forward(x, train).view(B, T, K, D).transpose(1, 2);
+    const [qFlat, kFlat, vFlat] = fused.qkv.forward(x, train);
+    let q = qFlat.view(B, T, H, D).transpose(1, 2); // [B, H, T, D]
+    let k = kFlat.view(B, T, K, D).transpose(1, 2); // [B, K, T, D]
+    let v = vFlat.view(B, T, K, D).transpose(1, 2);
     if (block.qNorm) q = this.norm(q, block.qNorm);
     if (block.kNorm) k = this.norm(k, block.kNorm);
     q = applyRope(q, cos, sin);
@@ -140,10 +158,10 @@ export class Transformer {
     return block.o.forward(out, train);
   }
 
-  private mlp(block: Block, x: Tensor, train: boolean): Tensor {
-    const gate = block.gate.forward(x, train);
+  private mlp(block: Block, fused: FusedBlock, x: Tensor, train: boolean): Tensor {
+    const [gate, up] = fused.gateUp.forward(x, train);
     const activated = this.config.activation === 'gelu_tanh' ? gate.gelu('tanh') : gate.silu();
-    return block.down.forward(activated.mul(block.up.forward(x, train)), train);
+    return block.down.forward(activated.mul(up), train);
   }
 
   /** RMSNorm in float32, as HF does; Gemma scales by (1 + weight). */

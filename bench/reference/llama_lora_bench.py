@@ -1,0 +1,247 @@
+#!/usr/bin/python3
+"""PyTorch eager reference for Attune's benchmarks: LoRA fine-tuning step and KV-cached greedy decode.
+
+    /usr/bin/python3 bench/reference/llama_lora_bench.py --shape stories15M --threads 1 --steps 10 --warmup 2
+    /usr/bin/python3 bench/reference/llama_lora_bench.py --shape stories15M --threads 1 --mode decode
+
+A nanoGPT-sized Llama whose math matches HF LlamaForCausalLM (see test/fixtures/make_reference.py for the
+checked transcription):
+  * RMSNorm as LlamaRMSNorm: variance in fp32, rsqrt, then * weight
+  * RoPE with rotate_half (HF layout), GQA via repeat_kv
+  * eager attention: matmul -> + additive causal mask -> softmax(fp32) -> matmul
+    (no SDPA: we want the same op sequence HF eager runs, which is what "PyTorch eager" means here)
+  * SwiGLU MLP, tied lm_head
+LoRA (rank 8, alpha 16, scale alpha/r, dropout 0, A kaiming-uniform and B zeros as in PEFT) sits on all 7
+projections of every block. Base weights are frozen. AdamW (lr 1e-3) updates the LoRA params only, and the
+loss is cross-entropy over every position. Weights are random (std 0.02), because speed does not depend on
+their values.
+
+Prints one JSON line. A train step is forward + backward + optimizer.step + zero_grad; we report the median
+over --steps, after --warmup steps that are not timed.
+"""
+import argparse
+import json
+import math
+import resource
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SHAPES = {
+    # dim, hidden (SwiGLU), layers, heads, kv heads, vocab, batch, seq
+    "stories260K": dict(dim=64, hidden=172, n_layers=5, n_heads=8, n_kv_heads=4, vocab=512, batch=8, seq=128),
+    "stories15M": dict(dim=288, hidden=768, n_layers=6, n_heads=6, n_kv_heads=6, vocab=32000, batch=8, seq=128),
+    "smollm2-135M": dict(dim=576, hidden=1536, n_layers=30, n_heads=9, n_kv_heads=3, vocab=49152, batch=2, seq=128),
+}
+ROPE_THETA = {"stories260K": 10000.0, "stories15M": 10000.0, "smollm2-135M": 100000.0}
+EPS = 1e-5
+LORA_R, LORA_ALPHA = 8, 16
+
+
+class LoRALinear(nn.Module):
+    """y = x W^T + (x A^T B^T) * alpha/r. W is frozen. B starts at zero, so step 0 equals the base model,
+    and it still gets a gradient, so the backward pass does the same work as a real fine-tune."""
+
+    def __init__(self, d_in, d_out, lora=True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(d_out, d_in) * 0.02, requires_grad=False)
+        self.lora = lora
+        if lora:
+            self.lora_A = nn.Parameter(torch.empty(LORA_R, d_in))
+            nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+            self.lora_B = nn.Parameter(torch.zeros(d_out, LORA_R))
+            self.scale = LORA_ALPHA / LORA_R
+
+    def forward(self, x, use_lora=True):
+        y = F.linear(x, self.weight)
+        if self.lora and use_lora:
+            y = y + F.linear(F.linear(x, self.lora_A), self.lora_B) * self.scale
+        return y
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim), requires_grad=False)
+
+    def forward(self, x):  # LlamaRMSNorm
+        dt = x.dtype
+        h = x.to(torch.float32)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + EPS)
+        return self.weight * h.to(dt)
+
+
+def rotate_half(x):
+    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def repeat_kv(x, n_rep):
+    b, kv, t, d = x.shape
+    if n_rep == 1:
+        return x
+    return x[:, :, None].expand(b, kv, n_rep, t, d).reshape(b, kv * n_rep, t, d)
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.nh, self.nkv, self.hd = c["n_heads"], c["n_kv_heads"], c["dim"] // c["n_heads"]
+        d = c["dim"]
+        self.q_proj = LoRALinear(d, self.nh * self.hd)
+        self.k_proj = LoRALinear(d, self.nkv * self.hd)
+        self.v_proj = LoRALinear(d, self.nkv * self.hd)
+        self.o_proj = LoRALinear(self.nh * self.hd, d)
+        self.gate_proj = LoRALinear(d, c["hidden"])
+        self.up_proj = LoRALinear(d, c["hidden"])
+        self.down_proj = LoRALinear(c["hidden"], d)
+        self.input_layernorm, self.post_attention_layernorm = RMSNorm(d), RMSNorm(d)
+
+    def forward(self, h, cos, sin, mask, cache=None, pos=0, use_lora=True):
+        B, T, _ = h.shape
+        x = self.input_layernorm(h)
+        q = self.q_proj(x, use_lora).view(B, T, self.nh, self.hd).transpose(1, 2)
+        k = self.k_proj(x, use_lora).view(B, T, self.nkv, self.hd).transpose(1, 2)
+        v = self.v_proj(x, use_lora).view(B, T, self.nkv, self.hd).transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        if cache is not None:  # preallocated [B, KV, max_len, hd] buffers; write this step, read the prefix
+            kc, vc = cache
+            kc[:, :, pos:pos + T] = k
+            vc[:, :, pos:pos + T] = v
+            k, v = kc[:, :, :pos + T], vc[:, :, :pos + T]
+        k, v = repeat_kv(k, self.nh // self.nkv), repeat_kv(v, self.nh // self.nkv)
+        att = torch.matmul(q, k.transpose(2, 3)) * self.hd ** -0.5
+        if mask is not None:
+            att = att + mask
+        att = F.softmax(att, dim=-1, dtype=torch.float32).to(q.dtype)
+        a = torch.matmul(att, v).transpose(1, 2).reshape(B, T, -1)
+        h = h + self.o_proj(a, use_lora)
+        x = self.post_attention_layernorm(h)
+        return h + self.down_proj(F.silu(self.gate_proj(x, use_lora)) * self.up_proj(x, use_lora), use_lora)
+
+
+class Llama(nn.Module):
+    def __init__(self, c, theta, max_len):
+        super().__init__()
+        self.c = c
+        self.embed = nn.Parameter(torch.randn(c["vocab"], c["dim"]) * 0.02, requires_grad=False)
+        self.layers = nn.ModuleList(Block(c) for _ in range(c["n_layers"]))
+        self.norm = RMSNorm(c["dim"])
+        hd = c["dim"] // c["n_heads"]
+        inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
+        freqs = torch.arange(max_len).float()[:, None] * inv_freq[None]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        self.register_buffer("cos", emb.cos(), persistent=False)
+        self.register_buffer("sin", emb.sin(), persistent=False)
+
+    def forward(self, ids, caches=None, pos=0, use_lora=True):
+        T = ids.shape[1]
+        cos, sin = self.cos[pos:pos + T], self.sin[pos:pos + T]
+        # additive causal mask (HF eager style); a single decode token may see the whole prefix, so no mask
+        mask = None
+        if T > 1:
+            mask = torch.full((T, pos + T), torch.finfo(torch.float32).min).triu(pos + 1)
+        h = F.embedding(ids, self.embed)
+        for i, layer in enumerate(self.layers):
+            h = layer(h, cos, sin, mask, None if caches is None else caches[i], pos, use_lora)
+        return F.linear(self.norm(h), self.embed)  # tied head
+
+
+def bench_train(model, c, steps, warmup):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, c["vocab"], (c["batch"], c["seq"] + 1), generator=g)
+    x, y = tokens[:, :-1], tokens[:, 1:]
+    times, cpu = [], []
+    for i in range(warmup + steps):
+        t0, c0 = time.perf_counter(), time.process_time()
+        logits = model(x)
+        loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+        if i >= warmup:
+            times.append(dt)
+            cpu.append(dc)
+    step = statistics.median(times)
+    # step_ms_min and cpu_ms (process CPU time, all threads) help spot runs disturbed by other load
+    return {"train_tokens_per_s": round(c["batch"] * c["seq"] / step, 1), "step_ms": round(step * 1e3, 2),
+            "step_ms_min": round(min(times) * 1e3, 2), "cpu_ms": round(statistics.median(cpu) * 1e3, 2),
+            "loss": round(loss.item(), 4), "lora_params": sum(p.numel() for p in params),
+            "batch": c["batch"], "seq": c["seq"]}
+
+
+@torch.no_grad()
+def generate(model, c, prompt, n_new, use_lora):
+    # preallocate the KV cache once, as a real decoder does
+    max_len = prompt.shape[1] + n_new
+    hd = c["dim"] // c["n_heads"]
+    caches = [(torch.zeros(1, c["n_kv_heads"], max_len, hd), torch.zeros(1, c["n_kv_heads"], max_len, hd))
+              for _ in range(c["n_layers"])]
+    t0 = time.perf_counter()
+    logits = model(prompt, caches, 0, use_lora)
+    nxt = logits[:, -1].argmax(-1, keepdim=True)
+    t1 = time.perf_counter()
+    pos, out = prompt.shape[1], [nxt]
+    for _ in range(n_new - 1):
+        logits = model(nxt, caches, pos, use_lora)
+        nxt = logits[:, -1].argmax(-1, keepdim=True)
+        out.append(nxt)
+        pos += 1
+    t2 = time.perf_counter()
+    return torch.cat(out, 1), t1 - t0, t2 - t1
+
+
+def bench_decode(model, c, steps, warmup, use_lora, prompt_len=16, n_new=128):
+    g = torch.Generator().manual_seed(0)
+    prompt = torch.randint(0, c["vocab"], (1, prompt_len), generator=g)
+    prefill, decode = [], []
+    for i in range(warmup + steps):
+        _, tp, td = generate(model, c, prompt, n_new, use_lora)
+        if i >= warmup:
+            prefill.append(tp)
+            decode.append(td)
+    td = statistics.median(decode)
+    # the first token comes from the prefill, so the timed loop produces n_new - 1 tokens
+    return {"decode_tokens_per_s": round((n_new - 1) / td, 1), "decode_tokens_per_s_best": round((n_new - 1) / min(decode), 1), "prefill_ms": round(statistics.median(prefill) * 1e3, 2),
+            "prompt_tokens": prompt_len, "new_tokens": n_new, "lora": use_lora}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shape", choices=sorted(SHAPES), required=True)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--mode", choices=["train", "decode"], default="train")
+    ap.add_argument("--decode-lora", action="store_true",
+                    help="decode with the (unmerged) LoRA adapters active; default is the base model")
+    a = ap.parse_args()
+
+    # Must run before any parallel work. Interop threads are pinned to 1, so --threads is the only knob.
+    torch.set_num_interop_threads(1)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    c = SHAPES[a.shape]
+    model = Llama(c, ROPE_THETA[a.shape], max_len=max(c["seq"], 16 + 128))
+
+    res = {"impl": "pytorch-eager", "shape": a.shape}
+    if a.mode == "decode":
+        res.update(mode="decode", threads=a.threads)
+        res.update(bench_decode(model, c, a.steps, a.warmup, a.decode_lora))
+    else:
+        res.update(mode="train", threads=a.threads)
+        res.update(bench_train(model, c, a.steps, a.warmup))
+    res.update(steps=a.steps, warmup=a.warmup, torch=torch.__version__,
+               max_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
