@@ -22,13 +22,32 @@ over --steps, after --warmup steps that are not timed.
 import argparse
 import json
 import math
+import os
 import resource
 import statistics
+import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+def _threads_from_argv(argv):
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return "1"
+
+
+# Debian's torch does its matmuls in OpenBLAS (the pthreads build). OpenBLAS keeps its own thread pool,
+# which torch.set_num_threads does not control, so with no cap a "1-thread" run uses every core and a
+# 2-thread run oversubscribes. OpenBLAS reads its thread count once, when it loads, so we set these
+# variables before importing torch.
+for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_v] = _threads_from_argv(sys.argv[1:])
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 SHAPES = {
     # dim, hidden (SwiGLU), layers, heads, kv heads, vocab, batch, seq

@@ -8,6 +8,7 @@ import { UsageError, numberOption, positiveInteger, nonNegative } from './usage-
 
 export const generateUsage = `attune generate --prompt TEXT [options]
   --base <model dir>          base model (default: the embedded stories260K)
+  --device cpu|cuda           (default cpu)
   --adapter <dir>             a tuned adapter; the prompt is framed as in its training
   --temperature T             0 = greedy (default ${generationDefaults.temperature})
   --top-p P, --top-k K, --seed N
@@ -18,7 +19,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      base: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' },
+      base: { type: 'string' }, device: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' },
       temperature: { type: 'string' }, 'top-p': { type: 'string' }, 'top-k': { type: 'string' },
       seed: { type: 'string' }, 'max-output-tokens': { type: 'string' }, stop: { type: 'string', multiple: true },
     },
@@ -31,7 +32,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     seed: numberOption('seed', values.seed, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer'),
     maxOutputTokens: numberOption('max-output-tokens', values['max-output-tokens'], positiveInteger, 'a positive integer'),
   };
-  const base = await loadBaseModel(values.base ?? embeddedBaseModelDir);
+  const base = await loadBaseModel(values.base ?? embeddedBaseModelDir, { device: values.device });
   let promptIds = base.tokenizer.encode(values.prompt);
   let stopSequences = values.stop ?? [];
   if (values.adapter) {

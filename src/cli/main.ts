@@ -9,7 +9,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   generate: { run: generateCommand, usage: generateUsage },
 };
 
-const overview = `usage: attune <command> [options]\n\ncommands:\n${Object.values(commands).map((c) => '  ' + c.usage.split('\n')[0]).join('\n')}\n\nattune <command> --help shows a command's options. ATTUNE_THREADS sets libtorch's intra-op threads.`;
+const overview = `usage: attune <command> [options]\n\ncommands:\n${Object.values(commands).map((c) => '  ' + c.usage.split('\n')[0]).join('\n')}\n\nattune <command> --help shows a command's options. ATTUNE_THREADS and ATTUNE_BLAS_THREADS set libtorch's and OpenBLAS's threads.`;
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

@@ -12,6 +12,7 @@ import { UsageError, numberOption, positiveInteger, positive, nonNegative } from
 
 export const tuneUsage = `attune tune --data <file.jsonl> --out <adapter dir> [options]
   --base <model dir>              base model (default: the embedded stories260K)
+  --device cpu|cuda               where to train (default cpu)
   --validation <file.jsonl>       validation examples, evaluated periodically
   --epochs N                      (default ${trainingDefaults.epochs})
   --batch-size N                  examples per step (default ${trainingDefaults.batchSize})
@@ -24,7 +25,7 @@ export async function tuneCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      base: { type: 'string' }, data: { type: 'string' }, validation: { type: 'string' }, out: { type: 'string' },
+      base: { type: 'string' }, device: { type: 'string' }, data: { type: 'string' }, validation: { type: 'string' }, out: { type: 'string' },
       epochs: { type: 'string' }, 'batch-size': { type: 'string' }, 'learning-rate': { type: 'string' },
       'learning-rate-multiplier': { type: 'string' }, 'adapter-size': { type: 'string' }, seed: { type: 'string' },
     },
@@ -47,7 +48,7 @@ export async function tuneCommand(argv: string[]): Promise<void> {
 
   const examples = readDataset(values.data);
   const validation = values.validation ? readDataset(values.validation) : undefined;
-  const base = await loadBaseModel(values.base ?? embeddedBaseModelDir);
+  const base = await loadBaseModel(values.base ?? embeddedBaseModelDir, { device: values.device });
   const progress = progressReporter(totalStepsFor(examples.length, epochs, batchSize), epochs);
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());

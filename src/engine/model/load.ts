@@ -1,7 +1,7 @@
 // Loads a Hugging Face model directory (config.json + safetensors) into a Transformer.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { keep, noGrad, tidy, type DType, type Tensor } from '../tensor/index.js';
+import { cudaDeviceCount, keep, noGrad, tidy, type DType, type Tensor } from '../tensor/index.js';
 import { readModelWeights } from '../io/safetensors.js';
 import { parseModelConfig, type ModelConfig } from './config.js';
 import { Linear } from './linear.js';
@@ -28,6 +28,9 @@ export function readModelConfig(modelDir: string): ModelConfig {
 
 export function loadTransformer(modelDir: string, { dtype = 'float32', device = 'cpu' }: LoadOptions = {}): Transformer {
   const config = readModelConfig(modelDir);
+  if (device.startsWith('cuda') && cudaDeviceCount() === 0) {
+    throw new Error(`device '${device}' is not available: no CUDA GPU, or a libtorch built without CUDA (see README, GPU)`);
+  }
   const weights = noGrad(() =>
     tidy(() => {
       const tensors = readModelWeights(modelDir);
