@@ -14,6 +14,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Native packages (better-sqlite3) build against the running Node's headers: never a header download.
+export npm_config_nodedir="${npm_config_nodedir:-$(node -p "require('path').dirname(require('path').dirname(process.execPath))")}"
 npm ci --no-audit --no-fund --loglevel=error
 npm run --silent build:native >/dev/null
 npm run --silent build

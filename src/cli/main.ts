@@ -1,12 +1,16 @@
 // attune: the command line. Each subcommand lives in its own file; errors print as plain messages.
 import { tuneCommand, tuneUsage } from './tune.js';
 import { generateCommand, generateUsage } from './generate.js';
+import { serveCommand, serveUsage } from './serve.js';
+import { keysCommand, keysUsage } from './keys.js';
 import { UsageError } from './usage-error.js';
 import { configureThreads } from '../engine/runtime.js';
 
 const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: string }> = {
   tune: { run: tuneCommand, usage: tuneUsage },
   generate: { run: generateCommand, usage: generateUsage },
+  serve: { run: serveCommand, usage: serveUsage },
+  keys: { run: keysCommand, usage: keysUsage },
 };
 
 const overview = `usage: attune <command> [options]\n\ncommands:\n${Object.values(commands).map((c) => '  ' + c.usage.split('\n')[0]).join('\n')}\n\nattune <command> --help shows a command's options. ATTUNE_THREADS and ATTUNE_BLAS_THREADS set libtorch's and OpenBLAS's threads.`;

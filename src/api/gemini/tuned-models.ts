@@ -1,0 +1,194 @@
+// tunedModels create/get/list/patch/delete and :cancel, on v1beta and (PaLM) v1beta3.
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../../service/services.js';
+import { DatasetError, parseExamples, type Example } from '../../engine/data/examples.js';
+import { invalidArgument, notFound } from '../../service/errors.js';
+import { patchableFields, type TunedModelPatch } from '../../service/tuning/service.js';
+import type { TunedModel } from '../../service/tuning/tuned-model.js';
+import { camelCase } from '../plugins/lenient-json.js';
+import { parseVersion, type CustomMethods } from './custom-methods.js';
+import { operationWire, tunedModelWire, wireOptions, type WireOptions } from './wire.js';
+
+const number = { type: 'number' };
+const integer = { type: 'integer' };
+const string = { type: 'string' };
+
+/** The TunedModel body: types are checked, unknown and output-only fields are ignored (as old SDKs PATCH whole models). */
+const tunedModelBody = {
+  type: 'object',
+  properties: {
+    displayName: string,
+    description: string,
+    baseModel: string,
+    tunedModelSource: { type: 'object', properties: { tunedModel: string } },
+    temperature: number,
+    topP: number,
+    topK: integer,
+    tuningTask: {
+      type: 'object',
+      properties: {
+        hyperparameters: {
+          type: 'object',
+          properties: { epochCount: integer, batchSize: integer, learningRate: number, learningRateMultiplier: number },
+        },
+        trainingData: {
+          type: 'object',
+          properties: { examples: { type: 'object', properties: { examples: { type: 'array', items: { type: 'object' } } } } },
+        },
+      },
+    },
+  },
+} as const;
+
+interface TunedModelBody {
+  displayName?: string;
+  description?: string;
+  baseModel?: string;
+  tunedModelSource?: { tunedModel?: string };
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  tuningTask?: {
+    hyperparameters?: { epochCount?: number; batchSize?: number; learningRate?: number; learningRateMultiplier?: number };
+    trainingData?: { examples?: { examples?: unknown[] } };
+  };
+}
+
+interface ListQuery {
+  pageSize?: number;
+  pageToken?: string;
+  filter?: string;
+}
+
+export function tunedModelRoutes(app: FastifyInstance, services: Services, customMethods: CustomMethods): void {
+  const { tuning, store } = services;
+  const snapshotsOf = (model: TunedModel) => store.metrics(model.id, 'train');
+  const modelWire = (model: TunedModel, options: WireOptions) => tunedModelWire(model, snapshotsOf(model), options);
+
+  app.post<{ Params: { version: string }; Querystring: { tunedModelId?: string }; Body: TunedModelBody }>(
+    '/:version/tunedModels',
+    { schema: { body: tunedModelBody, querystring: { type: 'object', properties: { tunedModelId: string } } } },
+    async (request) => {
+      const version = parseVersion(request.params.version);
+      const body = request.body ?? {};
+      const rawExamples = body.tuningTask?.trainingData?.examples?.examples ?? [];
+      let examples: Example[];
+      try {
+        examples = parseExamples(rawExamples).examples;
+      } catch (error) {
+        // An empty list is the service's to explain (SDKs drop the examples); other problems name the example.
+        if (error instanceof DatasetError && rawExamples.length === 0) examples = [];
+        else if (error instanceof DatasetError) throw invalidArgument(error.message, 'tuned_model.tuning_task.training_data');
+        else throw error;
+      }
+      const model = tuning.create({
+        project: request.project,
+        apiVersion: version,
+        tunedModelId: request.query.tunedModelId,
+        displayName: body.displayName,
+        description: body.description,
+        baseModel: body.baseModel,
+        sourceTunedModel: body.tunedModelSource?.tunedModel,
+        temperature: body.temperature,
+        topP: body.topP,
+        topK: body.topK,
+        hyperparameters: body.tuningTask?.hyperparameters,
+        examples,
+      });
+      return operationWire(model, [], wireOptions(request));
+    },
+  );
+
+  app.get<{ Params: { version: string }; Querystring: ListQuery }>(
+    '/:version/tunedModels',
+    { schema: { querystring: { type: 'object', properties: { pageSize: integer, pageToken: string, filter: string } } } },
+    async (request) => {
+      parseVersion(request.params.version);
+      const { pageSize, pageToken, filter } = request.query;
+      const page = tuning.list(request.project, pageSize, pageToken, filter);
+      const options = wireOptions(request);
+      return { tunedModels: page.items.length ? page.items.map((m) => modelWire(m, options)) : undefined, nextPageToken: page.nextPageToken };
+    },
+  );
+
+  app.get<{ Params: { version: string; id: string } }>('/:version/tunedModels/:id', async (request) => {
+    parseVersion(request.params.version);
+    return modelWire(tuning.get(request.project, request.params.id), wireOptions(request));
+  });
+
+  app.patch<{ Params: { version: string; id: string }; Querystring: { updateMask?: string }; Body: TunedModelBody }>(
+    '/:version/tunedModels/:id',
+    { schema: { body: tunedModelBody } },
+    async (request) => {
+      const version = parseVersion(request.params.version);
+      const body = (request.body ?? {}) as Record<string, unknown>;
+      // Without a mask every updatable field present in the body is the mask (AIP-134).
+      const mask = request.query.updateMask
+        ? request.query.updateMask.split(',').map((p) => camelCase(p.trim()))
+        : patchableFields.filter((f) => body[f] !== undefined);
+      if (version === 'v1beta3' && !request.query.updateMask) throw invalidArgument('updateMask is required', 'update_mask');
+      const patch: TunedModelPatch = {};
+      for (const path of mask) {
+        if (!(patchableFields as readonly string[]).includes(path)) {
+          throw invalidArgument(`updateMask path '${path}' cannot be updated; updatable: ${patchableFields.join(', ')}`, 'update_mask');
+        }
+        (patch as Record<string, unknown>)[path] = body[path] ?? (path === 'displayName' || path === 'description' ? '' : undefined);
+      }
+      return modelWire(tuning.patch(request.project, request.params.id, patch), wireOptions(request));
+    },
+  );
+
+  app.delete<{ Params: { version: string; id: string } }>('/:version/tunedModels/:id', async (request) => {
+    parseVersion(request.params.version);
+    tuning.delete(request.project, request.params.id);
+    return {};
+  });
+
+  // @google/genai's tunings.cancel() posts tunedModels/x:cancel: an alias of the operation's cancel.
+  customMethods.tunedModels.set('cancel', async (request, _reply, { id }) => {
+    tuning.cancel(request.project, id);
+    return {};
+  });
+}
+
+export function operationRoutes(app: FastifyInstance, services: Services): void {
+  const { tuning, store } = services;
+  const wire = (model: TunedModel, options: WireOptions) => operationWire(model, store.metrics(model.id, 'train'), options);
+  app.get<{ Params: { version: string; id: string; op: string } }>('/:version/tunedModels/:id/operations/:op', async (request) => {
+    parseVersion(request.params.version);
+    return wire(checkedOperation(tuning, request.project, request.params.id, request.params.op), wireOptions(request));
+  });
+
+  app.get<{ Params: { version: string; id: string } }>('/:version/tunedModels/:id/operations', async (request) => {
+    parseVersion(request.params.version);
+    return { operations: [wire(tuning.get(request.project, request.params.id), wireOptions(request))] };
+  });
+
+  app.post<{ Params: { version: string; id: string; op: string } }>('/:version/tunedModels/:id/operations/:op', async (request) => {
+    parseVersion(request.params.version);
+    const [operation, verb] = request.params.op.split(':');
+    if (verb !== 'cancel') throw invalidArgument(`unknown method ${verb ?? '(none)'}; operations support :cancel`);
+    const model = checkedOperation(tuning, request.project, request.params.id, operation);
+    tuning.cancel(request.project, model.id);
+    return {};
+  });
+
+  app.get<{ Querystring: ListQuery }>('/v1/operations', async (request) => {
+    const page = tuning.list(request.project, request.query.pageSize, request.query.pageToken);
+    const options = wireOptions(request);
+    return { operations: page.items.length ? page.items.map((m) => wire(m, options)) : undefined, nextPageToken: page.nextPageToken };
+  });
+
+  // "The client is no longer interested in the result": nothing to free, since the operation lives with its model.
+  app.delete<{ Params: { '*': string } }>('/v1/operations/*', async (request) => {
+    const [, id, , operation] = request.params['*'].split('/');
+    checkedOperation(tuning, request.project, id ?? '', operation ?? '');
+    return {};
+  });
+}
+
+function checkedOperation(tuning: Services['tuning'], project: string, id: string, operation: string): TunedModel {
+  const model = tuning.get(project, id);
+  if (model.operationId !== operation) throw notFound(`Operation tunedModels/${id}/operations/${operation} does not exist.`);
+  return model;
+}

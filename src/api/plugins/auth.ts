@@ -1,0 +1,69 @@
+// Who is calling: an API key as x-goog-api-key, ?key= or Authorization: Bearer (as Google accepts them)
+// names the project. x-goog-user-project may name it too, but only the key's own. In keyless mode
+// (loopback only) a request without credentials acts for x-goog-user-project or the local project.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { KeyStore } from '../../service/auth/keys.js';
+import { ServiceError } from '../../service/errors.js';
+import { serviceDefaults } from '../../service/config.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    project: string;
+  }
+  interface FastifyContextConfig {
+    /** Routes open to everyone (health, console assets). */
+    public?: boolean;
+  }
+}
+
+export interface AuthOptions {
+  keys: KeyStore;
+  keyless: boolean;
+}
+
+function credentials(request: FastifyRequest): { key?: string; bearer?: string } {
+  const query = request.query as Record<string, unknown>;
+  const header = request.headers['x-goog-api-key'];
+  const key = (Array.isArray(header) ? header[0] : header) ?? (typeof query.key === 'string' ? query.key : undefined);
+  const authorization = request.headers.authorization;
+  const bearer = authorization?.match(/^Bearer\s+(.+)$/i)?.[1] ?? (typeof query.accessToken === 'string' ? query.accessToken : undefined);
+  return { key, bearer };
+}
+
+export const authPlugin = fp(async (app: FastifyInstance, { keys, keyless }: AuthOptions) => {
+  app.decorateRequest('project', '');
+  app.addHook('preHandler', async (request) => {
+    if (request.routeOptions.config?.public) return;
+    const { key, bearer } = credentials(request);
+    const userProject = request.headers['x-goog-user-project'] as string | undefined;
+    let project: string | undefined;
+    if (key) {
+      project = keys.projectOf(key);
+      if (!project) throw new ServiceError('INVALID_ARGUMENT', 'API key not valid. Please pass a valid API key.');
+    } else if (bearer) {
+      // Bearer tokens are Attune API keys too: the tutorials send `Authorization: Bearer $(gcloud …)`.
+      project = keys.projectOf(bearer);
+      if (!project && !keyless) {
+        throw new ServiceError(
+          'UNAUTHENTICATED',
+          'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.',
+        );
+      }
+    }
+    if (!project) {
+      if (!keyless) {
+        throw new ServiceError(
+          'PERMISSION_DENIED',
+          "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
+        );
+      }
+      request.project = userProject || serviceDefaults.keylessProject;
+      return;
+    }
+    if (userProject && userProject !== project) {
+      throw new ServiceError('PERMISSION_DENIED', `The caller does not have permission to act for project ${userProject}.`);
+    }
+    request.project = project;
+  });
+});

@@ -1,0 +1,31 @@
+// The HTTP server: plugins for errors, lenient JSON and auth, then one route module per concern.
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Services } from '../service/services.js';
+import { errorsPlugin } from './plugins/errors.js';
+import { lenientJsonPlugin } from './plugins/lenient-json.js';
+import { authPlugin } from './plugins/auth.js';
+import { CustomMethods } from './gemini/custom-methods.js';
+import { tunedModelRoutes, operationRoutes } from './gemini/tuned-models.js';
+
+export const requestLimits = {
+  /** Bodies carry training examples: 40,000 + 5,000 characters each, hundreds of them. */
+  bodyBytes: 64 * 1024 * 1024,
+} as const;
+
+export interface ServerOptions {
+  logger?: boolean | object;
+}
+
+export async function buildServer(services: Services, { logger = false }: ServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger, bodyLimit: requestLimits.bodyBytes, routerOptions: { maxParamLength: 500 } });
+  await app.register(errorsPlugin);
+  await app.register(lenientJsonPlugin);
+  await app.register(authPlugin, { keys: services.keys, keyless: services.config.keyless });
+  app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
+
+  const customMethods = new CustomMethods();
+  tunedModelRoutes(app, services, customMethods);
+  operationRoutes(app, services);
+  customMethods.register(app);
+  return app;
+}

@@ -1,0 +1,51 @@
+// attune serve: the Gemini API tuning surface on this machine, until SIGINT/SIGTERM.
+import { parseArgs } from 'node:util';
+import { openServices } from '../service/services.js';
+import { buildServer } from '../api/server.js';
+import { isLoopback, serviceDefaults, type ServiceConfig } from '../service/config.js';
+import { UsageError, numberOption, positiveInteger } from './usage-error.js';
+
+export const serveUsage = `attune serve [options]
+  --host H            (default ${serviceDefaults.host}; ATTUNE_HOST)
+  --port N            (default ${serviceDefaults.port}; ATTUNE_PORT)
+  --data-dir DIR      SQLite file, adapters, base models (default ${serviceDefaults.dataDir}; ATTUNE_DATA_DIR)
+  --concurrency N     tuning jobs trained at once (default ${serviceDefaults.concurrency})
+  --keyless           accept requests without an API key (loopback only)`;
+
+export function dataDirOption(value: string | undefined): string {
+  return value ?? process.env.ATTUNE_DATA_DIR ?? serviceDefaults.dataDir;
+}
+
+export async function serveCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' },
+      concurrency: { type: 'string' }, keyless: { type: 'boolean' },
+    },
+  });
+  const config: ServiceConfig = {
+    host: values.host ?? process.env.ATTUNE_HOST ?? serviceDefaults.host,
+    port: numberOption('port', values.port ?? process.env.ATTUNE_PORT, (n) => Number.isInteger(n) && n >= 0 && n < 65536, 'a port number') ?? serviceDefaults.port,
+    dataDir: dataDirOption(values['data-dir']),
+    concurrency: numberOption('concurrency', values.concurrency, positiveInteger, 'a positive integer') ?? serviceDefaults.concurrency,
+    keyless: values.keyless ?? false,
+  };
+  if (config.keyless && !isLoopback(config.host)) {
+    throw new UsageError(`--keyless is refused when listening on ${config.host}: it is for loopback (127.0.0.1, ::1) only`);
+  }
+  const services = openServices(config);
+  const app = await buildServer(services, { logger: { level: process.env.ATTUNE_LOG_LEVEL ?? 'info' } });
+  const address = await app.listen({ host: config.host, port: config.port });
+  app.log.info({ address, dataDir: config.dataDir, keyless: config.keyless }, 'attune is serving');
+  await new Promise<void>((resolve) => {
+    const shutdown = async (signal: string) => {
+      app.log.info({ signal }, 'shutting down: no new requests, checkpointing running jobs');
+      await app.close();
+      await services.close();
+      resolve();
+    };
+    process.once('SIGINT', () => void shutdown('SIGINT'));
+    process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  });
+}

@@ -1,0 +1,27 @@
+// Service settings: where data lives, how many tunings run at once, how Attune listens.
+import path from 'node:path';
+import os from 'node:os';
+
+export interface ServiceConfig {
+  /** Root of everything Attune writes: the SQLite file, adapters, checkpoints, base models, the object store. */
+  dataDir: string;
+  host: string;
+  port: number;
+  /** Tuning jobs that train at the same time, each in its own worker process. */
+  concurrency: number;
+  /** Accept requests without an API key (as project "local"); refused unless listening on loopback only. */
+  keyless: boolean;
+}
+
+export const serviceDefaults = {
+  host: '127.0.0.1',
+  port: 8080,
+  concurrency: 1,
+  dataDir: path.join(os.homedir(), '.attune'),
+  /** The project a keyless request acts for. */
+  keylessProject: 'local',
+} as const;
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}

@@ -1,0 +1,126 @@
+// Base models: the embedded stories260K, Hugging Face directories under <dataDir>/models, and an alias
+// table that maps the names Google's samples and SDKs use (models/gemini-1.0-pro-001, …) to them.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { embeddedBaseModelDir } from '../../engine/base-model.js';
+import { readModelConfig } from '../../engine/model/load.js';
+import { notFound } from '../errors.js';
+
+export interface SamplingDefaults {
+  temperature: number;
+  topP: number;
+  topK: number;
+}
+
+export interface BaseModelInfo {
+  /** models/<id> */
+  name: string;
+  dir: string;
+  displayName: string;
+  description: string;
+  inputTokenLimit: number;
+  outputTokenLimit: number;
+  /** Defaults a tuned model of this base starts with. */
+  sampling: SamplingDefaults;
+  /** For an alias: the local model it stands for. */
+  aliasOf?: string;
+}
+
+export const supportedGenerationMethods = ['generateContent', 'countTokens', 'createTunedModel', 'generateText'];
+
+/**
+ * Google's tunable (and commonly tuned-against) model names, with the sampling defaults their tuned
+ * models had upstream (gemini-api.md §6). All point at the embedded model unless aliases.json says otherwise.
+ */
+const googleModels: Record<string, SamplingDefaults> = {
+  'text-bison-001': { temperature: 0.7, topP: 0.95, topK: 40 },
+  'gemini-1.0-pro-001': { temperature: 0.9, topP: 1, topK: 1 },
+  'gemini-1.0-pro-002': { temperature: 0.9, topP: 1, topK: 1 },
+  'gemini-1.5-flash-001-tuning': { temperature: 1, topP: 0.95, topK: 64 },
+  'gemini-1.5-flash-001': { temperature: 1, topP: 0.95, topK: 64 },
+  'gemini-1.5-flash-002': { temperature: 1, topP: 0.95, topK: 64 },
+  'gemini-1.5-pro-002': { temperature: 1, topP: 0.95, topK: 40 },
+  'gemini-2.0-flash-001': { temperature: 1, topP: 0.95, topK: 40 },
+  'gemini-2.0-flash-lite-001': { temperature: 1, topP: 0.95, topK: 40 },
+  'gemini-2.5-flash': { temperature: 1, topP: 0.95, topK: 64 },
+  'gemini-2.5-flash-lite': { temperature: 1, topP: 0.95, topK: 64 },
+  'gemini-2.5-pro': { temperature: 1, topP: 0.95, topK: 64 },
+};
+
+export const aliasesFile = 'aliases.json';
+
+export class BaseModelRegistry {
+  private readonly models = new Map<string, BaseModelInfo>();
+
+  /** Reads the embedded model, <dataDir>/models/* and <dataDir>/aliases.json ({"models/x": "local-id"}). */
+  constructor(readonly dataDir: string) {
+    this.addLocal(embeddedBaseModelDir);
+    const modelsDir = path.join(dataDir, 'models');
+    if (existsSync(modelsDir)) {
+      for (const entry of readdirSync(modelsDir)) {
+        const dir = path.join(modelsDir, entry);
+        if (statSync(dir).isDirectory() && existsSync(path.join(dir, 'config.json'))) this.addLocal(dir);
+      }
+    }
+    const embeddedId = path.basename(embeddedBaseModelDir);
+    const aliases: Record<string, string> = Object.fromEntries(Object.keys(googleModels).map((m) => [m, embeddedId]));
+    const file = path.join(dataDir, aliasesFile);
+    if (existsSync(file)) {
+      for (const [alias, target] of Object.entries(JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>)) {
+        aliases[bareId(alias)] = bareId(target);
+      }
+    }
+    for (const [alias, target] of Object.entries(aliases)) {
+      const local = this.models.get(target);
+      if (!local || this.models.has(alias)) continue;
+      this.models.set(alias, {
+        ...local,
+        name: `models/${alias}`,
+        displayName: `${alias} (Attune: ${local.displayName})`,
+        description: `Runs locally as ${local.name}.`,
+        sampling: googleModels[alias] ?? local.sampling,
+        aliasOf: local.name,
+      });
+    }
+  }
+
+  list(): BaseModelInfo[] {
+    return [...this.models.values()];
+  }
+
+  /** Accepts `models/x` or a bare `x`, as @google/genai sends base model names verbatim. */
+  resolve(name: string, apiVersion = 'v1beta'): BaseModelInfo {
+    const found = this.models.get(bareId(name));
+    if (!found) {
+      throw notFound(
+        `${name.startsWith('models/') ? name : `models/${name}`} is not found for API version ${apiVersion}, or is not supported for createTunedModel. Call ListModels to see the list of available models and their supported methods.`,
+      );
+    }
+    return found;
+  }
+
+  private addLocal(dir: string): void {
+    const config = readModelConfig(dir);
+    const id = path.basename(dir);
+    const generation = readJson(path.join(dir, 'generation_config.json'));
+    this.models.set(id, {
+      name: `models/${id}`,
+      dir,
+      displayName: id,
+      description: `${config.architecture} from ${dir}`,
+      inputTokenLimit: config.maxPositions,
+      outputTokenLimit: config.maxPositions,
+      sampling: {
+        temperature: generation.temperature ?? 1,
+        topP: generation.top_p ?? 0.95,
+        topK: generation.top_k ?? 40,
+      },
+    });
+  }
+}
+
+const bareId = (name: string): string => name.replace(/^models\//, '');
+
+function readJson(file: string): Record<string, any> {
+  return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+}

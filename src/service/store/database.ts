@@ -1,0 +1,76 @@
+// The SQLite file under the data dir (WAL mode) and its schema. Only the server process writes it;
+// worker processes report to the server over IPC instead.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+export type Db = Database.Database;
+
+const schema = `
+CREATE TABLE IF NOT EXISTS api_keys (
+  key_hash    TEXT PRIMARY KEY,
+  project     TEXT NOT NULL,
+  label       TEXT,
+  create_time TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tuned_models (
+  id            TEXT PRIMARY KEY,
+  project       TEXT NOT NULL,
+  api_version   TEXT NOT NULL,
+  display_name  TEXT NOT NULL DEFAULT '',
+  description   TEXT NOT NULL DEFAULT '',
+  base_model    TEXT NOT NULL,
+  base_dir      TEXT NOT NULL,
+  source_tuned_model TEXT,
+  state         TEXT NOT NULL,
+  create_time   TEXT NOT NULL,
+  update_time   TEXT NOT NULL,
+  start_time    TEXT,
+  complete_time TEXT,
+  temperature   REAL,
+  top_p         REAL,
+  top_k         INTEGER,
+  hyperparameters TEXT NOT NULL,
+  total_steps   INTEGER NOT NULL,
+  completed_steps INTEGER NOT NULL DEFAULT 0,
+  error_code    INTEGER,
+  error_message TEXT,
+  operation_id  TEXT NOT NULL UNIQUE,
+  operation_done INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tuned_models_by_project ON tuned_models(project, create_time);
+CREATE TABLE IF NOT EXISTS datasets (
+  tuned_model_id TEXT NOT NULL,
+  role           TEXT NOT NULL,
+  examples       TEXT NOT NULL,
+  PRIMARY KEY (tuned_model_id, role)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+  tuned_model_id TEXT NOT NULL,
+  kind           TEXT NOT NULL,
+  step           INTEGER NOT NULL,
+  epoch          INTEGER NOT NULL,
+  loss           REAL NOT NULL,
+  accuracy       REAL NOT NULL,
+  predictions    INTEGER NOT NULL,
+  time           TEXT NOT NULL,
+  PRIMARY KEY (tuned_model_id, kind, step)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+  tuned_model_id   TEXT PRIMARY KEY,
+  state            TEXT NOT NULL,
+  attempts         INTEGER NOT NULL DEFAULT 0,
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  enqueue_time     TEXT NOT NULL
+);
+`;
+
+export function openDatabase(dataDir: string): Db {
+  mkdirSync(dataDir, { recursive: true });
+  const db = new Database(path.join(dataDir, 'attune.sqlite'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.exec(schema);
+  return db;
+}

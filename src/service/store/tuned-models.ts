@@ -1,0 +1,127 @@
+// Tuned models, their datasets and their metrics in SQLite. Rows map to domain objects here and only here.
+import type { Db } from './database.js';
+import type { Example } from '../../engine/data/examples.js';
+import type { StepMetric, TunedModel } from '../tuning/tuned-model.js';
+
+interface Row {
+  id: string; project: string; api_version: string; display_name: string; description: string;
+  base_model: string; base_dir: string; source_tuned_model: string | null; state: string;
+  create_time: string; update_time: string; start_time: string | null; complete_time: string | null;
+  temperature: number | null; top_p: number | null; top_k: number | null; hyperparameters: string;
+  total_steps: number; completed_steps: number; error_code: number | null; error_message: string | null;
+  operation_id: string; operation_done: number;
+}
+
+const fromRow = (r: Row): TunedModel => ({
+  id: r.id,
+  project: r.project,
+  apiVersion: r.api_version,
+  displayName: r.display_name,
+  description: r.description,
+  baseModel: r.base_model,
+  baseDir: r.base_dir,
+  sourceTunedModel: r.source_tuned_model ?? undefined,
+  state: r.state as TunedModel['state'],
+  createTime: r.create_time,
+  updateTime: r.update_time,
+  startTime: r.start_time ?? undefined,
+  completeTime: r.complete_time ?? undefined,
+  temperature: r.temperature ?? undefined,
+  topP: r.top_p ?? undefined,
+  topK: r.top_k ?? undefined,
+  hyperparameters: JSON.parse(r.hyperparameters),
+  totalSteps: r.total_steps,
+  completedSteps: r.completed_steps,
+  error: r.error_code === null ? undefined : { code: r.error_code, message: r.error_message ?? '' },
+  operationId: r.operation_id,
+  operationDone: r.operation_done === 1,
+});
+
+const toRow = (m: TunedModel): Row => ({
+  id: m.id, project: m.project, api_version: m.apiVersion, display_name: m.displayName, description: m.description,
+  base_model: m.baseModel, base_dir: m.baseDir, source_tuned_model: m.sourceTunedModel ?? null, state: m.state,
+  create_time: m.createTime, update_time: m.updateTime, start_time: m.startTime ?? null,
+  complete_time: m.completeTime ?? null, temperature: m.temperature ?? null, top_p: m.topP ?? null,
+  top_k: m.topK ?? null, hyperparameters: JSON.stringify(m.hyperparameters), total_steps: m.totalSteps,
+  completed_steps: m.completedSteps, error_code: m.error?.code ?? null, error_message: m.error?.message ?? null,
+  operation_id: m.operationId, operation_done: m.operationDone ? 1 : 0,
+});
+
+const columns = Object.keys(toRow({ hyperparameters: {} } as TunedModel));
+
+export class TunedModelStore {
+  constructor(private readonly db: Db) {}
+
+  insert(model: TunedModel, training: Example[], validation?: Example[]): void {
+    const insertModel = this.db.prepare(
+      `INSERT INTO tuned_models (${columns.join(', ')}) VALUES (${columns.map((c) => '@' + c).join(', ')})`,
+    );
+    const insertDataset = this.db.prepare('INSERT INTO datasets (tuned_model_id, role, examples) VALUES (?, ?, ?)');
+    this.db.transaction(() => {
+      insertModel.run(toRow(model));
+      insertDataset.run(model.id, 'training', JSON.stringify(training));
+      if (validation?.length) insertDataset.run(model.id, 'validation', JSON.stringify(validation));
+    })();
+  }
+
+  /** Writes every column of the model back (the caller changed some of them). */
+  save(model: TunedModel): void {
+    const sets = columns.filter((c) => c !== 'id').map((c) => `${c} = @${c}`);
+    this.db.prepare(`UPDATE tuned_models SET ${sets.join(', ')} WHERE id = @id`).run(toRow(model));
+  }
+
+  get(id: string): TunedModel | undefined {
+    const row = this.db.prepare('SELECT * FROM tuned_models WHERE id = ?').get(id) as Row | undefined;
+    return row && fromRow(row);
+  }
+
+  exists(id: string): boolean {
+    return this.db.prepare('SELECT 1 FROM tuned_models WHERE id = ?').get(id) !== undefined;
+  }
+
+  /** A page of a project's models, oldest first; `text` filters on display name and description. */
+  list(project: string, offset: number, limit: number, text?: string): TunedModel[] {
+    const like = `%${(text ?? '').replace(/[%_]/g, '')}%`;
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM tuned_models WHERE project = ? AND (display_name LIKE ? OR description LIKE ?)
+         ORDER BY create_time, id LIMIT ? OFFSET ?`,
+      )
+      .all(project, like, like, limit, offset) as Row[];
+    return rows.map(fromRow);
+  }
+
+  delete(id: string): void {
+    this.db.transaction(() => {
+      for (const table of ['metrics', 'datasets', 'jobs']) this.db.prepare(`DELETE FROM ${table} WHERE tuned_model_id = ?`).run(id);
+      this.db.prepare('DELETE FROM tuned_models WHERE id = ?').run(id);
+    })();
+  }
+
+  examples(id: string, role: 'training' | 'validation'): Example[] {
+    const row = this.db.prepare('SELECT examples FROM datasets WHERE tuned_model_id = ? AND role = ?').get(id, role) as
+      | { examples: string }
+      | undefined;
+    return row ? JSON.parse(row.examples) : [];
+  }
+
+  addMetric(id: string, metric: StepMetric): void {
+    this.db
+      .prepare(
+        `INSERT OR REPLACE INTO metrics (tuned_model_id, kind, step, epoch, loss, accuracy, predictions, time)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(id, metric.kind, metric.step, metric.epoch, metric.loss, metric.accuracy, metric.predictions, metric.time);
+  }
+
+  metrics(id: string, kind: 'train' | 'eval'): StepMetric[] {
+    return this.db
+      .prepare('SELECT kind, step, epoch, loss, accuracy, predictions, time FROM metrics WHERE tuned_model_id = ? AND kind = ? ORDER BY step')
+      .all(id, kind) as StepMetric[];
+  }
+
+  /** Drops metrics past a step: a resumed run re-records the steps after its checkpoint. */
+  truncateMetrics(id: string, afterStep: number): void {
+    this.db.prepare('DELETE FROM metrics WHERE tuned_model_id = ? AND step > ?').run(id, afterStep);
+  }
+}
