@@ -6,6 +6,8 @@ import { lenientJsonPlugin } from './plugins/lenient-json.js';
 import { authPlugin } from './plugins/auth.js';
 import { CustomMethods } from './gemini/custom-methods.js';
 import { tunedModelRoutes, operationRoutes } from './gemini/tuned-models.js';
+import { generateRoutes } from './gemini/generate.js';
+import { modelRoutes } from './gemini/models.js';
 
 export const requestLimits = {
   /** Bodies carry training examples: 40,000 + 5,000 characters each, hundreds of them. */
@@ -26,6 +28,8 @@ export async function buildServer(services: Services, { logger = false }: Server
   const customMethods = new CustomMethods();
   tunedModelRoutes(app, services, customMethods);
   operationRoutes(app, services);
+  modelRoutes(app, services);
+  generateRoutes(services, customMethods);
   customMethods.register(app);
   return app;
 }

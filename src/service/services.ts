@@ -31,7 +31,8 @@ export function openServices(config: ServiceConfig): Services {
   const tuning = new TuningService(store, jobs, registry, config.dataDir);
   const scheduler = new Scheduler(tuning, jobs, config.concurrency);
   tuning.attachScheduler(scheduler);
-  const inference = new InferenceService(tuning);
+  const inference = new InferenceService(tuning, registry);
+  tuning.onDeleted((id) => inference.forgetTunedModel(id));
   scheduler.start(); // picks up jobs a crash or shutdown interrupted
   return {
     config, db, keys: new KeyStore(db), registry, store, jobs, tuning, scheduler, inference,

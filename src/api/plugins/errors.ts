@@ -19,12 +19,12 @@ export function sendRpcError(reply: FastifyReply, status: CanonicalStatus, messa
 }
 
 /** Maps any thrown error to its google.rpc status; unexpected ones are logged and answered 500. */
-export function classify(error: unknown): { status: CanonicalStatus; message: string; violations?: FieldViolation[]; unexpected?: boolean } {
+export function classify(error: unknown, bodyLimit?: number): { status: CanonicalStatus; message: string; violations?: FieldViolation[]; unexpected?: boolean } {
   if (error instanceof ServiceError) return { status: error.status, message: error.message, violations: error.fieldViolations };
   if (error instanceof DatasetError) return { status: 'INVALID_ARGUMENT', message: error.message };
   const fastifyError = error as FastifyError;
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return { status: 'INVALID_ARGUMENT', message: `Request payload size exceeds the limit: ${fastifyError.message.match(/\d+/)?.[0] ?? ''} bytes.` };
+    return { status: 'INVALID_ARGUMENT', message: `Request payload size exceeds the limit: ${bodyLimit} bytes.` };
   }
   if (fastifyError.validation) {
     return { status: 'INVALID_ARGUMENT', message: `Invalid JSON payload received. ${fastifyError.message}` };
@@ -37,7 +37,7 @@ export function classify(error: unknown): { status: CanonicalStatus; message: st
 
 export const errorsPlugin = fp(async (app: FastifyInstance) => {
   app.setErrorHandler((error, request, reply) => {
-    const { status, message, violations, unexpected } = classify(error);
+    const { status, message, violations, unexpected } = classify(error, app.initialConfig.bodyLimit);
     if (unexpected) request.log.error({ err: error }, 'unexpected error');
     return sendRpcError(reply, status, message, violations);
   });

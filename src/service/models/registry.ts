@@ -89,11 +89,11 @@ export class BaseModelRegistry {
   }
 
   /** Accepts `models/x` or a bare `x`, as @google/genai sends base model names verbatim. */
-  resolve(name: string, apiVersion = 'v1beta'): BaseModelInfo {
+  resolve(name: string, apiVersion = 'v1beta', method = 'generateContent'): BaseModelInfo {
     const found = this.models.get(bareId(name));
     if (!found) {
       throw notFound(
-        `${name.startsWith('models/') ? name : `models/${name}`} is not found for API version ${apiVersion}, or is not supported for createTunedModel. Call ListModels to see the list of available models and their supported methods.`,
+        `${name.startsWith('models/') ? name : `models/${name}`} is not found for API version ${apiVersion}, or is not supported for ${method}. Call ListModels to see the list of available models and their supported methods.`,
       );
     }
     return found;
