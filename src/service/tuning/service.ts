@@ -50,6 +50,7 @@ export interface RunControl {
 
 export class TuningService {
   private control: RunControl = { wake: () => {}, cancel: () => {} };
+  private readonly deletionListeners: ((id: string) => void)[] = [];
 
   constructor(
     readonly store: TunedModelStore,
@@ -60,6 +61,11 @@ export class TuningService {
 
   attachScheduler(control: RunControl): void {
     this.control = control;
+  }
+
+  /** Called after a tuned model is deleted (serving frees its adapter). */
+  onDeleted(listener: (id: string) => void): void {
+    this.deletionListeners.push(listener);
   }
 
   adapterDir(id: string): string {
@@ -162,6 +168,7 @@ export class TuningService {
     this.store.delete(id);
     rmSync(this.adapterDir(id), { recursive: true, force: true });
     rmSync(this.checkpointDir(id), { recursive: true, force: true });
+    for (const listener of this.deletionListeners) listener(id);
   }
 
   /** Asks a run to stop; the model ends ACTIVE if a step completed (the adapter is usable), else FAILED. */
@@ -216,14 +223,15 @@ export class TuningService {
     });
   }
 
+  /** The model first: a crash in between leaves a 'running' job, which the scheduler drops when it sees the model done. */
   private finish(id: string, change: (m: TunedModel) => void): void {
-    this.jobs.finish(id);
     this.update(id, (m) => {
       change(m);
       m.completeTime = now();
       m.updateTime = m.completeTime;
       m.operationDone = true;
     });
+    this.jobs.finish(id);
   }
 
   private update(id: string, change: (m: TunedModel) => void): void {
@@ -239,10 +247,10 @@ export class TuningService {
     }
     if (request.sourceTunedModel) {
       const source = this.get(request.project, request.sourceTunedModel.replace(/^tunedModels\//, ''));
-      return this.registry.resolve(source.baseModel, request.apiVersion);
+      return this.registry.resolve(source.baseModel, request.apiVersion, 'createTunedModel');
     }
     if (!request.baseModel) throw invalidArgument('baseModel is required', 'tuned_model.base_model');
-    return this.registry.resolve(request.baseModel, request.apiVersion);
+    return this.registry.resolve(request.baseModel, request.apiVersion, 'createTunedModel');
   }
 }
 
