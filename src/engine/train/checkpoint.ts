@@ -33,6 +33,11 @@ export function saveCheckpoint(
   }
 }
 
+/** Whether dir holds a checkpoint a run would resume from. */
+export function hasCheckpoint(dir: string): boolean {
+  return existsSync(path.join(dir, 'state.json'));
+}
+
 /** Restores adapter and optimizer from dir; returns the progress to resume from, or null when there is none. */
 export function loadCheckpoint(
   dir: string,

@@ -48,6 +48,10 @@ export interface TrainOptions {
   /** Where checkpoints go; a run finding one there resumes from it. */
   checkpointDir?: string;
   checkpointEverySteps?: number;
+  /** Also checkpoint at the step reached when the signal stops the run (a graceful shutdown resumes there). */
+  checkpointOnAbort?: boolean;
+  /** Called once before the first step, after any checkpoint was restored. */
+  onStart?: (progress: { completedSteps: number; totalSteps: number }) => void;
   onStep?: (metrics: StepMetrics) => void;
   onEval?: (metrics: EvalMetrics) => void;
 }
@@ -95,6 +99,8 @@ export async function train(
     const resumed = loadCheckpoint(options.checkpointDir, adapter, optimizer);
     if (resumed) Object.assign(result, resumed, { totalSteps });
   }
+  let checkpointedStep = result.completedSteps;
+  options.onStart?.({ completedSteps: result.completedSteps, totalSteps });
 
   const order = new ExampleOrder(data.length, o.seed);
   const started = Date.now();
@@ -102,6 +108,9 @@ export async function train(
     await yieldToEventLoop(); // lets signals, timers and I/O (progress, cancel) through between steps
     if (options.signal?.aborted) {
       result.cancelled = true;
+      if (options.checkpointDir && options.checkpointOnAbort && result.completedSteps > checkpointedStep) {
+        saveCheckpoint(options.checkpointDir, adapter, optimizer, result);
+      }
       break;
     }
     const batch = order.batch(step, o.batchSize).map((i) => data[i]);
@@ -128,6 +137,7 @@ export async function train(
     }
     if (options.checkpointDir && (step % checkpointEvery === 0 || step === totalSteps)) {
       saveCheckpoint(options.checkpointDir, adapter, optimizer, result);
+      checkpointedStep = step;
     }
   }
   for (const p of parameters) {

@@ -1,0 +1,113 @@
+// A training worker: a child process (child_process.fork) that tunes one model and reports over IPC.
+// It never touches the database; the server records what it reports. It exits when the server goes
+// away (the IPC channel closes), so a killed server leaves no orphan training.
+import { configureThreads } from '../../engine/runtime.js';
+import { loadBaseModel } from '../../engine/base-model.js';
+import { tune } from '../../engine/tuning.js';
+import { FramingError } from '../../engine/data/framing.js';
+import { DatasetError } from '../../engine/data/examples.js';
+import type { ParentMessage, RunMessage, WorkerMessage } from './protocol.js';
+
+if (!process.send) {
+  console.error('attune worker: run by the server (child_process.fork), not directly');
+  process.exit(2);
+}
+
+const controller = new AbortController();
+/** What an abort of the run means: a cancel (save the adapter) or a stop (checkpoint and resume later). */
+let ending: 'cancel' | 'stop' | undefined;
+let runStarted = false;
+let finished = false;
+
+function send(message: WorkerMessage): void {
+  if (!process.connected) process.exit(0); // the server is gone
+  process.send!(message, () => {}); // with a callback, a send that fails (the server died) raises no 'error'
+}
+
+/** Sends the final message and exits once it is written to the channel. */
+function finish(message: WorkerMessage): void {
+  if (finished) return;
+  finished = true;
+  try {
+    process.send!(message, () => process.exit(0));
+  } catch {
+    process.exit(0);
+  }
+}
+
+function end(how: 'cancel' | 'stop'): void {
+  ending ??= how;
+  controller.abort();
+  if (!runStarted && how === 'stop') finish({ type: 'stopped', completedSteps: 0 });
+}
+
+process.on('disconnect', () => process.exit(0));
+// A terminal's Ctrl-C or a service manager's SIGTERM reaches the whole process group: the server asks
+// the worker to stop anyway, and a worker signalled alone stops the same way (its job resumes).
+process.on('SIGINT', () => end('stop'));
+process.on('SIGTERM', () => end('stop'));
+process.on('uncaughtException', (error) => fail(error));
+process.on('unhandledRejection', (error) => fail(error));
+
+process.on('message', (message: ParentMessage) => {
+  switch (message.type) {
+    case 'run':
+      if (runStarted || finished) return;
+      runStarted = true;
+      run(message).catch(fail);
+      break;
+    case 'cancel':
+      end('cancel');
+      break;
+    case 'stop':
+      end('stop');
+      break;
+  }
+});
+
+async function run(job: RunMessage): Promise<void> {
+  configureThreads();
+  const base = await loadBaseModel(job.baseDir);
+  if (ending === 'stop') return finish({ type: 'stopped', completedSteps: 0 });
+  let completedSteps = 0;
+  const outcome = await tune(base, {
+    examples: job.examples,
+    validation: job.validation.length ? job.validation : undefined,
+    lora: { rank: job.adapterRank },
+    training: {
+      epochs: job.epochs,
+      batchSize: job.batchSize,
+      learningRate: job.learningRate,
+      seed: job.seed,
+      signal: controller.signal,
+      checkpointDir: job.checkpointDir,
+      checkpointOnAbort: true,
+      onStart: (progress) => {
+        completedSteps = progress.completedSteps;
+        send({ type: 'started', resumedFromStep: progress.completedSteps, totalSteps: progress.totalSteps });
+      },
+      onStep: (metrics) => {
+        completedSteps = metrics.step;
+        send({ type: 'step', metrics });
+      },
+      onEval: (metrics) => send({ type: 'eval', metrics }),
+    },
+    outDir: job.adapterDir,
+    saveCancelled: () => ending === 'cancel',
+  });
+  const how = ending as 'cancel' | 'stop' | undefined; // set by a message while tune() ran
+  if (!outcome.cancelled) finish({ type: 'succeeded' });
+  else if (how === 'stop') finish({ type: 'stopped', completedSteps });
+  else finish({ type: 'cancelled', adapterSaved: outcome.adapterSaved });
+}
+
+function fail(error: unknown): void {
+  const badData = error instanceof FramingError || error instanceof DatasetError;
+  const message = error instanceof Error ? error.message : String(error);
+  if (!badData) console.error('attune worker:', error);
+  finish({
+    type: 'failed',
+    code: badData ? 3 : 13,
+    message: badData ? `Invalid training data: ${message}` : `Training failed: ${message}`,
+  });
+}

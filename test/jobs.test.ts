@@ -1,0 +1,268 @@
+// The job scheduler with real worker processes and a real SQLite file: a run to ACTIVE with every
+// snapshot, cancellation of running and queued jobs, validation metrics, bad data, workers that die,
+// and deleted models.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { openServices, type Services } from '../src/service/services.js';
+import { serviceDefaults } from '../src/service/config.js';
+import { embeddedBaseModelDir } from '../src/engine/base-model.js';
+import { parseJsonl, type Example } from '../src/engine/data/examples.js';
+import type { CreateTunedModelRequest } from '../src/service/tuning/service.js';
+import type { TunedModel } from '../src/service/tuning/tuned-model.js';
+import { numbersJsonl } from './helpers/engine.js';
+
+const examples: Example[] = parseJsonl(readFileSync(numbersJsonl, 'utf8')).examples;
+const project = 'jobs-test';
+
+function open(t: TestContext, { concurrency = 1, prepare }: { concurrency?: number; prepare?: (dataDir: string) => void } = {}): Services {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'attune-jobs-'));
+  prepare?.(dataDir);
+  const services = openServices({ dataDir, host: serviceDefaults.host, port: 0, concurrency, keyless: false });
+  t.after(async () => {
+    await services.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  return services;
+}
+
+function create(services: Services, request: Partial<CreateTunedModelRequest> = {}): TunedModel {
+  return services.tuning.create({ project, apiVersion: 'v1beta', baseModel: 'models/stories260K', examples, ...request });
+}
+
+const model = (services: Services, id: string): TunedModel => services.tuning.get(project, id);
+
+async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+const done = (services: Services, id: string, timeoutMs?: number) =>
+  waitFor(`${id} to finish`, () => {
+    const m = model(services, id);
+    return m.operationDone && m;
+  }, timeoutMs);
+
+const steps = (services: Services, id: string, kind: 'train' | 'eval' = 'train') => services.store.metrics(id, kind).map((m) => m.step);
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+function processGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+test('a job trains in a worker to ACTIVE: 15 examples × 50 epochs / batch 4, every snapshot recorded', async (t) => {
+  const services = open(t);
+  const started = performance.now();
+  const created = create(services, { displayName: 'numbers', hyperparameters: { epochCount: 50, batchSize: 4 } });
+  assert.equal(created.state, 'CREATING');
+  assert.equal(created.totalSteps, 188);
+  const finished = await done(services, created.id);
+  const seconds = (performance.now() - started) / 1000;
+  t.diagnostic(`create → ACTIVE for 188 steps: ${seconds.toFixed(2)} s`);
+
+  assert.equal(finished.state, 'ACTIVE', JSON.stringify(finished.error));
+  assert.equal(finished.error, undefined);
+  assert.equal(finished.completedSteps, 188);
+  assert.ok(finished.startTime && finished.completeTime);
+  assert.deepEqual(steps(services, created.id), range(1, 188));
+  const snapshots = services.store.metrics(created.id, 'train');
+  assert.ok(snapshots.every((s) => Number.isFinite(s.loss) && s.predictions > 0 && /^\d{4}-\d\d-\d\dT.*\.\d{6}Z$/.test(s.time)));
+  assert.ok(snapshots.at(-1)!.loss < snapshots[0].loss / 10, 'the loss fell');
+  assert.equal(snapshots.at(-1)!.epoch, 50);
+  assert.deepEqual(steps(services, created.id, 'eval'), [], 'no validation set, no eval metrics');
+
+  const adapterDir = services.tuning.adapterDir(created.id);
+  for (const file of ['adapter_config.json', 'adapter_model.safetensors', 'attune.json']) assert.ok(existsSync(path.join(adapterDir, file)), file);
+  assert.equal(JSON.parse(readFileSync(path.join(adapterDir, 'adapter_config.json'), 'utf8')).r, 8);
+  assert.equal(JSON.parse(readFileSync(path.join(adapterDir, 'attune.json'), 'utf8')).training.totalSteps, 188);
+  assert.equal(existsSync(services.tuning.checkpointDir(created.id)), false, 'the checkpoint is removed once the adapter is saved');
+  assert.equal(services.jobs.get(created.id)?.state, 'finished');
+  await waitFor('the worker to exit', () => services.scheduler.runningJobs().length === 0, 10_000);
+});
+
+test('cancelling a running job stops it; the adapter of the steps done is saved and the model is ACTIVE', async (t) => {
+  const services = open(t);
+  const { id, totalSteps } = create(services, { hyperparameters: { epochCount: 100, batchSize: 4 } });
+  await waitFor('a few steps', () => model(services, id).completedSteps >= 5);
+  const pid = services.scheduler.workerPid(id)!;
+  services.tuning.cancel(project, id);
+  const finished = await done(services, id);
+  assert.equal(finished.operationDone, true);
+  assert.deepEqual(finished.error, { code: 1, message: 'Operation cancelled.' });
+  assert.equal(finished.state, 'ACTIVE');
+  assert.ok(finished.completedSteps >= 5 && finished.completedSteps < totalSteps, `completed ${finished.completedSteps}`);
+  assert.deepEqual(steps(services, id), range(1, finished.completedSteps));
+  const record = JSON.parse(readFileSync(path.join(services.tuning.adapterDir(id), 'attune.json'), 'utf8'));
+  assert.equal(record.training.cancelled, true);
+  assert.equal(record.training.completedSteps, finished.completedSteps);
+  assert.ok(existsSync(path.join(services.tuning.adapterDir(id), 'adapter_model.safetensors')));
+  await waitFor('the worker to exit', () => processGone(pid), 10_000);
+});
+
+test('cancelling a queued job ends it without running it; the running one goes on', async (t) => {
+  const services = open(t, { concurrency: 1 });
+  const first = create(services, { hyperparameters: { epochCount: 8, batchSize: 4 } });
+  const second = create(services, { hyperparameters: { epochCount: 8, batchSize: 4 } });
+  assert.deepEqual(services.scheduler.runningJobs(), [first.id]);
+  assert.equal(services.jobs.get(second.id)?.state, 'queued');
+  services.tuning.cancel(project, second.id);
+  const cancelled = model(services, second.id);
+  assert.equal(cancelled.operationDone, true, 'a queued job is cancelled at once');
+  assert.equal(cancelled.state, 'FAILED', 'no step ran, so there is no adapter');
+  assert.deepEqual(cancelled.error, { code: 1, message: 'Operation cancelled.' });
+  assert.equal(cancelled.startTime, undefined);
+  assert.equal(services.jobs.get(second.id)?.state, 'finished');
+
+  const finished = await done(services, first.id);
+  assert.equal(finished.state, 'ACTIVE');
+  assert.equal(finished.completedSteps, finished.totalSteps);
+  assert.deepEqual(steps(services, second.id), [], 'the cancelled job never trained');
+  assert.equal(existsSync(services.tuning.adapterDir(second.id)), false);
+  await waitFor('the worker to exit', () => services.scheduler.runningJobs().length === 0, 10_000);
+});
+
+test('validation examples produce eval metrics', async (t) => {
+  const services = open(t);
+  const created = create(services, { examples: examples.slice(5), validation: examples.slice(0, 5), hyperparameters: { epochCount: 3, batchSize: 4 } });
+  assert.equal(created.totalSteps, 8);
+  const finished = await done(services, created.id);
+  assert.equal(finished.state, 'ACTIVE', JSON.stringify(finished.error));
+  assert.deepEqual(steps(services, created.id), range(1, 8));
+  const evals = services.store.metrics(created.id, 'eval');
+  assert.equal(evals.at(-1)?.step, 8, 'evaluated at the end');
+  assert.ok(evals.length >= 2);
+  for (const e of evals) {
+    assert.equal(e.kind, 'eval');
+    assert.equal(e.epoch, Math.floor((e.step * 4) / 10));
+    assert.ok(Number.isFinite(e.loss) && e.loss > 0 && e.accuracy >= 0 && e.accuracy <= 1 && e.predictions > 0);
+  }
+});
+
+test('an example the framing rejects fails the job with INVALID_ARGUMENT and a message naming it', async (t) => {
+  // A base model whose chat template renders a final "rewrite me" user turn differently from the same
+  // turn followed by a model turn: training on such an example would train on a misaligned split.
+  const template =
+    "{% for m in messages %}{% if loop.last and m.role == 'user' and m.content == 'rewrite me' %}[{{ m.content }}]{% else %}{{ m.content }}{% endif %}\n{% endfor %}";
+  const services = open(t, {
+    prepare: (dataDir) => {
+      const dir = path.join(dataDir, 'models', 'templated');
+      mkdirSync(dir, { recursive: true });
+      for (const file of ['config.json', 'model.safetensors', 'tokenizer.json']) copyFileSync(path.join(embeddedBaseModelDir, file), path.join(dir, file));
+      const config = JSON.parse(readFileSync(path.join(embeddedBaseModelDir, 'tokenizer_config.json'), 'utf8'));
+      writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ ...config, chat_template: template }));
+    },
+  });
+  const bad: Example = { turns: [{ role: 'user', text: 'rewrite me' }, { role: 'model', text: 'no' }] };
+  const created = create(services, { baseModel: 'models/templated', examples: [...examples.slice(0, 3), bad], hyperparameters: { epochCount: 2 } });
+  const finished = await done(services, created.id);
+  assert.equal(finished.state, 'FAILED');
+  assert.equal(finished.error?.code, 3);
+  assert.match(finished.error!.message, /^Invalid training data: training example 4: the chat template renders the first 1 turns differently/);
+  assert.deepEqual(steps(services, created.id), []);
+  assert.equal(existsSync(services.tuning.adapterDir(created.id)), false);
+
+  // The same base model trains on good examples: the failure was the example's.
+  const good = create(services, { baseModel: 'models/templated', examples: examples.slice(0, 3), hyperparameters: { epochCount: 2, batchSize: 3 } });
+  assert.equal((await done(services, good.id)).state, 'ACTIVE');
+});
+
+test('a worker that dies is replaced and resumes from its checkpoint; one that keeps dying fails the job', async (t) => {
+  const services = open(t);
+  const { id, totalSteps } = create(services, { hyperparameters: { epochCount: 20, batchSize: 4 } }); // 75 steps, checkpoints every 4
+  await waitFor('step 10', () => model(services, id).completedSteps >= 10);
+  const first = services.scheduler.workerPid(id)!;
+  process.kill(first, 'SIGKILL');
+  const second = await waitFor('a new worker', () => {
+    const pid = services.scheduler.workerPid(id);
+    return pid !== undefined && pid !== first && pid;
+  });
+  assert.ok(second);
+  const finished = await done(services, id);
+  assert.equal(finished.state, 'ACTIVE', JSON.stringify(finished.error));
+  assert.deepEqual(steps(services, id), range(1, totalSteps), 'the resumed run re-recorded the steps after its checkpoint');
+
+  // Kill every worker as soon as it appears: after three attempts the job fails.
+  const doomed = create(services, { hyperparameters: { epochCount: 50, batchSize: 4 } });
+  const killed = new Set<number>();
+  while (!model(services, doomed.id).operationDone) {
+    const pid = services.scheduler.workerPid(doomed.id);
+    if (pid !== undefined && !killed.has(pid)) {
+      killed.add(pid);
+      process.kill(pid, 'SIGKILL');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const failed = model(services, doomed.id);
+  assert.equal(killed.size, 3);
+  assert.equal(failed.state, 'FAILED');
+  assert.equal(failed.error?.code, 13);
+  assert.match(failed.error!.message, /killed by SIGKILL/);
+  assert.equal(services.jobs.get(doomed.id)?.state, 'finished');
+});
+
+test('a worker stopped by a signal of its own checkpoints and is started again where it stopped', async (t) => {
+  const services = open(t);
+  const { id, totalSteps } = create(services, { hyperparameters: { epochCount: 30, batchSize: 4 } }); // 113 steps, checkpoints every 6
+  await waitFor('step 7', () => model(services, id).completedSteps >= 7);
+  const first = services.scheduler.workerPid(id)!;
+  process.kill(first, 'SIGTERM');
+  await waitFor('the worker to exit', () => processGone(first), 10_000);
+  const stoppedAt = Date.now();
+  const state = JSON.parse(readFileSync(path.join(services.tuning.checkpointDir(id), 'state.json'), 'utf8'));
+  assert.ok(state.completedSteps >= 7, `checkpointed at step ${state.completedSteps}`);
+  const finished = await done(services, id);
+  assert.equal(finished.state, 'ACTIVE', JSON.stringify(finished.error));
+  assert.deepEqual(steps(services, id), range(1, totalSteps));
+  const snapshots = services.store.metrics(id, 'train');
+  assert.ok(Date.parse(snapshots[state.completedSteps - 1].time) < stoppedAt, 'steps up to the checkpoint were kept');
+  assert.ok(Date.parse(snapshots[state.completedSteps].time) >= stoppedAt, 'the new worker started right after the checkpoint');
+});
+
+test('deleting a model while it trains kills its worker, drops the job and starts the next', async (t) => {
+  const services = open(t, { concurrency: 1 });
+  const doomed = create(services, { hyperparameters: { epochCount: 100, batchSize: 4 } });
+  const next = create(services, { hyperparameters: { epochCount: 2, batchSize: 4 } });
+  await waitFor('a few steps', () => model(services, doomed.id).completedSteps >= 3);
+  const pid = services.scheduler.workerPid(doomed.id)!;
+  services.tuning.delete(project, doomed.id);
+  await waitFor('the worker to exit', () => processGone(pid), 10_000);
+  const finished = await done(services, next.id);
+  assert.equal(finished.state, 'ACTIVE');
+  assert.equal(services.store.exists(doomed.id), false);
+  assert.deepEqual(steps(services, doomed.id), [], 'no metric outlives its model');
+  assert.equal(existsSync(services.tuning.adapterDir(doomed.id)), false);
+  assert.equal(existsSync(services.tuning.checkpointDir(doomed.id)), false);
+});
+
+test('stop() checkpoints running jobs where they are and leaves them to resume at the next start', async (t) => {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'attune-jobs-'));
+  const config = { dataDir, host: serviceDefaults.host, port: 0, concurrency: 1, keyless: false };
+  let services = openServices(config);
+  t.after(async () => {
+    await services.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const { id, totalSteps } = create(services, { hyperparameters: { epochCount: 20, batchSize: 4 } });
+  await waitFor('step 6', () => model(services, id).completedSteps >= 6);
+  await services.close();
+  const state = JSON.parse(readFileSync(path.join(dataDir, 'checkpoints', id, 'state.json'), 'utf8'));
+  services = openServices(config);
+  assert.ok(state.completedSteps >= 6, `checkpointed at step ${state.completedSteps}`);
+  assert.ok(steps(services, id).length >= state.completedSteps);
+  assert.equal(services.jobs.get(id)?.state, 'running', 'requeued and claimed again');
+  const finished = await done(services, id);
+  assert.equal(finished.state, 'ACTIVE');
+  assert.deepEqual(steps(services, id), range(1, totalSteps));
+});
