@@ -5,6 +5,7 @@
 // server, its workers exit (they watch the IPC channel) and start() requeues the job; the new worker
 // resumes from the last checkpoint, and resumedAt() drops the metrics recorded past it. A graceful
 // stop() has every worker checkpoint where it is first, and leaves the jobs 'running' the same way.
+import { availableParallelism } from 'node:os';
 import { fork, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -84,6 +85,13 @@ export class Scheduler implements RunControl {
   }
 
   /** Stops workers after checkpointing; their jobs stay 'running' and are requeued by the next start(). */
+  /** Workers share the cores: each one's OpenBLAS pool gets its share, unless the user chose. */
+  private workerEnv(): NodeJS.ProcessEnv {
+    if (process.env.ATTUNE_BLAS_THREADS) return process.env;
+    const share = Math.max(1, Math.floor(availableParallelism() / this.concurrency));
+    return { ...process.env, ATTUNE_BLAS_THREADS: String(share) };
+  }
+
   async stop(): Promise<void> {
     this.accepting = false;
     for (const timer of this.relaunchTimers) clearTimeout(timer);
@@ -151,7 +159,7 @@ export class Scheduler implements RunControl {
     };
     let child: ChildProcess;
     try {
-      child = fork(workerPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: workerExecArgv() });
+      child = fork(workerPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: workerExecArgv(), env: this.workerEnv() });
     } catch (error) {
       this.workers.delete(id);
       this.tuning.failed(id, `Training failed: could not start a training worker: ${(error as Error).message}`, 13);

@@ -49,8 +49,18 @@ const toRow = (m: TunedModel): Row => ({
 
 const columns = Object.keys(toRow({ hyperparameters: {} } as TunedModel));
 
+export interface ListPosition {
+  createTime: string;
+  id: string;
+}
+
 export class TunedModelStore {
   constructor(private readonly db: Db) {}
+
+  /** Runs fn in one SQLite transaction (nested calls become savepoints). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
 
   insert(model: TunedModel, training: Example[], validation?: Example[]): void {
     const insertModel = this.db.prepare(
@@ -79,15 +89,20 @@ export class TunedModelStore {
     return this.db.prepare('SELECT 1 FROM tuned_models WHERE id = ?').get(id) !== undefined;
   }
 
-  /** A page of a project's models, oldest first; `text` filters on display name and description. */
-  list(project: string, offset: number, limit: number, text?: string): TunedModel[] {
+  /**
+   * A page of a project's models, oldest first, after a position (keyset paging, so models created or
+   * deleted between pages neither repeat nor vanish). `text` filters on display name and description.
+   */
+  list(project: string, after: ListPosition | undefined, limit: number, text?: string): TunedModel[] {
     const like = `%${(text ?? '').replace(/[%_]/g, '')}%`;
+    const { createTime = '', id = '' } = after ?? {};
     const rows = this.db
       .prepare(
         `SELECT * FROM tuned_models WHERE project = ? AND (display_name LIKE ? OR description LIKE ?)
-         ORDER BY create_time, id LIMIT ? OFFSET ?`,
+           AND (create_time > ? OR (create_time = ? AND id > ?))
+         ORDER BY create_time, id LIMIT ?`,
       )
-      .all(project, like, like, limit, offset) as Row[];
+      .all(project, like, like, createTime, createTime, id, limit) as Row[];
     return rows.map(fromRow);
   }
 

@@ -8,7 +8,7 @@ import { totalStepsFor } from '../../engine/train/trainer.js';
 import { ServiceError, invalidArgument } from '../errors.js';
 import type { BaseModelRegistry } from '../models/registry.js';
 import type { JobQueue } from '../store/jobs.js';
-import type { TunedModelStore } from '../store/tuned-models.js';
+import type { ListPosition, TunedModelStore } from '../store/tuned-models.js';
 import { defaultBatchSize, tuningDefaults, tuningLimits } from './defaults.js';
 import { operationId, tunedModelIdFor, tunedModelIdPattern } from './ids.js';
 import { now, type Hyperparameters, type StepMetric, type TunedModel } from './tuned-model.js';
@@ -98,6 +98,7 @@ export class TuningService {
     }
     if (this.store.exists(id)) throw new ServiceError('ALREADY_EXISTS', `Tuned model tunedModels/${id} already exists.`);
 
+    validateSampling(request);
     const base = this.baseOf(request);
     const hyperparameters = resolveHyperparameters(request.hyperparameters ?? {}, examples.length);
     const time = now();
@@ -122,8 +123,10 @@ export class TuningService {
       operationId: operationId(),
       operationDone: false,
     };
-    this.store.insert(model, examples, request.validation);
-    this.jobs.enqueue(id);
+    this.store.transaction(() => {
+      this.store.insert(model, examples, request.validation); // a model is never stored without its job
+      this.jobs.enqueue(id);
+    });
     this.control.wake();
     return model;
   }
@@ -140,12 +143,11 @@ export class TuningService {
 
   list(project: string, pageSize: number = pageSizes.default, pageToken?: string, filter?: string): Page<TunedModel> {
     const size = Math.min(Math.max(1, pageSize || pageSizes.default), pageSizes.max);
-    const offset = pageToken ? decodePageToken(pageToken) : 0;
-    const rows = this.store.list(project, offset, size + 1, filter?.replace(/\b\w+:me\b/g, '').trim());
-    return {
-      items: rows.slice(0, size),
-      nextPageToken: rows.length > size ? encodePageToken(offset + size) : undefined,
-    };
+    const after = pageToken ? decodePageToken(pageToken) : undefined;
+    const rows = this.store.list(project, after, size + 1, filter?.replace(/\b\w+:me\b/g, '').trim());
+    const items = rows.slice(0, size);
+    const last = items.at(-1);
+    return { items, nextPageToken: rows.length > size && last ? encodePageToken({ createTime: last.createTime, id: last.id }) : undefined };
   }
 
   patch(project: string, id: string, patch: TunedModelPatch): TunedModel {
@@ -153,10 +155,7 @@ export class TuningService {
     if (patch.displayName !== undefined && patch.displayName.length > tuningLimits.displayNameChars) {
       throw invalidArgument(`displayName must be at most ${tuningLimits.displayNameChars} characters`, 'tuned_model.display_name');
     }
-    for (const field of ['temperature', 'topP'] as const) {
-      const value = patch[field];
-      if (value !== undefined && !(value >= 0)) throw invalidArgument(`${field} must be a number ≥ 0`, `tuned_model.${field}`);
-    }
+    validateSampling(patch);
     Object.assign(model, definedOnly(patch), { updateTime: now() });
     this.store.save(model);
     return model;
@@ -254,6 +253,17 @@ export class TuningService {
   }
 }
 
+/** Sampling defaults a tuned model may carry: temperature 0–2, topP 0–1, topK a non-negative integer. */
+function validateSampling({ temperature, topP, topK }: { temperature?: number; topP?: number; topK?: number }): void {
+  if (temperature !== undefined && !(temperature >= 0 && temperature <= 2)) {
+    throw invalidArgument(`temperature must be between 0 and 2, not ${temperature}`, 'tuned_model.temperature');
+  }
+  if (topP !== undefined && !(topP >= 0 && topP <= 1)) throw invalidArgument(`topP must be between 0 and 1, not ${topP}`, 'tuned_model.top_p');
+  if (topK !== undefined && !(Number.isInteger(topK) && topK >= 0)) {
+    throw invalidArgument(`topK must be a non-negative integer, not ${topK}`, 'tuned_model.top_k');
+  }
+}
+
 function resolveHyperparameters(given: Partial<Hyperparameters>, examples: number): Hyperparameters {
   const { epochCount, batchSize, learningRate, learningRateMultiplier, adapterRank } = given;
   const positiveInteger = (value: number | undefined, field: string, max: number) => {
@@ -286,12 +296,12 @@ export function learningRateOf(h: Hyperparameters): number {
   return h.learningRate ?? (h.learningRateMultiplier ?? 1) * tuningDefaults.baseLearningRate;
 }
 
-const encodePageToken = (offset: number) => Buffer.from(JSON.stringify({ o: offset })).toString('base64url');
+const encodePageToken = (position: ListPosition) => Buffer.from(JSON.stringify([position.createTime, position.id])).toString('base64url');
 
-function decodePageToken(token: string): number {
+function decodePageToken(token: string): ListPosition {
   try {
-    const { o } = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-    if (Number.isInteger(o) && o >= 0) return o;
+    const [createTime, id] = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+    if (typeof createTime === 'string' && typeof id === 'string') return { createTime, id };
   } catch {
     // falls through to the error below
   }
