@@ -159,7 +159,8 @@ export class Scheduler implements RunControl {
     };
     let child: ChildProcess;
     try {
-      child = fork(workerPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: workerExecArgv(), env: this.workerEnv() });
+      // A clean command line: the parent's own flags (-e, --test, --inspect) would make the child run them instead.
+      child = fork(workerPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [], env: this.workerEnv() });
     } catch (error) {
       this.workers.delete(id);
       this.tuning.failed(id, `Training failed: could not start a training worker: ${(error as Error).message}`, 13);
@@ -331,7 +332,3 @@ function send(worker: Worker, message: ParentMessage): void {
   worker.child.send(message, () => {});
 }
 
-/** The server's Node flags, less those of a test runner or debugger, which a worker must not inherit. */
-function workerExecArgv(): string[] {
-  return process.execArgv.filter((arg) => !/^--(test|inspect|watch)/.test(arg));
-}
