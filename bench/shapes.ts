@@ -1,5 +1,5 @@
-// The benchmark's model shapes (random weights) and batch sizes, shared with the PyTorch reference,
-// which receives them as JSON.
+// The benchmark's model shapes (random weights) and batch sizes. The PyTorch reference
+// (bench/reference/llama_lora_bench.py) keeps the same table by name; keep the two equal.
 export interface BenchShape {
   name: string;
   dim: number;
