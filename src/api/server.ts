@@ -20,6 +20,8 @@ export interface ServerOptions {
 
 export async function buildServer(services: Services, { logger = false }: ServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger, bodyLimit: requestLimits.bodyBytes, routerOptions: { maxParamLength: 500 } });
+  // Google pretty-prints its JSON; scripts grep single lines such as '"state": "ACTIVE"'.
+  app.setReplySerializer((payload) => JSON.stringify(payload, null, 2));
   await app.register(errorsPlugin);
   await app.register(lenientJsonPlugin);
   await app.register(authPlugin, { keys: services.keys, keyless: services.config.keyless });

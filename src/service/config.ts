@@ -22,6 +22,7 @@ export const serviceDefaults = {
   keylessProject: 'local',
 } as const;
 
+/** Literal loopback only: a name that merely starts with 127. may resolve anywhere. */
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }

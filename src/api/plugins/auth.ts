@@ -1,6 +1,7 @@
 // Who is calling: an API key as x-goog-api-key, ?key= or Authorization: Bearer (as Google accepts them)
 // names the project. x-goog-user-project may name it too, but only the key's own. In keyless mode
-// (loopback only) a request without credentials acts for x-goog-user-project or the local project.
+// (loopback only) a request without credentials acts for x-goog-user-project or the local project, unless
+// that project has API keys.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { KeyStore } from '../../service/auth/keys.js';
@@ -34,7 +35,7 @@ function credentials(request: FastifyRequest): { key?: string; bearer?: string }
 export const authPlugin = fp(async (app: FastifyInstance, { keys, keyless }: AuthOptions) => {
   app.decorateRequest('project', '');
   app.addHook('preHandler', async (request) => {
-    if (request.routeOptions.config?.public) return;
+    if (request.routeOptions.config?.public || request.is404) return; // an unknown route is a 404 for everyone
     const { key, bearer } = credentials(request);
     const userProject = request.headers['x-goog-user-project'] as string | undefined;
     let project: string | undefined;
@@ -58,7 +59,12 @@ export const authPlugin = fp(async (app: FastifyInstance, { keys, keyless }: Aut
           "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
         );
       }
-      request.project = userProject || serviceDefaults.keylessProject;
+      const project = userProject || serviceDefaults.keylessProject;
+      // Keyless callers never act for a project that has keys: its models stay its own.
+      if (keys.hasProject(project)) {
+        throw new ServiceError('PERMISSION_DENIED', `Project ${project} requires an API key.`);
+      }
+      request.project = project;
       return;
     }
     if (userProject && userProject !== project) {

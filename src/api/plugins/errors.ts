@@ -27,7 +27,8 @@ export function classify(error: unknown, bodyLimit?: number): { status: Canonica
     return { status: 'INVALID_ARGUMENT', message: `Request payload size exceeds the limit: ${bodyLimit} bytes.` };
   }
   if (fastifyError.validation) {
-    return { status: 'INVALID_ARGUMENT', message: `Invalid JSON payload received. ${fastifyError.message}` };
+    const where = fastifyError.validationContext === 'querystring' ? 'Invalid query parameter.' : 'Invalid JSON payload received.';
+    return { status: 'INVALID_ARGUMENT', message: `${where} ${fastifyError.message}` };
   }
   if (fastifyError.statusCode && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
     return { status: fastifyError.statusCode === 404 ? 'NOT_FOUND' : 'INVALID_ARGUMENT', message: fastifyError.message };

@@ -28,6 +28,10 @@ export class KeyStore {
     return row?.project;
   }
 
+  hasProject(project: string): boolean {
+    return this.db.prepare('SELECT 1 FROM api_keys WHERE project = ? LIMIT 1').get(project) !== undefined;
+  }
+
   list(): { project: string; label: string | null; createTime: string }[] {
     return this.db.prepare('SELECT project, label, create_time AS createTime FROM api_keys ORDER BY create_time').all() as {
       project: string;
