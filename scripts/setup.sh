@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(libtorch-dev libopenblas0-pthread python3-torch build-essential python3)
+apt_packages=(libtorch-dev libopenblas0-pthread python3-torch build-essential python3 curl jq ncurses-bin)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
