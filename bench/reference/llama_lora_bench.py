@@ -41,9 +41,14 @@ def _threads_from_argv(argv):
 # Debian's torch does its matmuls in OpenBLAS (the pthreads build). OpenBLAS keeps its own thread pool,
 # which torch.set_num_threads does not control, so with no cap a "1-thread" run uses every core and a
 # 2-thread run oversubscribes. OpenBLAS reads its thread count once, when it loads, so we set these
-# variables before importing torch.
+# variables before importing torch. A value already set in the environment wins, for experiments.
 for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_v] = _threads_from_argv(sys.argv[1:])
+    os.environ.setdefault(_v, _threads_from_argv(sys.argv[1:]))
+# libgomp's idle workers spin after every parallel region, and while they spin they take the core that
+# OpenBLAS's worker (or any other process) needs. On this shared 2-core box a 2-thread step was 3-20x
+# slower with spinning (ACTIVE/default) than with PASSIVE, so PASSIVE is our default. 1-thread runs
+# have no workers, so they are unaffected.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
@@ -228,7 +233,9 @@ def bench_decode(model, c, steps, warmup, use_lora, prompt_len=16, n_new=128):
             decode.append(td)
     td = statistics.median(decode)
     # the first token comes from the prefill, so the timed loop produces n_new - 1 tokens
-    return {"decode_tokens_per_s": round((n_new - 1) / td, 1), "decode_tokens_per_s_best": round((n_new - 1) / min(decode), 1), "prefill_ms": round(statistics.median(prefill) * 1e3, 2),
+    return {"decode_tokens_per_s": round((n_new - 1) / td, 1),
+            "decode_tokens_per_s_best": round((n_new - 1) / min(decode), 1),
+            "prefill_ms": round(statistics.median(prefill) * 1e3, 2),
             "prompt_tokens": prompt_len, "new_tokens": n_new, "lora": use_lora}
 
 
@@ -258,6 +265,7 @@ def main():
         res.update(mode="train", threads=a.threads)
         res.update(bench_train(model, c, a.steps, a.warmup))
     res.update(steps=a.steps, warmup=a.warmup, torch=torch.__version__,
+               openblas_threads=int(os.environ["OPENBLAS_NUM_THREADS"]), omp_wait_policy=os.environ["OMP_WAIT_POLICY"],
                max_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
     print(json.dumps(res))
 

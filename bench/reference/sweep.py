@@ -4,8 +4,8 @@ that had the CPU to themselves.
 
     /usr/bin/python3 bench/reference/sweep.py [--threads 1 2] [--shapes ...] [--modes train decode]
 
-Why: the bench machine has 2 cores and is shared. With one core busy elsewhere, a 2-thread OpenMP run slows
-down by 2-5x (threads spin at barriers). So each run is bracketed by /proc/stat readings. CPU time that the
+Why: the bench machine has 2 cores and is shared. With one core busy elsewhere, a 2-thread run slows down a
+lot: workers wait at barriers, spinning unless OMP_WAIT_POLICY is PASSIVE. So each run is bracketed by /proc/stat readings. CPU time that the
 run's own process tree did not use is "foreign". If foreign time is over 5% of the run's wall time, the run
 is repeated, up to --retries times. Each JSON line gets `foreign_cpu_pct` added, so readers can judge it.
 """
@@ -34,7 +34,7 @@ def busy_seconds():
     return (sum(v[:8]) - idle) / TICK
 
 
-def wait_quiet(max_wait=600, need=0.9, window=8):
+def wait_quiet(max_wait=120, need=0.9, window=8):
     """Block until the machine is at least `need` idle over a `window`-second span (or max_wait passes)."""
     deadline = time.time() + max_wait
     while time.time() < deadline:
@@ -64,17 +64,20 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--shapes", nargs="+", default=["stories260K", "stories15M", "smollm2-135M"])
     ap.add_argument("--modes", nargs="+", default=["train", "decode"])
-    ap.add_argument("--retries", type=int, default=8)
+    ap.add_argument("--retries", type=int, default=3)
     a = ap.parse_args()
     for mode in a.modes:
         for shape in a.shapes:
             for t in a.threads:
                 steps, warmup = PLAN[(shape, mode)]
+                best = None
                 for attempt in range(a.retries + 1):
                     res = run_once(shape, mode, t, steps, warmup)
-                    if res["foreign_cpu_pct"] <= 5 or attempt == a.retries:
+                    if res["foreign_cpu_pct"] <= 5:
                         break
-                    print(f"# {shape} {mode} t={t}: {res['foreign_cpu_pct']}% foreign CPU, retrying", file=sys.stderr)
+                    print(f"# {shape} {mode} t={t}: {res['foreign_cpu_pct']}% foreign CPU", file=sys.stderr)
+                    best = res if best is None or res["foreign_cpu_pct"] < best["foreign_cpu_pct"] else best
+                    res = best  # never quiet: keep the least disturbed attempt
                 print(json.dumps(res), flush=True)
 
 
