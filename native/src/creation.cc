@@ -96,13 +96,12 @@ static Napi::Value DeviceOf(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), unwrap(info[0]).device().str());
 }
 static Napi::Value Dispose(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal()) throw std::invalid_argument("expected a tensor handle");
-  release(info.Env(), info[0].As<Napi::External<TensorBox>>().Data());
+  release(info.Env(), info[0]);
   deletePendingReferences(info.Env());
   return info.Env().Undefined();
 }
 static Napi::Value LiveTensors(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(liveTensors.load()));
+  return Napi::Number::New(info.Env(), static_cast<double>(liveTensorCount()));
 }
 
 void registerCreation(Napi::Env env, Napi::Object exports) {

@@ -1,38 +1,77 @@
 #include "handle.h"
 
+#include <deque>
+
 #include <unordered_map>
 
 namespace attune {
 
-std::atomic<int64_t> liveTensors{0};
+namespace {
 
-void release(Napi::Env env, TensorBox* box) {
-  if (!box->tensor.defined()) return;
-  box->tensor = at::Tensor();
-  liveTensors--;
-  if (box->reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(env, -box->reportedBytes);
-  box->reportedBytes = 0;
+struct Slot {
+  at::Tensor tensor;
+  uint32_t index = 0;
+  uint32_t generation = 0;
+  int64_t reportedBytes = 0;
+};
+
+constexpr uint64_t indexBits = 24;
+constexpr uint64_t indexMask = (uint64_t{1} << indexBits) - 1;
+
+// A deque: growing it never moves a slot, so references from unwrap() stay valid while an op wraps its result.
+// Never destroyed: at exit libtorch's own globals may already be gone, and freeing tensors then corrupts the heap.
+std::deque<Slot>& slots = *new std::deque<Slot>();
+std::vector<uint32_t>& freeSlots = *new std::vector<uint32_t>();
+int64_t liveTensors = 0;
+
+Slot* slotOf(const Napi::Value& value) {
+  if (!value.IsNumber()) return nullptr;
+  auto handle = static_cast<uint64_t>(value.As<Napi::Number>().Int64Value());
+  auto index = handle & indexMask;
+  if (index >= slots.size() || slots[index].generation != (handle >> indexBits)) return nullptr;
+  return &slots[index];
 }
 
+}  // namespace
+
+int64_t liveTensorCount() { return liveTensors; }
+
 Napi::Value wrap(Napi::Env env, at::Tensor tensor) {
-  auto* box = new TensorBox{std::move(tensor), 0};
+  uint32_t index;
+  if (freeSlots.empty()) {
+    if (slots.size() > indexMask) throw std::runtime_error("too many live tensors");
+    index = static_cast<uint32_t>(slots.size());
+    slots.emplace_back().index = index;
+  } else {
+    index = freeSlots.back();
+    freeSlots.pop_back();
+  }
+  Slot& slot = slots[index];
+  slot.tensor = std::move(tensor);
   liveTensors++;
   // Report host memory only: it is what competes with the JS heap, so the GC should know of it.
-  if (box->tensor.device().is_cpu()) {
-    box->reportedBytes = static_cast<int64_t>(box->tensor.nbytes());
-    if (box->reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(env, box->reportedBytes);
-  }
-  return Napi::External<TensorBox>::New(env, box, [](Napi::Env env, TensorBox* b) {
-    release(env, b);
-    delete b;
-  });
+  slot.reportedBytes = slot.tensor.device().is_cpu() ? static_cast<int64_t>(slot.tensor.nbytes()) : 0;
+  if (slot.reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(env, slot.reportedBytes);
+  return Napi::Number::New(env, static_cast<double>((uint64_t{slot.generation} << indexBits) | index));
 }
 
 at::Tensor& unwrap(const Napi::Value& value) {
-  if (!value.IsExternal()) throw std::invalid_argument("expected a tensor handle");
-  auto* box = value.As<Napi::External<TensorBox>>().Data();
-  if (!box->tensor.defined()) throw std::invalid_argument("tensor used after it was disposed");
-  return box->tensor;
+  Slot* slot = slotOf(value);
+  if (!slot || !slot->tensor.defined()) {
+    throw std::invalid_argument(value.IsNumber() ? "tensor used after it was disposed" : "expected a tensor handle");
+  }
+  return slot->tensor;
+}
+
+void release(Napi::Env env, const Napi::Value& handle) {
+  Slot* slot = slotOf(handle);
+  if (!slot || !slot->tensor.defined()) return;
+  slot->tensor = at::Tensor();
+  slot->generation++;
+  liveTensors--;
+  if (slot->reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(env, -slot->reportedBytes);
+  slot->reportedBytes = 0;
+  freeSlots.push_back(slot->index);
 }
 
 static const std::unordered_map<std::string, at::ScalarType>& dtypes() {

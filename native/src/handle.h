@@ -1,29 +1,29 @@
-// The tensor handle shared by every op: a JS External owning one at::Tensor, plus the argument
-// conversions all op files use. Nothing here knows about models.
+// The tensor handle shared by every op, plus the argument conversions all op files use. Nothing here
+// knows about models.
+//
+// A handle is a JS number naming a slot in a table of at::Tensors: the slot index in the low 24 bits and
+// the slot's generation above them, so a stale handle to a reused slot is refused. Numbers rather than
+// Externals because an External is freed by a GC finalizer that Node defers to the event loop: a training
+// loop that never yields piled up ~900 unfinalized handles per step. Disposal frees a slot at once; the JS
+// side's FinalizationRegistry disposes the tensors nobody disposed. The table is per process and only the
+// JS thread touches it (no worker_threads).
 #pragma once
 
 #include <ATen/ATen.h>
 #include <napi.h>
 
-#include <atomic>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace attune {
 
-// A box rather than a bare at::Tensor so that dispose() can release the storage at once while the JS
-// External (and its finalizer) live on until the GC collects it.
-struct TensorBox {
-  at::Tensor tensor;
-  int64_t reportedBytes = 0;
-};
-
-extern std::atomic<int64_t> liveTensors;
+int64_t liveTensorCount();
 
 Napi::Value wrap(Napi::Env env, at::Tensor tensor);
 at::Tensor& unwrap(const Napi::Value& value);
-void release(Napi::Env env, TensorBox* box);
+/** Frees the handle's slot; a stale or already freed handle is ignored. */
+void release(Napi::Env env, const Napi::Value& handle);
 
 at::ScalarType parseDtype(const Napi::Value& value);
 std::string dtypeName(at::ScalarType type);

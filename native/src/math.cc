@@ -17,20 +17,25 @@ static at::Scalar scalarFor(const at::Tensor& tensor, const Napi::Value& value) 
     return wrap(info.Env(), expr);                               \
   }
 
-// Second operand may be a tensor or a JS number.
-#define BINARY(Name, fn)                                                           \
-  static Napi::Value Name(const Napi::CallbackInfo& info) {                        \
-    const at::Tensor& a = unwrap(info[0]);                                         \
-    if (info[1].IsNumber()) return wrap(info.Env(), fn(a, scalarFor(a, info[1]))); \
-    return wrap(info.Env(), fn(a, unwrap(info[1])));                               \
+// Handles are numbers too, so each binary op comes twice: Name (tensor, tensor) and NameScalar (tensor, number).
+#define BINARY(Name, fn)                                                      \
+  static Napi::Value Name(const Napi::CallbackInfo& info) {                   \
+    return wrap(info.Env(), fn(unwrap(info[0]), unwrap(info[1])));            \
+  }                                                                           \
+  static Napi::Value Name##Scalar(const Napi::CallbackInfo& info) {           \
+    const at::Tensor& a = unwrap(info[0]);                                    \
+    return wrap(info.Env(), fn(a, scalarFor(a, info[1])));                    \
   }
 
-#define INPLACE_BINARY(Name, method)                               \
-  static Napi::Value Name(const Napi::CallbackInfo& info) {        \
-    at::Tensor& a = unwrap(info[0]);                               \
-    if (info[1].IsNumber()) a.method(scalarFor(a, info[1]));       \
-    else a.method(unwrap(info[1]));                                \
-    return info[0];                                                \
+#define INPLACE_BINARY(Name, method)                                \
+  static Napi::Value Name(const Napi::CallbackInfo& info) {         \
+    unwrap(info[0]).method(unwrap(info[1]));                        \
+    return info[0];                                                 \
+  }                                                                 \
+  static Napi::Value Name##Scalar(const Napi::CallbackInfo& info) { \
+    at::Tensor& a = unwrap(info[0]);                                \
+    a.method(scalarFor(a, info[1]));                                \
+    return info[0];                                                 \
   }
 
 UNARY(Neg, at::neg(a))
@@ -88,10 +93,10 @@ static Napi::Value Clamp(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), at::clamp(unwrap(info[0]), lo, hi));
 }
 
-// where(condition, a, b): a and b are tensors or numbers.
+// where(condition, a, b, aIsScalar, bIsScalar): a and b are tensors or numbers, as the flags say.
 static Napi::Value Where(const Napi::CallbackInfo& info) {
   const at::Tensor& condition = unwrap(info[0]);
-  bool aNumber = info[1].IsNumber(), bNumber = info[2].IsNumber();
+  bool aNumber = toBool(info[3]), bNumber = toBool(info[4]);
   if (aNumber && bNumber) return wrap(info.Env(), at::where(condition, toDouble(info[1]), toDouble(info[2])));
   if (aNumber) return wrap(info.Env(), at::where(condition, at::Scalar(toDouble(info[1])), unwrap(info[2])));
   if (bNumber) return wrap(info.Env(), at::where(condition, unwrap(info[1]), at::Scalar(toDouble(info[2]))));
@@ -243,16 +248,27 @@ void registerMath(Napi::Env env, Napi::Object exports) {
   ATTUNE_EXPORT("logicalNot", LogicalNot);
   ATTUNE_EXPORT("isFinite", IsFinite);
   ATTUNE_EXPORT("add", Add);
+  ATTUNE_EXPORT("addScalar", AddScalar);
   ATTUNE_EXPORT("sub", Sub);
+  ATTUNE_EXPORT("subScalar", SubScalar);
   ATTUNE_EXPORT("mul", Mul);
+  ATTUNE_EXPORT("mulScalar", MulScalar);
   ATTUNE_EXPORT("div", Div);
+  ATTUNE_EXPORT("divScalar", DivScalar);
   ATTUNE_EXPORT("pow", Pow);
+  ATTUNE_EXPORT("powScalar", PowScalar);
   ATTUNE_EXPORT("eq", Eq);
+  ATTUNE_EXPORT("eqScalar", EqScalar);
   ATTUNE_EXPORT("ne", Ne);
+  ATTUNE_EXPORT("neScalar", NeScalar);
   ATTUNE_EXPORT("lt", Lt);
+  ATTUNE_EXPORT("ltScalar", LtScalar);
   ATTUNE_EXPORT("le", Le);
+  ATTUNE_EXPORT("leScalar", LeScalar);
   ATTUNE_EXPORT("gt", Gt);
+  ATTUNE_EXPORT("gtScalar", GtScalar);
   ATTUNE_EXPORT("ge", Ge);
+  ATTUNE_EXPORT("geScalar", GeScalar);
   ATTUNE_EXPORT("maximum", Maximum);
   ATTUNE_EXPORT("minimum", Minimum);
   ATTUNE_EXPORT("logicalAnd", LogicalAnd);
@@ -278,9 +294,13 @@ void registerMath(Napi::Env env, Napi::Object exports) {
   ATTUNE_EXPORT("sort", Sort);
   ATTUNE_EXPORT("multinomial", Multinomial);
   ATTUNE_EXPORT("add_", AddInPlace);
+  ATTUNE_EXPORT("addScalar_", AddInPlaceScalar);
   ATTUNE_EXPORT("sub_", SubInPlace);
+  ATTUNE_EXPORT("subScalar_", SubInPlaceScalar);
   ATTUNE_EXPORT("mul_", MulInPlace);
+  ATTUNE_EXPORT("mulScalar_", MulInPlaceScalar);
   ATTUNE_EXPORT("div_", DivInPlace);
+  ATTUNE_EXPORT("divScalar_", DivInPlaceScalar);
   ATTUNE_EXPORT("addScaled_", AddScaledInPlace);
   ATTUNE_EXPORT("addcmul_", AddcmulInPlace);
   ATTUNE_EXPORT("addcdiv_", AddcdivInPlace);

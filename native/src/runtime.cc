@@ -5,6 +5,7 @@
 #include <torch/version.h>
 
 #include <dlfcn.h>
+#include <malloc.h>
 
 #include <mutex>
 
@@ -96,6 +97,17 @@ static Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(cudaDevices()));
 }
 
+// What glibc's allocator holds: in use, free but kept, and mmapped. Tells a leak from retained memory.
+static Napi::Value HeapStats(const Napi::CallbackInfo& info) {
+  struct mallinfo2 m = mallinfo2();
+  auto out = Napi::Object::New(info.Env());
+  out.Set("inUseBytes", Napi::Number::New(info.Env(), static_cast<double>(m.uordblks + m.hblkhd)));
+  out.Set("freeBytes", Napi::Number::New(info.Env(), static_cast<double>(m.fordblks)));
+  out.Set("mmappedBytes", Napi::Number::New(info.Env(), static_cast<double>(m.hblkhd)));
+  out.Set("arenaBytes", Napi::Number::New(info.Env(), static_cast<double>(m.arena)));
+  return out;
+}
+
 static Napi::Value Version(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH));
 }
@@ -114,6 +126,7 @@ void registerRuntime(Napi::Env env, Napi::Object exports) {
   ATTUNE_EXPORT("manualSeed", ManualSeed);
   ATTUNE_EXPORT("cudaDeviceCount", CudaDeviceCount);
   ATTUNE_EXPORT("version", Version);
+  ATTUNE_EXPORT("heapStats", HeapStats);
 }
 
 }  // namespace attune

@@ -5,7 +5,8 @@ import { existsSync } from 'node:fs';
 import { packageRoot } from '../package-root.js';
 import path from 'node:path';
 
-export type Handle = { readonly __brand: 'TensorHandle' };
+/** A slot in the addon's tensor table (index and generation packed in a number). */
+export type Handle = number & { readonly __brand: 'TensorHandle' };
 export type DType = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 type T = Handle;
 type TorNum = Handle | number;
@@ -31,12 +32,16 @@ export interface NativeTorch {
   neg(a: T): T; exp(a: T): T; log(a: T): T; sqrt(a: T): T; rsqrt(a: T): T; abs(a: T): T; tanh(a: T): T;
   sigmoid(a: T): T; silu(a: T): T; relu(a: T): T; sin(a: T): T; cos(a: T): T; reciprocal(a: T): T; floor(a: T): T;
   logicalNot(a: T): T; isFinite(a: T): T;
-  add(a: T, b: TorNum): T; sub(a: T, b: TorNum): T; mul(a: T, b: TorNum): T; div(a: T, b: TorNum): T; pow(a: T, b: TorNum): T;
-  eq(a: T, b: TorNum): T; ne(a: T, b: TorNum): T; lt(a: T, b: TorNum): T; le(a: T, b: TorNum): T; gt(a: T, b: TorNum): T; ge(a: T, b: TorNum): T;
+  // Each binary op takes a tensor; its ...Scalar twin takes a number (handles are numbers too).
+  add(a: T, b: T): T; sub(a: T, b: T): T; mul(a: T, b: T): T; div(a: T, b: T): T; pow(a: T, b: T): T;
+  eq(a: T, b: T): T; ne(a: T, b: T): T; lt(a: T, b: T): T; le(a: T, b: T): T; gt(a: T, b: T): T; ge(a: T, b: T): T;
+  addScalar(a: T, b: number): T; subScalar(a: T, b: number): T; mulScalar(a: T, b: number): T; divScalar(a: T, b: number): T;
+  powScalar(a: T, b: number): T; eqScalar(a: T, b: number): T; neScalar(a: T, b: number): T; ltScalar(a: T, b: number): T;
+  leScalar(a: T, b: number): T; gtScalar(a: T, b: number): T; geScalar(a: T, b: number): T;
   maximum(a: T, b: T): T; minimum(a: T, b: T): T; logicalAnd(a: T, b: T): T; logicalOr(a: T, b: T): T;
   gelu(a: T, approximate: 'none' | 'tanh'): T;
   clamp(a: T, min: Opt<number>, max: Opt<number>): T;
-  where(condition: T, a: TorNum, b: TorNum): T;
+  where(condition: T, a: TorNum, b: TorNum, aIsScalar: boolean, bIsScalar: boolean): T;
   maskedFill(a: T, mask: T, value: number): T;
   sum(a: T, dims: Opt<number[]>, keepdim: boolean, dtype: Opt<DType>): T;
   mean(a: T, dims: Opt<number[]>, keepdim: boolean): T;
@@ -54,7 +59,8 @@ export interface NativeTorch {
   topk(a: T, k: number, dim: number, largest: boolean): [T, T];
   sort(a: T, dim: number, descending: boolean): [T, T];
   multinomial(probs: T, samples: number, replacement: boolean): T;
-  add_(a: T, b: TorNum): T; sub_(a: T, b: TorNum): T; mul_(a: T, b: TorNum): T; div_(a: T, b: TorNum): T;
+  add_(a: T, b: T): T; sub_(a: T, b: T): T; mul_(a: T, b: T): T; div_(a: T, b: T): T;
+  addScalar_(a: T, b: number): T; subScalar_(a: T, b: number): T; mulScalar_(a: T, b: number): T; divScalar_(a: T, b: number): T;
   addScaled_(a: T, b: T, alpha: number): T;
   addcmul_(a: T, b: T, c: T, value: number): T;
   addcdiv_(a: T, b: T, c: T, value: number): T;
@@ -92,6 +98,8 @@ export interface NativeTorch {
   manualSeed(seed: number): void;
   cudaDeviceCount(): number;
   version(): string;
+  /** glibc malloc's view of native memory (main arena and mmapped blocks). */
+  heapStats(): { inUseBytes: number; freeBytes: number; mmappedBytes: number; arenaBytes: number };
 }
 
 function findAddon(): string {

@@ -64,7 +64,15 @@ export const arange = (start: number, end: number, p: Placement = {}, step = 1) 
 export const cat = (tensors: Tensor[], dim = 0) => new Tensor(torch.cat(tensors.map((t) => t.handle), dim));
 export const stack = (tensors: Tensor[], dim = 0) => new Tensor(torch.stack(tensors.map((t) => t.handle), dim));
 export const where = (condition: Tensor, a: Tensor | number, b: Tensor | number) =>
-  new Tensor(torch.where(condition.handle, typeof a === 'number' ? a : a.handle, typeof b === 'number' ? b : b.handle));
+  new Tensor(
+    torch.where(
+      condition.handle,
+      typeof a === 'number' ? a : a.handle,
+      typeof b === 'number' ? b : b.handle,
+      typeof a === 'number',
+      typeof b === 'number',
+    ),
+  );
 /** x @ weight.T + bias, with weight in PyTorch's [out, in] layout. */
 export const linear = (x: Tensor, weight: Tensor, bias?: Tensor | null) =>
   new Tensor(torch.linear(x.handle, weight.handle, bias?.handle));

@@ -6,18 +6,20 @@ import { track } from './scope.js';
 export type { DType } from './native.js';
 type Operand = Tensor | number;
 
-const operand = (value: Operand): Handle | number => (typeof value === 'number' ? value : value.handle);
+/** Frees the native tensors of Tensor objects that were collected without dispose(). */
+const forgotten = new FinalizationRegistry<Handle>((handle) => torch.dispose(handle));
 
 export class Tensor {
   #handle: Handle | null;
 
   constructor(handle: Handle) {
     this.#handle = handle;
+    forgotten.register(this, handle, this);
     track(this);
   }
 
   get handle(): Handle {
-    if (!this.#handle) throw new Error('tensor used after it was disposed');
+    if (this.#handle === null) throw new Error('tensor used after it was disposed');
     return this.#handle;
   }
   get disposed(): boolean {
@@ -25,7 +27,9 @@ export class Tensor {
   }
   /** Frees the native tensor now rather than at garbage collection. Views of it stay valid. */
   dispose(): void {
-    if (this.#handle) torch.dispose(this.#handle);
+    if (this.#handle === null) return;
+    torch.dispose(this.#handle);
+    forgotten.unregister(this);
     this.#handle = null;
   }
   [Symbol.dispose](): void {
@@ -42,17 +46,39 @@ export class Tensor {
   }
 
   // Elementwise
-  add(other: Operand): Tensor { return new Tensor(torch.add(this.handle, operand(other))); }
-  sub(other: Operand): Tensor { return new Tensor(torch.sub(this.handle, operand(other))); }
-  mul(other: Operand): Tensor { return new Tensor(torch.mul(this.handle, operand(other))); }
-  div(other: Operand): Tensor { return new Tensor(torch.div(this.handle, operand(other))); }
-  pow(other: Operand): Tensor { return new Tensor(torch.pow(this.handle, operand(other))); }
-  eq(other: Operand): Tensor { return new Tensor(torch.eq(this.handle, operand(other))); }
-  ne(other: Operand): Tensor { return new Tensor(torch.ne(this.handle, operand(other))); }
-  lt(other: Operand): Tensor { return new Tensor(torch.lt(this.handle, operand(other))); }
-  le(other: Operand): Tensor { return new Tensor(torch.le(this.handle, operand(other))); }
-  gt(other: Operand): Tensor { return new Tensor(torch.gt(this.handle, operand(other))); }
-  ge(other: Operand): Tensor { return new Tensor(torch.ge(this.handle, operand(other))); }
+  add(other: Operand): Tensor {
+    return new Tensor(typeof other === 'number' ? torch.addScalar(this.handle, other) : torch.add(this.handle, other.handle));
+  }
+  sub(other: Operand): Tensor {
+    return new Tensor(typeof other === 'number' ? torch.subScalar(this.handle, other) : torch.sub(this.handle, other.handle));
+  }
+  mul(other: Operand): Tensor {
+    return new Tensor(typeof other === 'number' ? torch.mulScalar(this.handle, other) : torch.mul(this.handle, other.handle));
+  }
+  div(other: Operand): Tensor {
+    return new Tensor(typeof other === 'number' ? torch.divScalar(this.handle, other) : torch.div(this.handle, other.handle));
+  }
+  pow(other: Operand): Tensor {
+    return new Tensor(typeof other === 'number' ? torch.powScalar(this.handle, other) : torch.pow(this.handle, other.handle));
+  }
+  eq(other: Operand): Tensor {
+    return new Tensor(typeof other === 'number' ? torch.eqScalar(this.handle, other) : torch.eq(this.handle, other.handle));
+  }
+  ne(other: Operand): Tensor {
+    return new Tensor(typeof other === 'number' ? torch.neScalar(this.handle, other) : torch.ne(this.handle, other.handle));
+  }
+  lt(other: Operand): Tensor {
+    return new Tensor(typeof other === 'number' ? torch.ltScalar(this.handle, other) : torch.lt(this.handle, other.handle));
+  }
+  le(other: Operand): Tensor {
+    return new Tensor(typeof other === 'number' ? torch.leScalar(this.handle, other) : torch.le(this.handle, other.handle));
+  }
+  gt(other: Operand): Tensor {
+    return new Tensor(typeof other === 'number' ? torch.gtScalar(this.handle, other) : torch.gt(this.handle, other.handle));
+  }
+  ge(other: Operand): Tensor {
+    return new Tensor(typeof other === 'number' ? torch.geScalar(this.handle, other) : torch.ge(this.handle, other.handle));
+  }
   maximum(other: Tensor): Tensor { return new Tensor(torch.maximum(this.handle, other.handle)); }
   minimum(other: Tensor): Tensor { return new Tensor(torch.minimum(this.handle, other.handle)); }
   logicalAnd(other: Tensor): Tensor { return new Tensor(torch.logicalAnd(this.handle, other.handle)); }
@@ -130,10 +156,26 @@ export class Tensor {
   float(): Tensor { return this.to({ dtype: 'float32' }); }
 
   // In place: they return this, for chaining.
-  add_(other: Operand): this { torch.add_(this.handle, operand(other)); return this; }
-  sub_(other: Operand): this { torch.sub_(this.handle, operand(other)); return this; }
-  mul_(other: Operand): this { torch.mul_(this.handle, operand(other)); return this; }
-  div_(other: Operand): this { torch.div_(this.handle, operand(other)); return this; }
+  add_(other: Operand): this {
+    if (typeof other === 'number') torch.addScalar_(this.handle, other);
+    else torch.add_(this.handle, other.handle);
+    return this;
+  }
+  sub_(other: Operand): this {
+    if (typeof other === 'number') torch.subScalar_(this.handle, other);
+    else torch.sub_(this.handle, other.handle);
+    return this;
+  }
+  mul_(other: Operand): this {
+    if (typeof other === 'number') torch.mulScalar_(this.handle, other);
+    else torch.mul_(this.handle, other.handle);
+    return this;
+  }
+  div_(other: Operand): this {
+    if (typeof other === 'number') torch.divScalar_(this.handle, other);
+    else torch.div_(this.handle, other.handle);
+    return this;
+  }
   /** this += alpha * other */
   addScaled_(other: Tensor, alpha: number): this { torch.addScaled_(this.handle, other.handle, alpha); return this; }
   addcmul_(a: Tensor, b: Tensor, value: number): this { torch.addcmul_(this.handle, a.handle, b.handle, value); return this; }
@@ -152,7 +194,7 @@ export class Tensor {
   /** The accumulated gradient, or null before any backward pass reached this tensor. */
   get grad(): Tensor | null {
     const grad = torch.grad(this.handle);
-    return grad ? new Tensor(grad) : null;
+    return grad === null ? null : new Tensor(grad);
   }
   clearGrad(): void { torch.clearGrad(this.handle); }
   backward(gradient?: Tensor): void { torch.backward(this.handle, gradient?.handle); }
