@@ -4,6 +4,7 @@ import { packageRoot } from './package-root.js';
 import { loadTransformer, type LoadOptions } from './model/load.js';
 import type { Transformer } from './model/transformer.js';
 import { Tokenizer } from './tokenizer/tokenizer.js';
+import { configureThreads } from './runtime.js';
 
 /** stories260K, shipped in the repository so Attune runs with no download. */
 export const embeddedBaseModelDir = path.join(packageRoot, 'models', 'stories260K');
@@ -17,6 +18,7 @@ export interface BaseModel {
 
 export async function loadBaseModel(dir: string, options: LoadOptions = {}): Promise<BaseModel> {
   const transformer = loadTransformer(dir, options);
+  configureThreads(process.env, transformer.config.hiddenSize);
   const tokenizer = await Tokenizer.load(dir);
   return { dir, name: path.basename(path.resolve(dir)), transformer, tokenizer };
 }

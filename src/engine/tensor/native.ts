@@ -108,4 +108,8 @@ function findAddon(): string {
   return addon;
 }
 
+// libgomp reads this once, when libtorch loads: idle OpenMP workers then sleep instead of spinning on
+// the cores that OpenBLAS's threads and other processes need (it only matters with several ATen threads).
+process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+
 export const torch = createRequire(import.meta.url)(findAddon()) as NativeTorch;

@@ -85,11 +85,11 @@ export class Scheduler implements RunControl {
   }
 
   /** Stops workers after checkpointing; their jobs stay 'running' and are requeued by the next start(). */
-  /** Workers share the cores: each one's OpenBLAS pool gets its share, unless the user chose. */
+  /** Several workers share the cores: each gets its share of ATen and OpenBLAS threads, unless the user chose. */
   private workerEnv(): NodeJS.ProcessEnv {
-    if (process.env.ATTUNE_BLAS_THREADS) return process.env;
-    const share = Math.max(1, Math.floor(availableParallelism() / this.concurrency));
-    return { ...process.env, ATTUNE_BLAS_THREADS: String(share) };
+    if (this.concurrency === 1) return process.env;
+    const share = String(Math.max(1, Math.floor(availableParallelism() / this.concurrency)));
+    return { ATTUNE_THREADS: share, ATTUNE_BLAS_THREADS: share, ...process.env };
   }
 
   async stop(): Promise<void> {
