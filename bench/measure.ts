@@ -53,6 +53,7 @@ if (mode === 'train' || mode === 'soak') {
   console.log(JSON.stringify({
     impl: 'attune', mode, shape: shape.name, threads, step_ms: stepMs,
     train_tokens_per_s: (tokensPerStep * 1000) / stepMs, peak_rss_mb: peakRssMb(),
+    heap_mb: process.memoryUsage().heapTotal / 2 ** 20,
     ...(mode === 'soak' ? { rss_mb_at_step_100: rssAt[100], [`rss_mb_at_step_${count}`]: rssAt[count] } : {}),
   }));
 } else if (mode === 'decode') {

@@ -24,10 +24,10 @@ const typedArrayDtype = (data: TypedArray): DType => {
 export function tensor(data: number[] | TypedArray, shape?: number[], placement: Placement = {}): Tensor {
   const dims = shape ?? [data.length];
   if (Array.isArray(data)) {
+    // Staged as float64, exact for integers up to 2^53 (token ids, positions), then converted natively:
+    // a BigInt64Array would allocate a BigInt per element on the JS heap.
     const dtype = placement.dtype ?? 'float32';
-    const values = dtype === 'int64' ? BigInt64Array.from(data, BigInt) : Float64Array.from(data);
-    const staged = fromBytes(bytesOf(values), values instanceof BigInt64Array ? 'int64' : 'float64', dims, { copy: true });
-    if (dtype === 'int64' && !placement.device) return staged;
+    const staged = fromBytes(bytesOf(Float64Array.from(data)), 'float64', dims, { copy: true });
     const t = staged.to({ dtype, device: placement.device });
     staged.dispose();
     return t;
