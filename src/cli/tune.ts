@@ -8,7 +8,7 @@ import { trainingDefaults } from '../engine/train/defaults.js';
 import { totalStepsFor } from '../engine/train/trainer.js';
 import { adapterSizeRanks } from '../engine/lora/lora.js';
 import { progressReporter } from './progress.js';
-import { UsageError, numberOption, positiveInteger, positive, nonNegative } from './usage-error.js';
+import { UsageError, numberOption, positiveInteger, positive } from './usage-error.js';
 
 export const tuneUsage = `attune tune --data <file.jsonl> --out <adapter dir> [options]
   --base <model dir>              base model (default: the embedded stories260K)
@@ -44,7 +44,6 @@ export async function tuneCommand(argv: string[]): Promise<void> {
   const ranks: number[] = Object.values(adapterSizeRanks);
   const rank = numberOption('adapter-size', values['adapter-size'], (n) => ranks.includes(n), `one of ${ranks.join(', ')}`) ?? 8;
   const seed = numberOption('seed', values.seed, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer') ?? 0;
-  void nonNegative;
 
   const examples = readDataset(values.data);
   const validation = values.validation ? readDataset(values.validation) : undefined;
