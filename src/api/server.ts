@@ -8,6 +8,8 @@ import { CustomMethods } from './gemini/custom-methods.js';
 import { tunedModelRoutes, operationRoutes } from './gemini/tuned-models.js';
 import { generateRoutes } from './gemini/generate.js';
 import { modelRoutes } from './gemini/models.js';
+import { storageRoutes } from './storage/routes.js';
+import { ObjectStore } from '../service/storage/object-store.js';
 
 export const requestLimits = {
   /** Bodies carry training examples: 40,000 + 5,000 characters each, hundreds of them. */
@@ -33,5 +35,6 @@ export async function buildServer(services: Services, { logger = false }: Server
   modelRoutes(app, services);
   generateRoutes(services, customMethods);
   customMethods.register(app);
+  await app.register(storageRoutes, { store: new ObjectStore(services.config.dataDir) });
   return app;
 }

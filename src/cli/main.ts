@@ -4,6 +4,7 @@ import { generateCommand, generateUsage } from './generate.js';
 import { serveCommand, serveUsage } from './serve.js';
 import { keysCommand, keysUsage } from './keys.js';
 import { pullCommand, pullUsage } from './pull.js';
+import { datasetsCommand, datasetsUsage } from './datasets.js';
 import { UsageError } from './usage-error.js';
 import { configureThreads } from '../engine/runtime.js';
 
@@ -13,6 +14,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   serve: { run: serveCommand, usage: serveUsage },
   keys: { run: keysCommand, usage: keysUsage },
   pull: { run: pullCommand, usage: pullUsage },
+  datasets: { run: datasetsCommand, usage: datasetsUsage },
 };
 
 const overview = `usage: attune <command> [options]\n\ncommands:\n${Object.values(commands).map((c) => '  ' + c.usage.split('\n')[0]).join('\n')}\n\nattune <command> --help shows a command's options. ATTUNE_THREADS and ATTUNE_BLAS_THREADS set libtorch's and OpenBLAS's threads.`;

@@ -1,0 +1,45 @@
+// attune datasets upload: copies a local file into the service's object store (no server needed) and
+// prints the gs:// URI that tuning requests can name.
+import { parseArgs } from 'node:util';
+import { createReadStream, statSync } from 'node:fs';
+import path from 'node:path';
+import { ObjectStore, gsUri } from '../service/storage/object-store.js';
+import { UsageError } from './usage-error.js';
+import { dataDirOption } from './serve.js';
+
+export const defaultDatasetBucket = 'attune-datasets';
+
+export const datasetsUsage = `attune datasets upload FILE [--bucket B] [--name N] [--data-dir DIR]   stores FILE, prints its gs:// URI
+  --bucket   the bucket (default ${defaultDatasetBucket}; created on first upload)
+  --name     the object name (default: FILE's base name; may contain '/')`;
+
+const contentTypes: Record<string, string> = {
+  '.jsonl': 'application/jsonl',
+  '.json': 'application/json',
+  '.csv': 'text/csv',
+  '.txt': 'text/plain',
+};
+
+export async function datasetsCommand(argv: string[]): Promise<void> {
+  const [action, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { bucket: { type: 'string' }, name: { type: 'string' }, 'data-dir': { type: 'string' } },
+  });
+  if (action !== 'upload') throw new UsageError(`unknown action '${action ?? ''}'; use upload`);
+  if (positionals.length !== 1) throw new UsageError('upload takes exactly one FILE');
+  const file = positionals[0];
+  let isFile = false;
+  try {
+    isFile = statSync(file).isFile();
+  } catch {
+    // reported below
+  }
+  if (!isFile) throw new Error(`${file}: no such file`);
+  const bucket = values.bucket ?? defaultDatasetBucket;
+  const name = values.name ?? path.basename(file);
+  const store = new ObjectStore(dataDirOption(values['data-dir']));
+  await store.put(bucket, name, createReadStream(file), { contentType: contentTypes[path.extname(file).toLowerCase()] });
+  console.log(gsUri(bucket, name));
+}
