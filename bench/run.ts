@@ -41,6 +41,19 @@ function best(metric: string, run: (impl: 'attune' | 'pytorch', threads: string)
   return { attune: top(results.attune), pytorch: top(results.pytorch), all: results };
 }
 
+/** Both implementations' best figure, their thread settings, and Attune's ratio to PyTorch. */
+function comparison(result: { attune: Line; pytorch: Line }, metric: string): Line {
+  const attune = Number(result.attune[metric]);
+  const pytorch = Number(result.pytorch[metric]);
+  return {
+    attune: round(attune),
+    attune_threads: result.attune.threads,
+    pytorch: round(pytorch),
+    pytorch_threads: result.pytorch.threads,
+    ratio: round(attune / pytorch, 3),
+  };
+}
+
 function emit(line: Line): void {
   console.log(JSON.stringify(line));
 }
@@ -51,17 +64,7 @@ for (const shape of benchShapes) {
   const train = best('train_tokens_per_s', (impl, threads) =>
     impl === 'attune' ? attune('train', shape.name, threads, steps) : pytorch('train', shape.name, threads, steps),
   );
-  emit({
-    figure: 'lora_train_tokens_per_s',
-    shape: shape.name,
-    batch: `${shape.batch}x${shape.seqLen}`,
-    rank: 8,
-    attune: round(Number(train.attune.train_tokens_per_s)),
-    attune_threads: train.attune.threads,
-    pytorch: round(Number(train.pytorch.train_tokens_per_s)),
-    pytorch_threads: train.pytorch.threads,
-    ratio: round(Number(train.attune.train_tokens_per_s) / Number(train.pytorch.train_tokens_per_s), 3),
-  });
+  emit({ figure: 'lora_train_tokens_per_s', shape: shape.name, batch: `${shape.batch}x${shape.seqLen}`, rank: 8, ...comparison(train, 'train_tokens_per_s') });
   emit({
     figure: 'train_peak_rss_mb',
     shape: shape.name,
@@ -73,17 +76,7 @@ for (const shape of benchShapes) {
   const decode = best('decode_tokens_per_s', (impl, threads) =>
     impl === 'attune' ? attune('decode', shape.name, threads, 128) : pytorch('decode', shape.name, threads, 0),
   );
-  emit({
-    figure: 'decode_tokens_per_s',
-    shape: shape.name,
-    prompt_tokens: 16,
-    new_tokens: 128,
-    attune: round(Number(decode.attune.decode_tokens_per_s)),
-    attune_threads: decode.attune.threads,
-    pytorch: round(Number(decode.pytorch.decode_tokens_per_s)),
-    pytorch_threads: decode.pytorch.threads,
-    ratio: round(Number(decode.attune.decode_tokens_per_s) / Number(decode.pytorch.decode_tokens_per_s), 3),
-  });
+  emit({ figure: 'decode_tokens_per_s', shape: shape.name, prompt_tokens: 16, new_tokens: 128, ...comparison(decode, 'decode_tokens_per_s') });
 }
 
 // Native memory must not creep over a long run: RSS after step 100 against RSS at the end.
