@@ -10,6 +10,7 @@ import { generateRoutes } from './gemini/generate.js';
 import { modelRoutes } from './gemini/models.js';
 import { storageRoutes } from './storage/routes.js';
 import { ObjectStore } from '../service/storage/object-store.js';
+import { consolePlugin } from './console/plugin.js';
 
 export const requestLimits = {
   /** Bodies carry training examples: 40,000 + 5,000 characters each, hundreds of them. */
@@ -36,5 +37,6 @@ export async function buildServer(services: Services, { logger = false }: Server
   generateRoutes(services, customMethods);
   customMethods.register(app);
   await app.register(storageRoutes, { store: new ObjectStore(services.config.dataDir) });
+  await app.register(consolePlugin, { services });
   return app;
 }

@@ -1,0 +1,25 @@
+// Uploads datasets to Attune's object store (the Cloud Storage JSON API subset); jobs name them as gs:// URIs.
+import { apiJson } from './http';
+
+/** The bucket the console keeps its uploads in. */
+export const consoleBucket = 'attune-console';
+
+export interface StoredObject {
+  bucket: string;
+  name: string;
+  size?: string;
+}
+
+export const gsUri = (object: StoredObject): string => `gs://${object.bucket}/${object.name}`;
+
+export async function uploadDataset(file: Blob, fileName: string): Promise<StoredObject> {
+  // A time prefix keeps re-uploads of files with the same name apart.
+  const safeName = fileName.replace(/[^\w.-]+/g, '_') || 'dataset.jsonl';
+  const name = `datasets/${new Date().toISOString().replace(/[:.]/g, '-')}-${safeName}`;
+  return apiJson<StoredObject>(`/upload/storage/v1/b/${consoleBucket}/o`, {
+    method: 'POST',
+    query: { uploadType: 'media', name },
+    body: file,
+    contentType: 'application/jsonl',
+  });
+}

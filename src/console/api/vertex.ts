@@ -1,0 +1,155 @@
+// Vertex AI tuningJobs (v1beta1) as Attune serves them, plus its metrics extension. int64 fields arrive
+// as JSON strings, as Google sends them.
+import { getSettings, location } from '../settings';
+import { apiFetch, apiJson } from './http';
+import { sseData } from './sse';
+
+export type JobState =
+  | 'JOB_STATE_PENDING'
+  | 'JOB_STATE_RUNNING'
+  | 'JOB_STATE_CANCELLING'
+  | 'JOB_STATE_SUCCEEDED'
+  | 'JOB_STATE_FAILED'
+  | 'JOB_STATE_CANCELLED';
+
+export type Int64 = string | number;
+
+export interface HyperParameters {
+  epochCount?: Int64;
+  batchSize?: Int64;
+  learningRate?: number;
+  learningRateMultiplier?: number;
+  adapterSize?: string;
+}
+
+export interface SupervisedTuningSpec {
+  trainingDatasetUri: string;
+  validationDatasetUri?: string;
+  hyperParameters?: HyperParameters;
+}
+
+export interface Distribution {
+  sum?: Int64;
+  billableSum?: Int64;
+  min?: number;
+  max?: number;
+  mean?: number;
+  median?: number;
+  p5?: number;
+  p95?: number;
+}
+
+export interface SupervisedTuningDataStats {
+  tuningDatasetExampleCount?: Int64;
+  totalTuningCharacterCount?: Int64;
+  totalBillableTokenCount?: Int64;
+  tuningStepCount?: Int64;
+  userInputTokenDistribution?: Distribution;
+  userOutputTokenDistribution?: Distribution;
+  userMessagePerExampleDistribution?: Distribution;
+  totalTruncatedExampleCount?: Int64;
+  truncatedExampleIndices?: Int64[];
+  droppedExampleReasons?: string[];
+}
+
+export interface TuningJob {
+  name: string;
+  tunedModelDisplayName?: string;
+  description?: string;
+  baseModel?: string;
+  state: JobState;
+  createTime?: string;
+  startTime?: string;
+  endTime?: string;
+  updateTime?: string;
+  error?: { code?: number; message?: string };
+  labels?: Record<string, string>;
+  supervisedTuningSpec?: SupervisedTuningSpec;
+  tunedModel?: { model?: string; endpoint?: string };
+  tuningDataStats?: { supervisedTuningDataStats?: SupervisedTuningDataStats };
+  tuningJobMetadata?: { completedStepCount?: Int64; completedEpochCount?: Int64 };
+}
+
+export interface NewTuningJob {
+  baseModel: string;
+  tunedModelDisplayName?: string;
+  description?: string;
+  labels?: Record<string, string>;
+  supervisedTuningSpec: SupervisedTuningSpec;
+}
+
+export interface MetricPoint {
+  step: Int64;
+  wallTime: string;
+  scalar: { value: number };
+}
+
+export interface TimeSeries {
+  displayName: string;
+  valueType?: string;
+  values: MetricPoint[];
+}
+
+export interface EpochEnd {
+  epoch: Int64;
+  /** The step at which the epoch ended. */
+  step: Int64;
+}
+
+export interface JobMetrics {
+  timeSeriesData?: TimeSeries[];
+  epochs?: EpochEnd[];
+}
+
+/** One event of the metrics stream: new points, and/or the job when its state changed. */
+export interface MetricsEvent extends JobMetrics {
+  tuningJob?: TuningJob;
+}
+
+export const metricNames = {
+  trainLoss: '/train_total_loss',
+  trainAccuracy: '/train_fraction_of_correct_next_step_preds',
+  trainPredictions: '/train_num_predictions',
+  evalLoss: '/eval_total_loss',
+  evalAccuracy: '/eval_fraction_of_correct_next_step_preds',
+  evalPredictions: '/eval_num_predictions',
+} as const;
+
+/** The numeric id at the end of a job's resource name. */
+export const jobId = (name: string): string => name.split('/').at(-1) ?? name;
+
+export function jobsPath(): string {
+  return `/v1beta1/projects/${encodeURIComponent(getSettings().project)}/locations/${location}/tuningJobs`;
+}
+
+export interface JobPage {
+  tuningJobs?: TuningJob[];
+  nextPageToken?: string;
+}
+
+export function listJobs(query: { pageSize?: number; pageToken?: string; filter?: string }, signal?: AbortSignal): Promise<JobPage> {
+  return apiJson<JobPage>(jobsPath(), { query, signal });
+}
+
+export function getJob(id: string, signal?: AbortSignal): Promise<TuningJob> {
+  return apiJson<TuningJob>(`${jobsPath()}/${encodeURIComponent(id)}`, { signal });
+}
+
+/** Creates the job; with validateOnly the server checks the dataset and answers the would-be job. */
+export function createJob(job: NewTuningJob, { validateOnly = false, signal }: { validateOnly?: boolean; signal?: AbortSignal } = {}): Promise<TuningJob> {
+  return apiJson<TuningJob>(jobsPath(), { method: 'POST', body: job, query: { validateOnly: validateOnly || undefined }, signal });
+}
+
+export function cancelJob(id: string): Promise<unknown> {
+  return apiJson(`${jobsPath()}/${encodeURIComponent(id)}:cancel`, { method: 'POST', body: {} });
+}
+
+export function getMetrics(id: string, signal?: AbortSignal): Promise<JobMetrics> {
+  return apiJson<JobMetrics>(`${jobsPath()}/${encodeURIComponent(id)}/metrics`, { signal });
+}
+
+/** Everything so far, then new points and state changes as they happen; ends once the job is terminal. */
+export async function* streamMetrics(id: string, signal: AbortSignal): AsyncGenerator<MetricsEvent> {
+  const response = await apiFetch(`${jobsPath()}/${encodeURIComponent(id)}/metrics`, { query: { alt: 'sse' }, signal });
+  for await (const data of sseData(response)) yield JSON.parse(data) as MetricsEvent;
+}
