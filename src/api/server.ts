@@ -9,7 +9,9 @@ import { tunedModelRoutes, operationRoutes } from './gemini/tuned-models.js';
 import { generateRoutes } from './gemini/generate.js';
 import { modelRoutes } from './gemini/models.js';
 import { storageRoutes } from './storage/routes.js';
-import { ObjectStore } from '../service/storage/object-store.js';
+import { tuningJobRoutes } from './vertex/tuning-jobs.js';
+import { metricRoutes } from './vertex/metrics.js';
+import { endpointRoutes } from './vertex/endpoints.js';
 
 export const requestLimits = {
   /** Bodies carry training examples: 40,000 + 5,000 characters each, hundreds of them. */
@@ -35,6 +37,9 @@ export async function buildServer(services: Services, { logger = false }: Server
   modelRoutes(app, services);
   generateRoutes(services, customMethods);
   customMethods.register(app);
-  await app.register(storageRoutes, { store: new ObjectStore(services.config.dataDir) });
+  tuningJobRoutes(app, services);
+  metricRoutes(app, services);
+  endpointRoutes(app, services);
+  await app.register(storageRoutes, { store: services.objects });
   return app;
 }
