@@ -12,6 +12,7 @@ import { embeddedBaseModelDir } from '../src/engine/base-model.js';
 import { parseJsonl, type Example } from '../src/engine/data/examples.js';
 import type { CreateTunedModelRequest } from '../src/service/tuning/service.js';
 import type { TunedModel } from '../src/service/tuning/tuned-model.js';
+import { ServiceError } from '../src/service/errors.js';
 import { numbersJsonl } from './helpers/engine.js';
 
 const examples: Example[] = parseJsonl(readFileSync(numbersJsonl, 'utf8')).examples;
@@ -28,8 +29,24 @@ function open(t: TestContext, { concurrency = 1, prepare }: { concurrency?: numb
   return services;
 }
 
-function create(services: Services, request: Partial<CreateTunedModelRequest> = {}): TunedModel {
-  return services.tuning.create({ project, apiVersion: 'v1beta', baseModel: 'models/stories260K', examples, ...request });
+/** Examples as a request carries them (the {contents} shape). */
+const asSource = (list: Example[]) => ({
+  examples: list.map((e) => ({ contents: e.turns.map((t) => ({ role: t.role, parts: [{ text: t.text }] })) })),
+  field: 'examples',
+});
+
+type CreateOptions = Partial<Omit<CreateTunedModelRequest, 'training' | 'validation'>> & { examples?: Example[]; validation?: Example[] };
+
+function create(services: Services, { examples: training = examples, validation, ...request }: CreateOptions = {}): Promise<TunedModel> {
+  return services.tuning.create({
+    surface: 'gemini',
+    project,
+    apiVersion: 'v1beta',
+    baseModel: 'models/stories260K',
+    training: asSource(training),
+    validation: validation && asSource(validation),
+    ...request,
+  });
 }
 
 const model = (services: Services, id: string): TunedModel => services.tuning.get(project, id);
@@ -65,7 +82,7 @@ function processGone(pid: number): boolean {
 test('a job trains in a worker to ACTIVE: 15 examples × 50 epochs / batch 4, every snapshot recorded', async (t) => {
   const services = open(t);
   const started = performance.now();
-  const created = create(services, { displayName: 'numbers', hyperparameters: { epochCount: 50, batchSize: 4 } });
+  const created = await create(services, { displayName: 'numbers', hyperparameters: { epochCount: 50, batchSize: 4 } });
   assert.equal(created.state, 'CREATING');
   assert.equal(created.totalSteps, 188);
   const finished = await done(services, created.id);
@@ -94,7 +111,7 @@ test('a job trains in a worker to ACTIVE: 15 examples × 50 epochs / batch 4, ev
 
 test('cancelling a running job stops it; the adapter of the steps done is saved and the model is ACTIVE', async (t) => {
   const services = open(t);
-  const { id, totalSteps } = create(services, { hyperparameters: { epochCount: 100, batchSize: 4 } });
+  const { id, totalSteps } = await create(services, { hyperparameters: { epochCount: 100, batchSize: 4 } });
   await waitFor('a few steps', () => model(services, id).completedSteps >= 5);
   const pid = services.scheduler.workerPid(id)!;
   services.tuning.cancel(project, id);
@@ -113,8 +130,8 @@ test('cancelling a running job stops it; the adapter of the steps done is saved 
 
 test('cancelling a queued job ends it without running it; the running one goes on', async (t) => {
   const services = open(t, { concurrency: 1 });
-  const first = create(services, { hyperparameters: { epochCount: 8, batchSize: 4 } });
-  const second = create(services, { hyperparameters: { epochCount: 8, batchSize: 4 } });
+  const first = await create(services, { hyperparameters: { epochCount: 8, batchSize: 4 } });
+  const second = await create(services, { hyperparameters: { epochCount: 8, batchSize: 4 } });
   assert.deepEqual(services.scheduler.runningJobs(), [first.id]);
   assert.equal(services.jobs.get(second.id)?.state, 'queued');
   services.tuning.cancel(project, second.id);
@@ -135,7 +152,7 @@ test('cancelling a queued job ends it without running it; the running one goes o
 
 test('validation examples produce eval metrics', async (t) => {
   const services = open(t);
-  const created = create(services, { examples: examples.slice(5), validation: examples.slice(0, 5), hyperparameters: { epochCount: 3, batchSize: 4 } });
+  const created = await create(services, { examples: examples.slice(5), validation: examples.slice(0, 5), hyperparameters: { epochCount: 3, batchSize: 4 } });
   assert.equal(created.totalSteps, 8);
   const finished = await done(services, created.id);
   assert.equal(finished.state, 'ACTIVE', JSON.stringify(finished.error));
@@ -150,7 +167,7 @@ test('validation examples produce eval metrics', async (t) => {
   }
 });
 
-test('an example the framing rejects fails the job with INVALID_ARGUMENT and a message naming it', async (t) => {
+test('an example the framing rejects is refused at create with INVALID_ARGUMENT naming it, before any training', async (t) => {
   // A base model whose chat template renders a final "rewrite me" user turn differently from the same
   // turn followed by a model turn: training on such an example would train on a misaligned split.
   const template =
@@ -165,22 +182,22 @@ test('an example the framing rejects fails the job with INVALID_ARGUMENT and a m
     },
   });
   const bad: Example = { turns: [{ role: 'user', text: 'rewrite me' }, { role: 'model', text: 'no' }] };
-  const created = create(services, { baseModel: 'models/templated', examples: [...examples.slice(0, 3), bad], hyperparameters: { epochCount: 2 } });
-  const finished = await done(services, created.id);
-  assert.equal(finished.state, 'FAILED');
-  assert.equal(finished.error?.code, 3);
-  assert.match(finished.error!.message, /^Invalid training data: training example 4: the chat template renders the first 1 turns differently/);
-  assert.deepEqual(steps(services, created.id), []);
-  assert.equal(existsSync(services.tuning.adapterDir(created.id)), false);
+  await assert.rejects(
+    create(services, { baseModel: 'models/templated', examples: [...examples.slice(0, 3), bad], hyperparameters: { epochCount: 2 } }),
+    (error: unknown) =>
+      error instanceof ServiceError && error.status === 'INVALID_ARGUMENT' &&
+      /^example 4: the chat template renders the first 1 turns differently/.test(error.message),
+  );
+  assert.deepEqual(services.store.all(project), [], 'nothing was stored');
 
   // The same base model trains on good examples: the failure was the example's.
-  const good = create(services, { baseModel: 'models/templated', examples: examples.slice(0, 3), hyperparameters: { epochCount: 2, batchSize: 3 } });
+  const good = await create(services, { baseModel: 'models/templated', examples: examples.slice(0, 3), hyperparameters: { epochCount: 2, batchSize: 3 } });
   assert.equal((await done(services, good.id)).state, 'ACTIVE');
 });
 
 test('a worker that dies is replaced and resumes from its checkpoint; one that keeps dying fails the job', async (t) => {
   const services = open(t);
-  const { id, totalSteps } = create(services, { hyperparameters: { epochCount: 20, batchSize: 4 } }); // 75 steps, checkpoints every 4
+  const { id, totalSteps } = await create(services, { hyperparameters: { epochCount: 20, batchSize: 4 } }); // 75 steps, checkpoints every 4
   await waitFor('step 10', () => model(services, id).completedSteps >= 10);
   const first = services.scheduler.workerPid(id)!;
   process.kill(first, 'SIGKILL');
@@ -194,7 +211,7 @@ test('a worker that dies is replaced and resumes from its checkpoint; one that k
   assert.deepEqual(steps(services, id), range(1, totalSteps), 'the resumed run re-recorded the steps after its checkpoint');
 
   // Kill every worker as soon as it appears: after three attempts the job fails.
-  const doomed = create(services, { hyperparameters: { epochCount: 50, batchSize: 4 } });
+  const doomed = await create(services, { hyperparameters: { epochCount: 50, batchSize: 4 } });
   const killed = new Set<number>();
   while (!model(services, doomed.id).operationDone) {
     const pid = services.scheduler.workerPid(doomed.id);
@@ -214,7 +231,7 @@ test('a worker that dies is replaced and resumes from its checkpoint; one that k
 
 test('a worker stopped by a signal of its own checkpoints and is started again where it stopped', async (t) => {
   const services = open(t);
-  const { id, totalSteps } = create(services, { hyperparameters: { epochCount: 30, batchSize: 4 } }); // 113 steps, checkpoints every 6
+  const { id, totalSteps } = await create(services, { hyperparameters: { epochCount: 30, batchSize: 4 } }); // 113 steps, checkpoints every 6
   await waitFor('step 7', () => model(services, id).completedSteps >= 7);
   const first = services.scheduler.workerPid(id)!;
   process.kill(first, 'SIGTERM');
@@ -232,8 +249,8 @@ test('a worker stopped by a signal of its own checkpoints and is started again w
 
 test('deleting a model while it trains kills its worker, drops the job and starts the next', async (t) => {
   const services = open(t, { concurrency: 1 });
-  const doomed = create(services, { hyperparameters: { epochCount: 100, batchSize: 4 } });
-  const next = create(services, { hyperparameters: { epochCount: 2, batchSize: 4 } });
+  const doomed = await create(services, { hyperparameters: { epochCount: 100, batchSize: 4 } });
+  const next = await create(services, { hyperparameters: { epochCount: 2, batchSize: 4 } });
   await waitFor('a few steps', () => model(services, doomed.id).completedSteps >= 3);
   const pid = services.scheduler.workerPid(doomed.id)!;
   services.tuning.delete(project, doomed.id);
@@ -254,7 +271,7 @@ test('stop() checkpoints running jobs where they are and leaves them to resume a
     await services.close();
     rmSync(dataDir, { recursive: true, force: true });
   });
-  const { id, totalSteps } = create(services, { hyperparameters: { epochCount: 20, batchSize: 4 } });
+  const { id, totalSteps } = await create(services, { hyperparameters: { epochCount: 20, batchSize: 4 } });
   await waitFor('step 6', () => model(services, id).completedSteps >= 6);
   await services.close();
   const state = JSON.parse(readFileSync(path.join(dataDir, 'checkpoints', id, 'state.json'), 'utf8'));

@@ -9,7 +9,9 @@ import { tunedModelRoutes, operationRoutes } from './gemini/tuned-models.js';
 import { generateRoutes } from './gemini/generate.js';
 import { modelRoutes } from './gemini/models.js';
 import { storageRoutes } from './storage/routes.js';
-import { ObjectStore } from '../service/storage/object-store.js';
+import { tuningJobRoutes } from './vertex/tuning-jobs.js';
+import { metricRoutes } from './vertex/metrics.js';
+import { endpointRoutes } from './vertex/endpoints.js';
 import { consolePlugin } from './console/plugin.js';
 
 export const requestLimits = {
@@ -36,7 +38,10 @@ export async function buildServer(services: Services, { logger = false }: Server
   modelRoutes(app, services);
   generateRoutes(services, customMethods);
   customMethods.register(app);
-  await app.register(storageRoutes, { store: new ObjectStore(services.config.dataDir) });
+  tuningJobRoutes(app, services);
+  metricRoutes(app, services);
+  endpointRoutes(app, services);
+  await app.register(storageRoutes, { store: services.objects });
   await app.register(consolePlugin, { services });
   return app;
 }

@@ -20,6 +20,8 @@ export const serviceDefaults = {
   dataDir: path.join(os.homedir(), '.attune'),
   /** The project a keyless request acts for. */
   keylessProject: 'local',
+  /** The Vertex location of tuned models created through the Gemini API, which has none. */
+  location: 'us-central1',
 } as const;
 
 /** Literal loopback only: a name that merely starts with 127. may resolve anywhere. */

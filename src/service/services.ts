@@ -8,12 +8,15 @@ import { BaseModelRegistry } from './models/registry.js';
 import { TuningService } from './tuning/service.js';
 import { Scheduler } from './jobs/scheduler.js';
 import { InferenceService } from './serving/inference.js';
+import { ObjectStore } from './storage/object-store.js';
 
 export interface Services {
   config: ServiceConfig;
   db: Db;
   keys: KeyStore;
   registry: BaseModelRegistry;
+  /** gs:// buckets: datasets users upload. */
+  objects: ObjectStore;
   store: TunedModelStore;
   jobs: JobQueue;
   tuning: TuningService;
@@ -28,14 +31,15 @@ export function openServices(config: ServiceConfig): Services {
   const store = new TunedModelStore(db);
   const jobs = new JobQueue(db);
   const registry = new BaseModelRegistry(config.dataDir);
-  const tuning = new TuningService(store, jobs, registry, config.dataDir);
+  const objects = new ObjectStore(config.dataDir);
+  const tuning = new TuningService(store, jobs, registry, objects, config.dataDir);
   const scheduler = new Scheduler(tuning, jobs, config.concurrency);
   tuning.attachScheduler(scheduler);
   const inference = new InferenceService(tuning, registry);
   tuning.onDeleted((id) => inference.forgetTunedModel(id));
   scheduler.start(); // picks up jobs a crash or shutdown interrupted
   return {
-    config, db, keys: new KeyStore(db), registry, store, jobs, tuning, scheduler, inference,
+    config, db, keys: new KeyStore(db), registry, objects, store, jobs, tuning, scheduler, inference,
     async close() {
       await scheduler.stop();
       inference.close();

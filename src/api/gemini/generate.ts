@@ -18,11 +18,10 @@ import {
 } from '../../service/serving/inference.js';
 import { classify, rpcErrorBody } from '../plugins/errors.js';
 import type { ApiVersion, CustomMethod, CustomMethodTarget, CustomMethods } from './custom-methods.js';
-import { wireOptions, type WireOptions } from './wire.js';
+import { isObject, listOf, wireOptions, type WireOptions } from '../proto-json.js';
 
 type Json = Record<string, unknown>;
 
-const isObject = (value: unknown): value is Json => value !== null && typeof value === 'object' && !Array.isArray(value);
 
 /** The API versions each method is served on. */
 const contentVersions: readonly ApiVersion[] = ['v1', 'v1beta'];
@@ -33,12 +32,6 @@ const palmLimits = { maxTemperature: 1 } as const;
 
 // ---------------------------------------------------------------------------------------------------
 // Requests
-
-/** A repeated field given as one object is read as a list of one (Google's front end accepts both). */
-function listOf(value: unknown): unknown[] {
-  if (value === undefined || value === null) return [];
-  return Array.isArray(value) ? value : [value];
-}
 
 const partKinds = ['inlineData', 'fileData', 'functionCall', 'functionResponse', 'executableCode', 'codeExecutionResult'];
 
@@ -316,8 +309,35 @@ function clientGone(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
+/** generateContent, streamGenerateContent and countTokens on a model, for any surface that names one. */
+export function contentMethods({ inference }: Services) {
+  return {
+    async generateContent(request: FastifyRequest, reply: FastifyReply, ref: ModelRef) {
+      const body = parseGenerateContentRequest(request.body);
+      const result = await inference.generate(ref, body, clientGone(reply));
+      return generateContentWire(result, responseId(), wireOptions(request));
+    },
+
+    async streamGenerateContent(request: FastifyRequest, reply: FastifyReply, ref: ModelRef) {
+      const body = parseGenerateContentRequest(request.body);
+      const signal = clientGone(reply);
+      // Everything that can be refused (model, state, prompt) is refused here, before the headers.
+      const stream = await inference.stream(ref, body, signal);
+      const sse = (request.query as Json).alt === 'sse';
+      reply.type(sse ? 'text/event-stream' : 'application/json; charset=UTF-8');
+      reply.header('cache-control', 'no-cache');
+      return reply.send(Readable.from(streamBody(stream, sse, wireOptions(request), responseId())));
+    },
+
+    async countTokens(request: FastifyRequest, _reply: FastifyReply, ref: ModelRef) {
+      return { totalTokens: await inference.countTokens(ref, parseCountTokensRequest(request.body)) };
+    },
+  };
+}
+
 export function generateRoutes(services: Services, customMethods: CustomMethods): void {
   const { inference } = services;
+  const content = contentMethods(services);
 
   for (const collection of ['tunedModels', 'models'] as const) {
     const methods = customMethods[collection];
@@ -327,27 +347,11 @@ export function generateRoutes(services: Services, customMethods: CustomMethods)
         return method(request, reply, target);
       });
 
-    on('generateContent', contentVersions, async (request, reply, target) => {
-      const body = parseGenerateContentRequest(request.body);
-      const result = await inference.generate(modelRef(request, collection, target), body, clientGone(reply));
-      return generateContentWire(result, responseId(), wireOptions(request));
-    });
-
-    on('streamGenerateContent', contentVersions, async (request, reply, target) => {
-      const body = parseGenerateContentRequest(request.body);
-      const signal = clientGone(reply);
-      // Everything that can be refused (model, state, prompt) is refused here, before the headers.
-      const stream = await inference.stream(modelRef(request, collection, target), body, signal);
-      const sse = (request.query as Json).alt === 'sse';
-      reply.type(sse ? 'text/event-stream' : 'application/json; charset=UTF-8');
-      reply.header('cache-control', 'no-cache');
-      return reply.send(Readable.from(streamBody(stream, sse, wireOptions(request), responseId())));
-    });
-
-    on('countTokens', contentVersions, async (request, _reply, target) => {
-      const totalTokens = await inference.countTokens(modelRef(request, collection, target), parseCountTokensRequest(request.body));
-      return { totalTokens };
-    });
+    on('generateContent', contentVersions, (request, reply, target) => content.generateContent(request, reply, modelRef(request, collection, target)));
+    on('streamGenerateContent', contentVersions, (request, reply, target) =>
+      content.streamGenerateContent(request, reply, modelRef(request, collection, target)),
+    );
+    on('countTokens', contentVersions, (request, reply, target) => content.countTokens(request, reply, modelRef(request, collection, target)));
 
     on('generateText', textVersions, async (request, reply, target) => {
       const body = parseGenerateTextRequest(request.body);

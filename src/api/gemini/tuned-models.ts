@@ -1,13 +1,13 @@
 // tunedModels create/get/list/patch/delete and :cancel, on v1beta and (PaLM) v1beta3.
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../service/services.js';
-import { DatasetError, parseExamples, type Example } from '../../engine/data/examples.js';
 import { invalidArgument, notFound } from '../../service/errors.js';
 import { patchableFields, type TunedModelPatch } from '../../service/tuning/service.js';
 import type { TunedModel } from '../../service/tuning/tuned-model.js';
 import { camelCase } from '../plugins/lenient-json.js';
 import { parseVersion, type CustomMethods } from './custom-methods.js';
-import { operationWire, tunedModelWire, wireOptions, type WireOptions } from './wire.js';
+import { operationWire, tunedModelWire } from './wire.js';
+import { wireOptions, type WireOptions } from '../proto-json.js';
 
 const number = { type: 'number' };
 const integer = { type: 'integer' };
@@ -54,6 +54,8 @@ interface TunedModelBody {
   };
 }
 
+const trainingDataField = 'tuned_model.tuning_task.training_data';
+
 interface ListQuery {
   pageSize?: number;
   pageToken?: string;
@@ -71,17 +73,16 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
     async (request) => {
       const version = parseVersion(request.params.version);
       const body = request.body ?? {};
-      const rawExamples = body.tuningTask?.trainingData?.examples?.examples ?? [];
-      let examples: Example[];
-      try {
-        examples = parseExamples(rawExamples).examples;
-      } catch (error) {
-        // An empty list is the service's to explain (SDKs drop the examples); other problems name the example.
-        if (error instanceof DatasetError && rawExamples.length === 0) examples = [];
-        else if (error instanceof DatasetError) throw invalidArgument(error.message, 'tuned_model.tuning_task.training_data');
-        else throw error;
+      const examples = body.tuningTask?.trainingData?.examples?.examples ?? [];
+      if (examples.length === 0) {
+        throw invalidArgument(
+          'tuningTask.trainingData.examples must contain at least one training example. (@google/genai 1.28 and later drop ' +
+            'the training examples in Gemini API mode: send them in the REST body, or use Vertex AI mode with a dataset URI.)',
+          trainingDataField,
+        );
       }
-      const model = tuning.create({
+      const model = await tuning.create({
+        surface: 'gemini',
         project: request.project,
         apiVersion: version,
         tunedModelId: request.query.tunedModelId,
@@ -93,7 +94,7 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
         topP: body.topP,
         topK: body.topK,
         hyperparameters: body.tuningTask?.hyperparameters,
-        examples,
+        training: { examples, field: trainingDataField },
       });
       return operationWire(model, [], wireOptions(request));
     },

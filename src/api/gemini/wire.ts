@@ -1,21 +1,9 @@
 // Domain ↔ Gemini API JSON: camelCase names, zero values omitted (proto3 JSON), enums as names unless the
 // caller asked for integers with $alt=json;enum-encoding=int.
-import type { FastifyRequest } from 'fastify';
 import type { StepMetric, TunedModel } from '../../service/tuning/tuned-model.js';
-
-export interface WireOptions {
-  integerEnums: boolean;
-}
-
-export const wireOptions = (request: FastifyRequest): WireOptions => ({
-  integerEnums: /enum-encoding=int/.test(String((request.query as Record<string, unknown>).$alt ?? '')),
-});
+import { nonZero, type WireOptions } from '../proto-json.js';
 
 const stateNumbers = { STATE_UNSPECIFIED: 0, CREATING: 1, ACTIVE: 2, FAILED: 3 } as const;
-
-/** proto3 JSON omits default scalars; `optional` fields (temperature, index) are emitted whenever set. */
-const nonZero = <T>(value: T): T | undefined =>
-  value === 0 || value === '' || value === false || (Array.isArray(value) && value.length === 0) ? undefined : value;
 
 const typePackage = (model: TunedModel) => `google.ai.generativelanguage.${model.apiVersion === 'v1beta3' ? 'v1beta3' : 'v1beta'}`;
 

@@ -1,7 +1,7 @@
 // Who is calling: an API key as x-goog-api-key, ?key= or Authorization: Bearer (as Google accepts them)
-// names the project. x-goog-user-project may name it too, but only the key's own. In keyless mode
-// (loopback only) a request without credentials acts for x-goog-user-project or the local project, unless
-// that project has API keys.
+// names the project. A Vertex path (projects/{project}/…) or x-goog-user-project may name it too, but only
+// the key's own. In keyless mode (loopback only) a request without credentials acts for the project the
+// path or x-goog-user-project names, or the local project, unless that project has API keys.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { KeyStore } from '../../service/auth/keys.js';
@@ -37,7 +37,8 @@ export const authPlugin = fp(async (app: FastifyInstance, { keys, keyless }: Aut
   app.addHook('preHandler', async (request) => {
     if (request.routeOptions.config?.public || request.is404) return; // an unknown route is a 404 for everyone
     const { key, bearer } = credentials(request);
-    const userProject = request.headers['x-goog-user-project'] as string | undefined;
+    const pathProject = (request.params as Record<string, string | undefined> | undefined)?.project;
+    const userProject = pathProject ?? (request.headers['x-goog-user-project'] as string | undefined);
     let project: string | undefined;
     if (key) {
       project = keys.projectOf(key);

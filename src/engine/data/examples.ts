@@ -48,6 +48,8 @@ export interface SkippedExample {
 
 export interface Dataset {
   examples: Example[];
+  /** Where each kept example came from: its JSONL line (absent for parsed objects) and 0-based index. */
+  positions: { line?: number; index: number }[];
   /** Over-length examples left out; empty unless `overLength: 'skip'`. */
   skipped: SkippedExample[];
 }
@@ -112,6 +114,7 @@ type Item = { value: () => unknown; line?: number };
 
 function collect(items: Item[], opts: ParseOptions): Dataset {
   const examples: Example[] = [];
+  const positions: Dataset['positions'] = [];
   const skipped: SkippedExample[] = [];
   items.forEach(({ value, line }, index) => {
     const where = line === undefined ? `example ${index + 1}` : `line ${line}`;
@@ -123,13 +126,15 @@ function collect(items: Item[], opts: ParseOptions): Dataset {
       throw err;
     }
     const reason = lengthProblem(example, opts);
-    if (reason === undefined) examples.push(example);
-    else if (opts.overLength === 'skip') skipped.push({ line, index, reason });
+    if (reason === undefined) {
+      examples.push(example);
+      positions.push({ line, index });
+    } else if (opts.overLength === 'skip') skipped.push({ line, index, reason });
     else throw new DatasetError(`${where}: ${reason}`, line, index);
   });
   if (items.length === 0) throw new DatasetError('the dataset has no examples');
   if (examples.length === 0) throw new DatasetError(`the dataset has no examples within the length limits (${skipped.length} skipped)`);
-  return { examples, skipped };
+  return { examples, positions, skipped };
 }
 
 const INPUT_KEYS = ['text_input', 'textInput', 'input_text', 'inputText'];

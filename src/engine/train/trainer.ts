@@ -64,6 +64,9 @@ export interface TrainResult {
   evaluations: EvalMetrics[];
 }
 
+/** Completed epochs after a step: floor(step × batchSize / examples). */
+export const epochsCompleted = (step: number, batchSize: number, examples: number): number => Math.floor((step * batchSize) / examples);
+
 export function totalStepsFor(examples: number, epochs: number, batchSize: number): number {
   return Math.ceil((examples * epochs) / batchSize);
 }
@@ -120,7 +123,7 @@ export async function train(
     );
     const metrics: StepMetrics = {
       step,
-      epoch: Math.floor((step * o.batchSize) / data.length),
+      epoch: epochsCompleted(step, o.batchSize, data.length),
       loss,
       accuracy: predicted ? correct / predicted : 0,
       predictedTokens: predicted,

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { embeddedBaseModelDir } from '../../engine/base-model.js';
 import { readModelConfig } from '../../engine/model/load.js';
 import { notFound } from '../errors.js';
+import { tuningDefaults } from '../tuning/defaults.js';
+import { adapterSizeRanks } from '../../engine/lora/lora.js';
 
 export interface SamplingDefaults {
   temperature: number;
@@ -22,29 +24,44 @@ export interface BaseModelInfo {
   outputTokenLimit: number;
   /** Defaults a tuned model of this base starts with. */
   sampling: SamplingDefaults;
+  /** LoRA ranks (Vertex adapter sizes) a tuning of this base may use, and the one it gets by default. */
+  adapterRanks: readonly number[];
+  defaultAdapterRank: number;
   /** For an alias: the local model it stands for. */
   aliasOf?: string;
 }
 
 export const supportedGenerationMethods = ['generateContent', 'countTokens', 'createTunedModel', 'generateText'];
 
+/** Every LoRA rank Attune tunes with (the Vertex adapter sizes). */
+const allAdapterRanks: readonly number[] = Object.values(adapterSizeRanks);
+
+interface GoogleModel {
+  sampling: SamplingDefaults;
+  /** Vertex's adapter sizes for the model, where Google documents them (vertex-api.md §5.3); else all. */
+  adapterRanks?: readonly number[];
+  defaultAdapterRank?: number;
+}
+
 /**
- * Google's tunable (and commonly tuned-against) model names, with the sampling defaults their tuned
- * models had upstream (gemini-api.md §6). All point at the embedded model unless aliases.json says otherwise.
+ * Google's tunable (and commonly tuned-against) model names, with the sampling defaults their tuned models
+ * had upstream (gemini-api.md §6) and Vertex's adapter sizes. All point at the embedded model unless
+ * aliases.json says otherwise. Google documents default adapter sizes only for 1.5 Pro (4) and 1.5 Flash (8);
+ * Attune takes 4 for the other models whose sizes stop at 8, and 8 where 16 is allowed.
  */
-const googleModels: Record<string, SamplingDefaults> = {
-  'text-bison-001': { temperature: 0.7, topP: 0.95, topK: 40 },
-  'gemini-1.0-pro-001': { temperature: 0.9, topP: 1, topK: 1 },
-  'gemini-1.0-pro-002': { temperature: 0.9, topP: 1, topK: 1 },
-  'gemini-1.5-flash-001-tuning': { temperature: 1, topP: 0.95, topK: 64 },
-  'gemini-1.5-flash-001': { temperature: 1, topP: 0.95, topK: 64 },
-  'gemini-1.5-flash-002': { temperature: 1, topP: 0.95, topK: 64 },
-  'gemini-1.5-pro-002': { temperature: 1, topP: 0.95, topK: 40 },
-  'gemini-2.0-flash-001': { temperature: 1, topP: 0.95, topK: 40 },
-  'gemini-2.0-flash-lite-001': { temperature: 1, topP: 0.95, topK: 40 },
-  'gemini-2.5-flash': { temperature: 1, topP: 0.95, topK: 64 },
-  'gemini-2.5-flash-lite': { temperature: 1, topP: 0.95, topK: 64 },
-  'gemini-2.5-pro': { temperature: 1, topP: 0.95, topK: 64 },
+const googleModels: Record<string, GoogleModel> = {
+  'text-bison-001': { sampling: { temperature: 0.7, topP: 0.95, topK: 40 } },
+  'gemini-1.0-pro-001': { sampling: { temperature: 0.9, topP: 1, topK: 1 } },
+  'gemini-1.0-pro-002': { sampling: { temperature: 0.9, topP: 1, topK: 1 } },
+  'gemini-1.5-flash-001-tuning': { sampling: { temperature: 1, topP: 0.95, topK: 64 } },
+  'gemini-1.5-flash-001': { sampling: { temperature: 1, topP: 0.95, topK: 64 } },
+  'gemini-1.5-flash-002': { sampling: { temperature: 1, topP: 0.95, topK: 64 }, adapterRanks: [1, 4, 8, 16], defaultAdapterRank: 8 },
+  'gemini-1.5-pro-002': { sampling: { temperature: 1, topP: 0.95, topK: 40 }, adapterRanks: [1, 4], defaultAdapterRank: 4 },
+  'gemini-2.0-flash-001': { sampling: { temperature: 1, topP: 0.95, topK: 40 }, adapterRanks: [1, 2, 4, 8], defaultAdapterRank: 4 },
+  'gemini-2.0-flash-lite-001': { sampling: { temperature: 1, topP: 0.95, topK: 40 }, adapterRanks: [1, 2, 4, 8], defaultAdapterRank: 4 },
+  'gemini-2.5-flash': { sampling: { temperature: 1, topP: 0.95, topK: 64 }, adapterRanks: [1, 2, 4, 8, 16], defaultAdapterRank: 8 },
+  'gemini-2.5-flash-lite': { sampling: { temperature: 1, topP: 0.95, topK: 64 }, adapterRanks: [1, 2, 4, 8, 16], defaultAdapterRank: 8 },
+  'gemini-2.5-pro': { sampling: { temperature: 1, topP: 0.95, topK: 64 }, adapterRanks: [1, 2, 4, 8], defaultAdapterRank: 4 },
 };
 
 export const aliasesFile = 'aliases.json';
@@ -78,7 +95,9 @@ export class BaseModelRegistry {
         name: `models/${alias}`,
         displayName: `${alias} (Attune: ${local.displayName})`,
         description: `Runs locally as ${local.name}.`,
-        sampling: googleModels[alias] ?? local.sampling,
+        sampling: googleModels[alias]?.sampling ?? local.sampling,
+        adapterRanks: googleModels[alias]?.adapterRanks ?? local.adapterRanks,
+        defaultAdapterRank: googleModels[alias]?.defaultAdapterRank ?? local.defaultAdapterRank,
         aliasOf: local.name,
       });
     }
@@ -115,6 +134,8 @@ export class BaseModelRegistry {
         topP: generation.top_p ?? 0.95,
         topK: generation.top_k ?? 40,
       },
+      adapterRanks: allAdapterRanks,
+      defaultAdapterRank: tuningDefaults.adapterRank,
     });
   }
 }

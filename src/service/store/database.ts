@@ -3,6 +3,8 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { serviceDefaults } from '../config.js';
+import { jobNumber } from '../tuning/ids.js';
 
 export type Db = Database.Database;
 
@@ -15,7 +17,10 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 CREATE TABLE IF NOT EXISTS tuned_models (
   id            TEXT PRIMARY KEY,
+  job_number    TEXT NOT NULL UNIQUE,
   project       TEXT NOT NULL,
+  location      TEXT NOT NULL,
+  labels        TEXT NOT NULL DEFAULT '{}',
   api_version   TEXT NOT NULL,
   display_name  TEXT NOT NULL DEFAULT '',
   description   TEXT NOT NULL DEFAULT '',
@@ -31,6 +36,9 @@ CREATE TABLE IF NOT EXISTS tuned_models (
   top_p         REAL,
   top_k         INTEGER,
   hyperparameters TEXT NOT NULL,
+  training_dataset_uri   TEXT,
+  validation_dataset_uri TEXT,
+  data_stats    TEXT,
   total_steps   INTEGER NOT NULL,
   completed_steps INTEGER NOT NULL DEFAULT 0,
   error_code    INTEGER,
@@ -72,5 +80,27 @@ export function openDatabase(dataDir: string): Db {
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   db.exec(schema);
+  addVertexColumns(db);
   return db;
+}
+
+/** Data dirs written before the Vertex surface lack its columns: add them, numbering the old models. */
+function addVertexColumns(db: Db): void {
+  const present = new Set((db.prepare('PRAGMA table_info(tuned_models)').all() as { name: string }[]).map((c) => c.name));
+  if (present.has('job_number')) return;
+  db.transaction(() => {
+    for (const column of [
+      'job_number TEXT',
+      `location TEXT NOT NULL DEFAULT '${serviceDefaults.location}'`,
+      "labels TEXT NOT NULL DEFAULT '{}'",
+      'training_dataset_uri TEXT',
+      'validation_dataset_uri TEXT',
+      'data_stats TEXT',
+    ]) {
+      db.exec(`ALTER TABLE tuned_models ADD COLUMN ${column}`);
+    }
+    const number = db.prepare('UPDATE tuned_models SET job_number = ? WHERE id = ?');
+    for (const { id } of db.prepare('SELECT id FROM tuned_models').all() as { id: string }[]) number.run(jobNumber(), id);
+    db.exec('CREATE UNIQUE INDEX tuned_models_by_job_number ON tuned_models(job_number)');
+  })();
 }

@@ -4,17 +4,23 @@ import type { Example } from '../../engine/data/examples.js';
 import type { StepMetric, TunedModel } from '../tuning/tuned-model.js';
 
 interface Row {
-  id: string; project: string; api_version: string; display_name: string; description: string;
+  id: string; job_number: string; project: string; location: string; labels: string; api_version: string; display_name: string; description: string;
   base_model: string; base_dir: string; source_tuned_model: string | null; state: string;
   create_time: string; update_time: string; start_time: string | null; complete_time: string | null;
   temperature: number | null; top_p: number | null; top_k: number | null; hyperparameters: string;
-  total_steps: number; completed_steps: number; error_code: number | null; error_message: string | null;
+  training_dataset_uri: string | null; validation_dataset_uri: string | null; data_stats: string | null; total_steps: number; completed_steps: number; error_code: number | null; error_message: string | null;
   operation_id: string; operation_done: number;
 }
 
-const fromRow = (r: Row): TunedModel => ({
+/** A row as read: the job queue's cancel flag comes along. */
+type ReadRow = Row & { cancel_requested: number | null };
+
+const fromRow = (r: ReadRow): TunedModel => ({
   id: r.id,
+  jobNumber: r.job_number,
   project: r.project,
+  location: r.location,
+  labels: JSON.parse(r.labels),
   apiVersion: r.api_version,
   displayName: r.display_name,
   description: r.description,
@@ -30,24 +36,32 @@ const fromRow = (r: Row): TunedModel => ({
   topP: r.top_p ?? undefined,
   topK: r.top_k ?? undefined,
   hyperparameters: JSON.parse(r.hyperparameters),
+  trainingDatasetUri: r.training_dataset_uri ?? undefined,
+  validationDatasetUri: r.validation_dataset_uri ?? undefined,
+  dataStats: r.data_stats === null ? undefined : JSON.parse(r.data_stats),
   totalSteps: r.total_steps,
   completedSteps: r.completed_steps,
   error: r.error_code === null ? undefined : { code: r.error_code, message: r.error_message ?? '' },
   operationId: r.operation_id,
   operationDone: r.operation_done === 1,
+  cancelRequested: r.cancel_requested === 1 && r.operation_done !== 1,
 });
 
 const toRow = (m: TunedModel): Row => ({
-  id: m.id, project: m.project, api_version: m.apiVersion, display_name: m.displayName, description: m.description,
+  id: m.id, job_number: m.jobNumber, project: m.project, location: m.location, labels: JSON.stringify(m.labels), api_version: m.apiVersion, display_name: m.displayName, description: m.description,
   base_model: m.baseModel, base_dir: m.baseDir, source_tuned_model: m.sourceTunedModel ?? null, state: m.state,
   create_time: m.createTime, update_time: m.updateTime, start_time: m.startTime ?? null,
   complete_time: m.completeTime ?? null, temperature: m.temperature ?? null, top_p: m.topP ?? null,
-  top_k: m.topK ?? null, hyperparameters: JSON.stringify(m.hyperparameters), total_steps: m.totalSteps,
+  top_k: m.topK ?? null, hyperparameters: JSON.stringify(m.hyperparameters),
+  training_dataset_uri: m.trainingDatasetUri ?? null, validation_dataset_uri: m.validationDatasetUri ?? null,
+  data_stats: m.dataStats ? JSON.stringify(m.dataStats) : null, total_steps: m.totalSteps,
   completed_steps: m.completedSteps, error_code: m.error?.code ?? null, error_message: m.error?.message ?? null,
   operation_id: m.operationId, operation_done: m.operationDone ? 1 : 0,
 });
 
-const columns = Object.keys(toRow({ hyperparameters: {} } as TunedModel));
+const columns = Object.keys(toRow({ hyperparameters: {}, labels: {} } as TunedModel));
+
+const selectModels = `SELECT m.*, j.cancel_requested FROM tuned_models m LEFT JOIN jobs j ON j.tuned_model_id = m.id`;
 
 export interface ListPosition {
   createTime: string;
@@ -80,13 +94,20 @@ export class TunedModelStore {
     this.db.prepare(`UPDATE tuned_models SET ${sets.join(', ')} WHERE id = @id`).run(toRow(model));
   }
 
-  get(id: string): TunedModel | undefined {
-    const row = this.db.prepare('SELECT * FROM tuned_models WHERE id = ?').get(id) as Row | undefined;
+  /** By Gemini id or by Vertex number (the two never look alike: ids start with a letter). */
+  get(idOrNumber: string): TunedModel | undefined {
+    const row = this.db.prepare(`${selectModels} WHERE m.id = ? OR m.job_number = ?`).get(idOrNumber, idOrNumber) as ReadRow | undefined;
     return row && fromRow(row);
   }
 
   exists(id: string): boolean {
     return this.db.prepare('SELECT 1 FROM tuned_models WHERE id = ?').get(id) !== undefined;
+  }
+
+  /** All of a project's models, newest first (Vertex lists filter on derived states, so they page in memory). */
+  all(project: string): TunedModel[] {
+    const rows = this.db.prepare(`${selectModels} WHERE m.project = ? ORDER BY m.create_time DESC, m.id DESC`).all(project) as ReadRow[];
+    return rows.map(fromRow);
   }
 
   /**
@@ -98,11 +119,11 @@ export class TunedModelStore {
     const { createTime = '', id = '' } = after ?? {};
     const rows = this.db
       .prepare(
-        `SELECT * FROM tuned_models WHERE project = ? AND (display_name LIKE ? OR description LIKE ?)
-           AND (create_time > ? OR (create_time = ? AND id > ?))
-         ORDER BY create_time, id LIMIT ?`,
+        `${selectModels} WHERE m.project = ? AND (m.display_name LIKE ? OR m.description LIKE ?)
+           AND (m.create_time > ? OR (m.create_time = ? AND m.id > ?))
+         ORDER BY m.create_time, m.id LIMIT ?`,
       )
-      .all(project, like, like, createTime, createTime, id, limit) as Row[];
+      .all(project, like, like, createTime, createTime, id, limit) as ReadRow[];
     return rows.map(fromRow);
   }
 

@@ -1,4 +1,4 @@
-// Resource ids as Google mints them (gemini-api.md §5): a slug of the display name plus a random part.
+// Resource ids as Google mints them: Gemini tuned-model slugs (gemini-api.md §5) and Vertex numbers (vertex-api.md §2).
 import { randomBytes } from 'node:crypto';
 
 /** tunedModelId as the API accepts it: 1–40 chars, a letter first, no trailing hyphen. */
@@ -29,3 +29,10 @@ export function tunedModelIdFor(displayName: string | undefined): string {
 
 /** Operation ids: 12 characters of [a-z0-9], as observed. */
 export const operationId = (): string => randomId(12);
+
+/** Vertex resource ids: 19 digits, no leading zero, as tuningJobs/2125697426391040000. */
+export function jobNumber(): string {
+  const digits = Array.from(randomBytes(19), (b) => String(b % 10));
+  digits[0] = String(1 + (randomBytes(1)[0]! % 9));
+  return digits.join('');
+}

@@ -1,24 +1,33 @@
 // Tuned models as a project sees them: create (which queues a training run), read, list, update,
 // delete, cancel; and the run's lifecycle as the job scheduler reports it.
+import { EventEmitter } from 'node:events';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Example } from '../../engine/data/examples.js';
-import { lengthProblem } from '../../engine/data/examples.js';
+import { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import { totalStepsFor } from '../../engine/train/trainer.js';
+import { serviceDefaults } from '../config.js';
 import { ServiceError, invalidArgument } from '../errors.js';
-import type { BaseModelRegistry } from '../models/registry.js';
+import type { BaseModelInfo, BaseModelRegistry } from '../models/registry.js';
+import type { ObjectStore } from '../storage/object-store.js';
 import type { JobQueue } from '../store/jobs.js';
 import type { ListPosition, TunedModelStore } from '../store/tuned-models.js';
-import { defaultBatchSize, tuningDefaults, tuningLimits } from './defaults.js';
-import { operationId, tunedModelIdFor, tunedModelIdPattern } from './ids.js';
+import { dataStatsOf } from './data-stats.js';
+import { loadDataset, type DatasetSource } from './datasets.js';
+import { defaultBatchSize, defaultEpochsFor, pageSizes, tuningDefaults, tuningLimits, type Surface } from './defaults.js';
+import { jobNumber, operationId, tunedModelIdFor, tunedModelIdPattern } from './ids.js';
 import { now, type Hyperparameters, type StepMetric, type TunedModel } from './tuned-model.js';
 
 export interface CreateTunedModelRequest {
+  surface: Surface;
   project: string;
   apiVersion: string;
+  /** Vertex's location; Gemini-API models get the default one. */
+  location?: string;
   tunedModelId?: string;
   displayName?: string;
   description?: string;
+  labels?: Record<string, string>;
   baseModel?: string;
   /** Tune further from an existing tuned model (its base is used; the adapter starts fresh). */
   sourceTunedModel?: string;
@@ -26,8 +35,15 @@ export interface CreateTunedModelRequest {
   topP?: number;
   topK?: number;
   hyperparameters?: Partial<Hyperparameters>;
-  examples: Example[];
-  validation?: Example[];
+  training: DatasetSource;
+  validation?: DatasetSource;
+}
+
+/** A tuned model as create() would store it, with its parsed datasets. */
+export interface TuningPlan {
+  model: TunedModel;
+  training: Example[];
+  validation: Example[];
 }
 
 export type TunedModelPatch = Partial<Pick<TunedModel, 'displayName' | 'description' | 'temperature' | 'topP' | 'topK'>>;
@@ -37,8 +53,6 @@ export interface Page<T> {
   items: T[];
   nextPageToken?: string;
 }
-
-export const pageSizes = { default: 10, max: 1000 } as const;
 
 /** What the service needs from the job scheduler. */
 export interface RunControl {
@@ -50,12 +64,15 @@ export interface RunControl {
 
 export class TuningService {
   private control: RunControl = { wake: () => {}, cancel: () => {} };
-  private readonly deletionListeners: ((id: string) => void)[] = [];
+  /** 'metric' (id, StepMetric) for every recorded step or evaluation, 'change' (TunedModel) after every update, 'deleted' (id). */
+  readonly events = new EventEmitter();
+  private readonly tokenizers = new Map<string, Promise<Tokenizer>>();
 
   constructor(
     readonly store: TunedModelStore,
     private readonly jobs: JobQueue,
     readonly registry: BaseModelRegistry,
+    readonly objects: ObjectStore,
     readonly dataDir: string,
   ) {}
 
@@ -65,7 +82,7 @@ export class TuningService {
 
   /** Called after a tuned model is deleted (serving frees its adapter). */
   onDeleted(listener: (id: string) => void): void {
-    this.deletionListeners.push(listener);
+    this.events.on('deleted', listener);
   }
 
   adapterDir(id: string): string {
@@ -76,21 +93,20 @@ export class TuningService {
     return path.join(this.dataDir, 'checkpoints', id);
   }
 
-  create(request: CreateTunedModelRequest): TunedModel {
-    const { examples } = request;
-    if (examples.length === 0) {
+  /** Validates a request and returns what create() would store, storing nothing (AIP-163 validateOnly). */
+  async plan(request: CreateTunedModelRequest): Promise<TuningPlan> {
+    const { surface } = request;
+    const training = await this.dataset(request.training, surface);
+    const validation = request.validation && (await this.dataset(request.validation, surface));
+    if (validation && validation.examples.length > tuningLimits.maxValidationExamples) {
       throw invalidArgument(
-        'tuningTask.trainingData.examples must contain at least one training example. (@google/genai 1.28 and later drop ' +
-          'the training examples in Gemini API mode: send them in the REST body, or use Vertex AI mode with a dataset URI.)',
-        'tuned_model.tuning_task.training_data',
+        `The validation dataset has ${validation.examples.length} examples; at most ${tuningLimits.maxValidationExamples} are allowed.`,
+        request.validation!.field,
       );
     }
-    examples.forEach((example, i) => {
-      const problem = lengthProblem(example);
-      if (problem) throw invalidArgument(`example ${i}: ${problem}`, `tuned_model.tuning_task.training_data.examples.examples[${i}]`);
-    });
-    if ((request.displayName ?? '').length > tuningLimits.displayNameChars) {
-      throw invalidArgument(`displayName must be at most ${tuningLimits.displayNameChars} characters`, 'tuned_model.display_name');
+    const maxName = tuningLimits.displayNameChars[surface];
+    if ([...(request.displayName ?? '')].length > maxName) {
+      throw invalidArgument(`displayName must be at most ${maxName} characters`, displayNameField[surface]);
     }
     const id = request.tunedModelId ?? tunedModelIdFor(request.displayName);
     if (!tunedModelIdPattern.test(id)) {
@@ -100,11 +116,15 @@ export class TuningService {
 
     validateSampling(request);
     const base = this.baseOf(request);
-    const hyperparameters = resolveHyperparameters(request.hyperparameters ?? {}, examples.length);
+    const hyperparameters = resolveHyperparameters(request.hyperparameters ?? {}, training.examples.length, base, surface);
+    const dataStats = dataStatsOf(training, await this.tokenizer(base.dir), request.training.field);
     const time = now();
     const model: TunedModel = {
       id,
+      jobNumber: jobNumber(),
       project: request.project,
+      location: request.location ?? serviceDefaults.location,
+      labels: request.labels ?? {},
       apiVersion: request.apiVersion,
       displayName: request.displayName ?? '',
       description: request.description ?? '',
@@ -118,14 +138,23 @@ export class TuningService {
       topP: request.topP ?? base.sampling.topP,
       topK: request.topK ?? base.sampling.topK,
       hyperparameters,
-      totalSteps: totalStepsFor(examples.length, hyperparameters.epochCount, hyperparameters.batchSize),
+      trainingDatasetUri: 'uri' in request.training ? request.training.uri : undefined,
+      validationDatasetUri: request.validation && 'uri' in request.validation ? request.validation.uri : undefined,
+      dataStats,
+      totalSteps: totalStepsFor(training.examples.length, hyperparameters.epochCount, hyperparameters.batchSize),
       completedSteps: 0,
       operationId: operationId(),
       operationDone: false,
+      cancelRequested: false,
     };
+    return { model, training: training.examples, validation: validation?.examples ?? [] };
+  }
+
+  async create(request: CreateTunedModelRequest): Promise<TunedModel> {
+    const { model, training, validation } = await this.plan(request);
     this.store.transaction(() => {
-      this.store.insert(model, examples, request.validation); // a model is never stored without its job
-      this.jobs.enqueue(id);
+      this.store.insert(model, training, validation); // a model is never stored without its job
+      this.jobs.enqueue(model.id);
     });
     this.control.wake();
     return model;
@@ -141,8 +170,8 @@ export class TuningService {
     return model;
   }
 
-  list(project: string, pageSize: number = pageSizes.default, pageToken?: string, filter?: string): Page<TunedModel> {
-    const size = Math.min(Math.max(1, pageSize || pageSizes.default), pageSizes.max);
+  list(project: string, pageSize?: number, pageToken?: string, filter?: string): Page<TunedModel> {
+    const size = pageSizeOf('gemini', pageSize);
     const after = pageToken ? decodePageToken(pageToken) : undefined;
     const rows = this.store.list(project, after, size + 1, filter?.replace(/\b\w+:me\b/g, '').trim());
     const items = rows.slice(0, size);
@@ -150,10 +179,22 @@ export class TuningService {
     return { items, nextPageToken: rows.length > size && last ? encodePageToken({ createTime: last.createTime, id: last.id }) : undefined };
   }
 
+  /** A page of a project's models, newest first, that `keep` accepts (Vertex lists filter on derived states). */
+  listMatching(project: string, keep: (model: TunedModel) => boolean, pageSize?: number, pageToken?: string): Page<TunedModel> {
+    const size = pageSizeOf('vertex', pageSize);
+    const after = pageToken ? decodePageToken(pageToken) : undefined;
+    const older = (m: TunedModel) => !after || m.createTime < after.createTime || (m.createTime === after.createTime && m.id < after.id);
+    const rows = this.store.all(project).filter((m) => older(m) && keep(m));
+    const items = rows.slice(0, size);
+    const last = items.at(-1);
+    return { items, nextPageToken: rows.length > size && last ? encodePageToken({ createTime: last.createTime, id: last.id }) : undefined };
+  }
+
   patch(project: string, id: string, patch: TunedModelPatch): TunedModel {
     const model = this.get(project, id);
-    if (patch.displayName !== undefined && patch.displayName.length > tuningLimits.displayNameChars) {
-      throw invalidArgument(`displayName must be at most ${tuningLimits.displayNameChars} characters`, 'tuned_model.display_name');
+    const maxName = tuningLimits.displayNameChars.gemini;
+    if (patch.displayName !== undefined && [...patch.displayName].length > maxName) {
+      throw invalidArgument(`displayName must be at most ${maxName} characters`, displayNameField.gemini);
     }
     validateSampling(patch);
     Object.assign(model, definedOnly(patch), { updateTime: now() });
@@ -167,7 +208,7 @@ export class TuningService {
     this.store.delete(id);
     rmSync(this.adapterDir(id), { recursive: true, force: true });
     rmSync(this.checkpointDir(id), { recursive: true, force: true });
-    for (const listener of this.deletionListeners) listener(id);
+    this.events.emit('deleted', id);
   }
 
   /** Asks a run to stop; the model ends ACTIVE if a step completed (the adapter is usable), else FAILED. */
@@ -198,6 +239,7 @@ export class TuningService {
 
   recordMetric(id: string, metric: StepMetric): void {
     this.store.addMetric(id, metric);
+    this.events.emit('metric', id, metric);
     if (metric.kind === 'train') this.update(id, (m) => void (m.completedSteps = metric.step));
   }
 
@@ -238,6 +280,22 @@ export class TuningService {
     if (!model) return; // deleted while running
     change(model);
     this.store.save(model);
+    this.events.emit('change', model);
+  }
+
+  /** Over-long examples fail a Gemini-API request; Vertex drops them and reports them in the data stats. */
+  private dataset(source: DatasetSource, surface: Surface) {
+    return loadDataset(source, this.objects, { overLength: surface === 'vertex' ? 'skip' : 'throw' });
+  }
+
+  private tokenizer(baseDir: string): Promise<Tokenizer> {
+    let tokenizer = this.tokenizers.get(baseDir);
+    if (!tokenizer) {
+      tokenizer = Tokenizer.load(baseDir);
+      tokenizer.catch(() => this.tokenizers.delete(baseDir));
+      this.tokenizers.set(baseDir, tokenizer);
+    }
+    return tokenizer;
   }
 
   private baseOf(request: CreateTunedModelRequest) {
@@ -264,37 +322,53 @@ function validateSampling({ temperature, topP, topK }: { temperature?: number; t
   }
 }
 
-function resolveHyperparameters(given: Partial<Hyperparameters>, examples: number): Hyperparameters {
+function resolveHyperparameters(given: Partial<Hyperparameters>, examples: number, base: BaseModelInfo, surface: Surface): Hyperparameters {
   const { epochCount, batchSize, learningRate, learningRateMultiplier, adapterRank } = given;
-  const positiveInteger = (value: number | undefined, field: string, max: number) => {
+  const field = (name: string) => `${hyperparametersField[surface]}.${name}`;
+  const positiveInteger = (value: number | undefined, name: string, max: number) => {
     if (value !== undefined && !(Number.isInteger(value) && value >= 1 && value <= max)) {
-      throw invalidArgument(`${field} must be an integer from 1 to ${max}, not ${value}`, `tuned_model.tuning_task.hyperparameters.${field}`);
+      throw invalidArgument(`${name} must be an integer from 1 to ${max}, not ${value}`, field(name));
     }
   };
   positiveInteger(epochCount, 'epoch_count', tuningLimits.maxEpochCount);
   positiveInteger(batchSize, 'batch_size', tuningLimits.maxBatchSize);
   if (learningRate !== undefined && learningRateMultiplier !== undefined) {
-    throw invalidArgument('set learningRate or learningRateMultiplier, not both', 'tuned_model.tuning_task.hyperparameters');
+    throw invalidArgument('set learningRate or learningRateMultiplier, not both', hyperparametersField[surface]);
   }
-  for (const [field, value] of [['learning_rate', learningRate], ['learning_rate_multiplier', learningRateMultiplier]] as const) {
-    if (value !== undefined && !(value > 0)) {
-      throw invalidArgument(`${field} must be a positive number, not ${value}`, `tuned_model.tuning_task.hyperparameters.${field}`);
-    }
+  for (const [name, value] of [['learning_rate', learningRate], ['learning_rate_multiplier', learningRateMultiplier]] as const) {
+    if (value !== undefined && !(value > 0)) throw invalidArgument(`${name} must be a positive number, not ${value}`, field(name));
+  }
+  if (adapterRank !== undefined && !base.adapterRanks.includes(adapterRank)) {
+    throw invalidArgument(
+      `The adapter size is not supported for this base model. ${base.name} takes ${base.adapterRanks.join(', ')}.`,
+      field('adapter_size'),
+    );
   }
   const resolved: Hyperparameters = {
-    epochCount: epochCount ?? tuningDefaults.epochCount,
+    epochCount: epochCount ?? defaultEpochsFor(surface, examples),
     batchSize: batchSize ?? defaultBatchSize(examples),
-    adapterRank: adapterRank ?? tuningDefaults.adapterRank,
+    adapterRank: adapterRank ?? base.defaultAdapterRank,
   };
-  if (learningRateMultiplier !== undefined) resolved.learningRateMultiplier = learningRateMultiplier;
-  else resolved.learningRate = learningRate ?? tuningDefaults.baseLearningRate;
+  if (learningRate !== undefined) resolved.learningRate = learningRate;
+  else if (surface === 'vertex' || learningRateMultiplier !== undefined) resolved.learningRateMultiplier = learningRateMultiplier ?? 1;
+  else resolved.learningRate = tuningDefaults.baseLearningRate;
   return resolved;
 }
+
+/** Request fields named in errors, per surface. */
+const displayNameField: Record<Surface, string> = { gemini: 'tuned_model.display_name', vertex: 'tuning_job.tuned_model_display_name' };
+const hyperparametersField: Record<Surface, string> = {
+  gemini: 'tuned_model.tuning_task.hyperparameters',
+  vertex: 'tuning_job.supervised_tuning_spec.hyper_parameters',
+};
 
 /** The absolute peak learning rate a run uses. */
 export function learningRateOf(h: Hyperparameters): number {
   return h.learningRate ?? (h.learningRateMultiplier ?? 1) * tuningDefaults.baseLearningRate;
 }
+
+const pageSizeOf = (surface: Surface, requested: number | undefined) =>
+  Math.min(Math.max(1, requested || pageSizes[surface].default), pageSizes[surface].max);
 
 const encodePageToken = (position: ListPosition) => Buffer.from(JSON.stringify([position.createTime, position.id])).toString('base64url');
 

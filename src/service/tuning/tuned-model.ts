@@ -1,5 +1,5 @@
-// The tuned model: the one domain object behind both a Gemini-API tunedModel and (later) a Vertex
-// tuningJob. A tuning run belongs to exactly one tuned model.
+// The tuned model: the one domain object behind both a Gemini-API tunedModel and a Vertex tuningJob
+// (with its model and endpoint). A tuning run belongs to exactly one tuned model.
 export type TunedModelState = 'CREATING' | 'ACTIVE' | 'FAILED';
 
 export interface Hyperparameters {
@@ -19,8 +19,14 @@ export interface TuningError {
 }
 
 export interface TunedModel {
+  /** The Gemini API id: tunedModels/{id}. */
   id: string;
+  /** The Vertex id, 19 digits: tuningJobs/{n}, endpoints/{n} and models/{n} name the same tuned model. */
+  jobNumber: string;
   project: string;
+  /** The Vertex location it was created in (its resource names carry it). */
+  location: string;
+  labels: Record<string, string>;
   /** The API version it was created through; it decides the Operation's type URLs. */
   apiVersion: string;
   displayName: string;
@@ -39,11 +45,48 @@ export interface TunedModel {
   topP?: number;
   topK?: number;
   hyperparameters: Hyperparameters;
+  /** Where the datasets came from, when they were files (Vertex); the examples themselves are stored. */
+  trainingDatasetUri?: string;
+  validationDatasetUri?: string;
+  dataStats: DataStats;
   totalSteps: number;
   completedSteps: number;
   error?: TuningError;
   operationId: string;
   operationDone: boolean;
+  /** A cancel was asked for and the run has not ended yet (read from the job queue). */
+  cancelRequested: boolean;
+}
+
+/** Summary statistics of a token count (or message count) over the training examples. */
+export interface Distribution {
+  sum: number;
+  min: number;
+  max: number;
+  mean: number;
+  median: number;
+  p5: number;
+  p95: number;
+  buckets: { count: number; left: number; right: number }[];
+}
+
+export interface DroppedExample {
+  /** 1-based position in the dataset. */
+  index: number;
+  reason: string;
+}
+
+/** What the training data looked like once parsed and tokenized (Vertex's SupervisedTuningDataStats). */
+export interface DataStats {
+  exampleCount: number;
+  characterCount: number;
+  tokenCount: number;
+  inputTokens: Distribution;
+  outputTokens: Distribution;
+  messagesPerExample: Distribution;
+  /** The first example's turns, as a sample. */
+  sample: { role: 'user' | 'model'; text: string }[];
+  dropped: DroppedExample[];
 }
 
 export interface StepMetric {

@@ -1,0 +1,130 @@
+// A CreateTuningJob body as real clients send it (vertex-api.md §1.2, §4.1): names in either case (the
+// lenient JSON plugin camelCases them), int64 and doubles as numbers or strings, enums as names or integers.
+import { adapterSizeRanks } from '../../engine/lora/lora.js';
+import { invalidArgument } from '../../service/errors.js';
+import type { Hyperparameters } from '../../service/tuning/tuned-model.js';
+import { isObject } from '../proto-json.js';
+import { adapterSizeNumbers } from './wire.js';
+
+type Json = Record<string, unknown>;
+
+const specField = 'tuning_job.supervised_tuning_spec';
+export const trainingDatasetField = `${specField}.training_dataset_uri`;
+export const validationDatasetField = `${specField}.validation_dataset_uri`;
+const hyperParametersField = `${specField}.hyper_parameters`;
+
+export interface TuningJobRequest {
+  baseModel?: string;
+  /** preTunedModel.tunedModelName: continue from a tuned model (projects/…/models/{n}). */
+  preTunedModel?: string;
+  displayName?: string;
+  description?: string;
+  labels: Record<string, string>;
+  trainingDatasetUri: string;
+  validationDatasetUri?: string;
+  hyperparameters: Partial<Hyperparameters>;
+}
+
+/** Tuning methods other than supervised LoRA, refused by name rather than ignored. */
+const otherSpecs = [
+  'distillationSpec', 'partnerModelTuningSpec', 'preferenceOptimizationSpec', 'reinforcementTuningSpec',
+  'fullFineTuningSpec', 'veoTuningSpec', 'veoLoraTuningSpec',
+];
+
+export function parseTuningJob(body: unknown): TuningJobRequest {
+  const job = isObject(body) ? body : {};
+  const other = otherSpecs.find((spec) => job[spec] !== undefined && job[spec] !== null);
+  if (other) throw invalidArgument(`${other} is not supported: Attune runs supervised tuning (supervisedTuningSpec) with LoRA adapters.`, `tuning_job.${snake(other)}`);
+  const spec = objectAt(job.supervisedTuningSpec, 'tuning_job.supervised_tuning_spec') ?? {};
+  const trainingDatasetUri = stringAt(spec.trainingDatasetUri, trainingDatasetField);
+  if (!trainingDatasetUri) throw invalidArgument('supervisedTuningSpec.trainingDatasetUri is required.', trainingDatasetField);
+  const tuningMode = enumAt(spec.tuningMode, `${specField}.tuning_mode`, tuningModes);
+  if (tuningMode === 'TUNING_MODE_FULL') {
+    throw invalidArgument('TUNING_MODE_FULL is not supported: Attune tunes LoRA adapters (TUNING_MODE_PEFT_ADAPTER).', `${specField}.tuning_mode`);
+  }
+  const preTuned = objectAt(job.preTunedModel, 'tuning_job.pre_tuned_model');
+  return {
+    baseModel: stringAt(job.baseModel, 'tuning_job.base_model')?.replace(/^(projects\/[^/]+\/locations\/[^/]+\/)?publishers\/google\//, ''),
+    preTunedModel: preTuned && stringAt(preTuned.tunedModelName, 'tuning_job.pre_tuned_model.tuned_model_name'),
+    displayName: stringAt(job.tunedModelDisplayName, 'tuning_job.tuned_model_display_name'),
+    description: stringAt(job.description, 'tuning_job.description'),
+    labels: parseLabels(job.labels),
+    trainingDatasetUri,
+    validationDatasetUri: stringAt(spec.validationDatasetUri, validationDatasetField) || undefined,
+    hyperparameters: parseHyperParameters(objectAt(spec.hyperParameters, hyperParametersField) ?? {}),
+  };
+}
+
+function parseHyperParameters(h: Json): Partial<Hyperparameters> {
+  const at = (name: string) => `${hyperParametersField}.${name}`;
+  const adapterSize = enumAt(h.adapterSize, at('adapter_size'), adapterSizeNumbers);
+  return {
+    epochCount: numberAt(h.epochCount, at('epoch_count'), 'int64'),
+    batchSize: numberAt(h.batchSize, at('batch_size'), 'int64'),
+    learningRateMultiplier: numberAt(h.learningRateMultiplier, at('learning_rate_multiplier'), 'double'),
+    learningRate: numberAt(h.learningRate, at('learning_rate'), 'double'),
+    adapterRank: adapterSize && adapterSize !== 'ADAPTER_SIZE_UNSPECIFIED' ? adapterSizeRanks[adapterSize] : undefined,
+  };
+}
+
+const tuningModes = { TUNING_MODE_UNSPECIFIED: 0, TUNING_MODE_FULL: 1, TUNING_MODE_PEFT_ADAPTER: 2 };
+
+/** An enum given by name or by number; 0 (UNSPECIFIED) and absent mean the default. */
+function enumAt<T extends string>(value: unknown, field: string, numbers: Record<T, number>): T | 'ADAPTER_SIZE_UNSPECIFIED' | undefined {
+  if (value === undefined || value === null || value === '' || value === 0 || value === '0') return undefined;
+  const names = Object.keys(numbers) as T[];
+  const name =
+    typeof value === 'string' && /^\d+$/.test(value) ? names.find((n) => numbers[n] === Number(value))
+    : typeof value === 'number' ? names.find((n) => numbers[n] === value)
+    : names.find((n) => n === value);
+  if (name === undefined) {
+    if (typeof value === 'string' && value.endsWith('_UNSPECIFIED')) return undefined;
+    throw invalidArgument(`Invalid value at '${field}' (enum), ${JSON.stringify(value)}: expected one of ${names.join(', ')}.`, field);
+  }
+  return name;
+}
+
+/** int64 and double fields: JSON numbers or numeric strings. */
+function numberAt(value: unknown, field: string, type: 'int64' | 'double'): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+  if (!Number.isFinite(n) || (type === 'int64' && !Number.isInteger(n))) {
+    throw invalidArgument(`Invalid value at '${field}' (TYPE_${type.toUpperCase()}), ${JSON.stringify(value)}`, field);
+  }
+  return n;
+}
+
+function stringAt(value: unknown, field: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw invalidArgument(`Invalid value at '${field}' (TYPE_STRING), ${JSON.stringify(value)}`, field);
+  return value;
+}
+
+function objectAt(value: unknown, field: string): Json | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isObject(value)) throw invalidArgument(`Invalid value at '${field}': expected an object.`, field);
+  return value;
+}
+
+const labelLimits = { count: 64, chars: 64 } as const;
+/** Lowercase letters (international ones too), digits, underscores and dashes; keys start with a letter. */
+const labelKey = /^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]*$/u;
+const labelValue = /^[\p{Ll}\p{Lo}\p{N}_-]*$/u;
+
+function parseLabels(value: unknown): Record<string, string> {
+  const labels = objectAt(value, 'tuning_job.labels') ?? {};
+  const entries = Object.entries(labels);
+  if (entries.length > labelLimits.count) throw invalidArgument(`At most ${labelLimits.count} labels are allowed.`, 'tuning_job.labels');
+  for (const [key, v] of entries) {
+    const ok = typeof v === 'string' && labelKey.test(key) && labelValue.test(v) && [...key].length <= labelLimits.chars && [...v].length <= labelLimits.chars;
+    if (!ok) {
+      throw invalidArgument(
+        `Label ${JSON.stringify(key)}: ${JSON.stringify(v)} is invalid. Keys and values hold at most ${labelLimits.chars} lowercase letters, digits, underscores and dashes, and keys start with a letter.`,
+        'tuning_job.labels',
+      );
+    }
+  }
+  return labels as Record<string, string>;
+}
+
+const snake = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

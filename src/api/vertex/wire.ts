@@ -1,0 +1,161 @@
+// Domain ↔ Vertex JSON (vertex-api.md §2, §3): the TuningJob view of a tuned model, its job state, its
+// data statistics and its metric time series. int64 values are strings; enums are names unless the caller
+// asked for integers.
+import { adapterSizeRanks } from '../../engine/lora/lora.js';
+import { epochsCompleted } from '../../engine/train/trainer.js';
+import type { DataStats, Distribution, StepMetric, TunedModel } from '../../service/tuning/tuned-model.js';
+import { int64, nonZero, type WireOptions } from '../proto-json.js';
+import { endpointName, modelName, tuningJobName } from './names.js';
+
+/** google.cloud.aiplatform.v1.JobState; Attune uses PENDING, RUNNING, CANCELLING and the three terminal states. */
+export const jobStates = {
+  JOB_STATE_UNSPECIFIED: 0,
+  JOB_STATE_QUEUED: 1,
+  JOB_STATE_PENDING: 2,
+  JOB_STATE_RUNNING: 3,
+  JOB_STATE_SUCCEEDED: 4,
+  JOB_STATE_FAILED: 5,
+  JOB_STATE_CANCELLING: 6,
+  JOB_STATE_CANCELLED: 7,
+  JOB_STATE_PAUSED: 8,
+  JOB_STATE_EXPIRED: 9,
+  JOB_STATE_UPDATING: 10,
+  JOB_STATE_PARTIALLY_SUCCEEDED: 11,
+} as const;
+export type JobState = keyof typeof jobStates;
+
+/** AdapterSize's wire integers are not the sizes: TWO was added last, as 6. */
+export const adapterSizeNumbers: Record<keyof typeof adapterSizeRanks, number> = {
+  ADAPTER_SIZE_ONE: 1,
+  ADAPTER_SIZE_TWO: 6,
+  ADAPTER_SIZE_FOUR: 2,
+  ADAPTER_SIZE_EIGHT: 3,
+  ADAPTER_SIZE_SIXTEEN: 4,
+  ADAPTER_SIZE_THIRTY_TWO: 5,
+};
+
+const adapterSizeOfRank = (rank: number) =>
+  (Object.keys(adapterSizeRanks) as (keyof typeof adapterSizeRanks)[]).find((name) => adapterSizeRanks[name] === rank);
+
+/**
+ * The job state a tuned model shows. A cancelled run is CANCELLED even when its adapter was kept (the Gemini
+ * API shows that model ACTIVE); a run asked to cancel is CANCELLING until its worker stops.
+ */
+export function jobStateOf(model: TunedModel): JobState {
+  if (model.state === 'CREATING') {
+    if (model.cancelRequested) return 'JOB_STATE_CANCELLING';
+    return model.startTime ? 'JOB_STATE_RUNNING' : 'JOB_STATE_PENDING';
+  }
+  if (model.error?.code === 1) return 'JOB_STATE_CANCELLED';
+  return model.state === 'ACTIVE' ? 'JOB_STATE_SUCCEEDED' : 'JOB_STATE_FAILED';
+}
+
+export const terminalStates: readonly JobState[] = ['JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED'];
+
+const enumValue = <T extends string>(name: T, numbers: Record<T, number>, options: WireOptions) => (options.integerEnums ? numbers[name] : name);
+
+/** Examples training iterates over: those kept after dropping the over-long ones. */
+const trainedExamples = (stats: DataStats) => stats.exampleCount - stats.dropped.length;
+
+export function tuningJobWire(model: TunedModel, options: WireOptions) {
+  const state = jobStateOf(model);
+  const { epochCount, batchSize, learningRate, learningRateMultiplier, adapterRank } = model.hyperparameters;
+  const adapterSize = adapterSizeOfRank(adapterRank);
+  const ended = terminalStates.includes(state);
+  return {
+    name: tuningJobName(model),
+    tunedModelDisplayName: nonZero(model.displayName),
+    description: nonZero(model.description),
+    baseModel: model.baseModel.replace(/^models\//, ''),
+    supervisedTuningSpec: {
+      trainingDatasetUri: model.trainingDatasetUri,
+      validationDatasetUri: model.validationDatasetUri,
+      hyperParameters: {
+        epochCount: int64(epochCount),
+        learningRateMultiplier,
+        learningRate,
+        adapterSize: adapterSize && enumValue(adapterSize, adapterSizeNumbers, options),
+        batchSize: int64(batchSize),
+      },
+    },
+    state: enumValue(state, jobStates, options),
+    createTime: model.createTime,
+    startTime: model.startTime,
+    endTime: ended ? model.completeTime : undefined,
+    updateTime: model.updateTime,
+    error: ended && model.error ? { code: model.error.code, message: model.error.message } : undefined,
+    labels: Object.keys(model.labels).length ? model.labels : undefined,
+    tunedModel: state === 'JOB_STATE_SUCCEEDED' ? { model: modelName(model), endpoint: endpointName(model) } : undefined,
+    tuningDataStats: model.dataStats && { supervisedTuningDataStats: dataStatsWire(model.dataStats, model.totalSteps) },
+    tuningJobMetadata: model.dataStats && {
+      completedEpochCount: int64(epochsCompleted(model.completedSteps, batchSize, trainedExamples(model.dataStats))),
+      completedStepCount: int64(model.completedSteps),
+    },
+  };
+}
+
+function distributionWire(d: Distribution, billable: boolean) {
+  const { sum, min, max, mean, median, p5, p95, buckets } = d;
+  return { sum: int64(sum), billableSum: billable ? int64(sum) : undefined, min, max, mean, median, p5, p95, buckets: nonZero(buckets) };
+}
+
+function dataStatsWire(stats: DataStats, steps: number) {
+  return {
+    tuningDatasetExampleCount: int64(stats.exampleCount),
+    totalTuningCharacterCount: int64(stats.characterCount),
+    totalBillableTokenCount: int64(stats.tokenCount),
+    tuningStepCount: int64(steps),
+    userInputTokenDistribution: distributionWire(stats.inputTokens, true),
+    userOutputTokenDistribution: distributionWire(stats.outputTokens, true),
+    userMessagePerExampleDistribution: distributionWire(stats.messagesPerExample, false),
+    userDatasetExamples: nonZero(stats.sample.map((turn) => ({ role: turn.role, parts: [{ text: turn.text }] }))),
+    totalTruncatedExampleCount: int64(stats.dropped.length),
+    truncatedExampleIndices: nonZero(stats.dropped.map((d) => String(d.index))),
+    droppedExampleReasons: nonZero(stats.dropped.map((d) => d.reason)),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Metrics: the six series Vertex's tuning dashboards plot (vertex-api.md §7.1), shaped like TensorBoard's
+// TimeSeriesData so that code reading Vertex's metrics ports directly.
+
+const series = {
+  train: {
+    '/train_total_loss': (m: StepMetric) => m.loss,
+    '/train_fraction_of_correct_next_step_preds': (m: StepMetric) => m.accuracy,
+    '/train_num_predictions': (m: StepMetric) => m.predictions,
+  },
+  eval: {
+    '/eval_total_loss': (m: StepMetric) => m.loss,
+    '/eval_fraction_of_correct_next_step_preds': (m: StepMetric) => m.accuracy,
+    '/eval_num_predictions': (m: StepMetric) => m.predictions,
+  },
+} as const;
+
+export const metricNames = [...Object.keys(series.train), ...Object.keys(series.eval)];
+
+/** The step at which each epoch ended, from the epochs completed after each train step. */
+export function epochEnds(train: StepMetric[], previousEpoch = 0): { epoch: string; step: string }[] {
+  const ends: { epoch: string; step: string }[] = [];
+  let epoch = previousEpoch;
+  for (const m of train) {
+    while (epoch < m.epoch) ends.push({ epoch: String(++epoch), step: String(m.step) });
+  }
+  return ends;
+}
+
+/** Points of the given metrics as TimeSeriesData; series without points are left out. */
+export function timeSeriesWire(train: StepMetric[], evals: StepMetric[]) {
+  const out = [];
+  for (const [kind, points] of [['train', train], ['eval', evals]] as const) {
+    if (points.length === 0) continue;
+    for (const [displayName, value] of Object.entries(series[kind])) {
+      out.push({
+        displayName,
+        valueType: 'SCALAR',
+        values: points.map((m) => ({ wallTime: m.time, step: String(m.step), scalar: { value: value(m) } })),
+      });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,67 @@
+// Statistics of a training set as Vertex reports them (SupervisedTuningDataStats, vertex-api.md §2.5),
+// computed from the exact token ids training will use: each example is framed as the worker frames it.
+import type { Dataset } from '../../engine/data/examples.js';
+import { chooseFraming, frameExample, FramingError, IGNORE_INDEX } from '../../engine/data/framing.js';
+import { charCount } from '../../engine/data/limits.js';
+import type { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
+import { invalidArgument } from '../errors.js';
+import type { DataStats, Distribution } from './tuned-model.js';
+
+const histogramBuckets = 10;
+
+/** `field` names the dataset in errors; a framing problem names the example's line. */
+export function dataStatsOf(dataset: Dataset, tokenizer: Tokenizer, field: string): DataStats {
+  const { examples, positions, skipped } = dataset;
+  const framing = chooseFraming(tokenizer, examples);
+  const input: number[] = [];
+  const output: number[] = [];
+  let characterCount = 0;
+  examples.forEach((example, i) => {
+    let framed;
+    try {
+      framed = frameExample(tokenizer, framing, example);
+    } catch (error) {
+      if (!(error instanceof FramingError)) throw error;
+      const { line, index } = positions[i]!;
+      throw invalidArgument(`${line !== undefined ? `line ${line}` : `example ${index + 1}`}: ${error.message}`, field);
+    }
+    const trained = framed.targets.filter((t) => t !== IGNORE_INDEX).length;
+    input.push(framed.ids.length - trained);
+    output.push(trained);
+    characterCount += charCount(example.systemInstruction ?? '') + example.turns.reduce((n, t) => n + charCount(t.text), 0);
+  });
+  return {
+    exampleCount: examples.length + skipped.length,
+    characterCount,
+    tokenCount: sum(input) + sum(output),
+    inputTokens: distributionOf(input),
+    outputTokens: distributionOf(output),
+    messagesPerExample: distributionOf(examples.map((e) => e.turns.length)),
+    sample: examples[0]?.turns ?? [],
+    dropped: skipped.map((s) => ({ index: s.index + 1, reason: s.reason })),
+  };
+}
+
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
+/** Percentiles by the nearest rank, as the official token-count notebook computes them. */
+export function distributionOf(values: number[]): Distribution {
+  if (values.length === 0) return { sum: 0, min: 0, max: 0, mean: 0, median: 0, p5: 0, p95: 0, buckets: [] };
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.round(q * (sorted.length - 1))]!;
+  const min = sorted[0]!;
+  const max = sorted.at(-1)!;
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { sum: sum(sorted), min, max, mean: sum(sorted) / sorted.length, median, p5: at(0.05), p95: at(0.95), buckets: histogram(sorted, min, max) };
+}
+
+function histogram(sorted: number[], min: number, max: number): Distribution['buckets'] {
+  const width = Math.max(1, Math.ceil((max - min + 1) / histogramBuckets));
+  const buckets: Distribution['buckets'] = [];
+  for (let left = min; left <= max; left += width) {
+    const right = left + width;
+    buckets.push({ count: sorted.filter((v) => v >= left && v < right).length, left, right });
+  }
+  return buckets;
+}
