@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything Attune needs on Debian/Ubuntu: libtorch + OpenBLAS (+ PyTorch for the benchmark's
-# reference), npm packages, the native addon and the TypeScript build. Safe to run again.
+# reference), Chromium for the console's browser tests, npm packages, the native addon and the TypeScript
+# build (server and web console). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(libtorch-dev libopenblas0-pthread python3-torch build-essential python3 curl jq ncurses-bin)
+# chromium and fonts-dejavu-core: the console's end-to-end tests drive Debian's headless Chromium.
+apt_packages=(libtorch-dev libopenblas0-pthread python3-torch build-essential python3 curl jq ncurses-bin chromium fonts-dejavu-core)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -23,7 +23,7 @@ export function DatasetProblems({ id, what, check }: { id: string; what: string;
   return (
     <div id={id} class="check-errors" role="alert">
       <p>
-        {what}: {count} error{count === 1 ? '' : 's'}. Fix {count === 1 ? 'it' : 'them'} before starting; nothing has been uploaded.
+        {what}: {count} error{count === 1 ? '' : 's'}. Nothing is uploaded until {count === 1 ? 'it is' : 'they are'} fixed.
       </p>
       <ul>
         {check.errors.map((e) => (

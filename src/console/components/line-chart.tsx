@@ -21,14 +21,15 @@ export interface LineChartProps {
   xLabel: string;
   yLabel: string;
   height?: number;
-  /** Formats y values in the legend and caption. */
+  /** Formats y values in the legend, caption and (when given) axis ticks; uPlot's tick format otherwise. */
   formatY?: (value: number) => string;
   testId?: string;
 }
 
 const defaultFormat = (value: number) => (Math.abs(value) >= 100 ? value.toFixed(0) : value.toPrecision(4));
 
-export function LineChart({ title, series, markers = [], xLabel, yLabel, height = 260, formatY = defaultFormat, testId }: LineChartProps) {
+export function LineChart({ title, series, markers = [], xLabel, yLabel, height = 260, formatY: givenFormat, testId }: LineChartProps) {
+  const formatY = givenFormat ?? defaultFormat;
   const container = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | undefined>(undefined);
   const markersRef = useRef(markers);
@@ -46,7 +47,7 @@ export function LineChart({ title, series, markers = [], xLabel, yLabel, height 
       scales: { x: { time: false } },
       axes: [
         { ...axis, label: xLabel },
-        { ...axis, label: yLabel, size: 56, values: (_u, ticks) => ticks.map((t) => formatY(t)) },
+        { ...axis, label: yLabel, size: 56, ...(givenFormat ? { values: (_u: uPlot, ticks: number[]) => ticks.map((t) => givenFormat(t)) } : {}) },
       ],
       series: [
         { label: xLabel },

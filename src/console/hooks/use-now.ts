@@ -1,9 +1,10 @@
-// The current time, re-read every `ms` while `active` (countdowns between metric events).
+// Re-renders every `ms` while `active` (countdowns between metric events) and returns the time of this render.
 import { useState } from 'preact/hooks';
 import { useInterval } from './use-async';
 
 export function useNow(ms: number, active: boolean): number {
-  const [now, setNow] = useState(Date.now());
-  useInterval(() => setNow(Date.now()), ms, active);
-  return active ? now : Date.now();
+  const [, setTick] = useState(0);
+  useInterval(() => setTick((t) => t + 1), ms, active);
+  // The time of this render, not of the last tick: a render caused by new data must not see an older clock.
+  return Date.now();
 }

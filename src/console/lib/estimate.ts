@@ -1,6 +1,6 @@
 // How long a new job would take on this machine, before it starts: measured from finished jobs on the same
-// base model (their metric wall times give seconds per step; the gap before their first step gives the
-// start-up time). With no such job there is no estimate, only the step count.
+// base model (their metric wall times give seconds per step; the time from their creation to their first
+// step gives the start-up: worker, model load). With no such job there is no estimate, only the step count.
 import type { TuningJob } from '../api/vertex';
 import { int } from './job-state';
 import type { SeriesPoint } from './series';
@@ -25,7 +25,8 @@ interface Pace {
 function paceOf({ job, trainLoss }: PastRun): Pace | undefined {
   const first = trainLoss[0];
   const last = trainLoss.at(-1);
-  const started = job.startTime ? Date.parse(job.startTime) : NaN;
+  // From creation, not startTime: the worker and model load come before the job reports itself started.
+  const started = job.createTime ? Date.parse(job.createTime) : NaN;
   if (!first || !last || last.step <= first.step || !Number.isFinite(started)) return undefined;
   const secondsPerStep = (last.wallMs - first.wallMs) / 1000 / (last.step - first.step);
   // The first point lands after `first.step` steps; what came before them is start-up (worker, model load).
@@ -51,6 +52,6 @@ export function estimateDuration(steps: number, batchSize: number | undefined, r
   const batchText = sameBatch.length ? ` with batch size ${batchSize}` : batchSize !== undefined ? ' (other batch sizes, so rougher)' : '';
   return {
     seconds: startup + steps * perStep,
-    basis: `from ${runsText} on this base model${batchText}: ${perStep.toFixed(3)} s per step, ${startup.toFixed(1)} s to start; time waiting in the queue not included`,
+    basis: `from ${runsText} on this base model${batchText}: ${perStep.toFixed(3)} s per step after ${startup.toFixed(1)} s to start. Jobs running ahead of it in the queue would add their time.`,
   };
 }

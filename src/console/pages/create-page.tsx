@@ -193,30 +193,29 @@ export function CreatePage() {
               {preview.phase === 'checking' && <p>The server is checking the dataset…</p>}
               {preview.phase === 'error' && <ErrorBanner error={preview.error} />}
               {preview.phase === 'done' && (
-                <dl class="facts" data-testid="estimate">
-                  <dt>Examples</dt>
-                  <dd>{formatNumber(stats?.tuningDatasetExampleCount)}</dd>
-                  <dt>Epochs × batch size</dt>
-                  <dd>
-                    {formatNumber(filled?.epochCount)} × {formatNumber(filled?.batchSize)}
-                  </dd>
-                  <dt>Steps</dt>
-                  <dd data-testid="estimate-steps">{formatNumber(steps)}</dd>
-                  <dt>Billable tokens</dt>
-                  <dd>{formatNumber(stats?.totalBillableTokenCount)}</dd>
-                  <dt>Duration on this machine</dt>
-                  <dd data-testid="estimate-duration">
-                    {estimate ? (
-                      <>
-                        ≈ {formatDuration(estimate.seconds)} <span class="hint block">{estimate.basis}</span>
-                      </>
-                    ) : pastRuns.loading ? (
-                      'Looking at past runs…'
-                    ) : (
-                      <span class="hint">No finished run on this base model yet to measure its speed from, so no estimate.</span>
-                    )}
-                  </dd>
-                </dl>
+                <>
+                  <dl class="facts" data-testid="estimate">
+                    <dt>Examples</dt>
+                    <dd>{formatNumber(stats?.tuningDatasetExampleCount)}</dd>
+                    <dt>Epochs × batch size</dt>
+                    <dd>
+                      {formatNumber(filled?.epochCount)} × {formatNumber(filled?.batchSize)}
+                    </dd>
+                    <dt>Steps</dt>
+                    <dd data-testid="estimate-steps">{formatNumber(steps)}</dd>
+                    <dt>Billable tokens</dt>
+                    <dd>{formatNumber(stats?.totalBillableTokenCount)}</dd>
+                    <dt>Duration on this machine</dt>
+                    <dd>{estimate ? `≈ ${formatDuration(estimate.seconds)}` : pastRuns.loading ? 'Looking at past runs…' : 'no estimate'}</dd>
+                  </dl>
+                  <p class="hint" data-testid="estimate-duration">
+                    {estimate
+                      ? `Estimated ${estimate.basis}`
+                      : pastRuns.loading
+                        ? ''
+                        : 'No finished run on this base model yet to measure its speed from, so no duration estimate.'}
+                  </p>
+                </>
               )}
             </div>
             {preview.phase === 'done' && (

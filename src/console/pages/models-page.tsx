@@ -139,8 +139,10 @@ export function ModelsPage() {
                     <time dateTime={job.createTime}>{formatTime(job.createTime)}</time>
                   </td>
                   <td data-label="Steps">
-                    {formatNumber(steps)}
-                    {epochs ? <span class="muted"> ({epochs} epochs)</span> : null}
+                    <span>
+                      {formatNumber(steps)}
+                      {epochs ? <span class="muted"> ({epochs} epochs)</span> : null}
+                    </span>
                   </td>
                   <td data-label="Actions">{hasAdapter(job) && <Link href={`/test/${id}`} aria-label={`Test ${name}`}>Test</Link>}</td>
                 </tr>
