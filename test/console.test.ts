@@ -200,6 +200,17 @@ describe('console', { timeout: 300_000 }, () => {
     assert.deepEqual(problems, []);
   });
 
+  test('filters the list by state', async () => {
+    await go('/');
+    await page.locator('tbody tr').nth(1).waitFor();
+    await page.getByLabel('State').selectOption({ label: 'Cancelled' });
+    await page.locator('tbody tr').nth(1).waitFor({ state: 'detached' });
+    assert.deepEqual(await page.locator('tbody tr').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-job'))), [secondId]);
+    await page.getByLabel('State').selectOption({ label: 'All states' });
+    await page.locator('tbody tr').nth(1).waitFor();
+    assert.deepEqual(problems, []);
+  });
+
   test('compares the two runs overlaid', async () => {
     await go('/');
     await page.locator('tbody tr').nth(1).waitFor();
