@@ -160,7 +160,10 @@ export class TuningService {
     return model;
   }
 
-  /** A model the project may see; another project's is a 403, a missing one a 404, as Google answers. */
+  /**
+   * A model the project may see, by Gemini id or Vertex number; another project's is a 403, a missing one a
+   * 404, as Google answers.
+   */
   get(project: string, id: string): TunedModel {
     const model = this.store.get(id);
     if (!model) throw new ServiceError('NOT_FOUND', `Tuned model tunedModels/${id} does not exist.`);
@@ -202,9 +205,9 @@ export class TuningService {
     return model;
   }
 
-  delete(project: string, id: string): void {
-    const model = this.get(project, id);
-    if (model.state === 'CREATING') this.control.cancel(id);
+  delete(project: string, idOrNumber: string): void {
+    const { id, state } = this.get(project, idOrNumber);
+    if (state === 'CREATING') this.control.cancel(id);
     this.store.delete(id);
     rmSync(this.adapterDir(id), { recursive: true, force: true });
     rmSync(this.checkpointDir(id), { recursive: true, force: true });
@@ -212,11 +215,11 @@ export class TuningService {
   }
 
   /** Asks a run to stop; the model ends ACTIVE if a step completed (the adapter is usable), else FAILED. */
-  cancel(project: string, id: string): TunedModel {
-    const model = this.get(project, id);
+  cancel(project: string, idOrNumber: string): TunedModel {
+    const model = this.get(project, idOrNumber);
     if (model.state === 'CREATING') {
-      this.jobs.requestCancel(id);
-      this.control.cancel(id);
+      this.jobs.requestCancel(model.id);
+      this.control.cancel(model.id);
     }
     return model;
   }
