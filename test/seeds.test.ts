@@ -307,7 +307,9 @@ describe('seed 002: Vertex tuningJobs curl (French)', () => {
     // Cas d'utilisation de base: baseModel and training_dataset_uri only; Vertex picks the epochs by dataset size.
     const basic = run.json('tuning_job_basic.json');
     assertCreated(basic, { validation: false, epochs: vertexDefaultEpochs });
-    assert.equal(basic.tunedModelDisplayName, undefined);
+    // "Si ce paramètre n'est pas défini, un nom aléatoire est généré."
+    assert.match(basic.tunedModelDisplayName, /^gemini-1\.0-pro-002-[a-z0-9]{8}$/);
+    assert.equal(basic.supervisedTuningSpec.hyperParameters.adapterSize, 'ADAPTER_SIZE_ONE', "the seed's default for gemini-1.0-pro-002");
 
     // Cas d'utilisation avancé: the request's hyper_parameters and display name, echoed.
     const advanced = run.json('tuning_job.json');

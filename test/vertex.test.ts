@@ -641,7 +641,7 @@ describe('Vertex AI tuningJobs on attune serve', () => {
       const ai = vertexClient();
       const { finished } = await genaiRun();
       const all = await listNames();
-      assert.equal(all.length, 6, `the six jobs of the training suite: ${all.length}`);
+      assert.equal(all.length, 5, `the training suite's five us-central1 jobs (the Python one is in europe-west4): ${all.length}`);
 
       const byLabel: string[] = [];
       for await (const job of await ai.tunings.list({ config: { filter: 'labels.sdk = "genai"' } })) byLabel.push(job.name!);
@@ -706,7 +706,13 @@ describe('Vertex AI tuningJobs on attune serve', () => {
       const hasLabel = await rest(`${parent()}/tuningJobs?filter=${encodeURIComponent('labels.sdk:* AND NOT labels.sdk = "python"')}`);
       assert.equal(hasLabel.json.tuningJobs.length, 2);
       const either = await rest(`${parent()}/tuningJobs?filter=${encodeURIComponent('state = JOB_STATE_CANCELLED OR labels.sdk = "python"')}`);
-      assert.deepEqual(either.json.tuningJobs.map((j: any) => j.tunedModelDisplayName).sort(), ['cancelled by curl', 'numbers through python', 'numbers to cancel']);
+      assert.deepEqual(either.json.tuningJobs.map((j: any) => j.tunedModelDisplayName).sort(), ['cancelled by curl', 'numbers to cancel']);
+
+      // Jobs live in their location: the Python job is listed and found in europe-west4 only.
+      const python = (await pythonRun()).json;
+      const europe = await rest(`${parent('v1beta1', project, 'europe-west4')}/tuningJobs`);
+      assert.deepEqual(europe.json.tuningJobs.map((j: any) => j.name), [python.name]);
+      assertRpcError(await rest(`${parent()}/tuningJobs/${jobNumberOf(python.name)}`), 404, 'NOT_FOUND');
       assertRpcError(await rest(`${parent()}/tuningJobs?filter=${encodeURIComponent('colour = "blue"')}`), 400, 'INVALID_ARGUMENT');
 
       // Another project's list is empty: {} with neither key.

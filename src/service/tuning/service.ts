@@ -15,7 +15,7 @@ import type { ListPosition, TunedModelStore } from '../store/tuned-models.js';
 import { dataStatsOf } from './data-stats.js';
 import { loadDataset, type DatasetSource } from './datasets.js';
 import { defaultBatchSize, defaultEpochsFor, pageSizes, tuningDefaults, tuningLimits, type Surface } from './defaults.js';
-import { jobNumber, operationId, tunedModelIdFor, tunedModelIdPattern } from './ids.js';
+import { jobNumber, operationId, randomId, tunedModelIdFor, tunedModelIdPattern } from './ids.js';
 import { now, type Hyperparameters, type StepMetric, type TunedModel } from './tuned-model.js';
 
 export interface CreateTunedModelRequest {
@@ -108,14 +108,16 @@ export class TuningService {
     if ([...(request.displayName ?? '')].length > maxName) {
       throw invalidArgument(`displayName must be at most ${maxName} characters`, displayNameField[surface]);
     }
-    const id = request.tunedModelId ?? tunedModelIdFor(request.displayName);
+    validateSampling(request);
+    const base = this.baseOf(request);
+    // Vertex: "If not set, a random name is generated."
+    const displayName = request.displayName ?? (surface === 'vertex' ? `${base.name.replace(/^models\//, '')}-${randomId(8)}` : '');
+    const id = request.tunedModelId ?? tunedModelIdFor(displayName);
     if (!tunedModelIdPattern.test(id)) {
       throw invalidArgument(`tunedModelId '${id}' must match ${tunedModelIdPattern.source}`, 'tuned_model_id');
     }
     if (this.store.exists(id)) throw new ServiceError('ALREADY_EXISTS', `Tuned model tunedModels/${id} already exists.`);
 
-    validateSampling(request);
-    const base = this.baseOf(request);
     const hyperparameters = resolveHyperparameters(request.hyperparameters ?? {}, training.examples.length, base, surface);
     const dataStats = dataStatsOf(training, await this.tokenizer(base.dir), request.training.field);
     const time = now();
@@ -126,7 +128,7 @@ export class TuningService {
       location: request.location ?? serviceDefaults.location,
       labels: request.labels ?? {},
       apiVersion: request.apiVersion,
-      displayName: request.displayName ?? '',
+      displayName,
       description: request.description ?? '',
       baseModel: base.name,
       baseDir: base.dir,
