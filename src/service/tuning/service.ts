@@ -155,6 +155,8 @@ export class TuningService {
   async create(request: CreateTunedModelRequest): Promise<TunedModel> {
     const { model, training, validation } = await this.plan(request);
     this.store.transaction(() => {
+      // Checked again: another create may have taken the id while this one read its dataset.
+      if (this.store.exists(model.id)) throw new ServiceError('ALREADY_EXISTS', `Tuned model tunedModels/${model.id} already exists.`);
       this.store.insert(model, training, validation); // a model is never stored without its job
       this.jobs.enqueue(model.id);
     });
