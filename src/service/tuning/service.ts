@@ -65,7 +65,7 @@ export interface RunControl {
 export class TuningService {
   private control: RunControl = { wake: () => {}, cancel: () => {} };
   /** 'metric' (id, StepMetric) for every recorded step or evaluation, 'change' (TunedModel) after every update, 'deleted' (id). */
-  readonly events = new EventEmitter();
+  readonly events = new EventEmitter().setMaxListeners(0); // every open metrics stream listens
   private readonly tokenizers = new Map<string, Promise<Tokenizer>>();
 
   constructor(
