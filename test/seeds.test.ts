@@ -1,13 +1,14 @@
 // Acceptance: Google's tuning tutorials (the seeds in /work/shared/seeds), their curl flows transcribed into
 // test/seeds/*.sh, run as written against a fresh `attune serve` with only the base URL and credentials
-// changed. Each must tune its model to ACTIVE with its own hyperparameters and get an answer from it.
+// changed (and, for the Vertex seeds 002 and 004, their placeholders filled in). Each must tune its model to
+// ACTIVE (JOB_STATE_SUCCEEDED on Vertex) with its own hyperparameters and get an answer from it.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { call, repoRoot, useServer, type ServerFixture } from './helpers/server.js';
+import { call, repoRoot, useServer, waitFor, type ServerFixture } from './helpers/server.js';
 
 /** The seeds' own project id; a valid Google Cloud project id, so Attune issues keys for it. */
 const project = 'my-project-id';
@@ -206,5 +207,157 @@ describe('seed 003: Gemini v1beta bash with ?key= (German)', () => {
     const gone = await call(`${fixture.url}/v1beta/${operation.metadata.tunedModel}`, { key: fixture.keys[project] });
     assert.equal(gone.status, 404);
     assert.equal(gone.json.error.message, `Tuned model ${operation.metadata.tunedModel} does not exist.`);
+  });
+});
+
+// Vertex AI tuningJobs (seeds 002 and 004): datasets uploaded to Attune's object store as the gs:// objects the
+// seeds name, a job tuned to JOB_STATE_SUCCEEDED and asked on its endpoint, and one cancelled while running.
+
+const vertexParent = `projects/${project}/locations/us-central1`;
+const trainingUri = 'gs://cloud-samples-data/ai-platform/generative_ai/sft_train_data.jsonl';
+const validationUri = 'gs://cloud-samples-data/ai-platform/generative_ai/sft_validation_data.jsonl';
+/** Vertex's default epochs for a dataset of 15 examples (Attune's rule: 10 below 100 examples). */
+const vertexDefaultEpochs = 10;
+/** The default batch for 15 examples: Google's "4 or 16 based on the number of training examples". */
+const batchSize = 4;
+const stepsFor = (epochs: number) => Math.ceil((numberOfExamples * epochs) / batchSize);
+
+/** The number n of projects/{p}/locations/us-central1/tuningJobs/{n}. */
+function jobNumber(job: { name?: string }): string {
+  const match = new RegExp(`^${vertexParent}/tuningJobs/(\\d+)$`).exec(job.name ?? '');
+  assert.ok(match, `a tuning job name in ${JSON.stringify(job)}`);
+  return match[1];
+}
+
+/** A job as create answered it: pending, on the seeds' base model and datasets. */
+function assertCreated(job: any, { validation, epochs }: { validation: boolean; epochs: number }) {
+  jobNumber(job);
+  assert.equal(job.state, 'JOB_STATE_PENDING', JSON.stringify(job));
+  assert.equal(job.baseModel, 'gemini-1.0-pro-002');
+  assert.equal(job.supervisedTuningSpec.trainingDatasetUri, trainingUri);
+  assert.equal(job.supervisedTuningSpec.validationDatasetUri, validation ? validationUri : undefined);
+  const hyperParameters = job.supervisedTuningSpec.hyperParameters;
+  assert.equal(hyperParameters.epochCount, String(epochs));
+  assert.equal(hyperParameters.learningRateMultiplier, 1);
+  assert.equal(job.experiment, undefined, 'a create response never carries an experiment (it breaks vertexai.tuning)');
+  const stats = job.tuningDataStats.supervisedTuningDataStats;
+  assert.equal(stats.tuningDatasetExampleCount, String(numberOfExamples));
+  assert.equal(stats.tuningStepCount, String(stepsFor(epochs)));
+  assert.equal(stats.userMessagePerExampleDistribution.sum, String(2 * numberOfExamples));
+}
+
+/** The tuned job ended SUCCEEDED with its model and endpoint, after all its epochs. */
+function assertSucceededJob(job: any, created: any, epochs: number) {
+  const number = jobNumber(created);
+  assert.equal(job.name, created.name);
+  assert.equal(job.state, 'JOB_STATE_SUCCEEDED', JSON.stringify(job));
+  assert.equal(job.error, undefined);
+  assert.deepEqual(job.tunedModel, { model: `${vertexParent}/models/${number}@1`, endpoint: `${vertexParent}/endpoints/${number}` });
+  assert.deepEqual(job.tuningJobMetadata, { completedEpochCount: String(epochs), completedStepCount: String(stepsFor(epochs)) });
+  assert.ok(Date.parse(job.startTime) <= Date.parse(job.endTime), `${job.startTime} … ${job.endTime}`);
+}
+
+/** The job the script cancelled: seen RUNNING, cancel answered {}, it ended CANCELLED with error.code 1 and no model. */
+function assertCancelledJob(run: ScriptRun, epochs: number) {
+  const created = run.json('cancel_job.json');
+  const running = run.json('cancel_job_running.json');
+  const cancelled = run.json('cancel_job_get.json');
+  jobNumber(created);
+  assert.equal(created.supervisedTuningSpec.hyperParameters.epochCount, String(epochs));
+  assert.equal(running.name, created.name);
+  assert.equal(running.state, 'JOB_STATE_RUNNING');
+  assert.deepEqual(run.json('cancelled.json'), {});
+  assert.equal(cancelled.name, created.name);
+  assert.equal(cancelled.state, 'JOB_STATE_CANCELLED', JSON.stringify(cancelled));
+  assert.equal(cancelled.error?.code, 1, JSON.stringify(cancelled));
+  assert.equal(cancelled.tunedModel, undefined);
+  assert.ok(cancelled.endTime, 'a cancelled job has its endTime');
+  // Cancelled early: far from the job's last step.
+  assert.ok(Number(cancelled.tuningJobMetadata?.completedStepCount ?? 0) < stepsFor(epochs) / 2, JSON.stringify(cancelled.tuningJobMetadata));
+}
+
+/** Both jobs the seed created are in its list. */
+function assertListed(run: ScriptRun, ...jobs: any[]) {
+  const listed: string[] = run.json('tuning_jobs.json').tuningJobs.map((j: { name: string }) => j.name);
+  for (const job of jobs) assert.ok(listed.includes(job.name), `${job.name} in ${listed.join(', ')}`);
+}
+
+/** The text of a GenerateContentResponse's first candidate. */
+const answerText = (answer: any): string => {
+  assert.equal(answer.candidates?.[0]?.content?.role, 'model', JSON.stringify(answer));
+  return answer.candidates[0].content.parts.map((p: { text?: string }) => p.text ?? '').join('');
+};
+
+/** A job the script did not wait for, once it has ended. */
+async function endedJob(fixture: ServerFixture, job: { name: string }): Promise<any> {
+  return waitFor(`${job.name} to end`, async () => {
+    const got = await call(`${fixture.url}/v1/${job.name}`, { key: fixture.keys[project] });
+    assert.equal(got.status, 200, got.text);
+    return ['JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED'].includes(got.json.state) ? got.json : undefined;
+  }, { timeoutMs: 60_000 });
+}
+
+describe('seed 002: Vertex tuningJobs curl (French)', () => {
+  const fixture = useServer({ projects: [project] });
+
+  test('creates a basic and an advanced job from gs:// datasets, lists, gets until SUCCEEDED, the endpoint answers, cancels a running job', { timeout: scriptTimeoutMs + 30_000 }, async (t) => {
+    const run = await runSeed(t, '002-vertex-fr.sh', fixture);
+    assertSucceeded(run, fixture, '== seed 002: done');
+
+    // Cas d'utilisation de base: baseModel and training_dataset_uri only; Vertex picks the epochs by dataset size.
+    const basic = run.json('tuning_job_basic.json');
+    assertCreated(basic, { validation: false, epochs: vertexDefaultEpochs });
+    // "Si ce paramètre n'est pas défini, un nom aléatoire est généré."
+    assert.match(basic.tunedModelDisplayName, /^gemini-1\.0-pro-002-[a-z0-9]{8}$/);
+    assert.equal(basic.supervisedTuningSpec.hyperParameters.adapterSize, 'ADAPTER_SIZE_ONE', "the seed's default for gemini-1.0-pro-002");
+
+    // Cas d'utilisation avancé: the request's hyper_parameters and display name, echoed.
+    const advanced = run.json('tuning_job.json');
+    assertCreated(advanced, { validation: true, epochs: 50 });
+    assert.equal(advanced.supervisedTuningSpec.hyperParameters.adapterSize, 'ADAPTER_SIZE_FOUR');
+    assert.equal(advanced.tunedModelDisplayName, 'tuned_gemini_pro');
+
+    assertListed(run, basic, advanced);
+    assertSucceededJob(run.json('tuning_job_get.json'), advanced, 50);
+    // The seed's Python prints tuned_model_name, tuned_model_endpoint_name, experiment (None).
+    const printed = section(run.stdout, '== seed 002: wait for the job', '== seed 002: generateContent').trim().split('\n').slice(-3);
+    assert.deepEqual(printed, [`${vertexParent}/models/${jobNumber(advanced)}@1`, `${vertexParent}/endpoints/${jobNumber(advanced)}`, 'None']);
+
+    // The tuned model learned the examples: greedy, "twenty two" → "twenty three".
+    assert.equal(answerText(run.json('answer.json')), 'twenty three');
+
+    assertCancelledJob(run, 5000);
+
+    // The basic job, queued first, trained to the end with the default epochs.
+    assertSucceededJob(await endedJob(fixture, basic), basic, vertexDefaultEpochs);
+  });
+});
+
+describe('seed 004: Vertex tuningJobs curl (Indonesian)', () => {
+  const fixture = useServer({ projects: [project] });
+
+  test('creates from request.json and the curl example with gs:// datasets, lists, gets until SUCCEEDED, cancels a running job, the endpoint answers', { timeout: scriptTimeoutMs + 30_000 }, async (t) => {
+    const run = await runSeed(t, '004-vertex-id.sh', fixture);
+    assertSucceeded(run, fixture, '== seed 004: done');
+
+    // request.json: epoch_count and learning_rate_multiplier (this edition's template has no adapter_size).
+    const tuned = run.json('tuning_job.json');
+    assertCreated(tuned, { validation: true, epochs: 50 });
+    assert.equal(tuned.tunedModelDisplayName, 'tuned_gemini_pro');
+
+    // The curl example: both datasets and a display name, the default epochs.
+    const example = run.json('tuning_job_example.json');
+    assertCreated(example, { validation: true, epochs: vertexDefaultEpochs });
+    assert.equal(example.tunedModelDisplayName, 'tuned_gemini_pro');
+
+    assertListed(run, tuned, example);
+    assertSucceededJob(run.json('tuning_job_get.json'), tuned, 50);
+    assertCancelledJob(run, 5000);
+
+    // The seed's prediction ("Why is sky blue?") answers; one of the training examples is learned.
+    assert.ok(answerText(run.json('answer.json')).length > 0, JSON.stringify(run.json('answer.json')));
+    assert.equal(answerText(run.json('answer_number.json')), 'twenty three');
+
+    assertSucceededJob(await endedJob(fixture, example), example, vertexDefaultEpochs);
   });
 });

@@ -14,6 +14,7 @@ const verbs: readonly string[] = ['generateContent', 'streamGenerateContent', 'c
 interface Params {
   version: string;
   project?: string;
+  location?: string;
   publisher?: string;
   name: string;
 }
@@ -28,7 +29,13 @@ export function endpointRoutes(app: FastifyInstance, services: Services): void {
       throw notFound(`Publisher model ${request.params.publisher}/${id} not found; Attune serves publishers/google/models/*.`);
     }
     const ref: ModelRef = { project: request.project, collection, id: withoutVersion(id), apiVersion: version };
-    if (collection === 'tunedModels' && !/^\d+$/.test(ref.id)) throw notFound(`Endpoint ${id} not found.`);
+    if (collection === 'tunedModels') {
+      const { location } = request.params;
+      // Endpoints live in their job's location; the path without one finds any.
+      if (!/^\d+$/.test(ref.id) || (location && services.tuning.get(ref.project, ref.id).location !== location)) {
+        throw notFound(`Endpoint ${id} not found.`);
+      }
+    }
     return content[verb as Verb](request, reply, ref);
   };
   for (const prefix of ['/:version/projects/:project/locations/:location', '/:version']) {

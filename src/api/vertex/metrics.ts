@@ -8,7 +8,7 @@ import type { Services } from '../../service/services.js';
 import type { StepMetric, TunedModel } from '../../service/tuning/tuned-model.js';
 import { wireOptions } from '../proto-json.js';
 import { jobOf, tuningJobsPath } from './tuning-jobs.js';
-import type { LocationParams } from './names.js';
+import { parseVertexVersion, type LocationParams } from './names.js';
 import { epochEnds, jobStateOf, terminalStates, timeSeriesWire, tuningJobWire } from './wire.js';
 
 /** Proxies drop idle connections; a comment line every so often keeps a quiet stream open. */
@@ -20,6 +20,7 @@ export function metricRoutes(app: FastifyInstance, services: Services): void {
   app.get<{ Params: LocationParams & { job: string }; Querystring: { alt?: string } }>(`${tuningJobsPath}/:job/metrics`, async (request, reply) => {
     const model = jobOf(services, request, request.params.job);
     const options = wireOptions(request);
+    const version = parseVertexVersion(request.params.version);
     const train = store.metrics(model.id, 'train');
     const snapshot = { timeSeriesData: timeSeriesWire(train, store.metrics(model.id, 'eval')), epochs: epochEnds(train) };
     if (request.query.alt !== 'sse') return snapshot;
@@ -28,7 +29,7 @@ export function metricRoutes(app: FastifyInstance, services: Services): void {
     const send = (event: object) => out.write(`data: ${JSON.stringify(event)}\r\n\r\n`);
     let epoch = train.at(-1)?.epoch ?? 0;
     let state = jobStateOf(model);
-    send({ ...snapshot, tuningJob: tuningJobWire(model, options) });
+    send({ ...snapshot, tuningJob: tuningJobWire(model, options, version) });
 
     const onMetric = (id: string, metric: StepMetric) => {
       if (id !== model.id) return;
@@ -39,7 +40,7 @@ export function metricRoutes(app: FastifyInstance, services: Services): void {
     const onChange = (changed: TunedModel) => {
       if (changed.id !== model.id || jobStateOf(changed) === state) return;
       state = jobStateOf(changed);
-      send({ tuningJob: tuningJobWire(changed, options) });
+      send({ tuningJob: tuningJobWire(changed, options, version) });
       if (terminalStates.includes(state)) close();
     };
     const onDeleted = (id: string) => id === model.id && close();

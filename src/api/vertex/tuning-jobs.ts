@@ -24,12 +24,16 @@ export function jobOf(services: Services, request: FastifyRequest<{ Params: Loca
   const { project, location } = request.params;
   const name = `projects/${project}/locations/${location}/tuningJobs/${job}`;
   if (!/^\d+$/.test(job)) throw notFound(`The TuningJob does not exist: ${name}.`);
+  let model: TunedModel;
   try {
-    return services.tuning.get(request.project, job);
+    model = services.tuning.get(request.project, job);
   } catch (error) {
     if (error instanceof ServiceError && error.status === 'NOT_FOUND') throw notFound(`The TuningJob does not exist: ${name}.`);
     throw error;
   }
+  // Jobs live in the location they were created in (Gemini-API models in the default one).
+  if (model.location !== location) throw notFound(`The TuningJob does not exist: ${name}.`);
+  return model;
 }
 
 export function tuningJobRoutes(app: FastifyInstance, services: Services): void {
@@ -56,26 +60,29 @@ export function tuningJobRoutes(app: FastifyInstance, services: Services): void 
     if (String(request.query.validateOnly) === 'true') {
       // AIP-163: what would be created, without the name, state and times it would get.
       const { model } = await tuning.plan(create);
-      const { name: _name, state: _state, createTime: _c, updateTime: _u, tuningJobMetadata: _m, ...wouldBe } = tuningJobWire(model, wireOptions(request));
+      const { name: _name, state: _state, createTime: _c, updateTime: _u, tuningJobMetadata: _m, ...wouldBe } = tuningJobWire(model, wireOptions(request), version);
       return wouldBe;
     }
-    return tuningJobWire(await tuning.create(create), wireOptions(request));
+    return tuningJobWire(await tuning.create(create), wireOptions(request), version);
   });
 
   app.get<{ Params: LocationParams; Querystring: ListQuery }>(
     tuningJobsPath,
     { schema: { querystring: { type: 'object', properties: { pageSize: { type: 'integer' }, pageToken: { type: 'string' }, filter: { type: 'string' } } } } },
     async (request) => {
-      parseVertexVersion(request.params.version);
+      const version = parseVertexVersion(request.params.version);
       const { pageSize, pageToken, filter } = request.query;
-      const page = tuning.listMatching(request.project, parseFilter(filter), pageSize, pageToken);
+      const { location } = request.params;
+      const matches = parseFilter(filter);
+      const page = tuning.listMatching(request.project, (m) => m.location === location && matches(m), pageSize, pageToken);
       const options = wireOptions(request);
-      return { tuningJobs: page.items.length ? page.items.map((m) => tuningJobWire(m, options)) : undefined, nextPageToken: page.nextPageToken };
+      return { tuningJobs: page.items.length ? page.items.map((m) => tuningJobWire(m, options, version)) : undefined, nextPageToken: page.nextPageToken };
     },
   );
 
   app.get<{ Params: LocationParams & { job: string } }>(`${tuningJobsPath}/:job`, async (request) => {
-    return tuningJobWire(jobOf(services, request, request.params.job), wireOptions(request));
+    const version = parseVertexVersion(request.params.version);
+    return tuningJobWire(jobOf(services, request, request.params.job), wireOptions(request), version);
   });
 
   app.post<{ Params: LocationParams & { job: string } }>(`${tuningJobsPath}/:job`, async (request) => {

@@ -5,7 +5,7 @@ import { adapterSizeRanks } from '../../engine/lora/lora.js';
 import { epochsCompleted } from '../../engine/train/trainer.js';
 import type { DataStats, Distribution, StepMetric, TunedModel } from '../../service/tuning/tuned-model.js';
 import { int64, nonZero, type WireOptions } from '../proto-json.js';
-import { endpointName, modelName, tuningJobName } from './names.js';
+import { endpointName, modelName, tuningJobName, type VertexVersion } from './names.js';
 
 /** google.cloud.aiplatform.v1.JobState; Attune uses PENDING, RUNNING, CANCELLING and the three terminal states. */
 export const jobStates = {
@@ -57,7 +57,9 @@ const enumValue = <T extends string>(name: T, numbers: Record<T, number>, option
 /** Examples training iterates over: those kept after dropping the over-long ones. */
 const trainedExamples = (stats: DataStats) => stats.exampleCount - stats.dropped.length;
 
-export function tuningJobWire(model: TunedModel, options: WireOptions) {
+/** batchSize and learningRate are v1beta1 fields: a strict v1 parser would refuse them. */
+export function tuningJobWire(model: TunedModel, options: WireOptions, version: VertexVersion) {
+  const beta = version === 'v1beta1';
   const state = jobStateOf(model);
   const { epochCount, batchSize, learningRate, learningRateMultiplier, adapterRank } = model.hyperparameters;
   const adapterSize = adapterSizeOfRank(adapterRank);
@@ -73,9 +75,9 @@ export function tuningJobWire(model: TunedModel, options: WireOptions) {
       hyperParameters: {
         epochCount: int64(epochCount),
         learningRateMultiplier,
-        learningRate,
+        learningRate: beta ? learningRate : undefined,
         adapterSize: adapterSize && enumValue(adapterSize, adapterSizeNumbers, options),
-        batchSize: int64(batchSize),
+        batchSize: beta ? int64(batchSize) : undefined,
       },
     },
     state: enumValue(state, jobStates, options),

@@ -46,13 +46,14 @@ interface GoogleModel {
 /**
  * Google's tunable (and commonly tuned-against) model names, with the sampling defaults their tuned models
  * had upstream (gemini-api.md §6) and Vertex's adapter sizes. All point at the embedded model unless
- * aliases.json says otherwise. Google documents default adapter sizes only for 1.5 Pro (4) and 1.5 Flash (8);
- * Attune takes 4 for the other models whose sizes stop at 8, and 8 where 16 is allowed.
+ * aliases.json says otherwise. Google documents default adapter sizes only for 1.0 Pro (1, the tuning API
+ * reference), 1.5 Pro (4) and 1.5 Flash (8); Attune takes 4 for the other models whose sizes stop at 8, and 8
+ * where 16 is allowed.
  */
 const googleModels: Record<string, GoogleModel> = {
   'text-bison-001': { sampling: { temperature: 0.7, topP: 0.95, topK: 40 } },
   'gemini-1.0-pro-001': { sampling: { temperature: 0.9, topP: 1, topK: 1 } },
-  'gemini-1.0-pro-002': { sampling: { temperature: 0.9, topP: 1, topK: 1 } },
+  'gemini-1.0-pro-002': { sampling: { temperature: 0.9, topP: 1, topK: 1 }, adapterRanks: [1, 4, 8, 16], defaultAdapterRank: 1 },
   'gemini-1.5-flash-001-tuning': { sampling: { temperature: 1, topP: 0.95, topK: 64 } },
   'gemini-1.5-flash-001': { sampling: { temperature: 1, topP: 0.95, topK: 64 } },
   'gemini-1.5-flash-002': { sampling: { temperature: 1, topP: 0.95, topK: 64 }, adapterRanks: [1, 4, 8, 16], defaultAdapterRank: 8 },

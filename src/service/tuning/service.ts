@@ -15,7 +15,7 @@ import type { ListPosition, TunedModelStore } from '../store/tuned-models.js';
 import { dataStatsOf } from './data-stats.js';
 import { loadDataset, type DatasetSource } from './datasets.js';
 import { defaultBatchSize, defaultEpochsFor, pageSizes, tuningDefaults, tuningLimits, type Surface } from './defaults.js';
-import { jobNumber, operationId, tunedModelIdFor, tunedModelIdPattern } from './ids.js';
+import { jobNumber, operationId, randomId, tunedModelIdFor, tunedModelIdPattern } from './ids.js';
 import { now, type Hyperparameters, type StepMetric, type TunedModel } from './tuned-model.js';
 
 export interface CreateTunedModelRequest {
@@ -65,7 +65,7 @@ export interface RunControl {
 export class TuningService {
   private control: RunControl = { wake: () => {}, cancel: () => {} };
   /** 'metric' (id, StepMetric) for every recorded step or evaluation, 'change' (TunedModel) after every update, 'deleted' (id). */
-  readonly events = new EventEmitter();
+  readonly events = new EventEmitter().setMaxListeners(0); // every open metrics stream listens
   private readonly tokenizers = new Map<string, Promise<Tokenizer>>();
 
   constructor(
@@ -108,14 +108,16 @@ export class TuningService {
     if ([...(request.displayName ?? '')].length > maxName) {
       throw invalidArgument(`displayName must be at most ${maxName} characters`, displayNameField[surface]);
     }
-    const id = request.tunedModelId ?? tunedModelIdFor(request.displayName);
+    validateSampling(request);
+    const base = this.baseOf(request);
+    // Vertex: "If not set, a random name is generated."
+    const displayName = request.displayName ?? (surface === 'vertex' ? `${base.name.replace(/^models\//, '')}-${randomId(8)}` : '');
+    const id = request.tunedModelId ?? tunedModelIdFor(displayName);
     if (!tunedModelIdPattern.test(id)) {
       throw invalidArgument(`tunedModelId '${id}' must match ${tunedModelIdPattern.source}`, 'tuned_model_id');
     }
     if (this.store.exists(id)) throw new ServiceError('ALREADY_EXISTS', `Tuned model tunedModels/${id} already exists.`);
 
-    validateSampling(request);
-    const base = this.baseOf(request);
     const hyperparameters = resolveHyperparameters(request.hyperparameters ?? {}, training.examples.length, base, surface);
     const dataStats = dataStatsOf(training, await this.tokenizer(base.dir), request.training.field);
     const time = now();
@@ -126,7 +128,7 @@ export class TuningService {
       location: request.location ?? serviceDefaults.location,
       labels: request.labels ?? {},
       apiVersion: request.apiVersion,
-      displayName: request.displayName ?? '',
+      displayName,
       description: request.description ?? '',
       baseModel: base.name,
       baseDir: base.dir,
@@ -153,6 +155,8 @@ export class TuningService {
   async create(request: CreateTunedModelRequest): Promise<TunedModel> {
     const { model, training, validation } = await this.plan(request);
     this.store.transaction(() => {
+      // Checked again: another create may have taken the id while this one read its dataset.
+      if (this.store.exists(model.id)) throw new ServiceError('ALREADY_EXISTS', `Tuned model tunedModels/${model.id} already exists.`);
       this.store.insert(model, training, validation); // a model is never stored without its job
       this.jobs.enqueue(model.id);
     });
@@ -160,7 +164,10 @@ export class TuningService {
     return model;
   }
 
-  /** A model the project may see; another project's is a 403, a missing one a 404, as Google answers. */
+  /**
+   * A model the project may see, by Gemini id or Vertex number; another project's is a 403, a missing one a
+   * 404, as Google answers.
+   */
   get(project: string, id: string): TunedModel {
     const model = this.store.get(id);
     if (!model) throw new ServiceError('NOT_FOUND', `Tuned model tunedModels/${id} does not exist.`);
@@ -202,9 +209,9 @@ export class TuningService {
     return model;
   }
 
-  delete(project: string, id: string): void {
-    const model = this.get(project, id);
-    if (model.state === 'CREATING') this.control.cancel(id);
+  delete(project: string, idOrNumber: string): void {
+    const { id, state } = this.get(project, idOrNumber);
+    if (state === 'CREATING') this.control.cancel(id);
     this.store.delete(id);
     rmSync(this.adapterDir(id), { recursive: true, force: true });
     rmSync(this.checkpointDir(id), { recursive: true, force: true });
@@ -212,11 +219,11 @@ export class TuningService {
   }
 
   /** Asks a run to stop; the model ends ACTIVE if a step completed (the adapter is usable), else FAILED. */
-  cancel(project: string, id: string): TunedModel {
-    const model = this.get(project, id);
+  cancel(project: string, idOrNumber: string): TunedModel {
+    const model = this.get(project, idOrNumber);
     if (model.state === 'CREATING') {
-      this.jobs.requestCancel(id);
-      this.control.cancel(id);
+      this.jobs.requestCancel(model.id);
+      this.control.cancel(model.id);
     }
     return model;
   }
