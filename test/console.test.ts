@@ -200,13 +200,18 @@ describe('console', { timeout: 300_000 }, () => {
     assert.deepEqual(problems, []);
   });
 
-  test('filters the list by state', async () => {
+  test('filters the list by state and by name', async () => {
     await go('/');
     await page.locator('tbody tr').nth(1).waitFor();
     await page.getByLabel('State').selectOption({ label: 'Cancelled' });
     await page.locator('tbody tr').nth(1).waitFor({ state: 'detached' });
     assert.deepEqual(await page.locator('tbody tr').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-job'))), [secondId]);
     await page.getByLabel('State').selectOption({ label: 'All states' });
+    await page.locator('tbody tr').nth(1).waitFor();
+    await page.getByLabel('Display name contains').fill('e2e');
+    await page.locator(`tr[data-job="${secondId}"]`).waitFor({ state: 'detached' });
+    assert.deepEqual(await page.locator('tbody tr').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-job'))), [firstId]);
+    await page.getByLabel('Display name contains').fill('');
     await page.locator('tbody tr').nth(1).waitFor();
     assert.deepEqual(problems, []);
   });

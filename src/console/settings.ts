@@ -1,5 +1,5 @@
-// What the user enters once and the browser keeps (localStorage): the API key and the project used in
-// Vertex paths. Components subscribe so a change in the settings dialog reloads what they show.
+// What the user enters once and the browser keeps (localStorage): the API key, and the project and location
+// used in Vertex paths. Components subscribe so a change in the settings dialog reloads what they show.
 import { useEffect, useState } from 'preact/hooks';
 
 export interface Settings {
@@ -7,13 +7,12 @@ export interface Settings {
   apiKey: string;
   /** The {project} of /projects/{project}/locations/…; with a key, the key's project. */
   project: string;
+  /** The {location}: jobs are listed where they were created (Gemini API models are in us-central1). */
+  location: string;
 }
 
-/** Vertex tuning lives in one region; Attune accepts any, the console uses the documented default. */
-export const location = 'us-central1';
-
 const storageKey = 'attune.console.settings';
-const defaults: Settings = { apiKey: '', project: 'local' };
+const defaults: Settings = { apiKey: '', project: 'local', location: 'us-central1' };
 const listeners = new Set<(settings: Settings) => void>();
 
 function read(): Settings {
@@ -22,6 +21,7 @@ function read(): Settings {
     return {
       apiKey: typeof stored.apiKey === 'string' ? stored.apiKey : defaults.apiKey,
       project: typeof stored.project === 'string' && stored.project ? stored.project : defaults.project,
+      location: typeof stored.location === 'string' && stored.location ? stored.location : defaults.location,
     };
   } catch {
     return { ...defaults }; // storage blocked (private mode) or corrupt: start from the defaults
@@ -35,7 +35,7 @@ export function getSettings(): Settings {
 }
 
 export function saveSettings(next: Settings): void {
-  current = { apiKey: next.apiKey.trim(), project: next.project.trim() || defaults.project };
+  current = { apiKey: next.apiKey.trim(), project: next.project.trim() || defaults.project, location: next.location.trim() || defaults.location };
   try {
     localStorage.setItem(storageKey, JSON.stringify(current));
   } catch {

@@ -1,6 +1,6 @@
 // Vertex AI tuningJobs (v1beta1) as Attune serves them, plus its metrics extension. int64 fields arrive
 // as JSON strings, as Google sends them.
-import { getSettings, location } from '../settings';
+import { getSettings } from '../settings';
 import { apiFetch, apiJson } from './http';
 import { sseData } from './sse';
 
@@ -119,7 +119,8 @@ export const metricNames = {
 export const jobId = (name: string): string => name.split('/').at(-1) ?? name;
 
 export function jobsPath(): string {
-  return `/v1beta1/projects/${encodeURIComponent(getSettings().project)}/locations/${location}/tuningJobs`;
+  const { project, location } = getSettings();
+  return `/v1beta1/projects/${encodeURIComponent(project)}/locations/${encodeURIComponent(location)}/tuningJobs`;
 }
 
 export interface JobPage {

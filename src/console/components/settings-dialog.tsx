@@ -1,6 +1,6 @@
 // The API key and project, entered once and kept in this browser.
 import { useState } from 'preact/hooks';
-import { getSettings, location, saveSettings } from '../settings';
+import { getSettings, saveSettings } from '../settings';
 import { Dialog } from './dialog';
 
 export function SettingsDialog({ open, onClose }: { open: boolean; onClose: () => void }) {
@@ -14,13 +14,14 @@ export function SettingsDialog({ open, onClose }: { open: boolean; onClose: () =
 function SettingsForm({ onDone }: { onDone: () => void }) {
   const [apiKey, setApiKey] = useState(getSettings().apiKey);
   const [project, setProject] = useState(getSettings().project);
+  const [location, setLocation] = useState(getSettings().location);
   const [showKey, setShowKey] = useState(false);
   const keyInput = { id: 'settings-key', autocomplete: 'off', spellcheck: false, value: apiKey, onInput: (e: Event) => setApiKey((e.currentTarget as HTMLInputElement).value) };
   return (
     <form
       onSubmit={(event) => {
         event.preventDefault();
-        saveSettings({ apiKey, project });
+        saveSettings({ apiKey, project, location });
         onDone();
       }}
     >
@@ -41,8 +42,13 @@ function SettingsForm({ onDone }: { onDone: () => void }) {
         <label for="settings-project">Project</label>
         <input id="settings-project" required value={project} onInput={(e) => setProject(e.currentTarget.value)} />
         <p class="hint">
-          Used in Vertex paths (<code>projects/PROJECT/locations/{location}</code>). With a key, the key's project.
+          Used in Vertex paths (<code>projects/PROJECT/locations/LOCATION</code>). With a key, it must be the key's project.
         </p>
+      </div>
+      <div class="field">
+        <label for="settings-location">Location</label>
+        <input id="settings-location" required value={location} onInput={(e) => setLocation(e.currentTarget.value)} />
+        <p class="hint">Jobs are listed in the location they were created in; models tuned through the Gemini API are in us-central1.</p>
       </div>
       <div class="actions">
         <button type="button" onClick={onDone}>

@@ -1,6 +1,6 @@
-// The list of tuning jobs (every tuned model is one): filter by state, page through, pick runs to compare.
-// Polls while any shown job is still running, so progress bars move on their own.
-import { useState } from 'preact/hooks';
+// The list of tuning jobs (every tuned model is one): filter by state and name (server-side, AIP-160), page
+// through, pick runs to compare. Polls while any shown job is still running, so progress bars move on their own.
+import { useEffect, useState } from 'preact/hooks';
 import { jobId, listJobs } from '../api/vertex';
 import { ErrorBanner } from '../components/error-banner';
 import { JobProgress } from '../components/state-badge';
@@ -20,14 +20,22 @@ export function ModelsPage() {
   // Tokens of the pages before this one, so "Previous" can go back (the API only gives "next").
   const [tokens, setTokens] = useState<string[]>([]);
   const [search, setSearch] = useState('');
+  const [name, setName] = useState('');
   const [selected, setSelected] = useState<string[]>([]);
   const pageToken = tokens.at(-1);
-  const jobs = useAsync((signal) => listJobs({ pageSize, pageToken, filter }, signal), [pageSize, pageToken, filter, settings]);
-  const all = jobs.data?.tuningJobs ?? [];
-  useInterval(jobs.reload, 2000, all.some((job) => !isTerminal(job.state)));
+  // Ask the server once typing pauses, from the first page.
+  useEffect(() => {
+    const timer = setTimeout(() => {
+      setName(search.trim());
+      setTokens([]);
+    }, 300);
+    return () => clearTimeout(timer);
+  }, [search]);
+  const fullFilter = [filter, name ? `display_name:${JSON.stringify(name)}` : ''].filter(Boolean).join(' AND ');
+  const jobs = useAsync((signal) => listJobs({ pageSize, pageToken, filter: fullFilter }, signal), [pageSize, pageToken, fullFilter, settings]);
+  const shown = jobs.data?.tuningJobs ?? [];
+  useInterval(jobs.reload, 2000, shown.some((job) => !isTerminal(job.state)));
 
-  const needle = search.trim().toLowerCase();
-  const shown = needle ? all.filter((job) => (job.tunedModelDisplayName ?? '').toLowerCase().includes(needle) || job.name.includes(needle)) : all;
   const toggle = (id: string) =>
     setSelected((ids) => (ids.includes(id) ? ids.filter((i) => i !== id) : ids.length < maxCompared ? [...ids, id] : ids));
   const restart = () => setTokens([]);
@@ -65,8 +73,8 @@ export function ModelsPage() {
           </select>
         </div>
         <div class="field">
-          <label for="filter-name">Name contains</label>
-          <input id="filter-name" type="search" value={search} onInput={(e) => setSearch(e.currentTarget.value)} placeholder="on this page" />
+          <label for="filter-name">Display name contains</label>
+          <input id="filter-name" type="search" value={search} onInput={(e) => setSearch(e.currentTarget.value)} />
         </div>
         <div class="field">
           <label for="page-size">Per page</label>
@@ -89,7 +97,7 @@ export function ModelsPage() {
       {jobs.loading && !jobs.data && !jobs.error && <p aria-live="polite">Loading…</p>}
       {jobs.data && shown.length === 0 && (
         <p class="empty">
-          {all.length ? 'No job on this page matches.' : filter ? 'No jobs in this state.' : 'No tuning jobs yet.'}{' '}
+          {fullFilter ? 'No jobs match the filter.' : 'No tuning jobs yet.'}{' '}
           <Link href="/new">Tune a model</Link>.
         </p>
       )}
