@@ -70,10 +70,9 @@ export function getTunedModel(id: string): Promise<TunedModel> {
   return apiJson<TunedModel>(`/v1beta/tunedModels/${encodeURIComponent(id)}`);
 }
 
-/** Deletes by the model's Gemini name, which GET answers for the job number too. */
-export async function deleteTunedModel(id: string): Promise<unknown> {
-  const { name } = await getTunedModel(id);
-  return apiJson(`/v1beta/${name}`, { method: 'DELETE' });
+/** Vertex has no job delete; the Gemini API deletes the tuned model (by its id or job number) and so the job. */
+export function deleteTunedModel(id: string): Promise<unknown> {
+  return apiJson(`/v1beta/tunedModels/${encodeURIComponent(id)}`, { method: 'DELETE' });
 }
 
 export async function countTokens(model: ModelPath, contents: Content[], signal?: AbortSignal): Promise<number> {
