@@ -56,24 +56,31 @@ export interface Dataset {
 
 /** Parses JSONL training data, one example per non-blank line. */
 export function parseJsonl(text: string, opts: ParseOptions = {}): Dataset {
-  const items: Item[] = [];
+  return collect(jsonlLines(text), opts);
+}
+
+/**
+ * The non-blank lines of a JSONL text with their 1-based numbers. Each line's JSON is parsed only when
+ * asked for, so that errors come in line order; a parse error is a DatasetError naming the line.
+ */
+export function jsonlLines(text: string): { line: number; value: () => unknown }[] {
+  const lines: { line: number; value: () => unknown }[] = [];
   text
     .replace(/^\uFEFF/, '')
     .split('\n')
     .forEach((raw, i) => {
       if (raw.trim() === '') return;
       const line = i + 1;
-      const index = items.length;
       const value = () => {
         try {
           return JSON.parse(raw) as unknown;
         } catch (err) {
-          throw new DatasetError(`line ${line}: invalid JSON: ${(err as Error).message}`, line, index);
+          throw new DatasetError(`line ${line}: invalid JSON: ${(err as Error).message}`, line);
         }
       };
-      items.push({ value, line });
+      lines.push({ line, value });
     });
-  return collect(items, opts);
+  return lines;
 }
 
 /** Parses examples given as objects (API callers); errors name "example N", 1-based. */
@@ -109,7 +116,7 @@ export function lengthProblem(example: Example, limits: Pick<ParseOptions, 'maxI
   return undefined;
 }
 
-/** JSON is parsed lazily so that errors come in line order. */
+/** An example to parse: a JSONL line (its JSON parsed lazily) or an object from a request body. */
 type Item = { value: () => unknown; line?: number };
 
 function collect(items: Item[], opts: ParseOptions): Dataset {
