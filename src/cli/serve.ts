@@ -1,16 +1,20 @@
 // attune serve: the Gemini API tuning surface on this machine, until SIGINT/SIGTERM.
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openServices } from '../service/services.js';
 import { buildServer } from '../api/server.js';
 import { isLoopback, serviceDefaults, type ServiceConfig } from '../service/config.js';
 import { UsageError, numberOption, positiveInteger } from './usage-error.js';
+import { limitNames, limitOverrides } from '../service/limits.js';
 
 export const serveUsage = `attune serve [options]
   --host H            (default ${serviceDefaults.host}; ATTUNE_HOST)
   --port N            (default ${serviceDefaults.port}; ATTUNE_PORT)
   --data-dir DIR      SQLite file, adapters, base models (default ${serviceDefaults.dataDir}; ATTUNE_DATA_DIR)
   --concurrency N     tuning jobs trained at once (default ${serviceDefaults.concurrency})
-  --keyless           accept requests without an API key (loopback only)`;
+  --keyless           accept requests without an API key (loopback only)
+  --dataset-dir DIR   let Vertex dataset URIs name local files, confined to DIR (default: only gs:// objects)
+  --limit NAME=VALUE  override a size cap or quota (repeatable; ATTUNE_LIMIT_<NAME>): ${limitNames.join(', ')}`;
 
 export function dataDirOption(value: string | undefined): string {
   return value ?? process.env.ATTUNE_DATA_DIR ?? serviceDefaults.dataDir;
@@ -21,7 +25,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
     args: argv,
     options: {
       host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' },
-      concurrency: { type: 'string' }, keyless: { type: 'boolean' },
+      concurrency: { type: 'string' }, keyless: { type: 'boolean' }, 'dataset-dir': { type: 'string' },
+      limit: { type: 'string', multiple: true },
     },
   });
   const config: ServiceConfig = {
@@ -30,6 +35,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
     dataDir: dataDirOption(values['data-dir']),
     concurrency: numberOption('concurrency', values.concurrency, positiveInteger, 'a positive integer') ?? serviceDefaults.concurrency,
     keyless: values.keyless ?? false,
+    datasetDir: values['dataset-dir'] ? path.resolve(values['dataset-dir']) : undefined,
+    limits: usage(() => limitOverrides(values.limit ?? [])),
   };
   if (config.keyless && !isLoopback(config.host)) {
     throw new UsageError(`--keyless is refused when listening on ${config.host}: it is for loopback (127.0.0.1, ::1) only`);
@@ -48,4 +55,13 @@ export async function serveCommand(argv: string[]): Promise<void> {
     process.once('SIGINT', () => void shutdown('SIGINT'));
     process.once('SIGTERM', () => void shutdown('SIGTERM'));
   });
+}
+
+/** A plain Error from option parsing becomes a usage error (printed with the command's usage). */
+function usage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
 }

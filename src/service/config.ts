@@ -1,6 +1,7 @@
 // Service settings: where data lives, how many tunings run at once, how Attune listens.
 import path from 'node:path';
 import os from 'node:os';
+import type { ServiceLimits } from './limits.js';
 
 export interface ServiceConfig {
   /** Root of everything Attune writes: the SQLite file, adapters, checkpoints, base models, the object store. */
@@ -11,6 +12,10 @@ export interface ServiceConfig {
   concurrency: number;
   /** Accept requests without an API key (as project "local"); refused unless listening on loopback only. */
   keyless: boolean;
+  /** Overrides of the size caps and quotas in limits.ts (the rest keep their defaults). */
+  limits?: Partial<ServiceLimits>;
+  /** The one local directory the API may read datasets from (confined to it); none: only gs:// objects. */
+  datasetDir?: string;
 }
 
 export const serviceDefaults = {

@@ -40,3 +40,26 @@ export const limitNames = Object.keys(limitDefaults) as (keyof ServiceLimits)[];
 
 /** NAME → ATTUNE_LIMIT_NAME_IN_SNAKE_CASE (promptChars → ATTUNE_LIMIT_PROMPT_CHARS). */
 export const limitEnvName = (name: keyof ServiceLimits) => `ATTUNE_LIMIT_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+
+/** Overrides from the environment and from `NAME=VALUE` pairs (the pairs win); throws a plain Error naming a bad one. */
+export function limitOverrides(pairs: readonly string[], env: NodeJS.ProcessEnv = process.env): Partial<ServiceLimits> {
+  const overrides: Partial<ServiceLimits> = {};
+  const set = (name: string, value: string, where: string) => {
+    if (!(limitNames as string[]).includes(name)) {
+      throw new Error(`${where}: unknown limit '${name}'; the limits are ${limitNames.join(', ')}`);
+    }
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isSafeInteger(n) || n < 0) throw new Error(`${where}: ${name} must be a non-negative integer, not '${value}'`);
+    overrides[name as keyof ServiceLimits] = n;
+  };
+  for (const name of limitNames) {
+    const value = env[limitEnvName(name)];
+    if (value !== undefined) set(name, value, limitEnvName(name));
+  }
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw new Error(`--limit takes NAME=VALUE, not '${pair}'`);
+    set(pair.slice(0, at), pair.slice(at + 1), '--limit');
+  }
+  return overrides;
+}

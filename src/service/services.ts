@@ -1,5 +1,6 @@
 // Opens everything the service needs, in dependency order, and closes it again.
 import type { ServiceConfig } from './config.js';
+import { limitDefaults, type ServiceLimits } from './limits.js';
 import { openDatabase, type Db } from './store/database.js';
 import { TunedModelStore } from './store/tuned-models.js';
 import { JobQueue } from './store/jobs.js';
@@ -12,6 +13,8 @@ import { ObjectStore } from './storage/object-store.js';
 
 export interface Services {
   config: ServiceConfig;
+  /** The size caps and quotas in force: the defaults with the config's overrides. */
+  limits: ServiceLimits;
   db: Db;
   keys: KeyStore;
   registry: BaseModelRegistry;
@@ -38,8 +41,9 @@ export function openServices(config: ServiceConfig): Services {
   const inference = new InferenceService(tuning, registry);
   tuning.onDeleted((id) => inference.forgetTunedModel(id));
   scheduler.start(); // picks up jobs a crash or shutdown interrupted
+  const limits: ServiceLimits = { ...limitDefaults, ...config.limits };
   return {
-    config, db, keys: new KeyStore(db), registry, objects, store, jobs, tuning, scheduler, inference,
+    config, limits, db, keys: new KeyStore(db), registry, objects, store, jobs, tuning, scheduler, inference,
     async close() {
       await scheduler.stop();
       inference.close();
