@@ -7,7 +7,6 @@ import { tidy, setNumThreads, setBlasThreads, manualSeed, noGrad, ids } from '..
 import { LoraAdapter, loraConfig } from '../src/engine/lora/lora.js';
 import { AdamW } from '../src/engine/train/optimizer.js';
 import { trainStep } from '../src/engine/train/trainer.js';
-import { packBatch } from '../src/engine/train/packing.js';
 import { KvCache } from '../src/engine/model/kv-cache.js';
 import { benchShapes, loraRank, loraAlpha } from './shapes.js';
 import { randomLlama } from './random-model.js';
@@ -31,7 +30,7 @@ function randomBatch() {
     const tokens = Array.from({ length: shape!.seqLen + 1 }, () => Math.floor(Math.random() * shape!.vocab));
     return { ids: tokens.slice(0, -1), targets: tokens.slice(1) };
   });
-  return packBatch(examples);
+  return examples;
 }
 
 if (mode === 'train' || mode === 'soak') {

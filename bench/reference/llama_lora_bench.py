@@ -20,6 +20,7 @@ Prints one JSON line. A train step is forward + backward + optimizer.step + zero
 over --steps, after --warmup steps that are not timed.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -55,41 +56,56 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 SHAPES = {
-    # dim, hidden (SwiGLU), layers, heads, kv heads, vocab, batch, seq
+    # dim, hidden (SwiGLU), layers, heads, kv heads, vocab, batch, seq; head_dim when not dim / heads,
+    # qkv_bias (Qwen2), tied=False for a separate lm_head
     "stories260K": dict(dim=64, hidden=172, n_layers=5, n_heads=8, n_kv_heads=4, vocab=512, batch=8, seq=128),
     "stories15M": dict(dim=288, hidden=768, n_layers=6, n_heads=6, n_kv_heads=6, vocab=32000, batch=8, seq=128),
     "smollm2-135M": dict(dim=576, hidden=1536, n_layers=30, n_heads=9, n_kv_heads=3, vocab=49152, batch=2, seq=128),
+    # Real configs (config.json of Qwen/Qwen2.5-0.5B, meta-llama/Llama-3.2-1B, -3B, Llama-3.1-8B)
+    "qwen2.5-0.5b": dict(dim=896, hidden=4864, n_layers=24, n_heads=14, n_kv_heads=2, vocab=151936, batch=2, seq=256,
+                         qkv_bias=True),
+    "llama-3.2-1b": dict(dim=2048, hidden=8192, n_layers=16, n_heads=32, n_kv_heads=8, vocab=128256, batch=2, seq=256),
+    "llama-3.2-3b": dict(dim=3072, hidden=8192, n_layers=28, n_heads=24, n_kv_heads=8, vocab=128256, batch=2, seq=256,
+                         head_dim=128),
+    "llama-3.1-8b": dict(dim=4096, hidden=14336, n_layers=32, n_heads=32, n_kv_heads=8, vocab=128256, batch=1, seq=256,
+                         head_dim=128, tied=False),
 }
-ROPE_THETA = {"stories260K": 10000.0, "stories15M": 10000.0, "smollm2-135M": 100000.0}
+ROPE_THETA = {"stories260K": 10000.0, "stories15M": 10000.0, "smollm2-135M": 100000.0, "qwen2.5-0.5b": 1000000.0,
+              "llama-3.2-1b": 500000.0, "llama-3.2-3b": 500000.0, "llama-3.1-8b": 500000.0}
 EPS = 1e-5
 LORA_R, LORA_ALPHA = 8, 16
 
 
-class LoRALinear(nn.Module):
-    """y = x W^T + (x A^T B^T) * alpha/r. W is frozen. B starts at zero, so step 0 equals the base model,
-    and it still gets a gradient, so the backward pass does the same work as a real fine-tune."""
+def frozen(shape, dtype):
+    # Made in the weights' dtype directly: an 8B model's float32 staging would not fit in memory.
+    return nn.Parameter(torch.randn(*shape, dtype=dtype) * 0.02, requires_grad=False)
 
-    def __init__(self, d_in, d_out, lora=True):
+
+class LoRALinear(nn.Module):
+    """y = x W^T (+ b) + (x A^T B^T) * alpha/r. W is frozen. B starts at zero, so step 0 equals the base model,
+    and it still gets a gradient, so the backward pass does the same work as a real fine-tune. A and B stay
+    float32 (as PEFT keeps them); under autocast they are cast for each product."""
+
+    def __init__(self, d_in, d_out, dtype, bias=False):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(d_out, d_in) * 0.02, requires_grad=False)
-        self.lora = lora
-        if lora:
-            self.lora_A = nn.Parameter(torch.empty(LORA_R, d_in))
-            nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
-            self.lora_B = nn.Parameter(torch.zeros(d_out, LORA_R))
-            self.scale = LORA_ALPHA / LORA_R
+        self.weight = frozen((d_out, d_in), dtype)
+        self.bias = frozen((d_out,), dtype) if bias else None
+        self.lora_A = nn.Parameter(torch.empty(LORA_R, d_in))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.lora_B = nn.Parameter(torch.zeros(d_out, LORA_R))
+        self.scale = LORA_ALPHA / LORA_R
 
     def forward(self, x, use_lora=True):
-        y = F.linear(x, self.weight)
-        if self.lora and use_lora:
+        y = F.linear(x, self.weight, self.bias)
+        if use_lora:
             y = y + F.linear(F.linear(x, self.lora_A), self.lora_B) * self.scale
         return y
 
 
 class RMSNorm(nn.Module):
-    def __init__(self, dim):
+    def __init__(self, dim, dtype):
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim), requires_grad=False)
+        self.weight = nn.Parameter(torch.ones(dim, dtype=dtype), requires_grad=False)
 
     def forward(self, x):  # LlamaRMSNorm
         dt = x.dtype
@@ -111,18 +127,20 @@ def repeat_kv(x, n_rep):
 
 
 class Block(nn.Module):
-    def __init__(self, c):
+    def __init__(self, c, dtype, attention):
         super().__init__()
-        self.nh, self.nkv, self.hd = c["n_heads"], c["n_kv_heads"], c["dim"] // c["n_heads"]
-        d = c["dim"]
-        self.q_proj = LoRALinear(d, self.nh * self.hd)
-        self.k_proj = LoRALinear(d, self.nkv * self.hd)
-        self.v_proj = LoRALinear(d, self.nkv * self.hd)
-        self.o_proj = LoRALinear(self.nh * self.hd, d)
-        self.gate_proj = LoRALinear(d, c["hidden"])
-        self.up_proj = LoRALinear(d, c["hidden"])
-        self.down_proj = LoRALinear(c["hidden"], d)
-        self.input_layernorm, self.post_attention_layernorm = RMSNorm(d), RMSNorm(d)
+        self.nh, self.nkv = c["n_heads"], c["n_kv_heads"]
+        self.hd = c.get("head_dim", c["dim"] // c["n_heads"])
+        self.attention = attention
+        d, bias = c["dim"], c.get("qkv_bias", False)
+        self.q_proj = LoRALinear(d, self.nh * self.hd, dtype, bias)
+        self.k_proj = LoRALinear(d, self.nkv * self.hd, dtype, bias)
+        self.v_proj = LoRALinear(d, self.nkv * self.hd, dtype, bias)
+        self.o_proj = LoRALinear(self.nh * self.hd, d, dtype)
+        self.gate_proj = LoRALinear(d, c["hidden"], dtype)
+        self.up_proj = LoRALinear(d, c["hidden"], dtype)
+        self.down_proj = LoRALinear(c["hidden"], d, dtype)
+        self.input_layernorm, self.post_attention_layernorm = RMSNorm(d, dtype), RMSNorm(d, dtype)
 
     def forward(self, h, cos, sin, mask, cache=None, pos=0, use_lora=True):
         B, T, _ = h.shape
@@ -138,29 +156,36 @@ class Block(nn.Module):
             vc[:, :, pos:pos + T] = v
             k, v = kc[:, :, :pos + T], vc[:, :, :pos + T]
         k, v = repeat_kv(k, self.nh // self.nkv), repeat_kv(v, self.nh // self.nkv)
-        att = torch.matmul(q, k.transpose(2, 3)) * self.hd ** -0.5
-        if mask is not None:
-            att = att + mask
-        att = F.softmax(att, dim=-1, dtype=torch.float32).to(q.dtype)
-        a = torch.matmul(att, v).transpose(1, 2).reshape(B, T, -1)
+        if self.attention == "sdpa":  # what HF runs by default on torch >= 2.1
+            causal = mask is not None and pos == 0  # the causal kernel needs no mask tensor
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=None if causal or mask is None else mask.to(q.dtype),
+                                               is_causal=causal)
+        else:
+            att = torch.matmul(q, k.transpose(2, 3)) * self.hd ** -0.5
+            if mask is not None:
+                att = att + mask
+            att = F.softmax(att, dim=-1, dtype=torch.float32).to(q.dtype)
+            a = torch.matmul(att, v)
+        a = a.transpose(1, 2).reshape(B, T, -1)
         h = h + self.o_proj(a, use_lora)
         x = self.post_attention_layernorm(h)
         return h + self.down_proj(F.silu(self.gate_proj(x, use_lora)) * self.up_proj(x, use_lora), use_lora)
 
 
 class Llama(nn.Module):
-    def __init__(self, c, theta, max_len):
+    def __init__(self, c, theta, max_len, dtype, attention):
         super().__init__()
         self.c = c
-        self.embed = nn.Parameter(torch.randn(c["vocab"], c["dim"]) * 0.02, requires_grad=False)
-        self.layers = nn.ModuleList(Block(c) for _ in range(c["n_layers"]))
-        self.norm = RMSNorm(c["dim"])
-        hd = c["dim"] // c["n_heads"]
+        self.embed = frozen((c["vocab"], c["dim"]), dtype)
+        self.layers = nn.ModuleList(Block(c, dtype, attention) for _ in range(c["n_layers"]))
+        self.norm = RMSNorm(c["dim"], dtype)
+        self.head = self.embed if c.get("tied", True) else frozen((c["vocab"], c["dim"]), dtype)
+        hd = c.get("head_dim", c["dim"] // c["n_heads"])
         inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
         freqs = torch.arange(max_len).float()[:, None] * inv_freq[None]
         emb = torch.cat((freqs, freqs), dim=-1)
-        self.register_buffer("cos", emb.cos(), persistent=False)
-        self.register_buffer("sin", emb.sin(), persistent=False)
+        self.register_buffer("cos", emb.cos().to(dtype), persistent=False)
+        self.register_buffer("sin", emb.sin().to(dtype), persistent=False)
 
     def forward(self, ids, caches=None, pos=0, use_lora=True):
         T = ids.shape[1]
@@ -172,10 +197,16 @@ class Llama(nn.Module):
         h = F.embedding(ids, self.embed)
         for i, layer in enumerate(self.layers):
             h = layer(h, cos, sin, mask, None if caches is None else caches[i], pos, use_lora)
-        return F.linear(self.norm(h), self.embed)  # tied head
+        return F.linear(self.norm(h), self.head)
 
 
-def bench_train(model, c, steps, warmup):
+def autocast(precision):
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def bench_train(model, c, steps, warmup, precision):
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-3)
     g = torch.Generator().manual_seed(0)
@@ -184,8 +215,9 @@ def bench_train(model, c, steps, warmup):
     times, cpu = [], []
     for i in range(warmup + steps):
         t0, c0 = time.perf_counter(), time.process_time()
-        logits = model(x)
-        loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), y.reshape(-1))
+        with autocast(precision):
+            logits = model(x)
+            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), y.reshape(-1))
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -202,32 +234,33 @@ def bench_train(model, c, steps, warmup):
 
 
 @torch.no_grad()
-def generate(model, c, prompt, n_new, use_lora):
+def generate(model, c, prompt, n_new, use_lora, precision, dtype):
     # preallocate the KV cache once, as a real decoder does
     max_len = prompt.shape[1] + n_new
-    hd = c["dim"] // c["n_heads"]
-    caches = [(torch.zeros(1, c["n_kv_heads"], max_len, hd), torch.zeros(1, c["n_kv_heads"], max_len, hd))
-              for _ in range(c["n_layers"])]
-    t0 = time.perf_counter()
-    logits = model(prompt, caches, 0, use_lora)
-    nxt = logits[:, -1].argmax(-1, keepdim=True)
-    t1 = time.perf_counter()
-    pos, out = prompt.shape[1], [nxt]
-    for _ in range(n_new - 1):
-        logits = model(nxt, caches, pos, use_lora)
+    hd = c.get("head_dim", c["dim"] // c["n_heads"])
+    caches = [(torch.zeros(1, c["n_kv_heads"], max_len, hd, dtype=dtype),
+               torch.zeros(1, c["n_kv_heads"], max_len, hd, dtype=dtype)) for _ in range(c["n_layers"])]
+    with autocast(precision):
+        t0 = time.perf_counter()
+        logits = model(prompt, caches, 0, use_lora)
         nxt = logits[:, -1].argmax(-1, keepdim=True)
-        out.append(nxt)
-        pos += 1
-    t2 = time.perf_counter()
+        t1 = time.perf_counter()
+        pos, out = prompt.shape[1], [nxt]
+        for _ in range(n_new - 1):
+            logits = model(nxt, caches, pos, use_lora)
+            nxt = logits[:, -1].argmax(-1, keepdim=True)
+            out.append(nxt)
+            pos += 1
+        t2 = time.perf_counter()
     return torch.cat(out, 1), t1 - t0, t2 - t1
 
 
-def bench_decode(model, c, steps, warmup, use_lora, prompt_len=16, n_new=128):
+def bench_decode(model, c, steps, warmup, use_lora, precision, dtype, prompt_len=16, n_new=128):
     g = torch.Generator().manual_seed(0)
     prompt = torch.randint(0, c["vocab"], (1, prompt_len), generator=g)
     prefill, decode = [], []
     for i in range(warmup + steps):
-        _, tp, td = generate(model, c, prompt, n_new, use_lora)
+        _, tp, td = generate(model, c, prompt, n_new, use_lora, precision, dtype)
         if i >= warmup:
             prefill.append(tp)
             decode.append(td)
@@ -246,6 +279,11 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--mode", choices=["train", "decode"], default="train")
+    ap.add_argument("--precision", choices=["float32", "bf16"], default="float32",
+                    help="bf16: weights in bfloat16 and torch.autocast(bfloat16), LoRA and optimizer float32")
+    ap.add_argument("--attention", choices=["eager", "sdpa"], default="eager",
+                    help="sdpa: F.scaled_dot_product_attention (torch >= 2.0), as HF runs by default")
+    ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--decode-lora", action="store_true",
                     help="decode with the (unmerged) LoRA adapters active; default is the base model")
     a = ap.parse_args()
@@ -255,15 +293,18 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     c = SHAPES[a.shape]
-    model = Llama(c, ROPE_THETA[a.shape], max_len=max(c["seq"], 16 + 128))
+    dtype = torch.bfloat16 if a.precision == "bf16" else torch.float32
+    if a.attention == "sdpa" and not hasattr(F, "scaled_dot_product_attention"):
+        sys.exit(f"torch {torch.__version__} has no scaled_dot_product_attention")
+    model = Llama(c, ROPE_THETA[a.shape], max(c["seq"], 16 + a.new_tokens), dtype, a.attention)
 
-    res = {"impl": "pytorch-eager", "shape": a.shape}
+    res = {"impl": "pytorch-eager", "shape": a.shape, "precision": a.precision, "attention": a.attention}
     if a.mode == "decode":
         res.update(mode="decode", threads=a.threads)
-        res.update(bench_decode(model, c, a.steps, a.warmup, a.decode_lora))
+        res.update(bench_decode(model, c, a.steps, a.warmup, a.decode_lora, a.precision, dtype, n_new=a.new_tokens))
     else:
         res.update(mode="train", threads=a.threads)
-        res.update(bench_train(model, c, a.steps, a.warmup))
+        res.update(bench_train(model, c, a.steps, a.warmup, a.precision))
     res.update(steps=a.steps, warmup=a.warmup, torch=torch.__version__,
                openblas_threads=int(os.environ["OPENBLAS_NUM_THREADS"]), omp_wait_policy=os.environ["OMP_WAIT_POLICY"],
                max_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))

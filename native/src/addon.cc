@@ -21,6 +21,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerMath(env, exports);
   registerShape(env, exports);
   registerRuntime(env, exports);
+  registerFused(env, exports);
   return exports;
 }
 

@@ -95,6 +95,9 @@ static Napi::Value Dtype(const Napi::CallbackInfo& info) {
 static Napi::Value DeviceOf(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), unwrap(info[0]).device().str());
 }
+static Napi::Value IsContiguous(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), unwrap(info[0]).is_contiguous());
+}
 static Napi::Value Dispose(const Napi::CallbackInfo& info) {
   release(info.Env(), info[0]);
   deletePendingReferences(info.Env());
@@ -118,6 +121,7 @@ void registerCreation(Napi::Env env, Napi::Object exports) {
   ATTUNE_EXPORT("shape", Shape);
   ATTUNE_EXPORT("dtype", Dtype);
   ATTUNE_EXPORT("device", DeviceOf);
+  ATTUNE_EXPORT("isContiguous", IsContiguous);
   ATTUNE_EXPORT("dispose", Dispose);
   ATTUNE_EXPORT("liveTensors", LiveTensors);
 }

@@ -86,7 +86,7 @@ static Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
     cpu.set_current_seed(seed);
   }
   for (int64_t i = 0; i < cudaDevices(); i++) {
-    auto gpu = at::detail::getCUDAHooks().getDefaultCUDAGenerator(i);
+    auto gpu = at::globalContext().defaultGenerator(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(i)));
     std::lock_guard<std::mutex> lock(gpu.mutex());
     gpu.set_current_seed(seed);
   }
@@ -105,6 +105,45 @@ static Napi::Value HeapStats(const Napi::CallbackInfo& info) {
   out.Set("freeBytes", Napi::Number::New(info.Env(), static_cast<double>(m.fordblks)));
   out.Set("mmappedBytes", Napi::Number::New(info.Env(), static_cast<double>(m.hblkhd)));
   out.Set("arenaBytes", Napi::Number::New(info.Env(), static_cast<double>(m.arena)));
+  return out;
+}
+
+// Gives the heap's free pages back to the system (glibc frees whole free pages inside the heap too, not
+// only at its top). Returns whether any memory was released.
+static Napi::Value MallocTrim(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+}
+
+// The CUDA runtime, looked up at run time among the libraries libtorch already loaded, so the addon
+// builds and runs without CUDA headers or a CUDA libtorch (null when there is none).
+static void* cudaRuntimeSymbol(const char* name) {
+  for (const char* library : {"libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0", "libcudart.so"}) {
+    if (void* handle = dlopen(library, RTLD_LAZY | RTLD_NOLOAD)) {
+      if (void* symbol = dlsym(handle, name)) return symbol;
+    }
+  }
+  return dlsym(RTLD_DEFAULT, name);
+}
+
+// cudaMemory(index) -> { freeBytes, totalBytes } | null
+static Napi::Value CudaMemory(const Napi::CallbackInfo& info) {
+  using GetDevice = int (*)(int*);
+  using SetDevice = int (*)(int);
+  using MemGetInfo = int (*)(size_t*, size_t*);
+  if (cudaDevices() == 0) return info.Env().Null();
+  auto getDevice = reinterpret_cast<GetDevice>(cudaRuntimeSymbol("cudaGetDevice"));
+  auto setDevice = reinterpret_cast<SetDevice>(cudaRuntimeSymbol("cudaSetDevice"));
+  auto memGetInfo = reinterpret_cast<MemGetInfo>(cudaRuntimeSymbol("cudaMemGetInfo"));
+  if (!getDevice || !setDevice || !memGetInfo) return info.Env().Null();
+  int previous = 0;
+  size_t freeBytes = 0, totalBytes = 0;
+  if (getDevice(&previous) != 0 || setDevice(static_cast<int>(toInt(info[0]))) != 0) return info.Env().Null();
+  int status = memGetInfo(&freeBytes, &totalBytes);
+  setDevice(previous);
+  if (status != 0) return info.Env().Null();
+  auto out = Napi::Object::New(info.Env());
+  out.Set("freeBytes", Napi::Number::New(info.Env(), static_cast<double>(freeBytes)));
+  out.Set("totalBytes", Napi::Number::New(info.Env(), static_cast<double>(totalBytes)));
   return out;
 }
 
@@ -127,6 +166,8 @@ void registerRuntime(Napi::Env env, Napi::Object exports) {
   ATTUNE_EXPORT("cudaDeviceCount", CudaDeviceCount);
   ATTUNE_EXPORT("version", Version);
   ATTUNE_EXPORT("heapStats", HeapStats);
+  ATTUNE_EXPORT("mallocTrim", MallocTrim);
+  ATTUNE_EXPORT("cudaMemory", CudaMemory);
 }
 
 }  // namespace attune

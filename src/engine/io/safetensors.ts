@@ -1,6 +1,7 @@
-// The safetensors format (8-byte little-endian header length, JSON header, raw little-endian data),
-// read without copying: each tensor aliases the file's bytes.
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+// The safetensors format (8-byte little-endian header length, JSON header, raw little-endian data).
+// Small files (adapters, checkpoints) are read whole, each tensor aliasing the file's bytes; a model's
+// weights are read tensor by tensor straight into their final memory (ModelWeightFiles).
+import { closeSync, fstatSync, openSync, readFileSync, readSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fromBytes, type Tensor, type DType } from '../tensor/index.js';
 
@@ -19,48 +20,163 @@ interface HeaderEntry {
   data_offsets: [number, number];
 }
 
-export function readSafetensors(file: string): Map<string, Tensor> {
-  const bytes = readFileSync(file);
-  if (bytes.length < 8) throw new Error(`${file} is not a safetensors file (too short)`);
-  const headerLength = Number(bytes.readBigUInt64LE(0));
-  if (8 + headerLength > bytes.length) throw new Error(`${file} is not a safetensors file (bad header length)`);
+/** Where a tensor's bytes lie in its file, checked against the file's size. */
+export interface StoredTensor {
+  file: string;
+  dtype: DType;
+  shape: number[];
+  /** Absolute byte offsets in the file. */
+  begin: number;
+  end: number;
+}
+
+/** Parses and checks a safetensors header; fileSize bounds every tensor. */
+function parseHeader(file: string, prefix: Buffer, fileSize: number, readHeader: (length: number) => Buffer): Map<string, StoredTensor> {
+  if (fileSize < 8) throw new Error(`${file} is not a safetensors file (too short)`);
+  const headerLength = Number(prefix.readBigUInt64LE(0));
+  if (8 + headerLength > fileSize) throw new Error(`${file} is not a safetensors file (bad header length)`);
   let header: Record<string, HeaderEntry>;
   try {
-    header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
+    header = JSON.parse(readHeader(headerLength).toString('utf8'));
   } catch {
     throw new Error(`${file} is not a safetensors file (unreadable header)`);
   }
   const dataStart = 8 + headerLength;
-  const tensors = new Map<string, Tensor>();
+  const tensors = new Map<string, StoredTensor>();
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const dtype = fileDtypes[entry.dtype];
     if (!dtype) throw new Error(`${file}: tensor ${name} has unsupported dtype ${entry.dtype}`);
     const [begin, end] = entry.data_offsets ?? [];
     const expected = entry.shape.reduce((a, b) => a * b, 1) * bytesPerElement[dtype];
-    if (!(begin >= 0 && end - begin === expected && dataStart + end <= bytes.length)) {
+    if (!(begin >= 0 && end - begin === expected && dataStart + end <= fileSize)) {
       throw new Error(`${file}: tensor ${name} lies outside the file or has the wrong size (truncated download?)`);
     }
-    const data = bytes.subarray(dataStart + begin, dataStart + end);
-    // Misaligned data would make libtorch read unaligned elements; copy in that rare case.
-    const aligned = data.byteOffset % 8 === 0;
-    tensors.set(name, fromBytes(data, dtype, entry.shape, { copy: !aligned }));
+    tensors.set(name, { file, dtype, shape: entry.shape, begin: dataStart + begin, end: dataStart + end });
   }
   return tensors;
 }
 
-/** Reads `model.safetensors`, or every shard listed in `model.safetensors.index.json`. */
-export function readModelWeights(modelDir: string): Map<string, Tensor> {
-  const single = path.join(modelDir, 'model.safetensors');
-  if (existsSync(single)) return readSafetensors(single);
-  const indexFile = path.join(modelDir, 'model.safetensors.index.json');
-  if (!existsSync(indexFile)) throw new Error(`${modelDir} has neither model.safetensors nor model.safetensors.index.json`);
-  const index = JSON.parse(readFileSync(indexFile, 'utf8')) as { weight_map: Record<string, string> };
+export function readSafetensors(file: string): Map<string, Tensor> {
+  const bytes = readFileSync(file);
+  const stored = parseHeader(file, bytes, bytes.length, (length) => bytes.subarray(8, 8 + length));
   const tensors = new Map<string, Tensor>();
-  for (const shard of new Set(Object.values(index.weight_map))) {
-    for (const [name, t] of readSafetensors(path.join(modelDir, shard))) tensors.set(name, t);
+  for (const [name, { dtype, shape, begin, end }] of stored) {
+    const data = bytes.subarray(begin, end);
+    // Misaligned data would make libtorch read unaligned elements; copy in that rare case.
+    const aligned = data.byteOffset % 8 === 0;
+    tensors.set(name, fromBytes(data, dtype, shape, { copy: !aligned }));
   }
   return tensors;
+}
+
+/** Bytes staged at once when a tensor's bytes need converting (dtype or device) on their way in. */
+const STAGING_BYTES = 64 * 2 ** 20;
+/** The most one read() may ask for (Node's limit is just under 2 GiB). */
+const READ_BYTES = 2 ** 30;
+
+/**
+ * A model's safetensors files (`model.safetensors`, or the shards `model.safetensors.index.json` lists),
+ * read tensor by tensor into memory the caller allocated in its own dtype and device: the bytes go from
+ * the file straight into the tensor, or through a small staging buffer when they need converting, so
+ * loading never holds a second copy of the weights.
+ */
+export class ModelWeightFiles {
+  private readonly descriptors = new Map<string, number>();
+  private staging: Buffer | undefined;
+
+  private constructor(readonly tensors: Map<string, StoredTensor>) {}
+
+  static open(modelDir: string): ModelWeightFiles {
+    const single = path.join(modelDir, 'model.safetensors');
+    const indexFile = path.join(modelDir, 'model.safetensors.index.json');
+    let files: string[];
+    if (existsSync(single)) files = [single];
+    else if (existsSync(indexFile)) {
+      let index: { weight_map?: Record<string, string> };
+      try {
+        index = JSON.parse(readFileSync(indexFile, 'utf8'));
+      } catch (error) {
+        throw new Error(`${indexFile} is not valid JSON: ${(error as Error).message}`);
+      }
+      // Shard names come from the file: only plain names inside the model directory are followed.
+      const shards = [...new Set(Object.values(index.weight_map ?? {}))];
+      const bad = shards.find((s) => typeof s !== 'string' || path.basename(s) !== s || !s.endsWith('.safetensors'));
+      if (bad !== undefined || shards.length === 0) throw new Error(`${indexFile}: weight_map must name .safetensors files in ${modelDir}`);
+      files = shards.map((s) => path.join(modelDir, s));
+    } else throw new Error(`${modelDir} has neither model.safetensors nor model.safetensors.index.json`);
+    const tensors = new Map<string, StoredTensor>();
+    for (const file of files) {
+      if (!existsSync(file)) throw new Error(`${file} is missing (listed in model.safetensors.index.json)`);
+      const fd = openSync(file, 'r');
+      try {
+        const size = fstatSync(fd).size;
+        const prefix = Buffer.alloc(8);
+        readSync(fd, prefix, 0, Math.min(8, size), 0);
+        const header = parseHeader(file, prefix, size, (length) => {
+          const bytes = Buffer.alloc(length);
+          readFully(fd, bytes, 8, file);
+          return bytes;
+        });
+        for (const [name, entry] of header) tensors.set(name, entry);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    return new ModelWeightFiles(tensors);
+  }
+
+  /** Fills target (any dtype and device, contiguous) with the stored tensor's values. */
+  readInto(name: string, target: Tensor): void {
+    const stored = this.tensors.get(name);
+    if (!stored) throw new Error(`tensor ${name} is not in the model's files`);
+    const count = stored.shape.reduce((a, b) => a * b, 1);
+    if (count !== target.numel) throw new Error(`${stored.file}: ${name} has shape [${stored.shape}], not the model's [${target.shape}]`);
+    if (!target.isContiguous) throw new Error(`readInto(${name}): the target must be contiguous`);
+    const fd = this.descriptor(stored.file);
+    if (target.device === 'cpu' && target.dtype === stored.dtype) {
+      readFully(fd, target.toBuffer(), stored.begin, stored.file); // the tensor's own memory
+      return;
+    }
+    const rows = stored.shape[0] ?? 1;
+    const rowBytes = (stored.end - stored.begin) / rows;
+    const rowsPerChunk = Math.max(1, Math.floor(STAGING_BYTES / rowBytes));
+    const flat = target.view(rows, -1);
+    for (let row = 0; row < rows; row += rowsPerChunk) {
+      const n = Math.min(rowsPerChunk, rows - row);
+      const staging = this.stagingBuffer(n * rowBytes);
+      readFully(fd, staging, stored.begin + row * rowBytes, stored.file);
+      const staged = fromBytes(staging, stored.dtype, [n, (rowBytes / bytesPerElement[stored.dtype])]);
+      flat.slice(0, row, row + n).copy_(staged);
+      staged.dispose();
+    }
+    flat.dispose();
+  }
+
+  close(): void {
+    for (const fd of this.descriptors.values()) closeSync(fd);
+    this.descriptors.clear();
+    this.staging = undefined;
+  }
+
+  private descriptor(file: string): number {
+    let fd = this.descriptors.get(file);
+    if (fd === undefined) this.descriptors.set(file, (fd = openSync(file, 'r')));
+    return fd;
+  }
+
+  private stagingBuffer(bytes: number): Buffer {
+    if (!this.staging || this.staging.length < bytes) this.staging = Buffer.allocUnsafeSlow(Math.max(bytes, STAGING_BYTES));
+    return this.staging.subarray(0, bytes);
+  }
+}
+
+function readFully(fd: number, into: Uint8Array, position: number, file: string): void {
+  for (let done = 0; done < into.byteLength; ) {
+    const n = readSync(fd, into, done, Math.min(READ_BYTES, into.byteLength - done), position + done);
+    if (n === 0) throw new Error(`${file} ended early (truncated download?)`);
+    done += n;
+  }
 }
 
 export function writeSafetensors(file: string, tensors: Map<string, Tensor>, metadata?: Record<string, string>): void {

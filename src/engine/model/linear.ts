@@ -1,5 +1,7 @@
 // Frozen linear projections that may carry LoRA adapters: y = x Wᵀ + b + scale · (dropout(x) Aᵀ) Bᵀ.
-import { cat, linear, dropout, keep, noGrad, type Tensor } from '../tensor/index.js';
+// The adapter's A and B are float32 master weights; each forward casts them to the weights' dtype, so
+// their gradients come back in float32.
+import { blockDiag, cat, linear, loraLinear, dropout, keep, noGrad, type Tensor } from '../tensor/index.js';
 
 export interface LoraWeights {
   /** [rank, in] */
@@ -22,52 +24,71 @@ export class Linear {
   get outFeatures(): number { return this.weight.size(0); }
 
   forward(x: Tensor, train = false): Tensor {
-    const y = linear(x, this.weight, this.bias);
-    // In place is safe: linear's backward needs its inputs, not its output.
-    return this.lora ? y.addScaled_(this.loraPath(x, train, this.lora), this.lora.scale) : y;
-  }
-
-  /** The adapter's contribution before scaling: (dropout(x) Aᵀ) Bᵀ. */
-  loraPath(x: Tensor, train: boolean, { a, b, dropout: p }: LoraWeights): Tensor {
-    return linear(linear(dropout(x, p, train), a), b);
+    const lora = this.lora;
+    if (!lora) return linear(x, this.weight, this.bias);
+    const dtype = this.weight.dtype;
+    const dropped = train && lora.dropout > 0 ? dropout(x, lora.dropout, true) : undefined;
+    return loraLinear(x, this.weight, this.bias, lora.a.to({ dtype }), lora.b.to({ dtype }), lora.scale, dropped);
   }
 }
 
 /**
- * Projections that read the same input (q/k/v, gate/up) computed as one matrix product: the base
- * weights are concatenated once, and each part's weight becomes a view into the fused one, so
- * merging an adapter into a part updates the fused weight too.
+ * Projections that read the same input (q/k/v, gate/up) computed as one matrix product over one fused
+ * weight; each part's weight is a view into it, so merging an adapter into a part updates the fused
+ * weight too. With an adapter on every part, the adapters run as one low-rank product as well: their
+ * A matrices stacked, their B matrices block-diagonal.
  */
 export class FusedLinear {
-  private readonly weight: Tensor;
-  private readonly bias: Tensor | null;
+  readonly parts: Linear[];
   private readonly sizes: number[];
 
-  constructor(readonly parts: Linear[]) {
-    this.sizes = parts.map((p) => p.outFeatures);
+  /** Over a fused weight [Σ out, in] (and bias) whose row blocks are the parts, e.g. as loaded from disk. */
+  constructor(
+    private readonly weight: Tensor,
+    private readonly bias: Tensor | null,
+    sizes: number[],
+  ) {
+    this.sizes = sizes;
+    let offset = 0;
+    this.parts = sizes.map((rows) => {
+      const part = new Linear(keep(weight.slice(0, offset, offset + rows)), bias ? keep(bias.slice(0, offset, offset + rows)) : null);
+      offset += rows;
+      return part;
+    });
+  }
+
+  /** Fuses separate projections, copying their weights once into the fused one (theirs are freed). */
+  static fromParts(parts: Linear[]): FusedLinear {
     const biased = parts.every((p) => p.bias);
-    [this.weight, this.bias] = noGrad(() => [
+    if (!biased && parts.some((p) => p.bias)) throw new Error('fused projections must all have biases or none');
+    const [weight, bias] = noGrad(() => [
       keep(cat(parts.map((p) => p.weight), 0)),
       biased ? keep(cat(parts.map((p) => p.bias!), 0)) : null,
     ]);
-    if (!biased && parts.some((p) => p.bias)) throw new Error('fused projections must all have biases or none');
-    let offset = 0;
     for (const part of parts) {
-      const rows = part.outFeatures;
-      const old = [part.weight, part.bias];
-      part.weight = keep(this.weight.slice(0, offset, offset + rows));
-      part.bias = this.bias ? keep(this.bias.slice(0, offset, offset + rows)) : null;
-      for (const t of old) t?.dispose();
-      offset += rows;
+      part.weight.dispose();
+      part.bias?.dispose();
     }
+    return new FusedLinear(weight, bias, parts.map((p) => p.outFeatures));
+  }
+
+  /** All parts' outputs side by side [..., Σ out]. */
+  forwardFused(x: Tensor, train = false): Tensor {
+    const loras = this.parts.map((p) => p.lora);
+    const dtype = this.weight.dtype;
+    const first = loras[0];
+    const uniform = first !== null && loras.every((l) => l && l.scale === first.scale && l.dropout === first.dropout);
+    if (first && uniform && !(train && first.dropout > 0)) {
+      const a = cat(loras.map((l) => l!.a), 0).to({ dtype });
+      const b = blockDiag(loras.map((l) => l!.b)).to({ dtype });
+      return loraLinear(x, this.weight, this.bias, a, b, first.scale);
+    }
+    if (loras.every((l) => !l)) return linear(x, this.weight, this.bias);
+    return cat(this.parts.map((p) => p.forward(x, train)), -1);
   }
 
   /** Each part's output, in order. */
   forward(x: Tensor, train = false): Tensor[] {
-    const outputs = linear(x, this.weight, this.bias).split(this.sizes, -1);
-    return outputs.map((y, i) => {
-      const lora = this.parts[i].lora;
-      return lora ? y.add(this.parts[i].loraPath(x, train, lora).mul(lora.scale)) : y;
-    });
+    return this.forwardFused(x, train).split(this.sizes, -1);
   }
 }

@@ -1,10 +1,12 @@
-// Loads a Hugging Face model directory (config.json + safetensors) into a Transformer.
+// Loads a Hugging Face model directory (config.json + safetensors) into a Transformer. Each weight is
+// allocated once in the compute dtype on the device and filled from the files, q/k/v and gate/up
+// straight into their fused matrices, so peak memory is the weights themselves.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { cudaDeviceCount, keep, noGrad, tidy, type DType, type Tensor } from '../tensor/index.js';
-import { readModelWeights } from '../io/safetensors.js';
+import { cudaDeviceCount, empty, keep, noGrad, type DType, type Tensor } from '../tensor/index.js';
+import { ModelWeightFiles } from '../io/safetensors.js';
 import { parseModelConfig, type ModelConfig } from './config.js';
-import { Linear } from './linear.js';
+import { FusedLinear, Linear } from './linear.js';
 import { Transformer, type Block } from './transformer.js';
 
 export interface LoadOptions {
@@ -31,43 +33,73 @@ export function loadTransformer(modelDir: string, { dtype = 'float32', device = 
   if (device.startsWith('cuda') && cudaDeviceCount() === 0) {
     throw new Error(`device '${device}' is not available: no CUDA GPU, or a libtorch built without CUDA (see README, GPU)`);
   }
-  const weights = noGrad(() =>
-    tidy(() => {
-      const tensors = readModelWeights(modelDir);
-      // Multimodal Gemma 3 checkpoints keep the text model under language_model.
-      const take = (name: string): Tensor => {
-        const t = tensors.get(name) ?? tensors.get(`language_model.${name}`);
-        if (!t) throw new Error(`${modelDir}: weight '${name}' is missing`);
-        return keep(t.dtype === dtype && t.device === device ? t : t.to({ dtype, device }));
-      };
-      const maybe = (name: string): Tensor | undefined =>
-        tensors.has(name) || tensors.has(`language_model.${name}`) ? take(name) : undefined;
-      const projection = (prefix: string, bias: boolean) =>
-        new Linear(take(`${prefix}.weight`), bias ? take(`${prefix}.bias`) : null);
+  const files = ModelWeightFiles.open(modelDir);
+  try {
+    return noGrad(() => new Transformer(config, readWeights(modelDir, config, files, { dtype, device }), device));
+  } finally {
+    files.close();
+  }
+}
 
-      const blocks: Block[] = Array.from({ length: config.numLayers }, (_, i) => {
-        const p = `model.layers.${i}`;
-        const gemma = config.family === 'gemma3';
-        return {
-          inputNorm: take(`${p}.input_layernorm.weight`),
-          postAttentionNorm: take(`${p}.post_attention_layernorm.weight`),
-          preFeedforwardNorm: gemma ? take(`${p}.pre_feedforward_layernorm.weight`) : undefined,
-          postFeedforwardNorm: gemma ? take(`${p}.post_feedforward_layernorm.weight`) : undefined,
-          qNorm: config.qkNorm ? take(`${p}.self_attn.q_norm.weight`) : undefined,
-          kNorm: config.qkNorm ? take(`${p}.self_attn.k_norm.weight`) : undefined,
-          q: projection(`${p}.self_attn.q_proj`, config.attentionBias),
-          k: projection(`${p}.self_attn.k_proj`, config.attentionBias),
-          v: projection(`${p}.self_attn.v_proj`, config.attentionBias),
-          o: projection(`${p}.self_attn.o_proj`, config.family !== 'qwen2' && config.attentionBias),
-          gate: projection(`${p}.mlp.gate_proj`, false),
-          up: projection(`${p}.mlp.up_proj`, false),
-          down: projection(`${p}.mlp.down_proj`, false),
-        };
-      });
-      const embed = take('model.embed_tokens.weight');
-      const head = config.tieWordEmbeddings ? embed : (maybe('lm_head.weight') ?? embed);
-      return { embed, blocks, finalNorm: take('model.norm.weight'), head };
-    }),
-  );
-  return new Transformer(config, weights, device);
+function readWeights(modelDir: string, config: ModelConfig, files: ModelWeightFiles, placement: { dtype: DType; device: string }) {
+  // Multimodal Gemma 3 checkpoints keep the text model under language_model.
+  const stored = (name: string): string | undefined =>
+    files.tensors.has(name) ? name : files.tensors.has(`language_model.${name}`) ? `language_model.${name}` : undefined;
+  const need = (name: string): string => {
+    const found = stored(name);
+    if (!found) throw new Error(`${modelDir}: weight '${name}' is missing`);
+    return found;
+  };
+  /** The named tensors stacked along their first dimension into one new tensor. */
+  const read = (...names: string[]): Tensor => {
+    const parts = names.map((n) => files.tensors.get(need(n))!);
+    const [, ...rest] = parts[0].shape;
+    const mismatch = parts.find((p) => p.shape.slice(1).join() !== rest.join());
+    if (mismatch) throw new Error(`${mismatch.file}: ${names.join(', ')} cannot be stacked: shapes differ`);
+    const rows = parts.reduce((n, p) => n + (p.shape[0] ?? 1), 0);
+    const target = keep(empty(parts[0].shape.length ? [rows, ...rest] : [], placement));
+    let offset = 0;
+    for (const [i, part] of parts.entries()) {
+      const n = part.shape[0] ?? 1;
+      const slice = names.length === 1 ? target : target.slice(0, offset, offset + n);
+      files.readInto(need(names[i]), slice);
+      if (slice !== target) slice.dispose();
+      offset += n;
+    }
+    return target;
+  };
+  const fused = (prefix: string, parts: string[], bias: boolean): FusedLinear =>
+    new FusedLinear(
+      read(...parts.map((p) => `${prefix}.${p}.weight`)),
+      bias ? read(...parts.map((p) => `${prefix}.${p}.bias`)) : null,
+      parts.map((p) => files.tensors.get(need(`${prefix}.${p}.weight`))!.shape[0]),
+    );
+  const projection = (prefix: string, bias: boolean) => new Linear(read(`${prefix}.weight`), bias ? read(`${prefix}.bias`) : null);
+
+  const gemma = config.family === 'gemma3';
+  const blocks: Block[] = Array.from({ length: config.numLayers }, (_, i) => {
+    const p = `model.layers.${i}`;
+    const norms = {
+      inputNorm: read(`${p}.input_layernorm.weight`),
+      postAttentionNorm: read(`${p}.post_attention_layernorm.weight`),
+      preFeedforwardNorm: gemma ? read(`${p}.pre_feedforward_layernorm.weight`) : undefined,
+      postFeedforwardNorm: gemma ? read(`${p}.post_feedforward_layernorm.weight`) : undefined,
+      qNorm: config.qkNorm ? read(`${p}.self_attn.q_norm.weight`) : undefined,
+      kNorm: config.qkNorm ? read(`${p}.self_attn.k_norm.weight`) : undefined,
+    };
+    const qkv = fused(`${p}.self_attn`, ['q_proj', 'k_proj', 'v_proj'], config.attentionBias);
+    const gateUp = fused(`${p}.mlp`, ['gate_proj', 'up_proj'], false);
+    const [q, k, v] = qkv.parts;
+    const [gate, up] = gateUp.parts;
+    return {
+      ...norms,
+      q, k, v, qkv,
+      o: projection(`${p}.self_attn.o_proj`, config.family !== 'qwen2' && config.attentionBias),
+      gate, up, gateUp,
+      down: projection(`${p}.mlp.down_proj`, false),
+    };
+  });
+  const embed = read('model.embed_tokens.weight');
+  const head = config.tieWordEmbeddings || !stored('lm_head.weight') ? embed : read('lm_head.weight');
+  return { embed, blocks, finalNorm: read('model.norm.weight'), head };
 }

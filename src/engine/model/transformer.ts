@@ -1,13 +1,18 @@
 // The decoder-only transformer shared by Llama, Qwen 2/3 and Gemma 3: one readable forward pass,
 // shapes in the comments (B batch, T new tokens, S attended tokens, H heads, K kv heads, D head dim).
-import { embedding, linear, tensor, zeros, type Tensor } from '../tensor/index.js';
-
-/** torch.finfo(torch.float32).min, as Hugging Face masks with (it rounds to -inf in float16, harmless: no row is ever fully blocked). */
-const LOWEST_FLOAT = -3.4028234663852886e38;
+// Weights live in one compute dtype (float32, bfloat16 or float16); norms, softmax and the loss run in
+// float32, as Hugging Face runs them.
+import {
+  embedding, linear, linearCrossEntropy, rmsNorm, gatedActivation, scaledDotProductAttention, sdpaSupport, tensor, zeros,
+  type DType, type Tensor,
+} from '../tensor/index.js';
 import type { ModelConfig } from './config.js';
 import { Linear, FusedLinear } from './linear.js';
 import { applyRope, ropeTables, type RopeTables } from './rope.js';
 import type { KvCache } from './kv-cache.js';
+
+/** torch.finfo(torch.float32).min, as Hugging Face masks with (it rounds to -inf in float16, harmless: no row is ever fully blocked). */
+const LOWEST_FLOAT = -3.4028234663852886e38;
 
 export interface Block {
   inputNorm: Tensor;
@@ -19,12 +24,9 @@ export interface Block {
   kNorm?: Tensor;
   q: Linear; k: Linear; v: Linear; o: Linear;
   gate: Linear; up: Linear; down: Linear;
-}
-
-/** The matrix products a block actually runs: q/k/v and gate/up fused, as they share their input. */
-interface FusedBlock {
-  qkv: FusedLinear;
-  gateUp: FusedLinear;
+  /** q/k/v and gate/up as one product each, as they share their input; built from the parts when absent. */
+  qkv?: FusedLinear;
+  gateUp?: FusedLinear;
 }
 
 export interface Weights {
@@ -44,6 +46,20 @@ export interface ForwardOptions {
   train?: boolean;
 }
 
+/** How attention is computed: libtorch's scaled_dot_product_attention (2.0+), or matmul-softmax-matmul. */
+export type AttentionKernel = 'sdpa' | 'eager';
+
+/** What every block of one forward pass shares: rotary tables at the tokens' positions and the masks. */
+export interface ForwardContext {
+  global: [Tensor, Tensor];
+  local: [Tensor, Tensor];
+  masks: { full: Mask; sliding: Mask };
+  options: ForwardOptions;
+}
+
+/** Where a query may attend: `allowed` [B, 1, T, S] (true = may attend); causal alone needs no tensor; null = everywhere. */
+type Mask = { causal: true } | { allowed: Tensor } | null;
+
 /** Hugging Face module paths of each block's projections, as PEFT names them. */
 export const projectionPaths = {
   q: 'self_attn.q_proj', k: 'self_attn.k_proj', v: 'self_attn.v_proj', o: 'self_attn.o_proj',
@@ -55,7 +71,8 @@ export class Transformer {
   readonly rope: RopeTables;
   /** Gemma's sliding layers use their own base frequency. */
   readonly localRope?: RopeTables;
-  private readonly fused: FusedBlock[];
+  attentionKernel: AttentionKernel;
+  private readonly fused: { qkv: FusedLinear; gateUp: FusedLinear }[];
 
   constructor(
     readonly config: ModelConfig,
@@ -65,7 +82,20 @@ export class Transformer {
     const { headDim, maxPositions, ropeTheta, ropeScaling, gemma } = config;
     this.rope = ropeTables(headDim, maxPositions, ropeTheta, ropeScaling, device);
     if (gemma) this.localRope = ropeTables(headDim, maxPositions, gemma.ropeLocalTheta, { type: 'default', factor: 1 }, device);
-    this.fused = weights.blocks.map((b) => ({ qkv: new FusedLinear([b.q, b.k, b.v]), gateUp: new FusedLinear([b.gate, b.up]) }));
+    this.fused = weights.blocks.map((b) => {
+      b.qkv ??= FusedLinear.fromParts([b.q, b.k, b.v]);
+      b.gateUp ??= FusedLinear.fromParts([b.gate, b.up]);
+      [b.q, b.k, b.v] = b.qkv.parts;
+      [b.gate, b.up] = b.gateUp.parts;
+      return { qkv: b.qkv, gateUp: b.gateUp };
+    });
+    // Softcapped attention scores (Gemma 2) have no fused kernel.
+    this.attentionKernel = sdpaSupport().sdpa && !gemma?.attnLogitSoftcapping ? 'sdpa' : 'eager';
+  }
+
+  /** The weights' (compute) dtype. */
+  get dtype(): DType {
+    return this.weights.embed.dtype;
   }
 
   /** Every projection by its PEFT module path, e.g. `model.layers.0.self_attn.q_proj`. */
@@ -77,28 +107,49 @@ export class Transformer {
     }
   }
 
-  /** ids [B, T] → final hidden states [B, T, hidden]. */
-  hiddenStates(ids: Tensor, options: ForwardOptions = {}): Tensor {
+  /** ids [B, T] → the embedded tokens [B, T, hidden] and what every block needs. */
+  embed(ids: Tensor, options: ForwardOptions = {}): { x: Tensor; context: ForwardContext } {
     const { config, weights } = this;
     const [batch, length] = ids.shape;
     const past = options.cache?.length ?? 0;
     const positions = options.positions ?? defaultPositions(batch, length, past, this.device);
     let x = embedding(weights.embed, ids); // [B, T, hidden]
     if (config.gemma) x = x.mul(Math.fround(Math.sqrt(config.hiddenSize)));
-
     if (options.segments && options.cache) throw new Error('packed sequences cannot use a KV cache');
-    const masks = this.attentionMasks(positions, options.segments, past);
-    const global = gatherRope(this.rope, positions);
-    const local = this.localRope ? gatherRope(this.localRope, positions) : global;
+    const global = gatherRope(this.rope, positions, this.dtype);
+    const local = this.localRope ? gatherRope(this.localRope, positions, this.dtype) : global;
+    return { x, context: { global, local, masks: this.attentionMasks(positions, options.segments, past), options } };
+  }
 
-    for (const [i, block] of weights.blocks.entries()) {
-      const sliding = config.gemma?.slidingLayers[i] ?? false;
-      const rope = sliding ? local : global;
-      const mask = sliding ? masks.sliding : masks.full;
-      x = this.block(block, x, rope, mask, i, options);
+  /** Block i of the stack: [B, T, hidden] → [B, T, hidden]. */
+  block(i: number, x: Tensor, context: ForwardContext): Tensor {
+    const sliding = this.config.gemma?.slidingLayers[i] ?? false;
+    const rope = sliding ? context.local : context.global;
+    const mask = sliding ? context.masks.sliding : context.masks.full;
+    const block = this.weights.blocks[i];
+    const fused = this.fused[i];
+    const train = context.options.train ?? false;
+    let h = this.attention(block, fused.qkv, this.norm(x, block.inputNorm), rope, mask, i, context.options);
+    if (block.preFeedforwardNorm) {
+      x = x.add(this.norm(h, block.postAttentionNorm));
+      h = this.mlp(block, fused.gateUp, this.norm(x, block.preFeedforwardNorm), train);
+      return x.add(this.norm(h, block.postFeedforwardNorm!));
     }
-    options.cache?.advance(length);
-    return this.norm(x, weights.finalNorm);
+    x = x.add(h);
+    return x.add(this.mlp(block, fused.gateUp, this.norm(x, block.postAttentionNorm), train));
+  }
+
+  /** The final norm, after the last block. */
+  finalNorm(x: Tensor): Tensor {
+    return this.norm(x, this.weights.finalNorm);
+  }
+
+  /** ids [B, T] → final hidden states [B, T, hidden]. */
+  hiddenStates(ids: Tensor, options: ForwardOptions = {}): Tensor {
+    let { x, context } = this.embed(ids, options);
+    for (let i = 0; i < this.weights.blocks.length; i++) x = this.block(i, x, context);
+    options.cache?.advance(ids.size(1));
+    return this.finalNorm(x);
   }
 
   /** hidden [..., hidden] → logits [..., vocab]. */
@@ -112,32 +163,28 @@ export class Transformer {
     return this.logits(this.hiddenStates(ids, options));
   }
 
-  private block(block: Block, x: Tensor, rope: [Tensor, Tensor], mask: Tensor | null, layer: number, options: ForwardOptions): Tensor {
-    const train = options.train ?? false;
-    const fused = this.fused[layer];
-    let h = this.attention(block, fused, this.norm(x, block.inputNorm), rope, mask, layer, options);
-    if (block.preFeedforwardNorm) {
-      x = x.add(this.norm(h, block.postAttentionNorm));
-      h = this.mlp(block, fused, this.norm(x, block.preFeedforwardNorm), train);
-      return x.add(this.norm(h, block.postFeedforwardNorm!));
-    }
-    x = x.add(h);
-    return x.add(this.mlp(block, fused, this.norm(x, block.postAttentionNorm), train));
+  /**
+   * Cross-entropy of hidden states [N, hidden] against targets [N], summed in float32, chunkRows rows of
+   * logits at a time: [loss sum, correct predictions]. With withGrad, backward() reaches the hidden states.
+   */
+  lossSum(hidden: Tensor, targets: Tensor, { chunkRows = 256, withGrad = false } = {}): [Tensor, Tensor] {
+    const softcap = this.config.gemma?.finalLogitSoftcapping ?? 0;
+    return linearCrossEntropy(hidden, this.weights.head, targets, { chunkRows, softcap, withGrad });
   }
 
   private attention(
     block: Block,
-    fused: FusedBlock,
+    qkv: FusedLinear,
     x: Tensor,
     [cos, sin]: [Tensor, Tensor],
-    mask: Tensor | null,
+    mask: Mask,
     layer: number,
     options: ForwardOptions,
   ): Tensor {
     const { numHeads: H, numKvHeads: K, headDim: D, gemma } = this.config;
     const train = options.train ?? false;
     const [B, T] = x.shape;
-    const [qFlat, kFlat, vFlat] = fused.qkv.forward(x, train);
+    const [qFlat, kFlat, vFlat] = qkv.forward(x, train);
     let q = qFlat.view(B, T, H, D).transpose(1, 2); // [B, H, T, D]
     let k = kFlat.view(B, T, K, D).transpose(1, 2); // [B, K, T, D]
     let v = vFlat.view(B, T, K, D).transpose(1, 2);
@@ -146,59 +193,88 @@ export class Transformer {
     q = applyRope(q, cos, sin);
     k = applyRope(k, cos, sin);
     if (options.cache) [k, v] = options.cache.append(layer, k, v); // [B, K, S, D]
-
-    // Grouped-query attention without copying K and V: fold each kv head's queries together.
-    const S = k.size(2);
-    const groups = H / K;
     const scale = gemma ? Math.pow(gemma.queryPreAttnScalar, -0.5) : 1 / Math.sqrt(D);
-    const qGrouped = q.reshape(B, K, groups * T, D);
-    let scores = qGrouped.matmul(k.transpose(2, 3)).mul(scale).view(B, K, groups, T, S);
-    const softcap = gemma?.attnLogitSoftcapping;
-    if (softcap) scores = scores.div(softcap).tanh().mul(softcap);
-    if (mask) scores = scores.add(mask); // [B, 1, 1, T, S]: 0 where allowed, the lowest float where blocked
-    const probs = scores.softmax(-1, 'float32').to({ dtype: q.dtype }).view(B, K, groups * T, S);
-    const out = probs.matmul(v).view(B, H, T, D).transpose(1, 2).reshape(B, T, H * D);
-    return block.o.forward(out, train);
+    const out = this.attentionKernel === 'sdpa' ? this.sdpa(q, k, v, mask, scale) : this.eagerAttention(q, k, v, mask, scale);
+    return block.o.forward(out.transpose(1, 2).reshape(B, T, H * D), train);
   }
 
-  private mlp(block: Block, fused: FusedBlock, x: Tensor, train: boolean): Tensor {
-    const [gate, up] = fused.gateUp.forward(x, train);
-    const activated = this.config.activation === 'gelu_tanh' ? gate.gelu('tanh') : gate.silu();
-    return block.down.forward(activated.mul(up), train);
+  /** libtorch's fused kernel (flash attention on CPU and CUDA), which never materialises the scores. */
+  private sdpa(q: Tensor, k: Tensor, v: Tensor, mask: Mask, scale: number): Tensor {
+    const groups = q.size(1) / k.size(1);
+    if (groups > 1 && !sdpaSupport().groupedQueries) [k, v] = [k.repeatInterleave(groups, 1), v.repeatInterleave(groups, 1)];
+    const causal = mask !== null && 'causal' in mask;
+    const allowed = mask !== null && 'allowed' in mask ? mask.allowed : null;
+    return scaledDotProductAttention(q, k, v, { mask: allowed, causal, scale });
+  }
+
+  /** Matmul, softmax in float32, matmul: Hugging Face's eager attention (and the only one libtorch 1.x has). */
+  private eagerAttention(q: Tensor, k: Tensor, v: Tensor, mask: Mask, scale: number): Tensor {
+    const [B, H, T, D] = q.shape;
+    const K = k.size(1);
+    const S = k.size(2);
+    // Grouped-query attention without copying K and V: fold each kv head's queries together.
+    const groups = H / K;
+    let scores = q.reshape(B, K, groups * T, D).matmul(k.transpose(2, 3)).mul(scale).view(B, K, groups, T, S);
+    const softcap = this.config.gemma?.attnLogitSoftcapping;
+    if (softcap) scores = scores.div(softcap).tanh().mul(softcap);
+    const additive = this.additiveMask(mask, T, S);
+    if (additive) scores = scores.add(additive); // [B, 1, 1, T, S]: 0 where allowed, the lowest float where blocked
+    const probs = scores.softmax(-1, 'float32').to({ dtype: q.dtype }).view(B, K, groups * T, S);
+    return probs.matmul(v).view(B, H, T, D);
+  }
+
+  /**
+   * The additive form [B, 1, 1, T, S]: 0 where allowed, the lowest float where blocked. Additive rather
+   * than masked_fill: a broadcast add is an order of magnitude faster over the scores, forward and
+   * backward, and the lowest float (not -inf) keeps fully blocked rows finite.
+   */
+  private additiveMask(mask: Mask, T: number, S: number): Tensor | null {
+    if (mask === null) return null;
+    const allowed = 'allowed' in mask ? mask.allowed : causalAllowed(T, S, this.device).unsqueeze(0).unsqueeze(0);
+    return zeros(allowed.shape, { dtype: this.dtype, device: this.device }).maskedFill(allowed.logicalNot(), LOWEST_FLOAT).unsqueeze(1);
+  }
+
+  private mlp(block: Block, gateUp: FusedLinear, x: Tensor, train: boolean): Tensor {
+    return block.down.forward(gatedActivation(gateUp.forwardFused(x, train), this.config.activation), train);
   }
 
   /** RMSNorm in float32, as HF does; Gemma scales by (1 + weight). */
   private norm(x: Tensor, weight: Tensor): Tensor {
-    const dtype = x.dtype;
-    const x32 = dtype === 'float32' ? x : x.float();
-    const normed = x32.mul(x32.mul(x32).mean(-1, true).add(this.config.rmsNormEps).rsqrt());
-    if (this.config.gemma) return normed.mul(weight.float().add(1)).to({ dtype });
-    return weight.dtype === 'float32' && dtype === 'float32' ? normed.mul(weight) : weight.mul(normed.to({ dtype }));
+    return rmsNorm(x, weight, this.config.rmsNormEps, this.config.gemma ? 1 : 0);
   }
 
   /**
-   * Additive masks [B, 1, 1, T, S]: the lowest float where a query may NOT attend (later tokens, other
-   * packed examples, and for Gemma's sliding layers tokens beyond the window), 0 elsewhere; null when
-   * nothing is blocked. Additive rather than masked_fill: a broadcast add is an order of magnitude faster
-   * over the scores, forward and backward, and the lowest float (not -inf) keeps fully blocked rows finite.
+   * Where each query may attend: not later tokens, not other packed examples, and for Gemma's sliding
+   * layers not beyond the window. A plain causal mask over a fresh sequence needs no tensor.
    */
-  private attentionMasks(positions: Tensor, segments: Tensor | undefined, past: number) {
+  private attentionMasks(positions: Tensor, segments: Tensor | undefined, past: number): { full: Mask; sliding: Mask } {
     const [, T] = positions.shape;
     const S = past + T;
     const window = this.config.gemma?.slidingWindow;
-    // Query i sits at absolute slot past+i; key j at slot j.
+    const plainCausal = !segments && past === 0;
+    const full: Mask = T === 1 && !segments ? null : plainCausal ? { causal: true } : { allowed: allowedMask(T, S, past, segments, this.device) };
+    if (window === undefined || S <= window) return { full, sliding: full };
+    // Within one example, slots and positions advance together, so slot distance is token distance.
     const querySlots = tensor(Array.from({ length: T }, (_, i) => past + i), [T, 1], { dtype: 'int64', device: this.device });
     const keySlots = tensor(Array.from({ length: S }, (_, j) => j), [1, S], { dtype: 'int64', device: this.device });
-    let blocked = keySlots.gt(querySlots).unsqueeze(0); // [1, T, S]
-    if (segments) blocked = blocked.logicalOr(segments.unsqueeze(2).ne(segments.unsqueeze(1))); // [B, T, S]
-    const additive = (mask: Tensor) =>
-      zeros(mask.shape, { dtype: this.weights.embed.dtype, device: this.device }).maskedFill(mask, LOWEST_FLOAT).unsqueeze(1).unsqueeze(1);
-    const full = T === 1 && !segments ? null : additive(blocked);
-    if (window === undefined) return { full, sliding: null };
-    // Within one example, slots and positions advance together, so slot distance is token distance.
-    const tooFar = querySlots.sub(keySlots).ge(window).unsqueeze(0);
-    return { full, sliding: additive(blocked.logicalOr(tooFar)) };
+    const near = querySlots.sub(keySlots).lt(window).unsqueeze(0).unsqueeze(0); // [1, 1, T, S]
+    const base = full === null ? near : 'allowed' in full ? full.allowed : allowedMask(T, S, past, undefined, this.device);
+    return { full, sliding: { allowed: base.logicalAnd(near) } };
   }
+}
+
+/** [T, S]: true where query i (at slot past + i) may see key j, i.e. j ≤ past + i. */
+function causalAllowed(T: number, S: number, device: string, past = S - T): Tensor {
+  const querySlots = tensor(Array.from({ length: T }, (_, i) => past + i), [T, 1], { dtype: 'int64', device });
+  const keySlots = tensor(Array.from({ length: S }, (_, j) => j), [1, S], { dtype: 'int64', device });
+  return keySlots.le(querySlots);
+}
+
+/** [B or 1, 1, T, S] boolean: causal, and inside the query's own packed example when segments are given. */
+function allowedMask(T: number, S: number, past: number, segments: Tensor | undefined, device: string): Tensor {
+  let allowed = causalAllowed(T, S, device, past).unsqueeze(0); // [1, T, S]
+  if (segments) allowed = allowed.logicalAnd(segments.unsqueeze(2).eq(segments.unsqueeze(1))); // [B, T, S]
+  return allowed.unsqueeze(1);
 }
 
 function defaultPositions(batch: number, length: number, past: number, device: string): Tensor {
@@ -206,7 +282,8 @@ function defaultPositions(batch: number, length: number, past: number, device: s
   return tensor(Array.from({ length: batch }, () => row).flat(), [batch, length], { dtype: 'int64', device });
 }
 
-/** Tables [P, D] at positions [B, T] → cos, sin [B, 1, T, D]. */
-function gatherRope(tables: RopeTables, positions: Tensor): [Tensor, Tensor] {
-  return [embedding(tables.cos, positions).unsqueeze(1), embedding(tables.sin, positions).unsqueeze(1)];
+/** Tables [P, D] at positions [B, T] → cos, sin [B, 1, T, D] in the activations' dtype, as HF casts them. */
+function gatherRope(tables: RopeTables, positions: Tensor, dtype: DType): [Tensor, Tensor] {
+  const at = (table: Tensor) => embedding(table, positions).unsqueeze(1).to({ dtype });
+  return [at(tables.cos), at(tables.sin)];
 }

@@ -26,6 +26,7 @@ export interface NativeTorch {
   shape(t: T): number[];
   dtype(t: T): DType;
   device(t: T): string;
+  isContiguous(t: T): boolean;
   dispose(t: T): void;
   liveTensors(): number;
 
@@ -100,6 +101,19 @@ export interface NativeTorch {
   version(): string;
   /** glibc malloc's view of native memory (main arena and mmapped blocks). */
   heapStats(): { inUseBytes: number; freeBytes: number; mmappedBytes: number; arenaBytes: number };
+  /** malloc_trim(0): gives the heap's free pages back to the system. */
+  mallocTrim(): boolean;
+  /** Free and total memory of a CUDA device, or null without a CUDA runtime. */
+  cudaMemory(index: number): { freeBytes: number; totalBytes: number } | null;
+
+  // Fused pieces with hand-written backward passes (native/src/fused.cc).
+  rmsNorm(x: T, weight: T, eps: number, offset: number): T;
+  loraLinear(x: T, weight: T, bias: Opt<T>, a: T, b: T, scale: number, loraInput: Opt<T>): T;
+  gatedActivation(gateUp: T, activation: 'silu' | 'gelu_tanh'): T;
+  linearCrossEntropy(hidden: T, weight: T, targets: T, ignoreIndex: number, chunkRows: number, softcap: number, withGrad: boolean): [T, T];
+  blockDiag(tensors: T[]): T;
+  sdpaSupport(): { sdpa: boolean; groupedQueries: boolean };
+  scaledDotProductAttention(q: T, k: T, v: T, mask: Opt<T>, causal: boolean, scale: number): T;
 }
 
 function findAddon(): string {

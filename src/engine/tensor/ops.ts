@@ -88,6 +88,57 @@ export const crossEntropy = (
   { ignoreIndex = -100, reduction = 'mean' }: { ignoreIndex?: number; reduction?: 'mean' | 'sum' | 'none' } = {},
 ) => new Tensor(torch.crossEntropy(logits.handle, targets.handle, ignoreIndex, reduction));
 
+/** RMSNorm in float32 whatever x's dtype, as Hugging Face computes it; offset 1 scales by (1 + weight) (Gemma). */
+export const rmsNorm = (x: Tensor, weight: Tensor, eps: number, offset = 0) =>
+  new Tensor(torch.rmsNorm(x.handle, weight.handle, eps, offset));
+
+/**
+ * x Wᵀ + bias + scale · (z Aᵀ) Bᵀ with z = loraInput ?? x, as one autograd node that never computes the
+ * gradients of W and bias unless they require them.
+ */
+export const loraLinear = (x: Tensor, weight: Tensor, bias: Tensor | null, a: Tensor, b: Tensor, scale: number, loraInput?: Tensor) =>
+  new Tensor(torch.loraLinear(x.handle, weight.handle, bias?.handle, a.handle, b.handle, scale, loraInput?.handle));
+
+/** act(gate) · up over a fused [..., 2n] input whose first half is the gate. */
+export const gatedActivation = (gateUp: Tensor, activation: 'silu' | 'gelu_tanh') =>
+  new Tensor(torch.gatedActivation(gateUp.handle, activation));
+
+export interface LinearCrossEntropyOptions {
+  ignoreIndex?: number;
+  /** Rows whose logits exist at once. */
+  chunkRows?: number;
+  /** Logits become tanh(logits / softcap) · softcap (0: none). */
+  softcap?: number;
+  /** Computes hidden's gradient (chunk by chunk, in the forward pass) so that backward() can reach it. */
+  withGrad?: boolean;
+}
+
+/**
+ * Cross-entropy of hidden Wᵀ against targets, summed over the rows that have a target, without ever
+ * holding all rows' logits: [loss sum (float32 scalar), rows whose argmax is the target (int64 scalar)].
+ */
+export function linearCrossEntropy(
+  hidden: Tensor,
+  weight: Tensor,
+  targets: Tensor,
+  { ignoreIndex = -100, chunkRows = 256, softcap = 0, withGrad = false }: LinearCrossEntropyOptions = {},
+): [Tensor, Tensor] {
+  const [loss, correct] = torch.linearCrossEntropy(hidden.handle, weight.handle, targets.handle, ignoreIndex, chunkRows, softcap, withGrad);
+  return [new Tensor(loss), new Tensor(correct)];
+}
+
+export const blockDiag = (tensors: Tensor[]) => new Tensor(torch.blockDiag(tensors.map((t) => t.handle)));
+
+/** What this libtorch's scaled_dot_product_attention can do (none before 2.0; grouped queries from 2.5). */
+export const sdpaSupport = (() => {
+  let support: { sdpa: boolean; groupedQueries: boolean } | undefined;
+  return () => (support ??= torch.sdpaSupport());
+})();
+
+/** softmax(q kᵀ · scale + mask) v; mask is boolean (true = may attend) or additive; k, v may have fewer heads than q. */
+export const scaledDotProductAttention = (q: Tensor, k: Tensor, v: Tensor, { mask, causal = false, scale }: { mask?: Tensor | null; causal?: boolean; scale: number }) =>
+  new Tensor(torch.scaledDotProductAttention(q.handle, k.handle, v.handle, mask?.handle, causal, scale));
+
 /** Runs fn with autograd recording off (like torch.no_grad()). */
 export function noGrad<T>(fn: () => T): T {
   const previous = torch.setGradEnabled(false);
@@ -105,3 +156,6 @@ export const setBlasThreads = (threads: number) => torch.setBlasThreads(threads)
 export const liveTensorCount = () => torch.liveTensors();
 export const cudaDeviceCount = () => torch.cudaDeviceCount();
 export const libtorchVersion = () => torch.version();
+export const heapStats = () => torch.heapStats();
+export const mallocTrim = () => torch.mallocTrim();
+export const cudaMemory = (index: number) => torch.cudaMemory(index);

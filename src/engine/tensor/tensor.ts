@@ -39,6 +39,7 @@ export class Tensor {
   get shape(): number[] { return torch.shape(this.handle); }
   get dtype(): DType { return torch.dtype(this.handle); }
   get device(): string { return torch.device(this.handle); }
+  get isContiguous(): boolean { return torch.isContiguous(this.handle); }
   get numel(): number { return this.shape.reduce((a, b) => a * b, 1); }
   size(dim: number): number {
     const shape = this.shape;

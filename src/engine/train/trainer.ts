@@ -1,14 +1,15 @@
 // Supervised LoRA tuning: the step loop, its metrics, periodic validation, cancellation and checkpoints.
 // Batch size keeps Google's meaning, examples per step, so totalSteps = ceil(examples × epochs / batchSize).
-import { noGrad, tidy, crossEntropy, manualSeed, type Tensor } from '../tensor/index.js';
+import { manualSeed } from '../tensor/index.js';
 import type { Transformer } from '../model/transformer.js';
 import type { LoraAdapter } from '../lora/lora.js';
 import type { FramedExample } from '../data/framing.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
 import { learningRateAt } from './schedule.js';
-import { packBatch, truncate, type PackedBatch } from './packing.js';
+import { truncate } from './packing.js';
 import { trainingDefaults } from './defaults.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { accumulateGradients, evaluateLoss, unboundedStepPlan, type StepPlan } from './step.js';
 
 export interface StepMetrics {
   step: number;
@@ -43,6 +44,8 @@ export interface TrainOptions {
   maxSequenceLength?: number;
   validation?: FramedExample[];
   evaluations?: number;
+  /** Micro-batch size, checkpointing and loss chunking (see memory-plan.ts); by default one micro-batch per step. */
+  stepPlan?: StepPlan;
   /** Checked between steps; an aborted run returns with cancelled = true. */
   signal?: AbortSignal;
   /** Where checkpoints go; a run finding one there resumes from it. */
@@ -90,6 +93,7 @@ export async function train(
     floor: o.decayFloor,
   };
   const evalEvery = Math.max(1, Math.ceil(totalSteps / o.evaluations));
+  const stepPlan = options.stepPlan ?? unboundedStepPlan;
   const checkpointEvery = options.checkpointEverySteps ?? Math.max(1, Math.ceil(totalSteps / 20));
 
   manualSeed(o.seed);
@@ -118,9 +122,7 @@ export async function train(
     }
     const batch = order.batch(step, o.batchSize).map((i) => data[i]);
     const learningRate = learningRateAt(step, schedule);
-    const { loss, correct, predicted } = tidy(() =>
-      trainStep(model, optimizer, packBatch(batch, model.device), learningRate, o.maxGradNorm),
-    );
+    const { loss, correct, predicted } = trainStep(model, optimizer, batch, learningRate, o.maxGradNorm, stepPlan);
     const metrics: StepMetrics = {
       step,
       epoch: epochsCompleted(step, o.batchSize, data.length),
@@ -134,7 +136,7 @@ export async function train(
     result.completedSteps = step;
     options.onStep?.(metrics);
     if (validation.length && (step % evalEvery === 0 || step === totalSteps)) {
-      const evaluation = { step, ...evaluate(model, validation, o.batchSize) };
+      const evaluation = { step, ...evaluate(model, validation, o.batchSize, stepPlan) };
       result.evaluations.push(evaluation);
       options.onEval?.(evaluation);
     }
@@ -151,50 +153,39 @@ export async function train(
   return result;
 }
 
-/** One optimisation step on a packed batch: forward, backward, clipping, AdamW, zeroing the gradients. */
+/** One optimisation step: forward and backward (micro-batched as planned), clipping, AdamW, zeroing the gradients. */
 export function trainStep(
   model: Transformer,
   optimizer: AdamW,
-  batch: PackedBatch,
+  examples: FramedExample[],
   learningRate: number,
   maxGradNorm: number,
+  plan: StepPlan = unboundedStepPlan,
 ): { loss: number; correct: number; predicted: number } {
-  const outcome = lossOn(model, batch, true);
-  outcome.loss.backward();
+  const { lossSum, correct, predicted } = accumulateGradients(model, examples, plan);
   clipGradNorm(optimizer.parameters, maxGradNorm);
   optimizer.step(learningRate);
   optimizer.zeroGrad();
-  return { loss: outcome.loss.item(), correct: outcome.correct, predicted: batch.predictedTokens };
+  return { loss: predicted ? lossSum / predicted : 0, correct, predicted };
 }
 
-/** Mean loss and accuracy over every predicted token of the examples, without gradients. */
-export function evaluate(model: Transformer, examples: FramedExample[], batchSize: number): Omit<EvalMetrics, 'step'> {
+/** Mean loss and accuracy over every predicted token of the examples, batchSize examples at a time, without gradients. */
+export function evaluate(
+  model: Transformer,
+  examples: FramedExample[],
+  batchSize: number,
+  plan: StepPlan = unboundedStepPlan,
+): Omit<EvalMetrics, 'step'> {
   let lossSum = 0;
   let correct = 0;
   let predicted = 0;
-  noGrad(() => {
-    for (let i = 0; i < examples.length; i += batchSize) {
-      tidy(() => {
-        const packed = packBatch(examples.slice(i, i + batchSize), model.device);
-        if (packed.predictedTokens === 0) return;
-        const outcome = lossOn(model, packed, false);
-        lossSum += outcome.loss.item() * packed.predictedTokens;
-        correct += outcome.correct;
-        predicted += packed.predictedTokens;
-      });
-    }
-  });
+  for (let i = 0; i < examples.length; i += batchSize) {
+    const part = evaluateLoss(model, examples.slice(i, i + batchSize), plan);
+    lossSum += part.lossSum;
+    correct += part.correct;
+    predicted += part.predicted;
+  }
   return { loss: predicted ? lossSum / predicted : 0, accuracy: predicted ? correct / predicted : 0, predictedTokens: predicted };
-}
-
-/** Loss over trained positions only: the vocabulary projection runs just where a target exists. */
-function lossOn(model: Transformer, batch: PackedBatch, train: boolean): { loss: Tensor; correct: number } {
-  const hidden = model.hiddenStates(batch.ids, { positions: batch.positions, segments: batch.segments, train });
-  const logits = model.logits(hidden.flatten(0, 1).indexSelect(0, batch.trainedIndices)); // [N, vocab]
-  const targets = batch.targets.flatten().indexSelect(0, batch.trainedIndices);
-  const loss = crossEntropy(logits, targets);
-  const correct = noGrad(() => logits.argmax(-1).eq(targets).sum().item());
-  return { loss, correct };
 }
 
 /**
