@@ -1,69 +1,90 @@
-// One measurement in its own process (so peak RSS is its own): prints one JSON line.
-// <threads> is the intra-op thread count, optionally with OpenBLAS's as intra:blas (e.g. 1:2).
-//   node dist/bench/measure.js train <shape> <threads> <steps>
-//   node dist/bench/measure.js decode <shape> <threads> <tokens>
-//   node dist/bench/measure.js soak <shape> <threads> <steps>
-import { tidy, setNumThreads, setBlasThreads, manualSeed, noGrad, ids } from '../src/engine/tensor/index.js';
+// One measurement in its own process (so peak RSS is its own): prints one JSON line. The model is the
+// shape's random checkpoint on disk (bench/random-model.ts), loaded as Attune loads any model.
+//   node dist/bench/measure.js train <shape> [steps] [--threads N[:blas]] [--dtype D]
+//   node dist/bench/measure.js decode <shape> [tokens] [--threads ...] [--dtype D]
+//   node dist/bench/measure.js soak <shape> <steps> [--threads ...]
+// Without --threads and --dtype, Attune runs in its auto setting (as `attune tune` would).
+import { parseArgs } from 'node:util';
+import { tidy, setNumThreads, setBlasThreads, manualSeed, noGrad, ids, heapStats } from '../src/engine/tensor/index.js';
 import { LoraAdapter, loraConfig } from '../src/engine/lora/lora.js';
 import { AdamW } from '../src/engine/train/optimizer.js';
 import { trainStep } from '../src/engine/train/trainer.js';
 import { KvCache } from '../src/engine/model/kv-cache.js';
+import { loadTransformer, readModelConfig } from '../src/engine/model/load.js';
+import { parameterCount } from '../src/engine/model/config.js';
+import { resolvePlacement, type DtypeChoice } from '../src/engine/placement.js';
+import { configureThreads } from '../src/engine/runtime.js';
+import { planTraining } from '../src/engine/train/memory-plan.js';
 import { benchShapes, loraRank, loraAlpha } from './shapes.js';
-import { randomLlama } from './random-model.js';
+import { randomModelDir } from './random-model.js';
 
-const [mode, shapeName, threadsArg, countArg] = process.argv.slice(2);
+const { positionals, values } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' }, dtype: { type: 'string' } } });
+const [mode, shapeName, countArg] = positionals;
 const shape = benchShapes.find((s) => s.name === shapeName);
 if (!shape) throw new Error(`unknown shape ${shapeName}`);
-const threads = threadsArg;
-const [intraOp, blas] = threadsArg.split(':').map(Number);
-const count = Number(countArg);
-setNumThreads(intraOp);
-if (blas) setBlasThreads(blas);
-manualSeed(0);
-const model = randomLlama(shape);
+const dir = randomModelDir(shape);
+const config = readModelConfig(dir);
+const placement = resolvePlacement({ dtype: (values.dtype ?? 'auto') as DtypeChoice }, parameterCount(config));
 const rssMb = () => process.memoryUsage.rss() / 2 ** 20;
 const peakRssMb = () => process.resourceUsage().maxRSS / 1024;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-function randomBatch() {
-  const examples = Array.from({ length: shape!.batch }, () => {
-    const tokens = Array.from({ length: shape!.seqLen + 1 }, () => Math.floor(Math.random() * shape!.vocab));
+const loadStarted = performance.now();
+const model = loadTransformer(dir, placement);
+const loadSeconds = (performance.now() - loadStarted) / 1000;
+const loadPeakRssMb = peakRssMb();
+let threads: string;
+if (values.threads) {
+  const [intraOp, blas] = values.threads.split(':').map(Number);
+  setNumThreads(intraOp);
+  if (blas) setBlasThreads(blas);
+  threads = values.threads;
+} else threads = String(configureThreads(process.env, config.hiddenSize).threads);
+manualSeed(0);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const common = { impl: 'attune', mode, shape: shape.name, threads, dtype: placement.dtype, device: placement.device };
+
+function randomExamples() {
+  return Array.from({ length: shape!.batch }, () => {
+    const tokens = Array.from({ length: shape!.seqLen + 1 }, () => Math.floor(Math.random() * config.vocabSize));
     return { ids: tokens.slice(0, -1), targets: tokens.slice(1) };
   });
-  return examples;
 }
 
 if (mode === 'train' || mode === 'soak') {
+  const count = Number(countArg ?? shape.trainSteps);
   const adapter = LoraAdapter.create(model, loraConfig({ rank: loraRank, alpha: loraAlpha }));
   adapter.attach(model);
   for (const p of adapter.parameters()) p.requiresGrad_(true);
   const optimizer = new AdamW(adapter.parameters());
+  const plan = planTraining({ config, dtype: placement.dtype, device: placement.device, rank: loraRank, lengths: Array(shape.batch).fill(shape.seqLen) });
   const timings: number[] = [];
   const rssAt: Record<number, number> = {};
-  const warmup = mode === 'train' ? 2 : 0;
+  const warmup = mode === 'train' ? 1 : 0;
   for (let step = 1; step <= warmup + count; step++) {
     const started = performance.now();
-    tidy(() => trainStep(model, optimizer, randomBatch(), 1e-3, 1.0));
+    tidy(() => trainStep(model, optimizer, randomExamples(), 1e-3, 1.0, plan.step));
     if (step > warmup) timings.push(performance.now() - started);
-    if (mode === 'soak' && (step === 100 || step === count)) rssAt[step] = rssMb();
+    if (mode === 'soak' && (step === 100 || step % 1000 === 0 || step === count)) rssAt[step] = rssMb();
   }
   const stepMs = median(timings);
   const tokensPerStep = shape.batch * shape.seqLen;
   console.log(JSON.stringify({
-    impl: 'attune', mode, shape: shape.name, threads, step_ms: stepMs,
-    train_tokens_per_s: (tokensPerStep * 1000) / stepMs, peak_rss_mb: peakRssMb(),
-    heap_mb: process.memoryUsage().heapTotal / 2 ** 20,
-    ...(mode === 'soak' ? { rss_mb_at_step_100: rssAt[100], [`rss_mb_at_step_${count}`]: rssAt[count] } : {}),
+    ...common, step_ms: stepMs, step_ms_min: Math.min(...timings),
+    train_tokens_per_s: (tokensPerStep * 1000) / stepMs, peak_rss_mb: peakRssMb(), load_s: loadSeconds, load_peak_rss_mb: loadPeakRssMb,
+    micro_batch_tokens: plan.step.microBatchTokens, checkpointing: plan.step.checkpointing, planned_peak_mb: plan.estimate.totalBytes / 2 ** 20,
+    heap_mb: process.memoryUsage().heapTotal / 2 ** 20, malloc_free_mb: heapStats().freeBytes / 2 ** 20,
+    ...(mode === 'soak' ? { rss_mb_at_step: rssAt } : {}),
   }));
 } else if (mode === 'decode') {
+  const count = Number(countArg ?? 128);
   const { numLayers, numKvHeads, headDim } = model.config;
-  const prompt = Array.from({ length: 16 }, (_, i) => (i * 7) % shape.vocab);
+  const prompt = Array.from({ length: 16 }, (_, i) => (i * 7) % config.vocabSize);
   const run = () =>
     noGrad(() => {
-      const cache = new KvCache(numLayers, 1, numKvHeads, prompt.length + count, headDim);
+      const cache = new KvCache(numLayers, 1, numKvHeads, prompt.length + count, headDim, { dtype: model.dtype, device: model.device });
       let next = tidy(() => model.forward(ids(prompt, [1, prompt.length]), { cache }).select(1, prompt.length - 1).argmax(-1).item());
       const started = performance.now();
-      for (let i = 0; i < count; i++) {
+      for (let i = 0; i < count - 1; i++) {
         next = tidy(() => model.forward(ids([next], [1, 1]), { cache }).select(1, 0).argmax(-1).item());
       }
       cache.dispose();
@@ -71,5 +92,5 @@ if (mode === 'train' || mode === 'soak') {
     });
   run();
   const ms = run();
-  console.log(JSON.stringify({ impl: 'attune', mode, shape: shape.name, threads, decode_tokens_per_s: (count * 1000) / ms, peak_rss_mb: peakRssMb() }));
-}
+  console.log(JSON.stringify({ ...common, decode_tokens_per_s: ((count - 1) * 1000) / ms, peak_rss_mb: peakRssMb(), load_s: loadSeconds, load_peak_rss_mb: loadPeakRssMb }));
+} else throw new Error(`unknown mode ${mode}`);

@@ -4,11 +4,12 @@ import { loadBaseModel, embeddedBaseModelDir } from '../engine/base-model.js';
 import { loadTunedAdapter } from '../engine/lora/tuned-adapter.js';
 import { framePrompt, stopSequencesFor } from '../engine/data/framing.js';
 import { streamGenerate, generationDefaults } from '../engine/generate/generate.js';
-import { UsageError, numberOption, positiveInteger, nonNegative } from './usage-error.js';
+import { UsageError, numberOption, positiveInteger, nonNegative, placementOptions } from './usage-error.js';
 
 export const generateUsage = `attune generate --prompt TEXT [options]
   --base <model dir>          base model (default: the embedded stories260K)
-  --device cpu|cuda           (default cpu)
+  --device auto|cpu|cuda[:N]  (default auto)
+  --dtype auto|float32|bfloat16|float16 (default auto)
   --adapter <dir>             a tuned adapter; the prompt is framed as in its training
   --temperature T             0 = greedy (default ${generationDefaults.temperature})
   --top-p P, --top-k K, --seed N
@@ -19,7 +20,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      base: { type: 'string' }, device: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' },
+      base: { type: 'string' }, device: { type: 'string' }, dtype: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' },
       temperature: { type: 'string' }, 'top-p': { type: 'string' }, 'top-k': { type: 'string' },
       seed: { type: 'string' }, 'max-output-tokens': { type: 'string' }, stop: { type: 'string', multiple: true },
     },
@@ -32,7 +33,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     seed: numberOption('seed', values.seed, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer'),
     maxOutputTokens: numberOption('max-output-tokens', values['max-output-tokens'], positiveInteger, 'a positive integer'),
   };
-  const base = await loadBaseModel(values.base ?? embeddedBaseModelDir, { device: values.device });
+  const base = await loadBaseModel(values.base ?? embeddedBaseModelDir, placementOptions(values));
   let promptIds = base.tokenizer.encode(values.prompt);
   let stopSequences = values.stop ?? [];
   if (values.adapter) {

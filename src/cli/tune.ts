@@ -8,11 +8,14 @@ import { trainingDefaults } from '../engine/train/defaults.js';
 import { totalStepsFor } from '../engine/train/trainer.js';
 import { adapterSizeRanks } from '../engine/lora/lora.js';
 import { progressReporter } from './progress.js';
-import { UsageError, numberOption, positiveInteger, positive } from './usage-error.js';
+import { UsageError, numberOption, positiveInteger, positive, placementOptions } from './usage-error.js';
 
 export const tuneUsage = `attune tune --data <file.jsonl> --out <adapter dir> [options]
   --base <model dir>              base model (default: the embedded stories260K)
-  --device cpu|cuda               where to train (default cpu)
+  --device auto|cpu|cuda[:N]      where to train (default auto: a CUDA GPU if one is visible, else the CPU)
+  --dtype auto|float32|bfloat16|float16
+                                  compute dtype of the base weights (default auto: bfloat16 where this device
+                                  multiplies it much faster than float32, float32 for tiny models)
   --validation <file.jsonl>       validation examples, evaluated periodically
   --epochs N                      (default ${trainingDefaults.epochs})
   --batch-size N                  examples per step (default ${trainingDefaults.batchSize})
@@ -25,7 +28,7 @@ export async function tuneCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      base: { type: 'string' }, device: { type: 'string' }, data: { type: 'string' }, validation: { type: 'string' }, out: { type: 'string' },
+      base: { type: 'string' }, device: { type: 'string' }, dtype: { type: 'string' }, data: { type: 'string' }, validation: { type: 'string' }, out: { type: 'string' },
       epochs: { type: 'string' }, 'batch-size': { type: 'string' }, 'learning-rate': { type: 'string' },
       'learning-rate-multiplier': { type: 'string' }, 'adapter-size': { type: 'string' }, seed: { type: 'string' },
     },
@@ -45,10 +48,12 @@ export async function tuneCommand(argv: string[]): Promise<void> {
   const rank = numberOption('adapter-size', values['adapter-size'], (n) => ranks.includes(n), `one of ${ranks.join(', ')}`) ?? 8;
   const seed = numberOption('seed', values.seed, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer') ?? 0;
 
+  const placement = placementOptions(values);
   const examples = readDataset(values.data);
   const validation = values.validation ? readDataset(values.validation) : undefined;
-  const base = await loadBaseModel(values.base ?? embeddedBaseModelDir, { device: values.device });
+  const base = await loadBaseModel(values.base ?? embeddedBaseModelDir, placement);
   const progress = progressReporter(totalStepsFor(examples.length, epochs, batchSize), epochs);
+  progress.note(`${base.name} on ${base.placement.reason}`);
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());
   const outcome = await tune(base, {
@@ -61,6 +66,7 @@ export async function tuneCommand(argv: string[]): Promise<void> {
       onEval: (m) => progress.note(`validation at step ${m.step}: loss ${m.loss.toFixed(4)}, accuracy ${(m.accuracy * 100).toFixed(1)}%`),
     },
     outDir: values.out,
+    onPlan: (plan) => progress.note(`memory: ${plan.summary}`),
   });
   if (outcome.cancelled) throw new Error(`cancelled at step ${outcome.completedSteps}/${outcome.totalSteps}; nothing was written`);
   const first = outcome.history[0]?.loss;

@@ -1,3 +1,5 @@
+import { parseDevice, parseDtype, type PlacementRequest } from '../engine/placement.js';
+
 /** A mistake in how the command was called: printed as a plain message, exit code 2. */
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -13,3 +15,12 @@ export function numberOption(name: string, value: string | undefined, check: (n:
 export const positiveInteger = (n: number) => Number.isInteger(n) && n > 0;
 export const positive = (n: number) => n > 0;
 export const nonNegative = (n: number) => n >= 0;
+
+/** --device and --dtype as the engine takes them; a bad value is a usage error. */
+export function placementOptions(values: { device?: string; dtype?: string }): PlacementRequest {
+  try {
+    return { device: parseDevice(values.device ?? 'auto'), dtype: parseDtype(values.dtype ?? 'auto') };
+  } catch (error) {
+    throw new UsageError((error as Error).message.replace(/^unknown (device|dtype)/, '--$1: unknown $1'));
+  }
+}

@@ -6,6 +6,7 @@ import { LoraAdapter, loraConfig, type LoraConfig } from './lora/lora.js';
 import { saveTunedAdapter } from './lora/tuned-adapter.js';
 import { train, type TrainOptions, type TrainResult } from './train/trainer.js';
 import { trainingDefaults } from './train/defaults.js';
+import { planTraining, type TrainingPlan } from './train/memory-plan.js';
 import { manualSeed } from './tensor/index.js';
 
 export interface TuningRequest {
@@ -20,13 +21,20 @@ export interface TuningRequest {
    * trained so far to outDir (a cancelled tuned model stays usable). Without it a cancelled run writes nothing.
    */
   saveCancelled?: () => boolean;
+  /** Told the run's memory plan before training starts. */
+  onPlan?: (plan: TrainingPlan) => void;
 }
 
 export interface TuningOutcome extends TrainResult {
   framing: Framing;
+  /** How the run's memory was planned (micro-batches, checkpointing, the estimate). */
+  plan: TrainingPlan;
   /** Whether outDir holds the adapter: always after a finished run, after a cancelled one only if saveCancelled said so. */
   adapterSaved: boolean;
 }
+
+/** A run whose memory plan does not fit the device; the message says what would. */
+export class MemoryPlanError extends Error {}
 
 export async function tune(base: BaseModel, request: TuningRequest): Promise<TuningOutcome> {
   const { tokenizer, transformer } = base;
@@ -40,13 +48,23 @@ export async function tune(base: BaseModel, request: TuningRequest): Promise<Tun
         throw error;
       }
     });
+  const training = frame(request.examples, 'training');
+  const validation = request.validation ? frame(request.validation, 'validation') : undefined;
+  const lora = loraConfig(request.lora);
+  const plan = planTraining({
+    config: transformer.config,
+    dtype: transformer.dtype,
+    device: transformer.device,
+    rank: lora.rank,
+    lengths: [...training, ...(validation ?? [])].map((e) => Math.min(e.ids.length, request.training?.maxSequenceLength ?? trainingDefaults.maxSequenceLength)),
+    batchSize: request.training?.batchSize ?? trainingDefaults.batchSize,
+  });
+  if (!plan.fits) throw new MemoryPlanError(`this run does not fit in memory: ${plan.summary}`);
+  request.onPlan?.(plan);
   manualSeed(request.training?.seed ?? trainingDefaults.seed); // the adapter's initialisation is part of the run
-  const adapter = LoraAdapter.create(transformer, loraConfig(request.lora));
+  const adapter = LoraAdapter.create(transformer, lora);
   try {
-    const result = await train(transformer, adapter, frame(request.examples, 'training'), {
-      ...request.training,
-      validation: request.validation ? frame(request.validation, 'validation') : undefined,
-    });
+    const result = await train(transformer, adapter, training, { stepPlan: plan.step, ...request.training, validation });
     const adapterSaved = !result.cancelled || (result.completedSteps > 0 && (request.saveCancelled?.() ?? false));
     if (adapterSaved) {
       const { epochs, batchSize, learningRate, seed } = request.training ?? {};
@@ -61,7 +79,7 @@ export async function tune(base: BaseModel, request: TuningRequest): Promise<Tun
         },
       });
     }
-    return { ...result, framing, adapterSaved };
+    return { ...result, framing, plan, adapterSaved };
   } finally {
     LoraAdapter.detach(transformer);
     adapter.dispose();

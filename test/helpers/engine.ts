@@ -76,7 +76,7 @@ export function entryFloats(data: Buffer, entry: SafetensorsEntry): Float32Array
 
 /** Full-sequence logits [T, vocab] of a token sequence, as a flat Float32Array. */
 export function logitsOf(model: Transformer, tokenIds: number[]): Float32Array {
-  const out: Tensor = noGrad(() => tidy(() => keep(model.forward(ids(tokenIds, [1, tokenIds.length])))));
+  const out: Tensor = noGrad(() => tidy(() => keep(model.forward(ids(tokenIds, [1, tokenIds.length], model.device)))));
   try {
     return out.toFloat32Array();
   } finally {

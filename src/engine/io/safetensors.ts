@@ -1,7 +1,7 @@
 // The safetensors format (8-byte little-endian header length, JSON header, raw little-endian data).
 // Small files (adapters, checkpoints) are read whole, each tensor aliasing the file's bytes; a model's
 // weights are read tensor by tensor straight into their final memory (ModelWeightFiles).
-import { closeSync, fstatSync, openSync, readFileSync, readSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, writeSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fromBytes, type Tensor, type DType } from '../tensor/index.js';
 
@@ -179,19 +179,43 @@ function readFully(fd: number, into: Uint8Array, position: number, file: string)
   }
 }
 
-export function writeSafetensors(file: string, tensors: Map<string, Tensor>, metadata?: Record<string, string>): void {
+/** A tensor made only when its bytes are written (so a large file never needs all of its tensors at once). */
+export interface DeferredTensor {
+  dtype: DType;
+  shape: number[];
+  make(): Tensor;
+}
+
+/** Writes tensors (made now or deferred) to file, streaming one tensor's bytes at a time. */
+export function writeSafetensors(file: string, tensors: Map<string, Tensor | DeferredTensor>, metadata?: Record<string, string>): void {
   const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
-  const chunks: Buffer[] = [];
+  const ordered = [...tensors].sort(([a], [b]) => a.localeCompare(b));
   let offset = 0;
-  for (const [name, t] of [...tensors].sort(([a], [b]) => a.localeCompare(b))) {
-    const data = Buffer.from(t.toBuffer()); // copy: the tensor may change after we return
-    header[name] = { dtype: dtypeCodes[t.dtype], shape: t.shape, data_offsets: [offset, offset + data.length] };
-    chunks.push(data);
-    offset += data.length;
+  for (const [name, t] of ordered) {
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * bytesPerElement[t.dtype];
+    header[name] = { dtype: dtypeCodes[t.dtype], shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // keeps the data 8-byte aligned
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  writeFileSync(file, Buffer.concat([prefix, Buffer.from(json), ...chunks]));
+  const fd = openSync(file, 'w');
+  try {
+    writeFully(fd, Buffer.concat([prefix, Buffer.from(json)]));
+    for (const [, t] of ordered) {
+      const made = 'make' in t ? t.make() : t;
+      try {
+        writeFully(fd, made.toBuffer());
+      } finally {
+        if (made !== t) made.dispose();
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function writeFully(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, Math.min(READ_BYTES, bytes.byteLength - done));
 }

@@ -135,3 +135,12 @@ function parseGemma(raw: Raw, numLayers: number): GemmaSettings {
     attnLogitSoftcapping: raw.attn_logit_softcapping ?? null,
   };
 }
+
+/** Parameters of the model the config describes (embeddings, head when untied, blocks, norms). */
+export function parameterCount(config: ModelConfig): number {
+  const { hiddenSize: d, intermediateSize: ff, numHeads: H, numKvHeads: K, headDim: D, vocabSize: V, numLayers } = config;
+  const attention = d * (H + 2 * K) * D + H * D * d + (config.attentionBias ? (H + 2 * K) * D : 0) + (config.qkNorm ? 2 * D : 0);
+  const norms = (config.gemma ? 4 : 2) * d;
+  const block = attention + 3 * d * ff + norms;
+  return V * d * (config.tieWordEmbeddings ? 1 : 2) + numLayers * block + d;
+}

@@ -50,17 +50,34 @@ function readWeights(modelDir: string, config: ModelConfig, files: ModelWeightFi
     if (!found) throw new Error(`${modelDir}: weight '${name}' is missing`);
     return found;
   };
+  const { hiddenSize: d, intermediateSize: ff, numHeads: H, numKvHeads: K, headDim: D, vocabSize: V } = config;
+  /** The shape config.json implies for a weight, by the end of its name. */
+  const expectedShape = (name: string): number[] => {
+    const key = name.replace(/^model\.layers\.\d+\./, '');
+    const shapes: Record<string, number[]> = {
+      'self_attn.q_proj.weight': [H * D, d], 'self_attn.k_proj.weight': [K * D, d], 'self_attn.v_proj.weight': [K * D, d],
+      'self_attn.q_proj.bias': [H * D], 'self_attn.k_proj.bias': [K * D], 'self_attn.v_proj.bias': [K * D],
+      'self_attn.o_proj.weight': [d, H * D], 'self_attn.o_proj.bias': [d],
+      'self_attn.q_norm.weight': [D], 'self_attn.k_norm.weight': [D],
+      'mlp.gate_proj.weight': [ff, d], 'mlp.up_proj.weight': [ff, d], 'mlp.down_proj.weight': [d, ff],
+      'model.embed_tokens.weight': [V, d], 'lm_head.weight': [V, d],
+    };
+    return shapes[key] ?? [d]; // the norms
+  };
   /** The named tensors stacked along their first dimension into one new tensor. */
   const read = (...names: string[]): Tensor => {
-    const parts = names.map((n) => files.tensors.get(need(n))!);
+    const parts = names.map((n) => {
+      const part = files.tensors.get(need(n))!;
+      const expected = expectedShape(n);
+      if (part.shape.join() !== expected.join()) throw new Error(`${part.file}: ${n} has shape [${part.shape}], not the model's [${expected}]`);
+      return part;
+    });
     const [, ...rest] = parts[0].shape;
-    const mismatch = parts.find((p) => p.shape.slice(1).join() !== rest.join());
-    if (mismatch) throw new Error(`${mismatch.file}: ${names.join(', ')} cannot be stacked: shapes differ`);
-    const rows = parts.reduce((n, p) => n + (p.shape[0] ?? 1), 0);
-    const target = keep(empty(parts[0].shape.length ? [rows, ...rest] : [], placement));
+    const rows = parts.reduce((n, p) => n + p.shape[0], 0);
+    const target = keep(empty([rows, ...rest], placement));
     let offset = 0;
     for (const [i, part] of parts.entries()) {
-      const n = part.shape[0] ?? 1;
+      const n = part.shape[0];
       const slice = names.length === 1 ? target : target.slice(0, offset, offset + n);
       files.readInto(need(names[i]), slice);
       if (slice !== target) slice.dispose();

@@ -67,10 +67,14 @@ export const projectionPaths = {
 } as const;
 export type Projection = keyof typeof projectionPaths;
 
+/** Positions the rotary tables cover at first; they grow (doubling, up to the model's context) when a sequence needs more. */
+const initialRopePositions = 4096;
+
 export class Transformer {
-  readonly rope: RopeTables;
+  private rope!: RopeTables;
   /** Gemma's sliding layers use their own base frequency. */
-  readonly localRope?: RopeTables;
+  private localRope?: RopeTables;
+  private ropePositions = 0;
   attentionKernel: AttentionKernel;
   private readonly fused: { qkv: FusedLinear; gateUp: FusedLinear }[];
 
@@ -79,9 +83,7 @@ export class Transformer {
     readonly weights: Weights,
     readonly device = 'cpu',
   ) {
-    const { headDim, maxPositions, ropeTheta, ropeScaling, gemma } = config;
-    this.rope = ropeTables(headDim, maxPositions, ropeTheta, ropeScaling, device);
-    if (gemma) this.localRope = ropeTables(headDim, maxPositions, gemma.ropeLocalTheta, { type: 'default', factor: 1 }, device);
+    this.coverPositions(Math.min(config.maxPositions, initialRopePositions));
     this.fused = weights.blocks.map((b) => {
       b.qkv ??= FusedLinear.fromParts([b.q, b.k, b.v]);
       b.gateUp ??= FusedLinear.fromParts([b.gate, b.up]);
@@ -90,7 +92,7 @@ export class Transformer {
       return { qkv: b.qkv, gateUp: b.gateUp };
     });
     // Softcapped attention scores (Gemma 2) have no fused kernel.
-    this.attentionKernel = sdpaSupport().sdpa && !gemma?.attnLogitSoftcapping ? 'sdpa' : 'eager';
+    this.attentionKernel = sdpaSupport().sdpa && !config.gemma?.attnLogitSoftcapping ? 'sdpa' : 'eager';
   }
 
   /** The weights' (compute) dtype. */
@@ -116,9 +118,25 @@ export class Transformer {
     let x = embedding(weights.embed, ids); // [B, T, hidden]
     if (config.gemma) x = x.mul(Math.fround(Math.sqrt(config.hiddenSize)));
     if (options.segments && options.cache) throw new Error('packed sequences cannot use a KV cache');
+    this.coverPositions(past + length);
     const global = gatherRope(this.rope, positions, this.dtype);
     const local = this.localRope ? gatherRope(this.localRope, positions, this.dtype) : global;
     return { x, context: { global, local, masks: this.attentionMasks(positions, options.segments, past), options } };
+  }
+
+  /** Makes the rotary tables cover positions 0..needed-1 (positions never exceed a row's slots). */
+  private coverPositions(needed: number): void {
+    if (needed <= this.ropePositions) return;
+    const { headDim, maxPositions, ropeTheta, ropeScaling, gemma } = this.config;
+    const positions = Math.min(maxPositions, Math.max(needed, 2 * this.ropePositions));
+    const old = [this.rope, this.localRope];
+    this.rope = ropeTables(headDim, positions, ropeTheta, ropeScaling, this.device);
+    if (gemma) this.localRope = ropeTables(headDim, positions, gemma.ropeLocalTheta, { type: 'default', factor: 1 }, this.device);
+    for (const tables of old) {
+      tables?.cos.dispose();
+      tables?.sin.dispose();
+    }
+    this.ropePositions = positions;
   }
 
   /** Block i of the stack: [B, T, hidden] → [B, T, hidden]. */

@@ -1,0 +1,206 @@
+// The memory plan of a tuning run, made before it starts: peak memory estimated from the model's shape
+// (frozen weights, the adapter and its optimizer, activations per micro-batch, the loss's logits) and
+// held against the memory the run may use, to choose the micro-batch size and whether to checkpoint
+// activations, or to say that the run cannot fit and what would.
+import { freemem, totalmem } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { cudaMemory, sdpaSupport } from '../tensor/index.js';
+import { parameterCount, type ModelConfig } from '../model/config.js';
+import type { StepPlan } from './step.js';
+
+export interface TrainingShape {
+  config: ModelConfig;
+  dtype: string;
+  device: string;
+  /** LoRA rank (every projection adapted). */
+  rank: number;
+  /** Token length of each training (and validation) example, after truncation. */
+  lengths: number[];
+  /** Examples per step; all of lengths by default. */
+  batchSize?: number;
+  /** Bytes the whole run may use (weights included); by default what the device has free now plus this process's own. */
+  budgetBytes?: number;
+}
+
+export interface MemoryEstimate {
+  weightsBytes: number;
+  /** LoRA master weights, their gradients and AdamW's two moments (float32). */
+  adapterBytes: number;
+  /** Activations kept for the backward pass, plus one block's temporaries. */
+  activationBytes: number;
+  /** The loss's logits chunk and the hidden states' gradient. */
+  lossBytes: number;
+  /** The runtime itself (Node, libtorch, allocator slack). */
+  overheadBytes: number;
+  totalBytes: number;
+}
+
+export interface TrainingPlan {
+  step: StepPlan;
+  estimate: MemoryEstimate;
+  budgetBytes: number;
+  fits: boolean;
+  /** What the plan chose and why, or (when it does not fit) what would. */
+  summary: string;
+}
+
+const GiB = 2 ** 30;
+const bytesOf: Record<string, number> = { float32: 4, bfloat16: 2, float16: 2 };
+/** The process before any model: Node, libtorch and its kernels' libraries. */
+const runtimeBytes = 0.5 * GiB;
+/** Freed activations are kept by the allocator and reused imperfectly: margin on the step's share. */
+const allocatorSlack = 1.15;
+/** The vocabulary logits one loss chunk may hold (float32 and compute-dtype copies together). */
+const lossChunkBytes = 512 * 2 ** 20;
+/** A plan uses at most this fraction of its budget: the rest absorbs estimation error. */
+const headroom = 0.9;
+
+export function planTraining(shape: TrainingShape): TrainingPlan {
+  const { config, dtype, rank, lengths } = shape;
+  const e = bytesOf[dtype] ?? 4;
+  const batchSize = Math.min(shape.batchSize ?? lengths.length, lengths.length);
+  const longest = Math.max(1, ...lengths);
+  // The largest step packs the batchSize longest examples; its rows are as long as the longest one.
+  const sorted = [...lengths].sort((a, b) => b - a);
+  const stepTokens = Math.max(longest, Math.min(sorted.slice(0, batchSize).reduce((a, b) => a + b, 0), batchSize * longest));
+  const budgetBytes = shape.budgetBytes ?? deviceBudget(shape.device);
+  const usable = budgetBytes * headroom;
+  const lossChunkRows = Math.max(16, Math.min(1024, Math.floor(lossChunkBytes / (config.vocabSize * (2 * e + 8)))));
+  const fixed = {
+    weightsBytes: parameterCount(config) * e + ropeBytes(config),
+    adapterBytes: loraParameters(config, rank) * (16 + e),
+    overheadBytes: runtimeBytes,
+  };
+  const estimate = (tokens: number, checkpointing: boolean): MemoryEstimate => {
+    const activationBytes = activationEstimate(config, e, tokens, longest, checkpointing) * allocatorSlack;
+    const trained = Math.min(tokens, stepTokens);
+    const lossBytes = Math.min(trained, lossChunkRows) * config.vocabSize * (2 * e + 8) + 3 * trained * config.hiddenSize * e;
+    return { ...fixed, activationBytes, lossBytes, totalBytes: fixed.weightsBytes + fixed.adapterBytes + fixed.overheadBytes + activationBytes + lossBytes };
+  };
+  // Largest micro-batch first, without checkpointing (it costs a second forward pass), then with it.
+  const sizes: number[] = [];
+  for (let tokens = stepTokens; tokens > longest; tokens = Math.floor(tokens / 2)) sizes.push(tokens);
+  sizes.push(longest);
+  for (const checkpointing of [false, true]) {
+    for (const tokens of sizes) {
+      const planned = estimate(tokens, checkpointing);
+      if (planned.totalBytes <= usable) {
+        const split = tokens < stepTokens ? `micro-batches of up to ${tokens} tokens` : `one pass per step (${stepTokens} tokens)`;
+        return {
+          step: { microBatchTokens: tokens, checkpointing, lossChunkRows },
+          estimate: planned,
+          budgetBytes,
+          fits: true,
+          summary: `${split}${checkpointing ? ', activation checkpointing' : ''}: about ${gib(planned.totalBytes)} of ${gib(budgetBytes)} (${describe(planned)})`,
+        };
+      }
+    }
+  }
+  const leanest = estimate(longest, true);
+  return {
+    step: { microBatchTokens: longest, checkpointing: true, lossChunkRows },
+    estimate: leanest,
+    budgetBytes,
+    fits: false,
+    summary: notFitting(leanest, budgetBytes, shape, longest, (tokens) => estimate(tokens, true).totalBytes <= usable),
+  };
+}
+
+function notFitting(
+  leanest: MemoryEstimate,
+  budgetBytes: number,
+  shape: TrainingShape,
+  longest: number,
+  fitsWith: (tokens: number) => boolean,
+): string {
+  const needs = leanest.totalBytes / headroom;
+  const parts = [`needs about ${gib(needs)} (${describe(leanest)}) but ${gib(budgetBytes)} is available on ${shape.device}`];
+  let shortest = 0;
+  for (let tokens = longest; tokens >= 16; tokens = Math.floor(tokens / 2)) {
+    if (fitsWith(tokens)) {
+      shortest = tokens;
+      break;
+    }
+  }
+  const fixedBytes = leanest.weightsBytes + leanest.adapterBytes + leanest.overheadBytes;
+  if (shortest > 0) parts.push(`examples of at most ${shortest} tokens would fit (the longest has ${longest})`);
+  else if (fixedBytes > budgetBytes * headroom) parts.push(`the model's weights alone (${gib(leanest.weightsBytes)} in ${shape.dtype}) leave no room: use a smaller model`);
+  else parts.push('use a smaller model');
+  const gpu = shape.device.startsWith('cuda') ? 'a GPU' : 'a GPU or a machine';
+  parts.push(`or ${gpu} with at least ${gib(needs)} of memory`);
+  return parts.join('; ');
+}
+
+/**
+ * Bytes kept for the backward pass per token of a micro-batch, over all layers, plus one block's
+ * temporaries while its backward runs. With checkpointing only each block's input is kept, and one block
+ * is recomputed at a time.
+ */
+function activationEstimate(config: ModelConfig, e: number, tokens: number, rowLength: number, checkpointing: boolean): number {
+  const { hiddenSize: d, intermediateSize: ff, numHeads: H, numKvHeads: K, headDim: D, numLayers: L } = config;
+  let perToken = e * (4 * d + (H + 2 * K) * D + 2 * H * D + 3 * ff) + 4 * (2 + H);
+  if (config.qkNorm) perToken += e * (H + K) * D;
+  if (config.gemma) perToken += e * 2 * d;
+  if (!sdpaSupport().sdpa) perToken += H * rowLength * (4 + 2 * e); // scores and probabilities
+  const temporaries = tokens * e * 6 * ff;
+  const block = tokens * perToken + temporaries;
+  return checkpointing ? tokens * L * e * d + block : tokens * L * perToken + temporaries;
+}
+
+function loraParameters(config: ModelConfig, rank: number): number {
+  const { hiddenSize: d, intermediateSize: ff, numHeads: H, numKvHeads: K, headDim: D, numLayers: L } = config;
+  const perLayer = rank * ((d + H * D) + 2 * (d + K * D) + (H * D + d) + 3 * (d + ff));
+  return L * perLayer;
+}
+
+/** The rotary tables (float32 cos and sin), for the positions a run may reach. */
+function ropeBytes(config: ModelConfig): number {
+  const positions = Math.min(config.maxPositions, 8192);
+  return (config.gemma ? 2 : 1) * 2 * positions * config.headDim * 4;
+}
+
+/** Bytes a run on the device may use: free memory now plus what this process already holds. */
+export function deviceBudget(device: string): number {
+  if (device.startsWith('cuda')) {
+    const memory = cudaMemory(device === 'cuda' ? 0 : Number(device.slice(5)));
+    return memory ? memory.freeBytes : Number.MAX_SAFE_INTEGER;
+  }
+  return hostMemory().availableBytes + process.memoryUsage.rss();
+}
+
+/** The host's memory as this process may use it: the cgroup's limit where one is set, else the machine's. */
+export function hostMemory(): { totalBytes: number; availableBytes: number } {
+  let total = totalmem();
+  let available = memAvailable() ?? freemem();
+  const limit = cgroupNumber('/sys/fs/cgroup/memory.max');
+  const used = cgroupNumber('/sys/fs/cgroup/memory.current');
+  if (limit !== undefined && limit < total) {
+    total = limit;
+    if (used !== undefined) available = Math.min(available, limit - used);
+  }
+  return { totalBytes: total, availableBytes: Math.max(0, available) };
+}
+
+function memAvailable(): number | undefined {
+  try {
+    const match = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+    return match ? Number(match[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function cgroupNumber(file: string): number | undefined {
+  try {
+    const text = readFileSync(file, 'utf8').trim();
+    return /^\d+$/.test(text) ? Number(text) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const gib = (bytes: number) => (bytes >= GiB ? `${(bytes / GiB).toFixed(1)} GiB` : `${Math.round(bytes / 2 ** 20)} MiB`);
+
+function describe(estimate: MemoryEstimate): string {
+  return `weights ${gib(estimate.weightsBytes)}, activations ${gib(estimate.activationBytes)}, loss ${gib(estimate.lossBytes)}, adapter and optimizer ${gib(estimate.adapterBytes)}`;
+}
