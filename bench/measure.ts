@@ -2,13 +2,13 @@
 // shape's random checkpoint on disk (bench/random-model.ts), loaded as Attune loads any model.
 //   node dist/bench/measure.js train <shape> [steps] [--threads N[:blas]] [--dtype D]
 //   node dist/bench/measure.js decode <shape> [tokens] [--threads ...] [--dtype D]
-//   node dist/bench/measure.js soak <shape> <steps> [--threads ...]
+//   node dist/bench/measure.js soak <shape> <steps> [--threads ...]     (RSS over a long run of the trainer)
 // Without --threads and --dtype, Attune runs in its auto setting (as `attune tune` would).
 import { parseArgs } from 'node:util';
 import { tidy, setNumThreads, setBlasThreads, manualSeed, noGrad, ids, heapStats } from '../src/engine/tensor/index.js';
 import { LoraAdapter, loraConfig } from '../src/engine/lora/lora.js';
 import { AdamW } from '../src/engine/train/optimizer.js';
-import { trainStep } from '../src/engine/train/trainer.js';
+import { train, trainStep } from '../src/engine/train/trainer.js';
 import { KvCache } from '../src/engine/model/kv-cache.js';
 import { loadTransformer, readModelConfig } from '../src/engine/model/load.js';
 import { parameterCount } from '../src/engine/model/config.js';
@@ -17,8 +17,9 @@ import { configureThreads } from '../src/engine/runtime.js';
 import { planTraining } from '../src/engine/train/memory-plan.js';
 import { benchShapes, loraRank, loraAlpha } from './shapes.js';
 import { randomModelDir } from './random-model.js';
+import { profileOps } from './op-profile.js';
 
-const { positionals, values } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' }, dtype: { type: 'string' } } });
+const { positionals, values } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' }, dtype: { type: 'string' }, profile: { type: 'boolean' }, shapes: { type: 'boolean' } } });
 const [mode, shapeName, countArg] = positionals;
 const shape = benchShapes.find((s) => s.name === shapeName);
 if (!shape) throw new Error(`unknown shape ${shapeName}`);
@@ -50,7 +51,26 @@ function randomExamples() {
   });
 }
 
-if (mode === 'train' || mode === 'soak') {
+if (mode === 'soak') {
+  // The trainer's own loop (it manages memory between steps), over a fixed set of examples.
+  const steps = Number(countArg);
+  const data = Array.from({ length: 8 }, () => randomExamples()).flat();
+  const adapter = LoraAdapter.create(model, loraConfig({ rank: loraRank, alpha: loraAlpha }));
+  const rssAt: Record<number, number> = {};
+  const memoryAt: Record<number, Record<string, number>> = {};
+  const started = performance.now();
+  await train(model, adapter, data, {
+    epochs: Math.ceil((steps * shape.batch) / data.length), batchSize: shape.batch, learningRate: 1e-3,
+    onStep: (m) => {
+      if (m.step === 100 || m.step % 1000 === 0) {
+        rssAt[m.step] = rssMb();
+        const heap = heapStats();
+        memoryAt[m.step] = { v8_mb: process.memoryUsage().heapTotal / 2 ** 20, malloc_in_use_mb: heap.inUseBytes / 2 ** 20, malloc_free_mb: heap.freeBytes / 2 ** 20 };
+      }
+    },
+  });
+  console.log(JSON.stringify({ ...common, steps, seconds: (performance.now() - started) / 1000, rss_mb_at_step: rssAt, memory_at_step: memoryAt, peak_rss_mb: peakRssMb() }));
+} else if (mode === 'train') {
   const count = Number(countArg ?? shape.trainSteps);
   const adapter = LoraAdapter.create(model, loraConfig({ rank: loraRank, alpha: loraAlpha }));
   adapter.attach(model);
@@ -58,22 +78,29 @@ if (mode === 'train' || mode === 'soak') {
   const optimizer = new AdamW(adapter.parameters());
   const plan = planTraining({ config, dtype: placement.dtype, device: placement.device, rank: loraRank, lengths: Array(shape.batch).fill(shape.seqLen) });
   const timings: number[] = [];
-  const rssAt: Record<number, number> = {};
-  const warmup = mode === 'train' ? 1 : 0;
+  const cpuTimes: number[] = [];
+  const warmup = 1;
   for (let step = 1; step <= warmup + count; step++) {
     const started = performance.now();
+    const cpuStarted = process.cpuUsage();
     tidy(() => trainStep(model, optimizer, randomExamples(), 1e-3, 1.0, plan.step));
-    if (step > warmup) timings.push(performance.now() - started);
-    if (mode === 'soak' && (step === 100 || step % 1000 === 0 || step === count)) rssAt[step] = rssMb();
+    if (step > warmup) {
+      timings.push(performance.now() - started);
+      const cpu = process.cpuUsage(cpuStarted);
+      cpuTimes.push((cpu.user + cpu.system) / 1000);
+    }
+  }
+  if (values.profile) {
+    const { table } = profileOps(() => tidy(() => trainStep(model, optimizer, randomExamples(), 1e-3, 1.0, plan.step)), { byShape: values.shapes, top: 40 });
+    console.error(table);
   }
   const stepMs = median(timings);
   const tokensPerStep = shape.batch * shape.seqLen;
   console.log(JSON.stringify({
-    ...common, step_ms: stepMs, step_ms_min: Math.min(...timings),
+    ...common, step_ms: stepMs, step_ms_min: Math.min(...timings), cpu_ms: median(cpuTimes),
     train_tokens_per_s: (tokensPerStep * 1000) / stepMs, peak_rss_mb: peakRssMb(), load_s: loadSeconds, load_peak_rss_mb: loadPeakRssMb,
     micro_batch_tokens: plan.step.microBatchTokens, checkpointing: plan.step.checkpointing, planned_peak_mb: plan.estimate.totalBytes / 2 ** 20,
     heap_mb: process.memoryUsage().heapTotal / 2 ** 20, malloc_free_mb: heapStats().freeBytes / 2 ** 20,
-    ...(mode === 'soak' ? { rss_mb_at_step: rssAt } : {}),
   }));
 } else if (mode === 'decode') {
   const count = Number(countArg ?? 128);

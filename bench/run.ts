@@ -1,107 +1,159 @@
-// npm run bench: each figure for Attune beside the same work in PyTorch eager (Debian python3-torch) in the
-// same run, each implementation in its best thread setting, one JSON line per figure. Every measurement
-// runs in its own process, one at a time, so peak RSS is its own and the cores are not shared.
+// npm run bench [-- --only SHAPE[,SHAPE…]] [--quick]: each figure for Attune beside the same work in PyTorch
+// eager in the same run, one JSON line per figure. Attune runs in its auto setting (the device, dtype,
+// threads and memory plan `attune tune` would pick); PyTorch in its best setting among float32 and
+// bfloat16 autocast, eager and fused (SDPA) attention, 1 and 2 threads. Every measurement runs in its own
+// process, one at a time, so peak RSS is its own and the cores are not shared. The reference is the
+// newest PyTorch here: .venv-torch (scripts/setup-reference.sh), else Debian's python3-torch.
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchShapes } from './shapes.js';
+import { parseArgs } from 'node:util';
+import { benchShapes, type BenchShape } from './shapes.js';
 import { createToActiveSeconds } from './tune-latency.js';
+import { parseModelConfig, parameterCount } from '../src/engine/model/config.js';
+import { libtorchVersion } from '../src/engine/tensor/index.js';
+import { packageRoot } from '../src/engine/package-root.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const measureScript = path.join(here, 'measure.js');
-const referenceScript = path.resolve(here, '../../bench/reference/llama_lora_bench.py');
-const python = process.env.ATTUNE_BENCH_PYTHON ?? '/usr/bin/python3';
-// Attune sets ATen's and OpenBLAS's pools apart (intra:blas); Debian's PyTorch sizes only ATen's.
-const threadSettings = { attune: ['1:1', '1:2', '2:2'], pytorch: ['1', '2'] };
-const quick = process.argv.includes('--quick');
+const referenceScript = path.join(packageRoot, 'bench', 'reference', 'llama_lora_bench.py');
+const venvPython = path.join(packageRoot, '.venv-torch', 'bin', 'python');
+const python = process.env.ATTUNE_BENCH_PYTHON ?? (existsSync(venvPython) ? venvPython : '/usr/bin/python3');
 
-type Line = Record<string, number | string | boolean>;
+const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' } } });
+const quick = values.quick ?? false;
+const only = values.only?.split(',');
+const unknown = only?.filter((name) => name !== 'soak' && name !== 'seed-job' && !benchShapes.some((s) => s.name === name));
+if (unknown?.length) {
+  console.error(`unknown shape ${unknown.join(', ')}; shapes: ${benchShapes.map((s) => s.name).join(', ')}, soak, seed-job`);
+  process.exit(2);
+}
+const selected = (name: string) => !only || only.includes(name);
 
-function attune(mode: string, shape: string, threads: string, count: number): Line {
-  const out = execFileSync(process.execPath, [measureScript, mode, shape, threads, String(count)], { encoding: 'utf8' });
+type Line = Record<string, unknown>;
+
+function runJson(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Line {
+  const out = execFileSync(command, args, { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 * 2 ** 20 });
   return JSON.parse(out.trim().split('\n').at(-1)!);
 }
 
-function pytorch(mode: 'train' | 'decode', shape: string, threads: string, steps: number): Line {
-  const args = [referenceScript, '--shape', shape, '--threads', threads, '--mode', mode];
-  if (mode === 'train') args.push('--steps', String(steps), '--warmup', '2');
-  const out = execFileSync(python, args, { encoding: 'utf8' });
-  return JSON.parse(out.trim().split('\n').at(-1)!);
+const attune = (mode: string, shape: BenchShape, count?: number): Line =>
+  runJson(process.execPath, [measureScript, mode, shape.name, ...(count === undefined ? [] : [String(count)])]);
+
+interface ReferenceSetting {
+  precision: 'float32' | 'bf16';
+  attention: 'eager' | 'sdpa';
+  threads: number;
 }
 
-/** Runs both implementations at every thread setting, alternating them so drift hits both alike. */
-function best(metric: string, run: (impl: 'attune' | 'pytorch', threads: string) => Line) {
-  const results = { attune: [] as Line[], pytorch: [] as Line[] };
-  const rounds = Math.max(threadSettings.attune.length, threadSettings.pytorch.length);
-  for (let i = 0; i < rounds; i++) {
-    if (threadSettings.attune[i]) results.attune.push(run('attune', threadSettings.attune[i]));
-    if (threadSettings.pytorch[i]) results.pytorch.push(run('pytorch', threadSettings.pytorch[i]));
-  }
-  const top = (lines: Line[]) => lines.reduce((a, b) => (Number(b[metric]) > Number(a[metric]) ? b : a));
-  return { attune: top(results.attune), pytorch: top(results.pytorch), all: results };
+const referenceTorch = runJson(python, ['-c', 'import json, torch; print(json.dumps({"version": torch.__version__}))']).version as string;
+const referenceHasSdpa = Number(referenceTorch.split('.')[0]) >= 2;
+
+/**
+ * The PyTorch settings worth trying at a shape: float32 only where its weights fit comfortably in memory
+ * (an 8B model's do not), fused attention only where the reference has it, and one thread only where a
+ * step is short enough to try it (2 threads win at every larger shape).
+ */
+function referenceSettings(shape: BenchShape): ReferenceSetting[] {
+  const parameters = parameterCount(parseModelConfig(shape.config));
+  const precisions: ReferenceSetting['precision'][] = parameters * 4 < 0.45 * totalmem() ? ['float32', 'bf16'] : ['bf16'];
+  const attentions: ReferenceSetting['attention'][] = referenceHasSdpa ? ['eager', 'sdpa'] : ['eager'];
+  const threads = parameters < 2e9 ? [1, 2] : [2];
+  return precisions.flatMap((precision) => attentions.flatMap((attention) => threads.map((t) => ({ precision, attention, threads: t }))));
 }
 
-/** Both implementations' best figure, their thread settings, and Attune's ratio to PyTorch. */
-function comparison(result: { attune: Line; pytorch: Line }, metric: string): Line {
-  const attune = Number(result.attune[metric]);
-  const pytorch = Number(result.pytorch[metric]);
-  return {
-    attune: round(attune),
-    attune_threads: result.attune.threads,
-    pytorch: round(pytorch),
-    pytorch_threads: result.pytorch.threads,
-    ratio: round(attune / pytorch, 3),
-  };
+function pytorch(mode: 'train' | 'decode', shape: BenchShape, setting: ReferenceSetting, newTokens: number): Line {
+  const args = [referenceScript, '--shape', shape.name, '--mode', mode, '--threads', String(setting.threads),
+    '--precision', setting.precision, '--attention', setting.attention];
+  if (mode === 'train') args.push('--steps', String(quick ? 1 : shape.trainSteps), '--warmup', '1');
+  else args.push('--steps', '1', '--warmup', '1', '--new-tokens', String(newTokens));
+  return runJson(python, args);
 }
+
+function bestOf(lines: Line[], metric: string): Line {
+  return lines.reduce((a, b) => (Number(b[metric]) > Number(a[metric]) ? b : a));
+}
+
+const settingOf = (line: Line) => `${line.precision} ${line.attention} attention, ${line.threads} thread${line.threads === 1 ? '' : 's'}`;
 
 function emit(line: Line): void {
   console.log(JSON.stringify(line));
 }
-
-const trainSteps: Record<string, number> = { stories260K: 20, stories15M: 8, 'smollm2-135M': 3 };
-for (const shape of benchShapes) {
-  const steps = quick ? 2 : trainSteps[shape.name];
-  const train = best('train_tokens_per_s', (impl, threads) =>
-    impl === 'attune' ? attune('train', shape.name, threads, steps) : pytorch('train', shape.name, threads, steps),
-  );
-  emit({ figure: 'lora_train_tokens_per_s', shape: shape.name, batch: `${shape.batch}x${shape.seqLen}`, rank: 8, ...comparison(train, 'train_tokens_per_s') });
-  emit({
-    figure: 'train_peak_rss_mb',
-    shape: shape.name,
-    attune: round(Number(train.attune.peak_rss_mb)),
-    pytorch: round(Number(train.pytorch.max_rss_mb)),
-    ratio: round(Number(train.attune.peak_rss_mb) / Number(train.pytorch.max_rss_mb), 3),
-  });
-  if (shape.name === 'smollm2-135M' && quick) continue;
-  const decode = best('decode_tokens_per_s', (impl, threads) =>
-    impl === 'attune' ? attune('decode', shape.name, threads, 128) : pytorch('decode', shape.name, threads, 0),
-  );
-  emit({ figure: 'decode_tokens_per_s', shape: shape.name, prompt_tokens: 16, new_tokens: 128, ...comparison(decode, 'decode_tokens_per_s') });
-}
-
-// Native memory must not creep over a long run: RSS after step 100 against RSS at the end.
-const soakSteps = quick ? 200 : 2000;
-const soak = attune('soak', 'stories260K', '1', soakSteps);
-emit({
-  figure: 'rss_growth_mb',
-  shape: 'stories260K',
-  steps: `100..${soakSteps}`,
-  attune_rss_mb_at_100: round(Number(soak.rss_mb_at_step_100)),
-  attune_rss_mb_at_end: round(Number(soak[`rss_mb_at_step_${soakSteps}`])),
-  attune: round(Number(soak[`rss_mb_at_step_${soakSteps}`]) - Number(soak.rss_mb_at_step_100)),
-});
 
 function round(value: number, digits = 1): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
 
+/** The reference runs interleaved with Attune's, so drift in the machine's load hits both alike. */
+function compare(shape: BenchShape, mode: 'train' | 'decode', metric: string, newTokens: number) {
+  const settings = referenceSettings(shape);
+  const attuneRuns: Line[] = [];
+  const references: Line[] = [];
+  for (const [i, setting] of settings.entries()) {
+    if (i === 0 || i === Math.floor(settings.length / 2)) attuneRuns.push(attune(mode, shape, mode === 'decode' ? newTokens : quick ? 1 : undefined));
+    references.push(pytorch(mode, shape, setting, newTokens));
+  }
+  return { attune: bestOf(attuneRuns, metric), pytorch: bestOf(references, metric), tried: settings.length };
+}
+
+const meta = { attune_libtorch: libtorchVersion(), pytorch_version: referenceTorch };
+for (const shape of benchShapes.filter((s) => selected(s.name))) {
+  const batch = `${shape.batch}x${shape.seqLen}`;
+  const train = compare(shape, 'train', 'train_tokens_per_s', 0);
+  const a = train.attune;
+  const p = train.pytorch;
+  emit({
+    figure: 'lora_train_tokens_per_s', shape: shape.name, batch, rank: 8,
+    attune: round(Number(a.train_tokens_per_s)), attune_setting: `auto: ${a.dtype} on ${a.device}, ${a.threads} threads`,
+    pytorch: round(Number(p.train_tokens_per_s)), pytorch_setting: settingOf(p), pytorch_settings_tried: train.tried,
+    ratio: round(Number(a.train_tokens_per_s) / Number(p.train_tokens_per_s), 2), ...meta,
+  });
+  emit({
+    figure: 'train_peak_rss_mb', shape: shape.name, batch,
+    attune: round(Number(a.peak_rss_mb)), attune_planned: round(Number(a.planned_peak_mb)),
+    attune_plan: `${a.checkpointing ? 'checkpointing, ' : ''}micro-batches of ${a.micro_batch_tokens} tokens`,
+    pytorch: round(Number(p.max_rss_mb)), pytorch_setting: settingOf(p),
+    ratio: round(Number(a.peak_rss_mb) / Number(p.max_rss_mb), 2),
+  });
+  const weightsMb = (parameterCount(parseModelConfig(shape.config)) * (a.dtype === 'float32' ? 4 : 2)) / 2 ** 20;
+  emit({
+    figure: 'load_peak_rss_mb', shape: shape.name, file_dtype: shape.fileDtype, attune_dtype: a.dtype,
+    attune: round(Number(a.load_peak_rss_mb)), weights_mb: round(weightsMb), ratio: round(Number(a.load_peak_rss_mb) / weightsMb, 2),
+    attune_load_s: round(Number(a.load_s), 2),
+  });
+  const newTokens = quick ? 16 : parameterCount(parseModelConfig(shape.config)) > 2e9 ? 32 : 128;
+  const decode = compare(shape, 'decode', 'decode_tokens_per_s', newTokens);
+  emit({
+    figure: 'decode_tokens_per_s', shape: shape.name, prompt_tokens: 16, new_tokens: newTokens,
+    attune: round(Number(decode.attune.decode_tokens_per_s)), attune_setting: `auto: ${decode.attune.dtype}, ${decode.attune.threads} threads`,
+    pytorch: round(Number(decode.pytorch.decode_tokens_per_s)), pytorch_setting: settingOf(decode.pytorch),
+    ratio: round(Number(decode.attune.decode_tokens_per_s) / Number(decode.pytorch.decode_tokens_per_s), 2),
+  });
+}
+
+// Native memory must stay flat over a long run: RSS at step 1,000 (warmed up) against RSS at the end.
+if (selected('soak')) {
+  const steps = quick ? 2000 : 10_000;
+  const soak = attune('soak', benchShapes.find((s) => s.name === 'stories260K')!, steps);
+  const rss = soak.rss_mb_at_step as Record<string, number>;
+  emit({
+    figure: 'rss_growth_mb', shape: 'stories260K', steps: `1000..${steps}`,
+    attune_rss_mb_at_1000: round(rss['1000']), attune_rss_mb_at_end: round(rss[String(steps)]),
+    attune: round(rss[String(steps)] - rss['1000']), rss_mb_by_step: rss,
+  });
+}
+
 // The Gemini API seed job end to end: create → ACTIVE through HTTP and a worker process (target < 5 s).
-const latencies = await createToActiveSeconds(quick ? 1 : 3);
-emit({
-  figure: 'seed_job_create_to_active_s',
-  steps: 188,
-  attune: round([...latencies].sort((a, b) => a - b)[Math.floor(latencies.length / 2)], 2),
-  runs: latencies.map((s) => round(s, 2)).join(' '),
-  target: 5,
-});
+if (selected('seed-job')) {
+  const latencies = await createToActiveSeconds(quick ? 1 : 3);
+  emit({
+    figure: 'seed_job_create_to_active_s',
+    steps: 188,
+    attune: round([...latencies].sort((x, y) => x - y)[Math.floor(latencies.length / 2)], 2),
+    runs: latencies.map((s) => round(s, 2)).join(' '),
+    target: 5,
+  });
+}

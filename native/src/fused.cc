@@ -53,35 +53,59 @@ struct RmsNorm : Function<RmsNorm> {
 };
 
 // y = x Wᵀ + bias + scale · (z Aᵀ) Bᵀ, where z is x itself or (for LoRA dropout) a dropped-out copy of x.
-// The backward's products are the ones LoRA needs: gx = g W + scale (g B) A, gA = scale (g B)ᵀ z,
-// gB = scale gᵀ (z Aᵀ); the frozen W and bias get none (a W that requires a gradient gets g ᵀ x).
-// Which inputs need gradients is read from requires_grad at forward time: an absent optional input is no
-// autograd input, so the node's input numbering would shift with it.
+// Several adapters may share one product (q/k/v fused): A stacks their [rank, in] matrices and B is their
+// list of [out_i, rank_i] matrices, each adding into its own block of output columns, which costs half
+// the work of one block-diagonal B. The backward's products are the ones LoRA needs: gx = g W + scale
+// (g B) A, gA = scale (g B)ᵀ z, gB = scale gᵀ (z Aᵀ); frozen W and bias get none. Which inputs need
+// gradients is read from requires_grad at forward time (an absent optional input is no autograd input,
+// so the node's own input numbering would shift with it).
 struct LoraLinear : Function<LoraLinear> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
-                            const c10::optional<at::Tensor>& bias, const at::Tensor& a, const at::Tensor& b, double scale,
+                            const c10::optional<at::Tensor>& bias, const at::Tensor& a, at::TensorList bs, double scale,
                             const at::Tensor& z, bool zIsX) {
     if (bias && bias->defined() && bias->requires_grad()) throw std::invalid_argument("loraLinear: the bias must be frozen");
-    auto za = at::linear(z, a);
+    auto za = at::linear(z, a).reshape({-1, a.size(0)});
     auto y = at::linear(x, weight, bias);
-    y.view({-1, y.size(-1)}).addmm_(za.reshape({-1, za.size(-1)}), b.t(), 1, scale);
-    ctx->save_for_backward({x, weight, a, b, za, z});
+    auto y2 = y.view({-1, y.size(-1)});
+    int64_t column = 0, rank = 0;
+    for (const auto& b : bs) {
+      y2.narrow(1, column, b.size(0)).addmm_(za.narrow(1, rank, b.size(1)), b.t(), 1, scale);
+      column += b.size(0);
+      rank += b.size(1);
+    }
+    if (column != y.size(-1) || rank != a.size(0)) throw std::invalid_argument("loraLinear: B's blocks must cover the output and A's rank");
+    std::vector<at::Tensor> saved{x, weight, a, za, z};
+    saved.insert(saved.end(), bs.begin(), bs.end());
+    ctx->save_for_backward(saved);
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["zIsX"] = zIsX;
-    ctx->saved_data["needs"] = c10::List<bool>({x.requires_grad(), weight.requires_grad(), a.requires_grad(), b.requires_grad(),
-                                                !zIsX && z.requires_grad()});
+    c10::List<bool> needs({x.requires_grad(), weight.requires_grad(), a.requires_grad(), !zIsX && z.requires_grad()});
+    for (const auto& b : bs) needs.push_back(b.requires_grad());
+    ctx->saved_data["needs"] = needs;
     return y;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    const auto &x = saved[0], &weight = saved[1], &a = saved[2], &b = saved[3], &za = saved[4], &z = saved[5];
+    const auto &x = saved[0], &weight = saved[1], &a = saved[2], &za = saved[3], &z = saved[4];
+    std::vector<at::Tensor> bs(saved.begin() + 5, saved.end());
     double scale = ctx->saved_data["scale"].toDouble();
     bool zIsX = ctx->saved_data["zIsX"].toBool();
     auto needs = ctx->saved_data["needs"].toBoolList();
     auto g = grads[0].reshape({-1, grads[0].size(-1)});
-    auto gb = at::mm(g, b).mul_(scale);  // [N, rank]
-    at::Tensor gradX, gradWeight, gradA, gradB, gradZ;
+    auto gb = at::empty({g.size(0), a.size(0)}, g.options());  // scale · g B, block by block: [N, rank]
+    std::vector<at::Tensor> gradBs(bs.size());
+    int64_t column = 0, rank = 0;
+    for (size_t i = 0; i < bs.size(); i++) {
+      auto gi = g.narrow(1, column, bs[i].size(0));
+      auto dst = gb.narrow(1, rank, bs[i].size(1));
+      at::mm_out(dst, gi, bs[i]);
+      if (needs[4 + i]) gradBs[i] = at::mm(gi.t(), za.narrow(1, rank, bs[i].size(1))).mul_(scale);
+      column += bs[i].size(0);
+      rank += bs[i].size(1);
+    }
+    gb.mul_(scale);
+    at::Tensor gradX, gradWeight, gradA, gradZ;
     if (needs[0]) {
       gradX = at::mm(g, weight);
       if (zIsX) gradX.addmm_(gb, a);
@@ -89,9 +113,11 @@ struct LoraLinear : Function<LoraLinear> {
     }
     if (needs[1]) gradWeight = at::mm(g.t(), x.reshape({-1, x.size(-1)}));
     if (needs[2]) gradA = at::mm(gb.t(), z.reshape({-1, z.size(-1)}));
-    if (needs[3]) gradB = at::mm(g.t(), za.reshape({-1, za.size(-1)})).mul_(scale);
-    if (needs[4]) gradZ = at::mm(gb, a).view(z.sizes());
-    return {gradX, gradWeight, at::Tensor(), gradA, gradB, at::Tensor(), gradZ, at::Tensor()};
+    if (needs[3]) gradZ = at::mm(gb, a).view(z.sizes());
+    variable_list out{gradX, gradWeight, at::Tensor(), gradA};
+    out.insert(out.end(), gradBs.begin(), gradBs.end());
+    out.insert(out.end(), {at::Tensor(), gradZ, at::Tensor()});
+    return out;
   }
 };
 
@@ -148,9 +174,10 @@ struct LinearCrossEntropy : Function<LinearCrossEntropy> {
       auto logp = at::log_softmax(logits, -1, at::kFloat);
       auto valid = t.ne(ignoreIndex);
       auto safeTargets = t.masked_fill(valid.logical_not(), 0).unsqueeze(1);
-      auto picked = logp.gather(1, safeTargets).squeeze(1).mul_(valid);
-      loss.sub_(picked.sum());
-      correct.add_(logp.argmax(-1).eq(t).logical_and_(valid).sum());
+      auto picked = logp.gather(1, safeTargets).squeeze(1);
+      // The target is the prediction when its log-probability is the row's largest (a max is a faster pass than argmax).
+      correct.add_(picked.ge(logp.amax(-1)).logical_and_(valid).sum());
+      loss.sub_(picked.mul_(valid).sum());
       if (!withGrad) continue;
       auto p = logp.exp_();  // softmax, in place
       p.scatter_add_(1, safeTargets, valid.to(at::kFloat).neg().unsqueeze(1));
@@ -180,13 +207,14 @@ static Napi::Value RmsNormOp(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), RmsNorm::apply(unwrap(info[0]), unwrap(info[1]), toDouble(info[2]), toDouble(info[3])));
 }
 
-// loraLinear(x, weight, bias | null, a, b, scale, loraInput | null)
+// loraLinear(x, weight, bias | null, a, bs[], scale, loraInput | null)
 static Napi::Value LoraLinearOp(const Napi::CallbackInfo& info) {
   const auto& x = unwrap(info[0]);
   c10::optional<at::Tensor> bias;
   if (!absent(info[2])) bias = unwrap(info[2]);
+  auto bs = tensorList(info[4]);
   bool zIsX = absent(info[6]);
-  return wrap(info.Env(), LoraLinear::apply(x, unwrap(info[1]), bias, unwrap(info[3]), unwrap(info[4]), toDouble(info[5]),
+  return wrap(info.Env(), LoraLinear::apply(x, unwrap(info[1]), bias, unwrap(info[3]), at::TensorList(bs), toDouble(info[5]),
                                            zIsX ? x : unwrap(info[6]), zIsX));
 }
 
@@ -205,10 +233,6 @@ static Napi::Value LinearCrossEntropyOp(const Napi::CallbackInfo& info) {
   auto outputs = LinearCrossEntropy::apply(unwrap(info[0]), unwrap(info[1]), unwrap(info[2]), toInt(info[3]), chunkRows,
                                            toDouble(info[5]), toBool(info[6]));
   return wrapList(info.Env(), outputs);
-}
-
-static Napi::Value BlockDiag(const Napi::CallbackInfo& info) {
-  return wrap(info.Env(), at::block_diag(tensorList(info[0])));
 }
 
 // Whether this libtorch has scaled_dot_product_attention (2.0+), and whether it groups query heads over
@@ -249,7 +273,6 @@ void registerFused(Napi::Env env, Napi::Object exports) {
   ATTUNE_EXPORT("loraLinear", LoraLinearOp);
   ATTUNE_EXPORT("gatedActivation", GatedActivationOp);
   ATTUNE_EXPORT("linearCrossEntropy", LinearCrossEntropyOp);
-  ATTUNE_EXPORT("blockDiag", BlockDiag);
   ATTUNE_EXPORT("sdpaSupport", SdpaSupport);
   ATTUNE_EXPORT("scaledDotProductAttention", Sdpa);
 }

@@ -1,7 +1,7 @@
 // Frozen linear projections that may carry LoRA adapters: y = x Wᵀ + b + scale · (dropout(x) Aᵀ) Bᵀ.
 // The adapter's A and B are float32 master weights; each forward casts them to the weights' dtype, so
 // their gradients come back in float32.
-import { blockDiag, cat, linear, loraLinear, dropout, keep, noGrad, type Tensor } from '../tensor/index.js';
+import { cat, linear, loraLinear, dropout, keep, noGrad, type Tensor } from '../tensor/index.js';
 
 export interface LoraWeights {
   /** [rank, in] */
@@ -35,8 +35,8 @@ export class Linear {
 /**
  * Projections that read the same input (q/k/v, gate/up) computed as one matrix product over one fused
  * weight; each part's weight is a view into it, so merging an adapter into a part updates the fused
- * weight too. With an adapter on every part, the adapters run as one low-rank product as well: their
- * A matrices stacked, their B matrices block-diagonal.
+ * weight too. With an adapter on every part, the adapters share that product: their A matrices stacked,
+ * each B adding into its part's columns.
  */
 export class FusedLinear {
   readonly parts: Linear[];
@@ -80,8 +80,7 @@ export class FusedLinear {
     const uniform = first !== null && loras.every((l) => l && l.scale === first.scale && l.dropout === first.dropout);
     if (first && uniform && !(train && first.dropout > 0)) {
       const a = cat(loras.map((l) => l!.a), 0).to({ dtype });
-      const b = blockDiag(loras.map((l) => l!.b)).to({ dtype });
-      return loraLinear(x, this.weight, this.bias, a, b, first.scale);
+      return loraLinear(x, this.weight, this.bias, a, loras.map((l) => l!.b.to({ dtype })), first.scale);
     }
     if (loras.every((l) => !l)) return linear(x, this.weight, this.bias);
     return cat(this.parts.map((p) => p.forward(x, train)), -1);

@@ -106,12 +106,15 @@ export interface NativeTorch {
   /** Free and total memory of a CUDA device, or null without a CUDA runtime. */
   cudaMemory(index: number): { freeBytes: number; totalBytes: number } | null;
 
+  /** libtorch's op profiler (2.x): ops recorded between start and stop, as [name, start ns, duration ns, thread, shapes]. */
+  profilerStart(recordShapes: boolean): void;
+  profilerStop(): [string, number, number, number, string][];
+
   // Fused pieces with hand-written backward passes (native/src/fused.cc).
   rmsNorm(x: T, weight: T, eps: number, offset: number): T;
-  loraLinear(x: T, weight: T, bias: Opt<T>, a: T, b: T, scale: number, loraInput: Opt<T>): T;
+  loraLinear(x: T, weight: T, bias: Opt<T>, a: T, bs: T[], scale: number, loraInput: Opt<T>): T;
   gatedActivation(gateUp: T, activation: 'silu' | 'gelu_tanh'): T;
   linearCrossEntropy(hidden: T, weight: T, targets: T, ignoreIndex: number, chunkRows: number, softcap: number, withGrad: boolean): [T, T];
-  blockDiag(tensors: T[]): T;
   sdpaSupport(): { sdpa: boolean; groupedQueries: boolean };
   scaledDotProductAttention(q: T, k: T, v: T, mask: Opt<T>, causal: boolean, scale: number): T;
 }

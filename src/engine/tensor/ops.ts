@@ -93,11 +93,12 @@ export const rmsNorm = (x: Tensor, weight: Tensor, eps: number, offset = 0) =>
   new Tensor(torch.rmsNorm(x.handle, weight.handle, eps, offset));
 
 /**
- * x Wᵀ + bias + scale · (z Aᵀ) Bᵀ with z = loraInput ?? x, as one autograd node that never computes the
- * gradients of W and bias unless they require them.
+ * x Wᵀ + bias + scale · (z Aᵀ) Bᵀ with z = loraInput ?? x, as one autograd node that computes no gradient
+ * for the frozen W and bias. b may be a list of [out_i, rank_i] blocks (adapters of projections fused
+ * into W, whose A matrices are stacked in a), each adding into its own block of output columns.
  */
-export const loraLinear = (x: Tensor, weight: Tensor, bias: Tensor | null, a: Tensor, b: Tensor, scale: number, loraInput?: Tensor) =>
-  new Tensor(torch.loraLinear(x.handle, weight.handle, bias?.handle, a.handle, b.handle, scale, loraInput?.handle));
+export const loraLinear = (x: Tensor, weight: Tensor, bias: Tensor | null, a: Tensor, b: Tensor | Tensor[], scale: number, loraInput?: Tensor) =>
+  new Tensor(torch.loraLinear(x.handle, weight.handle, bias?.handle, a.handle, (Array.isArray(b) ? b : [b]).map((t) => t.handle), scale, loraInput?.handle));
 
 /** act(gate) · up over a fused [..., 2n] input whose first half is the gate. */
 export const gatedActivation = (gateUp: Tensor, activation: 'silu' | 'gelu_tanh') =>
@@ -127,8 +128,6 @@ export function linearCrossEntropy(
   return [new Tensor(loss), new Tensor(correct)];
 }
 
-export const blockDiag = (tensors: Tensor[]) => new Tensor(torch.blockDiag(tensors.map((t) => t.handle)));
-
 /** What this libtorch's scaled_dot_product_attention can do (none before 2.0; grouped queries from 2.5). */
 export const sdpaSupport = (() => {
   let support: { sdpa: boolean; groupedQueries: boolean } | undefined;
@@ -157,5 +156,7 @@ export const liveTensorCount = () => torch.liveTensors();
 export const cudaDeviceCount = () => torch.cudaDeviceCount();
 export const libtorchVersion = () => torch.version();
 export const heapStats = () => torch.heapStats();
+export const profilerStart = (recordShapes = false) => torch.profilerStart(recordShapes);
+export const profilerStop = () => torch.profilerStop();
 export const mallocTrim = () => torch.mallocTrim();
 export const cudaMemory = (index: number) => torch.cudaMemory(index);

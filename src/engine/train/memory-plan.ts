@@ -50,8 +50,8 @@ const bytesOf: Record<string, number> = { float32: 4, bfloat16: 2, float16: 2 };
 const runtimeBytes = 0.5 * GiB;
 /** Freed activations are kept by the allocator and reused imperfectly: margin on the step's share. */
 const allocatorSlack = 1.15;
-/** The vocabulary logits one loss chunk may hold (float32 and compute-dtype copies together). */
-const lossChunkBytes = 512 * 2 ** 20;
+/** The vocabulary logits one loss chunk may hold (float32 and compute-dtype copies together): at most this, or 5% of the budget. */
+const lossChunkBytes = GiB;
 /** A plan uses at most this fraction of its budget: the rest absorbs estimation error. */
 const headroom = 0.9;
 
@@ -65,7 +65,8 @@ export function planTraining(shape: TrainingShape): TrainingPlan {
   const stepTokens = Math.max(longest, Math.min(sorted.slice(0, batchSize).reduce((a, b) => a + b, 0), batchSize * longest));
   const budgetBytes = shape.budgetBytes ?? deviceBudget(shape.device);
   const usable = budgetBytes * headroom;
-  const lossChunkRows = Math.max(16, Math.min(1024, Math.floor(lossChunkBytes / (config.vocabSize * (2 * e + 8)))));
+  // One chunk of logits for the whole micro-batch where memory allows: the head's matmul is most efficient over many rows.
+  const lossChunkRows = Math.max(16, Math.min(4096, Math.floor(Math.min(lossChunkBytes, 0.05 * usable) / (config.vocabSize * (2 * e + 8)))));
   const fixed = {
     weightsBytes: parameterCount(config) * e + ropeBytes(config),
     adapterBytes: loraParameters(config, rank) * (16 + e),

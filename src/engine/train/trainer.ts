@@ -1,6 +1,6 @@
 // Supervised LoRA tuning: the step loop, its metrics, periodic validation, cancellation and checkpoints.
 // Batch size keeps Google's meaning, examples per step, so totalSteps = ceil(examples × epochs / batchSize).
-import { manualSeed } from '../tensor/index.js';
+import { mallocTrim, manualSeed, tidy } from '../tensor/index.js';
 import type { Transformer } from '../model/transformer.js';
 import type { LoraAdapter } from '../lora/lora.js';
 import type { FramedExample } from '../data/framing.js';
@@ -67,6 +67,15 @@ export interface TrainResult {
   evaluations: EvalMetrics[];
 }
 
+/**
+ * Steps between giving the allocator's free pages back to the system. The addon keeps freed blocks in
+ * the heap (reusing them saves a page fault per 4 KiB each step), but freed blocks scattered through
+ * it are never returned by glibc on its own: RSS crept up by ~50 MB per 2,000 steps of stories260K.
+ * malloc_trim(0) returns them (measured flat over 10,000 steps, `npm run bench`); the pages it frees
+ * fault back in once, which every 100 steps costs well under 1% of a step's time.
+ */
+const trimEverySteps = 100;
+
 /** Completed epochs after a step: floor(step × batchSize / examples). */
 export const epochsCompleted = (step: number, batchSize: number, examples: number): number => Math.floor((step * batchSize) / examples);
 
@@ -122,7 +131,7 @@ export async function train(
     }
     const batch = order.batch(step, o.batchSize).map((i) => data[i]);
     const learningRate = learningRateAt(step, schedule);
-    const { loss, correct, predicted } = trainStep(model, optimizer, batch, learningRate, o.maxGradNorm, stepPlan);
+    const { loss, correct, predicted } = tidy(() => trainStep(model, optimizer, batch, learningRate, o.maxGradNorm, stepPlan));
     const metrics: StepMetrics = {
       step,
       epoch: epochsCompleted(step, o.batchSize, data.length),
@@ -140,6 +149,7 @@ export async function train(
       result.evaluations.push(evaluation);
       options.onEval?.(evaluation);
     }
+    if (step % trimEverySteps === 0) mallocTrim();
     if (options.checkpointDir && (step % checkpointEvery === 0 || step === totalSteps)) {
       saveCheckpoint(options.checkpointDir, adapter, optimizer, result);
       checkpointedStep = step;
