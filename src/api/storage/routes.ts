@@ -3,7 +3,9 @@
 // live in the service's own ObjectStore. Bodies here are bytes, not JSON, so these routes sit in an
 // encapsulated plugin whose only content-type parser hands the raw request stream to the handler (the root's
 // lenient JSON parser stays as it is for every other route). Auth and google.rpc errors come from the root
-// plugins, which are not encapsulated.
+// plugins, which are not encapsulated. Every call acts for the caller's project: the store answers another
+// project's bucket as a missing one. Objects go back as attachments that the browser may not sniff or run
+// (an uploaded text/html must never execute on this origin, where the console keeps its key).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import { ServiceError, invalidArgument } from '../../service/errors.js';
@@ -11,7 +13,7 @@ import { ObjectStore, type ObjectInfo } from '../../service/storage/object-store
 
 export interface StorageRoutesOptions {
   store: ObjectStore;
-  /** Largest multipart upload body held in memory (media uploads stream to disk and have no limit). */
+  /** Largest multipart upload body held in memory (media uploads stream to disk); the store's uploadBytes caps both. */
   multipartBytes?: number;
 }
 
@@ -51,11 +53,12 @@ export function objectResource(info: ObjectInfo, base: string) {
   };
 }
 
-async function readAll(stream: Readable, limit: number): Promise<Buffer> {
+async function readAll(stream: Readable, limit: number, uploadBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of stream) {
     size += (chunk as Buffer).length;
+    if (size > uploadBytes) throw invalidArgument(`The upload is larger than ${uploadBytes} bytes, the limit uploadBytes.`, 'media');
     if (size > limit) throw invalidArgument(`Multipart upload bodies are limited to ${limit} bytes; use uploadType=media for larger objects.`);
     chunks.push(chunk as Buffer);
   }
@@ -111,11 +114,12 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
     if (uploadType === 'media') {
       if (!query.name) throw invalidArgument('Required parameter: name (uploadType=media).', 'name');
       const contentType = request.headers['content-type'];
-      info = await store.put(bucket, query.name, stream ?? Buffer.alloc(0), { contentType });
+      info = await store.put(request.project, bucket, query.name, stream ?? Buffer.alloc(0), { contentType });
     } else if (uploadType === 'multipart') {
       const contentType = request.headers['content-type'] ?? '';
       if (!/^multipart\//i.test(contentType)) throw invalidArgument('uploadType=multipart needs a multipart/related body.');
-      const parts = parseMultipart(stream ? await readAll(stream, multipartBytes) : Buffer.alloc(0), contentType);
+      const body = stream ? await readAll(stream, multipartBytes, store.limits.uploadBytes ?? Infinity) : Buffer.alloc(0);
+      const parts = parseMultipart(body, contentType);
       if (parts.length !== 2) throw invalidArgument(`multipart upload: expected 2 parts (metadata, data), got ${parts.length}.`);
       let metadata: { name?: unknown; contentType?: unknown };
       try {
@@ -126,7 +130,7 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
       const name = typeof metadata.name === 'string' && metadata.name ? metadata.name : query.name;
       if (!name) throw invalidArgument('Required: the object name (metadata "name" or ?name=).', 'name');
       const partType = typeof metadata.contentType === 'string' ? metadata.contentType : parts[1].headers['content-type'];
-      info = await store.put(bucket, name, parts[1].body, { contentType: partType });
+      info = await store.put(request.project, bucket, name, parts[1].body, { contentType: partType });
     } else {
       throw new ServiceError('UNIMPLEMENTED', `uploadType=${uploadType} is not supported; use media or multipart.`);
     }
@@ -142,7 +146,7 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
         max = Number(maxResults);
         if (!Number.isInteger(max) || max < 1) throw invalidArgument(`Invalid maxResults: '${maxResults}'.`, 'maxResults');
       }
-      const page = await store.list(request.params.bucket, { prefix, pageToken: pageToken || undefined, maxResults: max });
+      const page = await store.list(request.project, request.params.bucket, { prefix, pageToken: pageToken || undefined, maxResults: max });
       const base = baseUrl(request);
       return {
         kind: 'storage#objects',
@@ -153,7 +157,7 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
   );
 
   const media = async (request: FastifyRequest<{ Params: ObjectParams }>, reply: FastifyReply) => {
-    const { info, stream } = await store.open(request.params.bucket, request.params['*']);
+    const { info, stream } = await store.open(request.project, request.params.bucket, request.params['*']);
     return sendMedia(reply, info, stream);
   };
 
@@ -161,21 +165,32 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
     const alt = request.query.alt ?? 'json';
     if (alt === 'media') return media(request, reply);
     if (alt !== 'json') throw invalidArgument(`Invalid alt: '${alt}'; use json or media.`, 'alt');
-    return objectResource(await store.stat(request.params.bucket, request.params['*']), baseUrl(request));
+    return objectResource(await store.stat(request.project, request.params.bucket, request.params['*']), baseUrl(request));
   });
 
   // Where mediaLink points.
   app.get<{ Params: ObjectParams }>('/download/storage/v1/b/:bucket/o/*', media);
 
   app.delete<{ Params: ObjectParams }>('/storage/v1/b/:bucket/o/*', async (request, reply) => {
-    await store.delete(request.params.bucket, request.params['*']);
+    await store.delete(request.project, request.params.bucket, request.params['*']);
     return reply.code(204).send();
   });
+}
+
+/** `attachment; filename=…` for the object's last name segment (RFC 6266, with an RFC 5987 UTF-8 form). */
+function contentDisposition(name: string): string {
+  const base = name.split('/').at(-1)!;
+  const ascii = base.replace(/[^\x20-\x7e]|["\\]/g, '_');
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(base)}`;
 }
 
 function sendMedia(reply: FastifyReply, info: ObjectInfo, stream: Readable) {
   reply
     .header('content-type', info.contentType)
+    // Stored bytes are the uploader's: never rendered as a page of this origin, never sniffed into one.
+    .header('content-disposition', contentDisposition(info.name))
+    .header('x-content-type-options', 'nosniff')
+    .header('content-security-policy', "sandbox; default-src 'none'")
     .header('content-length', String(info.size))
     .header('x-goog-generation', info.generation)
     .header('x-goog-metageneration', '1')
