@@ -7,6 +7,7 @@
 // project's bucket as a missing one. Objects go back as attachments that the browser may not sniff or run
 // (an uploaded text/html must never execute on this origin, where the console keeps its key).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { ServiceError, invalidArgument } from '../../service/errors.js';
 import { ObjectStore, type ObjectInfo } from '../../service/storage/object-store.js';
@@ -56,13 +57,34 @@ export function objectResource(info: ObjectInfo, base: string) {
 async function readAll(stream: Readable, limit: number, uploadBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of stream) {
+  for await (const chunk of bodyOf(stream)) {
     size += (chunk as Buffer).length;
     if (size > uploadBytes) throw invalidArgument(`The upload is larger than ${uploadBytes} bytes, the limit uploadBytes.`, 'media');
     if (size > limit) throw invalidArgument(`Multipart upload bodies are limited to ${limit} bytes; use uploadType=media for larger objects.`);
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+/** The body's chunks; stopping early (an error) leaves the request open, for discardRest. */
+const bodyOf = (stream: Readable): AsyncIterable<Buffer> => stream.iterator({ destroyOnReturn: false });
+
+/** Bytes of a refused upload's remaining body read and dropped, so the client sees the answer; past this the connection is closed. */
+const discardBytes = 64 * 1024 * 1024;
+
+/**
+ * An upload refused part-way (over a limit) still has body bytes coming. Node leaves a half-read request
+ * paused, which would stall the client (and its connection) forever; a close with unread bytes would reset
+ * the connection before the client reads the error. So the rest is read and dropped, up to a bound.
+ */
+function discardRest(raw: IncomingMessage): void {
+  if (raw.readableEnded) return;
+  let discarded = 0;
+  raw.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > discardBytes) raw.socket.destroy();
+  });
+  raw.resume();
 }
 
 interface Part {
@@ -105,7 +127,19 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
 
-  app.post<{ Params: BucketParams; Querystring: Record<string, string | undefined> }>('/upload/storage/v1/b/:bucket/o', async (request, reply) => {
+  type UploadRequest = FastifyRequest<{ Params: BucketParams; Querystring: Record<string, string | undefined> }>;
+  app.post('/upload/storage/v1/b/:bucket/o', async (request: UploadRequest, reply) => {
+    let info: ObjectInfo;
+    try {
+      info = await receive(request);
+    } catch (error) {
+      discardRest(request.raw);
+      throw error;
+    }
+    return reply.code(200).send(objectResource(info, baseUrl(request)));
+  });
+
+  async function receive(request: UploadRequest): Promise<ObjectInfo> {
     const { bucket } = request.params;
     const query = request.query;
     const uploadType = query.uploadType ?? 'media';
@@ -114,7 +148,7 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
     if (uploadType === 'media') {
       if (!query.name) throw invalidArgument('Required parameter: name (uploadType=media).', 'name');
       const contentType = request.headers['content-type'];
-      info = await store.put(request.project, bucket, query.name, stream ?? Buffer.alloc(0), { contentType });
+      info = await store.put(request.project, bucket, query.name, stream ? bodyOf(stream) : Buffer.alloc(0), { contentType });
     } else if (uploadType === 'multipart') {
       const contentType = request.headers['content-type'] ?? '';
       if (!/^multipart\//i.test(contentType)) throw invalidArgument('uploadType=multipart needs a multipart/related body.');
@@ -134,8 +168,8 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
     } else {
       throw new ServiceError('UNIMPLEMENTED', `uploadType=${uploadType} is not supported; use media or multipart.`);
     }
-    return reply.code(200).send(objectResource(info, baseUrl(request)));
-  });
+    return info;
+  }
 
   app.get<{ Params: BucketParams; Querystring: { prefix?: string; pageToken?: string; maxResults?: string } }>(
     '/storage/v1/b/:bucket/o',

@@ -2,7 +2,8 @@
 // for seconds. Reading and parsing a dataset, framing every example with the base model's tokenizer for its
 // statistics, and tokenizing a long prompt. Each task answers { ok } or { failure }: errors cross the thread
 // boundary as plain data, and pool.ts turns them back into the service's errors.
-import { createReadStream } from 'node:fs';
+import { read as readCallback } from 'node:fs';
+import { promisify } from 'node:util';
 import {
   DatasetError, TooManyExamplesError, parseExamples, parseJsonlLines, utf8Lines, type Dataset, type ParseOptions,
 } from '../../engine/data/examples.js';
@@ -62,21 +63,22 @@ export async function tokenizePrompt(task: PromptTask): Promise<TaskOutcome<numb
 
 class FileTooLarge extends Error {}
 
-async function readJsonl({ fd, maxBytes }: { fd: number; maxBytes: number }, parse: ParseOptions): Promise<Dataset> {
-  // pread from offset 0, leaving the descriptor open for its owner.
-  const stream = createReadStream('', { fd, start: 0, autoClose: false, highWaterMark: 1 << 20 });
-  async function* capped(): AsyncGenerator<Uint8Array> {
-    let bytes = 0;
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      bytes += chunk.length;
-      if (bytes > maxBytes) throw new FileTooLarge();
-      yield chunk;
-    }
-  }
-  try {
-    return await parseJsonlLines(utf8Lines(capped()), parse);
-  } finally {
-    stream.destroy();
+const read = promisify(readCallback);
+
+function readJsonl({ fd, maxBytes }: { fd: number; maxBytes: number }, parse: ParseOptions): Promise<Dataset> {
+  return parseJsonlLines(utf8Lines(chunksOf(fd, maxBytes)), parse);
+}
+
+/** The file's bytes from offset 0 (pread: the descriptor stays its owner's, position and all), at most maxBytes. */
+async function* chunksOf(fd: number, maxBytes: number): AsyncGenerator<Uint8Array> {
+  let position = 0;
+  for (;;) {
+    const buffer = Buffer.allocUnsafe(1 << 20);
+    const { bytesRead } = await read(fd, buffer, 0, buffer.length, position);
+    if (bytesRead === 0) return;
+    position += bytesRead;
+    if (position > maxBytes) throw new FileTooLarge();
+    yield buffer.subarray(0, bytesRead);
   }
 }
 
