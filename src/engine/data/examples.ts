@@ -131,7 +131,7 @@ function jsonlItem(raw: string, line: number): { line: number; value: () => unkn
  * "root:x:0:0"... is not valid JSON"): an error names the line and the problem, never the file's text.
  */
 function jsonProblem(error: Error): string {
-  return error.message.replace(/, ".*" is not valid JSON$/su, '');
+  return error.message.replace(/, ".*"(\.\.\.)? is not valid JSON$/su, '');
 }
 
 /** Parses examples given as objects (API callers); errors name "example N", 1-based. */
