@@ -65,7 +65,7 @@ export function processAlive(pid: number): boolean {
 
 /**
  * Removes the temporary files in `dir` (not recursive) whose writer is gone: a kill -9 or a power loss
- * between write and rename leaves one. Returns how many it removed.
+ * between write and rename leaves one. Files of live processes stay. Returns how many it removed.
  */
 export function sweepTemporaryFiles(dir: string): number {
   let entries: string[];
@@ -79,7 +79,7 @@ export function sweepTemporaryFiles(dir: string): number {
     const at = entry.lastIndexOf(temporaryMarker);
     if (at < 0) continue;
     const pid = Number(entry.slice(at + temporaryMarker.length).split('-')[0]);
-    if (pid !== process.pid && processAlive(pid)) continue;
+    if (processAlive(pid)) continue; // being written (this process's own, too)
     rmSync(path.join(dir, entry), { recursive: true, force: true });
     removed++;
   }

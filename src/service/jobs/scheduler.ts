@@ -284,6 +284,7 @@ export class Scheduler implements RunControl {
     if (worker.dropped) {
       this.release(worker);
       if (this.accepting && !this.tuning.store.exists(id)) this.removeDirectories(id);
+      else if (this.accepting) this.removeCheckpoint(id); // abandoned: the run is over
     } else if (!this.accepting || worker.stopping) {
       if (worker.final?.type === 'stopped') this.jobs.attemptEndedCleanly(id);
       this.release(worker); // shutting down: the job stays 'running' and resumes at the next start()
@@ -336,6 +337,11 @@ export class Scheduler implements RunControl {
 
   private release(worker: Worker): void {
     if (this.workers.get(worker.tunedModelId) === worker) this.workers.delete(worker.tunedModelId);
+  }
+
+  /** The run failed in the server (a non-finite metric): its worker is killed like a deleted model's. */
+  abandon(tunedModelId: string): void {
+    this.drop(tunedModelId);
   }
 
   /** The model was deleted (TuningService.onDeleted): kill its worker; its directories go when it has exited. */

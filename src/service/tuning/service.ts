@@ -68,10 +68,12 @@ export interface RunControl {
   wake(): void;
   /** Stop a queued or running job; its lifecycle ends in cancelled(). */
   cancel(tunedModelId: string): void;
+  /** The run already ended here (failed): stop its worker at once, recording and saving nothing more. */
+  abandon(tunedModelId: string): void;
 }
 
 export class TuningService {
-  private control: RunControl = { wake: () => {}, cancel: () => {} };
+  private control: RunControl = { wake: () => {}, cancel: () => {}, abandon: () => {} };
   /** 'metric' (id, StepMetric) for every recorded step or evaluation, 'change' (TunedModel) after every update, 'deleted' (id). */
   readonly events = new EventEmitter().setMaxListeners(0); // every open metrics stream listens
 
@@ -293,7 +295,7 @@ export class TuningService {
   recordMetric(id: string, metric: StepMetric): void {
     if (!Number.isFinite(metric.loss) || !Number.isFinite(metric.accuracy)) {
       this.failed(id, `Training diverged at step ${metric.step}: the ${metric.kind === 'eval' ? 'validation ' : ''}loss is ${metric.loss}. Try a lower learning rate.`, 3);
-      this.control.cancel(id);
+      this.control.abandon(id);
       return;
     }
     this.store.addMetric(id, metric);
