@@ -109,10 +109,11 @@ describe('a server with --dataset-dir DIR reads local datasets inside DIR only',
   const root = mkdtempSync(path.join(os.tmpdir(), 'attune-dataset-dir-'));
   const dir = path.join(root, 'datasets');
   const outside = path.join(root, 'outside');
+  mkdirSync(dir); // before the server starts: serve refuses a --dataset-dir that is not a directory
   const fixture = useServer({ projects: [project], args: ['--dataset-dir', dir, '--limit', 'datasetFileBytes=4096'] });
   const api = datasetCalls(fixture);
   before(() => {
-    mkdirSync(path.join(dir, 'sub'), { recursive: true });
+    mkdirSync(path.join(dir, 'sub'));
     mkdirSync(outside);
     writeFileSync(path.join(dir, 'train.jsonl'), numbers);
     writeFileSync(path.join(dir, 'sub', 'train.jsonl'), numbers);

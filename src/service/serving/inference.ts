@@ -329,7 +329,7 @@ export class InferenceService {
     const units = (systemInstruction?.length ?? 0) + turns.reduce((n, t) => n + t.text.length, 0);
     const chars = units > 2 * maxChars ? units : charCount(systemInstruction ?? '') + turns.reduce((n, t) => n + charCount(t.text), 0);
     if (chars > maxChars) {
-      throw invalidArgument(`The prompt is ${units > 2 * maxChars ? 'more than ' + maxChars : chars} characters long; the limit promptChars is ${maxChars}.`, 'contents');
+      throw invalidArgument(`The prompt is ${units > 2 * maxChars ? 'more than ' + maxChars : chars} characters long; the limit promptChars is ${maxChars} characters.`, 'contents');
     }
     const { tokenizer, transformer, dir } = target.base.value.model;
     const prompt = { systemInstruction, turns };
