@@ -343,8 +343,14 @@ export class ObjectStore {
 
   /** An object's metadata; NOT_FOUND for a missing object and for any object in another project's bucket. */
   async stat(project: string, bucket: string, name: string): Promise<ObjectInfo> {
-    const file = this.pathOf(bucket, name);
+    this.pathOf(bucket, name); // bad names are INVALID_ARGUMENT for everyone
     await this.checkReadable(project, bucket);
+    return this.statInBucket(bucket, name);
+  }
+
+  /** stat() once the caller's access to the bucket is established. */
+  private async statInBucket(bucket: string, name: string): Promise<ObjectInfo> {
+    const file = this.pathOf(bucket, name);
     let st;
     try {
       st = await fs.stat(file);
@@ -443,7 +449,7 @@ export class ObjectStore {
     const items: ObjectInfo[] = [];
     for (const name of page) {
       try {
-        items.push(await this.stat(project, bucket, name));
+        items.push(await this.statInBucket(bucket, name));
       } catch {
         // deleted while listing
       }
