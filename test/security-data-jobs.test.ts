@@ -18,6 +18,7 @@ import { TunedModelStore } from '../src/service/store/tuned-models.js';
 import { parseJsonl, type Example } from '../src/engine/data/examples.js';
 import type { CreateTunedModelRequest } from '../src/service/tuning/service.js';
 import type { TunedModel } from '../src/service/tuning/tuned-model.js';
+import { jobNumber } from '../src/service/tuning/ids.js';
 import { ServiceError } from '../src/service/errors.js';
 import { AttuneServer, call, createKey, repoRoot, waitFor } from './helpers/server.js';
 
@@ -148,7 +149,7 @@ test('a run whose loss stops being finite ends FAILED with a clear message; no n
 function storedModel(id: string, project: string): TunedModel {
   const time = new Date().toISOString();
   return {
-    id, jobNumber: String(BigInt(Date.now()) * 1000n + BigInt(Math.floor(Math.random() * 1000))), project, location: 'us-central1', labels: {}, apiVersion: 'v1beta',
+    id, jobNumber: jobNumber(), project, location: 'us-central1', labels: {}, apiVersion: 'v1beta',
     displayName: id, description: '', baseModel: 'models/stories260K', baseDir: '/nowhere', state: 'CREATING', createTime: time, updateTime: time,
     hyperparameters: { epochCount: 1, batchSize: 4, adapterRank: 8 }, dataStats: undefined as unknown as TunedModel['dataStats'], totalSteps: 1, completedSteps: 0, operationId: `op-${id}`, operationDone: false, cancelRequested: false,
   };
