@@ -59,7 +59,7 @@ export class Tokenizer {
     this.padTokenId = this.idOf(tokenContent(config.pad_token));
     const configEos = this.idOf(this.eosToken);
     this.eosTokenIds = [...new Set([...(configEos === undefined ? [] : [configEos]), ...generationEosIds])];
-    this.vocabSize = Math.max(-1, ...hf.get_vocab(true).values()) + 1;
+    this.vocabSize = largestId(hf.get_vocab(true).values()) + 1;
 
     // transformers' Llama/Gemma tokenizers rebuild the post-processor from
     // add_bos_token/add_eos_token, overriding tokenizer.json; the library
@@ -157,6 +157,13 @@ export class Tokenizer {
   private idOf(token: string | undefined): number | undefined {
     return token === undefined ? undefined : this.hf.token_to_id(token);
   }
+}
+
+/** Not Math.max(...ids): spreading a real vocabulary (150k+ ids) overflows the call stack. */
+function largestId(ids: Iterable<number>): number {
+  let largest = -1;
+  for (const id of ids) if (id > largest) largest = id;
+  return largest;
 }
 
 function tokenContent(spec: SpecialTokenSpec | undefined): string | undefined {
