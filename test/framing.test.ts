@@ -95,7 +95,8 @@ test('plain terminator avoids newlines inside outputs', async () => {
 });
 
 test('framing descriptors round-trip through JSON', () => {
-  for (const framing of [{ kind: 'plain', terminator: '\n' }, { kind: 'chat-template' }] as Framing[]) {
+  const framings: Framing[] = [{ kind: 'plain', terminator: '\n' }, { kind: 'chat-template' }, { kind: 'chat-template', templateKwargs: { enable_thinking: false } }];
+  for (const framing of framings) {
     assert.deepEqual(parseFraming(JSON.parse(JSON.stringify(framing))), framing);
   }
   assert.throws(() => parseFraming({ kind: 'plain' }), /invalid framing/);
@@ -108,7 +109,7 @@ const chatTemplate =
 test('chat-template framing trains the model turns, closing tokens included', async () => {
   await withTemplate(chatTemplate, (tok) => {
     const framing = chooseFraming(tok);
-    assert.deepEqual(framing, { kind: 'chat-template' });
+    assert.deepEqual(framing, { kind: 'chat-template', templateKwargs: { enable_thinking: false } });
     assert.deepEqual(stopSequencesFor(framing), []);
     const example: Example = {
       systemInstruction: 'Be kind.',

@@ -135,14 +135,16 @@ export class Tokenizer {
   }
 
   /**
-   * Renders messages with the chat template; throws if the tokenizer has none
-   * or the template calls raise_exception (@huggingface/jinja defines it, and
+   * Renders messages with the chat template, as transformers' apply_chat_template does
+   * (`kwargs` are extra template variables, e.g. enable_thinking); throws if the tokenizer
+   * has none or the template calls raise_exception (@huggingface/jinja defines it, and
    * refuses a caller-supplied one).
    */
-  applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt: boolean }): string {
+  applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt: boolean; kwargs?: Record<string, unknown> }): string {
     if (!this.compiledTemplate) throw new Error('this tokenizer has no chat template');
     try {
       return this.compiledTemplate.render({
+        ...opts.kwargs,
         messages,
         bos_token: this.bosToken ?? '',
         eos_token: this.eosToken ?? '',
