@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { loadBaseModel, embeddedBaseModelDir } from '../engine/base-model.js';
 import { loadTunedAdapter } from '../engine/lora/tuned-adapter.js';
-import { chooseFraming, framePrompt, stopSequencesFor, type Framing } from '../engine/data/framing.js';
+import { checkEmbeddable, chooseFraming, framePrompt, stopSequencesFor, type Framing } from '../engine/data/framing.js';
 import { streamGenerate, generationDefaults } from '../engine/generate/generate.js';
 import { UsageError, numberOption, positiveInteger, nonNegative } from './usage-error.js';
 
@@ -46,6 +46,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const promptIds = framing
     ? framePrompt(tokenizer, framing, { systemInstruction: values.system, turns: [{ role: 'user', text: values.prompt }] })
     : tokenizer.encode(values.system ? `${values.system}\n\n${values.prompt}` : values.prompt);
+  checkEmbeddable(promptIds, base.transformer.config.vocabSize, tokenizer);
   const stopSequences = [...(values.stop ?? []), ...(framing ? stopSequencesFor(framing) : [])];
   const stream = streamGenerate(base.transformer, base.tokenizer, promptIds, { ...options, stopSequences });
   for (;;) {

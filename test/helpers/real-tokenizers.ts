@@ -5,7 +5,7 @@
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../../src/engine/package-root.js';
-import { manualSeed, randn, ones, zeros, type Tensor } from '../../src/engine/tensor/index.js';
+import { full, manualSeed, randn, ones, zeros, type Tensor } from '../../src/engine/tensor/index.js';
 import { writeSafetensors } from '../../src/engine/io/safetensors.js';
 
 export const families = ['qwen3', 'gemma3', 'llama3_1'] as const;
@@ -54,14 +54,14 @@ export function reference(family: Family): Reference {
 const configs: Record<Family, Record<string, unknown>> = {
   qwen3: {
     architectures: ['Qwen3ForCausalLM'], model_type: 'qwen3', vocab_size: 151936, bos_token_id: 151643, eos_token_id: 151645,
-    hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16,
+    hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16,
     hidden_act: 'silu', max_position_embeddings: 40960, rms_norm_eps: 1e-6, rope_scaling: null, rope_theta: 1000000,
     attention_bias: false, attention_dropout: 0, use_sliding_window: false, sliding_window: null, max_window_layers: 2,
     tie_word_embeddings: true, torch_dtype: 'float32', use_cache: true,
   },
   gemma3: {
     architectures: ['Gemma3ForCausalLM'], model_type: 'gemma3_text', vocab_size: 262144, bos_token_id: 2, eos_token_id: [1, 106], pad_token_id: 0,
-    hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 1, head_dim: 16,
+    hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 1, head_dim: 16,
     hidden_activation: 'gelu_pytorch_tanh', max_position_embeddings: 32768, rms_norm_eps: 1e-6, rope_scaling: null,
     rope_theta: 1000000, rope_local_base_freq: 10000, query_pre_attn_scalar: 16, sliding_window: 512, sliding_window_pattern: 2,
     attn_logit_softcapping: null, final_logit_softcapping: null, attention_bias: false, attention_dropout: 0,
@@ -69,7 +69,7 @@ const configs: Record<Family, Record<string, unknown>> = {
   },
   llama3_1: {
     architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: 128256, bos_token_id: 128000, eos_token_id: [128001, 128008, 128009],
-    hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8,
+    hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16,
     hidden_act: 'silu', max_position_embeddings: 131072, rms_norm_eps: 1e-5, rope_theta: 500000,
     rope_scaling: { factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192, rope_type: 'llama3' },
     attention_bias: false, mlp_bias: false, attention_dropout: 0, pretraining_tp: 1,
@@ -95,8 +95,11 @@ export function makeTinyModel(family: Family, dir: string, seed = 0): string {
   // Gemma applies its norms as (1 + w): zero is the identity there, as one is elsewhere.
   const norm = (size: number) => (gemma ? zeros([size]) : ones([size]));
   const weights = new Map<string, Tensor>();
-  weights.set('model.embed_tokens.weight', normal([vocab, hidden], 1));
-  weights.set('model.norm.weight', norm(hidden));
+  // Gemma scales its input embeddings by √hidden: at std 1 a token's own embedding would drown what the
+  // layers add, and the tied head would predict the input token back. A smaller embedding and a final norm
+  // that scales by 4 keep the logits' range, as trained Gemma checkpoints do.
+  weights.set('model.embed_tokens.weight', normal([vocab, hidden], gemma ? 0.25 : 1));
+  weights.set('model.norm.weight', gemma ? full([hidden], 3) : norm(hidden));
   if (!config['tie_word_embeddings']) weights.set('lm_head.weight', normal([vocab, hidden], 1));
   for (let layer = 0; layer < (config['num_hidden_layers'] as number); layer++) {
     const at = (name: string) => `model.layers.${layer}.${name}`;

@@ -196,6 +196,20 @@ function frameSequence(text: string, turns: ModelTurn[], tokenize: (text: string
   return { ids, targets };
 }
 
+/**
+ * Refuses token ids past the model's embedding table. A tokenizer may know more tokens than its model embeds
+ * (Gemma 3 1B's <image_soft_token> is id 262144 of a 262,144-row table), and text can spell them.
+ */
+export function checkEmbeddable(ids: number[], vocabSize: number, tokenizer: Tokenizer): void {
+  for (const id of ids) {
+    if (id >= vocabSize) {
+      throw new FramingError(
+        `the text contains ${JSON.stringify(tokenizer.idToToken(id))} (token ${id}), which this model has no embedding for (its vocabulary has ${vocabSize} tokens)`,
+      );
+    }
+  }
+}
+
 /** Token ids of a prompt, framed as training framed the prompt part of an example. */
 export function framePrompt(tokenizer: Tokenizer, framing: Framing, conversation: PromptConversation): number[] {
   if (conversation.turns.at(-1)?.role !== 'user') throw new FramingError("a prompt must end with the user's turn");

@@ -28,7 +28,7 @@ import { loadBaseModel, type BaseModel } from '../../engine/base-model.js';
 import { loadTunedAdapter, tuningRecordFile, type TuningRecord } from '../../engine/lora/tuned-adapter.js';
 import type { LoraAdapter } from '../../engine/lora/lora.js';
 import { adapterFiles } from '../../engine/lora/peft.js';
-import { chooseFraming, framePrompt, stopSequencesFor, type Framing } from '../../engine/data/framing.js';
+import { checkEmbeddable, chooseFraming, framePrompt, stopSequencesFor, type Framing } from '../../engine/data/framing.js';
 import type { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import type { Turn } from '../../engine/data/examples.js';
 import { MAX_INPUT_CHARS, charCount } from '../../engine/data/limits.js';
@@ -345,6 +345,11 @@ export class InferenceService {
       ids = [...bos, ...tokenizer.encode(text, { addSpecialTokens: false })];
     }
     if (ids.length === 0) throw invalidArgument('The prompt is empty: give the model some text to continue.', 'contents');
+    try {
+      checkEmbeddable(ids, transformer.config.vocabSize, tokenizer);
+    } catch (error) {
+      throw invalidArgument(`The input cannot be given to this model: ${(error as Error).message}.`, 'contents');
+    }
     const maxInput = transformer.config.maxPositions - 1; // at least one position is left to generate into
     if (ids.length > maxInput) {
       throw invalidArgument(`The input token count (${ids.length}) exceeds the maximum number of tokens allowed (${maxInput}).`, 'contents');

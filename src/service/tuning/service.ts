@@ -119,7 +119,7 @@ export class TuningService {
     if (this.store.exists(id)) throw new ServiceError('ALREADY_EXISTS', `Tuned model tunedModels/${id} already exists.`);
 
     const hyperparameters = resolveHyperparameters(request.hyperparameters ?? {}, training.examples.length, base, surface);
-    const dataStats = dataStatsOf(training, await this.tokenizer(base.dir), request.training.field);
+    const dataStats = dataStatsOf(training, await this.tokenizer(base.dir), request.training.field, base.vocabSize);
     const time = now();
     const model: TunedModel = {
       id,
