@@ -290,7 +290,7 @@ export class InferenceService {
   private base(dir: string): Promise<Lease<LoadedBase>> {
     const key = path.resolve(dir);
     return this.bases.acquire(key, async () => {
-      const model = await loadBaseModel(key, { device: this.options.device });
+      const model = await loadBaseModel(key, { device: this.options.device }, this.tuning.tokenizer(key));
       const runner = new BaseRunner(model, this.rng, this.options.maxBatchRows ?? runnerDefaults.maxBatchRows);
       this.runners.add(runner);
       return { model, runner };

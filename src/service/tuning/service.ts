@@ -295,7 +295,8 @@ export class TuningService {
     return loadDataset(source, this.objects, { overLength: surface === 'vertex' ? 'skip' : 'throw' });
   }
 
-  private tokenizer(baseDir: string): Promise<Tokenizer> {
+  /** A base model's tokenizer, loaded once per process (real ones take seconds and hundreds of MB); serving shares it. */
+  tokenizer(baseDir: string): Promise<Tokenizer> {
     let tokenizer = this.tokenizers.get(baseDir);
     if (!tokenizer) {
       tokenizer = Tokenizer.load(baseDir);
