@@ -147,12 +147,11 @@ export function frameExample(tokenizer: Tokenizer, framing: Framing, example: Ex
     else sequences.unshift({ text: turn.through, turns: [turn] });
   }
 
-  const framed: FramedExample = { ids: [], targets: [] };
-  for (const sequence of sequences) {
-    const { ids, targets } = frameSequence(sequence.text, sequence.turns, tokenize);
-    if (framed.ids.length > 0) (framed.starts ??= []).push(framed.ids.length);
-    framed.ids.push(...ids);
-    framed.targets.push(...targets);
+  const parts = sequences.map((sequence) => frameSequence(sequence.text, sequence.turns, tokenize));
+  const framed: FramedExample = { ids: parts.flatMap((p) => p.ids), targets: parts.flatMap((p) => p.targets) };
+  if (parts.length > 1) {
+    let offset = 0;
+    framed.starts = parts.slice(0, -1).map((p) => (offset += p.ids.length));
   }
   return framed;
 }
