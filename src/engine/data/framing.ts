@@ -130,6 +130,8 @@ export function parseFraming(value: unknown): Framing {
 
 /** One model turn: its prompt and its rendering as the last turn (the prompt, then the trained text). */
 interface ModelTurn {
+  /** 1-based, among all turns. */
+  number: number;
   prompt: string;
   through: string;
 }
@@ -174,22 +176,22 @@ function modelTurn(render: Render, turns: Turn[], index: number): ModelTurn {
         'and its generation prompt does not: the model would learn to write it',
     );
   }
-  return { prompt, through };
+  return { number, prompt, through };
 }
 
 function frameSequence(text: string, turns: ModelTurn[], tokenize: (text: string) => number[]): FramedExample {
   const ids = tokenize(text);
   const targets = new Array<number>(ids.length).fill(IGNORE_INDEX);
-  const boundary = (prefix: string): number => {
+  const boundary = (prefix: string, where: string): number => {
     const prefixIds = prefix === text ? ids : tokenize(prefix);
     if (!prefixIds.every((id, i) => id === ids[i])) {
-      throw new FramingError(`a turn does not start on a token boundary (character ${prefix.length})`);
+      throw new FramingError(`${where} is not on a token boundary (character ${prefix.length})`);
     }
     return prefixIds.length;
   };
   for (const turn of turns) {
-    const start = Math.max(boundary(turn.prompt), 1);
-    const end = boundary(turn.through);
+    const start = Math.max(boundary(turn.prompt, `the start of turn ${turn.number}`), 1);
+    const end = boundary(turn.through, `the end of turn ${turn.number}`);
     for (let p = start; p < end; p++) targets[p - 1] = ids[p]!;
   }
   return { ids, targets };
