@@ -11,8 +11,8 @@ import type { PromptFormat, PromptText } from '../serving/prompt.js';
 import type { DatasetTask, PreparedDataset, PromptTask, TaskFailure, TaskOutcome } from './tasks.js';
 
 export const cpuPoolDefaults = {
-  /** Threads at most: half the cores (the other half trains and serves), 1 to 4. */
-  maxThreads: Math.max(1, Math.min(4, Math.floor(availableParallelism() / 2))),
+  /** Threads at most: half the cores (the other half trains and serves), 1 or 2 (each holds its own tokenizers). */
+  maxThreads: Math.max(1, Math.min(2, Math.floor(availableParallelism() / 2))),
   /** A thread idle this long ends, freeing its tokenizers. */
   idleTimeoutMs: 60_000,
   /** Prompts longer than this (in UTF-16 units) are tokenized in the pool; shorter ones cost less than the trip. */
@@ -25,7 +25,7 @@ export type DatasetInput = { file: FileHandle; uri: string; maxBytes: number } |
 export interface DatasetRequest {
   input: DatasetInput;
   parse: ParseOptions;
-  stats?: { baseDir: string; field: string };
+  stats?: { baseDir: string; vocabSize: number; field: string };
   keepExamples: boolean;
 }
 

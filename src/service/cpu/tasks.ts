@@ -20,8 +20,11 @@ export interface DatasetTask {
    */
   source: { fd: number; maxBytes: number } | { examples: unknown[] };
   parse: ParseOptions;
-  /** Frame every example with this base model's tokenizer for the data statistics; `field` is named in errors. */
-  stats?: { baseDir: string; field: string };
+  /**
+   * Frame every example with this base model's tokenizer for the data statistics, refusing tokens the model
+   * cannot embed (from vocabSize on); `field` is named in errors.
+   */
+  stats?: { baseDir: string; vocabSize: number; field: string };
   /** Send the parsed examples back (as JSON, which is how the store keeps them); validateOnly does not need them. */
   keepExamples: boolean;
 }
@@ -48,7 +51,7 @@ export type TaskOutcome<T> = { ok: T; failure?: undefined } | { failure: TaskFai
 export async function prepareDataset(task: DatasetTask): Promise<TaskOutcome<PreparedDataset>> {
   return outcome(async () => {
     const dataset = 'examples' in task.source ? parseExamples(task.source.examples, task.parse) : await readJsonl(task.source, task.parse);
-    const stats = task.stats && dataStatsOf(dataset, await tokenizer(task.stats.baseDir), task.stats.field);
+    const stats = task.stats && dataStatsOf(dataset, await tokenizer(task.stats.baseDir), task.stats.field, task.stats.vocabSize);
     return {
       exampleCount: dataset.examples.length,
       examplesJson: task.keepExamples ? JSON.stringify(dataset.examples) : undefined,

@@ -17,13 +17,13 @@ export interface DatasetLoad {
   access: DatasetFileAccess;
   /** ParseOptions.maxExamples is limits.datasetExamples, named in the error. */
   parse: ParseOptions & { maxExamples: number };
-  /** Frame the examples with this base model's tokenizer for the data statistics. */
-  statsFor?: string;
+  /** Frame the examples with this base model's tokenizer for the data statistics (tokens from vocabSize on are refused). */
+  stats?: { baseDir: string; vocabSize: number };
   keepExamples: boolean;
 }
 
-export async function loadDataset(source: DatasetSource, { cpu, access, parse, statsFor, keepExamples }: DatasetLoad): Promise<PreparedDataset> {
-  const stats = statsFor === undefined ? undefined : { baseDir: statsFor, field: source.field };
+export async function loadDataset(source: DatasetSource, { cpu, access, parse, stats: statsFor, keepExamples }: DatasetLoad): Promise<PreparedDataset> {
+  const stats = statsFor && { ...statsFor, field: source.field };
   try {
     if ('examples' in source) return await cpu.prepareDataset({ input: { examples: source.examples }, parse, stats, keepExamples });
     const file = await openDatasetFile(source.uri, access);

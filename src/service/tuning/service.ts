@@ -3,6 +3,7 @@
 import { EventEmitter } from 'node:events';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
+import { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import { totalStepsFor } from '../../engine/train/trainer.js';
 import { serviceDefaults } from '../config.js';
 import type { CpuPool } from '../cpu/pool.js';
@@ -76,6 +77,7 @@ export class TuningService {
   private control: RunControl = { wake: () => {}, cancel: () => {}, abandon: () => {} };
   /** 'metric' (id, StepMetric) for every recorded step or evaluation, 'change' (TunedModel) after every update, 'deleted' (id). */
   readonly events = new EventEmitter().setMaxListeners(0); // every open metrics stream listens
+  private readonly tokenizers = new Map<string, Promise<Tokenizer>>();
 
   constructor(
     readonly store: TunedModelStore,
@@ -125,7 +127,7 @@ export class TuningService {
     this.checkProjectQuotas(project);
     checkHyperparameterRanges(request.hyperparameters ?? {}, surface);
 
-    const training = await this.dataset(request.training, request, { statsFor: base.dir, keepExamples });
+    const training = await this.dataset(request.training, request, { stats: { baseDir: base.dir, vocabSize: base.vocabSize }, keepExamples });
     const validation = request.validation && (await this.dataset(request.validation, request, { keepExamples }));
     if (validation && validation.exampleCount > tuningLimits.maxValidationExamples) {
       throw invalidArgument(
@@ -348,7 +350,7 @@ export class TuningService {
   }
 
   /** Over-long examples fail a Gemini-API request; Vertex drops them and reports them in the data stats. */
-  private dataset(source: DatasetSource, { surface, project }: CreateTunedModelRequest, use: { statsFor?: string; keepExamples: boolean }) {
+  private dataset(source: DatasetSource, { surface, project }: CreateTunedModelRequest, use: { stats?: { baseDir: string; vocabSize: number }; keepExamples: boolean }) {
     const { limits, cpu, datasetDir } = this.options;
     return loadDataset(source, {
       cpu,
@@ -356,6 +358,20 @@ export class TuningService {
       parse: { overLength: surface === 'vertex' ? 'skip' : 'throw', maxExamples: limits.datasetExamples },
       ...use,
     });
+  }
+
+  /**
+   * A base model's tokenizer, loaded once per process (real ones take seconds and hundreds of MB); serving shares
+   * it. (The CPU pool's threads load their own, for the work done there.)
+   */
+  tokenizer(baseDir: string): Promise<Tokenizer> {
+    let tokenizer = this.tokenizers.get(baseDir);
+    if (!tokenizer) {
+      tokenizer = Tokenizer.load(baseDir);
+      tokenizer.catch(() => this.tokenizers.delete(baseDir));
+      this.tokenizers.set(baseDir, tokenizer);
+    }
+    return tokenizer;
   }
 
   private baseOf(request: CreateTunedModelRequest) {
