@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchShapes, type BenchShape } from './shapes.js';
 import { createToActiveSeconds } from './tune-latency.js';
+import { healthzLatency } from './healthz-latency.js';
 import { parseModelConfig, parameterCount } from '../src/engine/model/config.js';
 import { libtorchVersion } from '../src/engine/tensor/index.js';
 import { packageRoot } from '../src/engine/package-root.js';
@@ -25,9 +26,10 @@ const python = process.env.ATTUNE_BENCH_PYTHON ?? (existsSync(venvPython) ? venv
 const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' } } });
 const quick = values.quick ?? false;
 const only = values.only?.split(',');
-const unknown = only?.filter((name) => name !== 'soak' && name !== 'seed-job' && !benchShapes.some((s) => s.name === name));
+const extras = ['soak', 'seed-job', 'healthz'];
+const unknown = only?.filter((name) => !extras.includes(name) && !benchShapes.some((s) => s.name === name));
 if (unknown?.length) {
-  console.error(`unknown shape ${unknown.join(', ')}; shapes: ${benchShapes.map((s) => s.name).join(', ')}, soak, seed-job`);
+  console.error(`unknown shape ${unknown.join(', ')}; shapes: ${benchShapes.map((s) => s.name).join(', ')}, ${extras.join(', ')}`);
   process.exit(2);
 }
 const selected = (name: string) => !only || only.includes(name);
@@ -155,5 +157,23 @@ if (selected('seed-job')) {
     attune: round([...latencies].sort((x, y) => x - y)[Math.floor(latencies.length / 2)], 2),
     runs: latencies.map((s) => round(s, 2)).join(' '),
     target: 5,
+  });
+}
+
+// CPU-heavy request work runs in worker threads: /healthz while a 10 MB JSONL validateOnly is framed, beside
+// /healthz on the same idle server (target: under 100 ms).
+if (selected('healthz')) {
+  const health = await healthzLatency();
+  const percentile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))];
+  emit({
+    figure: 'healthz_ms_during_10mb_validate',
+    attune_p50: round(percentile(health.busyMs, 0.5), 2),
+    attune_max: round(Math.max(...health.busyMs), 2),
+    idle_p50: round(percentile(health.idleMs, 0.5), 2),
+    idle_max: round(Math.max(...health.idleMs), 2),
+    ratio_p50: round(percentile(health.busyMs, 0.5) / percentile(health.idleMs, 0.5), 2),
+    samples: health.busyMs.length,
+    validate_s: round(health.validateSeconds, 1),
+    target: 100,
   });
 }

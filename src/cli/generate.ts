@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { loadBaseModel, embeddedBaseModelDir } from '../engine/base-model.js';
 import { loadTunedAdapter } from '../engine/lora/tuned-adapter.js';
-import { framePrompt, stopSequencesFor } from '../engine/data/framing.js';
+import { checkEmbeddable, chooseFraming, framePrompt, stopSequencesFor, type Framing } from '../engine/data/framing.js';
 import { streamGenerate, generationDefaults } from '../engine/generate/generate.js';
 import { UsageError, numberOption, positiveInteger, nonNegative, placementOptions } from './usage-error.js';
 
@@ -11,6 +11,7 @@ export const generateUsage = `attune generate --prompt TEXT [options]
   --device auto|cpu|cuda[:N]  (default auto)
   --dtype auto|float32|bfloat16|float16 (default auto)
   --adapter <dir>             a tuned adapter; the prompt is framed as in its training
+  --system TEXT               a system instruction
   --temperature T             0 = greedy (default ${generationDefaults.temperature})
   --top-p P, --top-k K, --seed N
   --max-output-tokens N       (default ${generationDefaults.maxOutputTokens})
@@ -21,6 +22,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     args: argv,
     options: {
       base: { type: 'string' }, device: { type: 'string' }, dtype: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' },
+      system: { type: 'string' },
       temperature: { type: 'string' }, 'top-p': { type: 'string' }, 'top-k': { type: 'string' },
       seed: { type: 'string' }, 'max-output-tokens': { type: 'string' }, stop: { type: 'string', multiple: true },
     },
@@ -34,16 +36,20 @@ export async function generateCommand(argv: string[]): Promise<void> {
     maxOutputTokens: numberOption('max-output-tokens', values['max-output-tokens'], positiveInteger, 'a positive integer'),
   };
   const base = await loadBaseModel(values.base ?? embeddedBaseModelDir, placementOptions(values));
-  let promptIds = base.tokenizer.encode(values.prompt);
-  let stopSequences = values.stop ?? [];
+  const { tokenizer } = base;
+  // As the server does: a tuned adapter frames the prompt as in its training; a chat template frames it as a
+  // user turn; otherwise the model continues the text.
+  let framing: Framing | undefined = tokenizer.chatTemplate !== undefined ? chooseFraming(tokenizer) : undefined;
   if (values.adapter) {
     const { adapter, record } = loadTunedAdapter(values.adapter, base.transformer);
     adapter.attach(base.transformer);
-    if (record) {
-      promptIds = framePrompt(base.tokenizer, record.framing, { turns: [{ role: 'user', text: values.prompt }] });
-      stopSequences = [...stopSequences, ...stopSequencesFor(record.framing)];
-    }
+    if (record) framing = record.framing;
   }
+  const promptIds = framing
+    ? framePrompt(tokenizer, framing, { systemInstruction: values.system, turns: [{ role: 'user', text: values.prompt }] })
+    : tokenizer.encode(values.system ? `${values.system}\n\n${values.prompt}` : values.prompt);
+  checkEmbeddable(promptIds, base.transformer.config.vocabSize, tokenizer);
+  const stopSequences = [...(values.stop ?? []), ...(framing ? stopSequencesFor(framing) : [])];
   const stream = streamGenerate(base.transformer, base.tokenizer, promptIds, { ...options, stopSequences });
   for (;;) {
     const next = await stream.next();

@@ -21,11 +21,11 @@ export interface BaseModel {
   placement: Placement;
 }
 
-export async function loadBaseModel(dir: string, request: PlacementRequest = {}): Promise<BaseModel> {
+/** `tokenizer`: the directory's tokenizer when the caller has it loaded already. */
+export async function loadBaseModel(dir: string, request: PlacementRequest = {}, tokenizer?: Promise<Tokenizer>): Promise<BaseModel> {
   const config = readModelConfig(dir);
   const placement = resolvePlacement(request, parameterCount(config));
   const transformer = loadTransformer(dir, placement);
   configureThreads(process.env, transformer.config.hiddenSize);
-  const tokenizer = await Tokenizer.load(dir);
-  return { dir, name: path.basename(path.resolve(dir)), transformer, tokenizer, placement };
+  return { dir, name: path.basename(path.resolve(dir)), transformer, tokenizer: await (tokenizer ?? Tokenizer.load(dir)), placement };
 }

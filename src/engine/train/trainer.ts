@@ -1,6 +1,6 @@
 // Supervised LoRA tuning: the step loop, its metrics, periodic validation, cancellation and checkpoints.
 // Batch size keeps Google's meaning, examples per step, so totalSteps = ceil(examples × epochs / batchSize).
-import { mallocTrim, manualSeed, tidy } from '../tensor/index.js';
+import { mallocTrim, manualSeed, noGrad, tidy, type Tensor } from '../tensor/index.js';
 import type { Transformer } from '../model/transformer.js';
 import type { LoraAdapter } from '../lora/lora.js';
 import type { FramedExample } from '../data/framing.js';
@@ -76,6 +76,20 @@ export interface TrainResult {
  */
 const trimEverySteps = 100;
 
+/**
+ * The loss or the adapter's weights stopped being finite numbers (a learning rate far too high, usually).
+ * The run stops at once: nothing of that step is reported, checkpointed or saved.
+ */
+export class TrainingDivergedError extends Error {
+  constructor(
+    readonly step: number,
+    what: string,
+  ) {
+    super(`training diverged at step ${step}: ${what}; try a lower learning rate`);
+    this.name = 'TrainingDivergedError';
+  }
+}
+
 /** Completed epochs after a step: floor(step × batchSize / examples). */
 export const epochsCompleted = (step: number, batchSize: number, examples: number): number => Math.floor((step * batchSize) / examples);
 
@@ -132,6 +146,7 @@ export async function train(
     const batch = order.batch(step, o.batchSize).map((i) => data[i]);
     const learningRate = learningRateAt(step, schedule);
     const { loss, correct, predicted } = tidy(() => trainStep(model, optimizer, batch, learningRate, o.maxGradNorm, stepPlan));
+    if (!Number.isFinite(loss)) throw new TrainingDivergedError(step, `the loss is ${loss}`);
     const metrics: StepMetrics = {
       step,
       epoch: epochsCompleted(step, o.batchSize, data.length),
@@ -146,11 +161,16 @@ export async function train(
     options.onStep?.(metrics);
     if (validation.length && (step % evalEvery === 0 || step === totalSteps)) {
       const evaluation = { step, ...evaluate(model, validation, o.batchSize, stepPlan) };
+      if (!Number.isFinite(evaluation.loss)) throw new TrainingDivergedError(step, `the validation loss is ${evaluation.loss}`);
       result.evaluations.push(evaluation);
       options.onEval?.(evaluation);
     }
+    const checkpointNow = options.checkpointDir && (step % checkpointEvery === 0 || step === totalSteps);
+    if ((checkpointNow || step === totalSteps) && !allFinite(parameters)) {
+      throw new TrainingDivergedError(step, 'the adapter weights are no longer finite numbers');
+    }
     if (step % trimEverySteps === 0) mallocTrim();
-    if (options.checkpointDir && (step % checkpointEvery === 0 || step === totalSteps)) {
+    if (options.checkpointDir && checkpointNow) {
       saveCheckpoint(options.checkpointDir, adapter, optimizer, result);
       checkpointedStep = step;
     }
@@ -163,7 +183,6 @@ export async function train(
   return result;
 }
 
-/** One optimisation step: forward and backward (micro-batched as planned), clipping, AdamW, zeroing the gradients. */
 export function trainStep(
   model: Transformer,
   optimizer: AdamW,
@@ -196,6 +215,10 @@ export function evaluate(
     predicted += part.predicted;
   }
   return { loss: predicted ? lossSum / predicted : 0, accuracy: predicted ? correct / predicted : 0, predictedTokens: predicted };
+}
+
+function allFinite(tensors: Tensor[]): boolean {
+  return noGrad(() => tidy(() => tensors.every((t) => t.isFinite().logicalNot().sum().item() === 0)));
 }
 
 /**
