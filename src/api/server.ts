@@ -30,7 +30,11 @@ export async function buildServer(services: Services, { logger = false }: Server
   await app.register(errorsPlugin);
   await app.register(lenientJsonPlugin);
   await app.register(authPlugin, { keys: services.keys, keyless: services.config.keyless });
-  app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
+  app.get('/healthz', { config: { public: true } }, async () => ({
+    status: 'ok',
+    device: services.placement.device,
+    dtype: services.placement.dtype,
+  }));
 
   const customMethods = new CustomMethods();
   tunedModelRoutes(app, services, customMethods);

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { openServices } from '../service/services.js';
 import { buildServer } from '../api/server.js';
 import { isLoopback, serviceDefaults, type ServiceConfig } from '../service/config.js';
-import { UsageError, numberOption, positiveInteger } from './usage-error.js';
+import { UsageError, numberOption, positiveInteger, placementOptions } from './usage-error.js';
 import { limitNames, limitOverrides } from '../service/limits.js';
 
 export const serveUsage = `attune serve [options]
@@ -15,6 +15,9 @@ export const serveUsage = `attune serve [options]
   --concurrency N     tuning jobs trained at once (default ${serviceDefaults.concurrency})
   --keyless           accept requests without an API key (loopback only)
   --dataset-dir DIR   let Vertex dataset URIs name local files, confined to DIR (default: only gs:// objects)
+  --device D          auto|cpu|cuda[:N]: where tuning runs and models are served (default auto: a CUDA GPU if visible)
+  --dtype T           auto|float32|bfloat16|float16: compute dtype of base weights (default auto: bfloat16 where this
+                      device multiplies it much faster than float32, by a probe at start-up; tiny models in float32)
   --limit NAME=VALUE  override a size cap or quota (repeatable; ATTUNE_LIMIT_<NAME>): ${limitNames.join(', ')}`;
 
 export function dataDirOption(value: string | undefined): string {
@@ -27,9 +30,10 @@ export async function serveCommand(argv: string[]): Promise<void> {
     options: {
       host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' },
       concurrency: { type: 'string' }, keyless: { type: 'boolean' }, 'dataset-dir': { type: 'string' },
-      limit: { type: 'string', multiple: true },
+      limit: { type: 'string', multiple: true }, device: { type: 'string' }, dtype: { type: 'string' },
     },
   });
+  const placement = placementOptions(values);
   const config: ServiceConfig = {
     host: values.host ?? process.env.ATTUNE_HOST ?? serviceDefaults.host,
     port: numberOption('port', values.port ?? process.env.ATTUNE_PORT, (n) => Number.isInteger(n) && n >= 0 && n < 65536, 'a port number') ?? serviceDefaults.port,
@@ -38,6 +42,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     keyless: values.keyless ?? false,
     datasetDir: values['dataset-dir'] ? path.resolve(values['dataset-dir']) : undefined,
     limits: usage(() => limitOverrides(values.limit ?? [])),
+    ...placement,
   };
   if (config.datasetDir && !statSync(config.datasetDir, { throwIfNoEntry: false })?.isDirectory()) {
     throw new UsageError(`--dataset-dir ${config.datasetDir} is not a directory`);
@@ -48,6 +53,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const services = openServices(config);
   const app = await buildServer(services, { logger: { level: process.env.ATTUNE_LOG_LEVEL ?? 'info' } });
   const address = await app.listen({ host: config.host, port: config.port });
+  const { device, dtype, reason } = services.placement;
+  app.log.info({ device, dtype, reason }, `tuning and serving on ${device} in ${dtype}: ${reason}`);
   app.log.info({ address, dataDir: config.dataDir, keyless: config.keyless }, 'attune is serving');
   await new Promise<void>((resolve) => {
     const shutdown = async (signal: string) => {

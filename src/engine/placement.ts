@@ -79,6 +79,16 @@ export function resolvePlacement(request: PlacementRequest = {}, parameters?: nu
   return { device, dtype, reason: `${device} (${why}), ${dtype}: ${because}` };
 }
 
+/**
+ * What a server that places many models announces: the device, and the dtype `auto` gives models of
+ * real size, with why (and the tiny-model exception when it applies).
+ */
+export function defaultPlacement(request: PlacementRequest = {}): Placement {
+  const placement = resolvePlacement(request);
+  if ((request.dtype ?? 'auto') !== 'auto' || placement.dtype === 'float32') return placement;
+  return { ...placement, reason: `${placement.reason}; models under ${formatCount(float32BelowParameters)} parameters run in float32` };
+}
+
 export interface ProbeResult {
   /** Measured GFLOP/s of each dtype's matmul. */
   float32: number;

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import os from 'node:os';
 import type { ServiceLimits } from './limits.js';
+import type { DtypeChoice } from '../engine/placement.js';
 
 export interface ServiceConfig {
   /** Root of everything Attune writes: the SQLite file, adapters, checkpoints, base models, the object store. */
@@ -16,6 +17,10 @@ export interface ServiceConfig {
   limits?: Partial<ServiceLimits>;
   /** The one local directory the API may read datasets from (confined to it); none: only gs:// objects. */
   datasetDir?: string;
+  /** Where tuning runs and serving happen: auto (a CUDA GPU when visible), cpu, cuda or cuda:N. */
+  device?: string;
+  /** The compute dtype of base weights: auto (bfloat16 where the device multiplies it much faster), float32, bfloat16, float16. */
+  dtype?: DtypeChoice;
 }
 
 export const serviceDefaults = {

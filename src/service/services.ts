@@ -14,9 +14,12 @@ import { TuningService } from './tuning/service.js';
 import { Scheduler } from './jobs/scheduler.js';
 import { InferenceService } from './serving/inference.js';
 import { ObjectStore } from './storage/object-store.js';
+import { defaultPlacement, type Placement } from '../engine/placement.js';
 
 export interface Services {
   config: ServiceConfig;
+  /** The device and dtype runs and serving use (auto resolved for models of real size), and why. */
+  placement: Placement;
   /** The size caps and quotas in force: the defaults with the config's overrides. */
   limits: ServiceLimits;
   db: Db;
@@ -45,14 +48,16 @@ export function openServices(config: ServiceConfig): Services {
   const objects = new ObjectStore(config.dataDir, limits);
   void objects.sweepTemporaryFiles().catch((error) => console.error('attune: sweeping the object store\'s temporary files:', error));
   const cpu = new CpuPool();
-  const tuning = new TuningService(store, jobs, registry, objects, config.dataDir, { limits, cpu, datasetDir: config.datasetDir });
+  const placement = { device: config.device, dtype: config.dtype };
+  const resolved = defaultPlacement(placement); // also checks the device exists before anything starts
+  const tuning = new TuningService(store, jobs, registry, objects, config.dataDir, { limits, cpu, datasetDir: config.datasetDir, placement });
   const scheduler = new Scheduler(tuning, jobs, config.concurrency);
   tuning.attachScheduler(scheduler);
-  const inference = new InferenceService(tuning, registry, { cpu, promptChars: limits.promptChars });
+  const inference = new InferenceService(tuning, registry, { cpu, promptChars: limits.promptChars, placement });
   tuning.onDeleted((id) => inference.forgetTunedModel(id));
   scheduler.start(); // picks up jobs a crash or shutdown interrupted
   return {
-    config, limits, db, keys: new KeyStore(db), registry, objects, cpu, store, jobs, tuning, scheduler, inference,
+    config, placement: resolved, limits, db, keys: new KeyStore(db), registry, objects, cpu, store, jobs, tuning, scheduler, inference,
     async close() {
       await scheduler.stop();
       inference.close();

@@ -169,6 +169,19 @@ export function deviceBudget(device: string): number {
   return hostMemory().availableBytes + process.memoryUsage.rss();
 }
 
+/**
+ * Bytes a run started in a separate process could have on an otherwise idle device: the host's memory
+ * less what this (calling) process holds, or the GPU's whole memory. Whether a job can fit at all is
+ * judged against this; the run itself plans against what is free when it starts (deviceBudget).
+ */
+export function machineBudget(device: string): number {
+  if (device.startsWith('cuda')) {
+    const memory = cudaMemory(device === 'cuda' ? 0 : Number(device.slice(5)));
+    return memory ? memory.totalBytes : Number.MAX_SAFE_INTEGER;
+  }
+  return hostMemory().totalBytes - process.memoryUsage.rss();
+}
+
 /** The host's memory as this process may use it: the cgroup's limit where one is set, else the machine's. */
 export function hostMemory(): { totalBytes: number; availableBytes: number } {
   let total = totalmem();

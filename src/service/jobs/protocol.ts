@@ -3,6 +3,7 @@
 // with exactly one final message (succeeded, cancelled, stopped or failed) before it exits.
 import type { Example } from '../../engine/data/examples.js';
 import type { EvalMetrics, StepMetrics } from '../../engine/train/trainer.js';
+import type { DtypeChoice } from '../../engine/placement.js';
 
 /** Everything a worker needs to tune one model; it reads nothing from the database. */
 export interface RunMessage {
@@ -10,6 +11,9 @@ export interface RunMessage {
   tunedModelId: string;
   /** The base model's Hugging Face directory. */
   baseDir: string;
+  /** `attune serve --device` and `--dtype` (auto: resolved by the worker for the base model). */
+  device?: string;
+  dtype?: DtypeChoice;
   examples: Example[];
   validation: Example[];
   epochs: number;
@@ -45,7 +49,7 @@ export type WorkerMessage =
   | { type: 'succeeded' }
   | { type: 'cancelled'; adapterSaved: boolean }
   | { type: 'stopped'; completedSteps: number }
-  /** code: google.rpc.Code, 3 (INVALID_ARGUMENT) for data the engine rejects, 13 (INTERNAL) otherwise. */
+  /** code: google.rpc.Code, 3 (INVALID_ARGUMENT) for data the engine rejects, 8 (RESOURCE_EXHAUSTED) for a run that does not fit in memory, 13 (INTERNAL) otherwise. */
   | { type: 'failed'; message: string; code: number };
 
 export type FinalMessage = Extract<WorkerMessage, { type: 'succeeded' | 'cancelled' | 'stopped' | 'failed' }>;

@@ -181,6 +181,7 @@ export class Scheduler implements RunControl {
       type: 'run',
       tunedModelId: id,
       baseDir: model.baseDir,
+      ...this.tuning.placement,
       examples,
       validation: this.tuning.store.examples(id, 'validation'),
       epochs: h.epochCount,

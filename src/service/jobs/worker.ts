@@ -3,7 +3,7 @@
 // away (the IPC channel closes), so a killed server leaves no orphan training.
 import { configureThreads } from '../../engine/runtime.js';
 import { loadBaseModel } from '../../engine/base-model.js';
-import { tune } from '../../engine/tuning.js';
+import { MemoryPlanError, tune } from '../../engine/tuning.js';
 import { FramingError } from '../../engine/data/framing.js';
 import { DatasetError } from '../../engine/data/examples.js';
 import { TrainingDivergedError } from '../../engine/train/trainer.js';
@@ -68,7 +68,7 @@ process.on('message', (message: ParentMessage) => {
 
 async function run(job: RunMessage): Promise<void> {
   configureThreads();
-  const base = await loadBaseModel(job.baseDir);
+  const base = await loadBaseModel(job.baseDir, { device: job.device, dtype: job.dtype });
   if (ending === 'stop') return finish({ type: 'stopped', completedSteps: 0 });
   let completedSteps = 0;
   const outcome = await tune(base, {
@@ -105,11 +105,12 @@ async function run(job: RunMessage): Promise<void> {
 function fail(error: unknown): void {
   const badData = error instanceof FramingError || error instanceof DatasetError;
   const diverged = error instanceof TrainingDivergedError;
+  const noMemory = error instanceof MemoryPlanError; // the device's free memory shrank since the job was accepted
   const message = error instanceof Error ? error.message : String(error);
-  if (!badData && !diverged) console.error('attune worker:', error);
+  if (!badData && !diverged && !noMemory) console.error('attune worker:', error);
   finish({
     type: 'failed',
-    code: badData || diverged ? 3 : 13,
-    message: badData ? `Invalid training data: ${message}` : diverged ? `Training failed: ${message}.` : `Training failed: ${message}`,
+    code: badData || diverged ? 3 : noMemory ? 8 : 13,
+    message: badData ? `Invalid training data: ${message}` : diverged || noMemory ? `Training failed: ${message}.` : `Training failed: ${message}`,
   });
 }

@@ -25,6 +25,7 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { loadBaseModel, type BaseModel } from '../../engine/base-model.js';
+import type { PlacementRequest } from '../../engine/placement.js';
 import { loadTunedAdapter, tuningRecordFile, type TuningRecord } from '../../engine/lora/tuned-adapter.js';
 import type { LoraAdapter } from '../../engine/lora/lora.js';
 import { adapterFiles } from '../../engine/lora/peft.js';
@@ -43,8 +44,8 @@ import { LeaseCache, type Lease } from './lease-cache.js';
 import { BaseRunner, RngGate, runnerDefaults, type Job, type JobDelta, type JobOptions } from './runner.js';
 
 export interface InferenceOptions {
-  /** libtorch device for serving ('cpu', 'cuda', 'cuda:1'). */
-  device?: string;
+  /** Device and dtype base models are served in (`attune serve --device --dtype`); auto by default. */
+  placement?: PlacementRequest;
   /** Tokenizes long prompts off the event loop; without it every prompt is tokenized inline. */
   cpu?: CpuPool;
   /** limits.promptChars: characters of one prompt, for every model. */
@@ -293,7 +294,7 @@ export class InferenceService {
   private base(dir: string): Promise<Lease<LoadedBase>> {
     const key = path.resolve(dir);
     return this.bases.acquire(key, async () => {
-      const model = await loadBaseModel(key, { device: this.options.device }, this.tuning.tokenizer(key));
+      const model = await loadBaseModel(key, this.options.placement, this.tuning.tokenizer(key));
       const runner = new BaseRunner(model, this.rng, this.options.maxBatchRows ?? runnerDefaults.maxBatchRows);
       this.runners.add(runner);
       return { model, runner };

@@ -18,6 +18,7 @@ export function dataStatsOf(dataset: Dataset, tokenizer: Tokenizer, field: strin
   const framing = chooseFraming(tokenizer, examples);
   const input: number[] = [];
   const output: number[] = [];
+  let longest = 0;
   let characterCount = 0;
   examples.forEach((example, i) => {
     let framed;
@@ -32,6 +33,7 @@ export function dataStatsOf(dataset: Dataset, tokenizer: Tokenizer, field: strin
     const trained = framed.targets.filter((t) => t !== IGNORE_INDEX).length;
     input.push(framed.ids.length - trained);
     output.push(trained);
+    longest = Math.max(longest, framed.ids.length);
     characterCount += charCount(example.systemInstruction ?? '') + example.turns.reduce((n, t) => n + charCount(t.text), 0);
   });
   return {
@@ -43,6 +45,7 @@ export function dataStatsOf(dataset: Dataset, tokenizer: Tokenizer, field: strin
     messagesPerExample: distributionOf(examples.map((e) => e.turns.length)),
     sample: examples[0]?.turns ?? [],
     dropped: skipped.map((s) => ({ index: s.index + 1, reason: s.reason })),
+    longestExampleTokens: longest,
   };
 }
 

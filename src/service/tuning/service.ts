@@ -5,6 +5,11 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import { totalStepsFor } from '../../engine/train/trainer.js';
+import { trainingDefaults } from '../../engine/train/defaults.js';
+import { machineBudget, planTraining } from '../../engine/train/memory-plan.js';
+import { readModelConfig } from '../../engine/model/load.js';
+import { parameterCount } from '../../engine/model/config.js';
+import { resolvePlacement, type PlacementRequest } from '../../engine/placement.js';
 import { serviceDefaults } from '../config.js';
 import type { CpuPool } from '../cpu/pool.js';
 import { ServiceError, invalidArgument } from '../errors.js';
@@ -53,6 +58,8 @@ export interface TuningOptions {
   cpu: CpuPool;
   /** The one local directory dataset URIs may name (`attune serve --dataset-dir`). */
   datasetDir?: string;
+  /** Where and in which dtype runs train (`attune serve --device --dtype`); auto by default. */
+  placement?: PlacementRequest;
 }
 
 export type TunedModelPatch = Partial<Pick<TunedModel, 'displayName' | 'description' | 'temperature' | 'topP' | 'topK'>>;
@@ -87,6 +94,11 @@ export class TuningService {
     readonly dataDir: string,
     private readonly options: TuningOptions,
   ) {}
+
+  /** Where and in which dtype runs train, as asked (`auto` is resolved per base model by each run). */
+  get placement(): PlacementRequest {
+    return this.options.placement ?? {};
+  }
 
   attachScheduler(control: RunControl): void {
     this.control = control;
@@ -137,6 +149,7 @@ export class TuningService {
     }
     const hyperparameters = resolveHyperparameters(request.hyperparameters ?? {}, training.exampleCount, base, surface);
     this.checkJobSize(training.exampleCount, hyperparameters, surface);
+    this.checkMemory(base.dir, hyperparameters, training.stats!.longestExampleTokens ?? 0);
     const time = now();
     const model: TunedModel = {
       id,
@@ -186,6 +199,20 @@ export class TuningService {
         `Project ${project} has ${jobs} tuning jobs queued or running, the limit queuedJobsPerProject (${queuedJobsPerProject}). Wait for some to finish, or cancel some.`,
       );
     }
+  }
+
+  /**
+   * RESOURCE_EXHAUSTED when the run's memory plan cannot fit on this machine's device even alone (with
+   * activation checkpointing and one example per micro-batch), naming what would fit.
+   */
+  private checkMemory(baseDir: string, h: Hyperparameters, longestExample: number): void {
+    const config = readModelConfig(baseDir);
+    const { device, dtype } = resolvePlacement(this.options.placement, parameterCount(config));
+    const longest = Math.min(Math.max(1, longestExample), trainingDefaults.maxSequenceLength, config.maxPositions);
+    const plan = planTraining({
+      config, dtype, device, rank: h.adapterRank, lengths: Array(h.batchSize).fill(longest), budgetBytes: machineBudget(device),
+    });
+    if (!plan.fits) throw new ServiceError('RESOURCE_EXHAUSTED', `This tuning job does not fit in memory: it ${plan.summary}.`);
   }
 
   /** One job may train on at most limits.trainedExamplesPerJob examples (epochs × examples). */

@@ -87,6 +87,8 @@ export interface DataStats {
   /** The first example's turns, as a sample. */
   sample: { role: 'user' | 'model'; text: string }[];
   dropped: DroppedExample[];
+  /** Tokens of the longest framed example (what the memory plan needs); absent in models stored before it was kept. */
+  longestExampleTokens?: number;
 }
 
 export interface StepMetric {
