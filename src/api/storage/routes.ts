@@ -102,7 +102,7 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
 
-  app.post<{ Params: BucketParams; Querystring: Record<string, string | undefined> }>('/upload/storage/v1/b/:bucket/o', async (request, reply) => {
+  app.post<{ Params: BucketParams; Querystring: Record<string, string | undefined> }>('/upload/storage/v1/b/:bucket/o', { config: { body: 'upload' } }, async (request, reply) => {
     const { bucket } = request.params;
     const query = request.query;
     const uploadType = query.uploadType ?? 'media';

@@ -127,7 +127,7 @@ export class BaseModelRegistry {
       name: `models/${id}`,
       dir,
       displayName: id,
-      description: `${config.architecture} from ${dir}`,
+      description: `${config.architecture} base model ${id}, on this server.`,
       inputTokenLimit: config.maxPositions,
       outputTokenLimit: config.maxPositions,
       sampling: {

@@ -1,0 +1,83 @@
+// How many body bytes a request may send, decided once the caller is known (this plugin's hooks run after
+// auth's): an authenticated caller gets requestBodyBytes (uploadBytes on an upload route), anyone else (public
+// routes, unknown paths) unauthenticatedBodyBytes. A declared Content-Length over the limit is refused before
+// a byte is read; a body without one is counted as it streams in, and past the limit the rest is read and
+// dropped (up to drainBytes more), so the client still gets its 413 instead of a reset connection.
+//
+// Clients that ask first (Expect: 100-continue, as curl does for large bodies) are told to go on only when
+// the body is about to be read, so a refused request's body is never sent at all.
+import { Transform, pipeline, type Readable, type TransformCallback } from 'node:stream';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { payloadTooLarge } from '../../service/errors.js';
+import type { ServiceLimits } from '../../service/limits.js';
+
+export interface BodyLimitOptions {
+  limits: ServiceLimits;
+}
+
+/** Bytes of an over-limit body read and dropped before the connection is closed instead. */
+const drainBytes = 64 * 1024 * 1024;
+
+type BodyLimitName = 'requestBodyBytes' | 'uploadBytes' | 'unauthenticatedBodyBytes';
+
+function limitOf(request: FastifyRequest): BodyLimitName {
+  if (!request.project) return 'unauthenticatedBodyBytes';
+  return request.routeOptions.config?.body === 'upload' ? 'uploadBytes' : 'requestBodyBytes';
+}
+
+/** Passes bytes through up to the limit; past it drops them and fails at the end (or at once past drainBytes). */
+class LimitedBody extends Transform {
+  receivedEncodedLength = 0; // Fastify compares it with Content-Length
+
+  constructor(
+    private readonly limit: number,
+    private readonly error: () => Error,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.receivedEncodedLength += chunk.length;
+    if (this.receivedEncodedLength <= this.limit) return done(null, chunk);
+    if (this.receivedEncodedLength > this.limit + drainBytes) return done(this.error());
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    done(this.receivedEncodedLength > this.limit ? this.error() : null);
+  }
+}
+
+export const bodyLimitPlugin = fp(async (app: FastifyInstance, { limits }: BodyLimitOptions) => {
+  // Without a listener Node answers 100 Continue itself at once; with one, the request goes on unanswered
+  // and preParsing says "continue" only when the body is wanted.
+  app.server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => app.server.emit('request', request, response));
+
+  app.addHook('onRequest', async (request) => {
+    const name = limitOf(request);
+    const declared = Number(request.headers['content-length']);
+    if (declared > limits[name]) throw payloadTooLarge(name, limits[name]);
+  });
+
+  app.addHook('preParsing', async (request, reply, payload) => {
+    if (request.headers.expect?.toLowerCase() === '100-continue' && !reply.raw.headersSent) reply.raw.writeContinue();
+    const name = limitOf(request);
+    const limited = new LimitedBody(limits[name], () => payloadTooLarge(name, limits[name]));
+    // Errors end up in whoever reads `limited` (the body parser or an upload's handler).
+    return pipeline(payload as Readable, limited, () => {});
+  });
+
+  // A request answered before its body was read (refused, or a route that takes none): Node reads the rest of
+  // the body and drops it, so the connection can serve the next request; past drainBytes it is closed instead.
+  app.addHook('onResponse', async (request) => {
+    const raw = request.raw;
+    if (raw.complete) return;
+    let dropped = 0;
+    raw.on('data', (chunk: Buffer) => {
+      dropped += chunk.length;
+      if (dropped > drainBytes) raw.socket?.destroy();
+    });
+  });
+});
