@@ -69,8 +69,16 @@ export const bodyLimitPlugin = fp(async (app: FastifyInstance, { limits }: BodyL
     return pipeline(payload as Readable, limited, () => {});
   });
 
-  // A request answered before its body was read (refused, or a route that takes none): Node reads the rest of
-  // the body and drops it, so the connection can serve the next request; past drainBytes it is closed instead.
+  // An answer sent before the whole body has arrived (a refusal) keeps the connection open, even for a client
+  // that asked to close it, while the rest is read and dropped: closing a socket with unread bytes resets it,
+  // and a client still writing would then see the reset instead of the answer (nginx's "lingering close").
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (!request.raw.complete && !reply.hasHeader('connection')) reply.raw.shouldKeepAlive = true;
+    return payload;
+  });
+
+  // Node reads and drops the rest of an unread body, so the connection can serve the next request; past
+  // drainBytes it is closed instead.
   app.addHook('onResponse', async (request) => {
     const raw = request.raw;
     if (raw.complete) return;
