@@ -3,7 +3,7 @@
 // auth (who is asking), policy (keyless Host/Origin, content types), body limits (how much they may send).
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Services } from '../service/services.js';
-import { errorsPlugin } from './plugins/errors.js';
+import { errorsPlugin, frameworkErrorHandler } from './plugins/errors.js';
 import { lenientJsonPlugin } from './plugins/lenient-json.js';
 import { authPlugin } from './plugins/auth.js';
 import { requestPolicyPlugin } from './plugins/request-policy.js';
@@ -31,6 +31,7 @@ export async function buildServer(services: Services, { logLevel }: ServerOption
     // The per-request limit (body-limit.ts) is at most this; Fastify's own check stays as a backstop.
     bodyLimit: Math.max(limits.requestBodyBytes, limits.unauthenticatedBodyBytes),
     routerOptions: { maxParamLength: 500 },
+    frameworkErrors: frameworkErrorHandler,
   });
   // Google pretty-prints its JSON; scripts grep single lines such as '"state": "ACTIVE"'.
   app.setReplySerializer((payload) => JSON.stringify(payload, null, 2));

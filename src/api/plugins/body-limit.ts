@@ -27,9 +27,13 @@ function limitOf(request: FastifyRequest): BodyLimitName {
   return request.routeOptions.config?.body === 'upload' ? 'uploadBytes' : 'requestBodyBytes';
 }
 
-/** Passes bytes through up to the limit; past it drops them and fails at the end (or at once past drainBytes). */
+/**
+ * Passes bytes through up to the limit; past it drops them and fails at the end (or at once past drainBytes).
+ * Once the answer has gone out, drain() drops everything still to come, up to drainBytes.
+ */
 class LimitedBody extends Transform {
   receivedEncodedLength = 0; // Fastify compares it with Content-Length
+  private drainedFrom: number | undefined;
 
   constructor(
     private readonly limit: number,
@@ -38,17 +42,27 @@ class LimitedBody extends Transform {
     super();
   }
 
+  drain(): void {
+    this.drainedFrom ??= this.receivedEncodedLength;
+    this.resume();
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
     this.receivedEncodedLength += chunk.length;
-    if (this.receivedEncodedLength <= this.limit) return done(null, chunk);
-    if (this.receivedEncodedLength > this.limit + drainBytes) return done(this.error());
+    const dropFrom = this.drainedFrom ?? this.limit;
+    if (this.receivedEncodedLength <= dropFrom) return done(null, chunk);
+    // Failing destroys the request, and with it the connection.
+    if (this.receivedEncodedLength > dropFrom + drainBytes) return done(this.error());
     done();
   }
 
   override _flush(done: TransformCallback): void {
-    done(this.receivedEncodedLength > this.limit ? this.error() : null);
+    done(this.drainedFrom === undefined && this.receivedEncodedLength > this.limit ? this.error() : null);
   }
 }
+
+/** The body stream of each request being read, so that a reply sent before it was read to the end can drain it. */
+const bodies = new WeakMap<IncomingMessage, LimitedBody>();
 
 export const bodyLimitPlugin = fp(async (app: FastifyInstance, { limits }: BodyLimitOptions) => {
   // Without a listener Node answers 100 Continue itself at once; with one, the request goes on unanswered
@@ -65,6 +79,7 @@ export const bodyLimitPlugin = fp(async (app: FastifyInstance, { limits }: BodyL
     if (request.headers.expect?.toLowerCase() === '100-continue' && !reply.raw.headersSent) reply.raw.writeContinue();
     const name = limitOf(request);
     const limited = new LimitedBody(limits[name], () => payloadTooLarge(name, limits[name]));
+    bodies.set(request.raw, limited);
     // Errors end up in whoever reads `limited` (the body parser or an upload's handler).
     return pipeline(payload as Readable, limited, () => {});
   });
@@ -77,11 +92,14 @@ export const bodyLimitPlugin = fp(async (app: FastifyInstance, { limits }: BodyL
     return payload;
   });
 
-  // Node reads and drops the rest of an unread body, so the connection can serve the next request; past
-  // drainBytes it is closed instead.
+  // The rest of an unread body is read and dropped, so the connection can serve the next request; past
+  // drainBytes the connection is closed instead. Node does this itself for a body nobody started reading; a body
+  // a route started and left (an upload refused half-way) would otherwise stall the connection for good.
   app.addHook('onResponse', async (request) => {
     const raw = request.raw;
     if (raw.complete) return;
+    const body = bodies.get(raw);
+    if (body) return body.drain();
     let dropped = 0;
     raw.on('data', (chunk: Buffer) => {
       dropped += chunk.length;

@@ -1,5 +1,5 @@
 // Every failure leaves as a google.rpc error body: {"error": {"code": <HTTP>, "message", "status", "details"?}}.
-import type { FastifyInstance, FastifyReply, FastifyError } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyError } from 'fastify';
 import fp from 'fastify-plugin';
 import { ServiceError, canonicalCodes, payloadTooLarge, type CanonicalStatus, type FieldViolation } from '../../service/errors.js';
 import { DatasetError } from '../../engine/data/examples.js';
@@ -44,6 +44,21 @@ export function classify(error: unknown, bodyLimit?: number): ClassifiedError {
     return { status: fastifyError.statusCode === 404 ? 'NOT_FOUND' : 'INVALID_ARGUMENT', message: fastifyError.message };
   }
   return { status: 'INTERNAL', message: 'Internal error encountered.', unexpected: true };
+}
+
+/**
+ * Errors Fastify raises before a route is found (Fastify's `frameworkErrors` option): a path that is not valid
+ * percent-encoding or has a segment over the router's length limit. Answered as google.rpc errors too, without
+ * echoing the URL (it may carry a key).
+ */
+export function frameworkErrorHandler(error: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
+  const message =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? 'Invalid resource name: a path segment is too long.'
+      : error.code === 'FST_ERR_BAD_URL'
+        ? 'Invalid URL: a path segment is not valid percent-encoding.'
+        : 'Invalid request.';
+  return sendRpcError(reply, 'INVALID_ARGUMENT', message);
 }
 
 export const errorsPlugin = fp(async (app: FastifyInstance) => {

@@ -6,7 +6,7 @@
 // plugins, which are not encapsulated.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
-import { ServiceError, invalidArgument } from '../../service/errors.js';
+import { invalidArgument } from '../../service/errors.js';
 import { ObjectStore, type ObjectInfo } from '../../service/storage/object-store.js';
 
 export interface StorageRoutesOptions {
@@ -128,7 +128,8 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
       const partType = typeof metadata.contentType === 'string' ? metadata.contentType : parts[1].headers['content-type'];
       info = await store.put(bucket, name, parts[1].body, { contentType: partType });
     } else {
-      throw new ServiceError('UNIMPLEMENTED', `uploadType=${uploadType} is not supported; use media or multipart.`);
+      // A client's choice, not a server fault: 400 (a 5xx would tell clients to retry).
+      throw invalidArgument(`uploadType=${uploadType} is not supported; use media or multipart (no resumable uploads: @google-cloud/storage needs resumable: false).`, 'uploadType');
     }
     return reply.code(200).send(objectResource(info, baseUrl(request)));
   });
