@@ -135,6 +135,33 @@ describe('a server with keys, at the default limits', () => {
     assert.equal(accepted.status, 200, accepted.text);
     assert.equal(accepted.continued, true);
   });
+  test('a request refused before its body was read leaves its keep-alive connection usable', async () => {
+    const { hostname, port } = new URL(fixture.url);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const key = fixture.keys['limits-alpha']!;
+    const send = (method: string, path: string, body?: string, headers: Record<string, string> = {}) =>
+      new Promise<number>((resolve, reject) => {
+        const request = http.request({ host: hostname, port, method, path, agent, timeout: 10_000, headers: { 'x-goog-api-key': key, ...headers } }, (response) => {
+          response.resume().on('end', () => resolve(response.statusCode ?? 0));
+        });
+        request.on('timeout', () => request.destroy(new Error(`${method} ${path}: no answer (a stalled connection)`)));
+        request.on('error', reject);
+        request.end(body);
+      });
+    const upload = 'x'.repeat(512 * 1024);
+    try {
+      // Refused by the upload route after its body stream was handed over, before it was read.
+      assert.equal(await send('POST', '/upload/storage/v1/b/../o?uploadType=media&name=x', upload, { 'content-type': 'application/jsonl' }), 400);
+      assert.equal(await send('GET', '/v1beta/tunedModels'), 200);
+      assert.equal(await send('POST', '/upload/storage/v1/b/limits-bucket/o?uploadType=media', upload, { 'content-type': 'application/jsonl' }), 400);
+      assert.equal(await send('GET', '/v1beta/tunedModels'), 200);
+      // Refused on arrival (no key).
+      assert.equal(await send('POST', '/v1beta/tunedModels', upload, { 'x-goog-api-key': '', 'content-type': 'application/json' }), 403);
+      assert.equal(await send('GET', '/v1beta/tunedModels'), 200);
+    } finally {
+      agent.destroy();
+    }
+  });
 });
 
 describe('limits come from services.limits (attune serve --limit)', () => {
