@@ -63,7 +63,9 @@ export function parseLenientJson(text: string): unknown {
   try {
     return camelizeKeys(JSON.parse(stripTrailingCommas(text)));
   } catch (error) {
-    throw new ServiceError('INVALID_ARGUMENT', `Invalid JSON payload received. ${(error as Error).message}`);
+    // Nesting thousands deep overflows the stack (JSON.parse's or camelizeKeys'): no real request nests so deep.
+    const why = error instanceof RangeError ? 'Values are nested too deeply.' : (error as Error).message;
+    throw new ServiceError('INVALID_ARGUMENT', `Invalid JSON payload received. ${why}`);
   }
 }
 
