@@ -2,8 +2,9 @@
 // page on another origin. Chromium resolves evil.test to 127.0.0.1 (--host-resolver-rules), so a page at
 // http://evil.test:<attacker port> is a foreign origin, and http://evil.test:<Attune's port> is Attune reached
 // through a rebound DNS name. Plain HTML forms (text/plain, urlencoded, multipart/form-data) are refused
-// whether their origin is foreign (Origin check) or another loopback port (content types); the rebound name
-// is refused (Host check); and the console, same-origin, still works keyless.
+// whether their origin is foreign (Origin check) or another port of 127.0.0.1 (content types); links from another
+// site reach only the console (Sec-Fetch-Site); the rebound name is refused (Host check); and the console,
+// same-origin, still works keyless.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -40,7 +41,8 @@ describe('a web page against a keyless server', { timeout: 180_000 }, () => {
     attacker = http.createServer((request, response) => {
       const url = new URL(request.url ?? '/', 'http://x');
       response.setHeader('content-type', 'text/html');
-      response.end(formPage(url.searchParams.get('action')!, url.searchParams.get('enctype')!));
+      const action = url.searchParams.get('action');
+      response.end(action ? formPage(action, url.searchParams.get('enctype')!) : '<!doctype html><body></body>');
     });
     await new Promise<void>((resolve) => attacker.listen(0, '127.0.0.1', resolve));
     attackerPort = (attacker.address() as AddressInfo).port;
@@ -70,14 +72,32 @@ describe('a web page against a keyless server', { timeout: 180_000 }, () => {
     assert.deepEqual((await call(`${attune.url}/storage/v1/b/attacker/o`)).json?.items ?? [], []);
   });
 
-  test('forms from another loopback origin pass the Origin check but not the content-type rule', async () => {
+  test('forms from another port of 127.0.0.1 (same site, loopback Origin) are refused by the content-type rule', async () => {
     for (const enctype of enctypes) {
-      assert.equal(await submitForm(`http://localhost:${attackerPort}`, `${attune.url}/v1beta/tunedModels`, enctype), 400, enctype);
+      assert.equal(await submitForm(`http://127.0.0.1:${attackerPort}`, `${attune.url}/v1beta/tunedModels`, enctype), 400, enctype);
       const upload = `${attune.url}/upload/storage/v1/b/attacker/o?uploadType=media&name=page.html`;
-      assert.equal(await submitForm(`http://localhost:${attackerPort}`, upload, enctype), 400, `upload ${enctype}`);
+      assert.equal(await submitForm(`http://127.0.0.1:${attackerPort}`, upload, enctype), 400, `upload ${enctype}`);
     }
+    // From localhost, another site than 127.0.0.1, the browser marks them cross-site: refused before that.
+    assert.equal(await submitForm(`http://localhost:${attackerPort}`, `${attune.url}/v1beta/tunedModels`, 'text/plain'), 403);
     assert.deepEqual(await tunedModels(), []);
     assert.deepEqual((await call(`${attune.url}/storage/v1/b/attacker/o`)).json?.items ?? [], []);
+  });
+
+  test('a link from another site to an API route or an object is refused; to the console it opens', async () => {
+    for (const [target, status] of [[`${attune.url}/download/storage/v1/b/attacker/o/page.html`, 403], [`${attune.url}/v1beta/tunedModels`, 403], [`${attune.url}/console/`, 200]] as const) {
+      const { page } = await browser.newPage();
+      await page.goto(`http://evil.test:${attackerPort}/`);
+      const landed = page.waitForResponse((r) => r.url() === target, { timeout: 30_000 });
+      await page.evaluate((href: string) => {
+        const link = document.createElement('a');
+        link.href = href;
+        document.body.appendChild(link);
+        link.click();
+      }, target);
+      assert.equal((await landed).status(), status, target);
+      await page.close();
+    }
   });
 
   test('a rebound DNS name is refused (Host): neither the page nor its same-origin fetches reach the API', async () => {

@@ -74,6 +74,17 @@ describe('a keyless server', () => {
     }
   });
 
+  test('refuses what another site started (Sec-Fetch-Site: cross-site), except the console\'s pages', async () => {
+    for (const path of ['/v1beta/tunedModels', '/storage/v1/b/b/o', '/download/storage/v1/b/b/o/page.html']) {
+      const r = await rawRequest(fixture.url, { path, headers: { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' } });
+      assertRefused(r, 403, 'PERMISSION_DENIED', /refuses requests another site started/, path);
+    }
+    assert.equal((await rawRequest(fixture.url, { path: '/console/', headers: { 'sec-fetch-site': 'cross-site' } })).status, 200);
+    for (const site of ['same-origin', 'same-site', 'none']) {
+      assert.equal((await rawRequest(fixture.url, { path: '/v1beta/tunedModels', headers: { 'sec-fetch-site': site } })).status, 200, site);
+    }
+  });
+
   test('refuses form-encoded, text/plain and type-less JSON posts; accepts application/json and +json', async () => {
     const json = JSON.stringify(tuningBody('from a form'));
     for (const { type, body } of [...formBodies(json), { type: '', body: json }]) {

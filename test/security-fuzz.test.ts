@@ -289,7 +289,7 @@ function requests(world: World): fc.Arbitrary<FuzzRequest> {
       query: fc.array(fc.tuple(queryNames, queryValues(world)), { maxLength: 4 }),
       contentType: contentTypes,
       extraHeaders: fc.option(
-        fc.dictionary(fc.constantFrom('origin', 'host', 'x-goog-user-project', 'accept-encoding', 'range', 'if-none-match', 'x-goog-api-client'), headerText, { maxKeys: 2 }),
+        fc.dictionary(fc.constantFrom('origin', 'host', 'x-goog-user-project', 'sec-fetch-site', 'accept-encoding', 'range', 'if-none-match', 'x-goog-api-client'), headerText, { maxKeys: 2 }),
         { freq: 4 },
       ),
       binary: fc.option(fc.uint8Array({ maxLength: 64 }), { freq: 10 }),

@@ -110,7 +110,7 @@ describe('a server with keys, at the default limits', () => {
 
   test('Expect: 100-continue: a refused request is answered without asking for its body; an accepted one is told to go on', async () => {
     const ask = (headers: Record<string, string>, body: string) =>
-      new Promise<{ status: number; continued: boolean; text: string }>((resolve, reject) => {
+      new Promise<{ status: number; continued: boolean; text: string; connection?: string }>((resolve, reject) => {
         const { hostname, port } = new URL(fixture.url);
         let continued = false;
         const request = http.request({ host: hostname, port, method: 'POST', path: '/v1beta/models/stories260K:countTokens', headers: { ...headers, expect: '100-continue', 'content-length': String(body.length) } });
@@ -121,7 +121,7 @@ describe('a server with keys, at the default limits', () => {
         request.on('response', (response) => {
           let text = '';
           response.setEncoding('utf8').on('data', (d: string) => (text += d));
-          response.on('end', () => resolve({ status: response.statusCode ?? 0, continued, text }));
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, continued, text, connection: response.headers.connection }));
           if (!continued) request.destroy();
         });
         request.on('error', (error) => (continued ? reject(error) : undefined));
@@ -131,6 +131,8 @@ describe('a server with keys, at the default limits', () => {
     const refused = await ask({ 'content-type': 'application/json' }, body);
     assert.equal(refused.status, 403, refused.text);
     assert.equal(refused.continued, false);
+    // The body never came, so the connection cannot carry another request: it is closed.
+    assert.equal(refused.connection, 'close');
     const accepted = await ask({ 'content-type': 'application/json', 'x-goog-api-key': fixture.keys['limits-alpha']! }, body);
     assert.equal(accepted.status, 200, accepted.text);
     assert.equal(accepted.continued, true);

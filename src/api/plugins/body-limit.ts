@@ -63,6 +63,10 @@ class LimitedBody extends Transform {
 
 /** The body stream of each request being read, so that a reply sent before it was read to the end can drain it. */
 const bodies = new WeakMap<IncomingMessage, LimitedBody>();
+/** Requests that asked `Expect: 100-continue` and were told to go on. */
+const continued = new WeakSet<IncomingMessage>();
+
+const expectsContinue = (request: FastifyRequest) => request.headers.expect?.toLowerCase() === '100-continue';
 
 export const bodyLimitPlugin = fp(async (app: FastifyInstance, { limits }: BodyLimitOptions) => {
   // Without a listener Node answers 100 Continue itself at once; with one, the request goes on unanswered
@@ -76,7 +80,10 @@ export const bodyLimitPlugin = fp(async (app: FastifyInstance, { limits }: BodyL
   });
 
   app.addHook('preParsing', async (request, reply, payload) => {
-    if (request.headers.expect?.toLowerCase() === '100-continue' && !reply.raw.headersSent) reply.raw.writeContinue();
+    if (expectsContinue(request) && !reply.raw.headersSent) {
+      reply.raw.writeContinue();
+      continued.add(request.raw);
+    }
     const name = limitOf(request);
     const limited = new LimitedBody(limits[name], () => payloadTooLarge(name, limits[name]));
     bodies.set(request.raw, limited);
@@ -87,8 +94,11 @@ export const bodyLimitPlugin = fp(async (app: FastifyInstance, { limits }: BodyL
   // An answer sent before the whole body has arrived (a refusal) keeps the connection open, even for a client
   // that asked to close it, while the rest is read and dropped: closing a socket with unread bytes resets it,
   // and a client still writing would then see the reset instead of the answer (nginx's "lingering close").
+  // A client still waiting for 100 Continue sends no body: its connection is closed, as it cannot be reused.
   app.addHook('onSend', async (request, reply, payload) => {
-    if (!request.raw.complete && !reply.hasHeader('connection')) reply.raw.shouldKeepAlive = true;
+    if (request.raw.complete || reply.hasHeader('connection')) return payload;
+    if (expectsContinue(request) && !continued.has(request.raw)) reply.header('connection', 'close');
+    else reply.raw.shouldKeepAlive = true;
     return payload;
   });
 

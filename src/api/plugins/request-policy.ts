@@ -1,7 +1,8 @@
 // What a browser must not be able to do, decided when a request arrives, before its body is read.
 //
 // A keyless server (loopback only) answers only loopback Host names, so a DNS-rebinding page cannot reach it
-// under a name of its own, and refuses a foreign Origin, so a page on another site cannot call it.
+// under a name of its own, and refuses a foreign Origin, so a page on another site cannot call it (nor send a
+// browser there: cross-site navigations reach only the console's pages).
 //
 // A request whose key travels in a header (x-goog-api-key, Authorization) cannot come from a cross-origin
 // form or simple fetch (those cannot set such headers), so it may send any content type: `curl -d` without a
@@ -73,6 +74,11 @@ function checkKeylessOrigin(request: FastifyRequest): void {
     if (!hostname || !isLoopback(hostname)) {
       throw new ServiceError('PERMISSION_DENIED', `This keyless Attune server refuses requests from other origins (Origin: ${origin}).`);
     }
+  }
+  // A navigation from another site (a link, a redirect) carries no Origin; browsers mark it cross-site. Only
+  // the console's pages may be opened that way: nothing else is for a browser to land on from elsewhere.
+  if (request.headers['sec-fetch-site'] === 'cross-site' && !request.routeOptions.config?.public) {
+    throw new ServiceError('PERMISSION_DENIED', 'This keyless Attune server refuses requests another site started (Sec-Fetch-Site: cross-site).');
   }
 }
 
