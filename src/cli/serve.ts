@@ -1,9 +1,9 @@
 // attune serve: the Gemini API tuning surface on this machine, until SIGINT/SIGTERM.
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { openServices } from '../service/services.js';
 import { buildServer } from '../api/server.js';
 import { isLoopback, serviceDefaults, type ServiceConfig } from '../service/config.js';
+import { parseOptions } from './args.js';
 import { UsageError, numberOption, positiveInteger } from './usage-error.js';
 import { limitNames, limitOverrides } from '../service/limits.js';
 
@@ -21,13 +21,10 @@ export function dataDirOption(value: string | undefined): string {
 }
 
 export async function serveCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' },
-      concurrency: { type: 'string' }, keyless: { type: 'boolean' }, 'dataset-dir': { type: 'string' },
-      limit: { type: 'string', multiple: true },
-    },
+  const { values } = parseOptions(argv, {
+    host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' },
+    concurrency: { type: 'string' }, keyless: { type: 'boolean' }, 'dataset-dir': { type: 'string' },
+    limit: { type: 'string', multiple: true },
   });
   const config: ServiceConfig = {
     host: values.host ?? process.env.ATTUNE_HOST ?? serviceDefaults.host,

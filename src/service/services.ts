@@ -10,6 +10,7 @@ import { TuningService } from './tuning/service.js';
 import { Scheduler } from './jobs/scheduler.js';
 import { InferenceService } from './serving/inference.js';
 import { ObjectStore } from './storage/object-store.js';
+import { ExportService } from './exports/exports.js';
 
 export interface Services {
   config: ServiceConfig;
@@ -25,6 +26,8 @@ export interface Services {
   tuning: TuningService;
   scheduler: Scheduler;
   inference: InferenceService;
+  /** Tuned models exported as PEFT, merged, GGUF or Ollama files. */
+  exports: ExportService;
   /** Stops taking work, checkpoints running jobs, closes the database. */
   close(): Promise<void>;
 }
@@ -44,6 +47,7 @@ export function openServices(config: ServiceConfig): Services {
   const limits: ServiceLimits = { ...limitDefaults, ...config.limits };
   return {
     config, limits, db, keys: new KeyStore(db), registry, objects, store, jobs, tuning, scheduler, inference,
+    exports: new ExportService(tuning),
     async close() {
       await scheduler.stop();
       inference.close();

@@ -9,6 +9,7 @@
 import type { Tensor } from '../../tensor/index.js';
 import type { Family, ModelConfig } from '../../model/config.js';
 import { gguf, type GgufValue } from './file.js';
+import { UnsupportedExportError } from '../errors.js';
 
 export interface GgufArchitecture {
   /** general.architecture, and the prefix of the hyperparameter keys. */
@@ -157,8 +158,8 @@ export const ggufFamilies = Object.keys(architectures);
 export function ggufArchitecture(config: ModelConfig): GgufArchitecture {
   const arch = architectures[config.family];
   if (!arch) {
-    throw new Error(`GGUF export supports the ${ggufFamilies.join(', ')} families, not ${config.architecture}; export --format merged and convert that with llama.cpp's convert_hf_to_gguf.py`);
+    throw new UnsupportedExportError(`GGUF export supports the ${ggufFamilies.join(', ')} families, not ${config.architecture}; export --format merged and convert that with llama.cpp's convert_hf_to_gguf.py`);
   }
-  if (config.ropeScaling.type === 'llama3' && config.family !== 'llama') throw new Error(`llama3 rope scaling on ${config.family} has no GGUF mapping`);
+  if (config.ropeScaling.type === 'llama3' && config.family !== 'llama') throw new UnsupportedExportError(`llama3 rope scaling on ${config.family} has no GGUF mapping`);
   return arch;
 }

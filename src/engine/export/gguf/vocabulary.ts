@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { ModelConfig } from '../../model/config.js';
 import type { Tokenizer } from '../../tokenizer/tokenizer.js';
 import { gguf, type GgufValue } from './file.js';
+import { UnsupportedExportError } from '../errors.js';
 import { pieceTypes, readSentencePieceModel } from '../sentencepiece.js';
 
 interface AddedToken {
@@ -72,12 +73,12 @@ function bpeVocabulary(modelDir: string, config: ModelConfig): Map<string, GgufV
   const json = readJson(file)!;
   const model = json.model ?? {};
   if (model.type !== 'BPE' || model.byte_fallback) {
-    throw new Error(`${file}: GGUF export reads SentencePiece models (tokenizer.model) and byte-level BPE tokenizers; this one is ${model.type}${model.byte_fallback ? ' with byte fallback' : ''}`);
+    throw new UnsupportedExportError(`${file}: GGUF export reads SentencePiece models (tokenizer.model) and byte-level BPE tokenizers; this one is ${model.type}${model.byte_fallback ? ' with byte fallback' : ''}`);
   }
   const splits = JSON.stringify(json.pre_tokenizer ?? {}).match(/"Regex":"((?:[^"\\]|\\.)*)"/);
   const regex = splits ? (JSON.parse(`"${splits[1]}"`) as string) : '';
   const pre = bpePreTokenizers[regex];
-  if (!pre) throw new Error(`${file}: its pre-tokenizer is not one llama.cpp knows by name (llama-bpe, qwen2)`);
+  if (!pre) throw new UnsupportedExportError(`${file}: its pre-tokenizer is not one llama.cpp knows by name (llama-bpe, qwen2)`);
   const added = (json.added_tokens ?? []) as AddedToken[];
   const vocabSize = Math.max(config.vocabSize, ...Object.values(model.vocab as Record<string, number>).map((id) => id + 1), ...added.map((t) => t.id + 1));
   const { tokens, types } = padded(vocabSize);

@@ -1,4 +1,4 @@
-// A minimal ZIP writer (stored entries, no compression) for adapter downloads: LoRA weights are float
+// A minimal ZIP writer (stored entries, no compression) for export downloads: LoRA weights are float
 // tensors that barely compress, and storing keeps this small and streaming. Each file is read twice (CRC,
 // then data) so memory stays flat whatever the adapter's size. Sizes above 4 GiB would need ZIP64: refused.
 import { createReadStream } from 'node:fs';
