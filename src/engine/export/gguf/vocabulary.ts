@@ -47,11 +47,12 @@ function sentencePieceVocabulary(modelDir: string, config: ModelConfig): Map<str
     scores[id] = p.score;
     types[id] = p.type;
   });
-  // Tokens added on top of the SentencePiece model (tokenizer_config's added_tokens_decoder), as the converter does.
+  // Tokens added on top of the SentencePiece model (tokenizer_config's added_tokens_decoder); the model's own
+  // pieces keep their SentencePiece type and score.
   const decoder = (readJson(path.join(modelDir, 'tokenizer_config.json'))?.added_tokens_decoder ?? {}) as Record<string, AddedToken>;
   for (const [key, added] of Object.entries(decoder)) {
     const id = Number(key);
-    if (!(id >= 0 && id < vocabSize)) continue;
+    if (!(id >= 0 && id < vocabSize) || model.pieces[id]?.piece === added.content) continue;
     tokens[id] = added.special ? added.content : added.content.replaceAll('\u2581', ' ');
     types[id] = added.special ? pieceTypes.control : pieceTypes.userDefined;
     scores[id] = -1000;
