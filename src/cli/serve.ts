@@ -6,6 +6,7 @@ import { isLoopback, serviceDefaults, type ServiceConfig } from '../service/conf
 import { parseOptions } from './args.js';
 import { UsageError, numberOption, positiveInteger } from './usage-error.js';
 import { limitNames, limitOverrides } from '../service/limits.js';
+import { printJobEvents } from './job-events.js';
 
 export const serveUsage = `attune serve [options]
   --host H            (default ${serviceDefaults.host}; ATTUNE_HOST)
@@ -42,6 +43,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const app = await buildServer(services, { logger: { level: process.env.ATTUNE_LOG_LEVEL ?? 'info' } });
   const address = await app.listen({ host: config.host, port: config.port });
   app.log.info({ address, dataDir: config.dataDir, keyless: config.keyless }, 'attune is serving');
+  process.stderr.write(`attune is serving ${address}${config.keyless ? ' (keyless)' : ''}; the web console is at ${address}/console/\n`);
+  printJobEvents(services.tuning);
   await new Promise<void>((resolve) => {
     const shutdown = async (signal: string) => {
       app.log.info({ signal }, 'shutting down: no new requests, checkpointing running jobs');
