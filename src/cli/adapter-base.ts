@@ -2,7 +2,7 @@
 // for a PEFT adapter from elsewhere, adapter_config.json's base_model_name_or_path when that is a directory).
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { adapterFiles } from '../engine/lora/peft.js';
+import { adapterFiles, checkAdapterDir } from '../engine/lora/peft.js';
 import { readTuningRecord } from '../engine/lora/tuned-adapter.js';
 import { UsageError } from './usage-error.js';
 
@@ -21,6 +21,7 @@ export function recordedBase(adapterDir: string): string | undefined {
 
 export function baseDirFor(adapterDir: string, explicit: string | undefined): string {
   if (!existsSync(adapterDir)) throw new UsageError(`adapter not found: ${adapterDir}`);
+  checkAdapterDir(adapterDir);
   if (explicit) return explicit;
   const recorded = recordedBase(adapterDir);
   if (!recorded) throw new UsageError(`${adapterDir} does not record its base model; pass --base <model dir>`);

@@ -22,6 +22,10 @@ export interface LlamaSession {
   model: LlamaModel;
   /** Greedy continuation of text until stop (or EOS, or maxTokens). */
   complete(text: string, options: { stop?: string; maxTokens?: number }): Promise<LlamaAnswer>;
+  /** llama.cpp's token ids for text (with BOS when the GGUF asks for it). */
+  tokenize(text: string): number[];
+  /** Greedy continuation of token ids: up to count ids, ending before an end-of-generation token. */
+  continueIds(ids: number[], count: number): Promise<number[]>;
   close(): Promise<void>;
 }
 
@@ -34,11 +38,25 @@ export async function openLlamaSession(modelPath: string, loraPath?: string): Pr
     ...(loraPath ? { lora: { adapters: [{ filePath: loraPath, scale: 1 }] } } : {}),
   });
   const sequence = context.getSequence();
+  const tokenize = (text: string): Token[] => {
+    const bos = model.tokens.shouldPrependBosToken && model.tokens.bos !== null ? [model.tokens.bos] : [];
+    return [...bos, ...model.tokenize(text, false)];
+  };
   return {
     model,
+    tokenize: (text) => tokenize(text).map(Number),
+    async continueIds(ids, count) {
+      const generated: number[] = [];
+      for await (const token of sequence.evaluate(ids as Token[], { temperature: 0 })) {
+        if (model.isEogToken(token)) break;
+        generated.push(token);
+        if (generated.length >= count) break;
+      }
+      await sequence.clearHistory();
+      return generated;
+    },
     async complete(text, { stop, maxTokens = 64 }) {
-      const bos = model.tokens.shouldPrependBosToken && model.tokens.bos !== null ? [model.tokens.bos] : [];
-      const promptTokens: Token[] = [...bos, ...model.tokenize(text, false)];
+      const promptTokens = tokenize(text);
       const generated: Token[] = [];
       let answer = '';
       for await (const token of sequence.evaluate(promptTokens, { temperature: 0 })) {

@@ -1,8 +1,8 @@
 // A PEFT adapter read as files, without a loaded model: its config and its A/B matrices per module.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { readSafetensors } from '../io/safetensors.js';
-import { adapterFiles } from '../lora/peft.js';
+import { adapterFiles, checkAdapterDir } from '../lora/peft.js';
 import type { Tensor } from '../tensor/index.js';
 
 export interface PeftLora {
@@ -25,9 +25,7 @@ export interface PeftAdapterFiles {
 export function readPeftAdapter(dir: string): PeftAdapterFiles {
   const configFile = path.join(dir, adapterFiles.config);
   const weightsFile = path.join(dir, adapterFiles.weights);
-  if (!existsSync(configFile) || !existsSync(weightsFile)) {
-    throw new Error(`${dir} is not a LoRA adapter: it needs ${adapterFiles.config} and ${adapterFiles.weights}`);
-  }
+  checkAdapterDir(dir);
   let config: Record<string, any>;
   try {
     config = JSON.parse(readFileSync(configFile, 'utf8'));
