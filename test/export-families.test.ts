@@ -34,7 +34,7 @@ function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
 
-const corpus = 'one two three four five six seven eight nine ten twenty thirty forty ninety hundred thousand Once upon a time there was a little girl';
+const corpus = 'one two three four five six seven eight nine ten twenty thirty forty ninety hundred thousand Once upon a time there was a little girl 1212 1212 2020 2020';
 
 /** A byte-level BPE tokenizer.json with merges learned from a small corpus, and tokenizer_config.json. */
 function writeBpeTokenizer(dir: string, rule: string): number {
@@ -130,7 +130,8 @@ function writeModel(dir: string, family: Family, vocabSize: number): void {
   writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
 }
 
-const prompts = ['one two three', 'Once upon a time', ' ninety  nine!\n'];
+// Digits split one by one (Qwen) or in threes (Llama 3), so the split rule must be llama.cpp's matching one.
+const prompts = ['one two three', 'Once upon a time', ' ninety  nine!\n', '1212 apples in 2020', 'naïve café'];
 
 async function attuneContinuations(base: BaseModel): Promise<{ ids: number[]; generated: number[] }[]> {
   const out = [];
