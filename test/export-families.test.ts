@@ -11,11 +11,10 @@ import path from 'node:path';
 import { loadBaseModel, type BaseModel } from '../src/engine/base-model.js';
 import { LoraAdapter, loraConfig } from '../src/engine/lora/lora.js';
 import { saveAdapter } from '../src/engine/lora/peft.js';
-import { generate } from '../src/engine/generate/generate.js';
 import { writeSafetensors } from '../src/engine/io/safetensors.js';
 import { manualSeed, noGrad, randn, type Tensor } from '../src/engine/tensor/index.js';
 import { writeAdapterGguf, writeBaseGguf } from '../src/engine/export/gguf/convert.js';
-import { openLlamaSession } from './helpers/llama.js';
+import { assertSameGreedy, attuneGreedySteps, openLlamaSession, type GreedyStep } from './helpers/llama.js';
 
 const splitRules = {
   qwen2: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
@@ -133,14 +132,11 @@ function writeModel(dir: string, family: Family, vocabSize: number): void {
 // Digits split one by one (Qwen) or in threes (Llama 3), so the split rule must be llama.cpp's matching one.
 const prompts = ['one two three', 'Once upon a time', ' ninety  nine!\n', '1212 apples in 2020', 'naïve café'];
 
-async function attuneContinuations(base: BaseModel): Promise<{ ids: number[]; generated: number[] }[]> {
-  const out = [];
-  for (const prompt of prompts) {
+function attuneContinuations(base: BaseModel): { ids: number[]; steps: GreedyStep[] }[] {
+  return prompts.map((prompt) => {
     const ids = base.tokenizer.encode(prompt);
-    const result = await generate(base.transformer, base.tokenizer, ids, { temperature: 0, maxOutputTokens: 10 });
-    out.push({ ids, generated: result.candidates[0]!.tokenIds });
-  }
-  return out;
+    return { ids, steps: attuneGreedySteps(base.transformer, ids, 10, base.tokenizer.eosTokenIds) };
+  });
 }
 
 describe('GGUF export of Qwen 2, Qwen 3 and Llama 3 with byte-level BPE vocabularies', { timeout: 300_000 }, () => {
@@ -166,25 +162,29 @@ describe('GGUF export of Qwen 2, Qwen 3 and Llama 3 with byte-level BPE vocabula
 
       await writeBaseGguf(dir, path.join(dir, 'base.gguf'));
       writeAdapterGguf(adapterDir, dir, path.join(dir, 'adapter.gguf'));
-      const expectedBase = await attuneContinuations(base);
+      const expectedBase = attuneContinuations(base);
       adapter.attach(base.transformer);
-      const expectedTuned = await attuneContinuations(base);
+      const expectedTuned = attuneContinuations(base);
       LoraAdapter.detach(base.transformer);
       adapter.dispose();
-      assert.notDeepEqual(expectedTuned.map((e) => e.generated), expectedBase.map((e) => e.generated), 'the adapter changes the answers');
+      assert.notDeepEqual(expectedTuned.map((e) => e.steps.map((s) => s.id)), expectedBase.map((e) => e.steps.map((s) => s.id)), 'the adapter changes the answers');
 
+      let compared = 0;
+      let total = 0;
       for (const [lora, expected] of [[undefined, expectedBase], [path.join(dir, 'adapter.gguf'), expectedTuned]] as const) {
         const session = await openLlamaSession(path.join(dir, 'base.gguf'), lora);
         try {
           for (const [i, prompt] of prompts.entries()) {
             const ids = await session.tokenize(prompt);
             assert.deepEqual(ids, expected[i]!.ids, `tokens of ${JSON.stringify(prompt)}`);
-            assert.deepEqual(await session.continueIds(ids, 10), expected[i]!.generated, `${lora ? 'tuned' : 'base'} continuation of ${JSON.stringify(prompt)}`);
+            compared += assertSameGreedy(await session.continueIds(ids, 10), expected[i]!.steps, `${lora ? 'tuned' : 'base'} continuation of ${JSON.stringify(prompt)}`);
+            total += expected[i]!.steps.length;
           }
         } finally {
           await session.close();
         }
       }
+      assert.ok(compared >= total * 0.75, `only ${compared} of ${total} greedy ids were clear enough to compare`);
     });
   }
 });

@@ -81,7 +81,8 @@ function bpeVocabulary(modelDir: string, config: ModelConfig): Map<string, GgufV
   const pre = bpePreTokenizers[regex];
   if (!pre) throw new UnsupportedExportError(`${file}: its pre-tokenizer is not one llama.cpp knows by name (llama-bpe, qwen2)`);
   const added = (json.added_tokens ?? []) as AddedToken[];
-  const vocabSize = Math.max(config.vocabSize, ...Object.values(model.vocab as Record<string, number>).map((id) => id + 1), ...added.map((t) => t.id + 1));
+  let vocabSize = config.vocabSize; // a loop, not Math.max(...ids): 150k arguments overflow the stack
+  for (const id of [...Object.values(model.vocab as Record<string, number>), ...added.map((t) => t.id)]) vocabSize = Math.max(vocabSize, id + 1);
   const { tokens, types } = padded(vocabSize);
   for (const [piece, id] of Object.entries(model.vocab as Record<string, number>)) {
     tokens[id] = piece;
