@@ -1,7 +1,7 @@
-// Reads the ZIPs zip.ts writes (stored entries whose sizes are in their local headers) as a stream, writing
-// each entry into a directory: how `attune export --server` unpacks a download without holding it in
-// memory. Entry names must be plain file names; the CRC of each is checked.
-import { createWriteStream } from 'node:fs';
+// Reads the ZIPs zip.ts writes (stored entries whose sizes are in their local headers or their ZIP64 extra
+// fields) as a stream, writing each entry into a directory: how `attune export --server` unpacks a download
+// without holding it in memory. Entry names must be plain file names; the CRC of each is checked.
+import { createWriteStream, rmSync } from 'node:fs';
 import path from 'node:path';
 import { once } from 'node:events';
 import { crc32 } from 'node:zlib';
@@ -49,32 +49,49 @@ class StreamReader {
   }
 }
 
-/** Writes every entry of a stored ZIP into dir; returns the names. */
+/** An entry's uncompressed size from its ZIP64 extra field (id 1: uncompressed, then compressed size). */
+function zip64Size(extra: Buffer, name: string): number {
+  for (let at = 0; at + 4 <= extra.length; at += 4 + extra.readUInt16LE(at + 2)) {
+    if (extra.readUInt16LE(at) === 0x0001) return Number(extra.readBigUInt64LE(at + 4));
+  }
+  throw new Error(`${name}: a ZIP64 entry without its sizes`);
+}
+
+/** Writes every entry of a stored ZIP (ZIP64 too) into dir; returns the names. */
 export async function unzipStored(source: AsyncIterable<Uint8Array>, dir: string): Promise<string[]> {
   const reader = new StreamReader(source[Symbol.asyncIterator]());
   const names: string[] = [];
   for (;;) {
     const signature = (await reader.read(4)).readUInt32LE(0);
-    if (signature === 0x02014b50 || signature === 0x06054b50) return names; // the central directory: every entry is read
+    // The central directory (or, for an empty archive, an end record): every entry is read.
+    if (signature === 0x02014b50 || signature === 0x06054b50 || signature === 0x06064b50) return names;
     if (signature !== 0x04034b50) throw new Error('not a ZIP archive');
     const header = await reader.read(26);
     const flags = header.readUInt16LE(2);
     const method = header.readUInt16LE(4);
     const crc = header.readUInt32LE(10);
-    const size = header.readUInt32LE(14);
+    let size = header.readUInt32LE(14);
     const name = (await reader.read(header.readUInt16LE(22))).toString('utf8');
-    await reader.read(header.readUInt16LE(24)); // extra field
+    const extra = await reader.read(header.readUInt16LE(24));
+    if (size === 0xffffffff) size = zip64Size(extra, name);
     if (method !== 0 || flags & 0x08) throw new Error(`${name}: only stored entries with sizes in their headers are read`);
     if (name !== path.basename(name) || name === '..' || name === '.' || name.includes('\\')) throw new Error(`refusing the entry name ${JSON.stringify(name)}`);
-    const out = createWriteStream(path.join(dir, name));
-    let actual = 0;
-    await reader.forEachChunk(size, async (chunk) => {
-      actual = crc32(chunk, actual);
-      if (!out.write(chunk)) await once(out, 'drain');
-    });
-    out.end();
-    await once(out, 'close');
-    if (actual !== crc) throw new Error(`${name}: CRC mismatch (a corrupted download?)`);
+    const file = path.join(dir, name);
+    const out = createWriteStream(file);
+    try {
+      let actual = 0;
+      await reader.forEachChunk(size, async (chunk) => {
+        actual = crc32(chunk, actual);
+        if (!out.write(chunk)) await once(out, 'drain');
+      });
+      out.end();
+      await once(out, 'close');
+      if (actual !== crc) throw new Error(`${name}: CRC mismatch (a corrupted download?)`);
+    } catch (error) {
+      out.destroy();
+      rmSync(file, { force: true }); // no half-written or corrupted file is left behind
+      throw error;
+    }
     names.push(name);
   }
 }
