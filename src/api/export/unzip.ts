@@ -88,7 +88,7 @@ export async function unzipStored(source: AsyncIterable<Uint8Array>, dir: string
       await once(out, 'close');
       if (actual !== crc) throw new Error(`${name}: CRC mismatch (a corrupted download?)`);
     } catch (error) {
-      if (!out.closed) await new Promise((resolve) => out.destroy().once('close', resolve));
+      if (!out.closed) await new Promise<void>((resolve) => out.destroy().once('close', () => resolve()));
       rmSync(file, { force: true }); // no half-written or corrupted file is left behind
       throw error;
     }
