@@ -41,6 +41,7 @@ export class ExportService {
 
   constructor(private readonly tuning: TuningService) {
     tuning.onDeleted((id) => rmSync(this.modelDir(id), { recursive: true, force: true }));
+    removeUnfinished(path.join(tuning.dataDir, 'exports'));
   }
 
   private modelDir(id: string): string {
@@ -116,4 +117,13 @@ function inWorker(request: ExportRequest): Promise<string[]> {
     });
     child.send(request);
   });
+}
+
+/** Staging folders a crash or kill left behind (exports are renamed into place only when complete). */
+function removeUnfinished(exportsDir: string): void {
+  if (!existsSync(exportsDir)) return;
+  for (const model of readdirSync(exportsDir)) {
+    const dir = path.join(exportsDir, model);
+    for (const entry of readdirSync(dir)) if (entry.includes('.partial-')) rmSync(path.join(dir, entry), { recursive: true, force: true });
+  }
 }
