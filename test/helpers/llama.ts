@@ -92,7 +92,9 @@ export function attuneGreedySteps(transformer: Transformer, ids: number[], count
   const steps: GreedyStep[] = [];
   const sequence = [...ids];
   for (let i = 0; i < count; i++) {
-    const logits = noGrad(() => tidy(() => transformer.forward(idTensor(sequence, [1, sequence.length])).select(1, sequence.length - 1).flatten().toFloat32Array()));
+    const logits = noGrad(() =>
+      tidy(() => transformer.logits(transformer.hiddenStates(idTensor(sequence, [1, sequence.length])).select(1, sequence.length - 1)).flatten().toFloat32Array()),
+    );
     let best = 0;
     for (let v = 1; v < logits.length; v++) if (logits[v]! > logits[best]!) best = v;
     let second = -Infinity;
