@@ -13,6 +13,7 @@ import { tuningJobRoutes } from './vertex/tuning-jobs.js';
 import { metricRoutes } from './vertex/metrics.js';
 import { endpointRoutes } from './vertex/endpoints.js';
 import { consolePlugin } from './console/plugin.js';
+import { exportRoutes } from './export/routes.js';
 
 export const requestLimits = {
   /** Bodies carry training examples: 40,000 + 5,000 characters each, hundreds of them. */
@@ -42,6 +43,7 @@ export async function buildServer(services: Services, { logger = false }: Server
   metricRoutes(app, services);
   endpointRoutes(app, services);
   await app.register(storageRoutes, { store: services.objects });
-  await app.register(consolePlugin, { services });
+  exportRoutes(app, services);
+  await app.register(consolePlugin);
   return app;
 }

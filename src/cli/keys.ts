@@ -1,7 +1,7 @@
 // attune keys: issues API keys (one project each) and lists them.
-import { parseArgs } from 'node:util';
 import { openDatabase } from '../service/store/database.js';
 import { KeyStore } from '../service/auth/keys.js';
+import { parseOptions } from './args.js';
 import { UsageError } from './usage-error.js';
 import { dataDirOption } from './serve.js';
 
@@ -10,10 +10,7 @@ attune keys list [--data-dir DIR]`;
 
 export async function keysCommand(argv: string[]): Promise<void> {
   const [action, ...rest] = argv;
-  const { values } = parseArgs({
-    args: rest,
-    options: { project: { type: 'string' }, label: { type: 'string' }, 'data-dir': { type: 'string' } },
-  });
+  const { values } = parseOptions(rest, { project: { type: 'string' }, label: { type: 'string' }, 'data-dir': { type: 'string' } });
   const db = openDatabase(dataDirOption(values['data-dir']));
   try {
     const keys = new KeyStore(db);
