@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchShapes } from './shapes.js';
 import { createToActiveSeconds } from './tune-latency.js';
+import { healthzLatency } from './healthz-latency.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const measureScript = path.join(here, 'measure.js');
@@ -104,4 +105,20 @@ emit({
   attune: round([...latencies].sort((a, b) => a - b)[Math.floor(latencies.length / 2)], 2),
   runs: latencies.map((s) => round(s, 2)).join(' '),
   target: 5,
+});
+
+// CPU-heavy request work runs in worker threads: /healthz while a 10 MB JSONL validateOnly is framed, beside
+// /healthz on the same idle server (target: under 100 ms).
+const health = await healthzLatency();
+const percentile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))];
+emit({
+  figure: 'healthz_ms_during_10mb_validate',
+  attune_p50: round(percentile(health.busyMs, 0.5), 2),
+  attune_max: round(Math.max(...health.busyMs), 2),
+  idle_p50: round(percentile(health.idleMs, 0.5), 2),
+  idle_max: round(Math.max(...health.idleMs), 2),
+  ratio_p50: round(percentile(health.busyMs, 0.5) / percentile(health.idleMs, 0.5), 2),
+  samples: health.busyMs.length,
+  validate_s: round(health.validateSeconds, 1),
+  target: 100,
 });
