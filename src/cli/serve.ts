@@ -44,7 +44,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     throw new UsageError(`--keyless is refused when listening on ${config.host}: it is for loopback (127.0.0.1, ::1) only`);
   }
   const services = openServices(config);
-  const app = await buildServer(services, { logger: { level: process.env.ATTUNE_LOG_LEVEL ?? 'info' } });
+  const app = await buildServer(services, { logLevel: process.env.ATTUNE_LOG_LEVEL ?? 'info' });
   const address = await app.listen({ host: config.host, port: config.port });
   app.log.info({ address, dataDir: config.dataDir, keyless: config.keyless }, 'attune is serving');
   process.stderr.write(`attune is serving ${address}${config.keyless ? ' (keyless)' : ''}; the web console is at ${address}/console/\n`);
