@@ -4,8 +4,8 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { noGrad, ones, randn, manualSeed } from '../src/engine/tensor/index.js';
-import { writeSafetensors, type DeferredTensor } from '../src/engine/io/safetensors.js';
+import { noGrad, ones, randn, manualSeed, tidy, type Tensor } from '../src/engine/tensor/index.js';
+import { writeSafetensorsEntries, type SafetensorsEntry } from '../src/engine/io/safetensors.js';
 import { parseModelConfig } from '../src/engine/model/config.js';
 import type { BenchShape } from './shapes.js';
 
@@ -28,60 +28,61 @@ function writeRandomModel(shape: BenchShape, dir: string): void {
   const config = parseModelConfig(raw);
   const dtype = shape.fileDtype;
   manualSeed(0);
-  const matrix = (rows: number, cols: number): DeferredTensor => ({
-    dtype, shape: [rows, cols], make: () => noGrad(() => randn([rows, cols], { dtype }).mul_(0.02)),
+  // Each tensor is made only when its bytes are written, so the file never needs all of them at once.
+  const made = (name: string, shape: number[], make: () => Tensor): SafetensorsEntry => ({
+    name, dtype, shape, data: () => tidy(() => Buffer.from(noGrad(make).toBuffer())),
   });
-  const vector = (size: number, value: 'ones' | 'random'): DeferredTensor => ({
-    dtype, shape: [size], make: () => noGrad(() => (value === 'ones' ? ones([size], { dtype }) : randn([size], { dtype }).mul_(0.02))),
-  });
+  const matrix = (name: string, rows: number, cols: number) => made(name, [rows, cols], () => randn([rows, cols], { dtype }).mul_(0.02));
+  const vector = (name: string, size: number, value: 'ones' | 'random') =>
+    made(name, [size], () => (value === 'ones' ? ones([size], { dtype }) : randn([size], { dtype }).mul_(0.02)));
   const { hiddenSize: d, intermediateSize: ff, numHeads: H, numKvHeads: K, headDim: D, vocabSize: V } = config;
-  const tensors = new Map<string, DeferredTensor>();
-  tensors.set('model.embed_tokens.weight', matrix(V, d));
+  const tensors: SafetensorsEntry[] = [];
+  tensors.push(matrix('model.embed_tokens.weight', V, d));
   for (let i = 0; i < config.numLayers; i++) {
     const p = `model.layers.${i}`;
-    tensors.set(`${p}.input_layernorm.weight`, vector(d, 'ones'));
-    tensors.set(`${p}.post_attention_layernorm.weight`, vector(d, 'ones'));
+    tensors.push(vector(`${p}.input_layernorm.weight`, d, 'ones'));
+    tensors.push(vector(`${p}.post_attention_layernorm.weight`, d, 'ones'));
     for (const [name, rows, cols] of [['q_proj', H * D, d], ['k_proj', K * D, d], ['v_proj', K * D, d], ['o_proj', d, H * D]] as const) {
-      tensors.set(`${p}.self_attn.${name}.weight`, matrix(rows, cols));
-      if (config.attentionBias && name !== 'o_proj') tensors.set(`${p}.self_attn.${name}.bias`, vector(rows, 'random'));
+      tensors.push(matrix(`${p}.self_attn.${name}.weight`, rows, cols));
+      if (config.attentionBias && name !== 'o_proj') tensors.push(vector(`${p}.self_attn.${name}.bias`, rows, 'random'));
     }
-    tensors.set(`${p}.mlp.gate_proj.weight`, matrix(ff, d));
-    tensors.set(`${p}.mlp.up_proj.weight`, matrix(ff, d));
-    tensors.set(`${p}.mlp.down_proj.weight`, matrix(d, ff));
+    tensors.push(matrix(`${p}.mlp.gate_proj.weight`, ff, d));
+    tensors.push(matrix(`${p}.mlp.up_proj.weight`, ff, d));
+    tensors.push(matrix(`${p}.mlp.down_proj.weight`, d, ff));
   }
-  tensors.set('model.norm.weight', vector(d, 'ones'));
-  if (!config.tieWordEmbeddings) tensors.set('lm_head.weight', matrix(V, d));
+  tensors.push(vector('model.norm.weight', d, 'ones'));
+  if (!config.tieWordEmbeddings) tensors.push(matrix('lm_head.weight', V, d));
 
   writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...raw, torch_dtype: dtype }, null, 2));
   const shards = shard(tensors, shape.shardBytes ?? Infinity);
   if (shards.length === 1) {
-    writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+    writeSafetensorsEntries(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
     return;
   }
   const weightMap: Record<string, string> = {};
   let total = 0;
-  for (const [i, names] of shards.entries()) {
+  for (const [i, entries] of shards.entries()) {
     const file = `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`;
-    writeSafetensors(path.join(dir, file), new Map(names.map((n) => [n, tensors.get(n)!])), { format: 'pt' });
-    for (const n of names) {
-      weightMap[n] = file;
-      total += tensors.get(n)!.shape.reduce((a, b) => a * b, 1) * bytesPer[dtype];
+    writeSafetensorsEntries(path.join(dir, file), entries, { format: 'pt' });
+    for (const { name, shape } of entries) {
+      weightMap[name] = file;
+      total += shape.reduce((a, b) => a * b, 1) * bytesPer[dtype];
     }
   }
   writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
 }
 
 /** Consecutive tensors grouped into shards of at most maxBytes each (a larger tensor gets its own). */
-function shard(tensors: Map<string, DeferredTensor>, maxBytes: number): string[][] {
-  const shards: string[][] = [[]];
+function shard(tensors: SafetensorsEntry[], maxBytes: number): SafetensorsEntry[][] {
+  const shards: SafetensorsEntry[][] = [[]];
   let size = 0;
-  for (const [name, t] of tensors) {
+  for (const t of tensors) {
     const bytes = t.shape.reduce((a, b) => a * b, 1) * bytesPer[t.dtype as 'float32' | 'bfloat16'];
     if (size + bytes > maxBytes && shards.at(-1)!.length) {
       shards.push([]);
       size = 0;
     }
-    shards.at(-1)!.push(name);
+    shards.at(-1)!.push(t);
     size += bytes;
   }
   return shards;

@@ -1,6 +1,7 @@
 // The safetensors format (8-byte little-endian header length, JSON header, raw little-endian data).
 // Small files (adapters, checkpoints) are read whole, each tensor aliasing the file's bytes; a model's
-// weights are read tensor by tensor straight into their final memory (ModelWeightFiles).
+// weights are read tensor by tensor straight into their final memory (ModelWeightFiles), or whole for
+// an export that rewrites every tensor (readModelWeights).
 import { closeSync, fstatSync, openSync, readFileSync, readSync, writeSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fromBytes, type Tensor, type DType } from '../tensor/index.js';
@@ -88,23 +89,7 @@ export class ModelWeightFiles {
   private constructor(readonly tensors: Map<string, StoredTensor>) {}
 
   static open(modelDir: string): ModelWeightFiles {
-    const single = path.join(modelDir, 'model.safetensors');
-    const indexFile = path.join(modelDir, 'model.safetensors.index.json');
-    let files: string[];
-    if (existsSync(single)) files = [single];
-    else if (existsSync(indexFile)) {
-      let index: { weight_map?: Record<string, string> };
-      try {
-        index = JSON.parse(readFileSync(indexFile, 'utf8'));
-      } catch (error) {
-        throw new Error(`${indexFile} is not valid JSON: ${(error as Error).message}`);
-      }
-      // Shard names come from the file: only plain names inside the model directory are followed.
-      const shards = [...new Set(Object.values(index.weight_map ?? {}))];
-      const bad = shards.find((s) => typeof s !== 'string' || path.basename(s) !== s || !s.endsWith('.safetensors'));
-      if (bad !== undefined || shards.length === 0) throw new Error(`${indexFile}: weight_map must name .safetensors files in ${modelDir}`);
-      files = shards.map((s) => path.join(modelDir, s));
-    } else throw new Error(`${modelDir} has neither model.safetensors nor model.safetensors.index.json`);
+    const files = modelWeightFiles(modelDir);
     const tensors = new Map<string, StoredTensor>();
     for (const file of files) {
       if (!existsSync(file)) throw new Error(`${file} is missing (listed in model.safetensors.index.json)`);
@@ -171,6 +156,34 @@ export class ModelWeightFiles {
   }
 }
 
+/** The safetensors files of a model directory: `model.safetensors`, or the shards its index lists. */
+function modelWeightFiles(modelDir: string): string[] {
+  const single = path.join(modelDir, 'model.safetensors');
+  const indexFile = path.join(modelDir, 'model.safetensors.index.json');
+  if (existsSync(single)) return [single];
+  if (!existsSync(indexFile)) throw new Error(`${modelDir} has neither model.safetensors nor model.safetensors.index.json`);
+  let index: { weight_map?: Record<string, string> };
+  try {
+    index = JSON.parse(readFileSync(indexFile, 'utf8'));
+  } catch (error) {
+    throw new Error(`${indexFile} is not valid JSON: ${(error as Error).message}`);
+  }
+  // Shard names come from the file: only plain names inside the model directory are followed.
+  const shards = [...new Set(Object.values(index.weight_map ?? {}))];
+  const bad = shards.find((s) => typeof s !== 'string' || path.basename(s) !== s || !s.endsWith('.safetensors'));
+  if (bad !== undefined || shards.length === 0) throw new Error(`${indexFile}: weight_map must name .safetensors files in ${modelDir}`);
+  return shards.map((s) => path.join(modelDir, s));
+}
+
+/** Reads `model.safetensors`, or every shard listed in `model.safetensors.index.json`, whole. */
+export function readModelWeights(modelDir: string): Map<string, Tensor> {
+  const tensors = new Map<string, Tensor>();
+  for (const file of modelWeightFiles(modelDir)) {
+    for (const [name, t] of readSafetensors(file)) tensors.set(name, t);
+  }
+  return tensors;
+}
+
 function readFully(fd: number, into: Uint8Array, position: number, file: string): void {
   for (let done = 0; done < into.byteLength; ) {
     const n = readSync(fd, into, done, Math.min(READ_BYTES, into.byteLength - done), position + done);
@@ -179,22 +192,28 @@ function readFully(fd: number, into: Uint8Array, position: number, file: string)
   }
 }
 
-/** A tensor made only when its bytes are written (so a large file never needs all of its tensors at once). */
-export interface DeferredTensor {
-  dtype: DType;
-  shape: number[];
-  make(): Tensor;
+export function writeSafetensors(file: string, tensors: Map<string, Tensor>, metadata?: Record<string, string>): void {
+  const entries = [...tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: () => t.toBuffer() }));
+  writeSafetensorsEntries(file, entries, metadata);
 }
 
-/** Writes tensors (made now or deferred) to file, streaming one tensor's bytes at a time. */
-export function writeSafetensors(file: string, tensors: Map<string, Tensor | DeferredTensor>, metadata?: Record<string, string>): void {
+export interface SafetensorsEntry {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  /** The tensor's bytes, asked for while writing, so a large model is never held twice. */
+  data: () => Uint8Array;
+}
+
+/** Writes tensors one at a time, in name order. */
+export function writeSafetensorsEntries(file: string, entries: SafetensorsEntry[], metadata?: Record<string, string>): void {
+  const sorted = [...entries].sort((a, b) => a.name.localeCompare(b.name));
   const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
-  const ordered = [...tensors].sort(([a], [b]) => a.localeCompare(b));
   let offset = 0;
-  for (const [name, t] of ordered) {
-    const bytes = t.shape.reduce((a, b) => a * b, 1) * bytesPerElement[t.dtype];
-    header[name] = { dtype: dtypeCodes[t.dtype], shape: t.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
+  for (const { name, dtype, shape } of sorted) {
+    const size = shape.reduce((a, b) => a * b, 1) * bytesPerElement[dtype];
+    header[name] = { dtype: dtypeCodes[dtype], shape, data_offsets: [offset, offset + size] };
+    offset += size;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // keeps the data 8-byte aligned
@@ -203,13 +222,11 @@ export function writeSafetensors(file: string, tensors: Map<string, Tensor | Def
   const fd = openSync(file, 'w');
   try {
     writeFully(fd, Buffer.concat([prefix, Buffer.from(json)]));
-    for (const [, t] of ordered) {
-      const made = 'make' in t ? t.make() : t;
-      try {
-        writeFully(fd, made.toBuffer());
-      } finally {
-        if (made !== t) made.dispose();
-      }
+    for (const entry of sorted) {
+      const data = entry.data();
+      const [begin, end] = (header[entry.name] as HeaderEntry).data_offsets;
+      if (data.length !== end - begin) throw new Error(`${entry.name}: ${data.length} bytes, expected ${end - begin}`);
+      writeFully(fd, data);
     }
   } finally {
     closeSync(fd);
