@@ -380,3 +380,10 @@ test('toFloat32Array() and toNumbers() leave no native handle behind', async () 
   assert.equal(liveTensorCount(), before, 'reading values back leaves the live count unchanged');
   t.dispose();
 });
+
+test('tidy returns bytes as they are, without walking them (a 256 MiB Buffer made from a tensor)', () => {
+  const before = liveTensorCount();
+  const bytes = tidy(() => Buffer.from(zeros([64, 2 ** 20], { dtype: 'float32' }).toBuffer()));
+  assert.equal(bytes.length, 2 ** 28);
+  assert.equal(liveTensorCount(), before, 'the tensor the bytes were copied from is freed');
+});

@@ -44,7 +44,8 @@ export function tidy<T>(fn: () => T): T {
 }
 
 function forEachDisposable(value: unknown, visit: (tensor: Disposable) => void, depth = 0): void {
-  if (value === null || typeof value !== 'object' || depth > 4) return;
+  // Bytes hold no tensors (and walking a large Buffer's elements would exhaust the heap).
+  if (value === null || typeof value !== 'object' || depth > 4 || ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return;
   if ('dispose' in value && 'disposed' in value) {
     visit(value as Disposable);
     return;
