@@ -41,7 +41,8 @@ describe('attune serve on this machine, auto device and dtype', () => {
     const expected = cudaDeviceCount() > 0 ? undefined : probe.bfloat16 >= 2 * probe.float32 ? 'bfloat16' : 'float32';
     if (expected) assert.deepEqual(health.json, { status: 'ok', device: 'cpu', dtype: expected });
     const logs = fixture.server.logs();
-    assert.match(logs, new RegExp(`tuning and serving on ${health.json.device} in ${health.json.dtype}`));
+    assert.match(logs, new RegExp(`^tuning and serving on ${health.json.device} in ${health.json.dtype}: `, 'm'), 'a plain line');
+    assert.match(logs, new RegExp(`"device":"${health.json.device}","dtype":"${health.json.dtype}"`), 'and the JSON log');
     assert.match(logs, /matmuls run [\d.]+x as fast as float32 here/, 'the reason is the measured probe');
     if (health.json.dtype === 'bfloat16') assert.match(logs, /models under 50M parameters run in float32/);
   });

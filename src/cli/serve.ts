@@ -52,9 +52,10 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const app = await buildServer(services, { logLevel: process.env.ATTUNE_LOG_LEVEL ?? 'info' });
   const address = await app.listen({ host: config.host, port: config.port });
   const { device, dtype, reason } = services.placement;
-  app.log.info({ device, dtype, reason }, `tuning and serving on ${device} in ${dtype}: ${reason}`);
+  app.log.info({ device, dtype, reason }, 'placement');
   app.log.info({ address, dataDir: config.dataDir, keyless: config.keyless }, 'attune is serving');
   process.stderr.write(`attune is serving ${address}${config.keyless ? ' (keyless)' : ''}; the web console is at ${address}/console/\n`);
+  process.stderr.write(`tuning and serving on ${device} in ${dtype}: ${reason}\n`);
   printJobEvents(services.tuning);
   await new Promise<void>((resolve) => {
     const shutdown = async (signal: string) => {
