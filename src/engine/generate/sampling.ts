@@ -1,6 +1,11 @@
-// Picks the next token of each row from its logits: greedy at temperature 0, otherwise temperature,
-// top-k and nucleus (top-p) filtering, then a draw.
-import { multinomial, type Tensor } from '../tensor/index.js';
+// Picks the next token of each row from its logits, each row by its own settings: greedy at temperature 0,
+// otherwise temperature, top-k and nucleus (top-p) filtering, then inverse transform sampling with the row's
+// own uniform number. Every candidate draws from its own seeded stream rather than libtorch's process-wide
+// generator, so a seeded candidate samples the same tokens whatever else shares its batch or the process.
+import { randomInt } from 'node:crypto';
+import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
+import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
+import { ids, tensor, where, type Tensor } from '../tensor/index.js';
 
 export interface SamplingOptions {
   temperature: number;
@@ -8,23 +13,82 @@ export interface SamplingOptions {
   topP?: number;
 }
 
-/** logits [rows, vocab] → token ids [rows]. */
-export function sampleNext(logits: Tensor, { temperature, topK, topP }: SamplingOptions): Tensor {
-  if (temperature <= 0) return logits.argmax(-1);
-  let scaled = logits.float().div(temperature);
-  const vocab = scaled.size(-1);
-  if (topK && topK > 0 && topK < vocab) {
-    const [kept] = scaled.topk(topK, -1);
-    const threshold = kept.slice(-1, topK - 1, topK); // [rows, 1]
+/** Uniform numbers in (0, 1]. */
+export type UniformStream = () => number;
+
+/**
+ * Candidate `index`'s stream for a seed: xoroshiro128+ seeded once and jumped 2^64 draws per candidate, so
+ * candidates are independent and candidate 0 of a request is the same whether it asked for one or eight.
+ */
+export function uniformStream(seed: number, index = 0): UniformStream {
+  const generator = xoroshiro128plus(seed);
+  for (let i = 0; i < index; i++) generator.jump();
+  return () => 1 - uniformFloat64(generator); // [0, 1) → (0, 1]: a draw of 0 could pick a token of probability 0
+}
+
+/** A seed for a request that gave none. */
+export const randomSeed = (): number => randomInt(2 ** 31);
+
+/**
+ * Greedy rows: temperature 0, and temperatures so small that 1/temperature overflows float32 (their
+ * distribution is the argmax's anyway, and scaling by them would turn the top logit into NaN).
+ */
+export function isGreedy({ temperature }: SamplingOptions): boolean {
+  return !(temperature > 0 && Math.fround(1 / temperature) < Infinity);
+}
+
+/** logits [rows, vocab] → one token id per row; `draw(row)` is called once for each row that samples. */
+export function sampleRows(logits: Tensor, rows: SamplingOptions[], draw: (row: number) => number): number[] {
+  const tokens: number[] = new Array(rows.length);
+  const greedy = rows.flatMap((o, r) => (isGreedy(o) ? [r] : []));
+  const sampled = rows.flatMap((o, r) => (isGreedy(o) ? [] : [r]));
+  const pick = (which: number[]) => (which.length === rows.length ? logits : logits.indexSelect(0, ids(which, [which.length], logits.device)));
+  if (greedy.length) {
+    const argmax = pick(greedy).argmax(-1).toNumbers();
+    greedy.forEach((r, i) => (tokens[r] = argmax[i]));
+  }
+  if (sampled.length) {
+    const options = sampled.map((r) => rows[r]);
+    const probs = filteredProbabilities(pick(sampled), options);
+    const uniforms = sampled.map((r) => draw(r));
+    const drawn = inverseTransform(probs, uniforms);
+    sampled.forEach((r, i) => (tokens[r] = drawn[i]));
+  }
+  return tokens;
+}
+
+/** Each row's distribution after its temperature, top-k and top-p: [rows, vocab] float32. */
+function filteredProbabilities(logits: Tensor, rows: SamplingOptions[]): Tensor {
+  const device = logits.device;
+  const column = (values: number[], dtype: 'float32' | 'int64' | 'bool' = 'float32') => tensor(values, [values.length, 1], { dtype, device });
+  const vocab = logits.size(-1);
+  const raw = logits.float();
+  // Shifted by the row's maximum first, so the top logit scales to exactly 0 however small the temperature.
+  let scaled = raw.sub(raw.amax(-1, true)).mul(column(rows.map((o) => Math.fround(1 / o.temperature))));
+  const topKs = rows.map((o) => (o.topK && o.topK > 0 && o.topK < vocab ? o.topK : vocab));
+  const widest = Math.max(...topKs);
+  if (topKs.some((k) => k < vocab)) {
+    const [kept] = scaled.topk(widest, -1);
+    const kth = kept.gather(-1, column(topKs.map((k) => Math.min(k, widest) - 1), 'int64')); // [rows, 1]
+    const threshold = where(column(topKs.map((k) => (k < vocab ? 1 : 0)), 'bool'), kth, -Infinity);
     scaled = scaled.maskedFill(scaled.lt(threshold), -Infinity);
   }
-  if (topP !== undefined && topP > 0 && topP < 1) {
+  const topPs = rows.map((o) => (o.topP !== undefined && o.topP > 0 && o.topP < 1 ? o.topP : Infinity));
+  if (topPs.some((p) => p < Infinity)) {
     const [sorted] = scaled.sort(-1, true);
     const probs = sorted.softmax(-1);
     // A token stays while the tokens ranked above it have not yet reached topP; the first always stays.
-    const kept = probs.cumsum(-1).sub(probs).lt(topP).sum(-1, true); // [rows, 1]
+    const kept = probs.cumsum(-1).sub(probs).lt(column(topPs)).sum(-1, true); // [rows, 1]
     const smallestKept = sorted.gather(-1, kept.sub(1));
     scaled = scaled.maskedFill(scaled.lt(smallestKept), -Infinity);
   }
-  return multinomial(scaled.softmax(-1), 1).squeeze(-1);
+  return scaled.softmax(-1);
+}
+
+/** The token whose cumulative probability first reaches u × total, per row (a token of probability 0 never does). */
+function inverseTransform(probs: Tensor, uniforms: number[]): number[] {
+  const cumulative = probs.cumsum(-1); // [rows, vocab]
+  const vocab = probs.size(-1);
+  const targets = cumulative.slice(-1, vocab - 1, vocab).mul(tensor(uniforms, [uniforms.length, 1], { device: probs.device }));
+  return cumulative.lt(targets).sum(-1).clamp(0, vocab - 1).toNumbers();
 }
