@@ -22,6 +22,12 @@ export interface ServiceLimits {
   tunedModelsPerProject: number;
   /** Bytes of objects one project may hold in the object store. */
   storageBytesPerProject: number;
+  /** Generation requests of one project waiting for one base model (running ones do not count). */
+  queuedGenerationsPerProject: number;
+  /** Generation requests waiting for one base model, every project together. */
+  queuedGenerationsPerBaseModel: number;
+  /** Seconds a generation may take from its arrival to its last token (a client's X-Server-Timeout may shorten it). */
+  generationTimeoutSeconds: number;
 }
 
 export const limitDefaults: ServiceLimits = {
@@ -34,6 +40,9 @@ export const limitDefaults: ServiceLimits = {
   queuedJobsPerProject: 20,
   tunedModelsPerProject: 1_000,
   storageBytesPerProject: 10 * 1024 * 1024 * 1024,
+  queuedGenerationsPerProject: 64,
+  queuedGenerationsPerBaseModel: 256,
+  generationTimeoutSeconds: 600,
 };
 
 export const limitNames = Object.keys(limitDefaults) as (keyof ServiceLimits)[];

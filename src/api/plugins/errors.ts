@@ -4,23 +4,29 @@ import fp from 'fastify-plugin';
 import { ServiceError, canonicalCodes, type CanonicalStatus, type FieldViolation } from '../../service/errors.js';
 import { DatasetError } from '../../engine/data/examples.js';
 
-export function rpcErrorBody(status: CanonicalStatus, message: string, violations: FieldViolation[] = []) {
-  const details = violations.length
-    ? [{ '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: violations }]
-    : undefined;
-  return { error: { code: canonicalCodes[status].http, message, status, ...(details ? { details } : {}) } };
+export function rpcErrorBody(status: CanonicalStatus, message: string, violations: FieldViolation[] = [], retryDelaySeconds?: number) {
+  const details: Record<string, unknown>[] = [];
+  if (violations.length) details.push({ '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: violations });
+  if (retryDelaySeconds !== undefined) details.push({ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${retryDelaySeconds}s` });
+  return { error: { code: canonicalCodes[status].http, message, status, ...(details.length ? { details } : {}) } };
 }
 
-export function sendRpcError(reply: FastifyReply, status: CanonicalStatus, message: string, violations: FieldViolation[] = []) {
+export function sendRpcError(reply: FastifyReply, status: CanonicalStatus, message: string, violations: FieldViolation[] = [], retryDelaySeconds?: number) {
+  if (retryDelaySeconds !== undefined) reply.header('retry-after', String(retryDelaySeconds));
   return reply
     .code(canonicalCodes[status].http)
     .type('application/json; charset=UTF-8')
-    .send(rpcErrorBody(status, message, violations));
+    .send(rpcErrorBody(status, message, violations, retryDelaySeconds));
 }
 
 /** Maps any thrown error to its google.rpc status; unexpected ones are logged and answered 500. */
-export function classify(error: unknown, bodyLimit?: number): { status: CanonicalStatus; message: string; violations?: FieldViolation[]; unexpected?: boolean } {
-  if (error instanceof ServiceError) return { status: error.status, message: error.message, violations: error.fieldViolations };
+export function classify(
+  error: unknown,
+  bodyLimit?: number,
+): { status: CanonicalStatus; message: string; violations?: FieldViolation[]; retryDelaySeconds?: number; unexpected?: boolean } {
+  if (error instanceof ServiceError) {
+    return { status: error.status, message: error.message, violations: error.fieldViolations, retryDelaySeconds: error.retryDelaySeconds };
+  }
   if (error instanceof DatasetError) return { status: 'INVALID_ARGUMENT', message: error.message };
   const fastifyError = error as FastifyError;
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
@@ -38,9 +44,9 @@ export function classify(error: unknown, bodyLimit?: number): { status: Canonica
 
 export const errorsPlugin = fp(async (app: FastifyInstance) => {
   app.setErrorHandler((error, request, reply) => {
-    const { status, message, violations, unexpected } = classify(error, app.initialConfig.bodyLimit);
+    const { status, message, violations, retryDelaySeconds, unexpected } = classify(error, app.initialConfig.bodyLimit);
     if (unexpected) request.log.error({ err: error }, 'unexpected error');
-    return sendRpcError(reply, status, message, violations);
+    return sendRpcError(reply, status, message, violations, retryDelaySeconds);
   });
   app.setNotFoundHandler((request, reply) =>
     sendRpcError(reply, 'NOT_FOUND', `Method not found: ${request.method} ${request.url.split('?')[0]}`),
