@@ -6,6 +6,7 @@ import { buildServer } from '../api/server.js';
 import { isLoopback, serviceDefaults, type ServiceConfig } from '../service/config.js';
 import { UsageError, numberOption, positiveInteger } from './usage-error.js';
 import { limitNames, limitOverrides } from '../service/limits.js';
+import { schedulers, type SchedulerKind } from '../service/serving/inference.js';
 
 export const serveUsage = `attune serve [options]
   --host H            (default ${serviceDefaults.host}; ATTUNE_HOST)
@@ -14,6 +15,8 @@ export const serveUsage = `attune serve [options]
   --concurrency N     tuning jobs trained at once (default ${serviceDefaults.concurrency})
   --keyless           accept requests without an API key (loopback only)
   --dataset-dir DIR   let Vertex dataset URIs name local files, confined to DIR (default: only gs:// objects)
+  --scheduler S       generation scheduler: continuous (default; batches every request of a base model
+                      together) or swap-per-batch (the earlier one, for comparison)
   --limit NAME=VALUE  override a size cap or quota (repeatable; ATTUNE_LIMIT_<NAME>): ${limitNames.join(', ')}`;
 
 export function dataDirOption(value: string | undefined): string {
@@ -26,7 +29,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     options: {
       host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' },
       concurrency: { type: 'string' }, keyless: { type: 'boolean' }, 'dataset-dir': { type: 'string' },
-      limit: { type: 'string', multiple: true },
+      limit: { type: 'string', multiple: true }, scheduler: { type: 'string' },
     },
   });
   const config: ServiceConfig = {
@@ -37,6 +40,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     keyless: values.keyless ?? false,
     datasetDir: values['dataset-dir'] ? path.resolve(values['dataset-dir']) : undefined,
     limits: usage(() => limitOverrides(values.limit ?? [])),
+    serving: { scheduler: schedulerOption(values.scheduler) },
   };
   if (config.keyless && !isLoopback(config.host)) {
     throw new UsageError(`--keyless is refused when listening on ${config.host}: it is for loopback (127.0.0.1, ::1) only`);
@@ -55,6 +59,12 @@ export async function serveCommand(argv: string[]): Promise<void> {
     process.once('SIGINT', () => void shutdown('SIGINT'));
     process.once('SIGTERM', () => void shutdown('SIGTERM'));
   });
+}
+
+function schedulerOption(value: string | undefined): SchedulerKind | undefined {
+  if (value === undefined) return undefined;
+  if (!(schedulers as readonly string[]).includes(value)) throw new UsageError(`--scheduler must be one of ${schedulers.join(', ')}, not '${value}'`);
+  return value as SchedulerKind;
 }
 
 /** A plain Error from option parsing becomes a usage error (printed with the command's usage). */

@@ -38,10 +38,10 @@ export function openServices(config: ServiceConfig): Services {
   const tuning = new TuningService(store, jobs, registry, objects, config.dataDir);
   const scheduler = new Scheduler(tuning, jobs, config.concurrency);
   tuning.attachScheduler(scheduler);
-  const inference = new InferenceService(tuning, registry);
+  const limits: ServiceLimits = { ...limitDefaults, ...config.limits };
+  const inference = new InferenceService(tuning, registry, { ...config.serving, limits });
   tuning.onDeleted((id) => inference.forgetTunedModel(id));
   scheduler.start(); // picks up jobs a crash or shutdown interrupted
-  const limits: ServiceLimits = { ...limitDefaults, ...config.limits };
   return {
     config, limits, db, keys: new KeyStore(db), registry, objects, store, jobs, tuning, scheduler, inference,
     async close() {

@@ -155,13 +155,15 @@ export class ContinuousRunner implements Runner {
     return this.queue.size;
   }
 
+  /** Wakes the loop, or starts it on the next turn of the event loop (requests arriving together share a prefill). */
   private poke(): void {
     this.wake?.();
-    if (!this.looping && !this.closed) void this.loop();
+    if (this.looping || this.closed) return;
+    this.looping = true;
+    setImmediate(() => void this.loop());
   }
 
   private async loop(): Promise<void> {
-    this.looping = true;
     try {
       while (!this.closed) {
         this.admit();
@@ -223,12 +225,14 @@ export class ContinuousRunner implements Runner {
       for (const pending of new Set([...this.running.values()].map((r) => r.pending))) this.end(pending, failure);
       return;
     }
+    const ended = new Set<Pending>();
     for (const { sequence, delta, finished } of outputs) {
       const owner = this.running.get(sequence);
       if (!owner || owner.pending.state !== 'running') continue;
       if (delta) for (const candidate of owner.candidates) owner.pending.job.onDelta({ candidate, text: delta });
-      if (finished && owner.pending.sequences.every((s) => s.finished)) this.finish(owner.pending);
+      if (finished && owner.pending.sequences.every((s) => s.finished)) ended.add(owner.pending);
     }
+    for (const pending of ended) this.finish(pending);
   }
 
   private finish(pending: Pending): void {

@@ -235,8 +235,8 @@ export class InferenceService {
     };
   }
 
-  async generate(ref: ModelRef, request: GenerateRequest, signal?: AbortSignal): Promise<GenerationResult> {
-    return (await this.stream(ref, request, signal)).result;
+  async generate(ref: ModelRef, request: GenerateRequest, signal?: AbortSignal, timeoutSeconds?: number): Promise<GenerationResult> {
+    return (await this.stream(ref, request, signal, timeoutSeconds)).result;
   }
 
   /** Tokens of the prompt exactly as generation would frame it (promptTokenCount of the same request). */
