@@ -54,11 +54,14 @@ interface Outcome {
   text: string[];
   /** Completion order across the test's jobs. */
   order: number;
+  /** The runner's step count when the first text arrived. */
+  firstStep?: number;
 }
 
 let finished = 0;
 function job(runner: ContinuousRunner, spec: { project?: string; adapter?: AdapterRef | null; prompt: string; options?: Partial<JobOptions>; signal?: AbortSignal; deadlineMs?: number }): { done: Promise<Outcome>; submitted: Promise<void> } {
   const text: string[] = [];
+  let firstStep: number | undefined;
   let settle!: (o: Outcome) => void;
   const done = new Promise<Outcome>((resolve) => (settle = resolve));
   const j: Job = {
@@ -68,9 +71,12 @@ function job(runner: ContinuousRunner, spec: { project?: string; adapter?: Adapt
     options: { temperature: 0, candidateCount: 1, maxOutputTokens: 24, stopSequences: [], ...spec.options },
     signal: spec.signal,
     deadline: Date.now() + (spec.deadlineMs ?? 60_000),
-    onDelta: ({ candidate, text: t }) => (text[candidate] = (text[candidate] ?? '') + t),
-    onDone: (result) => settle({ result, text, order: finished++ }),
-    onError: (error) => settle({ error: error as ServiceError, text, order: finished++ }),
+    onDelta: ({ candidate, text: t }) => {
+      firstStep ??= runner.stats().forwards;
+      text[candidate] = (text[candidate] ?? '') + t;
+    },
+    onDone: (result) => settle({ result, text, order: finished++, firstStep }),
+    onError: (error) => settle({ error: error as ServiceError, text, order: finished++, firstStep }),
   };
   const submitted = runner.submit(j);
   submitted.catch((error) => settle({ error, text, order: finished++ }));
@@ -125,15 +131,20 @@ test('an adapter loading in the background does not hold up the batch; it joins 
   runner.close();
 });
 
-test('projects take turns: one project\'s flood of 60 does not delay another project\'s single request', async () => {
+test("projects share rows: another project's request starts at the next step during a 60-request flood; paused requests go on unchanged", async () => {
   const runner = new ContinuousRunner(base, { ...defaults, maxBatchRows: 4 });
+  const alone = await Promise.all(prompts.map((prompt) => job(runner, { prompt, options: { maxOutputTokens: 16 } }).done));
   const flood = Array.from({ length: 60 }, (_, i) => job(runner, { project: 'flood', prompt: prompts[i % 4], options: { maxOutputTokens: 16 } }));
-  await new Promise((resolve) => setImmediate(resolve));
+  while (runner.stats().running < 4) await new Promise((resolve) => setImmediate(resolve));
+  const stepsAtArrival = runner.stats().forwards;
   const single = job(runner, { project: 'quiet', prompt: prompts[0], options: { maxOutputTokens: 16 } });
-  const outcomes = await Promise.all(flood.map((f) => f.done));
   const quiet = await single.done;
+  const outcomes = await Promise.all(flood.map((f) => f.done));
   const before = outcomes.filter((o) => o.order < quiet.order).length;
-  assert.ok(before <= 8, `${before} flood requests finished before it (56 were waiting when it came): it ran right after the rows running then`);
+  assert.ok(quiet.firstStep! <= stepsAtArrival + 2, `its first token came ${quiet.firstStep! - stepsAtArrival} steps after it arrived`);
+  assert.ok(before <= 4, `${before} flood requests finished before it (56 were waiting when it came)`);
+  assert.equal(quiet.result!.candidates[0].text, alone[0].result!.candidates[0].text);
+  outcomes.forEach((o, i) => assert.equal(o.result!.candidates[0].text, alone[i % 4].result!.candidates[0].text, `flood request ${i}`));
   runner.close();
 });
 

@@ -11,7 +11,9 @@
 //
 // A sequence's blocks cover its prompt and every token it may generate, taken when it is added and given
 // back when it leaves: a sequence that is running never waits for memory. `add` refuses a sequence the
-// pool cannot hold yet; the caller queues it.
+// pool cannot hold yet; the caller queues it. A paused sequence keeps its blocks and its cache but takes no
+// row until it is resumed, exactly where it stopped (the scheduler pauses a project's rows to make room for
+// another project's request).
 //
 // Batched logits equal a lone sequence's up to float rounding (BLAS kernels sum in an order that depends on
 // the batch's shape), so a greedy or seeded sequence gives the same text alone or in any batch unless two
@@ -66,19 +68,40 @@ export interface StepOutput {
   finished: boolean;
 }
 
+export const batchDecoderDefaults = {
+  /**
+   * Prompt tokens prefilled in one step at most (the first waiting prompt always goes): a burst of new
+   * requests is prefilled over a few steps, so the running ones keep getting tokens meanwhile.
+   */
+  prefillTokens: 512,
+} as const;
+
 export class BatchDecoder {
+  /** Sequences holding blocks; those not paused decode. */
   private readonly live = new Set<Sequence>();
+  private readonly paused = new Set<Sequence>();
 
   constructor(
     readonly model: Transformer,
     readonly tokenizer: Tokenizer,
     readonly pool: KvBlockPool,
     readonly adapters?: AdapterStack,
+    private readonly prefillTokens: number = batchDecoderDefaults.prefillTokens,
   ) {}
 
-  /** Sequences decoding now. */
+  /** Sequences decoding now (not paused). */
   get size(): number {
-    return this.live.size;
+    return this.live.size - this.paused.size;
+  }
+
+  /** Takes a sequence out of the batch, keeping its blocks and cache. */
+  pause(sequence: Sequence): void {
+    if (this.live.has(sequence)) this.paused.add(sequence);
+  }
+
+  /** Puts a paused sequence back; it goes on from where it stopped. */
+  resume(sequence: Sequence): void {
+    this.paused.delete(sequence);
   }
 
   /** Blocks a sequence needs: its prompt plus every token it may generate. Throws for a prompt the model cannot take. */
@@ -99,15 +122,24 @@ export class BatchDecoder {
 
   /** Takes a sequence out (finished or abandoned) and gives its blocks back. */
   remove(sequence: Sequence): void {
+    this.paused.delete(sequence);
     if (!this.live.delete(sequence)) return;
     this.pool.release(sequence.blockTable);
   }
 
-  /** One iteration: prefills the sequences added since the last step, decodes one token of the others. */
+  /** One iteration: prefills sequences added since the last step (oldest first, within the prefill budget), decodes one token of the others. */
   step(): StepOutput[] {
-    const all = [...this.live];
-    const prefill = all.filter((s) => s.cached === 0);
+    const all = [...this.live].filter((s) => !this.paused.has(s));
     const decode = all.filter((s) => s.cached > 0);
+    const prefill: Sequence[] = [];
+    let budget = this.prefillTokens;
+    for (const s of all) {
+      if (s.cached > 0) continue;
+      const length = s.spec.promptIds.length;
+      if (prefill.length && length > budget) break;
+      prefill.push(s);
+      budget -= length;
+    }
     const tokens = noGrad(() =>
       tidy(() => {
         try {

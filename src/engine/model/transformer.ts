@@ -1,6 +1,6 @@
 // The decoder-only transformer shared by Llama, Qwen 2/3 and Gemma 3: one readable forward pass,
 // shapes in the comments (B batch, T new tokens, S attended tokens, H heads, K kv heads, D head dim).
-import { embedding, linear, tensor, zeros, type Tensor } from '../tensor/index.js';
+import { embedding, linear, tensor, tidy, zeros, type Tensor } from '../tensor/index.js';
 
 /** torch.finfo(torch.float32).min, as Hugging Face masks with (it rounds to -inf in float16, harmless: no row is ever fully blocked). */
 export const LOWEST_FLOAT = -3.4028234663852886e38;
@@ -107,7 +107,9 @@ export class Transformer {
       const sliding = config.gemma?.slidingLayers[i] ?? false;
       const rope = sliding ? local : global;
       const mask = sliding ? masks.sliding : masks.full;
-      x = this.block(block, x, rope, mask, i, options);
+      const run = () => this.block(block, x, rope, mask, i, options);
+      // Outside training nothing needs a block's intermediates once it is done: free them before the next block.
+      x = options.train ? run() : tidy(run);
     }
     options.cache?.advance(length);
     return this.norm(x, weights.finalNorm);

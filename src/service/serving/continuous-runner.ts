@@ -13,6 +13,12 @@
 // times. The turn order is strict: when the request whose turn it is does not fit (rows or blocks), nothing
 // behind it is admitted, so a large request is never starved by a stream of small ones. Only a request whose
 // adapter is still loading steps aside (resident-adapters.ts).
+//
+// Rows are shared fairly too: each project with work is owed maxBatchRows / (projects with work) rows. When
+// the request whose turn it is finds no free row while its project holds less than that, the newest
+// requests of projects holding more are paused (their rows freed, their KV blocks and text kept) and go back
+// to the head of their project's line, to go on where they stopped when their turn comes. So a request
+// arriving during another project's flood starts at the next step instead of after the flood's first wave.
 import { BatchDecoder, type Sequence } from '../../engine/generate/batch-decoder.js';
 import { isGreedy, randomSeed, uniformStream } from '../../engine/generate/sampling.js';
 import { KvBlockPool } from '../../engine/model/paged-kv-cache.js';
@@ -45,6 +51,10 @@ interface Pending {
   blocks: number;
   sequences: Sequence[];
   state: 'queued' | 'running' | 'ended';
+  /** Started, then paused to make room for another project: it holds its blocks, not its rows. */
+  paused: boolean;
+  /** When it last started or resumed (for pausing the newest first). */
+  startedAt: number;
   /** submit() has resolved: from now on the outcome goes through the job's callbacks. */
   submitted: boolean;
   /** Ended before submit() resolved: submit() rejects with this. */
@@ -63,6 +73,9 @@ export class ContinuousRunner implements Runner {
   private readonly decoder: BatchDecoder;
   private readonly queue: FairQueue<Pending>;
   private readonly running = new Map<Sequence, { pending: Pending; candidates: number[] }>();
+  /** Rows each project decodes on now. */
+  private readonly rowsByProject = new Map<string, number>();
+  private starts = 0;
   private steps = 0;
   private closed = false;
   private looping = false;
@@ -107,7 +120,7 @@ export class ContinuousRunner implements Runner {
     const refusal = this.queue.refusal(job.project, this.retryDelay());
     if (refusal) throw refusal;
 
-    const pending: Pending = { job, rows, blocks, sequences: [], state: 'queued', submitted: false, arrivedAt: Date.now() };
+    const pending: Pending = { job, rows, blocks, sequences: [], state: 'queued', paused: false, startedAt: 0, submitted: false, arrivedAt: Date.now() };
     this.queue.push(job.project, pending); // while its adapter loads, too: it counts against the bounds
     pending.timer = setTimeout(() => this.end(pending, deadlineExceeded()), Math.max(0, job.deadline - Date.now()));
     if (job.signal) {
@@ -181,24 +194,84 @@ export class ContinuousRunner implements Runner {
     }
   }
 
-  /** Starts waiting requests, in turn, while the one whose turn it is fits. */
+  /**
+   * Starts waiting requests, in turn, while the one whose turn it is fits. With no row free, the first
+   * request (in turn order) of a project under its share of rows may take rows from projects over theirs.
+   */
   private admit(): void {
     for (;;) {
-      const next = this.queue.peek((p) => p.submitted);
+      let next = this.queue.peek((p) => p.submitted);
       if (!next) return;
-      const { item: pending } = next;
-      if (this.decoder.size + pending.rows > this.options.maxBatchRows || pending.blocks > this.pool.freeBlocks) return;
-      this.queue.take(next.project, pending);
-      this.start(pending);
+      if (!this.hasRows(next.item.rows)) {
+        const share = this.rowShare();
+        next = this.queue.peek((p) => p.submitted && this.rowsOf(p.job.project) + p.rows <= share);
+        if (!next || !this.fitsBlocks(next.item) || !this.makeRoom(next.item.rows, share)) return;
+      }
+      if (!this.fitsBlocks(next.item)) return;
+      this.queue.take(next.project, next.item);
+      this.start(next.item);
     }
   }
 
+  private hasRows(rows: number): boolean {
+    return this.decoder.size + rows <= this.options.maxBatchRows;
+  }
+
+  /** A paused request holds its blocks already. */
+  private fitsBlocks(pending: Pending): boolean {
+    return pending.paused || pending.blocks <= this.pool.freeBlocks;
+  }
+
+  private rowsOf(project: string): number {
+    return this.rowsByProject.get(project) ?? 0;
+  }
+
+  /** The rows each project with work (decoding or waiting) is owed. */
+  private rowShare(): number {
+    const projects = new Set([...this.rowsByProject.keys(), ...this.queue.waitingProjects]);
+    return Math.max(1, Math.floor(this.options.maxBatchRows / projects.size));
+  }
+
+  /** Pauses the newest requests of projects over their share until `rows` rows are free; whether they are. */
+  private makeRoom(rows: number, share: number): boolean {
+    const newestFirst = [...new Set([...this.running.values()].map((r) => r.pending))]
+      .filter((p) => p.state === 'running')
+      .sort((a, b) => b.startedAt - a.startedAt);
+    for (const victim of newestFirst) {
+      if (this.hasRows(rows)) break;
+      if (this.rowsOf(victim.job.project) - victim.rows >= share) this.pause(victim);
+    }
+    return this.hasRows(rows);
+  }
+
+  private pause(pending: Pending): void {
+    for (const sequence of pending.sequences) this.decoder.pause(sequence);
+    this.countRows(pending, -1);
+    pending.state = 'queued';
+    pending.paused = true;
+    this.queue.pushFront(pending.job.project, pending);
+  }
+
+  private countRows(pending: Pending, sign: 1 | -1): void {
+    const project = pending.job.project;
+    const rows = (this.rowsByProject.get(project) ?? 0) + sign * pending.rows;
+    if (rows > 0) this.rowsByProject.set(project, rows);
+    else this.rowsByProject.delete(project);
+  }
+
   private start(pending: Pending): void {
+    pending.state = 'running';
+    pending.startedAt = ++this.starts;
+    this.countRows(pending, 1);
+    if (pending.paused) {
+      pending.paused = false;
+      for (const sequence of pending.sequences) this.decoder.resume(sequence);
+      return;
+    }
     const { job, rows } = pending;
     const { options } = job;
     const seed = options.seed ?? randomSeed();
     const adapterSlot = pending.lease?.slot() ?? -1;
-    pending.state = 'running';
     for (let row = 0; row < rows; row++) {
       const sequence = this.decoder.add({
         promptIds: job.promptIds,
@@ -269,6 +342,7 @@ export class ContinuousRunner implements Runner {
   }
 
   private release(pending: Pending): void {
+    if (pending.state === 'running') this.countRows(pending, -1);
     pending.state = 'ended';
     clearTimeout(pending.timer);
     pending.unlisten?.();

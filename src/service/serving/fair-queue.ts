@@ -47,6 +47,19 @@ export class FairQueue<T> {
     this.count++;
   }
 
+  /** Puts an item back at the head of its project's line (a paused request goes on before newer ones). */
+  pushFront(project: string, item: T): void {
+    let fifo = this.projects.get(project);
+    if (!fifo) this.projects.set(project, (fifo = []));
+    fifo.unshift(item);
+    this.count++;
+  }
+
+  /** Projects with waiting items. */
+  get waitingProjects(): Iterable<string> {
+    return this.projects.keys();
+  }
+
   remove(project: string, item: T): boolean {
     const fifo = this.projects.get(project);
     const at = fifo?.indexOf(item) ?? -1;
