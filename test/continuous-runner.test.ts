@@ -128,6 +128,17 @@ test('an adapter loading in the background does not hold up the batch; it joins 
   assert.equal(a.error, undefined);
   assert.equal(b.error, undefined);
   assert.ok(b.order < a.order, 'the late request finished inside the long one');
+
+  // An adapter that cannot be read: the request is refused before it streams anything; its slot is free again.
+  const broken: AdapterRef = { key: 'broken@1', modelId: 'broken', load: async () => Promise.reject(new Error('adapter_model.safetensors is truncated')) };
+  await assert.rejects(job(runner, { adapter: broken, prompt: prompts[0] }).submitted, (error: ServiceError) => {
+    assert.equal(error.status, 'INTERNAL');
+    assert.match(error.message, /tunedModels\/broken cannot be loaded: adapter_model.safetensors is truncated/);
+    return true;
+  });
+  const adaptersBefore = runner.stats().adapters;
+  assert.equal((await job(runner, { adapter: adapterRef(6), prompt: prompts[0] }).done).error, undefined);
+  assert.equal(runner.stats().adapters, adaptersBefore + 1);
   runner.close();
 });
 

@@ -160,7 +160,7 @@ export class ContinuousRunner implements Runner {
   }
 
   stats(): RunnerStats {
-    return { adapters: this.adapters.size, forwards: this.steps, queued: this.waiting, running: this.running.size };
+    return { adapters: this.adapters.size, forwards: this.steps, queued: this.waiting, running: this.decoder.size };
   }
 
   /** Requests waiting, for an adapter or for their turn. */
@@ -232,16 +232,26 @@ export class ContinuousRunner implements Runner {
     return Math.max(1, Math.floor(this.options.maxBatchRows / projects.size));
   }
 
-  /** Pauses the newest requests of projects over their share until `rows` rows are free; whether they are. */
+  /** Pauses the newest requests of projects over their share until `rows` rows are free; false (pausing nothing) if they cannot be. */
   private makeRoom(rows: number, share: number): boolean {
     const newestFirst = [...new Set([...this.running.values()].map((r) => r.pending))]
       .filter((p) => p.state === 'running')
       .sort((a, b) => b.startedAt - a.startedAt);
+    const victims: Pending[] = [];
+    const freed = new Map<string, number>();
+    let free = this.options.maxBatchRows - this.decoder.size;
     for (const victim of newestFirst) {
-      if (this.hasRows(rows)) break;
-      if (this.rowsOf(victim.job.project) - victim.rows >= share) this.pause(victim);
+      if (free >= rows) break;
+      const project = victim.job.project;
+      const left = this.rowsOf(project) - (freed.get(project) ?? 0) - victim.rows;
+      if (left < share) continue;
+      victims.push(victim);
+      freed.set(project, (freed.get(project) ?? 0) + victim.rows);
+      free += victim.rows;
     }
-    return this.hasRows(rows);
+    if (free < rows) return false;
+    for (const victim of victims) this.pause(victim);
+    return true;
   }
 
   private pause(pending: Pending): void {

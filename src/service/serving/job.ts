@@ -62,7 +62,9 @@ export interface RunnerStats {
   adapters: number;
   /** Forwards run: batches (swap-per-batch) or steps (continuous). */
   forwards: number;
+  /** Requests waiting (for their adapter, their turn, or paused). */
   queued: number;
+  /** Rows decoding (the swap-per-batch scheduler: batches running). */
   running: number;
 }
 
