@@ -139,7 +139,9 @@ export async function runLoad(shape: BenchShape, scheduler: SchedulerKind): Prom
  * Fairness: one project's single request alone, then again while another project floods the model with
  * `servingLoad.floodRequests` concurrent requests (queues raised so that all of them wait rather than 429).
  */
-export async function runFairness(shape: BenchShape): Promise<{ unloaded_ms: number; loaded_ms: number; flood: number }> {
+export async function runFairness(
+  shape: BenchShape,
+): Promise<{ unloaded_ms: number; loaded_ms: number; unloaded_ttft_ms: number; loaded_ttft_ms: number; flood: number }> {
   const base = await benchBase(shape);
   const adapters = benchAdapters(base, servingLoad.adapters);
   const flood = servingLoad.floodRequests;
@@ -148,7 +150,7 @@ export async function runFairness(shape: BenchShape): Promise<{ unloaded_ms: num
   for (const adapter of adapters) await request(runner, { ...single, adapter, newTokens: 2 }, performance.now());
   await request(runner, single, performance.now()); // warm
   let start = performance.now();
-  const unloaded = (await request(runner, single, start)).done!;
+  const unloaded = await request(runner, single, start);
 
   const floodStart = performance.now();
   const flooding = Array.from({ length: flood }, (_, i) =>
@@ -160,5 +162,5 @@ export async function runFairness(shape: BenchShape): Promise<{ unloaded_ms: num
   if (loaded.error) throw new Error(`the single request failed under the flood: ${(loaded.error as Error)?.message}`);
   runner.close(); // the rest of the flood ends UNAVAILABLE
   await Promise.all(flooding);
-  return { unloaded_ms: unloaded, loaded_ms: loaded.done!, flood };
+  return { unloaded_ms: unloaded.done!, loaded_ms: loaded.done!, unloaded_ttft_ms: unloaded.firstToken!, loaded_ttft_ms: loaded.firstToken!, flood };
 }

@@ -4,10 +4,10 @@
 // eager, each in its own process, in the same run. Then the fairness figure: one project's single request
 // alone and while another project floods the model with 200 requests.
 //
-// Threads: each implementation as `attune serve` would run it (ATen's intra-op threads by model size as
-// engine/runtime.ts chooses, OpenBLAS on every core) and PyTorch with as many threads.
+// Threads: ATen's intra-op threads by model size as engine/runtime.ts chooses, OpenBLAS's as many (tiny
+// matrices lose more to a second BLAS thread than they gain: stories260K served at half the speed with
+// OpenBLAS on both cores of a busy 2-core machine), and PyTorch with as many threads.
 import { execFileSync } from 'node:child_process';
-import { availableParallelism } from 'node:os';
 import { threadsFor } from '../src/engine/runtime.js';
 import { benchShapes, servingLoad } from './shapes.js';
 
@@ -19,7 +19,7 @@ export function servingFigures({ measureScript, referenceScript, python }: { mea
   const lines: Line[] = [];
   for (const shape of benchShapes.filter((s) => servingShapes.includes(s.name))) {
     const threads = threadsFor(shape.dim);
-    const attuneThreads = `${threads}:${availableParallelism()}`;
+    const attuneThreads = `${threads}:${threads}`;
     const measure = (mode: string, scheduler: string): Line => {
       const out = execFileSync(process.execPath, [measureScript, mode, shape.name, attuneThreads, scheduler], { encoding: 'utf8', maxBuffer: 1 << 24 });
       return JSON.parse(out.trim().split('\n').at(-1)!);
@@ -57,6 +57,8 @@ export function servingFigures({ measureScript, referenceScript, python }: { mea
       new_tokens: servingLoad.newTokens,
       unloaded_ms: round(Number(fairness.unloaded_ms), 0),
       loaded_ms: round(Number(fairness.loaded_ms), 0),
+      unloaded_ttft_ms: round(Number(fairness.unloaded_ttft_ms), 0),
+      loaded_ttft_ms: round(Number(fairness.loaded_ttft_ms), 0),
       attune: round(Number(fairness.loaded_ms) / Number(fairness.unloaded_ms), 2),
       peak_rss_mb: round(Number(fairness.peak_rss_mb)),
       target: 2,
