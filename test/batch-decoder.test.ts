@@ -8,7 +8,7 @@ import { generate, type GenerateOptions } from '../src/engine/generate/generate.
 import { BatchDecoder, type Sequence, type SequenceSpec } from '../src/engine/generate/batch-decoder.js';
 import { uniformStream } from '../src/engine/generate/sampling.js';
 import { KvBlockPool } from '../src/engine/model/paged-kv-cache.js';
-import { AdapterStack } from '../src/engine/lora/adapter-stack.js';
+import { AdapterStack, type MixStrategy } from '../src/engine/lora/adapter-stack.js';
 import { LoraAdapter, loraConfig } from '../src/engine/lora/lora.js';
 import { manualSeed, noGrad } from '../src/engine/tensor/index.js';
 import type { BaseModel } from '../src/engine/base-model.js';
@@ -33,10 +33,10 @@ interface Case {
   options: GenerateOptions;
 }
 
-function newDecoder(base: BaseModel, adapters: LoraAdapter[], blocks = 64, blockSize = 16) {
+function newDecoder(base: BaseModel, adapters: LoraAdapter[], blocks = 64, blockSize = 16, strategy: MixStrategy = 'auto') {
   const { config } = base.transformer;
   const pool = new KvBlockPool({ layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim }, blocks, blockSize);
-  const stack = new AdapterStack(base.transformer, Math.max(1, adapters.length));
+  const stack = new AdapterStack(base.transformer, Math.max(1, adapters.length), strategy);
   adapters.forEach((a, slot) => stack.install(slot, a));
   return { decoder: new BatchDecoder(base.transformer, base.tokenizer, pool, stack), pool, stack };
 }
@@ -83,7 +83,7 @@ const prompts = [
   'Tom and',
 ];
 
-test('mixed adapters (ranks 2, 8, 4; some on q/v only), the base model and sampling settings: the same text batched as alone', async () => {
+test('mixed adapters (ranks 2, 8, 4; some on q/v only), the base model and sampling settings: the same text batched as alone, masked or grouped', async () => {
   const base = await stories();
   const adapters = [randomAdapter(base, 1, 2), randomAdapter(base, 2, 8, ['q_proj', 'v_proj']), randomAdapter(base, 3, 4)];
   const cases: Case[] = [
@@ -99,12 +99,14 @@ test('mixed adapters (ranks 2, 8, 4; some on q/v only), the base model and sampl
   const expected = await alone(base, adapters, cases);
   assert.ok(new Set(expected).size >= 6, `the adapters and settings make different texts: ${JSON.stringify(expected)}`);
 
-  const { decoder, pool, stack } = newDecoder(base, adapters);
-  const sequences = cases.map((c) => decoder.add(specOf(base, c))!);
-  assert.deepEqual(drain(decoder, sequences), expected);
-  assert.equal(pool.freeBlocks, pool.blocks, 'every block is back in the pool');
-  stack.dispose();
-  pool.dispose();
+  for (const strategy of ['mask', 'group'] as const) {
+    const { decoder, pool, stack } = newDecoder(base, adapters, 64, 16, strategy);
+    const sequences = cases.map((c) => decoder.add(specOf(base, c))!);
+    assert.deepEqual(drain(decoder, sequences), expected, strategy);
+    assert.equal(pool.freeBlocks, pool.blocks, 'every block is back in the pool');
+    stack.dispose();
+    pool.dispose();
+  }
 });
 
 test('sequences join between steps and leave when they finish; a late one decodes as it would alone', async () => {
