@@ -30,14 +30,21 @@ export function promptOf(i: number, vocab: number): number[] {
   return Array.from({ length: servingLoad.promptLength(i) }, (_, j) => (i * 131 + j * 7 + 3) % vocab);
 }
 
-/** Random-weight base model with a real tokenizer (stories260K's) for streaming detokenization, and no EOS, so every request generates all its tokens. */
+/**
+ * Random-weight base model with a real tokenizer (stories260K's) for streaming detokenization, and no EOS,
+ * so every request generates all its tokens. Ids map onto the tokenizer's merged pieces (past its 3 special
+ * and 256 byte tokens), so each token shows as text at once, as a trained model's mostly do: random bytes
+ * would hold text back until they happened to form UTF-8, and time to first token would measure that.
+ */
 export async function benchBase(shape: BenchShape): Promise<BaseModel> {
   manualSeed(0);
   const transformer = randomLlama(shape);
   const real = await Tokenizer.load(embeddedBaseModelDir);
+  const firstPiece = 3 + 256;
+  const piece = (id: number) => firstPiece + (id % (real.vocabSize - firstPiece));
   const tokenizer = Object.create(real, {
     eosTokenIds: { value: [] },
-    decode: { value: (ids: number[], opts?: { skipSpecialTokens?: boolean }) => real.decode(ids.map((id) => id % real.vocabSize), opts) },
+    decode: { value: (ids: number[], opts?: { skipSpecialTokens?: boolean }) => real.decode(ids.map(piece), opts) },
   }) as Tokenizer;
   return { dir: '', name: shape.name, transformer, tokenizer };
 }

@@ -12,7 +12,8 @@ import { AdapterStack, type MixStrategy } from '../src/engine/lora/adapter-stack
 import { LoraAdapter, loraConfig } from '../src/engine/lora/lora.js';
 import { manualSeed, noGrad } from '../src/engine/tensor/index.js';
 import type { BaseModel } from '../src/engine/base-model.js';
-import { loadStories } from './helpers/engine.js';
+import { loadStories, repoPath } from './helpers/engine.js';
+import { loadTransformer } from '../src/engine/model/load.js';
 
 let shared: Promise<BaseModel> | undefined;
 const stories = () => (shared ??= loadStories());
@@ -168,4 +169,26 @@ test('the block pool: a sequence that does not fit waits (add answers undefined)
   assert.throws(() => decoder.blocksNeeded(new Array(base.transformer.config.maxPositions).fill(1), 4), /context holds/);
   stack.dispose();
   pool.dispose();
+});
+
+test('every architecture (Llama, Llama 3, Qwen 2, Qwen 3, Gemma 3 with sliding windows): batched greedy tokens equal lone ones', async () => {
+  const { tokenizer } = await stories();
+  for (const name of ['llama-tiny', 'llama3-tiny', 'qwen2-tiny', 'qwen3-tiny', 'gemma3-tiny', 'gemma3-tiny-layer-types']) {
+    const model = loadTransformer(repoPath('test', 'fixtures', 'models', name));
+    const { vocabSize, numLayers, numKvHeads, headDim } = model.config;
+    const promptsIds = [3, 7, 12].map((length, p) => Array.from({ length }, (_, i) => (p * 31 + i * 7 + 5) % vocabSize));
+    const alone: number[][] = [];
+    for (const promptIds of promptsIds) {
+      const result = await generate(model, tokenizer, promptIds, { maxOutputTokens: 12, stopTokenIds: [] });
+      alone.push(result.candidates[0].tokenIds);
+    }
+    const pool = new KvBlockPool({ layers: numLayers, kvHeads: numKvHeads, headDim }, 16, 4);
+    const decoder = new BatchDecoder(model, tokenizer, pool);
+    const sequences = promptsIds.map((promptIds) =>
+      decoder.add({ promptIds, adapterSlot: -1, sampling: { temperature: 0 }, uniforms: uniformStream(0), maxOutputTokens: 12, stopTokenIds: [] })!,
+    );
+    drain(decoder, sequences);
+    assert.deepEqual(sequences.map((s) => s.text.tokenIds), alone, name);
+    pool.dispose();
+  }
 });
