@@ -317,6 +317,23 @@ test('continuous batching: concurrent tuned and base requests with different pro
   assert.equal(inference.stats().baseModels, 1, 'the tuned model and its base share one loaded base model');
 });
 
+test('50 concurrent seeded requests decode side by side (issue 9: they ran one at a time), each as it samples alone', async () => {
+  const inference = services.inference;
+  const base = { project, collection: 'models' as const, id: 'stories260K', apiVersion: 'v1beta' };
+  const ask = (i: number) => ({
+    turns: [{ role: 'user' as const, text: ['Once upon a time', 'The dog', 'Lily went to the park', 'Tom had a red ball'][i % 4] }],
+    config: { temperature: 1, seed: 500 + i, maxOutputTokens: 24 },
+  });
+  const alone = [];
+  for (let i = 0; i < 6; i++) alone.push((await inference.generate(base, ask(i))).candidates[0].text);
+  const stepsBefore = inference.stats().forwards;
+  const together = await Promise.all(Array.from({ length: 50 }, (_, i) => inference.generate(base, ask(i))));
+  const steps = inference.stats().forwards - stepsBefore;
+  const tokens = together.reduce((n, r) => n + r.candidatesTokenCount, 0);
+  assert.deepEqual(together.slice(0, 6).map((r) => r.candidates[0].text), alone, 'a seed samples the same text in a batch of 50');
+  assert.ok(steps <= 3 * 25, `${steps} steps for ${tokens} tokens of 50 requests (32 rows at a time)`);
+});
+
 test('a cancelled stream ends with CANCELLED and leaves the service usable', async () => {
   const inference = services.inference;
   const base = { project, collection: 'models' as const, id: 'stories260K', apiVersion: 'v1beta' };

@@ -1,9 +1,10 @@
 // Continuous batching (Orca's iteration-level scheduling) on one base model: sequences join between steps
 // and leave as soon as they finish, each with its own prompt, adapter, sampling settings and random stream.
 //
-// A step runs at most two forwards. New sequences are prefilled together, their prompts packed into rows
-// (first-fit decreasing, rows as long as the longest prompt) with per-token positions and segment ids, so
-// attention stays inside each prompt; the last position of each prompt gives its first token. Sequences
+// A step runs at most two forwards. New sequences are prefilled together (by priority, then oldest first,
+// up to a token budget per step), their prompts packed into rows (first-fit decreasing, rows as long as the
+// longest prompt) with per-token positions and segment ids, so attention stays inside each prompt; the last
+// position of each prompt gives its first token. Sequences
 // already running decode one token each, as rows of one batch: every row writes its new keys and values
 // into its own blocks of the pool (paged-kv-cache.ts) and attends over its own blocks, gathered and padded
 // to the longest row, with a mask that hides the padding. The adapter stack routes every token through its
@@ -40,6 +41,8 @@ export interface SequenceSpec {
   stopSequences?: string[];
   /** Tokens that end the sequence; the tokenizer's EOS tokens by default. */
   stopTokenIds?: number[];
+  /** Prefill order among sequences waiting for it: lower first, then oldest first (default 0). */
+  prefillPriority?: number;
 }
 
 export class Sequence {
@@ -131,10 +134,10 @@ export class BatchDecoder {
   step(): StepOutput[] {
     const all = [...this.live].filter((s) => !this.paused.has(s));
     const decode = all.filter((s) => s.cached > 0);
+    const waiting = all.filter((s) => s.cached === 0).sort((a, b) => (a.spec.prefillPriority ?? 0) - (b.spec.prefillPriority ?? 0)); // stable: oldest first
     const prefill: Sequence[] = [];
     let budget = this.prefillTokens;
-    for (const s of all) {
-      if (s.cached > 0) continue;
+    for (const s of waiting) {
       const length = s.spec.promptIds.length;
       if (prefill.length && length > budget) break;
       prefill.push(s);

@@ -290,6 +290,8 @@ export class ContinuousRunner implements Runner {
         uniforms: uniformStream(seed, row),
         maxOutputTokens: options.maxOutputTokens,
         stopSequences: options.stopSequences,
+        // Prompts of projects holding fewer rows are prefilled first, as they were admitted to even things out.
+        prefillPriority: this.rowsOf(job.project),
       })!; // admit() checked the blocks
       pending.sequences.push(sequence);
       // A greedy request's one row serves every candidate.
