@@ -1,13 +1,14 @@
 // npm run bench: each figure for Attune beside the same work in PyTorch eager (Debian python3-torch) in the
 // same run, each implementation in its best thread setting, one JSON line per figure. Every measurement
 // runs in its own process, one at a time, so peak RSS is its own and the cores are not shared.
-// `--only NAME[,NAME]` runs some sections: train, decode, soak, seed-job, serving. `--quick` runs less.
+// `--only NAME[,NAME]` runs some sections: train, decode, soak, seed-job, healthz, serving. `--quick` runs less.
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchShapes } from './shapes.js';
 import { createToActiveSeconds } from './tune-latency.js';
 import { servingFigures } from './serving.js';
+import { healthzLatency } from './healthz-latency.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const measureScript = path.join(here, 'measure.js');
@@ -16,7 +17,7 @@ const python = process.env.ATTUNE_BENCH_PYTHON ?? '/usr/bin/python3';
 // Attune sets ATen's and OpenBLAS's pools apart (intra:blas); Debian's PyTorch sizes only ATen's.
 const threadSettings = { attune: ['1:1', '1:2', '2:2'], pytorch: ['1', '2'] };
 const quick = process.argv.includes('--quick');
-const sections = ['train', 'decode', 'soak', 'seed-job', 'serving'];
+const sections = ['train', 'decode', 'soak', 'seed-job', 'healthz', 'serving'];
 const onlyAt = process.argv.indexOf('--only');
 const only = onlyAt >= 0 ? (process.argv[onlyAt + 1] ?? '').split(',') : sections;
 for (const name of only) if (!sections.includes(name)) throw new Error(`--only takes ${sections.join(', ')}; not '${name}'`);
@@ -119,5 +120,23 @@ if (runs('seed-job')) {
     attune: round([...latencies].sort((a, b) => a - b)[Math.floor(latencies.length / 2)], 2),
     runs: latencies.map((s) => round(s, 2)).join(' '),
     target: 5,
+  });
+}
+
+// CPU-heavy request work runs in worker threads: /healthz while a 10 MB JSONL validateOnly is framed, beside
+// /healthz on the same idle server (target: under 100 ms).
+if (runs('healthz')) {
+  const health = await healthzLatency();
+  const percentile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))];
+  emit({
+    figure: 'healthz_ms_during_10mb_validate',
+    attune_p50: round(percentile(health.busyMs, 0.5), 2),
+    attune_max: round(Math.max(...health.busyMs), 2),
+    idle_p50: round(percentile(health.idleMs, 0.5), 2),
+    idle_max: round(Math.max(...health.idleMs), 2),
+    ratio_p50: round(percentile(health.busyMs, 0.5) / percentile(health.idleMs, 0.5), 2),
+    samples: health.busyMs.length,
+    validate_s: round(health.validateSeconds, 1),
+    target: 100,
   });
 }

@@ -1,4 +1,5 @@
 // attune serve: the Gemini API tuning surface on this machine, until SIGINT/SIGTERM.
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openServices } from '../service/services.js';
@@ -42,6 +43,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
     limits: usage(() => limitOverrides(values.limit ?? [])),
     serving: { scheduler: schedulerOption(values.scheduler) },
   };
+  if (config.datasetDir && !statSync(config.datasetDir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new UsageError(`--dataset-dir ${config.datasetDir} is not a directory`);
+  }
   if (config.keyless && !isLoopback(config.host)) {
     throw new UsageError(`--keyless is refused when listening on ${config.host}: it is for loopback (127.0.0.1, ::1) only`);
   }

@@ -22,6 +22,8 @@ export interface ServiceLimits {
   tunedModelsPerProject: number;
   /** Bytes of objects one project may hold in the object store. */
   storageBytesPerProject: number;
+  /** The work of one tuning job: examples it trains on, counting every epoch (epochs × examples). */
+  trainedExamplesPerJob: number;
   /** Generation requests of one project waiting for one base model (running ones do not count). */
   queuedGenerationsPerProject: number;
   /** Generation requests waiting for one base model, every project together. */
@@ -40,6 +42,7 @@ export const limitDefaults: ServiceLimits = {
   queuedJobsPerProject: 20,
   tunedModelsPerProject: 1_000,
   storageBytesPerProject: 10 * 1024 * 1024 * 1024,
+  trainedExamplesPerJob: 1_000_000,
   queuedGenerationsPerProject: 64,
   queuedGenerationsPerBaseModel: 256,
   generationTimeoutSeconds: 600,

@@ -5,19 +5,24 @@
 // server, its workers exit (they watch the IPC channel) and start() requeues the job; the new worker
 // resumes from the last checkpoint, and resumedAt() drops the metrics recorded past it. A graceful
 // stop() has every worker checkpoint where it is first, and leaves the jobs 'running' the same way.
+//
+// Attempts: every worker started counts an attempt in SQLite before it runs, and one that checkpoints and
+// stops when asked gives it back. A job whose workers ended `maxAttempts` times without reporting (killed,
+// crashed, or gone with the server) is FAILED, in this server's lifetime or at a later start, so a job that
+// takes the server down with it is not run again at every start.
 import { availableParallelism } from 'node:os';
 import { fork, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { hasCheckpoint } from '../../engine/train/checkpoint.js';
 import { trainingDefaults } from '../../engine/train/defaults.js';
-import type { JobQueue } from '../store/jobs.js';
+import type { Job, JobQueue } from '../store/jobs.js';
 import { learningRateOf, type RunControl, type TuningService } from '../tuning/service.js';
 import { now, type TunedModel } from '../tuning/tuned-model.js';
 import { isFinal, type FinalMessage, type ParentMessage, type RunMessage, type WorkerMessage } from './protocol.js';
 
 export const schedulerDefaults = {
-  /** Workers started for a job (in one server's lifetime) before a job whose workers keep dying is FAILED. */
+  /** Workers that ended without reporting (across restarts) before a job is FAILED. */
   maxAttempts: 3,
   /** How long stop() waits for workers to checkpoint and exit before killing them. */
   stopTimeoutMs: 30_000,
@@ -33,7 +38,7 @@ const workerPath = fileURLToPath(new URL('./worker.js', import.meta.url));
 interface Worker {
   tunedModelId: string;
   child: ChildProcess;
-  /** 1 for the worker started when the job was claimed; a replacement after a crash counts on. */
+  /** The job's attempts counting this worker (JobQueue.attemptStarted). */
   attempt: number;
   batchSize: number;
   exampleCount: number;
@@ -125,21 +130,50 @@ export class Scheduler implements RunControl {
     while (this.accepting && this.workers.size < this.concurrency) {
       const job = this.jobs.claim();
       if (!job) return;
-      const id = job.tunedModelId;
-      const model = this.tuning.store.get(id);
-      if (!model || model.operationDone) {
-        this.jobs.finish(id); // deleted, or finished just before a crash
-        continue;
-      }
-      if (job.cancelRequested && !hasCheckpoint(this.tuning.checkpointDir(id))) {
-        this.tuning.cancelled(id, false);
-        continue;
-      }
-      this.launch(model, 1, job.cancelRequested);
+      this.guarded(() => this.begin(job));
     }
   }
 
-  private launch(model: TunedModel, attempt: number, cancel: boolean): void {
+  /** A claimed job: finished, cancelled, out of attempts, or started in a worker. A launch error fails the job only. */
+  private begin(job: Job): void {
+    const id = job.tunedModelId;
+    const model = this.tuning.store.get(id);
+    if (!model || model.operationDone) {
+      this.jobs.finish(id); // deleted, or finished just before a crash
+      return;
+    }
+    if (job.cancelRequested && !hasCheckpoint(this.tuning.checkpointDir(id))) {
+      this.tuning.cancelled(id, false);
+      return;
+    }
+    if (job.attempts >= this.maxAttempts) {
+      this.tuning.failed(
+        id,
+        `Training failed: its training worker ended without reporting ${job.attempts} times, the last time when the server stopped abruptly; it is not started again.`,
+        13,
+      );
+      this.removeCheckpoint(id);
+      return;
+    }
+    this.launchOrFail(model, job.cancelRequested);
+  }
+
+  private launchOrFail(model: TunedModel, cancel: boolean): void {
+    try {
+      this.launch(model, cancel);
+    } catch (error) {
+      console.error(`attune: could not start the training run of ${model.id}:`, error);
+      const worker = this.workers.get(model.id);
+      if (worker) {
+        worker.dropped = true; // its exit records nothing
+        worker.child.kill('SIGKILL');
+        this.release(worker);
+      }
+      this.tuning.failed(model.id, `Training failed: the run could not be started: ${(error as Error)?.message ?? String(error)}`, 13);
+    }
+  }
+
+  private launch(model: TunedModel, cancel: boolean): void {
     const id = model.id;
     const { hyperparameters: h } = model;
     const examples = this.tuning.store.examples(id, 'training');
@@ -157,6 +191,7 @@ export class Scheduler implements RunControl {
       checkpointDir: this.tuning.checkpointDir(id),
       adapterDir: this.tuning.adapterDir(id),
     };
+    const attempt = this.jobs.attemptStarted(id);
     let child: ChildProcess;
     try {
       // A clean command line: the parent's own flags (-e, --test, --inspect) would make the child run them instead.
@@ -249,15 +284,18 @@ export class Scheduler implements RunControl {
     if (worker.dropped) {
       this.release(worker);
       if (this.accepting && !this.tuning.store.exists(id)) this.removeDirectories(id);
+      else if (this.accepting) this.removeCheckpoint(id); // abandoned: the run is over
     } else if (!this.accepting || worker.stopping) {
+      if (worker.final?.type === 'stopped') this.jobs.attemptEndedCleanly(id);
       this.release(worker); // shutting down: the job stays 'running' and resumes at the next start()
       return;
     } else if (worker.final?.type === 'stopped') {
       // Stopped by a signal of its own (a SIGTERM or Ctrl-C that reached the whole process group): resume
       // it shortly, unless the server turns out to be shutting down too. It keeps its slot meanwhile.
+      this.jobs.attemptEndedCleanly(id);
       const timer = setTimeout(() => {
         this.relaunchTimers.delete(timer);
-        this.guarded(() => this.relaunch(worker, worker.attempt));
+        this.guarded(() => this.relaunch(worker));
       }, schedulerDefaults.resumeAfterStopMs);
       this.relaunchTimers.add(timer);
       return;
@@ -267,7 +305,7 @@ export class Scheduler implements RunControl {
         console.error(
           `attune: the training worker for ${id} ${how} without reporting; resuming from its checkpoint (attempt ${worker.attempt + 1} of ${this.maxAttempts})`,
         );
-        this.relaunch(worker, worker.attempt + 1);
+        this.relaunch(worker);
         return;
       }
       this.release(worker);
@@ -282,7 +320,7 @@ export class Scheduler implements RunControl {
   }
 
   /** Starts a new worker for the job of one that exited, in the same slot; the run resumes from its checkpoint. */
-  private relaunch(previous: Worker, attempt: number): void {
+  private relaunch(previous: Worker): void {
     const id = previous.tunedModelId;
     if (this.workers.get(id) !== previous) return;
     const model = this.tuning.store.get(id);
@@ -292,11 +330,18 @@ export class Scheduler implements RunControl {
       if (this.accepting) this.fill();
       return;
     }
-    this.launch(model, attempt, this.jobs.get(id)?.cancelRequested ?? false);
+    this.release(previous);
+    this.launchOrFail(model, this.jobs.get(id)?.cancelRequested ?? false);
+    if (!this.workers.has(id)) this.fill(); // it could not be started: its slot is free
   }
 
   private release(worker: Worker): void {
     if (this.workers.get(worker.tunedModelId) === worker) this.workers.delete(worker.tunedModelId);
+  }
+
+  /** The run failed in the server (a non-finite metric): its worker is killed like a deleted model's. */
+  abandon(tunedModelId: string): void {
+    this.drop(tunedModelId);
   }
 
   /** The model was deleted (TuningService.onDeleted): kill its worker; its directories go when it has exited. */

@@ -28,9 +28,12 @@ import path from 'node:path';
 import { loadBaseModel, type BaseModel } from '../../engine/base-model.js';
 import { loadTunedAdapterAsync, readTuningRecord, tuningRecordFile, type TuningRecord } from '../../engine/lora/tuned-adapter.js';
 import { adapterFiles } from '../../engine/lora/peft.js';
-import { framePrompt, stopSequencesFor, type Framing } from '../../engine/data/framing.js';
+import { checkEmbeddable, chooseFraming, stopSequencesFor } from '../../engine/data/framing.js';
+import type { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import type { Turn } from '../../engine/data/examples.js';
-import { MAX_INPUT_CHARS, charCount } from '../../engine/data/limits.js';
+import { charCount } from '../../engine/data/limits.js';
+import { cpuPoolDefaults, type CpuPool } from '../cpu/pool.js';
+import { promptTokenIds, type PromptFormat } from './prompt.js';
 import { generationDefaults, type FinishReason, type Generation } from '../../engine/generate/generate.js';
 import { ServiceError, invalidArgument } from '../errors.js';
 import { limitDefaults, type ServiceLimits } from '../limits.js';
@@ -49,6 +52,10 @@ export interface InferenceOptions {
   device?: string;
   /** continuous (default) or the earlier swap-per-batch scheduler, kept for comparison. */
   scheduler?: SchedulerKind;
+  /** Tokenizes long prompts off the event loop; without it every prompt is tokenized inline. */
+  cpu?: CpuPool;
+  /** limits.promptChars: characters of one prompt, for every model. */
+  promptChars?: number;
   maxBaseModels?: number;
   /** Adapters resident at once per base model. */
   maxAdapters?: number;
@@ -74,8 +81,6 @@ export const servingLimits = {
   maxCandidateCount: 8,
   maxStopSequences: 5,
   maxTemperature: 2,
-  /** Characters of input a tuned model accepts per request (the engine's per-example input limit). */
-  maxInputChars: MAX_INPUT_CHARS,
 } as const;
 
 /** A model as a request names it: tunedModels/{id} or models/{id}, for a project, through an API version. */
@@ -140,8 +145,6 @@ interface CachedRecord {
   record?: TuningRecord;
 }
 
-type PromptFormat = { kind: 'framing'; framing: Framing } | { kind: 'continuation' };
-
 interface Target {
   base: Lease<LoadedBase>;
   adapter: AdapterRef | null;
@@ -182,7 +185,7 @@ export class InferenceService {
     let promptIds: number[];
     let options: JobOptions;
     try {
-      promptIds = this.frame(target, request);
+      promptIds = await this.frame(target, request);
       options = this.jobOptions(target, request.config ?? {});
     } catch (error) {
       release(target);
@@ -243,7 +246,7 @@ export class InferenceService {
   async countTokens(ref: ModelRef, request: PromptRequest): Promise<number> {
     const target = await this.resolve(ref);
     try {
-      return this.frame(target, request).length;
+      return (await this.frame(target, request)).length;
     } finally {
       release(target);
     }
@@ -276,7 +279,7 @@ export class InferenceService {
       const { tokenizer } = base.value.model;
       return {
         base,
-        format: tokenizer.chatTemplate !== undefined ? { kind: 'framing', framing: { kind: 'chat-template' } } : { kind: 'continuation' },
+        format: untunedFormat(tokenizer),
         sampling: info.sampling,
         modelVersion: info.name.replace(/^models\//, ''),
         tuned: false,
@@ -310,11 +313,7 @@ export class InferenceService {
     return {
       base,
       adapter,
-      format: record
-        ? { kind: 'framing', framing: record.framing }
-        : tokenizer.chatTemplate !== undefined
-          ? { kind: 'framing', framing: { kind: 'chat-template' } }
-          : { kind: 'continuation' },
+      format: record ? { kind: 'framing', framing: record.framing } : untunedFormat(tokenizer),
       sampling: { temperature: model.temperature, topP: model.topP, topK: model.topK },
       modelVersion: `tunedModels/${model.id}`,
       tuned: true,
@@ -324,7 +323,7 @@ export class InferenceService {
   private base(dir: string): Promise<Lease<LoadedBase>> {
     const key = path.resolve(dir);
     return this.bases.acquire(key, async () => {
-      const model = await loadBaseModel(key, { device: this.options.device });
+      const model = await loadBaseModel(key, { device: this.options.device }, this.tuning.tokenizer(key));
       const runner = this.runnerFor(model);
       this.runners.add(runner);
       return { model, runner };
@@ -358,37 +357,29 @@ export class InferenceService {
     return fresh;
   }
 
-  private frame(target: Target, request: PromptRequest): number[] {
+  /** The prompt's token ids; a long prompt is tokenized in the CPU pool, so it never stalls the event loop. */
+  private async frame(target: Target, request: PromptRequest): Promise<number[]> {
     const { turns, systemInstruction } = request;
     if (turns.length === 0) throw invalidArgument('* GenerateContentRequest.contents: contents is not specified', 'contents');
-    if (target.tuned) {
-      const chars = charCount(systemInstruction ?? '') + turns.reduce((n, t) => n + charCount(t.text), 0);
-      if (chars > servingLimits.maxInputChars) {
-        throw invalidArgument(
-          `The input is ${chars} characters long; a tuned model accepts at most ${servingLimits.maxInputChars} characters.`,
-          'contents',
-        );
-      }
+    const maxChars = this.options.promptChars ?? limitDefaults.promptChars;
+    // A code point is one or two UTF-16 units: a prompt far over the limit is refused without counting it.
+    const units = (systemInstruction?.length ?? 0) + turns.reduce((n, t) => n + t.text.length, 0);
+    const chars = units > 2 * maxChars ? units : charCount(systemInstruction ?? '') + turns.reduce((n, t) => n + charCount(t.text), 0);
+    if (chars > maxChars) {
+      throw invalidArgument(`The prompt is ${units > 2 * maxChars ? 'more than ' + maxChars : chars} characters long; the limit promptChars is ${maxChars} characters.`, 'contents');
     }
-    const { tokenizer, transformer } = target.base.value.model;
-    let ids: number[];
-    if (target.format.kind === 'framing') {
-      try {
-        ids = framePrompt(tokenizer, target.format.framing, { systemInstruction, turns });
-      } catch (error) {
-        throw invalidArgument(
-          /must end with the user/.test((error as Error).message)
-            ? 'The last content must have the role "user": the model continues the conversation after it.'
-            : `The conversation cannot be framed for this model: ${(error as Error).message}`,
-          'contents',
-        );
-      }
-    } else {
-      const text = (systemInstruction ? `${systemInstruction}\n\n` : '') + turns.map((t) => t.text).join('\n');
-      const bos = tokenizer.addBosToken ? [tokenizer.bosTokenId!] : [];
-      ids = [...bos, ...tokenizer.encode(text, { addSpecialTokens: false })];
-    }
+    const { tokenizer, transformer, dir } = target.base.value.model;
+    const prompt = { systemInstruction, turns };
+    const ids =
+      this.options.cpu && units > cpuPoolDefaults.inlinePromptChars
+        ? await this.options.cpu.promptTokenIds(dir, target.format, prompt)
+        : promptTokenIds(tokenizer, target.format, prompt);
     if (ids.length === 0) throw invalidArgument('The prompt is empty: give the model some text to continue.', 'contents');
+    try {
+      checkEmbeddable(ids, transformer.config.vocabSize, tokenizer);
+    } catch (error) {
+      throw invalidArgument(`The input cannot be given to this model: ${(error as Error).message}.`, 'contents');
+    }
     const maxInput = transformer.config.maxPositions - 1; // at least one position is left to generate into
     if (ids.length > maxInput) {
       throw invalidArgument(`The input token count (${ids.length}) exceeds the maximum number of tokens allowed (${maxInput}).`, 'contents');
@@ -419,6 +410,11 @@ export class InferenceService {
       seed: config.seed,
     };
   }
+}
+
+/** A base model, or an adapter without attune.json: its chat template frames prompts as in tuning, else plain text continues. */
+function untunedFormat(tokenizer: Tokenizer): PromptFormat {
+  return tokenizer.chatTemplate !== undefined ? { kind: 'framing', framing: chooseFraming(tokenizer) } : { kind: 'continuation' };
 }
 
 function release(target: Target): void {

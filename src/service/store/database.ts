@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   state            TEXT NOT NULL,
   attempts         INTEGER NOT NULL DEFAULT 0,
   cancel_requested INTEGER NOT NULL DEFAULT 0,
-  enqueue_time     TEXT NOT NULL
+  enqueue_time     TEXT NOT NULL,
+  claim_seq        INTEGER
 );
 `;
 
@@ -81,7 +82,14 @@ export function openDatabase(dataDir: string): Db {
   db.pragma('foreign_keys = ON');
   db.exec(schema);
   addVertexColumns(db);
+  addClaimSequence(db);
   return db;
+}
+
+/** Data dirs written before fair scheduling lack the jobs' claim order. */
+function addClaimSequence(db: Db): void {
+  const present = (db.prepare('PRAGMA table_info(jobs)').all() as { name: string }[]).some((c) => c.name === 'claim_seq');
+  if (!present) db.exec('ALTER TABLE jobs ADD COLUMN claim_seq INTEGER');
 }
 
 /** Data dirs written before the Vertex surface lack its columns: add them, numbering the old models. */

@@ -76,15 +76,16 @@ export class TunedModelStore {
     return this.db.transaction(fn)();
   }
 
-  insert(model: TunedModel, training: Example[], validation?: Example[]): void {
+  /** The datasets come as JSON arrays of examples (the CPU pool serialised them off the event loop). */
+  insert(model: TunedModel, training: string, validation?: string): void {
     const insertModel = this.db.prepare(
       `INSERT INTO tuned_models (${columns.join(', ')}) VALUES (${columns.map((c) => '@' + c).join(', ')})`,
     );
     const insertDataset = this.db.prepare('INSERT INTO datasets (tuned_model_id, role, examples) VALUES (?, ?, ?)');
     this.db.transaction(() => {
       insertModel.run(toRow(model));
-      insertDataset.run(model.id, 'training', JSON.stringify(training));
-      if (validation?.length) insertDataset.run(model.id, 'validation', JSON.stringify(validation));
+      insertDataset.run(model.id, 'training', training);
+      if (validation) insertDataset.run(model.id, 'validation', validation);
     })();
   }
 
@@ -98,6 +99,11 @@ export class TunedModelStore {
   get(idOrNumber: string): TunedModel | undefined {
     const row = this.db.prepare(`${selectModels} WHERE m.id = ? OR m.job_number = ?`).get(idOrNumber, idOrNumber) as ReadRow | undefined;
     return row && fromRow(row);
+  }
+
+  /** How many tuned models a project holds. */
+  count(project: string): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM tuned_models WHERE project = ?').get(project) as { n: number }).n;
   }
 
   exists(id: string): boolean {
