@@ -48,6 +48,13 @@ export function saveAdapter(dir: string, adapter: LoraAdapter, baseModel: string
   writeJson(path.join(dir, adapterFiles.config), peftConfig(adapter.config, baseModel));
 }
 
+/** Throws unless dir holds a PEFT adapter's two files. */
+export function checkAdapterDir(dir: string): void {
+  if (!existsSync(path.join(dir, adapterFiles.config)) || !existsSync(path.join(dir, adapterFiles.weights))) {
+    throw new Error(`${dir} is not a LoRA adapter: it needs ${adapterFiles.config} and ${adapterFiles.weights}`);
+  }
+}
+
 export function loadAdapter(dir: string, model: Transformer): LoraAdapter {
   const { configFile, weightsFile } = adapterPaths(dir);
   return adapterFrom(readFileSync(configFile, 'utf8'), readSafetensors(weightsFile), model, configFile, weightsFile);
@@ -63,9 +70,7 @@ export async function loadAdapterAsync(dir: string, model: Transformer): Promise
 function adapterPaths(dir: string): { configFile: string; weightsFile: string } {
   const configFile = path.join(dir, adapterFiles.config);
   const weightsFile = path.join(dir, adapterFiles.weights);
-  if (!existsSync(configFile) || !existsSync(weightsFile)) {
-    throw new Error(`${dir} is not a LoRA adapter: it needs ${adapterFiles.config} and ${adapterFiles.weights}`);
-  }
+  checkAdapterDir(dir);
   return { configFile, weightsFile };
 }
 

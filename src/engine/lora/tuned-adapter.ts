@@ -24,25 +24,33 @@ export function saveTunedAdapter(dir: string, adapter: LoraAdapter, record: Tuni
 
 export function loadTunedAdapter(dir: string, model: Transformer): { adapter: LoraAdapter; record?: TuningRecord } {
   const adapter = loadAdapter(dir, model);
-  const file = path.join(dir, tuningRecordFile);
-  if (!existsSync(file)) return { adapter }; // a PEFT adapter from elsewhere
-  return { adapter, record: parseRecord(readFileSync(file, 'utf8')) };
+  return { adapter, record: readTuningRecord(dir) };
 }
 
 /** loadTunedAdapter with the files read off the event loop. */
 export async function loadTunedAdapterAsync(dir: string, model: Transformer): Promise<{ adapter: LoraAdapter; record?: TuningRecord }> {
-  const [adapter, record] = await Promise.all([loadAdapterAsync(dir, model), readTuningRecord(dir)]);
+  const [adapter, record] = await Promise.all([loadAdapterAsync(dir, model), readTuningRecordAsync(dir)]);
   return { adapter, record };
 }
 
-/** attune.json alone (how prompts are framed), or undefined for a PEFT adapter from elsewhere. */
-export async function readTuningRecord(dir: string): Promise<TuningRecord | undefined> {
+/** The adapter's attune.json, or undefined for a PEFT adapter from elsewhere. */
+export function readTuningRecord(dir: string): TuningRecord | undefined {
   const file = path.join(dir, tuningRecordFile);
-  if (!existsSync(file)) return undefined;
-  return parseRecord(await readFile(file, 'utf8'));
+  return existsSync(file) ? parseRecord(readFileSync(file, 'utf8'), file) : undefined;
 }
 
-function parseRecord(text: string): TuningRecord {
-  const raw = JSON.parse(text);
-  return { ...raw, framing: parseFraming(raw.framing) };
+/** readTuningRecord with the file read off the event loop. */
+export async function readTuningRecordAsync(dir: string): Promise<TuningRecord | undefined> {
+  const file = path.join(dir, tuningRecordFile);
+  return existsSync(file) ? parseRecord(await readFile(file, 'utf8'), file) : undefined;
+}
+
+function parseRecord(text: string, file: string): TuningRecord {
+  let raw: Record<string, any>;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${file} is not valid JSON: ${(error as Error).message}`);
+  }
+  return { ...raw, baseModel: String(raw.baseModel ?? ''), framing: parseFraming(raw.framing) };
 }

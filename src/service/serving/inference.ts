@@ -26,7 +26,7 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { loadBaseModel, type BaseModel } from '../../engine/base-model.js';
-import { loadTunedAdapterAsync, readTuningRecord, tuningRecordFile, type TuningRecord } from '../../engine/lora/tuned-adapter.js';
+import { loadTunedAdapterAsync, readTuningRecordAsync, tuningRecordFile, type TuningRecord } from '../../engine/lora/tuned-adapter.js';
 import { adapterFiles } from '../../engine/lora/peft.js';
 import { checkEmbeddable, chooseFraming, stopSequencesFor } from '../../engine/data/framing.js';
 import type { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
@@ -347,7 +347,7 @@ export class InferenceService {
     const stamp = adapterStamp(dir);
     const cached = this.records.get(id);
     this.records.delete(id);
-    const fresh = cached?.stamp === stamp ? cached : { stamp, record: await readTuningRecord(dir) };
+    const fresh = cached?.stamp === stamp ? cached : { stamp, record: await readTuningRecordAsync(dir) };
     this.records.set(id, fresh); // most recently used goes last
     const cap = 4 * (this.options.maxAdapters ?? inferenceDefaults.maxAdapters);
     for (const old of this.records.keys()) {
