@@ -35,3 +35,13 @@ test('an ordinary temperature still samples (more than one token comes up)', () 
   }
   assert.ok(seen.size >= 2, [...seen].join(','));
 });
+
+test('consecutive seeds start unrelated streams: first draws of seeds 0..999 spread evenly over (0, 1]', () => {
+  // Seeded with the bare number, xoroshiro128+ began every small seed within 1e-5 of 0 (the same first token).
+  const first = Array.from({ length: 1000 }, (_, seed) => uniformStream(seed)()).sort((a, b) => a - b);
+  assert.ok(first[0]! > 0 && first.at(-1)! <= 1);
+  for (const [q, expected] of [[0.1, 0.1], [0.5, 0.5], [0.9, 0.9]]) {
+    const value = first[Math.floor(q! * first.length)]!;
+    assert.ok(Math.abs(value - expected!) < 0.05, `the ${q} quantile of first draws is ${value}`);
+  }
+});

@@ -3,7 +3,7 @@
 // own uniform number. Every candidate draws from its own seeded stream rather than libtorch's process-wide
 // generator, so a seeded candidate samples the same tokens whatever else shares its batch or the process.
 import { randomInt } from 'node:crypto';
-import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
+import { xoroshiro128plusFromState } from 'pure-rand/generator/xoroshiro128plus';
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { ids, tensor, where, type Tensor } from '../tensor/index.js';
 
@@ -19,11 +19,29 @@ export type UniformStream = () => number;
 /**
  * Candidate `index`'s stream for a seed: xoroshiro128+ seeded once and jumped 2^64 draws per candidate, so
  * candidates are independent and candidate 0 of a request is the same whether it asked for one or eight.
+ * Its state comes from SplitMix64, as xoroshiro's authors advise: seeded with the bare number (pure-rand's
+ * xoroshiro128plus(seed)), every small seed's first draw was within 1e-5 of 0, so seeded requests all began
+ * with the same token.
  */
 export function uniformStream(seed: number, index = 0): UniformStream {
-  const generator = xoroshiro128plus(seed);
+  const next = splitMix64(seed);
+  const [s0, s1] = [next(), next()];
+  const word = (x: bigint, shift: bigint) => Number(BigInt.asIntN(32, x >> shift));
+  const generator = xoroshiro128plusFromState([word(s0, 32n), word(s0, 0n), word(s1, 32n), word(s1, 0n)]);
   for (let i = 0; i < index; i++) generator.jump();
   return () => 1 - uniformFloat64(generator); // [0, 1) → (0, 1]: a draw of 0 could pick a token of probability 0
+}
+
+/** SplitMix64 (Steele, Lea and Flood) from an integer seed: well-mixed 64-bit words even from 0, 1, 2… */
+function splitMix64(seed: number): () => bigint {
+  let state = BigInt.asUintN(64, BigInt(Math.trunc(seed)));
+  return () => {
+    state = BigInt.asUintN(64, state + 0x9e3779b97f4a7c15n);
+    let z = state;
+    z = BigInt.asUintN(64, (z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n);
+    z = BigInt.asUintN(64, (z ^ (z >> 27n)) * 0x94d049bb133111ebn);
+    return z ^ (z >> 31n);
+  };
 }
 
 /** A seed for a request that gave none. */
