@@ -1,6 +1,7 @@
 // Generation under load over real HTTP: full queues answer 429 RESOURCE_EXHAUSTED with google.rpc.RetryInfo
 // and Retry-After (never a 5xx), before any streamed byte, and @google/genai sees a 429; a client's
-// X-Server-Timeout ends a request that waits too long with 504 DEADLINE_EXCEEDED; the rest succeed.
+// X-Server-Timeout ends a request that waits too long with 504 DEADLINE_EXCEEDED; the rest succeed. SSE
+// events leave as each step decodes them, and a client that hangs up mid-stream frees its row at once.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -100,4 +101,41 @@ test('X-Server-Timeout: a request still waiting at its deadline ends 504 DEADLIN
   assert.equal(late.json.error.status, 'DEADLINE_EXCEEDED');
   for (const reply of await Promise.all(ahead)) assert.equal(reply.status, 200, reply.text);
   await until((s) => s.queued === 0 && s.running === 0);
+});
+
+test('SSE: each step\'s text is flushed as it is decoded; a client that hangs up mid-stream frees its row at once', async () => {
+  const controller = new AbortController();
+  const response = await fetch(`${url}/v1beta/models/stories260K:streamGenerateContent?alt=sse`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-goog-api-key': keys.a },
+    body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'Once upon a time' }] }], generationConfig: { temperature: 0, maxOutputTokens: 400 } }),
+    signal: controller.signal,
+  });
+  assert.equal(response.status, 200);
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffered = '';
+  /** The runner's step count as each event arrived. */
+  const stepsAtEvent: number[] = [];
+  while (stepsAtEvent.length < 8) {
+    const { value, done } = await reader.read();
+    assert.ok(!done, `the stream ended after ${stepsAtEvent.length} events`);
+    buffered += decoder.decode(value, { stream: true });
+    const events = buffered.split('\r\n\r\n');
+    buffered = events.pop()!;
+    for (const event of events) {
+      assert.match(event, /^data: \{/);
+      stepsAtEvent.push(services.inference.stats().forwards);
+    }
+  }
+  assert.equal(services.inference.stats().running, 1, 'the request is still decoding: its events came before its end');
+  assert.ok(new Set(stepsAtEvent).size >= 4, `events arrived step by step, not in one burst (steps ${stepsAtEvent.join(' ')})`);
+
+  const stepsAtHangUp = services.inference.stats().forwards;
+  controller.abort();
+  await until((s) => s.running === 0);
+  const steps = services.inference.stats().forwards - stepsAtHangUp;
+  assert.ok(steps <= 5, `its row was decoded ${steps} more steps after the client left`);
+  const next = await generate('c', 4);
+  assert.equal(next.status, 200, next.text);
 });
