@@ -3,7 +3,7 @@
 //   byte-level BPE (GPT-2, Llama 3, Qwen): each character of the token names one byte (GPT-2's bytes_to_unicode);
 //   SentencePiece-style (Llama 2, Gemma): `<0xE2>` is that byte when the decoder has ByteFallback, and the
 //   decoder's string Replace steps apply ("▁" → " ") before UTF-8.
-// Added tokens (<|im_start|>, <bos>) are their text.
+// Added tokens go through the decoder too, as in Hugging Face's decode (Gemma's "▁▁" is two spaces).
 
 interface DecoderSpec {
   type?: string;
@@ -12,7 +12,7 @@ interface DecoderSpec {
   content?: string;
 }
 
-export type TokenBytes = (token: string, added: boolean) => Uint8Array;
+export type TokenBytes = (token: string) => Uint8Array;
 
 const utf8 = new TextEncoder();
 
@@ -34,18 +34,16 @@ export function tokenBytesFor(decoder: DecoderSpec | null | undefined): TokenByt
   const steps = stepsOf(decoder);
   if (steps.some((s) => s.type === 'ByteLevel')) {
     const table = byteLevelTable();
-    return (token, added) => {
-      if (added) return utf8.encode(token);
+    return (token) => {
       const chars = [...token];
-      // A character outside the table (a hand-edited vocabulary) is kept as its own UTF-8.
+      // A token with a character outside the table (an added token such as "<|im_start|>" may have one) is its UTF-8.
       if (!chars.every((c) => table.has(c))) return utf8.encode(token);
       return Uint8Array.from(chars, (c) => table.get(c)!);
     };
   }
   const byteFallback = steps.some((s) => s.type === 'ByteFallback');
   const replaces = steps.filter((s) => s.type === 'Replace' && typeof s.pattern?.String === 'string');
-  return (token, added) => {
-    if (added) return utf8.encode(token);
+  return (token) => {
     const byte = byteFallback && /^<0x([0-9A-Fa-f]{2})>$/.exec(token);
     if (byte) return Uint8Array.of(parseInt(byte[1]!, 16));
     return utf8.encode(replaces.reduce((text, r) => text.split(r.pattern!.String!).join(r.content ?? ''), token));

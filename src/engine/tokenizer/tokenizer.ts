@@ -25,7 +25,7 @@ interface TokenizerConfig {
 
 /** The fields of tokenizer.json that we read ourselves (the library reads it all). */
 interface TokenizerJson {
-  added_tokens?: { id?: unknown }[];
+  added_tokens?: unknown[];
   model?: { type?: string };
   decoder?: Parameters<typeof tokenBytesFor>[0];
 }
@@ -58,7 +58,6 @@ export class Tokenizer {
   private readonly specialsFromConfig: boolean;
   private readonly cleanUpSpaces: boolean;
   private readonly bytesOf: TokenBytes;
-  private readonly addedIds: Set<number>;
 
   private constructor(
     private readonly hf: HfTokenizer,
@@ -69,7 +68,6 @@ export class Tokenizer {
   ) {
     const modelType = tokenizerJson.model?.type;
     this.bytesOf = tokenBytesFor(tokenizerJson.decoder);
-    this.addedIds = new Set((tokenizerJson.added_tokens ?? []).map((t) => t.id).filter((id): id is number => typeof id === 'number'));
     this.bosToken = tokenContent(config.bos_token);
     this.eosToken = tokenContent(config.eos_token);
     this.bosTokenId = this.idOf(this.bosToken);
@@ -155,7 +153,7 @@ export class Tokenizer {
   /** The bytes token `id` stands for on its own (token-bytes.ts); empty for an id outside the vocabulary. */
   tokenBytes(id: number): Uint8Array {
     const token = this.hf.id_to_token(id);
-    return token === undefined ? new Uint8Array() : this.bytesOf(token, this.addedIds.has(id));
+    return token === undefined ? new Uint8Array() : this.bytesOf(token);
   }
 
   idToToken(id: number): string | undefined {
