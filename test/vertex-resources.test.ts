@@ -125,7 +125,7 @@ describe('Vertex endpoints and models', { concurrency: false }, () => {
   test('aiplatform listModels and listEndpoints (REST): every page, newest first; filters on display_name and labels', async () => {
     const models = new aiplatform.v1.ModelServiceClient(clientOptions());
     const all: string[] = [];
-    for await (const model of models.listModelsAsync({ parent: `projects/${project}/locations/${location}`, pageSize: 2 })) all.push(model.name!);
+    for await (const model of models.listModelsAsync({ parent: `projects/${project}/locations/${location}`, pageSize: 2 }, { autoPaginate: false })) all.push(model.name!);
     assert.deepEqual(all, [gamma(), beta(), alpha()].map((j) => modelOf(j)));
     const [blue] = await models.listModels({ parent: `projects/${project}/locations/${location}`, filter: 'labels.team = "blue" AND display_name:"numbers"' });
     assert.deepEqual(blue.map((m) => m.displayName), ['gamma numbers', 'beta numbers']);
@@ -246,6 +246,44 @@ describe('Vertex endpoints and models', { concurrency: false }, () => {
     }
     assertRpcError(await computeTokens({ contents: [{ parts: [{ text: 'x'.repeat(40_001) }] }] }), 400, 'INVALID_ARGUMENT', /promptChars/);
     assertRpcError(await rest(`${parent()}/publishers/google/models/no-such-model:computeTokens`, { method: 'POST', body: { contents: [{ parts: [{ text: 'x' }] }] } }), 404, 'NOT_FOUND');
+  });
+
+  test('a job that has not succeeded names no model or endpoint: 404 while it runs and after a cancel that kept its adapter', async () => {
+    const created = await rest(`${parent('v1beta1')}/tuningJobs`, {
+      method: 'POST',
+      body: { baseModel, tunedModelDisplayName: 'long run', supervisedTuningSpec: { trainingDatasetUri: `gs://${bucket}/train.jsonl`, hyperParameters: { epochCount: 500 } } },
+    });
+    assert.equal(created.status, 200, created.text);
+    const number = created.json.name.split('/').at(-1);
+    await waitFor('a completed step', async () => {
+      const job = (await rest(`/v1/${created.json.name}`)).json;
+      return Number(job.tuningJobMetadata?.completedStepCount ?? 0) >= 1 ? job : undefined;
+    }, { intervalMs: 100 });
+    const generate = { contents: [{ parts: [{ text: '1' }] }] };
+    const noResources = async (when: string) => {
+      for (const [method, route, body] of [
+        ['GET', `${parent()}/endpoints/${number}`], ['GET', `${parent()}/models/${number}`], ['DELETE', `${parent()}/models/${number}`],
+        ['POST', `${parent()}/endpoints/${number}:generateContent`, generate], ['POST', `${parent()}/endpoints/${number}:computeTokens`, generate],
+      ] as [string, string, unknown?][]) {
+        const reply = await rest(route, { method, body });
+        assert.equal(reply.status, 404, `${when}: ${method} ${route}: ${reply.text}`);
+      }
+      const listed = await rest(`${parent()}/endpoints`);
+      assert.ok(!listed.json.endpoints.some((e: any) => e.name.endsWith(`/${number}`)), when);
+    };
+    await noResources('running');
+    assert.equal((await rest(`/v1/${created.json.name}:cancel`, { method: 'POST', body: {} })).status, 200);
+    const ended = await waitFor('the cancel', async () => {
+      const job = (await rest(`/v1/${created.json.name}`)).json;
+      return job.state === 'JOB_STATE_CANCELLED' ? job : undefined;
+    }, { intervalMs: 100 });
+    assert.equal(ended.tunedModel, undefined);
+    await noResources('cancelled');
+    // The adapter it kept is still the Gemini API's tuned model, and the Gemini API deletes it.
+    const gemini = await rest(`/v1beta/tunedModels/${number}`);
+    assert.equal(gemini.json.state, 'ACTIVE', gemini.text);
+    assert.equal((await rest(`/v1beta/tunedModels/${number}:generateContent`, { method: 'POST', body: generate })).status, 200);
+    assert.equal((await rest(`/v1beta/tunedModels/${number}`, { method: 'DELETE' })).status, 200);
   });
 
   test('deleting: an endpoint with its deployed model is refused; deleting the model (aiplatform deleteModel LRO) removes the model, its endpoint and its job everywhere', async () => {
