@@ -23,8 +23,10 @@ const parentOf = (model: TunedModel) => `projects/${model.project}/locations/${m
 export const tuningJobName = (model: TunedModel) => `${parentOf(model)}/tuningJobs/${model.jobNumber}`;
 /** The Model in the registry; its versions are `…@{versionId}`. */
 export const modelResourceName = (model: TunedModel) => `${parentOf(model)}/models/${model.jobNumber}`;
-/** Version 1: a tuning from a base model makes the model's first version. */
-export const modelName = (model: TunedModel) => `${modelResourceName(model)}@1`;
+/** A tuning from a base model makes the model's first version, which carries the default alias. */
+export const modelVersionId = '1';
+export const defaultVersionAlias = 'default';
+export const modelName = (model: TunedModel) => `${modelResourceName(model)}@${modelVersionId}`;
 export const endpointName = (model: TunedModel) => `${parentOf(model)}/endpoints/${model.jobNumber}`;
 
 /** Splits `123:cancel` into the id and the verb ('' when there is none). */

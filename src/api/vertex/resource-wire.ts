@@ -5,7 +5,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { TunedModel } from '../../service/tuning/tuned-model.js';
 import { pagingQuery } from '../paging.js';
 import { nonZero, type WireOptions } from '../proto-json.js';
-import { endpointName, modelResourceName, type VertexVersion } from './names.js';
+import { defaultVersionAlias, endpointName, modelResourceName, modelVersionId, type VertexVersion } from './names.js';
 
 const Timestamp = Type.String({ description: 'RFC 3339' });
 const Labels = Type.Record(Type.String(), Type.String());
@@ -107,7 +107,6 @@ export type ComputeTokensRequest = Static<typeof ComputeTokensRequest>;
  * Model's first (and only) version.
  */
 const deployedModelId = (model: TunedModel) => model.jobNumber;
-const modelVersionId = '1';
 const deployTime = (model: TunedModel) => model.completeTime ?? model.updateTime;
 const labelsOf = (model: TunedModel) => (Object.keys(model.labels).length ? model.labels : undefined);
 
@@ -136,7 +135,7 @@ export function modelWire(model: TunedModel, options: WireOptions): Model {
   return {
     name: modelResourceName(model),
     versionId: modelVersionId,
-    versionAliases: ['default'],
+    versionAliases: [defaultVersionAlias],
     versionCreateTime: deployTime(model),
     versionUpdateTime: model.updateTime,
     displayName: model.displayName,

@@ -13,7 +13,7 @@ import { operationId } from '../../service/tuning/ids.js';
 import { now, type TunedModel } from '../../service/tuning/tuned-model.js';
 import { wireOptions } from '../proto-json.js';
 import { parseFilter, type FilterFields } from './filter.js';
-import { parseVertexVersion, type LocationParams } from './names.js';
+import { defaultVersionAlias, modelVersionId, parseVertexVersion, type LocationParams } from './names.js';
 import { ListQuery, deleteOperationWire, endpointWire, modelWire } from './resource-wire.js';
 import { jobStateOf } from './wire.js';
 
@@ -25,7 +25,7 @@ const collections: Record<ResourceKind, string> = { Endpoint: 'endpoints', Model
 export const hasVertexResources = (model: TunedModel) => jobStateOf(model) === 'JOB_STATE_SUCCEEDED';
 
 /** Version ids and aliases a models/{n}@… name may carry: the one version there is. */
-const modelVersions = ['1', 'default'];
+const modelVersions = [modelVersionId, defaultVersionAlias];
 
 /**
  * The tuned model a Vertex Endpoint or Model name points at, within the caller's project (and the location,
@@ -40,11 +40,12 @@ export function tunedModelOfResource(
 ): TunedModel {
   const name = location ? `projects/${project}/locations/${location}/${collections[kind]}/${id}` : `${collections[kind]}/${id}`;
   const missing = () => notFound(`${kind} \`${name}\` not found.`);
-  const [number, version, ...rest] = id.split('@');
-  if (!/^\d+$/.test(number!) || rest.length || (version !== undefined && (kind === 'Endpoint' || !modelVersions.includes(version)))) throw missing();
+  const [number = '', version, ...rest] = id.split('@');
+  const versionNamed = version === undefined || (kind === 'Model' && modelVersions.includes(version));
+  if (!/^\d+$/.test(number) || rest.length || !versionNamed) throw missing();
   let model: TunedModel;
   try {
-    model = services.tuning.get(project, number!);
+    model = services.tuning.get(project, number);
   } catch (error) {
     if (error instanceof ServiceError && error.status === 'NOT_FOUND') throw missing();
     throw error;
@@ -100,7 +101,7 @@ export function resourceRoutes(app: FastifyInstance, services: Services): void {
       if (kind === 'Endpoint') {
         throw new ServiceError(
           'FAILED_PRECONDITION',
-          `Endpoint ${request.params.id} has a deployed model (models/${model.jobNumber}@1), and Attune does not undeploy models. ` +
+          `Endpoint ${request.params.id} has a deployed model (models/${model.jobNumber}@${modelVersionId}), and Attune does not undeploy models. ` +
             `Delete the model, DELETE /${version}/projects/${model.project}/locations/${model.location}/models/${model.jobNumber}, which deletes its endpoint with it.`,
         );
       }
