@@ -115,7 +115,7 @@ export function DetailsPage({ id }: { id: string }) {
         </div>
       )}
       <RunProgress job={job} metrics={metrics} />
-      <JobCharts metrics={metrics} />
+      <JobCharts job={job} metrics={metrics} />
       <div class="columns">
         <section class="panel" aria-labelledby="hp-title">
           <h2 id="hp-title">Hyperparameters</h2>
