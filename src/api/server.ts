@@ -11,6 +11,7 @@ import { modelRoutes } from './gemini/models.js';
 import { storageRoutes } from './storage/routes.js';
 import { tuningJobRoutes } from './vertex/tuning-jobs.js';
 import { metricRoutes } from './vertex/metrics.js';
+import { eventRoutes } from './vertex/events.js';
 import { endpointRoutes } from './vertex/endpoints.js';
 import { consolePlugin } from './console/plugin.js';
 
@@ -40,6 +41,7 @@ export async function buildServer(services: Services, { logger = false }: Server
   customMethods.register(app);
   tuningJobRoutes(app, services);
   metricRoutes(app, services);
+  eventRoutes(app, services);
   endpointRoutes(app, services);
   await app.register(storageRoutes, { store: services.objects });
   await app.register(consolePlugin, { services });
