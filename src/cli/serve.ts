@@ -1,12 +1,13 @@
 // attune serve: the Gemini API tuning surface on this machine, until SIGINT/SIGTERM.
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { openServices } from '../service/services.js';
 import { buildServer } from '../api/server.js';
 import { isLoopback, serviceDefaults, type ServiceConfig } from '../service/config.js';
+import { parseOptions } from './args.js';
 import { UsageError, numberOption, positiveInteger } from './usage-error.js';
 import { limitNames, limitOverrides } from '../service/limits.js';
+import { printJobEvents } from './job-events.js';
 
 export const serveUsage = `attune serve [options]
   --host H            (default ${serviceDefaults.host}; ATTUNE_HOST)
@@ -22,13 +23,10 @@ export function dataDirOption(value: string | undefined): string {
 }
 
 export async function serveCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' },
-      concurrency: { type: 'string' }, keyless: { type: 'boolean' }, 'dataset-dir': { type: 'string' },
-      limit: { type: 'string', multiple: true },
-    },
+  const { values } = parseOptions(argv, {
+    host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' },
+    concurrency: { type: 'string' }, keyless: { type: 'boolean' }, 'dataset-dir': { type: 'string' },
+    limit: { type: 'string', multiple: true },
   });
   const config: ServiceConfig = {
     host: values.host ?? process.env.ATTUNE_HOST ?? serviceDefaults.host,
@@ -46,9 +44,11 @@ export async function serveCommand(argv: string[]): Promise<void> {
     throw new UsageError(`--keyless is refused when listening on ${config.host}: it is for loopback (127.0.0.1, ::1) only`);
   }
   const services = openServices(config);
-  const app = await buildServer(services, { logger: { level: process.env.ATTUNE_LOG_LEVEL ?? 'info' } });
+  const app = await buildServer(services, { logLevel: process.env.ATTUNE_LOG_LEVEL ?? 'info' });
   const address = await app.listen({ host: config.host, port: config.port });
   app.log.info({ address, dataDir: config.dataDir, keyless: config.keyless }, 'attune is serving');
+  process.stderr.write(`attune is serving ${address}${config.keyless ? ' (keyless)' : ''}; the web console is at ${address}/console/\n`);
+  printJobEvents(services.tuning);
   await new Promise<void>((resolve) => {
     const shutdown = async (signal: string) => {
       app.log.info({ signal }, 'shutting down: no new requests, checkpointing running jobs');

@@ -14,6 +14,7 @@ import { TuningService } from './tuning/service.js';
 import { Scheduler } from './jobs/scheduler.js';
 import { InferenceService } from './serving/inference.js';
 import { ObjectStore } from './storage/object-store.js';
+import { ExportService } from './exports/exports.js';
 
 export interface Services {
   config: ServiceConfig;
@@ -31,6 +32,8 @@ export interface Services {
   tuning: TuningService;
   scheduler: Scheduler;
   inference: InferenceService;
+  /** Tuned models exported as PEFT, merged, GGUF or Ollama files. */
+  exports: ExportService;
   /** Stops taking work, checkpoints running jobs, closes the database. */
   close(): Promise<void>;
 }
@@ -53,6 +56,7 @@ export function openServices(config: ServiceConfig): Services {
   scheduler.start(); // picks up jobs a crash or shutdown interrupted
   return {
     config, limits, db, keys: new KeyStore(db), registry, objects, cpu, store, jobs, tuning, scheduler, inference,
+    exports: new ExportService(tuning),
     async close() {
       await scheduler.stop();
       inference.close();

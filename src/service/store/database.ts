@@ -13,7 +13,9 @@ CREATE TABLE IF NOT EXISTS api_keys (
   key_hash    TEXT PRIMARY KEY,
   project     TEXT NOT NULL,
   label       TEXT,
-  create_time TEXT NOT NULL
+  create_time TEXT NOT NULL,
+  expire_time TEXT,
+  revoke_time TEXT
 );
 CREATE TABLE IF NOT EXISTS tuned_models (
   id            TEXT PRIMARY KEY,
@@ -88,6 +90,7 @@ export function openDatabase(dataDir: string): Db {
   db.pragma('foreign_keys = ON');
   db.exec(schema);
   addVertexColumns(db);
+  addKeyLifetimeColumns(db);
   addClaimSequence(db);
   return db;
 }
@@ -117,4 +120,12 @@ function addVertexColumns(db: Db): void {
     for (const { id } of db.prepare('SELECT id FROM tuned_models').all() as { id: string }[]) number.run(jobNumber(), id);
     db.exec('CREATE UNIQUE INDEX tuned_models_by_job_number ON tuned_models(job_number)');
   })();
+}
+
+/** Data dirs written before keys could expire or be revoked lack those columns: existing keys get neither. */
+function addKeyLifetimeColumns(db: Db): void {
+  const present = new Set((db.prepare('PRAGMA table_info(api_keys)').all() as { name: string }[]).map((c) => c.name));
+  for (const column of ['expire_time', 'revoke_time']) {
+    if (!present.has(column)) db.exec(`ALTER TABLE api_keys ADD COLUMN ${column} TEXT`);
+  }
 }
