@@ -317,6 +317,23 @@ describe('keyless mode', () => {
       assert.equal((await api.req(`/v1beta/${name}`, { method: 'DELETE' })).status, 200);
     });
 
+    test("the console's project list names keyless projects with jobs to a keyless caller, and a keyed caller only its own", async () => {
+      const created = await api.req('/v1beta/tunedModels', { method: 'POST', headers: { 'x-goog-user-project': 'side-project' }, body: tuningBody({ ...shortRun, displayName: 'side' }) });
+      assert.equal(created.status, 200, created.text);
+      assert.equal((await api.req('/v1beta/tunedModels', { method: 'POST', key: fixture.keys['project-alpha'], body: tuningBody({ ...shortRun }) })).status, 200);
+      const keyless = await api.req('/console/api/projects');
+      assert.equal(keyless.status, 200, keyless.text);
+      assert.equal(keyless.json.keyless, true);
+      // project-alpha holds a model too, but it has keys: a keyless caller is never told of it.
+      assert.deepEqual(keyless.json.projects, [
+        { projectId: 'local', tunedModelCount: 0 },
+        { projectId: 'side-project', tunedModelCount: 1 },
+      ]);
+      const keyed = await api.get('/console/api/projects', 'project-alpha');
+      assert.deepEqual(keyed.json, { projects: [{ projectId: 'project-alpha', tunedModelCount: 1 }], keyless: false });
+      assertRpcError(await api.req('/console/api/projects', { headers: { 'x-goog-user-project': 'project-alpha' } }), 403, 'PERMISSION_DENIED', /requires an API key/);
+    });
+
     test('a bad key is still refused', async () => {
       assertRpcError(await api.req('/v1beta/tunedModels', { key: 'wrong' }), 400, 'INVALID_ARGUMENT', invalidKey);
     });

@@ -107,4 +107,32 @@ describe('console form', { timeout: 120_000 }, () => {
     assert.deepEqual(unlabelled, []);
     assert.deepEqual(problems, []);
   });
+
+  test('a keyless console names the other projects that have jobs and switches to one', async () => {
+    // A job created the way the README's curl does, under another project than the console's `local`.
+    const created = await call(`${server.url}/v1beta/tunedModels`, {
+      method: 'POST',
+      headers: { 'x-goog-user-project': 'my-project' },
+      body: {
+        displayName: 'made with curl',
+        baseModel: 'models/gemini-1.5-flash-001-tuning',
+        tuningTask: { hyperparameters: { epochCount: 1, batchSize: 2 }, trainingData: { examples: { examples: [{ textInput: '1', output: '2' }, { textInput: '2', output: '3' }] } } },
+      },
+    });
+    assert.equal(created.status, 200, created.text);
+    await page.goto(`${server.url}/console/`);
+    const hint = page.getByTestId('other-projects');
+    await hint.waitFor();
+    assert.match((await hint.textContent())!, /This list shows project local\. Other projects on this server have jobs:Switch to my-project \(1 job\)/);
+    await hint.getByRole('button', { name: 'Switch to my-project' }).click();
+    await page.getByRole('link', { name: 'made with curl' }).waitFor();
+    assert.match((await page.getByRole('button', { name: /Settings/ }).textContent())!, /my-project, no key/);
+    // Now on my-project, the hint offers the way back to nothing else: local holds no jobs.
+    assert.equal(await page.getByTestId('other-projects').count(), 0);
+    // The settings dialog suggests the projects with jobs (and the one it shows).
+    await page.getByRole('button', { name: /Settings/ }).click();
+    assert.deepEqual(await page.locator('#settings-projects option').evaluateAll((options) => options.map((o: any) => o.value)), ['my-project']);
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    assert.deepEqual(problems, []);
+  });
 });

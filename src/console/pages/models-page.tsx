@@ -3,6 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { jobId, listJobs } from '../api/vertex';
 import { ErrorBanner } from '../components/error-banner';
+import { OtherProjects } from '../components/other-projects';
 import { JobProgress } from '../components/state-badge';
 import { useAsync, useInterval } from '../hooks/use-async';
 import { hasAdapter, int, isTerminal, stateFilters } from '../lib/job-state';
@@ -93,6 +94,7 @@ export function ModelsPage() {
         </div>
       </form>
 
+      <OtherProjects />
       <ErrorBanner error={jobs.error} onRetry={jobs.reload} />
       {jobs.loading && !jobs.data && !jobs.error && <p aria-live="polite">Loading…</p>}
       {jobs.data && shown.length === 0 && (
