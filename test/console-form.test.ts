@@ -87,6 +87,46 @@ describe('console form', { timeout: 120_000 }, () => {
     assert.deepEqual(problems, []);
   });
 
+  test('a bad hyperparameter is said at its field, in words, and Start stays disabled until it is fixed', async () => {
+    await page.goto(`${server.url}/console/new`);
+    await page.getByLabel('Training dataset (JSONL)').setInputFiles(path.join(repoRoot, 'examples', 'numbers.jsonl'));
+    await page.getByTestId('estimate-steps').waitFor({ timeout: 30_000 });
+    const start = page.getByRole('button', { name: 'Start tuning' });
+    assert.equal(await start.isDisabled(), false);
+
+    await page.getByLabel('Epochs').fill('0');
+    const message = page.getByTestId('epochs-message');
+    assert.equal(await message.textContent(), 'The number of epochs must be a whole number from 1 to 10,000, not 0.');
+    assert.equal(await page.getByLabel('Epochs').getAttribute('aria-invalid'), 'true');
+    assert.equal(await page.getByLabel('Epochs').getAttribute('aria-describedby'), 'epochs-message');
+    assert.equal(await start.isDisabled(), true);
+    // No API field name anywhere, and no request for an estimate that the server would refuse.
+    assert.doesNotMatch((await page.locator('main').textContent())!, /epoch_count/);
+    assert.match((await page.getByTestId('submit-hint').textContent())!, /^Fix this field first: Epochs\.$/);
+    // The hint beside Start leads to the field, wherever it is on the page.
+    await page.getByTestId('submit-hint').getByRole('button', { name: 'Epochs' }).click();
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'epochs');
+    await screenshot(page, 'create-field-error', { fullPage: false });
+
+    await page.getByLabel('Epochs').fill('3');
+    assert.equal(await message.count(), 0);
+    await page.getByTestId('estimate-steps').waitFor({ timeout: 30_000 });
+    assert.equal(await start.isDisabled(), false);
+
+    // A learning-rate multiplier far from the usual range is a warning: the job may still start.
+    await page.getByText('Advanced options').click();
+    await page.getByLabel('Learning rate multiplier').fill('100');
+    const warning = page.getByTestId('learning-rate-message');
+    assert.match((await warning.textContent())!, /^A multiplier of 100 means a peak learning rate of 0\.2 .*above the 0\.00001 to 0\.01/);
+    assert.equal(await warning.getAttribute('class'), 'field-warning');
+    await page.getByTestId('estimate-steps').waitFor({ timeout: 30_000 });
+    assert.equal(await start.isDisabled(), false);
+    await page.getByLabel('Learning rate multiplier').fill('600');
+    assert.match((await warning.textContent())!, /at most 500, not 600/);
+    assert.equal(await start.isDisabled(), true);
+    assert.deepEqual(problems, []);
+  });
+
   test('the page works from the keyboard', async () => {
     await page.goto(`${server.url}/console/`);
     await page.getByText('No tuning jobs yet.').waitFor();

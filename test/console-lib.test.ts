@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import { etaSeconds, halfLifeFor, paceDefaults, secondsPerStep } from '../src/console/lib/eta.js';
 import { epochStride, thinEpochMarks } from '../src/console/lib/epoch-ticks.js';
 import { smooth, type SeriesPoint } from '../src/console/lib/series.js';
+import { checkHyperparameters, emptyHyperparameters, fieldOfViolation, type HyperparameterFields } from '../src/console/lib/hyperparameters.js';
 
 /** Points for steps 1..n, each step taking stepSeconds(step) seconds after a start-up of startSeconds. */
 function run(n: number, stepSeconds: (step: number) => number, startSeconds = 0): SeriesPoint[] {
@@ -131,5 +132,35 @@ describe('chart helpers', () => {
     assert.deepEqual(thinEpochMarks(marks(5, 1000), 56).shown.map((m) => m.epoch), [1, 2, 3, 4, 5]);
     assert.deepEqual(thinEpochMarks([{ epoch: 1, px: 10 }], 56).shown.map((m) => m.epoch), [1]);
     assert.equal(epochStride(0, 56), 1);
+  });
+});
+
+describe('hyperparameter checks at the field', () => {
+  const fields = (patch: Partial<HyperparameterFields>): HyperparameterFields => ({ ...emptyHyperparameters(), ...patch });
+
+  test('blank fields are the defaults; out-of-range ones are errors in words, not field names', () => {
+    assert.deepEqual(checkHyperparameters(fields({})), { errors: {}, warnings: {} });
+    const bad = checkHyperparameters(fields({ epochs: '0', batchSize: '2.5', learningRate: '-1' }));
+    assert.equal(bad.errors.epochs, 'The number of epochs must be a whole number from 1 to 10,000, not 0.');
+    assert.equal(bad.errors.batchSize, 'The batch size must be a whole number from 1 to 1,024, not 2.5.');
+    assert.equal(bad.errors.learningRate, 'The learning rate multiplier must be a number above 0 and at most 500, not -1.');
+    assert.doesNotMatch(JSON.stringify(bad), /epoch_count|batch_size|learning_rate/);
+    assert.equal(checkHyperparameters(fields({ learningRateMode: 'rate', learningRate: '2' })).errors.learningRate, 'The learning rate must be a number above 0 and at most 1, not 2.');
+  });
+
+  test('a learning rate outside where LoRA usually tunes is a warning, not an error', () => {
+    assert.deepEqual(checkHyperparameters(fields({ learningRate: '1' })), { errors: {}, warnings: {} });
+    assert.deepEqual(checkHyperparameters(fields({ learningRate: '5' })).warnings, {}); // 0.01, the top of the usual range
+    const high = checkHyperparameters(fields({ learningRate: '100' }));
+    assert.deepEqual(high.errors, {});
+    assert.match(high.warnings.learningRate!, /^A multiplier of 100 means a peak learning rate of 0\.2 \(the default is 0\.002\), above the 0\.00001 to 0\.01 .*diverge/);
+    assert.match(checkHyperparameters(fields({ learningRateMode: 'rate', learningRate: '0.000001' })).warnings.learningRate!, /below .* barely change/);
+  });
+
+  test("a server's field violation maps to the form field", () => {
+    assert.equal(fieldOfViolation('supervised_tuning_spec.hyper_parameters.epoch_count'), 'epochs');
+    assert.equal(fieldOfViolation('tuning_task.hyperparameters.learning_rate_multiplier'), 'learningRate');
+    assert.equal(fieldOfViolation('tuning_task.hyperparameters.batch_size'), 'batchSize');
+    assert.equal(fieldOfViolation('supervised_tuning_spec.training_dataset_uri'), undefined);
   });
 });

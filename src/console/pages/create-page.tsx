@@ -20,7 +20,8 @@ import { checkJsonl, checkPassed } from '../lib/dataset-check';
 import { estimateDuration } from '../lib/estimate';
 import { emptyRow, rowsToJsonl, type ExampleRow } from '../lib/examples-table';
 import { formatDuration, formatNumber, shortModelName } from '../lib/format';
-import { emptyHyperparameters, toHyperParameters } from '../lib/hyperparameters';
+import { checkHyperparameters, emptyHyperparameters, fieldOfViolation, toHyperParameters, type HyperparameterCheck, type HyperparameterField } from '../lib/hyperparameters';
+import { ApiError } from '../api/http';
 import { int } from '../lib/job-state';
 import { navigate } from '../router';
 import { useSettings } from '../settings';
@@ -38,6 +39,33 @@ const resolvedName = (models: BaseModel[], name: string | undefined): string | u
   const model = models.find((m) => m.name === full);
   return model?.baseModelId ?? full.replace(/^models\//, '');
 };
+
+const fieldLabels: Record<HyperparameterField, { id: string; label: string }> = {
+  epochs: { id: 'epochs', label: 'Epochs' },
+  batchSize: { id: 'batch-size', label: 'Batch size' },
+  learningRate: { id: 'learning-rate', label: 'Learning rate' },
+};
+
+/** The hyperparameter a google.rpc error's field violation names, with the server's message. */
+function fieldError(error: unknown): { field: HyperparameterField; message: string } | undefined {
+  if (!(error instanceof ApiError)) return undefined;
+  for (const detail of error.details ?? []) {
+    for (const violation of (detail as { fieldViolations?: { field?: string }[] }).fieldViolations ?? []) {
+      const field = fieldOfViolation(violation.field);
+      if (field) return { field, message: error.message };
+    }
+  }
+  return undefined;
+}
+
+/** Brings a field into view and focus (it may be inside the closed "Advanced options"). */
+function focusField(id: string): void {
+  const input = document.getElementById(id);
+  const details = input?.closest('details');
+  if (details) details.open = true;
+  input?.scrollIntoView({ block: 'center' });
+  input?.focus({ preventScroll: true });
+}
 
 export function CreatePage() {
   const settings = useSettings();
@@ -68,6 +96,8 @@ export function CreatePage() {
   const trainingCheck = useMemo(() => trainingText && checkJsonl(trainingText.text), [trainingText?.text]);
   const validationCheck = useMemo(() => validationText && checkJsonl(validationText.text), [validationText?.text]);
   const dataReady = !!trainingCheck && checkPassed(trainingCheck) && (!validationCheck || checkPassed(validationCheck));
+  const fieldCheck = useMemo(() => checkHyperparameters(hyper), [hyper]);
+  const fieldsValid = Object.keys(fieldCheck.errors).length === 0;
 
   const buildRequest = (uris: DatasetUris): NewTuningJob => ({
     baseModel: shortModelName(baseModel),
@@ -81,12 +111,18 @@ export function CreatePage() {
   });
   const requestKey = JSON.stringify([baseModel, displayName, description, hyper, settings]);
   const preview = useDatasetPreview(
-    dataReady && baseModel ? trainingText : undefined,
+    dataReady && fieldsValid && baseModel ? trainingText : undefined,
     validationText,
     buildRequest,
     requestKey,
     mode === 'table' ? 1000 : 300,
   );
+
+  // A refusal the server pins on a hyperparameter (e.g. too many examples × epochs) is shown at that field.
+  const serverField = fieldError(preview.phase === 'error' ? preview.error : undefined) ?? fieldError(submitError);
+  const check: HyperparameterCheck = serverField && !fieldCheck.errors[serverField.field] ? { ...fieldCheck, errors: { ...fieldCheck.errors, [serverField.field]: serverField.message } } : fieldCheck;
+  const invalidFields = (Object.keys(check.errors) as HyperparameterField[]).map((f) => fieldLabels[f]);
+  const ready = dataReady && invalidFields.length === 0 && !!baseModel;
 
   const sameBase = (jobBase: string | undefined) => resolvedName(modelList, jobBase) === resolvedName(modelList, baseModel);
   const pastRuns = usePastRuns(models.data ? baseModel : undefined, sameBase);
@@ -107,7 +143,7 @@ export function CreatePage() {
 
   const submit = async (event: Event) => {
     event.preventDefault();
-    if (!dataReady || !trainingText || !baseModel) return;
+    if (!ready || !trainingText || !baseModel) return;
     setSubmitting(true);
     setSubmitError(undefined);
     try {
@@ -182,17 +218,25 @@ export function CreatePage() {
             <DatasetProblems id="validation-check" what="Validation data" check={validationCheck} />
           </fieldset>
 
-          <HyperparameterInputs value={hyper} onChange={setHyper} filled={filled} />
+          <HyperparameterInputs value={hyper} onChange={setHyper} filled={filled} check={check} />
         </div>
 
         <aside class="create-side">
           <section class="panel" aria-labelledby="estimate-title">
             <h2 id="estimate-title">Before you start</h2>
             <div aria-live="polite">
-              {preview.phase === 'idle' && <p class="muted">{trainingCheck && !dataReady ? 'Fix the dataset errors to get an estimate.' : 'Add a dataset to see its steps and an estimated duration.'}</p>}
+              {preview.phase === 'idle' && (
+                <p class="muted">
+                  {trainingCheck && !dataReady
+                    ? 'Fix the dataset errors to get an estimate.'
+                    : !fieldsValid
+                      ? 'Fix the fields marked in red to get an estimate.'
+                      : 'Add a dataset to see its steps and an estimated duration.'}
+                </p>
+              )}
               {preview.phase === 'uploading' && <p>Uploading the dataset to Attune's store…</p>}
               {preview.phase === 'checking' && <p>The server is checking the dataset…</p>}
-              {preview.phase === 'error' && <ErrorBanner error={preview.error} />}
+              {preview.phase === 'error' && (serverField ? <p class="muted">Fix the fields marked in red to get an estimate.</p> : <ErrorBanner error={preview.error} />)}
               {preview.phase === 'done' && (
                 <>
                   <dl class="facts" data-testid="estimate">
@@ -225,12 +269,29 @@ export function CreatePage() {
                 <DataStats stats={stats} />
               </details>
             )}
-            <ErrorBanner error={submitError} />
-            <button type="submit" class="primary wide" disabled={!dataReady || !baseModel || submitting} aria-describedby="submit-hint">
+            {!serverField && <ErrorBanner error={submitError} />}
+            <button type="submit" class="primary wide" disabled={!ready || submitting} aria-describedby="submit-hint">
               {submitting ? 'Starting…' : 'Start tuning'}
             </button>
-            <p id="submit-hint" class="hint">
-              {dataReady ? 'The job starts at once and runs in the background.' : 'Starts once the dataset has no errors.'}
+            <p id="submit-hint" class="hint" data-testid="submit-hint">
+              {invalidFields.length > 0 ? (
+                <>
+                  Fix {invalidFields.length === 1 ? 'this field' : 'these fields'} first:{' '}
+                  {invalidFields.map((f, i) => (
+                    <>
+                      {i > 0 && ', '}
+                      <button type="button" class="link" onClick={() => focusField(f.id)}>
+                        {f.label}
+                      </button>
+                    </>
+                  ))}
+                  .
+                </>
+              ) : dataReady ? (
+                'The job starts at once and runs in the background.'
+              ) : (
+                'Starts once the dataset has no errors.'
+              )}
             </p>
           </section>
           <details class="panel">
