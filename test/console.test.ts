@@ -136,17 +136,18 @@ describe('console', { timeout: 300_000 }, () => {
     await page.waitForURL(new RegExp(`/console/test/${firstId}$`));
     const prompt = page.getByLabel('Prompt');
     await prompt.waitFor();
-    await page.getByLabel(/Temperature/).evaluate((input: any) => {
-      input.value = '0';
-      input.dispatchEvent(new Event('input', { bubbles: true }));
-    });
+    // Greedy by default, as `attune generate` and the README are; single-turn, as the examples were.
+    assert.equal(await page.getByLabel(/Temperature/).inputValue(), '0');
+    assert.equal(await page.getByLabel('Single turn').isChecked(), true);
     await page.getByLabel('Max output tokens').fill('16');
     await prompt.fill('twenty two');
     await page.getByTestId('prompt-tokens').filter({ hasText: /\d+ tokens/ }).waitFor();
     const streamed = page.waitForRequest((r) => r.url().includes(`/v1beta/tunedModels/${firstId}:streamGenerateContent?alt=sse`));
+    const baseStreamed = page.waitForRequest((r) => r.url().includes(':streamGenerateContent?alt=sse') && r.url().includes('/v1beta/models/'));
     await prompt.press('Enter');
     const sent = (await streamed).postDataJSON();
     assert.deepEqual(sent.contents, [{ role: 'user', parts: [{ text: 'twenty two' }] }]);
+    assert.equal(sent.systemInstruction, undefined);
     assert.equal(sent.generationConfig.temperature, 0);
     assert.equal(sent.generationConfig.maxOutputTokens, 16);
     const answer = page.locator('[data-testid=tuned-transcript] li[data-role=model]:not([data-pending])');
@@ -159,9 +160,49 @@ describe('console', { timeout: 300_000 }, () => {
     assert.match(shown, /twenty three/);
     const usage = (await answer.getByTestId('usage').textContent())!;
     assert.match(usage, new RegExp(`^${direct.usageMetadata.promptTokenCount} prompt tokens · ${direct.usageMetadata.candidatesTokenCount} output tokens`));
-    // The base model answered the same prompt beside it.
-    await page.locator('[data-testid=base-transcript] li[data-role=model]:not([data-pending])').getByTestId('usage').waitFor({ timeout: 60_000 });
+    assert.equal(await answer.getByTestId('stopped-at-limit').count(), direct.candidates[0].finishReason === 'MAX_TOKENS' ? 1 : 0);
+
+    // The base model answered the same prompt beside it: without the space its continuation starts with,
+    // and marked where it stopped at the token limit.
+    const baseAnswer = page.locator('[data-testid=base-transcript] li[data-role=model]:not([data-pending])');
+    await baseAnswer.getByTestId('usage').waitFor({ timeout: 60_000 });
+    const baseRequest = await baseStreamed;
+    const baseDirect = (await api(`${new URL(baseRequest.url()).pathname.replace(':streamGenerateContent', ':generateContent')}`, { method: 'POST', body: baseRequest.postDataJSON() })).json;
+    const baseText: string = baseDirect.candidates[0].content.parts.map((p: { text: string }) => p.text).join('');
+    const baseShown = (await baseAnswer.locator('.message-text').textContent())!;
+    assert.equal(baseShown, baseText.trimStart());
+    assert.doesNotMatch(baseShown, /^\s/);
+    const baseStopped = baseDirect.candidates[0].finishReason === 'MAX_TOKENS';
+    assert.equal(await baseAnswer.getByTestId('stopped-at-limit').count(), baseStopped ? 1 : 0);
+    if (baseStopped) assert.equal(await baseAnswer.getByTestId('stopped-at-limit').textContent(), 'Stopped at the token limit (16 tokens): raise Max output tokens for a longer answer.');
     await screenshot(page, 'test');
+
+    // Single turn: the next prompt goes alone, though the first exchange stays on screen.
+    const ask = async (text: string) => {
+      const request = page.waitForRequest((r) => r.url().includes(`/v1beta/tunedModels/${firstId}:streamGenerateContent?alt=sse`));
+      await prompt.fill(text);
+      await prompt.press('Enter');
+      const body = (await request).postDataJSON();
+      await page.locator('[data-testid=tuned-transcript] li[data-pending]').waitFor({ state: 'detached', timeout: 60_000 });
+      await page.locator('[data-testid=base-transcript] li[data-pending]').waitFor({ state: 'detached', timeout: 60_000 });
+      return body;
+    };
+    assert.deepEqual((await ask('thirty')).contents, [{ role: 'user', parts: [{ text: 'thirty' }] }]);
+    assert.equal(await page.locator('[data-testid=tuned-transcript] li[data-role=model]').count(), 2);
+    // As a conversation, with a system instruction: the earlier turns and the instruction are sent.
+    await page.getByLabel('Single turn').uncheck();
+    await page.getByLabel('System instruction (optional)').fill('Count on by one.');
+    const conversation = await ask('forty');
+    assert.deepEqual(conversation.contents.map((c: { role: string; parts: { text: string }[] }) => `${c.role}: ${c.parts[0]!.text.trim() ? 'text' : 'empty'}`), [
+      'user: text',
+      'model: text',
+      'user: text',
+      'model: text',
+      'user: text',
+    ]);
+    assert.equal(conversation.contents[0].parts[0].text, 'twenty two');
+    assert.equal(conversation.contents[4].parts[0].text, 'forty');
+    assert.deepEqual(conversation.systemInstruction, { parts: [{ text: 'Count on by one.' }] });
     assert.deepEqual(problems, []);
   });
 
@@ -264,6 +305,15 @@ describe('console', { timeout: 300_000 }, () => {
     await phone.page.locator('h1 .badge', { hasText: 'Succeeded' }).waitFor();
     assert.ok(await phone.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'the details page scrolls sideways');
     await screenshot(phone.page, 'details-phone');
+    // On the Test page the prompt box is within the first screen, above the sampling panel.
+    await phone.page.goto(`${server.url}/console/test/${firstId}`);
+    const prompt = phone.page.getByLabel('Prompt');
+    await prompt.waitFor();
+    const promptBox = (await prompt.boundingBox())!;
+    assert.ok(promptBox.y + promptBox.height < viewports.phone.height, `the prompt box ends ${promptBox.y + promptBox.height} px down`);
+    assert.ok(promptBox.y < (await phone.page.getByLabel(/Temperature/).boundingBox())!.y, 'the prompt box comes before the sampling panel');
+    assert.ok(await phone.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'the Test page scrolls sideways');
+    await screenshot(phone.page, 'test-phone', { fullPage: false });
     assert.deepEqual(phone.problems, []);
   });
 });
