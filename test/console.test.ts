@@ -117,7 +117,17 @@ describe('console', { timeout: 300_000 }, () => {
     }, trainColor);
     assert.ok(painted > 200, `only ${painted} pixels of the train curve`);
     assert.match((await page.getByTestId('run-progress').textContent())!, new RegExp(`Step ${total} of ${total} · epoch 30 of 30`));
+    // The final values beside the chart, and a plain note where there is no validation set to plot.
+    const lossLast = (await page.getByTestId('loss-chart-last').textContent())!;
+    assert.match(lossLast, new RegExp(`^Final: Train ${Number(trainLoss.at(-1).scalar.value).toPrecision(4).replace('.', '\\.')}(?!\\d)`));
+    assert.match(lossLast, /no validation set$/);
+    assert.doesNotMatch((await page.locator('main').textContent())!, /No points yet/);
     await screenshot(page, 'details');
+    // Loss on a log scale, and the train line smoothed, on request.
+    await page.getByLabel('Log scale for loss').check();
+    assert.equal(await chart.getAttribute('data-scale'), 'log');
+    await page.getByLabel('Log scale for loss').uncheck();
+    assert.equal(await chart.getAttribute('data-scale'), 'linear');
     assert.deepEqual(problems, []);
   });
 
