@@ -326,4 +326,34 @@ describe('console', { timeout: 300_000 }, () => {
     await screenshot(phone.page, 'test-phone', { fullPage: false });
     assert.deepEqual(phone.problems, []);
   });
+
+  test('the list shows final loss and run time, and renames and deletes in place', async () => {
+    await go('/');
+    const row = page.locator(`tr[data-job="${firstId}"]`);
+    await row.getByTestId('final-loss').filter({ hasText: /\d/ }).waitFor();
+    const loss = (await api(jobs(`/${firstId}/metrics`))).json.timeSeriesData.find((s: { displayName: string }) => s.displayName === '/train_total_loss').values.at(-1);
+    assert.equal(await row.getByTestId('final-loss').textContent(), Number(loss.scalar.value).toPrecision(4));
+    const job = (await api(jobs(`/${firstId}`))).json;
+    const seconds = (Date.parse(job.endTime) - Date.parse(job.startTime)) / 1000;
+    const shownTime = (await row.getByTestId('run-time').textContent())!;
+    const [, minutes = '0', secs] = /^(?:(\d+) min )?(\d+(?:\.\d)?) s$/.exec(shownTime) ?? [];
+    assert.ok(secs, `run time shown as ${shownTime}`);
+    assert.ok(Math.abs(Number(minutes) * 60 + Number(secs) - seconds) <= 0.5, `${shownTime} for ${seconds} s`);
+
+    await row.getByRole('button', { name: 'Rename numbers e2e' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Rename tuned model' });
+    await dialog.getByLabel('Display name').fill('numbers renamed');
+    await dialog.getByRole('button', { name: 'Rename' }).click();
+    await page.getByRole('status').filter({ hasText: 'Renamed to numbers renamed.' }).waitFor();
+    await row.getByRole('link', { name: 'numbers renamed', exact: true }).waitFor();
+    assert.equal((await api(jobs(`/${firstId}`))).json.tunedModelDisplayName, 'numbers renamed');
+
+    await row.getByRole('button', { name: 'Delete numbers renamed' }).click();
+    const confirm = page.getByRole('dialog', { name: 'Delete numbers renamed?' });
+    await confirm.getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('status').filter({ hasText: 'Deleted numbers renamed.' }).waitFor();
+    await row.waitFor({ state: 'detached' });
+    assert.equal((await api(`/v1beta/tunedModels/${firstId}`)).status, 404);
+    assert.deepEqual(problems, []);
+  });
 });

@@ -73,6 +73,11 @@ export function getTunedModel(id: string): Promise<TunedModel> {
   return apiJson<TunedModel>(`/v1beta/tunedModels/${encodeURIComponent(id)}`);
 }
 
+/** Renames a tuned model (and so its job): PATCH with updateMask=displayName. */
+export function renameTunedModel(id: string, displayName: string): Promise<TunedModel> {
+  return apiJson<TunedModel>(`/v1beta/tunedModels/${encodeURIComponent(id)}`, { method: 'PATCH', query: { updateMask: 'displayName' }, body: { displayName } });
+}
+
 /** Vertex has no job delete; the Gemini API deletes the tuned model (by its id or job number) and so the job. */
 export function deleteTunedModel(id: string): Promise<unknown> {
   return apiJson(`/v1beta/tunedModels/${encodeURIComponent(id)}`, { method: 'DELETE' });

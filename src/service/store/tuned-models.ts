@@ -167,6 +167,13 @@ export class TunedModelStore {
       .all(id, kind) as StepMetric[];
   }
 
+  /** The metric of the last step recorded (the console's list shows the final loss). */
+  lastMetric(id: string, kind: 'train' | 'eval'): StepMetric | undefined {
+    return this.db
+      .prepare('SELECT kind, step, epoch, loss, accuracy, predictions, time FROM metrics WHERE tuned_model_id = ? AND kind = ? ORDER BY step DESC LIMIT 1')
+      .get(id, kind) as StepMetric | undefined;
+  }
+
   /** Drops metrics and checkpoints past a step: a resumed run re-records the steps after its checkpoint. */
   truncateMetrics(id: string, afterStep: number): void {
     this.db.prepare('DELETE FROM metrics WHERE tuned_model_id = ? AND step > ?').run(id, afterStep);
