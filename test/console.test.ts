@@ -122,6 +122,18 @@ describe('console', { timeout: 300_000 }, () => {
     assert.match(lossLast, new RegExp(`^Final: Train ${Number(trainLoss.at(-1).scalar.value).toPrecision(4).replace('.', '\\.')}(?!\\d)`));
     assert.match(lossLast, /no validation set$/);
     assert.doesNotMatch((await page.locator('main').textContent())!, /No points yet/);
+    // The log of events: newest first, with the tokens trained and the seed, as the API gives them.
+    const log = (await api(jobs(`/${firstId}/events`))).json;
+    const panel = page.getByTestId('job-events');
+    await panel.getByTestId('seed').waitFor();
+    assert.equal(await panel.getByTestId('seed').textContent(), String(log.seed));
+    assert.equal((await panel.getByTestId('trained-tokens').textContent())!.replace(/\D/g, ''), log.trainedTokens);
+    const items = panel.locator('li.event');
+    assert.match((await items.first().textContent())!, /Finished: \d+ of \d+ steps/);
+    assert.equal(await items.count(), 20);
+    await panel.getByRole('button', { name: `Show all ${log.events.length} events` }).click();
+    assert.equal(await items.count(), log.events.length);
+    assert.equal(await items.last().getAttribute('data-type'), 'created');
     await screenshot(page, 'details');
     // Loss on a log scale, and the train line smoothed, on request.
     await page.getByLabel('Log scale for loss').check();

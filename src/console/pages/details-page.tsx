@@ -1,5 +1,5 @@
 // One tuning job: live progress and ETA, loss and accuracy charts with epoch markers, hyperparameters,
-// data statistics, and what one can do with it (cancel, test, export, delete, curl).
+// data statistics, its log of events, and what one can do with it (cancel, test, clone, export, delete, curl).
 import { useState } from 'preact/hooks';
 import { exportPath } from '../api/exports';
 import { deleteTunedModel, tunedModelPath } from '../api/gemini';
@@ -11,6 +11,7 @@ import { ConfirmDialog } from '../components/dialog';
 import { ErrorBanner } from '../components/error-banner';
 import { HyperparameterFacts, TimelineFacts } from '../components/job-facts';
 import { JobCharts } from '../components/job-charts';
+import { JobEvents } from '../components/job-events';
 import { RunProgress } from '../components/run-progress';
 import { StateBadge } from '../components/state-badge';
 import { useJobMetrics } from '../hooks/use-job-metrics';
@@ -130,6 +131,7 @@ export function DetailsPage({ id }: { id: string }) {
           <TimelineFacts job={job} />
         </section>
       </div>
+      <JobEvents id={id} job={job} />
       {hasAdapter(job) && <ExportPanel id={id} />}
       <details class="panel">
         <summary>Equivalent curl commands</summary>
