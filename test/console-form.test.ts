@@ -127,6 +127,57 @@ describe('console form', { timeout: 120_000 }, () => {
     assert.deepEqual(problems, []);
   });
 
+  test('a CSV gets an offer to import it, not a JSON parse error, and imports as JSONL', async () => {
+    await page.goto(`${server.url}/console/new`);
+    const csv = 'prompt,response\n"one, two",three\n-3,-2\n4,five\n';
+    await page.getByLabel('Training dataset (JSONL)').setInputFiles({ name: 'numbers.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+    const offer = page.getByTestId('training-check-csv');
+    await offer.waitFor();
+    assert.match((await offer.textContent())!, /numbers\.csv looks like CSV, not JSONL\. Import it\? .*input from column prompt, output from column response \(3 examples\)/);
+    assert.equal(await page.locator('[role=alert]').count(), 0, 'no parse errors');
+    assert.equal(await page.getByRole('button', { name: 'Start tuning' }).isDisabled(), true);
+    await offer.getByRole('button', { name: 'Import as JSONL' }).click();
+    await page.locator('#training-check', { hasText: '3 examples read, no errors' }).waitFor();
+    assert.match((await page.locator('.drop-zone').first().textContent())!, /numbers\.jsonl/);
+    await page.getByTestId('estimate-steps').waitFor({ timeout: 30_000 });
+    // What was uploaded is the JSONL the CSV became.
+    const objects = (await call(`${server.url}/storage/v1/b/attune-console-local/o`)).json.items;
+    // Upload names start with the time, so the last in name order is the newest.
+    const latest = objects.filter((o: { name: string }) => o.name.endsWith('numbers.jsonl')).sort((a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name)).at(-1);
+    const stored = await call(`${server.url}/download/storage/v1/b/attune-console-local/o/${encodeURIComponent(latest.name)}?alt=media`);
+    assert.deepEqual(stored.text.trim().split('\n').map((l: string) => JSON.parse(l)), [
+      { text_input: 'one, two', output: 'three' },
+      { text_input: '-3', output: '-2' },
+      { text_input: '4', output: 'five' },
+    ]);
+    assert.deepEqual(problems, []);
+  });
+
+  test('a dataset already in the store is picked by its gs:// URI instead of uploading', async () => {
+    const objects = (await call(`${server.url}/storage/v1/b/attune-console-local/o`)).json.items as { bucket: string; name: string }[];
+    // The number examples the first test uploaded (the oldest numbers.jsonl; the CSV import came later).
+    const numbers = objects.filter((o) => o.name.endsWith('-numbers.jsonl')).sort((a, b) => a.name.localeCompare(b.name))[0]!;
+    const uri = `gs://${numbers.bucket}/${numbers.name}`;
+    await page.goto(`${server.url}/console/new`);
+    const uploadsBefore = sent.filter((r) => r.url().includes('/upload/storage/')).length;
+    await page.getByLabel('Pick a gs:// dataset').check();
+    const field = page.getByLabel('Training dataset (gs:// URI)');
+    await page.getByTestId('stored-training-message').filter({ hasText: /files? in this project's buckets to pick from/ }).waitFor();
+    const suggested = await page.locator('#stored-training-objects option').evaluateAll((options) => options.map((o: any) => o.value));
+    assert.ok(suggested.includes(uri), `${uri} among ${suggested.join(', ')}`);
+    await field.fill('not a uri');
+    assert.equal(await page.getByTestId('stored-training-message').textContent(), 'Give a gs://bucket/object URI.');
+    assert.equal(await page.getByRole('button', { name: 'Start tuning' }).isDisabled(), true);
+    await field.fill(uri);
+    await page.getByTestId('estimate-steps').waitFor({ timeout: 30_000 });
+    assert.equal(await page.getByRole('button', { name: 'Start tuning' }).isDisabled(), false);
+    assert.equal(sent.filter((r) => r.url().includes('/upload/storage/')).length, uploadsBefore, 'nothing uploaded');
+    const check = sent.at(-1)!;
+    assert.match(check.url(), /tuningJobs\?validateOnly=true$/);
+    assert.equal(check.postDataJSON().supervisedTuningSpec.trainingDatasetUri, uri);
+    assert.deepEqual(problems, []);
+  });
+
   test('the page works from the keyboard', async () => {
     await page.goto(`${server.url}/console/`);
     await page.getByText('No tuning jobs yet.').waitFor();

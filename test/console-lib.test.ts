@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import { etaSeconds, halfLifeFor, paceDefaults, secondsPerStep } from '../src/console/lib/eta.js';
 import { epochStride, thinEpochMarks } from '../src/console/lib/epoch-ticks.js';
 import { smooth, type SeriesPoint } from '../src/console/lib/series.js';
+import { csvToJsonl, looksLikeCsv } from '../src/console/lib/csv-import.js';
 import { checkHyperparameters, emptyHyperparameters, fieldOfViolation, type HyperparameterFields } from '../src/console/lib/hyperparameters.js';
 
 /** Points for steps 1..n, each step taking stepSeconds(step) seconds after a start-up of startSeconds. */
@@ -162,5 +163,29 @@ describe('hyperparameter checks at the field', () => {
     assert.equal(fieldOfViolation('tuning_task.hyperparameters.learning_rate_multiplier'), 'learningRate');
     assert.equal(fieldOfViolation('tuning_task.hyperparameters.batch_size'), 'batchSize');
     assert.equal(fieldOfViolation('supervised_tuning_spec.training_dataset_uri'), undefined);
+  });
+});
+
+describe('CSV import', () => {
+  test('a CSV with the usual column names becomes text_input/output JSONL; quotes, commas and newlines survive', () => {
+    const csv = 'id,prompt,response\n1,"one, two","three\nfour"\n2,-3,-2\n3,,empty input\n';
+    assert.equal(looksLikeCsv(csv), true);
+    const imported = csvToJsonl(csv);
+    assert.equal(imported.inputColumn, 'prompt');
+    assert.equal(imported.outputColumn, 'response');
+    assert.equal(imported.examples, 2);
+    assert.equal(imported.skipped, 1);
+    assert.deepEqual(imported.jsonl.trim().split('\n').map((l) => JSON.parse(l)), [
+      { text_input: 'one, two', output: 'three\nfour' },
+      { text_input: '-3', output: '-2' },
+    ]);
+  });
+
+  test('unknown column names: the first two columns; JSONL and plain text are not CSV', () => {
+    const imported = csvToJsonl('\uFEFFa;b\n'.replace(';', ',') + 'x,y\n');
+    assert.deepEqual([imported.inputColumn, imported.outputColumn, imported.examples], ['a', 'b', 1]);
+    assert.equal(looksLikeCsv('{"text_input": "1", "output": "2"}\n'), false);
+    assert.equal(looksLikeCsv('just one line of prose'), false);
+    assert.equal(looksLikeCsv(''), false);
   });
 });

@@ -228,6 +228,26 @@ describe('console', { timeout: 300_000 }, () => {
     assert.deepEqual(problems, []);
   });
 
+  test('"Clone this job" fills the form from the job, datasets by URI', async () => {
+    await go(`/jobs/${firstId}`);
+    await page.getByRole('link', { name: 'Clone this job' }).click();
+    await page.waitForURL(new RegExp(`/console/new\\?clone=${firstId}$`));
+    await page.getByTestId('clone-notice').waitFor();
+    const job = (await api(jobs(`/${firstId}`))).json;
+    assert.equal(await page.getByLabel('Display name').inputValue(), 'numbers e2e (copy)');
+    assert.equal(await page.getByLabel('Epochs').inputValue(), '30');
+    assert.equal(await page.getByLabel('Batch size').inputValue(), '4');
+    assert.equal(await page.getByLabel('Pick a gs:// dataset').isChecked(), true);
+    assert.equal(await page.getByLabel('Training dataset (gs:// URI)').inputValue(), job.supervisedTuningSpec.trainingDatasetUri);
+    assert.equal(await page.getByLabel('Base model').inputValue(), `models/${job.baseModel}`);
+    // The server checks the clone as it would create it: the same steps as the original.
+    const steps = page.getByTestId('estimate-steps');
+    await steps.waitFor({ timeout: 30_000 });
+    assert.equal((await steps.textContent())!.replace(/\D/g, ''), job.tuningDataStats.supervisedTuningDataStats.tuningStepCount);
+    assert.equal(await page.getByRole('button', { name: 'Start tuning' }).isDisabled(), false);
+    assert.deepEqual(problems, []);
+  });
+
   test('cancels a second run', async () => {
     const extra = async () => {
       await page.getByText('Advanced options').click();

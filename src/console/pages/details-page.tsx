@@ -103,6 +103,9 @@ export function DetailsPage({ id }: { id: string }) {
           <Link href={`/compare?jobs=${id}`} class="button">
             Compare…
           </Link>
+          <Link href={`/new?clone=${id}`} class="button">
+            Clone this job
+          </Link>
           <button type="button" class="danger" onClick={() => setConfirming('delete')}>
             Delete
           </button>
