@@ -8,7 +8,7 @@ import { isTerminal } from '../lib/job-state';
 import { formatNumber, formatTime } from '../lib/format';
 import { ErrorBanner } from './error-banner';
 
-const shownAtFirst = 20;
+const shownAtFirst = 8;
 
 /** Reloaded when the job's state changes, and every few seconds while it runs. */
 export function JobEvents({ id, job }: { id: string; job: TuningJob }) {

@@ -1,5 +1,6 @@
 // A tuning job's log of events (as OpenAI's fine-tuning jobs list them): created, started, each epoch's end,
-// each evaluation of the validation set, each checkpoint, and how it ended. Nothing here is stored as an event:
+// each evaluation of the validation set, while it runs the latest checkpoint (the one a restart resumes from;
+// a finished run keeps none), and how it ended. Nothing here is stored as an event:
 // each is derived from what the store already holds (the tuned model's times, hyperparameters and error, its
 // metrics and the checkpoints its run reported), so the log can never disagree with the job.
 import { trainingDefaults } from '../../engine/train/defaults.js';
@@ -81,8 +82,9 @@ export function jobEvents(model: TunedModel, train: StepMetric[], evals: StepMet
       message: `Validation at step ${m.step}: loss ${lossText(m.loss)}, next-token accuracy ${percent(m.accuracy)} over ${count(m.predictions)} tokens.`,
     });
   }
-  for (const c of checkpoints) {
-    events.push({ time: c.time, type: 'checkpoint', level: 'info', step: c.step, message: `Checkpoint saved at step ${c.step} (a restart resumes from here).` });
+  const latest = checkpoints.at(-1);
+  if (latest && !model.operationDone) {
+    events.push({ time: latest.time, type: 'checkpoint', level: 'info', step: latest.step, message: `Checkpoint saved at step ${latest.step}: a restart resumes from here.` });
   }
 
   if (model.operationDone && model.completeTime) {
