@@ -18,6 +18,7 @@ import { tuningJobRoutes } from './vertex/tuning-jobs.js';
 import { metricRoutes } from './vertex/metrics.js';
 import { eventRoutes } from './vertex/events.js';
 import { endpointRoutes } from './vertex/endpoints.js';
+import { resourceRoutes } from './vertex/resources.js';
 import { consolePlugin } from './console/plugin.js';
 import { exportRoutes } from './export/routes.js';
 
@@ -54,6 +55,7 @@ export async function buildServer(services: Services, { logLevel }: ServerOption
   metricRoutes(app, services);
   eventRoutes(app, services);
   endpointRoutes(app, services);
+  resourceRoutes(app, services);
   await app.register(storageRoutes, { store: services.objects });
   exportRoutes(app, services);
   await app.register(consolePlugin, { services });
