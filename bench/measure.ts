@@ -3,6 +3,8 @@
 //   node dist/bench/measure.js train <shape> [steps] [--threads N[:blas]] [--dtype D]
 //   node dist/bench/measure.js decode <shape> [tokens] [--threads ...] [--dtype D]
 //   node dist/bench/measure.js soak <shape> <steps> [--threads ...]     (RSS over a long run of the trainer)
+//   node dist/bench/measure.js serve <shape> <continuous|swap-per-batch> [--threads ...]
+//   node dist/bench/measure.js fairness <shape> continuous [--threads ...]
 // Without --threads and --dtype, Attune runs in its auto setting (as `attune tune` would).
 import { parseArgs } from 'node:util';
 import { tidy, setNumThreads, setBlasThreads, manualSeed, noGrad, ids, heapStats } from '../src/engine/tensor/index.js';
@@ -18,6 +20,8 @@ import { planTraining } from '../src/engine/train/memory-plan.js';
 import { benchShapes, loraRank, loraAlpha } from './shapes.js';
 import { randomModelDir } from './random-model.js';
 import { profileOps } from './op-profile.js';
+import { runFairness, runLoad } from './serve-load.js';
+import type { SchedulerKind } from '../src/service/serving/inference.js';
 
 const { positionals, values } = parseArgs({ allowPositionals: true, options: { threads: { type: 'string' }, dtype: { type: 'string' }, profile: { type: 'boolean' }, shapes: { type: 'boolean' } } });
 const [mode, shapeName, countArg] = positionals;
@@ -29,15 +33,30 @@ const placement = resolvePlacement({ dtype: (values.dtype ?? 'auto') as DtypeCho
 const rssMb = () => process.memoryUsage.rss() / 2 ** 20;
 const peakRssMb = () => process.resourceUsage().maxRSS / 1024;
 
+function setThreads(setting: string): void {
+  const [intraOp, blas] = setting.split(':').map(Number);
+  setNumThreads(intraOp);
+  if (blas) setBlasThreads(blas);
+}
+
+if (mode === 'serve' || mode === 'fairness') {
+  // The serving load loads its own base model (bench/serve-load.ts).
+  const threads = values.threads ?? String(configureThreads(process.env, config.hiddenSize).threads);
+  if (values.threads) setThreads(values.threads);
+  manualSeed(0);
+  const scheduler = countArg as SchedulerKind;
+  const result = mode === 'serve' ? await runLoad(shape, scheduler) : await runFairness(shape);
+  console.log(JSON.stringify({ impl: 'attune', mode, shape: shape.name, threads, scheduler, ...result, peak_rss_mb: peakRssMb() }));
+  process.exit(0);
+}
+
 const loadStarted = performance.now();
 const model = loadTransformer(dir, placement);
 const loadSeconds = (performance.now() - loadStarted) / 1000;
 const loadPeakRssMb = peakRssMb();
 let threads: string;
 if (values.threads) {
-  const [intraOp, blas] = values.threads.split(':').map(Number);
-  setNumThreads(intraOp);
-  if (blas) setBlasThreads(blas);
+  setThreads(values.threads);
   threads = values.threads;
 } else threads = String(configureThreads(process.env, config.hiddenSize).threads);
 manualSeed(0);

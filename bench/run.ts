@@ -4,6 +4,7 @@
 // bfloat16 autocast, eager and fused (SDPA) attention, 1 and 2 threads. Every measurement runs in its own
 // process, one at a time, so peak RSS is its own and the cores are not shared. The reference is the
 // newest PyTorch here: .venv-torch (scripts/setup-reference.sh), else Debian's python3-torch.
+// --only also takes soak, seed-job, healthz and serving (bench/serving.ts).
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { totalmem } from 'node:os';
@@ -12,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchShapes, type BenchShape } from './shapes.js';
 import { createToActiveSeconds } from './tune-latency.js';
+import { servingFigures } from './serving.js';
 import { healthzLatency } from './healthz-latency.js';
 import { parseModelConfig, parameterCount } from '../src/engine/model/config.js';
 import { libtorchVersion } from '../src/engine/tensor/index.js';
@@ -26,7 +28,7 @@ const python = process.env.ATTUNE_BENCH_PYTHON ?? (existsSync(venvPython) ? venv
 const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' } } });
 const quick = values.quick ?? false;
 const only = values.only?.split(',');
-const extras = ['soak', 'seed-job', 'healthz'];
+const extras = ['soak', 'seed-job', 'healthz', 'serving'];
 const unknown = only?.filter((name) => !extras.includes(name) && !benchShapes.some((s) => s.name === name));
 if (unknown?.length) {
   console.error(`unknown shape ${unknown.join(', ')}; shapes: ${benchShapes.map((s) => s.name).join(', ')}, ${extras.join(', ')}`);
@@ -147,6 +149,8 @@ if (selected('soak')) {
     attune: round(rss[String(steps)] - rss['1000']), rss_mb_by_step: rss,
   });
 }
+
+if (selected('serving')) for (const line of servingFigures({ measureScript, referenceScript, python })) emit(line);
 
 // The Gemini API seed job end to end: create → ACTIVE through HTTP and a worker process (target < 5 s).
 if (selected('seed-job')) {

@@ -7,6 +7,7 @@ import { isLoopback, serviceDefaults, type ServiceConfig } from '../service/conf
 import { parseOptions } from './args.js';
 import { UsageError, numberOption, positiveInteger, placementOptions } from './usage-error.js';
 import { limitNames, limitOverrides } from '../service/limits.js';
+import { schedulers, type SchedulerKind } from '../service/serving/inference.js';
 import { printJobEvents } from './job-events.js';
 
 export const serveUsage = `attune serve [options]
@@ -19,6 +20,8 @@ export const serveUsage = `attune serve [options]
   --device D          auto|cpu|cuda[:N]: where tuning runs and models are served (default auto: a CUDA GPU if visible)
   --dtype T           auto|float32|bfloat16|float16: compute dtype of base weights (default auto: bfloat16 where this
                       device multiplies it much faster than float32, by a probe at start-up; tiny models in float32)
+  --scheduler S       generation scheduler: continuous (default; batches every request of a base model
+                      together) or swap-per-batch (the earlier one, for comparison)
   --limit NAME=VALUE  override a size cap or quota (repeatable; ATTUNE_LIMIT_<NAME>): ${limitNames.join(', ')}`;
 
 export function dataDirOption(value: string | undefined): string {
@@ -30,6 +33,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' },
     concurrency: { type: 'string' }, keyless: { type: 'boolean' }, 'dataset-dir': { type: 'string' },
     limit: { type: 'string', multiple: true }, device: { type: 'string' }, dtype: { type: 'string' },
+    scheduler: { type: 'string' },
   });
   const placement = placementOptions(values);
   const config: ServiceConfig = {
@@ -41,6 +45,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     datasetDir: values['dataset-dir'] ? path.resolve(values['dataset-dir']) : undefined,
     limits: usage(() => limitOverrides(values.limit ?? [])),
     ...placement,
+    serving: { scheduler: schedulerOption(values.scheduler) },
   };
   if (config.datasetDir && !statSync(config.datasetDir, { throwIfNoEntry: false })?.isDirectory()) {
     throw new UsageError(`--dataset-dir ${config.datasetDir} is not a directory`);
@@ -67,6 +72,12 @@ export async function serveCommand(argv: string[]): Promise<void> {
     process.once('SIGINT', () => void shutdown('SIGINT'));
     process.once('SIGTERM', () => void shutdown('SIGTERM'));
   });
+}
+
+function schedulerOption(value: string | undefined): SchedulerKind | undefined {
+  if (value === undefined) return undefined;
+  if (!(schedulers as readonly string[]).includes(value)) throw new UsageError(`--scheduler must be one of ${schedulers.join(', ')}, not '${value}'`);
+  return value as SchedulerKind;
 }
 
 /** A plain Error from option parsing becomes a usage error (printed with the command's usage). */

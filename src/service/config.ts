@@ -3,6 +3,7 @@ import path from 'node:path';
 import os from 'node:os';
 import type { ServiceLimits } from './limits.js';
 import type { DtypeChoice } from '../engine/placement.js';
+import type { InferenceOptions } from './serving/inference.js';
 
 export interface ServiceConfig {
   /** Root of everything Attune writes: the SQLite file, adapters, checkpoints, base models, the object store. */
@@ -21,6 +22,8 @@ export interface ServiceConfig {
   device?: string;
   /** The compute dtype of base weights: auto (bfloat16 where the device multiplies it much faster), float32, bfloat16, float16. */
   dtype?: DtypeChoice;
+  /** Generation: the scheduler, batch rows, resident adapters and KV cache per base model (serving/inference.ts). */
+  serving?: Omit<InferenceOptions, 'limits' | 'placement'>;
 }
 
 export const serviceDefaults = {

@@ -56,7 +56,7 @@ export function openServices(config: ServiceConfig): Services {
   const tuning = new TuningService(store, jobs, registry, objects, config.dataDir, { limits, cpu, datasetDir: config.datasetDir, placement });
   const scheduler = new Scheduler(tuning, jobs, config.concurrency);
   tuning.attachScheduler(scheduler);
-  const inference = new InferenceService(tuning, registry, { cpu, promptChars: limits.promptChars, placement });
+  const inference = new InferenceService(tuning, registry, { ...config.serving, cpu, promptChars: limits.promptChars, limits, placement });
   tuning.onDeleted((id) => inference.forgetTunedModel(id));
   scheduler.start(); // picks up jobs a crash or shutdown interrupted
   return {

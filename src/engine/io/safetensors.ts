@@ -3,6 +3,7 @@
 // weights are read tensor by tensor straight into their final memory (ModelWeightFiles), or whole for
 // an export that rewrites every tensor (readModelWeights).
 import { closeSync, fstatSync, openSync, readFileSync, readSync, writeSync, existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fromBytes, type Tensor, type DType } from '../tensor/index.js';
 
@@ -59,7 +60,16 @@ function parseHeader(file: string, prefix: Buffer, fileSize: number, readHeader:
 }
 
 export function readSafetensors(file: string): Map<string, Tensor> {
-  const bytes = readFileSync(file);
+  return tensorsIn(readFileSync(file), file);
+}
+
+/** readSafetensors with the file read off the event loop. */
+export async function readSafetensorsAsync(file: string): Promise<Map<string, Tensor>> {
+  return tensorsIn(await readFile(file), file);
+}
+
+/** The tensors in a safetensors file's bytes (aliasing them); `file` names it in errors. */
+function tensorsIn(bytes: Buffer, file: string): Map<string, Tensor> {
   const stored = parseHeader(file, bytes, bytes.length, (length) => bytes.subarray(8, 8 + length));
   const tensors = new Map<string, Tensor>();
   for (const [name, { dtype, shape, begin, end }] of stored) {

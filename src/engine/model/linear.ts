@@ -12,8 +12,16 @@ export interface LoraWeights {
   dropout: number;
 }
 
+/** Batched serving's LoRA: every token its own adapter (lora/adapter-stack.ts). */
+export interface TokenLora {
+  /** x [..., in] → the adapters' contribution [..., out], or null when no token of this forward has one here. */
+  delta(x: Tensor): Tensor | null;
+}
+
 export class Linear {
   lora: LoraWeights | null = null;
+  /** While set, used instead of `lora`. */
+  tokenLora: TokenLora | null = null;
 
   constructor(
     public weight: Tensor,
@@ -24,6 +32,7 @@ export class Linear {
   get outFeatures(): number { return this.weight.size(0); }
 
   forward(x: Tensor, train = false): Tensor {
+    if (this.tokenLora) return addDelta(linear(x, this.weight, this.bias), this.tokenLora.delta(x));
     const lora = this.lora;
     if (!lora) return linear(x, this.weight, this.bias);
     const dtype = this.weight.dtype;
@@ -74,6 +83,7 @@ export class FusedLinear {
 
   /** All parts' outputs side by side [..., Σ out]. */
   forwardFused(x: Tensor, train = false): Tensor {
+    if (this.servingPerToken()) return cat(this.forward(x, train), -1);
     const loras = this.parts.map((p) => p.lora);
     const dtype = this.weight.dtype;
     const first = loras[0];
@@ -86,8 +96,20 @@ export class FusedLinear {
     return cat(this.parts.map((p) => p.forward(x, train)), -1);
   }
 
+  /** Batched serving has set per-token adapters (they take the place of `lora`, as in Linear). */
+  private servingPerToken(): boolean {
+    return this.parts.some((p) => p.tokenLora);
+  }
+
   /** Each part's output, in order. */
   forward(x: Tensor, train = false): Tensor[] {
+    if (this.servingPerToken()) {
+      // One product for the frozen weight; each part then adds its tokens' adapters.
+      const outputs = linear(x, this.weight, this.bias).split(this.sizes, -1);
+      return outputs.map((y, i) => addDelta(y, this.parts[i].tokenLora?.delta(x) ?? null));
+    }
     return this.forwardFused(x, train).split(this.sizes, -1);
   }
 }
+
+const addDelta = (y: Tensor, delta: Tensor | null): Tensor => (delta ? y.add(delta) : y);

@@ -3,16 +3,16 @@
 // Weights live in one compute dtype (float32, bfloat16 or float16); norms, softmax and the loss run in
 // float32, as Hugging Face runs them.
 import {
-  embedding, linear, linearCrossEntropy, rmsNorm, gatedActivation, scaledDotProductAttention, sdpaSupport, tensor, zeros,
+  embedding, linear, linearCrossEntropy, rmsNorm, gatedActivation, scaledDotProductAttention, sdpaSupport, tensor, tidy, zeros,
   type DType, type Tensor,
 } from '../tensor/index.js';
 import type { ModelConfig } from './config.js';
 import { Linear, FusedLinear } from './linear.js';
 import { applyRope, ropeTables, type RopeTables } from './rope.js';
-import type { KvCache } from './kv-cache.js';
+import type { AttentionCache } from './kv-cache.js';
 
 /** torch.finfo(torch.float32).min, as Hugging Face masks with (it rounds to -inf in float16, harmless: no row is ever fully blocked). */
-const LOWEST_FLOAT = -3.4028234663852886e38;
+export const LOWEST_FLOAT = -3.4028234663852886e38;
 
 export interface Block {
   inputNorm: Tensor;
@@ -42,8 +42,20 @@ export interface ForwardOptions {
   positions?: Tensor;
   /** [B, T] example id of each token when several examples are packed in one row; attention stays inside each. */
   segments?: Tensor;
-  cache?: KvCache;
+  cache?: AttentionCache;
+  /**
+   * Additive masks [B, 1, 1, T, S] the caller built, used instead of the causal and segment masks: batched
+   * decoding over a paged cache, where each row attends only its own tokens (generate/batch-decoder.ts).
+   */
+  masks?: AttentionMasks;
   train?: boolean;
+}
+
+/** Additive attention masks: 0 where a query may attend, the lowest float where not; null when nothing is blocked. */
+export interface AttentionMasks {
+  full: Tensor | null;
+  /** Gemma's sliding-window layers. */
+  sliding: Tensor | null;
 }
 
 /** How attention is computed: libtorch's scaled_dot_product_attention (2.0+), or matmul-softmax-matmul. */
@@ -57,8 +69,11 @@ export interface ForwardContext {
   options: ForwardOptions;
 }
 
-/** Where a query may attend: `allowed` [B, 1, T, S] (true = may attend); causal alone needs no tensor; null = everywhere. */
-type Mask = { causal: true } | { allowed: Tensor } | null;
+/**
+ * Where a query may attend: `allowed` [B, 1, T, S] (true = may attend); causal alone needs no tensor;
+ * `additive` [B, 1, 1, T, S] is a caller's (ForwardOptions.masks); null = everywhere.
+ */
+type Mask = { causal: true } | { allowed: Tensor } | { additive: Tensor } | null;
 
 /** Hugging Face module paths of each block's projections, as PEFT names them. */
 export const projectionPaths = {
@@ -117,11 +132,12 @@ export class Transformer {
     const positions = options.positions ?? defaultPositions(batch, length, past, this.device);
     let x = embedding(weights.embed, ids); // [B, T, hidden]
     if (config.gemma) x = x.mul(Math.fround(Math.sqrt(config.hiddenSize)));
-    if (options.segments && options.cache) throw new Error('packed sequences cannot use a KV cache');
+    if (options.segments && past > 0) throw new Error('packed sequences cannot continue a KV cache');
     this.coverPositions(past + length);
     const global = gatherRope(this.rope, positions, this.dtype);
     const local = this.localRope ? gatherRope(this.localRope, positions, this.dtype) : global;
-    return { x, context: { global, local, masks: this.attentionMasks(positions, options.segments, past), options } };
+    const masks = options.masks ? callerMasks(options.masks) : this.attentionMasks(positions, options.segments, past);
+    return { x, context: { global, local, masks, options } };
   }
 
   /** Makes the rotary tables cover positions 0..needed-1 (positions never exceed a row's slots). */
@@ -165,7 +181,11 @@ export class Transformer {
   /** ids [B, T] → final hidden states [B, T, hidden]. */
   hiddenStates(ids: Tensor, options: ForwardOptions = {}): Tensor {
     let { x, context } = this.embed(ids, options);
-    for (let i = 0; i < this.weights.blocks.length; i++) x = this.block(i, x, context);
+    for (let i = 0; i < this.weights.blocks.length; i++) {
+      const run = () => this.block(i, x, context);
+      // Outside training nothing needs a block's intermediates once it is done: free them before the next block.
+      x = options.train ? run() : tidy(run);
+    }
     options.cache?.advance(ids.size(1));
     return this.finalNorm(x);
   }
@@ -221,8 +241,8 @@ export class Transformer {
     const groups = q.size(1) / k.size(1);
     if (groups > 1 && !sdpaSupport().groupedQueries) [k, v] = [k.repeatInterleave(groups, 1), v.repeatInterleave(groups, 1)];
     const causal = mask !== null && 'causal' in mask;
-    const allowed = mask !== null && 'allowed' in mask ? mask.allowed : null;
-    return scaledDotProductAttention(q, k, v, { mask: allowed, causal, scale });
+    const given = mask === null || causal ? null : 'allowed' in mask ? mask.allowed : mask.additive.squeeze(2); // [B, 1, T, S]
+    return scaledDotProductAttention(q, k, v, { mask: given, causal, scale });
   }
 
   /** Matmul, softmax in float32, matmul: Hugging Face's eager attention (and the only one libtorch 1.x has). */
@@ -248,6 +268,7 @@ export class Transformer {
    */
   private additiveMask(mask: Mask, T: number, S: number): Tensor | null {
     if (mask === null) return null;
+    if ('additive' in mask) return mask.additive;
     const allowed = 'allowed' in mask ? mask.allowed : causalAllowed(T, S, this.device).unsqueeze(0).unsqueeze(0);
     return zeros(allowed.shape, { dtype: this.dtype, device: this.device }).maskedFill(allowed.logicalNot(), LOWEST_FLOAT).unsqueeze(1);
   }
@@ -279,6 +300,11 @@ export class Transformer {
     const base = full === null ? near : 'allowed' in full ? full.allowed : allowedMask(T, S, past, undefined, this.device);
     return { full, sliding: { allowed: base.logicalAnd(near) } };
   }
+}
+
+function callerMasks({ full, sliding }: AttentionMasks): { full: Mask; sliding: Mask } {
+  const wrap = (additive: Tensor | null): Mask => (additive ? { additive } : null);
+  return { full: wrap(full), sliding: wrap(sliding) };
 }
 
 /** [T, S]: true where query i (at slot past + i) may see key j, i.e. j ≤ past + i. */
