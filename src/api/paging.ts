@@ -1,6 +1,15 @@
 // List paging parameters (AIP-158) as every list route takes them: a page size that is not negative (0 means
 // the default) and an opaque page token. A negative size is a client's mistake: 400, never a silent default.
+import { invalidArgument } from '../service/errors.js';
+
 export const pagingQuery = {
   pageSize: { type: 'integer', minimum: 0 },
   pageToken: { type: 'string' },
 } as const;
+
+/** The same rule where no JSON schema checks the request (gRPC). */
+export function checkedPaging({ pageSize, pageToken }: { pageSize?: unknown; pageToken?: unknown }): { pageSize?: number; pageToken?: string } {
+  const size = typeof pageSize === 'number' ? pageSize : undefined;
+  if (size !== undefined && size < 0) throw invalidArgument(`pageSize must not be negative, not ${size}.`, 'page_size');
+  return { pageSize: size, pageToken: typeof pageToken === 'string' && pageToken !== '' ? pageToken : undefined };
+}

@@ -3,6 +3,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { openServices } from '../service/services.js';
 import { buildServer } from '../api/server.js';
+import { startGrpcServer } from '../api/grpc/server.js';
 import { isLoopback, serviceDefaults, type ServiceConfig } from '../service/config.js';
 import { parseOptions } from './args.js';
 import { UsageError, numberOption, positiveInteger } from './usage-error.js';
@@ -12,11 +13,14 @@ import { printJobEvents } from './job-events.js';
 export const serveUsage = `attune serve [options]
   --host H            (default ${serviceDefaults.host}; ATTUNE_HOST)
   --port N            (default ${serviceDefaults.port}; ATTUNE_PORT)
+  --grpc-port N       Google's gRPC services, plaintext HTTP/2 (default ${serviceDefaults.grpcPort}; 0: off; ATTUNE_GRPC_PORT)
   --data-dir DIR      SQLite file, adapters, base models (default ${serviceDefaults.dataDir}; ATTUNE_DATA_DIR)
   --concurrency N     tuning jobs trained at once (default ${serviceDefaults.concurrency})
   --keyless           accept requests without an API key (loopback only)
   --dataset-dir DIR   let Vertex dataset URIs name local files, confined to DIR (default: only gs:// objects)
   --limit NAME=VALUE  override a size cap or quota (repeatable; ATTUNE_LIMIT_<NAME>): ${limitNames.join(', ')}`;
+
+const isPort = (n: number) => Number.isInteger(n) && n >= 0 && n < 65536;
 
 export function dataDirOption(value: string | undefined): string {
   return value ?? process.env.ATTUNE_DATA_DIR ?? serviceDefaults.dataDir;
@@ -24,19 +28,21 @@ export function dataDirOption(value: string | undefined): string {
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values } = parseOptions(argv, {
-    host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' },
+    host: { type: 'string' }, port: { type: 'string' }, 'grpc-port': { type: 'string' }, 'data-dir': { type: 'string' },
     concurrency: { type: 'string' }, keyless: { type: 'boolean' }, 'dataset-dir': { type: 'string' },
     limit: { type: 'string', multiple: true },
   });
   const config: ServiceConfig = {
     host: values.host ?? process.env.ATTUNE_HOST ?? serviceDefaults.host,
-    port: numberOption('port', values.port ?? process.env.ATTUNE_PORT, (n) => Number.isInteger(n) && n >= 0 && n < 65536, 'a port number') ?? serviceDefaults.port,
+    port: numberOption('port', values.port ?? process.env.ATTUNE_PORT, isPort, 'a port number') ?? serviceDefaults.port,
     dataDir: dataDirOption(values['data-dir']),
     concurrency: numberOption('concurrency', values.concurrency, positiveInteger, 'a positive integer') ?? serviceDefaults.concurrency,
     keyless: values.keyless ?? false,
     datasetDir: values['dataset-dir'] ? path.resolve(values['dataset-dir']) : undefined,
     limits: usage(() => limitOverrides(values.limit ?? [])),
   };
+  const grpcPort =
+    numberOption('grpc-port', values['grpc-port'] ?? process.env.ATTUNE_GRPC_PORT, isPort, 'a port number (0: no gRPC)') ?? serviceDefaults.grpcPort;
   if (config.datasetDir && !statSync(config.datasetDir, { throwIfNoEntry: false })?.isDirectory()) {
     throw new UsageError(`--dataset-dir ${config.datasetDir} is not a directory`);
   }
@@ -46,13 +52,27 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const services = openServices(config);
   const app = await buildServer(services, { logLevel: process.env.ATTUNE_LOG_LEVEL ?? 'info' });
   const address = await app.listen({ host: config.host, port: config.port });
-  app.log.info({ address, dataDir: config.dataDir, keyless: config.keyless }, 'attune is serving');
-  process.stderr.write(`attune is serving ${address}${config.keyless ? ' (keyless)' : ''}; the web console is at ${address}/console/\n`);
+  const grpc = grpcPort
+    ? await startGrpcServer(services, {
+        host: config.host,
+        port: grpcPort,
+        onUnexpected: (err, method) => app.log.error({ err, method }, 'unexpected error'),
+      }).catch(async (error: Error) => {
+        await app.close();
+        await services.close();
+        throw new Error(`gRPC cannot listen on port ${grpcPort} (${error.message}); --grpc-port N picks another, --grpc-port 0 turns gRPC off`);
+      })
+    : undefined;
+  const grpcAddress = grpc && `${config.host.includes(':') ? `[${config.host}]` : config.host}:${grpc.port}`;
+  app.log.info({ address, grpc: grpcAddress, dataDir: config.dataDir, keyless: config.keyless }, 'attune is serving');
+  process.stderr.write(
+    `attune is serving ${address}${grpcAddress ? ` and gRPC on ${grpcAddress}` : ''}${config.keyless ? ' (keyless)' : ''}; the web console is at ${address}/console/\n`,
+  );
   printJobEvents(services.tuning);
   await new Promise<void>((resolve) => {
     const shutdown = async (signal: string) => {
       app.log.info({ signal }, 'shutting down: no new requests, checkpointing running jobs');
-      await app.close();
+      await Promise.all([app.close(), grpc?.close()]);
       await services.close();
       resolve();
     };

@@ -24,8 +24,8 @@ type Json = Record<string, unknown>;
 
 
 /** The API versions each method is served on. */
-const contentVersions: readonly ApiVersion[] = ['v1', 'v1beta'];
-const textVersions: readonly ApiVersion[] = ['v1beta', 'v1beta3'];
+export const contentVersions: readonly ApiVersion[] = ['v1', 'v1beta'];
+export const textVersions: readonly ApiVersion[] = ['v1beta', 'v1beta3'];
 
 /** PaLM's text limits differ from Gemini's (text_service.proto). */
 const palmLimits = { maxTemperature: 1 } as const;
@@ -268,7 +268,7 @@ async function* responseChunks(stream: GenerationStream, id: string, options: Wi
 }
 
 /** The body of a streamGenerateContent reply: SSE events, or one JSON array written as it grows. */
-async function* streamBody(stream: GenerationStream, sse: boolean, options: WireOptions, id: string): AsyncGenerator<string> {
+async function* streamBody(chunks: AsyncGenerator<Json>, sse: boolean): AsyncGenerator<string> {
   let first = true;
   const frame = (json: Json): string => {
     const text = JSON.stringify(json);
@@ -278,7 +278,7 @@ async function* streamBody(stream: GenerationStream, sse: boolean, options: Wire
     return framed;
   };
   try {
-    for await (const json of responseChunks(stream, id, options)) yield frame(json);
+    for await (const json of chunks) yield frame(json);
   } catch (error) {
     // Headers are gone: the error travels as a chunk, which @google/genai turns into an ApiError.
     const { status, message, violations } = classify(error);
@@ -309,34 +309,58 @@ function clientGone(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
+/**
+ * generateContent, streamGenerateContent, countTokens and generateText on a model, free of any transport:
+ * proto3 JSON in, proto3 JSON out. The HTTP routes and the gRPC services (api/grpc) both call these.
+ */
+export function contentCalls({ inference }: Services) {
+  return {
+    async generateContent(ref: ModelRef, body: unknown, signal: AbortSignal, options: WireOptions) {
+      const result = await inference.generate(ref, parseGenerateContentRequest(body), signal);
+      return generateContentWire(result, responseId(), options);
+    },
+
+    /** Everything that can be refused (model, state, prompt) is refused before this resolves; the chunks follow. */
+    async streamGenerateContent(ref: ModelRef, body: unknown, signal: AbortSignal, options: WireOptions): Promise<AsyncGenerator<Json>> {
+      const stream = await inference.stream(ref, parseGenerateContentRequest(body), signal);
+      return responseChunks(stream, responseId(), options);
+    },
+
+    async countTokens(ref: ModelRef, body: unknown) {
+      return { totalTokens: await inference.countTokens(ref, parseCountTokensRequest(body)) };
+    },
+
+    async generateText(ref: ModelRef, body: unknown, signal: AbortSignal, options: WireOptions) {
+      const result = await inference.generate(ref, parseGenerateTextRequest(body), signal);
+      return generateTextWire(result, options);
+    },
+  };
+}
+
 /** generateContent, streamGenerateContent and countTokens on a model, for any surface that names one. */
-export function contentMethods({ inference }: Services) {
+export function contentMethods(services: Services) {
+  const calls = contentCalls(services);
   return {
     async generateContent(request: FastifyRequest, reply: FastifyReply, ref: ModelRef) {
-      const body = parseGenerateContentRequest(request.body);
-      const result = await inference.generate(ref, body, clientGone(reply));
-      return generateContentWire(result, responseId(), wireOptions(request));
+      return calls.generateContent(ref, request.body, clientGone(reply), wireOptions(request));
     },
 
     async streamGenerateContent(request: FastifyRequest, reply: FastifyReply, ref: ModelRef) {
-      const body = parseGenerateContentRequest(request.body);
-      const signal = clientGone(reply);
-      // Everything that can be refused (model, state, prompt) is refused here, before the headers.
-      const stream = await inference.stream(ref, body, signal);
+      const chunks = await calls.streamGenerateContent(ref, request.body, clientGone(reply), wireOptions(request));
       const sse = (request.query as Json).alt === 'sse';
       reply.type(sse ? 'text/event-stream' : 'application/json; charset=UTF-8');
       reply.header('cache-control', 'no-cache');
-      return reply.send(Readable.from(streamBody(stream, sse, wireOptions(request), responseId())));
+      return reply.send(Readable.from(streamBody(chunks, sse)));
     },
 
     async countTokens(request: FastifyRequest, _reply: FastifyReply, ref: ModelRef) {
-      return { totalTokens: await inference.countTokens(ref, parseCountTokensRequest(request.body)) };
+      return calls.countTokens(ref, request.body);
     },
   };
 }
 
 export function generateRoutes(services: Services, customMethods: CustomMethods): void {
-  const { inference } = services;
+  const calls = contentCalls(services);
   const content = contentMethods(services);
 
   for (const collection of ['tunedModels', 'models'] as const) {
@@ -353,10 +377,8 @@ export function generateRoutes(services: Services, customMethods: CustomMethods)
     );
     on('countTokens', contentVersions, (request, reply, target) => content.countTokens(request, reply, modelRef(request, collection, target)));
 
-    on('generateText', textVersions, async (request, reply, target) => {
-      const body = parseGenerateTextRequest(request.body);
-      const result = await inference.generate(modelRef(request, collection, target), body, clientGone(reply));
-      return generateTextWire(result, wireOptions(request));
-    });
+    on('generateText', textVersions, (request, reply, target) =>
+      calls.generateText(modelRef(request, collection, target), request.body, clientGone(reply), wireOptions(request)),
+    );
   }
 }

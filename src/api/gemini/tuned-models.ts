@@ -5,7 +5,7 @@ import { invalidArgument, notFound } from '../../service/errors.js';
 import { patchableFields, type TunedModelPatch } from '../../service/tuning/service.js';
 import type { TunedModel } from '../../service/tuning/tuned-model.js';
 import { camelCase } from '../plugins/lenient-json.js';
-import { parseVersion, type CustomMethods } from './custom-methods.js';
+import { parseVersion, type ApiVersion, type CustomMethods } from './custom-methods.js';
 import { operationWire, tunedModelWire } from './wire.js';
 import { wireOptions, type WireOptions } from '../proto-json.js';
 import { pagingQuery } from '../paging.js';
@@ -41,7 +41,7 @@ const tunedModelBody = {
   },
 } as const;
 
-interface TunedModelBody {
+export interface TunedModelBody {
   displayName?: string;
   description?: string;
   baseModel?: string;
@@ -57,23 +57,25 @@ interface TunedModelBody {
 
 const trainingDataField = 'tuned_model.tuning_task.training_data';
 
-interface ListQuery {
+export interface ListQuery {
   pageSize?: number;
   pageToken?: string;
   filter?: string;
 }
 
-export function tunedModelRoutes(app: FastifyInstance, services: Services, customMethods: CustomMethods): void {
+/**
+ * The tuned-model and operation methods, free of any transport: the caller's project and a proto3-JSON request
+ * in, proto3 JSON out. The HTTP routes below and the gRPC services (api/grpc) both call these.
+ */
+export function tunedModelMethods(services: Services) {
   const { tuning, store } = services;
   const snapshotsOf = (model: TunedModel) => store.metrics(model.id, 'train');
   const modelWire = (model: TunedModel, options: WireOptions) => tunedModelWire(model, snapshotsOf(model), options);
+  const operation = (model: TunedModel, options: WireOptions) => operationWire(model, snapshotsOf(model), options);
+  return {
+    modelWire,
 
-  app.post<{ Params: { version: string }; Querystring: { tunedModelId?: string }; Body: TunedModelBody }>(
-    '/:version/tunedModels',
-    { schema: { body: tunedModelBody, querystring: { type: 'object', properties: { tunedModelId: string } } } },
-    async (request) => {
-      const version = parseVersion(request.params.version);
-      const body = request.body ?? {};
+    async create(project: string, version: ApiVersion, tunedModelId: string | undefined, body: TunedModelBody, options: WireOptions) {
       const examples = body.tuningTask?.trainingData?.examples?.examples ?? [];
       if (examples.length === 0) {
         throw invalidArgument(
@@ -84,9 +86,9 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
       }
       const model = await tuning.create({
         surface: 'gemini',
-        project: request.project,
+        project,
         apiVersion: version,
-        tunedModelId: request.query.tunedModelId,
+        tunedModelId: tunedModelId || undefined,
         displayName: body.displayName,
         description: body.description,
         baseModel: body.baseModel,
@@ -97,8 +99,45 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
         hyperparameters: body.tuningTask?.hyperparameters,
         training: { examples, field: trainingDataField },
       });
-      return operationWire(model, [], wireOptions(request));
+      return operationWire(model, [], options);
     },
+
+    list(project: string, { pageSize, pageToken, filter }: ListQuery, options: WireOptions) {
+      const page = tuning.list(project, pageSize, pageToken, filter);
+      return { tunedModels: page.items.length ? page.items.map((m) => modelWire(m, options)) : undefined, nextPageToken: page.nextPageToken };
+    },
+
+    get: (project: string, id: string, options: WireOptions) => modelWire(tuning.get(project, id), options),
+
+    delete(project: string, id: string) {
+      tuning.delete(project, id);
+      return {};
+    },
+
+    getOperation: (project: string, id: string, op: string, options: WireOptions) => operation(checkedOperation(tuning, project, id, op), options),
+
+    listOperations(project: string, { pageSize, pageToken }: ListQuery, options: WireOptions) {
+      const page = tuning.list(project, pageSize, pageToken);
+      return { operations: page.items.length ? page.items.map((m) => operation(m, options)) : undefined, nextPageToken: page.nextPageToken };
+    },
+
+    cancelOperation(project: string, id: string, op: string) {
+      tuning.cancel(project, checkedOperation(tuning, project, id, op).id);
+      return {};
+    },
+  };
+}
+
+export function tunedModelRoutes(app: FastifyInstance, services: Services, customMethods: CustomMethods): void {
+  const { tuning } = services;
+  const methods = tunedModelMethods(services);
+  const { modelWire } = methods;
+
+  app.post<{ Params: { version: string }; Querystring: { tunedModelId?: string }; Body: TunedModelBody }>(
+    '/:version/tunedModels',
+    { schema: { body: tunedModelBody, querystring: { type: 'object', properties: { tunedModelId: string } } } },
+    async (request) =>
+      methods.create(request.project, parseVersion(request.params.version), request.query.tunedModelId, request.body ?? {}, wireOptions(request)),
   );
 
   app.get<{ Params: { version: string }; Querystring: ListQuery }>(
@@ -106,16 +145,13 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
     { schema: { querystring: { type: 'object', properties: { ...pagingQuery, filter: string } } } },
     async (request) => {
       parseVersion(request.params.version);
-      const { pageSize, pageToken, filter } = request.query;
-      const page = tuning.list(request.project, pageSize, pageToken, filter);
-      const options = wireOptions(request);
-      return { tunedModels: page.items.length ? page.items.map((m) => modelWire(m, options)) : undefined, nextPageToken: page.nextPageToken };
+      return methods.list(request.project, request.query, wireOptions(request));
     },
   );
 
   app.get<{ Params: { version: string; id: string } }>('/:version/tunedModels/:id', async (request) => {
     parseVersion(request.params.version);
-    return modelWire(tuning.get(request.project, request.params.id), wireOptions(request));
+    return methods.get(request.project, request.params.id, wireOptions(request));
   });
 
   app.patch<{ Params: { version: string; id: string }; Querystring: { updateMask?: string }; Body: TunedModelBody }>(
@@ -142,8 +178,7 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
 
   app.delete<{ Params: { version: string; id: string } }>('/:version/tunedModels/:id', async (request) => {
     parseVersion(request.params.version);
-    tuning.delete(request.project, request.params.id);
-    return {};
+    return methods.delete(request.project, request.params.id);
   });
 
   // @google/genai's tunings.cancel() posts tunedModels/x:cancel: an alias of the operation's cancel.
@@ -154,42 +189,38 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
 }
 
 export function operationRoutes(app: FastifyInstance, services: Services): void {
-  const { tuning, store } = services;
-  const wire = (model: TunedModel, options: WireOptions) => operationWire(model, store.metrics(model.id, 'train'), options);
+  const methods = tunedModelMethods(services);
   app.get<{ Params: { version: string; id: string; op: string } }>('/:version/tunedModels/:id/operations/:op', async (request) => {
     parseVersion(request.params.version);
-    return wire(checkedOperation(tuning, request.project, request.params.id, request.params.op), wireOptions(request));
+    return methods.getOperation(request.project, request.params.id, request.params.op, wireOptions(request));
   });
 
   app.get<{ Params: { version: string; id: string } }>('/:version/tunedModels/:id/operations', async (request) => {
     parseVersion(request.params.version);
-    return { operations: [wire(tuning.get(request.project, request.params.id), wireOptions(request))] };
+    const model = services.tuning.get(request.project, request.params.id);
+    return { operations: [methods.getOperation(request.project, model.id, model.operationId, wireOptions(request))] };
   });
 
   app.post<{ Params: { version: string; id: string; op: string } }>('/:version/tunedModels/:id/operations/:op', async (request) => {
     parseVersion(request.params.version);
     const [operation, verb] = request.params.op.split(':');
     if (verb !== 'cancel') throw invalidArgument(`unknown method ${verb ?? '(none)'}; operations support :cancel`);
-    const model = checkedOperation(tuning, request.project, request.params.id, operation);
-    tuning.cancel(request.project, model.id);
-    return {};
+    return methods.cancelOperation(request.project, request.params.id, operation ?? '');
   });
 
-  app.get<{ Querystring: ListQuery }>('/v1/operations', { schema: { querystring: { type: 'object', properties: pagingQuery } } }, async (request) => {
-    const page = tuning.list(request.project, request.query.pageSize, request.query.pageToken);
-    const options = wireOptions(request);
-    return { operations: page.items.length ? page.items.map((m) => wire(m, options)) : undefined, nextPageToken: page.nextPageToken };
-  });
+  app.get<{ Querystring: ListQuery }>('/v1/operations', { schema: { querystring: { type: 'object', properties: pagingQuery } } }, async (request) =>
+    methods.listOperations(request.project, request.query, wireOptions(request)),
+  );
 
   // "The client is no longer interested in the result": nothing to free, since the operation lives with its model.
   app.delete<{ Params: { '*': string } }>('/v1/operations/*', async (request) => {
     const [, id, , operation] = request.params['*'].split('/');
-    checkedOperation(tuning, request.project, id ?? '', operation ?? '');
+    checkedOperation(services.tuning, request.project, id ?? '', operation ?? '');
     return {};
   });
 }
 
-function checkedOperation(tuning: Services['tuning'], project: string, id: string, operation: string): TunedModel {
+export function checkedOperation(tuning: Services['tuning'], project: string, id: string, operation: string): TunedModel {
   const model = tuning.get(project, id);
   if (model.operationId !== operation) throw notFound(`Operation tunedModels/${id}/operations/${operation} does not exist.`);
   return model;

@@ -6,7 +6,7 @@ import type { Services } from '../../service/services.js';
 import { notFound } from '../../service/errors.js';
 import type { ModelRef } from '../../service/serving/inference.js';
 import { contentMethods } from '../gemini/generate.js';
-import { parseVertexVersion, splitCustomMethod, withoutVersion } from './names.js';
+import { parseVertexVersion, splitCustomMethod, withoutVersion, type VertexVersion } from './names.js';
 
 type Verb = keyof ReturnType<typeof contentMethods>;
 const verbs: readonly string[] = ['generateContent', 'streamGenerateContent', 'countTokens'] satisfies Verb[];
@@ -19,23 +19,37 @@ interface Params {
   name: string;
 }
 
+export interface EndpointTarget {
+  version: VertexVersion;
+  project: string;
+  location?: string;
+  collection: ModelRef['collection'];
+  publisher?: string;
+  /** The endpoint's number, or the publisher model's id. */
+  name: string;
+}
+
+/** The model an endpoint or publisher-model name serves, for the caller's project (NOT_FOUND otherwise). */
+export function endpointRef(services: Services, { version, project, location, collection, publisher, name }: EndpointTarget): ModelRef {
+  if (collection === 'models' && publisher !== 'google') {
+    throw notFound(`Publisher model ${publisher}/${name} not found; Attune serves publishers/google/models/*.`);
+  }
+  const ref: ModelRef = { project, collection, id: withoutVersion(name), apiVersion: version };
+  // Endpoints live in their job's location; the path without one finds any.
+  if (collection === 'tunedModels' && (!/^\d+$/.test(ref.id) || (location && services.tuning.get(ref.project, ref.id).location !== location))) {
+    throw notFound(`Endpoint ${name} not found.`);
+  }
+  return ref;
+}
+
 export function endpointRoutes(app: FastifyInstance, services: Services): void {
   const content = contentMethods(services);
   const serve = (collection: ModelRef['collection']) => async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
     const version = parseVertexVersion(request.params.version);
     const { id, verb } = splitCustomMethod(request.params.name);
     if (!verbs.includes(verb)) throw notFound(`Method not found: POST ${request.url.split('?')[0]}`);
-    if (collection === 'models' && request.params.publisher !== 'google') {
-      throw notFound(`Publisher model ${request.params.publisher}/${id} not found; Attune serves publishers/google/models/*.`);
-    }
-    const ref: ModelRef = { project: request.project, collection, id: withoutVersion(id), apiVersion: version };
-    if (collection === 'tunedModels') {
-      const { location } = request.params;
-      // Endpoints live in their job's location; the path without one finds any.
-      if (!/^\d+$/.test(ref.id) || (location && services.tuning.get(ref.project, ref.id).location !== location)) {
-        throw notFound(`Endpoint ${id} not found.`);
-      }
-    }
+    const { project, location, publisher } = { ...request.params, project: request.project };
+    const ref = endpointRef(services, { version, project, location, collection, publisher, name: id });
     return content[verb as Verb](request, reply, ref);
   };
   for (const prefix of ['/:version/projects/:project/locations/:location', '/:version']) {

@@ -1,0 +1,97 @@
+// Vertex AI v1 over gRPC (google.cloud.aiplatform.v1): GenAiTuningService (create/get/list/cancel),
+// PredictionService generateContent and streamGenerateContent, and LlmUtilityService countTokens, on tuned
+// endpoints and base models. Each handler reads the resource name, asks auth for the project, and calls the
+// same methods the HTTP routes call (api/vertex/tuning-jobs.ts, api/gemini/generate.ts).
+import type protobuf from 'protobufjs';
+import type { Services } from '../../service/services.js';
+import { invalidArgument } from '../../service/errors.js';
+import type { ModelRef } from '../../service/serving/inference.js';
+import { tuningJobMethods, type JobParent } from '../vertex/tuning-jobs.js';
+import { endpointRef } from '../vertex/endpoints.js';
+import { contentCalls } from '../gemini/generate.js';
+import { checkedPaging } from '../paging.js';
+import type { WireOptions } from '../proto-json.js';
+import type { GrpcAuth } from './auth.js';
+import type { GrpcCall, Handler, Json } from './bind.js';
+
+const version = 'v1';
+const wire: WireOptions = { integerEnums: false };
+const packageName = 'google.cloud.aiplatform.v1';
+
+/** `projects/{p}/locations/{l}` and what follows it; anything else is the client's mistake. */
+function locationOf(name: unknown, field: string): { project: string; location: string; rest: string[] } {
+  const parts = typeof name === 'string' ? name.split('/') : [];
+  if (parts.length < 4 || parts[0] !== 'projects' || parts[2] !== 'locations' || !parts[1] || !parts[3]) {
+    throw invalidArgument(`${field} must be a resource name projects/{project}/locations/{location}/…, not ${JSON.stringify(name ?? '')}.`, field);
+  }
+  return { project: parts[1], location: parts[3], rest: parts.slice(4) };
+}
+
+export function vertexHandlers(services: Services, root: protobuf.Root, auth: GrpcAuth): [protobuf.Service, Record<string, Handler>][] {
+  const jobs = tuningJobMethods(services);
+  const content = contentCalls(services);
+
+  const parentOf = (name: unknown, field: string, call: GrpcCall, collection?: string) => {
+    const { project, location, rest } = locationOf(name, field);
+    const parent: JobParent = { version, project: auth.projectOf(call, project), location };
+    if (collection === undefined) {
+      if (rest.length) throw invalidArgument(`${field} must be projects/{project}/locations/{location}, not ${JSON.stringify(name)}.`, field);
+      return { parent, id: '' };
+    }
+    if (rest.length !== 2 || rest[0] !== collection || !rest[1]) {
+      throw invalidArgument(`${field} must be projects/{project}/locations/{location}/${collection}/{id}, not ${JSON.stringify(name)}.`, field);
+    }
+    return { parent, id: rest[1] };
+  };
+
+  /** endpoints/{n} (a tuned model) or publishers/google/models/{m} (a base model), under a location. */
+  const modelOf = (name: unknown, field: string, call: GrpcCall): ModelRef => {
+    const { project, location, rest } = locationOf(name, field);
+    const acting = auth.projectOf(call, project);
+    if (rest.length === 2 && rest[0] === 'endpoints' && rest[1]) {
+      return endpointRef(services, { version, project: acting, location, collection: 'tunedModels', name: rest[1] });
+    }
+    if (rest.length === 4 && rest[0] === 'publishers' && rest[2] === 'models' && rest[3]) {
+      return endpointRef(services, { version, project: acting, location, collection: 'models', publisher: rest[1], name: rest[3] });
+    }
+    throw invalidArgument(
+      `${field} must name an endpoint (projects/{project}/locations/{location}/endpoints/{id}) or a publisher model (…/publishers/google/models/{model}), not ${JSON.stringify(name)}.`,
+      field,
+    );
+  };
+
+  const withoutName = ({ model: _m, endpoint: _e, ...body }: Json) => body;
+
+  return [
+    [
+      root.lookupService(`${packageName}.GenAiTuningService`),
+      {
+        CreateTuningJob: ({ parent, tuningJob }, call) => jobs.create(parentOf(parent, 'parent', call).parent, tuningJob ?? {}, wire),
+        GetTuningJob: ({ name }, call) => {
+          const { parent, id } = parentOf(name, 'name', call, 'tuningJobs');
+          return jobs.get(parent, id, wire);
+        },
+        ListTuningJobs: (request, call) =>
+          jobs.list(parentOf(request.parent, 'parent', call).parent, { ...checkedPaging(request), filter: request.filter as string | undefined }, wire),
+        CancelTuningJob: ({ name }, call) => {
+          const { parent, id } = parentOf(name, 'name', call, 'tuningJobs');
+          return jobs.cancel(parent, id);
+        },
+      },
+    ],
+    [
+      root.lookupService(`${packageName}.PredictionService`),
+      {
+        GenerateContent: (request, call) => content.generateContent(modelOf(request.model, 'model', call), withoutName(request), call.signal, wire),
+        StreamGenerateContent: (request, call) =>
+          content.streamGenerateContent(modelOf(request.model, 'model', call), withoutName(request), call.signal, wire),
+      },
+    ],
+    [
+      root.lookupService(`${packageName}.LlmUtilityService`),
+      {
+        CountTokens: (request, call) => content.countTokens(modelOf(request.endpoint, 'endpoint', call), withoutName(request)),
+      },
+    ],
+  ];
+}

@@ -1,0 +1,281 @@
+// Google's generated clients over gRPC against a real `attune serve --grpc-port N` that really trains
+// stories260K (issue 11, item 1): @google-cloud/aiplatform v1 (GenAiTuningService create/get/list/cancel,
+// PredictionService generate and stream on the tuned endpoint, LlmUtilityService countTokens) and
+// @google-ai/generativelanguage (v1beta createTunedModel with operation.promise(), generate on the tuned model,
+// v1beta3 generateText), with insecure channel credentials and no REST fallback. Also: the same records over REST,
+// auth refused without a key, bad input as INVALID_ARGUMENT with google.rpc BadRequest details, another project's
+// resources as NOT_FOUND, and a message over the body limit refused.
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { v1 as aiplatform, protos as vertexProtos } from '@google-cloud/aiplatform';
+import { v1beta, v1beta3, protos as geminiProtos } from '@google-ai/generativelanguage';
+import { call, repoRoot, useServer, waitFor, type ServerFixture } from './helpers/server.js';
+
+const project = 'grpc-project';
+const otherProject = 'grpc-other';
+const location = 'us-central1';
+const parent = `projects/${project}/locations/${location}`;
+const bucket = 'grpc-datasets';
+
+interface Pair {
+  text_input: string;
+  output: string;
+}
+const numbers: Pair[] = readFileSync(`${repoRoot}/examples/numbers.jsonl`, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+
+/** A gRPC error as Google's clients raise it (GoogleError). */
+interface GrpcError {
+  code: number;
+  details: string;
+  statusDetails?: { fieldViolations?: { field: string; description: string }[] }[];
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: grpc.status, message?: RegExp): Promise<GrpcError> {
+  try {
+    await promise;
+  } catch (error) {
+    const e = error as GrpcError;
+    assert.equal(e.code, code, `expected ${grpc.status[code]}, got ${e.code}: ${e.details}`);
+    if (message) assert.match(e.details, message);
+    return e;
+  }
+  assert.fail(`expected ${grpc.status[code]}, but the call succeeded`);
+}
+
+describe('gRPC: Google clients, insecure credentials, no fallback', () => {
+  const fixture: ServerFixture = useServer({ grpc: true, projects: [project, otherProject], concurrency: 2 });
+  const clientOptions = () => ({ servicePath: '127.0.0.1', port: fixture.server.grpcPort!, sslCreds: grpc.credentials.createInsecure(), fallback: false as const });
+  /** Call options carrying a key as metadata (x-goog-api-key, or Authorization: Bearer). */
+  const as = (key: string | undefined, style: 'api-key' | 'bearer' = 'api-key') => ({
+    otherArgs: { headers: key === undefined ? {} : style === 'api-key' ? { 'x-goog-api-key': key } : { authorization: `Bearer ${key}` } },
+  });
+  const key = () => fixture.keys[project]!;
+  const otherKey = () => fixture.keys[otherProject]!;
+
+  let datasetUri = '';
+  before(async () => {
+    const jsonl = numbers.map((p) => JSON.stringify({ contents: [{ role: 'user', parts: [{ text: p.text_input }] }, { role: 'model', parts: [{ text: p.output }] }] })).join('\n');
+    const reply = await call(`${fixture.url}/upload/storage/v1/b/${bucket}/o?uploadType=media&name=numbers.jsonl`, {
+      method: 'POST',
+      key: key(),
+      body: jsonl,
+      headers: { 'content-type': 'application/jsonl' },
+    });
+    assert.equal(reply.status, 200, reply.text);
+    datasetUri = `gs://${bucket}/numbers.jsonl`;
+  });
+
+  describe('Vertex AI v1 (@google-cloud/aiplatform)', () => {
+    const tuning = () => new aiplatform.GenAiTuningServiceClient(clientOptions());
+    const prediction = () => new aiplatform.PredictionServiceClient(clientOptions());
+    const utility = () => new aiplatform.LlmUtilityServiceClient(clientOptions());
+    const tuningJob = (epochs: number, displayName: string) => ({
+      baseModel: 'gemini-2.5-flash',
+      tunedModelDisplayName: displayName,
+      supervisedTuningSpec: { trainingDatasetUri: datasetUri, hyperParameters: { epochCount: epochs, adapterSize: 'ADAPTER_SIZE_FOUR' as const } },
+    });
+
+    test('create, get, list, wait, then generate, stream and count tokens on the tuned endpoint', { timeout: 300_000 }, async () => {
+      const client = tuning();
+      const [created] = await client.createTuningJob({ parent, tuningJob: tuningJob(2, 'grpc vertex') }, as(key()));
+      assert.match(created.name ?? '', new RegExp(`^${parent}/tuningJobs/\\d{19}$`));
+      assert.equal(created.baseModel, 'gemini-2.5-flash');
+      assert.equal(created.supervisedTuningSpec?.trainingDatasetUri, datasetUri);
+      assert.equal(String(created.supervisedTuningSpec?.hyperParameters?.epochCount), '2');
+      assert.ok(['JOB_STATE_PENDING', 'JOB_STATE_RUNNING'].includes(String(created.state)), String(created.state));
+      assert.ok(created.createTime?.seconds, 'createTime is a Timestamp');
+
+      // One domain: the job is the same record over REST, by key in the Bearer header too.
+      const [got] = await client.getTuningJob({ name: created.name }, as(key(), 'bearer'));
+      assert.equal(got.name, created.name);
+      const rest = await call(`${fixture.url}/v1/${created.name}`, { key: key() });
+      assert.equal(rest.status, 200, rest.text);
+      assert.equal(rest.json.name, created.name);
+      assert.equal(rest.json.tunedModelDisplayName, 'grpc vertex');
+
+      const [listed] = await client.listTuningJobs({ parent }, as(key()));
+      assert.ok(listed.some((j) => j.name === created.name));
+
+      const done = await waitFor('the job to end', async () => {
+        const [job] = await client.getTuningJob({ name: created.name }, as(key()));
+        return ['JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED'].includes(String(job.state)) ? job : undefined;
+      }, { timeoutMs: 240_000, intervalMs: 500 });
+      assert.equal(done.state, 'JOB_STATE_SUCCEEDED', JSON.stringify(done.error));
+      const endpoint = done.tunedModel?.endpoint ?? '';
+      assert.match(endpoint, new RegExp(`^${parent}/endpoints/\\d{19}$`));
+      assert.match(done.tunedModel?.model ?? '', new RegExp(`^${parent}/models/\\d{19}@1$`));
+
+      const contents = [{ role: 'user', parts: [{ text: 'twenty two' }] }];
+      const [answer] = await prediction().generateContent({ model: endpoint, contents, generationConfig: { temperature: 0, maxOutputTokens: 8 } }, as(key()));
+      const text = answer.candidates?.[0]?.content?.parts?.map((p) => p.text).join('') ?? '';
+      assert.ok(text.length > 0, 'the tuned endpoint answers');
+      assert.equal(answer.candidates?.[0]?.finishReason !== undefined, true);
+      assert.ok(Number(answer.usageMetadata?.promptTokenCount) > 0);
+
+      // Streaming: the chunks together give the same greedy text, the last one carries the finish reason.
+      const stream = prediction().streamGenerateContent({ model: endpoint, contents, generationConfig: { temperature: 0, maxOutputTokens: 8 } }, as(key()));
+      const chunks: vertexProtos.google.cloud.aiplatform.v1.IGenerateContentResponse[] = [];
+      for await (const chunk of stream) chunks.push(chunk);
+      assert.ok(chunks.length >= 1);
+      assert.equal(chunks.map((c) => c.candidates?.[0]?.content?.parts?.map((p) => p.text).join('') ?? '').join(''), text);
+      assert.ok(chunks.at(-1)!.candidates?.[0]?.finishReason, 'the last chunk has the finish reason');
+
+      const [counted] = await utility().countTokens({ endpoint, contents }, as(key()));
+      assert.equal(counted.totalTokens, answer.usageMetadata?.promptTokenCount);
+
+      // Cancelling a finished job is refused, as Vertex does.
+      await rejectsWith(client.cancelTuningJob({ name: created.name }, as(key())), grpc.status.FAILED_PRECONDITION, /SUCCEEDED/);
+    });
+
+    test('cancel a job while it runs', { timeout: 240_000 }, async () => {
+      const client = tuning();
+      const [created] = await client.createTuningJob({ parent, tuningJob: tuningJob(2000, 'grpc cancel') }, as(key()));
+      await waitFor('the job to run', async () => {
+        const [job] = await client.getTuningJob({ name: created.name }, as(key()));
+        return job.state === 'JOB_STATE_RUNNING' ? job : undefined;
+      }, { timeoutMs: 120_000 });
+      await client.cancelTuningJob({ name: created.name }, as(key()));
+      const ended = await waitFor('the job to be cancelled', async () => {
+        const [job] = await client.getTuningJob({ name: created.name }, as(key()));
+        return job.state === 'JOB_STATE_CANCELLED' ? job : undefined;
+      }, { timeoutMs: 120_000 });
+      assert.equal(ended.error?.code, grpc.status.CANCELLED);
+    });
+
+    test('refused: no key, a bad key, another project, bad input, a missing job', { timeout: 60_000 }, async () => {
+      const client = tuning();
+      const name = `${parent}/tuningJobs/1234567890123456789`;
+      await rejectsWith(client.getTuningJob({ name }, as(undefined)), grpc.status.PERMISSION_DENIED, /unregistered callers/);
+      await rejectsWith(client.getTuningJob({ name }, as('not-a-key')), grpc.status.INVALID_ARGUMENT, /API key not valid/);
+      await rejectsWith(client.getTuningJob({ name }, as('not-a-key', 'bearer')), grpc.status.UNAUTHENTICATED);
+      // A key acts for its own project only; another project's name is refused as over REST.
+      await rejectsWith(client.listTuningJobs({ parent }, as(otherKey())), grpc.status.PERMISSION_DENIED, new RegExp(project));
+
+      // Bad input: INVALID_ARGUMENT with google.rpc.BadRequest naming the field.
+      const noData = { parent, tuningJob: { baseModel: 'gemini-2.5-flash', supervisedTuningSpec: {} } };
+      const error = await rejectsWith(client.createTuningJob(noData, as(key())), grpc.status.INVALID_ARGUMENT, /trainingDatasetUri is required/);
+      assert.deepEqual(
+        error.statusDetails?.flatMap((d) => d.fieldViolations ?? []).map((v) => v.field),
+        ['tuning_job.supervised_tuning_spec.training_dataset_uri'],
+      );
+      await rejectsWith(client.getTuningJob({ name: 'tuningJobs/1' }, as(key())), grpc.status.INVALID_ARGUMENT, /projects\/\{project\}/);
+      await rejectsWith(client.listTuningJobs({ parent, pageSize: -1 }, as(key())), grpc.status.INVALID_ARGUMENT, /pageSize/);
+      const badEpochs = { parent, tuningJob: tuningJob(0, 'x') };
+      badEpochs.tuningJob.supervisedTuningSpec.hyperParameters.epochCount = 100_000;
+      await rejectsWith(client.createTuningJob(badEpochs, as(key())), grpc.status.INVALID_ARGUMENT);
+      await rejectsWith(client.getTuningJob({ name }, as(key())), grpc.status.NOT_FOUND);
+
+      // Another project's job, named under the caller's own project, is exactly a missing one.
+      const [mine] = await client.listTuningJobs({ parent }, as(key()));
+      const number = mine[0]!.name!.split('/').at(-1);
+      const otherParent = `projects/${otherProject}/locations/${location}`;
+      const missing = await rejectsWith(client.getTuningJob({ name: `${otherParent}/tuningJobs/${number}` }, as(otherKey())), grpc.status.NOT_FOUND);
+      assert.equal(missing.details, `The TuningJob does not exist: ${otherParent}/tuningJobs/${number}.`);
+      await rejectsWith(client.cancelTuningJob({ name: `${otherParent}/tuningJobs/${number}` }, as(otherKey())), grpc.status.NOT_FOUND);
+      await rejectsWith(
+        prediction().generateContent({ model: `${otherParent}/endpoints/${number}`, contents: [{ role: 'user', parts: [{ text: 'x' }] }] }, as(otherKey())),
+        grpc.status.NOT_FOUND,
+      );
+      const [theirs] = await client.listTuningJobs({ parent: otherParent }, as(otherKey()));
+      assert.deepEqual(theirs, []);
+    });
+  });
+
+  describe('Gemini API (@google-ai/generativelanguage)', () => {
+    const models = () => new v1beta.ModelServiceClient(clientOptions());
+    const generative = () => new v1beta.GenerativeServiceClient(clientOptions());
+    const text = () => new v1beta3.TextServiceClient(clientOptions());
+
+    test('v1beta createTunedModel resolves through operation.promise(); generate on it, and v1beta3 generateText', { timeout: 300_000 }, async () => {
+      const client = models();
+      const [operation] = await client.createTunedModel(
+        {
+          tunedModel: {
+            displayName: 'grpc gemini',
+            baseModel: 'models/gemini-1.5-flash-001-tuning',
+            tuningTask: {
+              hyperparameters: { epochCount: 2, batchSize: 4, learningRate: 0.001 },
+              trainingData: { examples: { examples: numbers.map((p) => ({ textInput: p.text_input, output: p.output })) } },
+            },
+          },
+        },
+        as(key()),
+      );
+      assert.match(operation.name ?? '', /^tunedModels\/[a-z0-9-]+\/operations\/[a-z0-9-]+$/);
+      const [tuned] = await operation.promise();
+      // The client decodes the operation's Any-packed result itself: enums as numbers.
+      assert.equal(tuned.state, geminiProtos.google.ai.generativelanguage.v1beta.TunedModel.State.ACTIVE);
+      const name = tuned.name!;
+      assert.match(name, /^tunedModels\//);
+      assert.equal(tuned.displayName, 'grpc gemini');
+      assert.equal(tuned.tuningTask?.hyperparameters?.epochCount, 2);
+      assert.ok((tuned.tuningTask?.snapshots?.length ?? 0) > 0, 'the snapshots of the run');
+
+      // One domain: the same model over REST, and in the gRPC list.
+      const rest = await call(`${fixture.url}/v1beta/${name}`, { key: key() });
+      assert.equal(rest.status, 200, rest.text);
+      assert.equal(rest.json.state, 'ACTIVE');
+      const [got] = await client.getTunedModel({ name }, as(key()));
+      assert.equal(got.name, name);
+      const [listed] = await client.listTunedModels({}, as(key()));
+      assert.ok(listed.some((m) => m.name === name));
+
+      const contents = [{ role: 'user', parts: [{ text: 'twenty two' }] }];
+      const [answer] = await generative().generateContent({ model: name, contents, generationConfig: { temperature: 0, maxOutputTokens: 8 } }, as(key()));
+      const greedy = answer.candidates?.[0]?.content?.parts?.map((p) => p.text).join('') ?? '';
+      assert.ok(greedy.length > 0);
+      const chunks: geminiProtos.google.ai.generativelanguage.v1beta.IGenerateContentResponse[] = [];
+      for await (const chunk of generative().streamGenerateContent({ model: name, contents, generationConfig: { temperature: 0, maxOutputTokens: 8 } }, as(key()))) {
+        chunks.push(chunk as geminiProtos.google.ai.generativelanguage.v1beta.IGenerateContentResponse);
+      }
+      assert.equal(chunks.map((c) => c.candidates?.[0]?.content?.parts?.map((p) => p.text).join('') ?? '').join(''), greedy);
+      const [counted] = await generative().countTokens({ model: name, contents }, as(key()));
+      assert.equal(counted.totalTokens, answer.usageMetadata?.promptTokenCount);
+
+      const [palm] = await text().generateText({ model: name, prompt: { text: 'twenty two' }, temperature: 0, maxOutputTokens: 8 }, as(key()));
+      assert.equal(palm.candidates?.length, 1);
+      assert.equal(typeof palm.candidates?.[0]?.output, 'string');
+
+      // Another project sees none of it.
+      await rejectsWith(client.getTunedModel({ name }, as(otherKey())), grpc.status.NOT_FOUND);
+      await rejectsWith(generative().generateContent({ model: name, contents }, as(otherKey())), grpc.status.NOT_FOUND);
+      await rejectsWith(text().generateText({ model: name, prompt: { text: 'x' } }, as(otherKey())), grpc.status.NOT_FOUND);
+      await rejectsWith(client.deleteTunedModel({ name }, as(otherKey())), grpc.status.NOT_FOUND);
+      await rejectsWith(client.operationsClient.getOperation(new geminiProtos.google.longrunning.GetOperationRequest({ name: operation.name! }), as(otherKey())), grpc.status.NOT_FOUND);
+      const [polled] = await client.operationsClient.getOperation(new geminiProtos.google.longrunning.GetOperationRequest({ name: operation.name! }), as(key()));
+      assert.equal(polled.done, true);
+
+      await client.deleteTunedModel({ name }, as(key()));
+      await rejectsWith(client.getTunedModel({ name }, as(key())), grpc.status.NOT_FOUND);
+      assert.equal((await call(`${fixture.url}/v1beta/${name}`, { key: key() })).status, 404);
+    });
+
+    test('refused: no key, bad input', { timeout: 60_000 }, async () => {
+      const client = models();
+      await rejectsWith(client.listTunedModels({}, as(undefined)), grpc.status.PERMISSION_DENIED);
+      const error = await rejectsWith(
+        client.createTunedModel({ tunedModel: { baseModel: 'models/gemini-1.5-flash-001-tuning', tuningTask: {} } }, as(key())),
+        grpc.status.INVALID_ARGUMENT,
+        /at least one training example/,
+      );
+      assert.equal(error.statusDetails?.[0]?.fieldViolations?.[0]?.field, 'tuned_model.tuning_task.training_data');
+      await rejectsWith(client.getTunedModel({ name: 'nothing' }, as(key())), grpc.status.INVALID_ARGUMENT, /tunedModels\/\{id\}/);
+      await rejectsWith(
+        generative().generateContent({ model: 'models/gemini-2.5-flash', contents: [{ role: 'user', parts: [{ text: 'x' }] }], generationConfig: { temperature: 5 } }, as(key())),
+        grpc.status.INVALID_ARGUMENT,
+        /temperature/,
+      );
+    });
+  });
+
+  test('a message over the body limit is refused before it is decoded', { timeout: 60_000 }, async () => {
+    const client = new aiplatform.PredictionServiceClient(clientOptions());
+    const huge = 'x'.repeat(33 * 1024 * 1024);
+    await rejectsWith(
+      client.generateContent({ model: `${parent}/publishers/google/models/gemini-2.5-flash`, contents: [{ role: 'user', parts: [{ text: huge }] }] }, as(key())),
+      grpc.status.RESOURCE_EXHAUSTED,
+    );
+  });
+});
