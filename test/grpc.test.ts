@@ -9,7 +9,7 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { v1 as aiplatform, protos as vertexProtos } from '@google-cloud/aiplatform';
+import { v1 as aiplatform, v1beta1 as aiplatformBeta, protos as vertexProtos } from '@google-cloud/aiplatform';
 import { v1beta, v1beta3, protos as geminiProtos } from '@google-ai/generativelanguage';
 import { call, repoRoot, useServer, waitFor, type ServerFixture } from './helpers/server.js';
 
@@ -32,6 +32,20 @@ interface GrpcError {
   statusDetails?: { fieldViolations?: { field: string; description: string }[] }[];
 }
 
+/**
+ * A generated client on the server's gRPC port: plaintext (insecure channel credentials, so the client sends no
+ * Google credentials), no REST fallback. The universe domain is given so that google-auth-library does not
+ * probe for a GCE metadata server.
+ */
+const grpcClientOptions = (fixture: ServerFixture, extra: Record<string, unknown> = {}) => ({
+  servicePath: '127.0.0.1',
+  port: fixture.server.grpcPort!,
+  sslCreds: grpc.credentials.createInsecure(),
+  fallback: false as const,
+  universeDomain: 'googleapis.com',
+  ...extra,
+});
+
 async function rejectsWith(promise: Promise<unknown>, code: grpc.status, message?: RegExp): Promise<GrpcError> {
   try {
     await promise;
@@ -46,7 +60,7 @@ async function rejectsWith(promise: Promise<unknown>, code: grpc.status, message
 
 describe('gRPC: Google clients, insecure credentials, no fallback', () => {
   const fixture: ServerFixture = useServer({ grpc: true, projects: [project, otherProject], concurrency: 2 });
-  const clientOptions = () => ({ servicePath: '127.0.0.1', port: fixture.server.grpcPort!, sslCreds: grpc.credentials.createInsecure(), fallback: false as const });
+  const clientOptions = () => grpcClientOptions(fixture);
   /** Call options carrying a key as metadata (x-goog-api-key, or Authorization: Bearer). */
   const as = (key: string | undefined, style: 'api-key' | 'bearer' = 'api-key') => ({
     otherArgs: { headers: key === undefined ? {} : style === 'api-key' ? { 'x-goog-api-key': key } : { authorization: `Bearer ${key}` } },
@@ -125,6 +139,13 @@ describe('gRPC: Google clients, insecure credentials, no fallback', () => {
       const [counted] = await utility().countTokens({ endpoint, contents }, as(key()));
       assert.equal(counted.totalTokens, answer.usageMetadata?.promptTokenCount);
 
+      // v1beta1, as vertexai.preview.tuning.sft speaks it: the same job with its v1beta1 fields, countTokens on PredictionService.
+      const [beta] = await new aiplatformBeta.GenAiTuningServiceClient(clientOptions()).getTuningJob({ name: created.name }, as(key()));
+      assert.equal(beta.name, created.name);
+      assert.equal(String(beta.supervisedTuningSpec?.hyperParameters?.batchSize), '4');
+      const [betaCount] = await new aiplatformBeta.PredictionServiceClient(clientOptions()).countTokens({ endpoint, contents }, as(key()));
+      assert.equal(betaCount.totalTokens, counted.totalTokens);
+
       // Cancelling a finished job is refused, as Vertex does.
       await rejectsWith(client.cancelTuningJob({ name: created.name }, as(key())), grpc.status.FAILED_PRECONDITION, /SUCCEEDED/);
     });
@@ -161,7 +182,7 @@ describe('gRPC: Google clients, insecure credentials, no fallback', () => {
         ['tuning_job.supervised_tuning_spec.training_dataset_uri'],
       );
       await rejectsWith(client.getTuningJob({ name: 'tuningJobs/1' }, as(key())), grpc.status.INVALID_ARGUMENT, /projects\/\{project\}/);
-      await rejectsWith(client.listTuningJobs({ parent, pageSize: -1 }, as(key())), grpc.status.INVALID_ARGUMENT, /pageSize/);
+      await rejectsWith(client.listTuningJobs({ parent, pageSize: -1 }, { ...as(key()), autoPaginate: false }), grpc.status.INVALID_ARGUMENT, /pageSize/);
       const badEpochs = { parent, tuningJob: tuningJob(0, 'x') };
       badEpochs.tuningJob.supervisedTuningSpec.hyperParameters.epochCount = 100_000;
       await rejectsWith(client.createTuningJob(badEpochs, as(key())), grpc.status.INVALID_ARGUMENT);
@@ -247,9 +268,22 @@ describe('gRPC: Google clients, insecure credentials, no fallback', () => {
       const [polled] = await client.operationsClient.getOperation(new geminiProtos.google.longrunning.GetOperationRequest({ name: operation.name! }), as(key()));
       assert.equal(polled.done, true);
 
+      const [renamed] = await client.updateTunedModel({ tunedModel: { name, displayName: 'renamed over gRPC' }, updateMask: { paths: ['display_name'] } }, as(key()));
+      assert.equal(renamed.displayName, 'renamed over gRPC');
+      assert.equal((await call(`${fixture.url}/v1beta/${name}`, { key: key() })).json.displayName, 'renamed over gRPC');
+
       await client.deleteTunedModel({ name }, as(key()));
       await rejectsWith(client.getTunedModel({ name }, as(key())), grpc.status.NOT_FOUND);
       assert.equal((await call(`${fixture.url}/v1beta/${name}`, { key: key() })).status, 404);
+    });
+
+    test('base models: list and get', { timeout: 60_000 }, async () => {
+      const [listed] = await models().listModels({}, as(key()));
+      assert.ok(listed.some((m) => m.name === 'models/gemini-1.5-flash-001-tuning'));
+      const [model] = await models().getModel({ name: 'models/gemini-1.5-flash-001-tuning' }, as(key()));
+      assert.equal(model.name, 'models/gemini-1.5-flash-001-tuning');
+      assert.ok(Number(model.inputTokenLimit) > 0);
+      await rejectsWith(models().getModel({ name: 'models/no-such-model' }, as(key())), grpc.status.NOT_FOUND);
     });
 
     test('refused: no key, bad input', { timeout: 60_000 }, async () => {
@@ -277,5 +311,21 @@ describe('gRPC: Google clients, insecure credentials, no fallback', () => {
       client.generateContent({ model: `${parent}/publishers/google/models/gemini-2.5-flash`, contents: [{ role: 'user', parts: [{ text: huge }] }] }, as(key())),
       grpc.status.RESOURCE_EXHAUSTED,
     );
+  });
+});
+
+describe('gRPC on a keyless server', () => {
+  const fixture: ServerFixture = useServer({ grpc: true, keyless: true, projects: ['keyed-project'] });
+  const options = (extra: Record<string, unknown> = {}) => grpcClientOptions(fixture, extra);
+
+  test('answers without a key for the project the name gives, under a loopback :authority only', { timeout: 60_000 }, async () => {
+    const client = new aiplatform.GenAiTuningServiceClient(options());
+    const [jobs] = await client.listTuningJobs({ parent: `projects/local/locations/${location}` });
+    assert.deepEqual(jobs, []);
+    // A project with API keys needs one, keyless or not.
+    await rejectsWith(client.listTuningJobs({ parent: `projects/keyed-project/locations/${location}` }), grpc.status.PERMISSION_DENIED, /requires an API key/);
+    // A DNS-rebinding name is refused, before the message is read.
+    const rebound = new aiplatform.GenAiTuningServiceClient(options({ 'grpc.default_authority': 'attacker.example:8081' }));
+    await rejectsWith(rebound.listTuningJobs({ parent: `projects/local/locations/${location}` }), grpc.status.PERMISSION_DENIED, /loopback host names/);
   });
 });

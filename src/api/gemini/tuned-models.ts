@@ -73,8 +73,6 @@ export function tunedModelMethods(services: Services) {
   const modelWire = (model: TunedModel, options: WireOptions) => tunedModelWire(model, snapshotsOf(model), options);
   const operation = (model: TunedModel, options: WireOptions) => operationWire(model, snapshotsOf(model), options);
   return {
-    modelWire,
-
     async create(project: string, version: ApiVersion, tunedModelId: string | undefined, body: TunedModelBody, options: WireOptions) {
       const examples = body.tuningTask?.trainingData?.examples?.examples ?? [];
       if (examples.length === 0) {
@@ -109,6 +107,21 @@ export function tunedModelMethods(services: Services) {
 
     get: (project: string, id: string, options: WireOptions) => modelWire(tuning.get(project, id), options),
 
+    /** AIP-134: without a mask, every updatable field present in the body is the mask (v1beta3 requires one). */
+    update(project: string, version: ApiVersion, id: string, body: TunedModelBody, updateMask: string | undefined, options: WireOptions) {
+      const fields = body as Record<string, unknown>;
+      const mask = updateMask ? updateMask.split(',').map((p) => camelCase(p.trim())) : patchableFields.filter((f) => fields[f] !== undefined);
+      if (version === 'v1beta3' && !updateMask) throw invalidArgument('updateMask is required', 'update_mask');
+      const patch: TunedModelPatch = {};
+      for (const path of mask) {
+        if (!(patchableFields as readonly string[]).includes(path)) {
+          throw invalidArgument(`updateMask path '${path}' cannot be updated; updatable: ${patchableFields.join(', ')}`, 'update_mask');
+        }
+        (patch as Record<string, unknown>)[path] = fields[path] ?? (path === 'displayName' || path === 'description' ? '' : undefined);
+      }
+      return modelWire(tuning.patch(project, id, patch), options);
+    },
+
     delete(project: string, id: string) {
       tuning.delete(project, id);
       return {};
@@ -131,7 +144,6 @@ export function tunedModelMethods(services: Services) {
 export function tunedModelRoutes(app: FastifyInstance, services: Services, customMethods: CustomMethods): void {
   const { tuning } = services;
   const methods = tunedModelMethods(services);
-  const { modelWire } = methods;
 
   app.post<{ Params: { version: string }; Querystring: { tunedModelId?: string }; Body: TunedModelBody }>(
     '/:version/tunedModels',
@@ -157,23 +169,8 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
   app.patch<{ Params: { version: string; id: string }; Querystring: { updateMask?: string }; Body: TunedModelBody }>(
     '/:version/tunedModels/:id',
     { schema: { body: tunedModelBody } },
-    async (request) => {
-      const version = parseVersion(request.params.version);
-      const body = (request.body ?? {}) as Record<string, unknown>;
-      // Without a mask every updatable field present in the body is the mask (AIP-134).
-      const mask = request.query.updateMask
-        ? request.query.updateMask.split(',').map((p) => camelCase(p.trim()))
-        : patchableFields.filter((f) => body[f] !== undefined);
-      if (version === 'v1beta3' && !request.query.updateMask) throw invalidArgument('updateMask is required', 'update_mask');
-      const patch: TunedModelPatch = {};
-      for (const path of mask) {
-        if (!(patchableFields as readonly string[]).includes(path)) {
-          throw invalidArgument(`updateMask path '${path}' cannot be updated; updatable: ${patchableFields.join(', ')}`, 'update_mask');
-        }
-        (patch as Record<string, unknown>)[path] = body[path] ?? (path === 'displayName' || path === 'description' ? '' : undefined);
-      }
-      return modelWire(tuning.patch(request.project, request.params.id, patch), wireOptions(request));
-    },
+    async (request) =>
+      methods.update(request.project, parseVersion(request.params.version), request.params.id, request.body ?? {}, request.query.updateMask, wireOptions(request)),
   );
 
   app.delete<{ Params: { version: string; id: string } }>('/:version/tunedModels/:id', async (request) => {

@@ -1,15 +1,17 @@
-// The Gemini API over gRPC (google.ai.generativelanguage): v1beta ModelService (tuned models: create, which
-// answers a long-running operation, get, list, delete), GenerativeService (generateContent,
-// streamGenerateContent, countTokens on tunedModels/* and models/*), google.longrunning.Operations for the
-// tuning operations, and v1beta3 TextService generateText. The handlers call the same methods the HTTP routes
-// call (api/gemini/tuned-models.ts, api/gemini/generate.ts).
+// The Gemini API over gRPC (google.ai.generativelanguage), on the versions the HTTP routes serve: ModelService
+// (base models on v1, v1beta and v1beta3; tuned models on v1beta and v1beta3: create, which answers a
+// long-running operation, get, list, update, delete), GenerativeService on v1 and v1beta (generateContent,
+// streamGenerateContent, countTokens on tunedModels/* and models/*), TextService generateText on v1beta and
+// v1beta3, and google.longrunning.Operations for the tuning operations. The handlers call the same methods the
+// HTTP routes call (api/gemini/tuned-models.ts, models.ts, generate.ts).
 import type protobuf from 'protobufjs';
 import type { Services } from '../../service/services.js';
 import { invalidArgument } from '../../service/errors.js';
 import type { ModelRef } from '../../service/serving/inference.js';
 import { tunedModelMethods, type TunedModelBody } from '../gemini/tuned-models.js';
-import { contentCalls } from '../gemini/generate.js';
-import type { ApiVersion } from '../gemini/custom-methods.js';
+import { baseModelMethods } from '../gemini/models.js';
+import { contentCalls, contentVersions, textVersions } from '../gemini/generate.js';
+import { apiVersions, type ApiVersion } from '../gemini/custom-methods.js';
 import { checkedPaging } from '../paging.js';
 import type { WireOptions } from '../proto-json.js';
 import type { GrpcAuth } from './auth.js';
@@ -36,62 +38,88 @@ function operationOf(name: unknown): { id: string; operation: string } {
   return { id, operation };
 }
 
-export function geminiHandlers(services: Services, root: protobuf.Root, auth: GrpcAuth): [protobuf.Service, Record<string, Handler>][] {
-  const models = tunedModelMethods(services);
+type Bound = [protobuf.Service, Record<string, Handler>];
+
+export function geminiHandlers(services: Services, root: protobuf.Root, auth: GrpcAuth): Bound[] {
+  const tuned = tunedModelMethods(services);
+  const base = baseModelMethods(services);
   const content = contentCalls(services);
-  const tunedModelId = (name: unknown) => nameOf(name, 'name', ['tunedModels']).id;
+  const tunedModelId = (name: unknown, field = 'name') => nameOf(name, field, ['tunedModels']).id;
   const refOf = (name: unknown, version: ApiVersion, project: string): ModelRef => ({
     project,
     apiVersion: version,
     ...nameOf(name, 'model', ['tunedModels', 'models']),
   });
   const withoutModel = ({ model: _m, ...body }: Json) => body;
+  const service = (version: ApiVersion, name: string) => root.lookupService(`${packageName}.${version}.${name}`);
+
+  /** Base models on every version; tuned models where the version has them (v1beta, and PaLM's v1beta3). */
+  const modelService = (version: ApiVersion): Bound => [
+    service(version, 'ModelService'),
+    {
+      GetModel: ({ name }, call) => {
+        auth.projectOf(call);
+        return base.get(nameOf(name, 'name', ['models']).id, version);
+      },
+      ListModels: (request, call) => {
+        auth.projectOf(call);
+        return base.list(checkedPaging(request));
+      },
+      ...(version === 'v1'
+        ? {}
+        : {
+            CreateTunedModel: ({ tunedModelId: id, tunedModel }, call) =>
+              tuned.create(auth.projectOf(call), version, id as string | undefined, (tunedModel ?? {}) as TunedModelBody, wire),
+            GetTunedModel: ({ name }, call) => tuned.get(auth.projectOf(call), tunedModelId(name), wire),
+            ListTunedModels: (request, call) =>
+              tuned.list(auth.projectOf(call), { ...checkedPaging(request), filter: request.filter as string | undefined }, wire),
+            UpdateTunedModel: ({ tunedModel, updateMask }, call) => {
+              const body = (tunedModel ?? {}) as TunedModelBody & { name?: unknown };
+              const id = tunedModelId(body.name, 'tuned_model.name');
+              return tuned.update(auth.projectOf(call), version, id, body, (updateMask as string | undefined) || undefined, wire);
+            },
+            DeleteTunedModel: ({ name }, call) => tuned.delete(auth.projectOf(call), tunedModelId(name)),
+          }),
+    },
+  ];
+
+  const generativeService = (version: ApiVersion): Bound => [
+    service(version, 'GenerativeService'),
+    {
+      GenerateContent: (request, call) => content.generateContent(refOf(request.model, version, auth.projectOf(call)), withoutModel(request), call.signal, wire),
+      StreamGenerateContent: (request, call) =>
+        content.streamGenerateContent(refOf(request.model, version, auth.projectOf(call)), withoutModel(request), call.signal, wire),
+      CountTokens: (request, call) => content.countTokens(refOf(request.model, version, auth.projectOf(call)), withoutModel(request)),
+    },
+  ];
+
+  const textService = (version: ApiVersion): Bound => [
+    service(version, 'TextService'),
+    {
+      GenerateText: (request, call) => content.generateText(refOf(request.model, version, auth.projectOf(call)), withoutModel(request), call.signal, wire),
+    },
+  ];
 
   return [
-    [
-      root.lookupService(`${packageName}.v1beta.ModelService`),
-      {
-        CreateTunedModel: ({ tunedModelId: id, tunedModel }, call) =>
-          models.create(auth.projectOf(call), 'v1beta', id as string | undefined, (tunedModel ?? {}) as TunedModelBody, wire),
-        GetTunedModel: ({ name }, call) => models.get(auth.projectOf(call), tunedModelId(name), wire),
-        ListTunedModels: (request, call) =>
-          models.list(auth.projectOf(call), { ...checkedPaging(request), filter: request.filter as string | undefined }, wire),
-        DeleteTunedModel: ({ name }, call) => models.delete(auth.projectOf(call), tunedModelId(name)),
-      },
-    ],
-    [
-      root.lookupService(`${packageName}.v1beta.GenerativeService`),
-      {
-        GenerateContent: (request, call) =>
-          content.generateContent(refOf(request.model, 'v1beta', auth.projectOf(call)), withoutModel(request), call.signal, wire),
-        StreamGenerateContent: (request, call) =>
-          content.streamGenerateContent(refOf(request.model, 'v1beta', auth.projectOf(call)), withoutModel(request), call.signal, wire),
-        CountTokens: (request, call) => content.countTokens(refOf(request.model, 'v1beta', auth.projectOf(call)), withoutModel(request)),
-      },
-    ],
-    [
-      root.lookupService(`${packageName}.v1beta3.TextService`),
-      {
-        GenerateText: (request, call) =>
-          content.generateText(refOf(request.model, 'v1beta3', auth.projectOf(call)), withoutModel(request), call.signal, wire),
-      },
-    ],
+    ...apiVersions.map(modelService),
+    ...contentVersions.map(generativeService),
+    ...textVersions.map(textService),
     [
       root.lookupService('google.longrunning.Operations'),
       {
         GetOperation: ({ name }, call) => {
           const { id, operation } = operationOf(name);
-          return models.getOperation(auth.projectOf(call), id, operation, wire);
+          return tuned.getOperation(auth.projectOf(call), id, operation, wire);
         },
-        ListOperations: (request, call) => models.listOperations(auth.projectOf(call), checkedPaging(request), wire),
+        ListOperations: (request, call) => tuned.listOperations(auth.projectOf(call), checkedPaging(request), wire),
         CancelOperation: ({ name }, call) => {
           const { id, operation } = operationOf(name);
-          return models.cancelOperation(auth.projectOf(call), id, operation);
+          return tuned.cancelOperation(auth.projectOf(call), id, operation);
         },
         // "The client is no longer interested in the result": nothing to free, since the operation lives with its model.
         DeleteOperation: ({ name }, call) => {
           const { id, operation } = operationOf(name);
-          models.getOperation(auth.projectOf(call), id, operation, wire);
+          tuned.getOperation(auth.projectOf(call), id, operation, wire);
           return {};
         },
       },

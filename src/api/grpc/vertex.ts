@@ -1,5 +1,5 @@
-// Vertex AI v1 over gRPC (google.cloud.aiplatform.v1): GenAiTuningService (create/get/list/cancel),
-// PredictionService generateContent and streamGenerateContent, and LlmUtilityService countTokens, on tuned
+// Vertex AI v1 and v1beta1 over gRPC (google.cloud.aiplatform.{v1,v1beta1}): GenAiTuningService (create/get/list/cancel),
+// PredictionService generateContent, streamGenerateContent and countTokens (LlmUtilityService's in v1), on tuned
 // endpoints and base models. Each handler reads the resource name, asks auth for the project, and calls the
 // same methods the HTTP routes call (api/vertex/tuning-jobs.ts, api/gemini/generate.ts).
 import type protobuf from 'protobufjs';
@@ -8,15 +8,14 @@ import { invalidArgument } from '../../service/errors.js';
 import type { ModelRef } from '../../service/serving/inference.js';
 import { tuningJobMethods, type JobParent } from '../vertex/tuning-jobs.js';
 import { endpointRef } from '../vertex/endpoints.js';
+import { vertexVersions, type VertexVersion } from '../vertex/names.js';
 import { contentCalls } from '../gemini/generate.js';
 import { checkedPaging } from '../paging.js';
 import type { WireOptions } from '../proto-json.js';
 import type { GrpcAuth } from './auth.js';
 import type { GrpcCall, Handler, Json } from './bind.js';
 
-const version = 'v1';
 const wire: WireOptions = { integerEnums: false };
-const packageName = 'google.cloud.aiplatform.v1';
 
 /** `projects/{p}/locations/{l}` and what follows it; anything else is the client's mistake. */
 function locationOf(name: unknown, field: string): { project: string; location: string; rest: string[] } {
@@ -27,7 +26,13 @@ function locationOf(name: unknown, field: string): { project: string; location: 
   return { project: parts[1], location: parts[3], rest: parts.slice(4) };
 }
 
+/** The services of both API versions the HTTP routes serve (v1beta1 adds batchSize and learningRate). */
 export function vertexHandlers(services: Services, root: protobuf.Root, auth: GrpcAuth): [protobuf.Service, Record<string, Handler>][] {
+  return vertexVersions.flatMap((version) => versionHandlers(services, root, auth, version));
+}
+
+function versionHandlers(services: Services, root: protobuf.Root, auth: GrpcAuth, version: VertexVersion): [protobuf.Service, Record<string, Handler>][] {
+  const packageName = `google.cloud.aiplatform.${version}`;
   const jobs = tuningJobMethods(services);
   const content = contentCalls(services);
 
@@ -61,6 +66,10 @@ export function vertexHandlers(services: Services, root: protobuf.Root, auth: Gr
   };
 
   const withoutName = ({ model: _m, endpoint: _e, ...body }: Json) => body;
+  // countTokens is PredictionService's in v1beta1 and LlmUtilityService's in v1.
+  const countTokens: Handler = (request, call) => content.countTokens(modelOf(request.endpoint, 'endpoint', call), withoutName(request));
+  const prediction = root.lookupService(`${packageName}.PredictionService`);
+  const utility = root.lookupService(`${packageName}.LlmUtilityService`);
 
   return [
     [
@@ -80,18 +89,14 @@ export function vertexHandlers(services: Services, root: protobuf.Root, auth: Gr
       },
     ],
     [
-      root.lookupService(`${packageName}.PredictionService`),
+      prediction,
       {
         GenerateContent: (request, call) => content.generateContent(modelOf(request.model, 'model', call), withoutName(request), call.signal, wire),
         StreamGenerateContent: (request, call) =>
           content.streamGenerateContent(modelOf(request.model, 'model', call), withoutName(request), call.signal, wire),
+        ...(prediction.methods.CountTokens ? { CountTokens: countTokens } : {}),
       },
     ],
-    [
-      root.lookupService(`${packageName}.LlmUtilityService`),
-      {
-        CountTokens: (request, call) => content.countTokens(modelOf(request.endpoint, 'endpoint', call), withoutName(request)),
-      },
-    ],
+    ...(utility.methods.CountTokens ? [[utility, { CountTokens: countTokens }] as [protobuf.Service, Record<string, Handler>]] : []),
   ];
 }
