@@ -9,8 +9,11 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
+import type protobuf from 'protobufjs';
 import { v1 as aiplatform, v1beta1 as aiplatformBeta, protos as vertexProtos } from '@google-cloud/aiplatform';
 import { v1beta, v1beta3, protos as geminiProtos } from '@google-ai/generativelanguage';
+import fc from 'fast-check';
+import { loadDescriptors } from '../src/api/grpc/descriptors.js';
 import { call, repoRoot, useServer, waitFor, type ServerFixture } from './helpers/server.js';
 
 const project = 'grpc-project';
@@ -302,6 +305,69 @@ describe('gRPC: Google clients, insecure credentials, no fallback', () => {
         /temperature/,
       );
     });
+  });
+
+  test('fuzz: bytes that are no message and mangled messages get a client error, never INTERNAL, on every method', { timeout: 240_000 }, async () => {
+    const { vertex, gemini } = loadDescriptors();
+    const tuningParent = parent;
+    // One valid request per method, which the fuzzer truncates and flips bits in.
+    const valid: Record<string, [protobuf.Root, Record<string, unknown>]> = {
+      'google.cloud.aiplatform.v1.GenAiTuningService/CreateTuningJob': [vertex, { parent: tuningParent, tuningJob: { baseModel: 'gemini-2.5-flash', supervisedTuningSpec: { trainingDatasetUri: datasetUri, hyperParameters: { epochCount: 1 } } } }],
+      'google.cloud.aiplatform.v1.GenAiTuningService/GetTuningJob': [vertex, { name: `${tuningParent}/tuningJobs/1234567890123456789` }],
+      'google.cloud.aiplatform.v1.GenAiTuningService/ListTuningJobs': [vertex, { parent: tuningParent, pageSize: 2, filter: 'state="JOB_STATE_SUCCEEDED"' }],
+      'google.cloud.aiplatform.v1.GenAiTuningService/CancelTuningJob': [vertex, { name: `${tuningParent}/tuningJobs/1234567890123456789` }],
+      'google.cloud.aiplatform.v1.PredictionService/GenerateContent': [vertex, { model: `${tuningParent}/publishers/google/models/gemini-2.5-flash`, contents: [{ role: 'user', parts: [{ text: 'one' }] }], generationConfig: { maxOutputTokens: 2 } }],
+      'google.cloud.aiplatform.v1.LlmUtilityService/CountTokens': [vertex, { endpoint: `${tuningParent}/publishers/google/models/gemini-2.5-flash`, contents: [{ role: 'user', parts: [{ text: 'one' }] }] }],
+      'google.ai.generativelanguage.v1beta.ModelService/CreateTunedModel': [gemini, { tunedModel: { baseModel: 'models/gemini-1.5-flash-001-tuning', tuningTask: { hyperparameters: { epochCount: 1 }, trainingData: { examples: { examples: [{ textInput: '1', output: '2' }] } } } } }],
+      'google.ai.generativelanguage.v1beta.ModelService/GetTunedModel': [gemini, { name: 'tunedModels/nothing-here' }],
+      'google.ai.generativelanguage.v1beta.ModelService/ListTunedModels': [gemini, { pageSize: 3, filter: 'owner:me' }],
+      'google.ai.generativelanguage.v1beta.ModelService/UpdateTunedModel': [gemini, { tunedModel: { name: 'tunedModels/nothing-here', displayName: 'x' }, updateMask: { paths: ['display_name'] } }],
+      'google.ai.generativelanguage.v1beta.GenerativeService/GenerateContent': [gemini, { model: 'models/gemini-2.5-flash', contents: [{ role: 'user', parts: [{ text: 'one' }] }], generationConfig: { maxOutputTokens: 2, temperature: 0.5 } }],
+      'google.ai.generativelanguage.v1beta.GenerativeService/CountTokens': [gemini, { model: 'models/gemini-2.5-flash', contents: [{ role: 'user', parts: [{ text: 'one' }] }] }],
+      'google.ai.generativelanguage.v1beta3.TextService/GenerateText': [gemini, { model: 'models/gemini-2.5-flash', prompt: { text: 'one' }, maxOutputTokens: 2 }],
+      'google.longrunning.Operations/GetOperation': [gemini, { name: 'tunedModels/nothing-here/operations/x' }],
+    };
+    const methods = Object.entries(valid).map(([path, [root, request]]) => {
+      const [serviceName, methodName] = path.split('/') as [string, string];
+      const method = root.lookupService(serviceName).methods[methodName]!;
+      method.resolve();
+      const type = method.resolvedRequestType!;
+      return { path: `/${path}`, bytes: Buffer.from(type.encode(type.fromObject(request)).finish()) };
+    });
+    const client = new grpc.Client(`127.0.0.1:${fixture.server.grpcPort}`, grpc.credentials.createInsecure());
+    const metadata = new grpc.Metadata();
+    metadata.set('x-goog-api-key', key());
+    const send = (path: string, bytes: Buffer) =>
+      new Promise<grpc.status>((resolve) => {
+        const identity = (b: Buffer) => b;
+        client.makeUnaryRequest(path, identity, identity, bytes, metadata, { deadline: Date.now() + 30_000 }, (error) => resolve(error?.code ?? grpc.status.OK));
+      });
+    const mangled = fc.oneof(
+      fc.uint8Array({ maxLength: 64 }).map((b) => ({ kind: 'random', at: 0, bytes: Buffer.from(b) })),
+      fc.record({ at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }), cut: fc.boolean() }).map(({ at, bit, cut }) => ({ kind: 'flip', at, bit, cut, bytes: Buffer.alloc(0) })),
+    );
+    const seen = new Map<number, number>();
+    await fc.assert(
+      fc.asyncProperty(fc.nat({ max: methods.length - 1 }), mangled, async (index, m) => {
+        const { path, bytes: valid } = methods[index]!;
+        let bytes = m.bytes;
+        if (m.kind === 'flip') {
+          bytes = Buffer.from(valid);
+          const at = m.at % bytes.length;
+          bytes[at]! ^= 1 << (m as { bit: number }).bit;
+          if ((m as { cut: boolean }).cut) bytes = bytes.subarray(0, at);
+        }
+        const code = await send(path, bytes);
+        seen.set(code, (seen.get(code) ?? 0) + 1);
+        assert.ok(![grpc.status.INTERNAL, grpc.status.UNKNOWN, grpc.status.UNAVAILABLE].includes(code), `${path} answered ${grpc.status[code]} to ${bytes.toString('hex')}`);
+      }),
+      { seed: 20261201, numRuns: 800 },
+    );
+    client.close();
+    assert.ok((seen.get(grpc.status.INVALID_ARGUMENT) ?? 0) > 0, JSON.stringify([...seen]));
+    // The server still answers.
+    const [jobs] = await new aiplatform.GenAiTuningServiceClient(clientOptions()).listTuningJobs({ parent }, as(key()));
+    assert.ok(Array.isArray(jobs));
   });
 
   test('a message over the body limit is refused before it is decoded', { timeout: 60_000 }, async () => {
