@@ -62,7 +62,7 @@ async function rejectsWith(promise: Promise<unknown>, code: grpc.status, message
 }
 
 describe('gRPC: Google clients, insecure credentials, no fallback', () => {
-  const fixture: ServerFixture = useServer({ grpc: true, projects: [project, otherProject], concurrency: 2 });
+  const fixture: ServerFixture = useServer({ grpc: true, projects: [project, otherProject], concurrency: 2, logLevel: 'info' });
   const clientOptions = () => grpcClientOptions(fixture);
   /** Call options carrying a key as metadata (x-goog-api-key, or Authorization: Bearer). */
   const as = (key: string | undefined, style: 'api-key' | 'bearer' = 'api-key') => ({
@@ -377,6 +377,18 @@ describe('gRPC: Google clients, insecure credentials, no fallback', () => {
       client.generateContent({ model: `${parent}/publishers/google/models/gemini-2.5-flash`, contents: [{ role: 'user', parts: [{ text: huge }] }] }, as(key())),
       grpc.status.RESOURCE_EXHAUSTED,
     );
+  });
+
+  test('the log has a line per call and refusal, and no key', { timeout: 60_000 }, async () => {
+    const client = new aiplatform.GenAiTuningServiceClient(clientOptions());
+    await client.listTuningJobs({ parent }, { ...as(key(), 'bearer'), autoPaginate: false });
+    await rejectsWith(client.listTuningJobs({ parent }, as(`${key()}x`)), grpc.status.INVALID_ARGUMENT);
+    const logs = await waitFor('the log lines', async () => {
+      const text = fixture.server.logs();
+      return /"code":"INVALID_ARGUMENT","msg":"gRPC call refused"/.test(text) ? text : undefined;
+    }, { timeoutMs: 10_000 });
+    assert.match(logs, /"method":"\/google\.cloud\.aiplatform\.v1\.GenAiTuningService\/ListTuningJobs","code":"OK"/);
+    for (const secret of [key(), otherKey()]) assert.ok(!logs.includes(secret), 'a key reached the log');
   });
 });
 

@@ -56,7 +56,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     ? await startGrpcServer(services, {
         host: config.host,
         port: grpcPort,
-        onUnexpected: (err, method) => app.log.error({ err, method }, 'unexpected error'),
+        log: app.log,
       }).catch(async (error: Error) => {
         await app.close();
         await services.close();

@@ -1,5 +1,6 @@
 // tunedModels create/get/list/patch/delete and :cancel, on v1beta and (PaLM) v1beta3.
 import type { FastifyInstance } from 'fastify';
+import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
 import type { Services } from '../../service/services.js';
 import { invalidArgument, notFound } from '../../service/errors.js';
 import { patchableFields, type TunedModelPatch } from '../../service/tuning/service.js';
@@ -8,13 +9,17 @@ import { camelCase } from '../plugins/lenient-json.js';
 import { parseVersion, type ApiVersion, type CustomMethods } from './custom-methods.js';
 import { operationWire, tunedModelWire } from './wire.js';
 import { wireOptions, type WireOptions } from '../proto-json.js';
-import { pagingQuery } from '../paging.js';
+import { listQuery, pagingQuery, type ListQuery } from '../paging.js';
 
-const number = { type: 'number' };
-const integer = { type: 'integer' };
-const string = { type: 'string' };
+const number = { type: 'number' } as const;
+const integer = { type: 'integer' } as const;
+const string = { type: 'string' } as const;
 
-/** The TunedModel body: types are checked, unknown and output-only fields are ignored (as old SDKs PATCH whole models). */
+/**
+ * The TunedModel body: types are checked, unknown and output-only fields are ignored (as old SDKs PATCH whole
+ * models). The TypeScript type is derived from this schema (one shape, not two); over gRPC Google's descriptor
+ * gives the same fields.
+ */
 const tunedModelBody = {
   type: 'object',
   properties: {
@@ -39,29 +44,11 @@ const tunedModelBody = {
       },
     },
   },
-} as const;
+} as const satisfies JSONSchema;
 
-export interface TunedModelBody {
-  displayName?: string;
-  description?: string;
-  baseModel?: string;
-  tunedModelSource?: { tunedModel?: string };
-  temperature?: number;
-  topP?: number;
-  topK?: number;
-  tuningTask?: {
-    hyperparameters?: { epochCount?: number; batchSize?: number; learningRate?: number; learningRateMultiplier?: number };
-    trainingData?: { examples?: { examples?: unknown[] } };
-  };
-}
+export type TunedModelBody = FromSchema<typeof tunedModelBody>;
 
 const trainingDataField = 'tuned_model.tuning_task.training_data';
-
-export interface ListQuery {
-  pageSize?: number;
-  pageToken?: string;
-  filter?: string;
-}
 
 /**
  * The tuned-model and operation methods, free of any transport: the caller's project and a proto3-JSON request
@@ -154,7 +141,7 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
 
   app.get<{ Params: { version: string }; Querystring: ListQuery }>(
     '/:version/tunedModels',
-    { schema: { querystring: { type: 'object', properties: { ...pagingQuery, filter: string } } } },
+    { schema: { querystring: listQuery } },
     async (request) => {
       parseVersion(request.params.version);
       return methods.list(request.project, request.query, wireOptions(request));

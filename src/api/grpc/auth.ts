@@ -8,7 +8,7 @@ import type { KeyStore } from '../../service/auth/keys.js';
 import { actingProject, identify, type Caller } from '../plugins/auth.js';
 import { checkKeylessHost } from '../plugins/request-policy.js';
 import type { StatusEncoder } from './status.js';
-import type { GrpcCall } from './bind.js';
+import type { GrpcCall, GrpcLog } from './bind.js';
 
 const firstString = (metadata: grpc.Metadata, key: string): string | undefined => {
   const value = metadata.get(key)[0];
@@ -26,14 +26,14 @@ export interface GrpcAuth {
   projectOf(call: GrpcCall, named?: string): string;
 }
 
-export function grpcAuth(keys: KeyStore, keyless: boolean, encodeStatus: StatusEncoder): GrpcAuth {
+export function grpcAuth(keys: KeyStore, keyless: boolean, encodeStatus: StatusEncoder, log: GrpcLog): GrpcAuth {
   const callers = new WeakMap<grpc.Metadata, Caller>();
   const identifyCall = (metadata: grpc.Metadata, host: string): Caller => {
     if (keyless) checkKeylessHost(host);
     return identify(credentialsOf(metadata), keys, keyless);
   };
   return {
-    interceptor: (_method, call) =>
+    interceptor: (method, call) =>
       new grpc.ServerInterceptingCall(call, {
         start: (next) =>
           next({
@@ -42,6 +42,7 @@ export function grpcAuth(keys: KeyStore, keyless: boolean, encodeStatus: StatusE
                 callers.set(metadata, identifyCall(metadata, call.getHost()));
               } catch (error) {
                 const { unexpected: _, ...status } = encodeStatus(error);
+                log.info({ method: method.path, code: grpc.status[status.code] }, 'gRPC call refused');
                 call.sendStatus(status);
                 return; // the message is never read
               }

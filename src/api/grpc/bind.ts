@@ -2,7 +2,7 @@
 // JSON the HTTP routes read and write, so both transports share one translation (api/vertex, api/gemini) and the
 // descriptor alone defines each message's shape on the wire. Requests are decoded inside the handler, so bytes
 // that are not the request message are the client's INVALID_ARGUMENT rather than the library's INTERNAL.
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { fromProto3JSON, toProto3JSON, type JSONObject } from 'proto3-json-serializer';
 import { invalidArgument } from '../../service/errors.js';
@@ -24,10 +24,16 @@ export interface BoundService {
   implementation: grpc.UntypedServiceImplementation;
 }
 
+/** Where calls are logged (pino's interface, as Fastify's request log): never the metadata, which holds keys. */
+export interface GrpcLog {
+  info(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
 export interface BindOptions {
   encodeStatus: StatusEncoder;
-  /** Unexpected errors (answered INTERNAL) are reported here. */
-  onUnexpected: (error: unknown, method: string) => void;
+  /** Each call's method, status code and time; unexpected errors (answered INTERNAL) with their stack. */
+  log: GrpcLog;
 }
 
 /** proto3 JSON (undefined fields dropped) → the message's bytes. */
@@ -60,7 +66,7 @@ function write(call: grpc.ServerWritableStream<unknown, Buffer>, bytes: Buffer):
   });
 }
 
-export function bindService(service: protobuf.Service, handlers: Record<string, Handler>, { encodeStatus, onUnexpected }: BindOptions): BoundService {
+export function bindService(service: protobuf.Service, handlers: Record<string, Handler>, { encodeStatus, log }: BindOptions): BoundService {
   const definition: Record<string, grpc.MethodDefinition<Buffer, Buffer>> = {};
   const implementation: grpc.UntypedServiceImplementation = {};
   const identity = (bytes: Buffer) => bytes;
@@ -71,9 +77,12 @@ export function bindService(service: protobuf.Service, handlers: Record<string, 
     const requestType = method.resolvedRequestType!;
     const responseType = method.resolvedResponseType!;
     const path = `/${service.fullName.slice(1)}/${name}`;
-    const failure = (error: unknown) => {
+    if (method.requestStream) throw new Error(`${path}: client streaming is not served`);
+    const done = (started: number, code: grpc.status) => log.info({ method: path, code: grpc.status[code], responseTime: performance.now() - started }, 'gRPC call completed');
+    const failure = (error: unknown, started: number) => {
       const { unexpected, ...status } = encodeStatus(error);
-      if (unexpected) onUnexpected(error, path);
+      if (unexpected) log.error({ err: error, method: path }, 'unexpected error');
+      done(started, status.code);
       return status;
     };
     definition[name] = {
@@ -85,27 +94,32 @@ export function bindService(service: protobuf.Service, handlers: Record<string, 
       responseSerialize: identity,
       responseDeserialize: identity,
     };
-    if (method.requestStream) throw new Error(`${path}: client streaming is not served`);
     implementation[name] = method.responseStream
       ? async (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+          const started = performance.now();
           const signal = signalOf(call);
           try {
             const chunks = (await handler(decode(requestType, call.request), { metadata: call.metadata, signal })) as AsyncIterable<unknown>;
             for await (const chunk of chunks) {
-              if (signal.aborted) return;
+              if (signal.aborted) break;
               await write(call, encode(responseType, chunk));
             }
+            if (signal.aborted) return done(started, grpc.status.CANCELLED);
             call.end();
+            done(started, grpc.status.OK);
           } catch (error) {
-            if (!signal.aborted) call.emit('error', failure(error));
+            if (signal.aborted) return done(started, grpc.status.CANCELLED);
+            call.emit('error', failure(error, started));
           }
         }
       : async (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+          const started = performance.now();
           try {
             const response = await handler(decode(requestType, call.request), { metadata: call.metadata, signal: signalOf(call) });
             callback(null, encode(responseType, response));
+            done(started, grpc.status.OK);
           } catch (error) {
-            callback(failure(error));
+            callback(failure(error, started));
           }
         };
   }

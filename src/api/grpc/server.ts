@@ -7,15 +7,15 @@ import type { Services } from '../../service/services.js';
 import { loadDescriptors } from './descriptors.js';
 import { statusEncoder } from './status.js';
 import { grpcAuth } from './auth.js';
-import { bindService } from './bind.js';
+import { bindService, type GrpcLog } from './bind.js';
 import { vertexHandlers } from './vertex.js';
 import { geminiHandlers } from './gemini.js';
 
 export interface GrpcServerOptions {
   host: string;
   port: number;
-  /** Where unexpected errors (answered INTERNAL) are reported. */
-  onUnexpected: (error: unknown, method: string) => void;
+  /** The request log (Fastify's): each call, and unexpected errors (answered INTERNAL). */
+  log: GrpcLog;
 }
 
 export interface GrpcServer {
@@ -25,17 +25,17 @@ export interface GrpcServer {
   close(graceMs?: number): Promise<void>;
 }
 
-export async function startGrpcServer(services: Services, { host, port, onUnexpected }: GrpcServerOptions): Promise<GrpcServer> {
+export async function startGrpcServer(services: Services, { host, port, log }: GrpcServerOptions): Promise<GrpcServer> {
   const descriptors = loadDescriptors();
   const encodeStatus = statusEncoder(descriptors.status);
-  const auth = grpcAuth(services.keys, services.config.keyless, encodeStatus);
+  const auth = grpcAuth(services.keys, services.config.keyless, encodeStatus, log);
   const server = new grpc.Server({
     interceptors: [auth.interceptor],
     'grpc.max_receive_message_length': services.limits.requestBodyBytes,
   });
   const handlers = [...vertexHandlers(services, descriptors.vertex, auth), ...geminiHandlers(services, descriptors.gemini, auth)];
   for (const [service, methods] of handlers) {
-    const { definition, implementation } = bindService(service, methods, { encodeStatus, onUnexpected });
+    const { definition, implementation } = bindService(service, methods, { encodeStatus, log });
     server.addService(definition, implementation);
   }
   const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;

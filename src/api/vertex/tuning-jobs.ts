@@ -5,19 +5,13 @@ import type { Services } from '../../service/services.js';
 import { ServiceError, invalidArgument, notFound } from '../../service/errors.js';
 import type { TunedModel } from '../../service/tuning/tuned-model.js';
 import { wireOptions, type WireOptions } from '../proto-json.js';
-import { pagingQuery } from '../paging.js';
+import { listQuery, type ListQuery } from '../paging.js';
 import { parseFilter } from './filter.js';
 import { parseVertexVersion, splitCustomMethod, withoutVersion, type LocationParams, type VertexVersion } from './names.js';
 import { parseTuningJob, trainingDatasetField, validationDatasetField } from './request.js';
 import { jobStateOf, terminalStates, tuningJobWire } from './wire.js';
 
 export const tuningJobsPath = '/:version/projects/:project/locations/:location/tuningJobs';
-
-export interface ListQuery {
-  pageSize?: number;
-  pageToken?: string;
-  filter?: string;
-}
 
 /** Where a tuning job lives: the API version and the caller's project and location. */
 export interface JobParent {
@@ -118,7 +112,7 @@ export function tuningJobRoutes(app: FastifyInstance, services: Services): void 
 
   app.get<{ Params: LocationParams; Querystring: ListQuery }>(
     tuningJobsPath,
-    { schema: { querystring: { type: 'object', properties: { ...pagingQuery, filter: { type: 'string' } } } } },
+    { schema: { querystring: listQuery } },
     async (request) => jobs.list(parentOf(request), request.query, wireOptions(request)),
   );
 
