@@ -141,6 +141,10 @@ describe('gRPC: Google clients, insecure credentials, no fallback', () => {
 
       const [counted] = await utility().countTokens({ endpoint, contents }, as(key()));
       assert.equal(counted.totalTokens, answer.usageMetadata?.promptTokenCount);
+      const [computed] = await utility().computeTokens({ endpoint, contents }, as(key()));
+      assert.equal(computed.tokensInfo?.length, 1);
+      assert.ok((computed.tokensInfo?.[0]?.tokenIds?.length ?? 0) > 0);
+      assert.equal(computed.tokensInfo?.[0]?.tokens?.length, computed.tokensInfo?.[0]?.tokenIds?.length);
 
       // v1beta1, as vertexai.preview.tuning.sft speaks it: the same job with its v1beta1 fields, countTokens on PredictionService.
       const [beta] = await new aiplatformBeta.GenAiTuningServiceClient(clientOptions()).getTuningJob({ name: created.name }, as(key()));
@@ -261,6 +265,8 @@ describe('gRPC: Google clients, insecure credentials, no fallback', () => {
       const [palm] = await text().generateText({ model: name, prompt: { text: 'twenty two' }, temperature: 0, maxOutputTokens: 8 }, as(key()));
       assert.equal(palm.candidates?.length, 1);
       assert.equal(typeof palm.candidates?.[0]?.output, 'string');
+      const [textTokens] = await text().countTextTokens({ model: 'models/text-bison-001', prompt: { text: 'twenty two' } }, as(key()));
+      assert.ok(Number(textTokens.tokenCount) > 0);
 
       // Another project sees none of it.
       await rejectsWith(client.getTunedModel({ name }, as(otherKey())), grpc.status.NOT_FOUND);

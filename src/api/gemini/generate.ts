@@ -1,5 +1,5 @@
 // Generation on tuned and base models: generateContent, streamGenerateContent (SSE or a streamed JSON
-// array), countTokens (v1, v1beta) and PaLM's generateText (v1beta3, v1beta). gemini-api.md §8, §9.
+// array), countTokens (v1, v1beta) and PaLM's generateText and countTextTokens (v1beta3, v1beta). gemini-api.md §8, §9.
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -19,6 +19,7 @@ import {
 import { classify, rpcErrorBody } from '../plugins/errors.js';
 import type { ApiVersion, CustomMethod, CustomMethodTarget, CustomMethods } from './custom-methods.js';
 import { isObject, listOf, wireOptions, type WireOptions } from '../proto-json.js';
+import type { Surface } from '../../service/tuning/defaults.js';
 
 type Json = Record<string, unknown>;
 
@@ -60,7 +61,7 @@ function roleOf(value: unknown, field: string): Turn['role'] {
   throw invalidArgument('Please use a valid role: user, model.', field);
 }
 
-function parseContents(value: unknown, field = 'contents'): Turn[] {
+export function parseContents(value: unknown, field = 'contents'): Turn[] {
   if (value !== undefined && value !== null && typeof value !== 'object') {
     throw invalidArgument(`Invalid value at '${field}': expected a list of contents like [{"role": "user", "parts": [{"text": "..."}]}].`, field);
   }
@@ -224,11 +225,18 @@ function usageWire(promptTokenCount: number, candidatesTokenCount: number) {
   return { promptTokenCount, candidatesTokenCount, totalTokenCount: promptTokenCount + candidatesTokenCount };
 }
 
-export function generateContentWire(result: GenerationResult, id: string, options: WireOptions) {
+/**
+ * The model a response names: the Gemini API names the tuned model (tunedModels/{id}); Vertex names the base
+ * model, for a tuned endpoint too (vertex-api.md §8.3).
+ */
+const modelVersionOf = (result: Pick<GenerationResult, 'modelVersion' | 'baseModelVersion'>, surface: Surface) =>
+  surface === 'vertex' ? result.baseModelVersion : result.modelVersion;
+
+export function generateContentWire(result: GenerationResult, id: string, options: WireOptions, surface: Surface = 'gemini') {
   return {
     candidates: result.candidates.map((c, index) => candidateWire({ index, text: c.text, finishReason: c.finishReason }, options)),
     usageMetadata: usageWire(result.promptTokenCount, result.candidatesTokenCount),
-    modelVersion: result.modelVersion,
+    modelVersion: modelVersionOf(result, surface),
     responseId: id,
   };
 }
@@ -247,12 +255,12 @@ function generateTextWire(result: GenerationResult, options: WireOptions) {
  * end) arrives, so that the last chunk carries the last text together with every finishReason and the
  * usage, rather than an empty trailer.
  */
-async function* responseChunks(stream: GenerationStream, id: string, options: WireOptions): AsyncGenerator<Json> {
+async function* responseChunks(stream: GenerationStream, id: string, options: WireOptions, surface: Surface): AsyncGenerator<Json> {
   const pending = new Map<number, string>();
   const chunk = (candidates: CandidateChunk[], extra: Json = {}): Json => ({
     candidates: candidates.sort((a, b) => a.index - b.index).map((c) => candidateWire(c, options)),
     ...extra,
-    modelVersion: stream.modelVersion,
+    modelVersion: modelVersionOf(stream, surface),
     responseId: id,
   });
   for await (const { candidate, text } of stream) {
@@ -310,20 +318,20 @@ function clientGone(reply: FastifyReply): AbortSignal {
 }
 
 /**
- * generateContent, streamGenerateContent, countTokens and generateText on a model, free of any transport:
- * proto3 JSON in, proto3 JSON out. The HTTP routes and the gRPC services (api/grpc) both call these.
+ * generateContent, streamGenerateContent, countTokens, generateText and countTextTokens on a model, free of any
+ * transport: proto3 JSON in, proto3 JSON out. The HTTP routes and the gRPC services (api/grpc) both call these.
  */
-export function contentCalls({ inference }: Services) {
+export function contentCalls({ inference }: Services, surface: Surface = 'gemini') {
   return {
     async generateContent(ref: ModelRef, body: unknown, signal: AbortSignal, options: WireOptions) {
       const result = await inference.generate(ref, parseGenerateContentRequest(body), signal);
-      return generateContentWire(result, responseId(), options);
+      return generateContentWire(result, responseId(), options, surface);
     },
 
     /** Everything that can be refused (model, state, prompt) is refused before this resolves; the chunks follow. */
     async streamGenerateContent(ref: ModelRef, body: unknown, signal: AbortSignal, options: WireOptions): Promise<AsyncGenerator<Json>> {
       const stream = await inference.stream(ref, parseGenerateContentRequest(body), signal);
-      return responseChunks(stream, responseId(), options);
+      return responseChunks(stream, responseId(), options, surface);
     },
 
     async countTokens(ref: ModelRef, body: unknown) {
@@ -334,12 +342,18 @@ export function contentCalls({ inference }: Services) {
       const result = await inference.generate(ref, parseGenerateTextRequest(body), signal);
       return generateTextWire(result, options);
     },
+
+    /** The prompt's tokens as generateText frames it. */
+    async countTextTokens(ref: ModelRef, body: unknown) {
+      const { turns } = parseGenerateTextRequest(body);
+      return { tokenCount: await inference.countTokens(ref, { turns }) };
+    },
   };
 }
 
 /** generateContent, streamGenerateContent and countTokens on a model, for any surface that names one. */
-export function contentMethods(services: Services) {
-  const calls = contentCalls(services);
+export function contentMethods(services: Services, surface: Surface = 'gemini') {
+  const calls = contentCalls(services, surface);
   return {
     async generateContent(request: FastifyRequest, reply: FastifyReply, ref: ModelRef) {
       return calls.generateContent(ref, request.body, clientGone(reply), wireOptions(request));
@@ -381,4 +395,10 @@ export function generateRoutes(services: Services, customMethods: CustomMethods)
       calls.generateText(modelRef(request, collection, target), request.body, clientGone(reply), wireOptions(request)),
     );
   }
+
+  // PaLM's countTextTokens is bound to models/* only (text_service.proto): the prompt's tokens as generateText frames it.
+  customMethods.models.set('countTextTokens', async (request, _reply, target) => {
+    requireVersion(textVersions, target, 'models', 'countTextTokens');
+    return calls.countTextTokens(modelRef(request, 'models', target), request.body);
+  });
 }

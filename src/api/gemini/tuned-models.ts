@@ -1,6 +1,6 @@
 // tunedModels create/get/list/patch/delete and :cancel, on v1beta and (PaLM) v1beta3.
 import type { FastifyInstance } from 'fastify';
-import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
+import { Type, type Static } from '@sinclair/typebox';
 import type { Services } from '../../service/services.js';
 import { invalidArgument, notFound } from '../../service/errors.js';
 import { patchableFields, type TunedModelPatch } from '../../service/tuning/service.js';
@@ -9,44 +9,39 @@ import { camelCase } from '../plugins/lenient-json.js';
 import { parseVersion, type ApiVersion, type CustomMethods } from './custom-methods.js';
 import { operationWire, tunedModelWire } from './wire.js';
 import { wireOptions, type WireOptions } from '../proto-json.js';
-import { listQuery, pagingQuery, type ListQuery } from '../paging.js';
-
-const number = { type: 'number' } as const;
-const integer = { type: 'integer' } as const;
-const string = { type: 'string' } as const;
+import { ListQuery, pagingQuery } from '../paging.js';
 
 /**
  * The TunedModel body: types are checked, unknown and output-only fields are ignored (as old SDKs PATCH whole
- * models). The TypeScript type is derived from this schema (one shape, not two); over gRPC Google's descriptor
- * gives the same fields.
+ * models). One TypeBox schema gives both the check and the type; over gRPC Google's descriptor gives the same fields.
  */
-const tunedModelBody = {
-  type: 'object',
-  properties: {
-    displayName: string,
-    description: string,
-    baseModel: string,
-    tunedModelSource: { type: 'object', properties: { tunedModel: string } },
-    temperature: number,
-    topP: number,
-    topK: integer,
-    tuningTask: {
-      type: 'object',
-      properties: {
-        hyperparameters: {
-          type: 'object',
-          properties: { epochCount: integer, batchSize: integer, learningRate: number, learningRateMultiplier: number },
-        },
-        trainingData: {
-          type: 'object',
-          properties: { examples: { type: 'object', properties: { examples: { type: 'array', items: { type: 'object' } } } } },
-        },
-      },
-    },
-  },
-} as const satisfies JSONSchema;
-
-export type TunedModelBody = FromSchema<typeof tunedModelBody>;
+const TunedModelBody = Type.Object({
+  displayName: Type.Optional(Type.String()),
+  description: Type.Optional(Type.String()),
+  baseModel: Type.Optional(Type.String()),
+  tunedModelSource: Type.Optional(Type.Object({ tunedModel: Type.Optional(Type.String()) })),
+  temperature: Type.Optional(Type.Number()),
+  topP: Type.Optional(Type.Number()),
+  topK: Type.Optional(Type.Integer()),
+  tuningTask: Type.Optional(
+    Type.Object({
+      hyperparameters: Type.Optional(
+        Type.Object({
+          epochCount: Type.Optional(Type.Integer()),
+          batchSize: Type.Optional(Type.Integer()),
+          learningRate: Type.Optional(Type.Number()),
+          learningRateMultiplier: Type.Optional(Type.Number()),
+        }),
+      ),
+      trainingData: Type.Optional(
+        Type.Object({
+          examples: Type.Optional(Type.Object({ examples: Type.Optional(Type.Array(Type.Object({}))) })),
+        }),
+      ),
+    }),
+  ),
+});
+export type TunedModelBody = Static<typeof TunedModelBody>;
 
 const trainingDataField = 'tuned_model.tuning_task.training_data';
 
@@ -134,14 +129,14 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
 
   app.post<{ Params: { version: string }; Querystring: { tunedModelId?: string }; Body: TunedModelBody }>(
     '/:version/tunedModels',
-    { schema: { body: tunedModelBody, querystring: { type: 'object', properties: { tunedModelId: string } } } },
+    { schema: { body: TunedModelBody, querystring: Type.Object({ tunedModelId: Type.Optional(Type.String()) }) } },
     async (request) =>
       methods.create(request.project, parseVersion(request.params.version), request.query.tunedModelId, request.body ?? {}, wireOptions(request)),
   );
 
   app.get<{ Params: { version: string }; Querystring: ListQuery }>(
     '/:version/tunedModels',
-    { schema: { querystring: listQuery } },
+    { schema: { querystring: ListQuery } },
     async (request) => {
       parseVersion(request.params.version);
       return methods.list(request.project, request.query, wireOptions(request));
@@ -155,7 +150,7 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
 
   app.patch<{ Params: { version: string; id: string }; Querystring: { updateMask?: string }; Body: TunedModelBody }>(
     '/:version/tunedModels/:id',
-    { schema: { body: tunedModelBody } },
+    { schema: { body: TunedModelBody } },
     async (request) =>
       methods.update(request.project, parseVersion(request.params.version), request.params.id, request.body ?? {}, request.query.updateMask, wireOptions(request)),
   );

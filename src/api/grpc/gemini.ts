@@ -1,9 +1,10 @@
 // The Gemini API over gRPC (google.ai.generativelanguage), on the versions the HTTP routes serve: ModelService
 // (base models on v1, v1beta and v1beta3; tuned models on v1beta and v1beta3: create, which answers a
 // long-running operation, get, list, update, delete), GenerativeService on v1 and v1beta (generateContent,
-// streamGenerateContent, countTokens on tunedModels/* and models/*), TextService generateText on v1beta and
-// v1beta3, and google.longrunning.Operations for the tuning operations. The handlers call the same methods the
-// HTTP routes call (api/gemini/tuned-models.ts, models.ts, generate.ts).
+// streamGenerateContent, countTokens on tunedModels/* and models/*), TextService generateText (and
+// countTextTokens on models/*) on v1beta and v1beta3, and google.longrunning.Operations for the tuning
+// operations. The handlers call the same methods the HTTP routes call (api/gemini/tuned-models.ts, models.ts,
+// generate.ts).
 import type protobuf from 'protobufjs';
 import type { Services } from '../../service/services.js';
 import { invalidArgument } from '../../service/errors.js';
@@ -97,6 +98,9 @@ export function geminiHandlers(services: Services, root: protobuf.Root, auth: Gr
     service(version, 'TextService'),
     {
       GenerateText: (request, call) => content.generateText(refOf(request.model, version, auth.projectOf(call)), withoutModel(request), call.signal, wire),
+      // Bound to models/* only, as in text_service.proto.
+      CountTextTokens: (request, call) =>
+        content.countTextTokens({ project: auth.projectOf(call), apiVersion: version, ...nameOf(request.model, 'model', ['models']) }, withoutModel(request)),
     },
   ];
 

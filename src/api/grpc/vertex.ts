@@ -1,13 +1,14 @@
-// Vertex AI v1 and v1beta1 over gRPC (google.cloud.aiplatform.{v1,v1beta1}): GenAiTuningService (create/get/list/cancel),
-// PredictionService generateContent, streamGenerateContent and countTokens (LlmUtilityService's in v1), on tuned
-// endpoints and base models. Each handler reads the resource name, asks auth for the project, and calls the
-// same methods the HTTP routes call (api/vertex/tuning-jobs.ts, api/gemini/generate.ts).
+// Vertex AI v1 and v1beta1 over gRPC (google.cloud.aiplatform.{v1,v1beta1}): GenAiTuningService
+// (create/get/list/cancel), PredictionService generateContent, streamGenerateContent and countTokens
+// (LlmUtilityService's in v1), and LlmUtilityService computeTokens, on tuned endpoints and base models. Each
+// handler reads the resource name, asks auth for the project, and calls the same methods the HTTP routes call
+// (api/vertex/tuning-jobs.ts, api/vertex/endpoints.ts, api/gemini/generate.ts).
 import type protobuf from 'protobufjs';
 import type { Services } from '../../service/services.js';
 import { invalidArgument } from '../../service/errors.js';
 import type { ModelRef } from '../../service/serving/inference.js';
 import { tuningJobMethods, type JobParent } from '../vertex/tuning-jobs.js';
-import { endpointRef } from '../vertex/endpoints.js';
+import { computeTokensCall, endpointRef } from '../vertex/endpoints.js';
 import { vertexVersions, type VertexVersion } from '../vertex/names.js';
 import { contentCalls } from '../gemini/generate.js';
 import { checkedPaging } from '../paging.js';
@@ -34,7 +35,8 @@ export function vertexHandlers(services: Services, root: protobuf.Root, auth: Gr
 function versionHandlers(services: Services, root: protobuf.Root, auth: GrpcAuth, version: VertexVersion): [protobuf.Service, Record<string, Handler>][] {
   const packageName = `google.cloud.aiplatform.${version}`;
   const jobs = tuningJobMethods(services);
-  const content = contentCalls(services);
+  const content = contentCalls(services, 'vertex');
+  const computeTokens = computeTokensCall(services);
 
   const parentOf = (name: unknown, field: string, call: GrpcCall, collection?: string) => {
     const { project, location, rest } = locationOf(name, field);
@@ -97,6 +99,12 @@ function versionHandlers(services: Services, root: protobuf.Root, auth: GrpcAuth
         ...(prediction.methods.CountTokens ? { CountTokens: countTokens } : {}),
       },
     ],
-    ...(utility.methods.CountTokens ? [[utility, { CountTokens: countTokens }] as [protobuf.Service, Record<string, Handler>]] : []),
+    [
+      utility,
+      {
+        ComputeTokens: (request, call) => computeTokens(modelOf(request.endpoint, 'endpoint', call), withoutName(request)),
+        ...(utility.methods.CountTokens ? { CountTokens: countTokens } : {}),
+      },
+    ],
   ];
 }

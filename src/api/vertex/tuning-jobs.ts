@@ -5,7 +5,7 @@ import type { Services } from '../../service/services.js';
 import { ServiceError, invalidArgument, notFound } from '../../service/errors.js';
 import type { TunedModel } from '../../service/tuning/tuned-model.js';
 import { wireOptions, type WireOptions } from '../proto-json.js';
-import { listQuery, type ListQuery } from '../paging.js';
+import { ListQuery } from '../paging.js';
 import { parseFilter } from './filter.js';
 import { parseVertexVersion, splitCustomMethod, withoutVersion, type LocationParams, type VertexVersion } from './names.js';
 import { parseTuningJob, trainingDatasetField, validationDatasetField } from './request.js';
@@ -112,7 +112,7 @@ export function tuningJobRoutes(app: FastifyInstance, services: Services): void 
 
   app.get<{ Params: LocationParams; Querystring: ListQuery }>(
     tuningJobsPath,
-    { schema: { querystring: listQuery } },
+    { schema: { querystring: ListQuery } },
     async (request) => jobs.list(parentOf(request), request.query, wireOptions(request)),
   );
 
