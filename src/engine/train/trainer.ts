@@ -54,6 +54,8 @@ export interface TrainOptions {
   onStart?: (progress: { completedSteps: number; totalSteps: number }) => void;
   onStep?: (metrics: StepMetrics) => void;
   onEval?: (metrics: EvalMetrics) => void;
+  /** Called after a checkpoint at this step is on disk. */
+  onCheckpoint?: (step: number) => void;
 }
 
 export interface TrainResult {
@@ -127,6 +129,7 @@ export async function train(
       result.cancelled = true;
       if (options.checkpointDir && options.checkpointOnAbort && result.completedSteps > checkpointedStep) {
         saveCheckpoint(options.checkpointDir, adapter, optimizer, result);
+        options.onCheckpoint?.(result.completedSteps);
       }
       break;
     }
@@ -161,6 +164,7 @@ export async function train(
     if (options.checkpointDir && checkpointNow) {
       saveCheckpoint(options.checkpointDir, adapter, optimizer, result);
       checkpointedStep = step;
+      options.onCheckpoint?.(step);
     }
   }
   for (const p of parameters) {

@@ -42,6 +42,8 @@ export type WorkerMessage =
   | { type: 'started'; resumedFromStep: number; totalSteps: number }
   | { type: 'step'; metrics: StepMetrics }
   | { type: 'eval'; metrics: EvalMetrics }
+  /** A checkpoint at this step is on disk (a restart resumes from the latest). */
+  | { type: 'checkpoint'; step: number }
   | { type: 'succeeded' }
   | { type: 'cancelled'; adapterSaved: boolean }
   | { type: 'stopped'; completedSteps: number }

@@ -187,7 +187,7 @@ export class Scheduler implements RunControl {
       batchSize: h.batchSize,
       learningRate: learningRateOf(h),
       adapterRank: h.adapterRank,
-      seed: trainingDefaults.seed,
+      seed: h.seed ?? trainingDefaults.seed,
       checkpointDir: this.tuning.checkpointDir(id),
       adapterDir: this.tuning.adapterDir(id),
     };
@@ -262,6 +262,9 @@ export class Scheduler implements RunControl {
         });
         break;
       }
+      case 'checkpoint':
+        this.tuning.checkpointed(id, message.step);
+        break;
       case 'succeeded':
         this.tuning.succeeded(id);
         this.removeCheckpoint(id);

@@ -92,6 +92,7 @@ async function run(job: RunMessage): Promise<void> {
         send({ type: 'step', metrics });
       },
       onEval: (metrics) => send({ type: 'eval', metrics }),
+      onCheckpoint: (step) => send({ type: 'checkpoint', step }),
     },
     outDir: job.adapterDir,
     saveCancelled: () => ending === 'cancel',

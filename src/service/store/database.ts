@@ -66,6 +66,12 @@ CREATE TABLE IF NOT EXISTS metrics (
   time           TEXT NOT NULL,
   PRIMARY KEY (tuned_model_id, kind, step)
 );
+CREATE TABLE IF NOT EXISTS checkpoints (
+  tuned_model_id TEXT NOT NULL,
+  step           INTEGER NOT NULL,
+  time           TEXT NOT NULL,
+  PRIMARY KEY (tuned_model_id, step)
+);
 CREATE TABLE IF NOT EXISTS jobs (
   tuned_model_id   TEXT PRIMARY KEY,
   state            TEXT NOT NULL,

@@ -106,6 +106,11 @@ export class TunedModelStore {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM tuned_models WHERE project = ?').get(project) as { n: number }).n;
   }
 
+  /** Every project that holds tuned models, with how many, by name. */
+  projects(): { project: string; count: number }[] {
+    return this.db.prepare('SELECT project, COUNT(*) AS count FROM tuned_models GROUP BY project ORDER BY project').all() as { project: string; count: number }[];
+  }
+
   exists(id: string): boolean {
     return this.db.prepare('SELECT 1 FROM tuned_models WHERE id = ?').get(id) !== undefined;
   }
@@ -135,7 +140,7 @@ export class TunedModelStore {
 
   delete(id: string): void {
     this.db.transaction(() => {
-      for (const table of ['metrics', 'datasets', 'jobs']) this.db.prepare(`DELETE FROM ${table} WHERE tuned_model_id = ?`).run(id);
+      for (const table of ['metrics', 'checkpoints', 'datasets', 'jobs']) this.db.prepare(`DELETE FROM ${table} WHERE tuned_model_id = ?`).run(id);
       this.db.prepare('DELETE FROM tuned_models WHERE id = ?').run(id);
     })();
   }
@@ -162,8 +167,25 @@ export class TunedModelStore {
       .all(id, kind) as StepMetric[];
   }
 
-  /** Drops metrics past a step: a resumed run re-records the steps after its checkpoint. */
+  /** The metric of the last step recorded (the console's list shows the final loss). */
+  lastMetric(id: string, kind: 'train' | 'eval'): StepMetric | undefined {
+    return this.db
+      .prepare('SELECT kind, step, epoch, loss, accuracy, predictions, time FROM metrics WHERE tuned_model_id = ? AND kind = ? ORDER BY step DESC LIMIT 1')
+      .get(id, kind) as StepMetric | undefined;
+  }
+
+  /** Drops metrics and checkpoints past a step: a resumed run re-records the steps after its checkpoint. */
   truncateMetrics(id: string, afterStep: number): void {
     this.db.prepare('DELETE FROM metrics WHERE tuned_model_id = ? AND step > ?').run(id, afterStep);
+    this.db.prepare('DELETE FROM checkpoints WHERE tuned_model_id = ? AND step > ?').run(id, afterStep);
+  }
+
+  /** A checkpoint the run saved at a step. */
+  addCheckpoint(id: string, step: number, time: string): void {
+    this.db.prepare('INSERT OR REPLACE INTO checkpoints (tuned_model_id, step, time) VALUES (?, ?, ?)').run(id, step, time);
+  }
+
+  checkpoints(id: string): { step: number; time: string }[] {
+    return this.db.prepare('SELECT step, time FROM checkpoints WHERE tuned_model_id = ? ORDER BY step').all(id) as { step: number; time: string }[];
   }
 }

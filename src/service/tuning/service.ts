@@ -5,6 +5,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import { totalStepsFor } from '../../engine/train/trainer.js';
+import { trainingDefaults } from '../../engine/train/defaults.js';
 import { serviceDefaults } from '../config.js';
 import type { CpuPool } from '../cpu/pool.js';
 import { ServiceError, invalidArgument } from '../errors.js';
@@ -290,6 +291,11 @@ export class TuningService {
     });
   }
 
+  /** The run saved a checkpoint at this step (the job's event log shows it). */
+  checkpointed(id: string, step: number): void {
+    if (this.store.exists(id)) this.store.addCheckpoint(id, step, now());
+  }
+
   /** A metric that is not a finite number means the run diverged: it is not stored, and the run is failed. */
   recordMetric(id: string, metric: StepMetric): void {
     if (!Number.isFinite(metric.loss) || !Number.isFinite(metric.accuracy)) {
@@ -433,6 +439,7 @@ function resolveHyperparameters(given: Partial<Hyperparameters>, examples: numbe
     epochCount: epochCount ?? defaultEpochsFor(surface, examples),
     batchSize: batchSize ?? defaultBatchSize(examples),
     adapterRank: adapterRank ?? base.defaultAdapterRank,
+    seed: trainingDefaults.seed,
   };
   if (learningRate !== undefined) resolved.learningRate = learningRate;
   else if (surface === 'vertex' || learningRateMultiplier !== undefined) resolved.learningRateMultiplier = learningRateMultiplier ?? 1;
