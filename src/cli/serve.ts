@@ -8,6 +8,7 @@ import { isLoopback, serviceDefaults, type ServiceConfig } from '../service/conf
 import { parseOptions } from './args.js';
 import { UsageError, numberOption, positiveInteger } from './usage-error.js';
 import { limitNames, limitOverrides } from '../service/limits.js';
+import { schedulers, type SchedulerKind } from '../service/serving/inference.js';
 import { printJobEvents } from './job-events.js';
 
 export const serveUsage = `attune serve [options]
@@ -18,6 +19,8 @@ export const serveUsage = `attune serve [options]
   --concurrency N     tuning jobs trained at once (default ${serviceDefaults.concurrency})
   --keyless           accept requests without an API key (loopback only)
   --dataset-dir DIR   let Vertex dataset URIs name local files, confined to DIR (default: only gs:// objects)
+  --scheduler S       generation scheduler: continuous (default; batches every request of a base model
+                      together) or swap-per-batch (the earlier one, for comparison)
   --limit NAME=VALUE  override a size cap or quota (repeatable; ATTUNE_LIMIT_<NAME>): ${limitNames.join(', ')}`;
 
 const isPort = (n: number) => Number.isInteger(n) && n >= 0 && n < 65536;
@@ -30,7 +33,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const { values } = parseOptions(argv, {
     host: { type: 'string' }, port: { type: 'string' }, 'grpc-port': { type: 'string' }, 'data-dir': { type: 'string' },
     concurrency: { type: 'string' }, keyless: { type: 'boolean' }, 'dataset-dir': { type: 'string' },
-    limit: { type: 'string', multiple: true },
+    limit: { type: 'string', multiple: true }, scheduler: { type: 'string' },
   });
   const config: ServiceConfig = {
     host: values.host ?? process.env.ATTUNE_HOST ?? serviceDefaults.host,
@@ -40,6 +43,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     keyless: values.keyless ?? false,
     datasetDir: values['dataset-dir'] ? path.resolve(values['dataset-dir']) : undefined,
     limits: usage(() => limitOverrides(values.limit ?? [])),
+    serving: { scheduler: schedulerOption(values.scheduler) },
   };
   const grpcPort =
     numberOption('grpc-port', values['grpc-port'] ?? process.env.ATTUNE_GRPC_PORT, isPort, 'a port number (0: no gRPC)') ?? serviceDefaults.grpcPort;
@@ -79,6 +83,12 @@ export async function serveCommand(argv: string[]): Promise<void> {
     process.once('SIGINT', () => void shutdown('SIGINT'));
     process.once('SIGTERM', () => void shutdown('SIGTERM'));
   });
+}
+
+function schedulerOption(value: string | undefined): SchedulerKind | undefined {
+  if (value === undefined) return undefined;
+  if (!(schedulers as readonly string[]).includes(value)) throw new UsageError(`--scheduler must be one of ${schedulers.join(', ')}, not '${value}'`);
+  return value as SchedulerKind;
 }
 
 /** A plain Error from option parsing becomes a usage error (printed with the command's usage). */

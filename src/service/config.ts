@@ -2,6 +2,7 @@
 import path from 'node:path';
 import os from 'node:os';
 import type { ServiceLimits } from './limits.js';
+import type { InferenceOptions } from './serving/inference.js';
 
 export interface ServiceConfig {
   /** Root of everything Attune writes: the SQLite file, adapters, checkpoints, base models, the object store. */
@@ -16,6 +17,8 @@ export interface ServiceConfig {
   limits?: Partial<ServiceLimits>;
   /** The one local directory the API may read datasets from (confined to it); none: only gs:// objects. */
   datasetDir?: string;
+  /** Generation: the scheduler, batch rows, resident adapters and KV cache per base model (serving/inference.ts). */
+  serving?: Omit<InferenceOptions, 'limits'>;
 }
 
 export const serviceDefaults = {

@@ -51,7 +51,7 @@ export function openServices(config: ServiceConfig): Services {
   const tuning = new TuningService(store, jobs, registry, objects, config.dataDir, { limits, cpu, datasetDir: config.datasetDir });
   const scheduler = new Scheduler(tuning, jobs, config.concurrency);
   tuning.attachScheduler(scheduler);
-  const inference = new InferenceService(tuning, registry, { cpu, promptChars: limits.promptChars });
+  const inference = new InferenceService(tuning, registry, { ...config.serving, cpu, promptChars: limits.promptChars, limits });
   tuning.onDeleted((id) => inference.forgetTunedModel(id));
   scheduler.start(); // picks up jobs a crash or shutdown interrupted
   return {

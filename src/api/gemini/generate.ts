@@ -308,6 +308,12 @@ function requireVersion(versions: readonly ApiVersion[], target: CustomMethodTar
   }
 }
 
+/** X-Server-Timeout: the seconds a client will wait (Google's client libraries send it when given a timeout). */
+function serverTimeout(request: FastifyRequest): number | undefined {
+  const value = Number(request.headers['x-server-timeout']);
+  return Number.isFinite(value) && value > 0 ? value : undefined;
+}
+
 /** Aborts when the client goes away before the reply is complete. */
 function clientGone(reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
@@ -320,17 +326,18 @@ function clientGone(reply: FastifyReply): AbortSignal {
 /**
  * generateContent, streamGenerateContent, countTokens, generateText and countTextTokens on a model, free of any
  * transport: proto3 JSON in, proto3 JSON out. The HTTP routes and the gRPC services (api/grpc) both call these.
+ * `timeout` is the caller's server-side limit in seconds, if it set one.
  */
 export function contentCalls({ inference }: Services, surface: Surface = 'gemini') {
   return {
-    async generateContent(ref: ModelRef, body: unknown, signal: AbortSignal, options: WireOptions) {
-      const result = await inference.generate(ref, parseGenerateContentRequest(body), signal);
+    async generateContent(ref: ModelRef, body: unknown, signal: AbortSignal, options: WireOptions, timeout?: number) {
+      const result = await inference.generate(ref, parseGenerateContentRequest(body), signal, timeout);
       return generateContentWire(result, responseId(), options, surface);
     },
 
     /** Everything that can be refused (model, state, prompt) is refused before this resolves; the chunks follow. */
-    async streamGenerateContent(ref: ModelRef, body: unknown, signal: AbortSignal, options: WireOptions): Promise<AsyncGenerator<Json>> {
-      const stream = await inference.stream(ref, parseGenerateContentRequest(body), signal);
+    async streamGenerateContent(ref: ModelRef, body: unknown, signal: AbortSignal, options: WireOptions, timeout?: number): Promise<AsyncGenerator<Json>> {
+      const stream = await inference.stream(ref, parseGenerateContentRequest(body), signal, timeout);
       return responseChunks(stream, responseId(), options, surface);
     },
 
@@ -338,8 +345,8 @@ export function contentCalls({ inference }: Services, surface: Surface = 'gemini
       return { totalTokens: await inference.countTokens(ref, parseCountTokensRequest(body)) };
     },
 
-    async generateText(ref: ModelRef, body: unknown, signal: AbortSignal, options: WireOptions) {
-      const result = await inference.generate(ref, parseGenerateTextRequest(body), signal);
+    async generateText(ref: ModelRef, body: unknown, signal: AbortSignal, options: WireOptions, timeout?: number) {
+      const result = await inference.generate(ref, parseGenerateTextRequest(body), signal, timeout);
       return generateTextWire(result, options);
     },
 
@@ -356,11 +363,11 @@ export function contentMethods(services: Services, surface: Surface = 'gemini') 
   const calls = contentCalls(services, surface);
   return {
     async generateContent(request: FastifyRequest, reply: FastifyReply, ref: ModelRef) {
-      return calls.generateContent(ref, request.body, clientGone(reply), wireOptions(request));
+      return calls.generateContent(ref, request.body, clientGone(reply), wireOptions(request), serverTimeout(request));
     },
 
     async streamGenerateContent(request: FastifyRequest, reply: FastifyReply, ref: ModelRef) {
-      const chunks = await calls.streamGenerateContent(ref, request.body, clientGone(reply), wireOptions(request));
+      const chunks = await calls.streamGenerateContent(ref, request.body, clientGone(reply), wireOptions(request), serverTimeout(request));
       const sse = (request.query as Json).alt === 'sse';
       reply.type(sse ? 'text/event-stream' : 'application/json; charset=UTF-8');
       reply.header('cache-control', 'no-cache');
@@ -392,7 +399,7 @@ export function generateRoutes(services: Services, customMethods: CustomMethods)
     on('countTokens', contentVersions, (request, reply, target) => content.countTokens(request, reply, modelRef(request, collection, target)));
 
     on('generateText', textVersions, (request, reply, target) =>
-      calls.generateText(modelRef(request, collection, target), request.body, clientGone(reply), wireOptions(request)),
+      calls.generateText(modelRef(request, collection, target), request.body, clientGone(reply), wireOptions(request), serverTimeout(request)),
     );
   }
 
