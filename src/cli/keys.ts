@@ -1,31 +1,30 @@
 // attune keys: issues API keys (one project each) and lists them.
 import { parseArgs } from 'node:util';
-import { openDatabase } from '../service/store/database.js';
+import { Database, databaseTarget } from '../service/store/database.js';
 import { KeyStore } from '../service/auth/keys.js';
 import { UsageError } from './usage-error.js';
-import { dataDirOption } from './serve.js';
+import { dataDirOption, databaseOption } from './serve.js';
 
-export const keysUsage = `attune keys create --project ID [--label TEXT] [--data-dir DIR]   prints a new API key
-attune keys list [--data-dir DIR]`;
+export const keysUsage = `attune keys create --project ID [--label TEXT] [--data-dir DIR] [--database DB]   prints a new API key
+attune keys list [--data-dir DIR] [--database DB]`;
 
 export async function keysCommand(argv: string[]): Promise<void> {
   const [action, ...rest] = argv;
   const { values } = parseArgs({
     args: rest,
-    options: { project: { type: 'string' }, label: { type: 'string' }, 'data-dir': { type: 'string' } },
+    options: { project: { type: 'string' }, label: { type: 'string' }, 'data-dir': { type: 'string' }, database: { type: 'string' } },
   });
-  const db = openDatabase(dataDirOption(values['data-dir']));
+  if (action !== 'create' && action !== 'list') throw new UsageError(`unknown action '${action ?? ''}'; use create or list`);
+  if (action === 'create' && !values.project) throw new UsageError('--project ID is required');
+  const database = await Database.open(databaseTarget(databaseOption(values.database), dataDirOption(values['data-dir'])));
   try {
-    const keys = new KeyStore(db);
+    const keys = new KeyStore(database.db);
     if (action === 'create') {
-      if (!values.project) throw new UsageError('--project ID is required');
-      console.log(keys.create(values.project, values.label));
-    } else if (action === 'list') {
-      for (const k of keys.list()) console.log(`${k.project}\t${k.createTime}\t${k.label ?? ''}`);
+      console.log(await keys.create(values.project!, values.label));
     } else {
-      throw new UsageError(`unknown action '${action ?? ''}'; use create or list`);
+      for (const k of await keys.list()) console.log(`${k.project}\t${k.createTime}\t${k.label ?? ''}`);
     }
   } finally {
-    db.close();
+    await database.close();
   }
 }

@@ -6,6 +6,8 @@ import type { ServiceLimits } from './limits.js';
 export interface ServiceConfig {
   /** Root of everything Attune writes: the SQLite file, adapters, checkpoints, base models, the object store. */
   dataDir: string;
+  /** A postgres:// URL or a SQLite file; default: attune.sqlite in the data dir. */
+  database?: string;
   host: string;
   port: number;
   /** Tuning jobs that train at the same time, each in its own worker process. */

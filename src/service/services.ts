@@ -1,7 +1,7 @@
 // Opens everything the service needs, in dependency order, and closes it again.
 import type { ServiceConfig } from './config.js';
 import { limitDefaults, type ServiceLimits } from './limits.js';
-import { openDatabase, type Db } from './store/database.js';
+import { Database, databaseTarget } from './store/database.js';
 import { TunedModelStore } from './store/tuned-models.js';
 import { JobQueue } from './store/jobs.js';
 import { KeyStore } from './auth/keys.js';
@@ -15,7 +15,7 @@ export interface Services {
   config: ServiceConfig;
   /** The size caps and quotas in force: the defaults with the config's overrides. */
   limits: ServiceLimits;
-  db: Db;
+  database: Database;
   keys: KeyStore;
   registry: BaseModelRegistry;
   /** gs:// buckets: datasets users upload. */
@@ -29,25 +29,25 @@ export interface Services {
   close(): Promise<void>;
 }
 
-export function openServices(config: ServiceConfig): Services {
-  const db = openDatabase(config.dataDir);
-  const store = new TunedModelStore(db);
-  const jobs = new JobQueue(db);
+export async function openServices(config: ServiceConfig): Promise<Services> {
+  const database = await Database.open(databaseTarget(config.database, config.dataDir));
+  const store = new TunedModelStore(database.db, database.dialect);
+  const jobs = new JobQueue(database.db, database.dialect);
   const registry = new BaseModelRegistry(config.dataDir);
   const objects = new ObjectStore(config.dataDir);
-  const tuning = new TuningService(store, jobs, registry, objects, config.dataDir);
+  const tuning = new TuningService(database, store, jobs, registry, objects, config.dataDir);
   const scheduler = new Scheduler(tuning, jobs, config.concurrency);
   tuning.attachScheduler(scheduler);
   const inference = new InferenceService(tuning, registry);
   tuning.onDeleted((id) => inference.forgetTunedModel(id));
-  scheduler.start(); // picks up jobs a crash or shutdown interrupted
+  await scheduler.start(); // picks up jobs a crash or shutdown interrupted
   const limits: ServiceLimits = { ...limitDefaults, ...config.limits };
   return {
-    config, limits, db, keys: new KeyStore(db), registry, objects, store, jobs, tuning, scheduler, inference,
+    config, limits, database, keys: new KeyStore(database.db), registry, objects, store, jobs, tuning, scheduler, inference,
     async close() {
       await scheduler.stop();
       inference.close();
-      db.close();
+      await database.close();
     },
   };
 }

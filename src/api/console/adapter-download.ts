@@ -22,7 +22,7 @@ async function adapterEntries(dir: string): Promise<ZipEntry[]> {
 
 export function adapterDownloadRoute(app: FastifyInstance, services: Pick<Services, 'tuning'>): void {
   app.get<{ Params: { id: string } }>('/console/api/adapters/:id', async (request, reply) => {
-    const model = services.tuning.get(request.project, request.params.id);
+    const model = await services.tuning.get(request.project, request.params.id);
     if (model.state !== 'ACTIVE') {
       throw new ServiceError('FAILED_PRECONDITION', `Tuned model tunedModels/${model.id} has no adapter yet: it is ${model.state}.`);
     }

@@ -41,11 +41,11 @@ export const authPlugin = fp(async (app: FastifyInstance, { keys, keyless }: Aut
     const userProject = pathProject ?? (request.headers['x-goog-user-project'] as string | undefined);
     let project: string | undefined;
     if (key) {
-      project = keys.projectOf(key);
+      project = await keys.projectOf(key);
       if (!project) throw new ServiceError('INVALID_ARGUMENT', 'API key not valid. Please pass a valid API key.');
     } else if (bearer) {
       // Bearer tokens are Attune API keys too: the tutorials send `Authorization: Bearer $(gcloud …)`.
-      project = keys.projectOf(bearer);
+      project = await keys.projectOf(bearer);
       if (!project && !keyless) {
         throw new ServiceError(
           'UNAUTHENTICATED',
@@ -62,7 +62,7 @@ export const authPlugin = fp(async (app: FastifyInstance, { keys, keyless }: Aut
       }
       const project = userProject || serviceDefaults.keylessProject;
       // Keyless callers never act for a project that has keys: its models stay its own.
-      if (keys.hasProject(project)) {
+      if (await keys.hasProject(project)) {
         throw new ServiceError('PERMISSION_DENIED', `Project ${project} requires an API key.`);
       }
       request.project = project;

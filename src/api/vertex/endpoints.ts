@@ -32,7 +32,7 @@ export function endpointRoutes(app: FastifyInstance, services: Services): void {
     if (collection === 'tunedModels') {
       const { location } = request.params;
       // Endpoints live in their job's location; the path without one finds any.
-      if (!/^\d+$/.test(ref.id) || (location && services.tuning.get(ref.project, ref.id).location !== location)) {
+      if (!/^\d+$/.test(ref.id) || (location && (await services.tuning.get(ref.project, ref.id)).location !== location)) {
         throw notFound(`Endpoint ${id} not found.`);
       }
     }

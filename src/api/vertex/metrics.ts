@@ -18,11 +18,11 @@ export function metricRoutes(app: FastifyInstance, services: Services): void {
   const { store, tuning } = services;
 
   app.get<{ Params: LocationParams & { job: string }; Querystring: { alt?: string } }>(`${tuningJobsPath}/:job/metrics`, async (request, reply) => {
-    const model = jobOf(services, request, request.params.job);
+    const model = await jobOf(services, request, request.params.job);
     const options = wireOptions(request);
     const version = parseVertexVersion(request.params.version);
-    const train = store.metrics(model.id, 'train');
-    const snapshot = { timeSeriesData: timeSeriesWire(train, store.metrics(model.id, 'eval')), epochs: epochEnds(train) };
+    const train = await store.metrics(model.id, 'train');
+    const snapshot = { timeSeriesData: timeSeriesWire(train, await store.metrics(model.id, 'eval')), epochs: epochEnds(train) };
     if (request.query.alt !== 'sse') return snapshot;
 
     const out = new PassThrough();

@@ -1,6 +1,7 @@
 // API keys: each belongs to one project. Only a hash is stored; the key itself is shown once, at creation.
 import { createHash, randomBytes } from 'node:crypto';
-import type { Db } from '../store/database.js';
+import type { Kysely } from 'kysely';
+import type { Schema } from '../store/schema.js';
 import { now } from '../tuning/tuned-model.js';
 
 /** Project ids as Google Cloud allows them: 6–30 chars, lowercase letters, digits, hyphens, a letter first. */
@@ -9,34 +10,28 @@ export const projectIdPattern = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 const hash = (key: string) => createHash('sha256').update(key).digest('hex');
 
 export class KeyStore {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Kysely<Schema>) {}
 
-  create(project: string, label?: string): string {
+  async create(project: string, label?: string): Promise<string> {
     if (!projectIdPattern.test(project)) {
       throw new Error(`project id '${project}' must be 6–30 lowercase letters, digits or hyphens, starting with a letter`);
     }
     const key = `atk_${randomBytes(30).toString('base64url')}`;
-    this.db
-      .prepare('INSERT INTO api_keys (key_hash, project, label, create_time) VALUES (?, ?, ?, ?)')
-      .run(hash(key), project, label ?? null, now());
+    await this.db.insertInto('api_keys').values({ key_hash: hash(key), project, label: label ?? null, create_time: now() }).execute();
     return key;
   }
 
   /** The key's project, or undefined for an unknown key. */
-  projectOf(key: string): string | undefined {
-    const row = this.db.prepare('SELECT project FROM api_keys WHERE key_hash = ?').get(hash(key)) as { project: string } | undefined;
+  async projectOf(key: string): Promise<string | undefined> {
+    const row = await this.db.selectFrom('api_keys').select('project').where('key_hash', '=', hash(key)).executeTakeFirst();
     return row?.project;
   }
 
-  hasProject(project: string): boolean {
-    return this.db.prepare('SELECT 1 FROM api_keys WHERE project = ? LIMIT 1').get(project) !== undefined;
+  async hasProject(project: string): Promise<boolean> {
+    return (await this.db.selectFrom('api_keys').select('project').where('project', '=', project).limit(1).executeTakeFirst()) !== undefined;
   }
 
-  list(): { project: string; label: string | null; createTime: string }[] {
-    return this.db.prepare('SELECT project, label, create_time AS createTime FROM api_keys ORDER BY create_time').all() as {
-      project: string;
-      label: string | null;
-      createTime: string;
-    }[];
+  async list(): Promise<{ project: string; label: string | null; createTime: string }[]> {
+    return this.db.selectFrom('api_keys').select(['project', 'label', 'create_time as createTime']).orderBy('create_time').execute();
   }
 }

@@ -38,6 +38,8 @@ interface Worker {
   batchSize: number;
   exampleCount: number;
   final?: FinalMessage;
+  /** What it reported, handled one message after another (each is a database write). */
+  handled: Promise<void>;
   /** stop() asked it to checkpoint and exit: its job stays 'running' for the next start(). */
   stopping: boolean;
   /** Its tuned model was deleted: killed, nothing recorded, its directories removed once it exits. */
@@ -49,6 +51,10 @@ export class Scheduler implements RunControl {
   private readonly workers = new Map<string, Worker>();
   private readonly relaunchTimers = new Set<NodeJS.Timeout>();
   private accepting = false;
+  /** fill() is running; `refill` asks it to look again when done (a wake came in meanwhile). */
+  private filling = false;
+  private refill = false;
+  private filled: Promise<void> = Promise.resolve();
   maxAttempts: number = schedulerDefaults.maxAttempts;
   stopTimeoutMs: number = schedulerDefaults.stopTimeoutMs;
 
@@ -61,26 +67,28 @@ export class Scheduler implements RunControl {
   }
 
   /** Requeues interrupted jobs and starts queued ones. */
-  start(): void {
+  async start(): Promise<void> {
     this.accepting = true;
-    this.jobs.requeueInterrupted();
-    this.fill();
+    await this.jobs.requeueInterrupted();
+    this.wake();
   }
 
   wake(): void {
-    if (this.accepting) this.fill();
+    if (!this.accepting) return;
+    if (this.filling) this.refill = true;
+    else this.filled = this.guarded(() => this.fill());
   }
 
   /** Cancels a running job through its worker; a queued one that never trained ends at once, without an adapter. */
-  cancel(tunedModelId: string): void {
-    if (!this.accepting) return; // the cancel request is in SQLite; the next start() honours it
+  async cancel(tunedModelId: string): Promise<void> {
+    if (!this.accepting) return; // the cancel request is in the database; the next start() honours it
     const worker = this.workers.get(tunedModelId);
     if (worker) {
       send(worker, { type: 'cancel' });
     } else {
-      const job = this.jobs.get(tunedModelId);
+      const job = await this.jobs.get(tunedModelId);
       // A requeued job with a checkpoint has trained steps: a worker saves them as its adapter when claimed.
-      if (job?.state === 'queued' && !hasCheckpoint(this.tuning.checkpointDir(tunedModelId))) this.tuning.cancelled(tunedModelId, false);
+      if (job?.state === 'queued' && !hasCheckpoint(this.tuning.checkpointDir(tunedModelId))) await this.tuning.cancelled(tunedModelId, false);
     }
   }
 
@@ -94,6 +102,7 @@ export class Scheduler implements RunControl {
 
   async stop(): Promise<void> {
     this.accepting = false;
+    await this.filled;
     for (const timer of this.relaunchTimers) clearTimeout(timer);
     this.relaunchTimers.clear();
     const workers = [...this.workers.values()];
@@ -121,34 +130,44 @@ export class Scheduler implements RunControl {
     return [...this.workers.keys()];
   }
 
-  private fill(): void {
-    while (this.accepting && this.workers.size < this.concurrency) {
-      const job = this.jobs.claim();
-      if (!job) return;
-      const id = job.tunedModelId;
-      const model = this.tuning.store.get(id);
-      if (!model || model.operationDone) {
-        this.jobs.finish(id); // deleted, or finished just before a crash
-        continue;
-      }
-      if (job.cancelRequested && !hasCheckpoint(this.tuning.checkpointDir(id))) {
-        this.tuning.cancelled(id, false);
-        continue;
-      }
-      this.launch(model, 1, job.cancelRequested);
+  private async fill(): Promise<void> {
+    this.filling = true;
+    try {
+      do {
+        this.refill = false;
+        while (this.accepting && this.workers.size < this.concurrency) {
+          const job = await this.jobs.claim();
+          if (!job) break;
+          const id = job.tunedModelId;
+          const model = await this.tuning.store.get(id);
+          if (!model || model.operationDone) {
+            await this.jobs.finish(id); // deleted, or finished just before a crash
+            continue;
+          }
+          if (job.cancelRequested && !hasCheckpoint(this.tuning.checkpointDir(id))) {
+            await this.tuning.cancelled(id, false);
+            continue;
+          }
+          await this.launch(model, 1, job.cancelRequested);
+        }
+      } while (this.refill);
+    } finally {
+      this.filling = false;
     }
   }
 
-  private launch(model: TunedModel, attempt: number, cancel: boolean): void {
+  private async launch(model: TunedModel, attempt: number, cancel: boolean): Promise<void> {
     const id = model.id;
     const { hyperparameters: h } = model;
-    const examples = this.tuning.store.examples(id, 'training');
+    const examples = await this.tuning.store.examples(id, 'training');
+    const validation = await this.tuning.store.examples(id, 'validation');
+    if (!this.accepting) return;
     const run: RunMessage = {
       type: 'run',
       tunedModelId: id,
       baseDir: model.baseDir,
       examples,
-      validation: this.tuning.store.examples(id, 'validation'),
+      validation,
       epochs: h.epochCount,
       batchSize: h.batchSize,
       learningRate: learningRateOf(h),
@@ -163,7 +182,7 @@ export class Scheduler implements RunControl {
       child = fork(workerPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [], env: this.workerEnv() });
     } catch (error) {
       this.workers.delete(id);
-      this.tuning.failed(id, `Training failed: could not start a training worker: ${(error as Error).message}`, 13);
+      await this.tuning.failed(id, `Training failed: could not start a training worker: ${(error as Error).message}`, 13);
       return;
     }
     let exited!: () => void;
@@ -175,16 +194,21 @@ export class Scheduler implements RunControl {
       exampleCount: examples.length,
       stopping: false,
       dropped: false,
+      handled: Promise.resolve(),
       exited: new Promise<void>((resolve) => (exited = resolve)),
     };
     this.workers.set(id, worker);
-    child.on('message', (message: WorkerMessage) => this.guarded(() => this.onMessage(worker, message)));
+    // In order: a step is recorded before the next, and the outcome after them all.
+    const handle = (action: () => Promise<void>) => {
+      worker.handled = worker.handled.then(() => this.guarded(action));
+      return worker.handled;
+    };
+    child.on('message', (message: WorkerMessage) => void handle(() => this.onMessage(worker, message)));
     let closed = false;
     const onClose = (code: number | null, signal: NodeJS.Signals | null) => {
       if (closed) return;
       closed = true;
-      exited();
-      this.guarded(() => this.onExit(worker, code, signal));
+      void handle(() => this.onExit(worker, code, signal)).then(exited);
     };
     child.once('close', onClose);
     child.on('error', (error) => {
@@ -198,10 +222,10 @@ export class Scheduler implements RunControl {
     if (cancel) send(worker, { type: 'cancel' });
   }
 
-  private onMessage(worker: Worker, message: WorkerMessage): void {
+  private async onMessage(worker: Worker, message: WorkerMessage): Promise<void> {
     const id = worker.tunedModelId;
     if (worker.dropped || worker.final) return;
-    if (!this.tuning.store.exists(id)) return this.drop(id);
+    if (!(await this.tuning.store.exists(id))) return this.drop(id);
     if (isFinal(message)) {
       worker.final = message;
       // A worker that reported its outcome has nothing left to do; do not let a stuck one hold the slot.
@@ -209,12 +233,12 @@ export class Scheduler implements RunControl {
     }
     switch (message.type) {
       case 'started':
-        this.tuning.started(id);
-        this.tuning.resumedAt(id, message.resumedFromStep);
+        await this.tuning.started(id);
+        await this.tuning.resumedAt(id, message.resumedFromStep);
         break;
       case 'step': {
         const m = message.metrics;
-        this.tuning.recordMetric(id, {
+        await this.tuning.recordMetric(id, {
           kind: 'train', step: m.step, epoch: m.epoch, loss: m.loss, accuracy: m.accuracy, predictions: m.predictedTokens, time: now(),
         });
         break;
@@ -222,21 +246,21 @@ export class Scheduler implements RunControl {
       case 'eval': {
         const m = message.metrics;
         const epoch = Math.floor((m.step * worker.batchSize) / Math.max(1, worker.exampleCount));
-        this.tuning.recordMetric(id, {
+        await this.tuning.recordMetric(id, {
           kind: 'eval', step: m.step, epoch, loss: m.loss, accuracy: m.accuracy, predictions: m.predictedTokens, time: now(),
         });
         break;
       }
       case 'succeeded':
-        this.tuning.succeeded(id);
+        await this.tuning.succeeded(id);
         this.removeCheckpoint(id);
         break;
       case 'cancelled':
-        this.tuning.cancelled(id, message.adapterSaved);
+        await this.tuning.cancelled(id, message.adapterSaved);
         this.removeCheckpoint(id);
         break;
       case 'failed':
-        this.tuning.failed(id, message.message, message.code);
+        await this.tuning.failed(id, message.message, message.code);
         this.removeCheckpoint(id);
         break;
       case 'stopped':
@@ -244,11 +268,11 @@ export class Scheduler implements RunControl {
     }
   }
 
-  private onExit(worker: Worker, code: number | null, signal: NodeJS.Signals | null): void {
+  private async onExit(worker: Worker, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
     const id = worker.tunedModelId;
     if (worker.dropped) {
       this.release(worker);
-      if (this.accepting && !this.tuning.store.exists(id)) this.removeDirectories(id);
+      if (this.accepting && !(await this.tuning.store.exists(id))) this.removeDirectories(id);
     } else if (!this.accepting || worker.stopping) {
       this.release(worker); // shutting down: the job stays 'running' and resumes at the next start()
       return;
@@ -257,7 +281,7 @@ export class Scheduler implements RunControl {
       // it shortly, unless the server turns out to be shutting down too. It keeps its slot meanwhile.
       const timer = setTimeout(() => {
         this.relaunchTimers.delete(timer);
-        this.guarded(() => this.relaunch(worker, worker.attempt));
+        void worker.handled.then(() => this.guarded(() => this.relaunch(worker, worker.attempt)));
       }, schedulerDefaults.resumeAfterStopMs);
       this.relaunchTimers.add(timer);
       return;
@@ -267,32 +291,33 @@ export class Scheduler implements RunControl {
         console.error(
           `attune: the training worker for ${id} ${how} without reporting; resuming from its checkpoint (attempt ${worker.attempt + 1} of ${this.maxAttempts})`,
         );
-        this.relaunch(worker, worker.attempt + 1);
+        await this.relaunch(worker, worker.attempt + 1);
         return;
       }
       this.release(worker);
-      if (this.tuning.store.exists(id) && !this.tuning.store.get(id)!.operationDone) {
-        this.tuning.failed(id, `Training failed: the training worker ${how} without reporting, ${worker.attempt} times in a row.`, 13);
+      const model = await this.tuning.store.get(id);
+      if (model && !model.operationDone) {
+        await this.tuning.failed(id, `Training failed: the training worker ${how} without reporting, ${worker.attempt} times in a row.`, 13);
         this.removeCheckpoint(id);
       }
     } else {
       this.release(worker); // it reported its outcome
     }
-    this.fill();
+    this.wake();
   }
 
   /** Starts a new worker for the job of one that exited, in the same slot; the run resumes from its checkpoint. */
-  private relaunch(previous: Worker, attempt: number): void {
+  private async relaunch(previous: Worker, attempt: number): Promise<void> {
     const id = previous.tunedModelId;
     if (this.workers.get(id) !== previous) return;
-    const model = this.tuning.store.get(id);
+    const model = await this.tuning.store.get(id);
     if (!this.accepting || !model || model.operationDone) {
       this.release(previous);
       if (this.accepting && !model) this.removeDirectories(id);
-      if (this.accepting) this.fill();
+      this.wake();
       return;
     }
-    this.launch(model, attempt, this.jobs.get(id)?.cancelRequested ?? false);
+    await this.launch(model, attempt, (await this.jobs.get(id))?.cancelRequested ?? false);
   }
 
   private release(worker: Worker): void {
@@ -317,9 +342,9 @@ export class Scheduler implements RunControl {
   }
 
   /** A failure relaying one event must not take the server down with it. */
-  private guarded(action: () => unknown): void {
+  private async guarded(action: () => unknown): Promise<void> {
     try {
-      action();
+      await action();
     } catch (error) {
       console.error('attune: job scheduler:', error);
     }

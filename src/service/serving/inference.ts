@@ -258,7 +258,7 @@ export class InferenceService {
         tuned: false,
       };
     }
-    const model = this.tuning.get(ref.project, ref.id);
+    const model = await this.tuning.get(ref.project, ref.id);
     if (model.state !== 'ACTIVE') {
       const why = model.state === 'FAILED' && model.error ? ` (${model.error.message})` : '';
       throw new ServiceError(

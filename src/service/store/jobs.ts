@@ -1,7 +1,10 @@
 // The durable job queue: one row per tuned model's training run. A row survives a crash, so a restarted
 // server finds runs that were queued or running and starts them again (from their last checkpoint).
-import type { Db } from './database.js';
+import type { Kysely, Selectable } from 'kysely';
 import { now } from '../tuning/tuned-model.js';
+import type { Dialect } from './database.js';
+import type { JobTable, Schema } from './schema.js';
+import { atomically } from './transactions.js';
 
 export type JobState = 'queued' | 'running' | 'finished';
 
@@ -12,52 +15,53 @@ export interface Job {
   cancelRequested: boolean;
 }
 
-interface Row {
-  tuned_model_id: string;
-  state: JobState;
-  attempts: number;
-  cancel_requested: number;
-}
-
-const fromRow = (r: Row): Job => ({
+const fromRow = (r: Selectable<JobTable>): Job => ({
   tunedModelId: r.tuned_model_id,
-  state: r.state,
+  state: r.state as JobState,
   attempts: r.attempts,
   cancelRequested: r.cancel_requested === 1,
 });
 
 export class JobQueue {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Kysely<Schema>,
+    readonly dialect: Dialect,
+  ) {}
 
-  enqueue(tunedModelId: string): void {
-    this.db.prepare("INSERT INTO jobs (tuned_model_id, state, enqueue_time) VALUES (?, 'queued', ?)").run(tunedModelId, now());
+  in(trx: Kysely<Schema>): JobQueue {
+    return new JobQueue(trx, this.dialect);
+  }
+
+  async enqueue(tunedModelId: string): Promise<void> {
+    await this.db.insertInto('jobs').values({ tuned_model_id: tunedModelId, state: 'queued', attempts: 0, cancel_requested: 0, enqueue_time: now() }).execute();
   }
 
   /** Marks the oldest queued job running and returns it, or undefined when none waits. */
-  claim(): Job | undefined {
-    return this.db.transaction(() => {
-      const row = this.db.prepare("SELECT * FROM jobs WHERE state = 'queued' ORDER BY enqueue_time LIMIT 1").get() as Row | undefined;
+  async claim(): Promise<Job | undefined> {
+    return atomically(this.db, async (trx) => {
+      const row = await trx.selectFrom('jobs').selectAll().where('state', '=', 'queued').orderBy('enqueue_time').limit(1).executeTakeFirst();
       if (!row) return undefined;
-      this.db.prepare("UPDATE jobs SET state = 'running', attempts = attempts + 1 WHERE tuned_model_id = ?").run(row.tuned_model_id);
+      await trx.updateTable('jobs').set((eb) => ({ state: 'running', attempts: eb('attempts', '+', 1) })).where('tuned_model_id', '=', row.tuned_model_id).execute();
       return fromRow({ ...row, state: 'running', attempts: row.attempts + 1 });
-    })();
+    });
   }
 
-  get(tunedModelId: string): Job | undefined {
-    const row = this.db.prepare('SELECT * FROM jobs WHERE tuned_model_id = ?').get(tunedModelId) as Row | undefined;
+  async get(tunedModelId: string): Promise<Job | undefined> {
+    const row = await this.db.selectFrom('jobs').selectAll().where('tuned_model_id', '=', tunedModelId).executeTakeFirst();
     return row && fromRow(row);
   }
 
-  requestCancel(tunedModelId: string): void {
-    this.db.prepare('UPDATE jobs SET cancel_requested = 1 WHERE tuned_model_id = ?').run(tunedModelId);
+  async requestCancel(tunedModelId: string): Promise<void> {
+    await this.db.updateTable('jobs').set({ cancel_requested: 1 }).where('tuned_model_id', '=', tunedModelId).execute();
   }
 
-  finish(tunedModelId: string): void {
-    this.db.prepare("UPDATE jobs SET state = 'finished' WHERE tuned_model_id = ?").run(tunedModelId);
+  async finish(tunedModelId: string): Promise<void> {
+    await this.db.updateTable('jobs').set({ state: 'finished' }).where('tuned_model_id', '=', tunedModelId).execute();
   }
 
   /** After a crash or restart: runs left 'running' have no worker any more; queue them again. */
-  requeueInterrupted(): number {
-    return this.db.prepare("UPDATE jobs SET state = 'queued' WHERE state = 'running'").run().changes;
+  async requeueInterrupted(): Promise<number> {
+    const result = await this.db.updateTable('jobs').set({ state: 'queued' }).where('state', '=', 'running').executeTakeFirst();
+    return Number(result.numUpdatedRows);
   }
 }

@@ -10,6 +10,8 @@ import { serviceDefaults } from '../config.js';
 import { ServiceError, invalidArgument } from '../errors.js';
 import type { BaseModelInfo, BaseModelRegistry } from '../models/registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import type { Database } from '../store/database.js';
+import { isUniqueViolation } from '../store/database.js';
 import type { JobQueue } from '../store/jobs.js';
 import type { ListPosition, TunedModelStore } from '../store/tuned-models.js';
 import { dataStatsOf } from './data-stats.js';
@@ -59,16 +61,19 @@ export interface RunControl {
   /** A job was queued: start it when a worker is free. */
   wake(): void;
   /** Stop a queued or running job; its lifecycle ends in cancelled(). */
-  cancel(tunedModelId: string): void;
+  cancel(tunedModelId: string): Promise<void>;
 }
 
+const alreadyExists = (id: string) => new ServiceError('ALREADY_EXISTS', `Tuned model tunedModels/${id} already exists.`);
+
 export class TuningService {
-  private control: RunControl = { wake: () => {}, cancel: () => {} };
+  private control: RunControl = { wake: () => {}, cancel: async () => {} };
   /** 'metric' (id, StepMetric) for every recorded step or evaluation, 'change' (TunedModel) after every update, 'deleted' (id). */
   readonly events = new EventEmitter().setMaxListeners(0); // every open metrics stream listens
   private readonly tokenizers = new Map<string, Promise<Tokenizer>>();
 
   constructor(
+    private readonly database: Database,
     readonly store: TunedModelStore,
     private readonly jobs: JobQueue,
     readonly registry: BaseModelRegistry,
@@ -109,14 +114,14 @@ export class TuningService {
       throw invalidArgument(`displayName must be at most ${maxName} characters`, displayNameField[surface]);
     }
     validateSampling(request);
-    const base = this.baseOf(request);
+    const base = await this.baseOf(request);
     // Vertex: "If not set, a random name is generated."
     const displayName = request.displayName ?? (surface === 'vertex' ? `${base.name.replace(/^models\//, '')}-${randomId(8)}` : '');
     const id = request.tunedModelId ?? tunedModelIdFor(displayName);
     if (!tunedModelIdPattern.test(id)) {
       throw invalidArgument(`tunedModelId '${id}' must match ${tunedModelIdPattern.source}`, 'tuned_model_id');
     }
-    if (this.store.exists(id)) throw new ServiceError('ALREADY_EXISTS', `Tuned model tunedModels/${id} already exists.`);
+    if (await this.store.exists(id)) throw alreadyExists(id);
 
     const hyperparameters = resolveHyperparameters(request.hyperparameters ?? {}, training.examples.length, base, surface);
     const dataStats = dataStatsOf(training, await this.tokenizer(base.dir), request.training.field);
@@ -154,12 +159,17 @@ export class TuningService {
 
   async create(request: CreateTunedModelRequest): Promise<TunedModel> {
     const { model, training, validation } = await this.plan(request);
-    this.store.transaction(() => {
-      // Checked again: another create may have taken the id while this one read its dataset.
-      if (this.store.exists(model.id)) throw new ServiceError('ALREADY_EXISTS', `Tuned model tunedModels/${model.id} already exists.`);
-      this.store.insert(model, training, validation); // a model is never stored without its job
-      this.jobs.enqueue(model.id);
-    });
+    try {
+      await this.database.transaction(async (trx) => {
+        // Checked again: another create may have taken the id while this one read its dataset.
+        if (await this.store.in(trx).exists(model.id)) throw alreadyExists(model.id);
+        await this.store.in(trx).insert(model, training, validation); // a model is never stored without its job
+        await this.jobs.in(trx).enqueue(model.id);
+      });
+    } catch (error) {
+      // Two creates of one id on different connections: the second insert breaks the primary key.
+      throw isUniqueViolation(error) ? alreadyExists(model.id) : error;
+    }
     this.control.wake();
     return model;
   }
@@ -168,8 +178,8 @@ export class TuningService {
    * A model the project may see, by Gemini id or Vertex number; another project's is a 403, a missing one a
    * 404, as Google answers.
    */
-  get(project: string, id: string): TunedModel {
-    const model = this.store.get(id);
+  async get(project: string, id: string): Promise<TunedModel> {
+    const model = await this.store.get(id);
     if (!model) throw new ServiceError('NOT_FOUND', `Tuned model tunedModels/${id} does not exist.`);
     if (model.project !== project) {
       throw new ServiceError('PERMISSION_DENIED', `You do not have permission to access tuned model tunedModels/${id}`);
@@ -177,117 +187,102 @@ export class TuningService {
     return model;
   }
 
-  list(project: string, pageSize?: number, pageToken?: string, filter?: string): Page<TunedModel> {
+  async list(project: string, pageSize?: number, pageToken?: string, filter?: string): Promise<Page<TunedModel>> {
     const size = pageSizeOf('gemini', pageSize);
     const after = pageToken ? decodePageToken(pageToken) : undefined;
-    const rows = this.store.list(project, after, size + 1, filter?.replace(/\b\w+:me\b/g, '').trim());
+    const rows = await this.store.list(project, after, size + 1, filter?.replace(/\b\w+:me\b/g, '').trim());
     const items = rows.slice(0, size);
     const last = items.at(-1);
     return { items, nextPageToken: rows.length > size && last ? encodePageToken({ createTime: last.createTime, id: last.id }) : undefined };
   }
 
   /** A page of a project's models, newest first, that `keep` accepts (Vertex lists filter on derived states). */
-  listMatching(project: string, keep: (model: TunedModel) => boolean, pageSize?: number, pageToken?: string): Page<TunedModel> {
+  async listMatching(project: string, keep: (model: TunedModel) => boolean, pageSize?: number, pageToken?: string): Promise<Page<TunedModel>> {
     const size = pageSizeOf('vertex', pageSize);
     const after = pageToken ? decodePageToken(pageToken) : undefined;
     const older = (m: TunedModel) => !after || m.createTime < after.createTime || (m.createTime === after.createTime && m.id < after.id);
-    const rows = this.store.all(project).filter((m) => older(m) && keep(m));
+    const rows = (await this.store.all(project)).filter((m) => older(m) && keep(m));
     const items = rows.slice(0, size);
     const last = items.at(-1);
     return { items, nextPageToken: rows.length > size && last ? encodePageToken({ createTime: last.createTime, id: last.id }) : undefined };
   }
 
-  patch(project: string, id: string, patch: TunedModelPatch): TunedModel {
-    const model = this.get(project, id);
+  async patch(project: string, id: string, patch: TunedModelPatch): Promise<TunedModel> {
+    const model = await this.get(project, id);
     const maxName = tuningLimits.displayNameChars.gemini;
     if (patch.displayName !== undefined && [...patch.displayName].length > maxName) {
       throw invalidArgument(`displayName must be at most ${maxName} characters`, displayNameField.gemini);
     }
     validateSampling(patch);
-    Object.assign(model, definedOnly(patch), { updateTime: now() });
-    this.store.save(model);
-    return model;
+    const changes = { ...definedOnly(patch), updateTime: now() };
+    await this.store.update(model.id, changes);
+    return { ...model, ...changes };
   }
 
-  delete(project: string, idOrNumber: string): void {
-    const { id, state } = this.get(project, idOrNumber);
-    if (state === 'CREATING') this.control.cancel(id);
-    this.store.delete(id);
+  async delete(project: string, idOrNumber: string): Promise<void> {
+    const { id, state } = await this.get(project, idOrNumber);
+    if (state === 'CREATING') await this.control.cancel(id);
+    await this.store.delete(id);
     rmSync(this.adapterDir(id), { recursive: true, force: true });
     rmSync(this.checkpointDir(id), { recursive: true, force: true });
     this.events.emit('deleted', id);
   }
 
   /** Asks a run to stop; the model ends ACTIVE if a step completed (the adapter is usable), else FAILED. */
-  cancel(project: string, idOrNumber: string): TunedModel {
-    const model = this.get(project, idOrNumber);
+  async cancel(project: string, idOrNumber: string): Promise<TunedModel> {
+    const model = await this.get(project, idOrNumber);
     if (model.state === 'CREATING') {
-      this.jobs.requestCancel(model.id);
-      this.control.cancel(model.id);
+      await this.jobs.requestCancel(model.id);
+      await this.control.cancel(model.id);
     }
     return model;
   }
 
   // The run's lifecycle, reported by the scheduler.
 
-  started(id: string): void {
-    this.update(id, (m) => {
-      m.startTime ??= now();
-    });
+  async started(id: string): Promise<void> {
+    await this.update(id, (m) => (m.startTime ? {} : { startTime: now() }));
   }
 
   /** A resumed run restarts after its checkpoint; metrics past it are recorded again. */
-  resumedAt(id: string, completedSteps: number): void {
-    this.store.truncateMetrics(id, completedSteps);
-    this.update(id, (m) => {
-      m.completedSteps = completedSteps;
-    });
+  async resumedAt(id: string, completedSteps: number): Promise<void> {
+    await this.store.truncateMetrics(id, completedSteps);
+    await this.update(id, () => ({ completedSteps }));
   }
 
-  recordMetric(id: string, metric: StepMetric): void {
-    this.store.addMetric(id, metric);
+  async recordMetric(id: string, metric: StepMetric): Promise<void> {
+    await this.store.addMetric(id, metric);
     this.events.emit('metric', id, metric);
-    if (metric.kind === 'train') this.update(id, (m) => void (m.completedSteps = metric.step));
+    if (metric.kind === 'train') await this.update(id, () => ({ completedSteps: metric.step }));
   }
 
-  succeeded(id: string): void {
-    this.finish(id, (m) => {
-      m.state = 'ACTIVE';
-    });
+  async succeeded(id: string): Promise<void> {
+    await this.finish(id, { state: 'ACTIVE' });
   }
 
-  failed(id: string, message: string, code = 13): void {
-    this.finish(id, (m) => {
-      m.state = 'FAILED';
-      m.error = { code, message };
-    });
+  async failed(id: string, message: string, code = 13): Promise<void> {
+    await this.finish(id, { state: 'FAILED', error: { code, message } });
   }
 
   /** Cancelled runs keep their adapter only if at least one step completed (it was saved by the worker). */
-  cancelled(id: string, adapterSaved: boolean): void {
-    this.finish(id, (m) => {
-      m.state = adapterSaved ? 'ACTIVE' : 'FAILED';
-      m.error = { code: 1, message: 'Operation cancelled.' };
-    });
+  async cancelled(id: string, adapterSaved: boolean): Promise<void> {
+    await this.finish(id, { state: adapterSaved ? 'ACTIVE' : 'FAILED', error: { code: 1, message: 'Operation cancelled.' } });
   }
 
   /** The model first: a crash in between leaves a 'running' job, which the scheduler drops when it sees the model done. */
-  private finish(id: string, change: (m: TunedModel) => void): void {
-    this.update(id, (m) => {
-      change(m);
-      m.completeTime = now();
-      m.updateTime = m.completeTime;
-      m.operationDone = true;
-    });
-    this.jobs.finish(id);
+  private async finish(id: string, outcome: Pick<TunedModel, 'state'> & Partial<Pick<TunedModel, 'error'>>): Promise<void> {
+    const completeTime = now();
+    await this.update(id, () => ({ ...outcome, completeTime, updateTime: completeTime, operationDone: true }));
+    await this.jobs.finish(id);
   }
 
-  private update(id: string, change: (m: TunedModel) => void): void {
-    const model = this.store.get(id);
+  /** Writes the fields `change` returns (only those: an API request may be patching others meanwhile). */
+  private async update(id: string, change: (m: TunedModel) => Partial<TunedModel>): Promise<void> {
+    const model = await this.store.get(id);
     if (!model) return; // deleted while running
-    change(model);
-    this.store.save(model);
-    this.events.emit('change', model);
+    const patch = change(model);
+    await this.store.update(id, patch);
+    this.events.emit('change', { ...model, ...patch });
   }
 
   /** Over-long examples fail a Gemini-API request; Vertex drops them and reports them in the data stats. */
@@ -305,12 +300,12 @@ export class TuningService {
     return tokenizer;
   }
 
-  private baseOf(request: CreateTunedModelRequest) {
+  private async baseOf(request: CreateTunedModelRequest) {
     if (request.baseModel && request.sourceTunedModel) {
       throw invalidArgument('set baseModel or tunedModelSource, not both', 'tuned_model.base_model');
     }
     if (request.sourceTunedModel) {
-      const source = this.get(request.project, request.sourceTunedModel.replace(/^tunedModels\//, ''));
+      const source = await this.get(request.project, request.sourceTunedModel.replace(/^tunedModels\//, ''));
       return this.registry.resolve(source.baseModel, request.apiVersion, 'createTunedModel');
     }
     if (!request.baseModel) throw invalidArgument('baseModel is required', 'tuned_model.base_model');
