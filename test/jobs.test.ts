@@ -13,6 +13,8 @@ import { parseJsonl, type Example } from '../src/engine/data/examples.js';
 import type { CreateTunedModelRequest } from '../src/service/tuning/service.js';
 import type { TunedModel } from '../src/service/tuning/tuned-model.js';
 import { ServiceError } from '../src/service/errors.js';
+import { Database, databaseTarget } from '../src/service/store/database.js';
+import { JobQueue } from '../src/service/store/jobs.js';
 import { numbersJsonl } from './helpers/engine.js';
 
 const examples: Example[] = parseJsonl(readFileSync(numbersJsonl, 'utf8')).examples;
@@ -68,6 +70,16 @@ const done = (services: Services, id: string, timeoutMs?: number) =>
   }, timeoutMs);
 
 const steps = async (services: Services, id: string, kind: 'train' | 'eval' = 'train') => (await services.store.metrics(id, kind)).map((m) => m.step);
+/** The job as the database holds it, read with the services closed. */
+async function jobOnDisk(dataDir: string, id: string) {
+  const database = await Database.open(databaseTarget(undefined, dataDir));
+  try {
+    return await new JobQueue(database.db, database.dialect).get(id);
+  } finally {
+    await database.close();
+  }
+}
+
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 function processGone(pid: number): boolean {
@@ -100,11 +112,12 @@ test('a job trains in a worker to ACTIVE: 15 examples × 50 epochs / batch 4, ev
   assert.equal(snapshots.at(-1)!.epoch, 50);
   assert.deepEqual(await steps(services, created.id, 'eval'), [], 'no validation set, no eval metrics');
 
-  const adapterDir = services.tuning.adapterDir(created.id);
+  assert.match(finished.adapterKey ?? '', new RegExp(`^adapters/${created.id}/\\d+$`), 'the adapter is stored under its lease');
+  const adapterDir = await services.tuning.adapterDirectory(finished);
   for (const file of ['adapter_config.json', 'adapter_model.safetensors', 'attune.json']) assert.ok(existsSync(path.join(adapterDir, file)), file);
   assert.equal(JSON.parse(readFileSync(path.join(adapterDir, 'adapter_config.json'), 'utf8')).r, 8);
   assert.equal(JSON.parse(readFileSync(path.join(adapterDir, 'attune.json'), 'utf8')).training.totalSteps, 188);
-  assert.equal(existsSync(services.tuning.checkpointDir(created.id)), false, 'the checkpoint is removed once the adapter is saved');
+  await waitFor('the checkpoints to be removed once the adapter is saved', () => !existsSync(path.join(services.config.dataDir, 'checkpoints', created.id)), 10_000);
   assert.equal((await services.jobs.get(created.id))?.state, 'finished');
   await waitFor('the worker to exit', () => services.scheduler.runningJobs().length === 0, 10_000);
 });
@@ -121,10 +134,11 @@ test('cancelling a running job stops it; the adapter of the steps done is saved 
   assert.equal(finished.state, 'ACTIVE');
   assert.ok(finished.completedSteps >= 5 && finished.completedSteps < totalSteps, `completed ${finished.completedSteps}`);
   assert.deepEqual(await steps(services, id), range(1, finished.completedSteps));
-  const record = JSON.parse(readFileSync(path.join(services.tuning.adapterDir(id), 'attune.json'), 'utf8'));
+  const adapterDir = await services.tuning.adapterDirectory(finished);
+  const record = JSON.parse(readFileSync(path.join(adapterDir, 'attune.json'), 'utf8'));
   assert.equal(record.training.cancelled, true);
   assert.equal(record.training.completedSteps, finished.completedSteps);
-  assert.ok(existsSync(path.join(services.tuning.adapterDir(id), 'adapter_model.safetensors')));
+  assert.ok(existsSync(path.join(adapterDir, 'adapter_model.safetensors')));
   await waitFor('the worker to exit', () => processGone(pid), 10_000);
 });
 
@@ -147,7 +161,8 @@ test('cancelling a queued job ends it without running it; the running one goes o
   assert.equal(finished.state, 'ACTIVE');
   assert.equal(finished.completedSteps, finished.totalSteps);
   assert.deepEqual(await steps(services, second.id), [], 'the cancelled job never trained');
-  assert.equal(existsSync(services.tuning.adapterDir(second.id)), false);
+  assert.equal(cancelled.adapterKey, undefined);
+  assert.equal(existsSync(path.join(services.config.dataDir, 'adapters', second.id)), false);
   await waitFor('the worker to exit', () => services.scheduler.runningJobs().length === 0, 10_000);
 });
 
@@ -238,7 +253,7 @@ test('a worker stopped by a signal of its own checkpoints and is started again w
   process.kill(first, 'SIGTERM');
   await waitFor('the worker to exit', () => processGone(first), 10_000);
   const stoppedAt = Date.now();
-  const state = JSON.parse(readFileSync(path.join(services.tuning.checkpointDir(id), 'state.json'), 'utf8'));
+  const state = { completedSteps: await waitFor('the checkpoint to be recorded', async () => (await services.jobs.get(id))?.checkpoint?.step) };
   assert.ok(state.completedSteps >= 7, `checkpointed at step ${state.completedSteps}`);
   const finished = await done(services, id);
   assert.equal(finished.state, 'ACTIVE', JSON.stringify(finished.error));
@@ -260,8 +275,8 @@ test('deleting a model while it trains kills its worker, drops the job and start
   assert.equal(finished.state, 'ACTIVE');
   assert.equal(await services.store.exists(doomed.id), false);
   assert.deepEqual(await steps(services, doomed.id), [], 'no metric outlives its model');
-  assert.equal(existsSync(services.tuning.adapterDir(doomed.id)), false);
-  assert.equal(existsSync(services.tuning.checkpointDir(doomed.id)), false);
+  assert.equal(existsSync(path.join(services.config.dataDir, 'adapters', doomed.id)), false);
+  assert.equal(existsSync(path.join(services.config.dataDir, 'checkpoints', doomed.id)), false);
 });
 
 test('stop() checkpoints running jobs where they are and leaves them to resume at the next start', async (t) => {
@@ -275,7 +290,11 @@ test('stop() checkpoints running jobs where they are and leaves them to resume a
   const { id, totalSteps } = await create(services, { hyperparameters: { epochCount: 20, batchSize: 4 } });
   await waitFor('step 6', async () => (await model(services, id)).completedSteps >= 6);
   await services.close();
-  const state = JSON.parse(readFileSync(path.join(dataDir, 'checkpoints', id, 'state.json'), 'utf8'));
+  const stopped = await jobOnDisk(dataDir, id);
+  assert.equal(stopped?.state, 'queued', 'the lease was released');
+  const state = { completedSteps: stopped?.checkpoint?.step ?? 0 };
+  const stored = JSON.parse(readFileSync(path.join(dataDir, ...stopped!.checkpoint!.key.split('/'), 'state.json'), 'utf8'));
+  assert.equal(stored.completedSteps, state.completedSteps, 'the recorded checkpoint is in storage');
   services = await openServices(config);
   assert.ok(state.completedSteps >= 6, `checkpointed at step ${state.completedSteps}`);
   assert.ok((await steps(services, id)).length >= state.completedSteps);

@@ -7,7 +7,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import path from 'node:path';
 import { Database, databaseTarget, type DatabaseTarget } from '../src/service/store/database.js';
 import { TunedModelStore } from '../src/service/store/tuned-models.js';
-import { JobQueue } from '../src/service/store/jobs.js';
+import { JobQueue, LeaseLostError } from '../src/service/store/jobs.js';
 import { KeyStore } from '../src/service/auth/keys.js';
 import { now, type TunedModel } from '../src/service/tuning/tuned-model.js';
 import { jobNumber, operationId } from '../src/service/tuning/ids.js';
@@ -69,7 +69,7 @@ for (const dialect of dialects) {
       const model = modelFor('round-trip', { temperature: 0.123456789, labels: { a: 'b' } });
       await store.insert(model, examples, examples);
       const read = await store.get('round-trip');
-      assert.deepEqual(read as unknown, { ...model, dataStats: undefined, sourceTunedModel: undefined, startTime: undefined, completeTime: undefined, error: undefined, trainingDatasetUri: undefined, validationDatasetUri: undefined });
+      assert.deepEqual(read as unknown, { ...model, dataStats: undefined, sourceTunedModel: undefined, startTime: undefined, completeTime: undefined, error: undefined, trainingDatasetUri: undefined, validationDatasetUri: undefined, adapterKey: undefined });
       assert.equal(read!.temperature, 0.123456789, 'floats keep double precision');
       assert.equal((await store.get(model.jobNumber))?.id, 'round-trip');
       assert.deepEqual(await store.examples('round-trip', 'training'), examples);
@@ -140,6 +140,141 @@ for (const dialect of dialects) {
       );
       assert.equal(await store.exists('half'), false);
       assert.equal(await jobs.get('half'), undefined);
+    });
+
+    test('claims: concurrent claimers never take the same job, and every job is taken once', async (t) => {
+      const database = await openFresh(t, dialect);
+      const store = new TunedModelStore(database.db, database.dialect);
+      const jobs = new JobQueue(database.db, database.dialect);
+      for (let i = 0; i < 40; i++) {
+        await store.insert(modelFor(`job-${i}`, { project: `project-${i % 3}x` }), examples);
+        await jobs.enqueue(`job-${i}`);
+      }
+      // Eight claimers, each on its own connection for PostgreSQL (another database handle), race for the jobs.
+      const handles = dialect === 'postgres' ? await Promise.all(Array.from({ length: 8 }, () => Database.open(database.target))) : [database];
+      t.after(() => Promise.all(handles.filter((h) => h !== database).map((h) => h.close())));
+      const claimed: string[] = [];
+      await Promise.all(
+        Array.from({ length: 8 }, async (_, i) => {
+          const queue = new JobQueue(handles[i % handles.length].db, dialect);
+          for (;;) {
+            const job = await queue.claim({ workerId: `worker-${i}`, leaseMs: 60_000 });
+            if (!job) return;
+            claimed.push(job.tunedModelId);
+            assert.equal(job.lease.token, 1);
+          }
+        }),
+      );
+      assert.equal(claimed.length, 40, 'every job claimed');
+      assert.equal(new Set(claimed).size, 40, 'no job claimed twice');
+    });
+
+    test('fairness: projects take turns, oldest first within one', async (t) => {
+      const database = await openFresh(t, dialect);
+      const store = new TunedModelStore(database.db, database.dialect);
+      const jobs = new JobQueue(database.db, database.dialect);
+      const queue = async (id: string, project: string) => {
+        await store.insert(modelFor(id, { project }), examples);
+        await jobs.enqueue(id);
+      };
+      for (const id of ['busy-1', 'busy-2', 'busy-3', 'busy-4']) await queue(id, 'busy-project');
+      await queue('quiet-1', 'quiet-project');
+      const order: string[] = [];
+      for (;;) {
+        const job = await jobs.claim({ workerId: 'w', leaseMs: 60_000 });
+        if (!job) break;
+        order.push(job.tunedModelId);
+      }
+      assert.deepEqual(order, ['busy-1', 'quiet-1', 'busy-2', 'busy-3', 'busy-4']);
+    });
+
+    test('leases: an expired lease is taken over with a new token; the old holder is fenced out of every write', async (t) => {
+      const database = await openFresh(t, dialect);
+      const store = new TunedModelStore(database.db, database.dialect);
+      const jobs = new JobQueue(database.db, database.dialect);
+      await store.insert(modelFor('leased'), examples);
+      await jobs.enqueue('leased');
+      const first = (await jobs.claim({ workerId: 'worker-a', leaseMs: 300 }))!;
+      assert.equal(first.lease.token, 1);
+      assert.equal(await jobs.claim({ workerId: 'worker-b', leaseMs: 300 }), undefined, 'a live lease is not taken');
+      assert.deepEqual(await jobs.heartbeat(first.lease, 300), { held: true, cancelRequested: false });
+      await jobs.recordCheckpoint(first.lease, { key: 'checkpoints/leased/1-4', step: 4 });
+      await new Promise((resolve) => setTimeout(resolve, 450));
+
+      const second = (await jobs.claim({ workerId: 'worker-b', leaseMs: 60_000 }))!;
+      assert.equal(second.lease.token, 2, 'the claim moved the fencing token on');
+      assert.deepEqual(second.tookOverFrom, { token: 1, workerId: 'worker-a' });
+      assert.deepEqual(second.checkpoint, { key: 'checkpoints/leased/1-4', step: 4 }, 'resumed from the recorded checkpoint');
+
+      // Worker A wakes up: its heartbeat and every write it tries are refused.
+      assert.deepEqual(await jobs.heartbeat(first.lease, 300), { held: false, cancelRequested: false });
+      await assert.rejects(jobs.recordCheckpoint(first.lease, { key: 'checkpoints/leased/1-9', step: 9 }), (e: unknown) => e instanceof LeaseLostError && e.reason === 'taken');
+      await assert.rejects(
+        jobs.fenced(first.lease, (trx) => new TunedModelStore(trx, dialect).addMetric('leased', { kind: 'train', step: 5, epoch: 0, loss: 1, accuracy: 0, predictions: 1, time: now() }, 1)),
+        LeaseLostError,
+      );
+      assert.deepEqual(await store.metrics('leased', 'train'), [], 'nothing of the stale worker was recorded');
+      assert.equal((await jobs.get('leased'))?.checkpoint?.step, 4);
+
+      // Worker B's writes go through; the lease history shows who held the job when.
+      await jobs.fenced(second.lease, (trx) => new TunedModelStore(trx, dialect).addMetric('leased', { kind: 'train', step: 5, epoch: 0, loss: 1, accuracy: 0, predictions: 1, time: now() }, second.lease.token));
+      assert.deepEqual(await store.metricLeases('leased'), [{ step: 5, leaseToken: 2 }]);
+      await jobs.fenced(second.lease, (trx) => new JobQueue(trx, dialect).finish(second.lease));
+      const history = await jobs.leases('leased');
+      assert.deepEqual(history.map((l) => [Number(l.token), l.worker_id, l.outcome]), [[1, 'worker-a', 'expired'], [2, 'worker-b', 'finished']]);
+      assert.ok(Number(history[1].claim_ms) >= Number(history[0].end_ms), 'the second lease began after the first ended');
+      await assert.rejects(jobs.heartbeat(second.lease, 1000).then((h) => assert.equal(h.held, false)).then(() => jobs.recordCheckpoint(second.lease, { key: 'x/y', step: 1 })), (e: unknown) => e instanceof LeaseLostError && e.reason === 'ended');
+    });
+
+    test('release gives the job back (and the attempt, when it stopped cleanly); a known-dead worker loses its lease at once', async (t) => {
+      const database = await openFresh(t, dialect);
+      const store = new TunedModelStore(database.db, database.dialect);
+      const jobs = new JobQueue(database.db, database.dialect);
+      await store.insert(modelFor('released'), examples);
+      await jobs.enqueue('released');
+      const first = (await jobs.claim({ workerId: 'worker-a', leaseMs: 60_000 }))!;
+      assert.equal(await jobs.attemptStarted(first.lease), 1);
+      await jobs.release(first.lease, { cleanly: true });
+      assert.deepEqual([(await jobs.get('released'))?.state, (await jobs.get('released'))?.attempts], ['queued', 0]);
+      const second = (await jobs.claim({ workerId: 'worker-b', leaseMs: 60_000 }))!;
+      assert.equal(second.lease.token, 2);
+      assert.equal(await jobs.attemptStarted(second.lease), 1);
+      assert.equal(await jobs.claim({ workerId: 'worker-c', leaseMs: 60_000 }), undefined);
+      const third = (await jobs.claim({ workerId: 'worker-c', leaseMs: 60_000, deadWorkers: ['worker-b'] }))!;
+      assert.equal(third.lease.token, 3, "a dead worker's lease is taken before it expires");
+      assert.equal(third.attempts, 1, 'the dead worker did not give its attempt back');
+    });
+
+    test('a worker that cannot hold a job leaves it for one that can', async (t) => {
+      const database = await openFresh(t, dialect);
+      const store = new TunedModelStore(database.db, database.dialect);
+      const jobs = new JobQueue(database.db, database.dialect);
+      await store.insert(modelFor('big-one', { hyperparameters: { epochCount: 1, batchSize: 64, adapterRank: 8, learningRate: 0.001 } }), examples);
+      await jobs.enqueue('big-one');
+      await store.insert(modelFor('small-one'), examples);
+      await jobs.enqueue('small-one');
+      const refused: string[] = [];
+      const small = await jobs.claim({
+        workerId: 'small-worker',
+        leaseMs: 60_000,
+        canHold: (c) => (JSON.parse(c.hyperparameters).batchSize > 8 ? (refused.push(c.tunedModelId), 'too big') : true),
+      });
+      assert.equal(small?.tunedModelId, 'small-one');
+      assert.deepEqual(refused, ['big-one']);
+      assert.equal((await jobs.get('big-one'))?.state, 'queued');
+      assert.equal((await jobs.claim({ workerId: 'big-worker', leaseMs: 60_000 }))?.tunedModelId, 'big-one');
+    });
+
+    test('a cancel asked for reaches the lease holder at its heartbeat', async (t) => {
+      const database = await openFresh(t, dialect);
+      const store = new TunedModelStore(database.db, database.dialect);
+      const jobs = new JobQueue(database.db, database.dialect);
+      await store.insert(modelFor('cancelled'), examples);
+      await jobs.enqueue('cancelled');
+      const claimed = (await jobs.claim({ workerId: 'w', leaseMs: 60_000 }))!;
+      assert.equal((await jobs.requestCancel('cancelled'))?.state, 'running');
+      assert.deepEqual(await jobs.heartbeat(claimed.lease, 60_000), { held: true, cancelRequested: true });
+      assert.equal((await store.get('cancelled'))?.cancelRequested, true);
     });
 
     test('API keys: hashed, one project each', async (t) => {

@@ -1,7 +1,10 @@
-// Opens everything the service needs, in dependency order, and closes it again.
+// Opens everything the service needs, in dependency order, and closes it again. `attune serve` opens all of
+// it (with its local workers, unless --concurrency 0); `attune worker` opens what a worker needs.
+import path from 'node:path';
 import type { ServiceConfig } from './config.js';
 import { limitDefaults, type ServiceLimits } from './limits.js';
 import { Database, databaseTarget } from './store/database.js';
+import { openEventBus, type EventBus } from './store/events.js';
 import { TunedModelStore } from './store/tuned-models.js';
 import { JobQueue } from './store/jobs.js';
 import { KeyStore } from './auth/keys.js';
@@ -10,44 +13,88 @@ import { TuningService } from './tuning/service.js';
 import { Scheduler } from './jobs/scheduler.js';
 import { InferenceService } from './serving/inference.js';
 import { ObjectStore } from './storage/object-store.js';
+import { openArtifactStore, type ArtifactStore } from './storage/artifacts.js';
 
 export interface Services {
   config: ServiceConfig;
   /** The size caps and quotas in force: the defaults with the config's overrides. */
   limits: ServiceLimits;
   database: Database;
+  events: EventBus;
   keys: KeyStore;
   registry: BaseModelRegistry;
   /** gs:// buckets: datasets users upload. */
   objects: ObjectStore;
+  /** Checkpoints and adapters. */
+  artifacts: ArtifactStore;
   store: TunedModelStore;
   jobs: JobQueue;
   tuning: TuningService;
+  /** This process's local workers (concurrency 0: none). */
   scheduler: Scheduler;
   inference: InferenceService;
-  /** Stops taking work, checkpoints running jobs, closes the database. */
+  /** Stops taking work, checkpoints running jobs (releasing their leases), closes the database. */
   close(): Promise<void>;
 }
 
-export async function openServices(config: ServiceConfig): Promise<Services> {
+export type WorkerServices = Omit<Services, 'inference' | 'keys' | 'limits'>;
+
+/** What a worker needs; the API server adds keys and serving. Undone again if a later part fails to open. */
+async function openCore(config: ServiceConfig): Promise<WorkerServices> {
   const database = await Database.open(databaseTarget(config.database, config.dataDir));
-  const store = new TunedModelStore(database.db, database.dialect);
-  const jobs = new JobQueue(database.db, database.dialect);
-  const registry = new BaseModelRegistry(config.dataDir);
-  const objects = new ObjectStore(config.dataDir);
-  const tuning = new TuningService(database, store, jobs, registry, objects, config.dataDir);
-  const scheduler = new Scheduler(tuning, jobs, config.concurrency);
-  tuning.attachScheduler(scheduler);
-  const inference = new InferenceService(tuning, registry);
-  tuning.onDeleted((id) => inference.forgetTunedModel(id));
-  await scheduler.start(); // picks up jobs a crash or shutdown interrupted
+  let events: EventBus | undefined;
+  try {
+    events = await openEventBus(database);
+    const storageRoot = config.storage && !config.storage.startsWith('gs://') ? path.resolve(config.storage) : config.dataDir;
+    const artifacts = await openArtifactStore({ location: config.storage, endpoint: config.storageEndpoint, apiKey: config.storageKey, dataDir: config.dataDir });
+    const store = new TunedModelStore(database.db, database.dialect);
+    const jobs = new JobQueue(database.db, database.dialect);
+    const registry = new BaseModelRegistry(config.dataDir);
+    const objects = new ObjectStore(storageRoot);
+    const tuning = new TuningService(database, store, jobs, registry, objects, artifacts, events);
+    const scheduler = new Scheduler(tuning, jobs, artifacts, events, {
+      concurrency: config.concurrency,
+      device: config.device ?? 'cpu',
+      dtype: config.dtype ?? 'float32',
+      memoryBytes: config.memoryBytes,
+      leaseMs: config.leaseMs,
+      workDir: path.join(config.dataDir, 'work'),
+    });
+    const opened = events;
+    return {
+      config, database, events: opened, registry, objects, artifacts, store, jobs, tuning, scheduler,
+      async close() {
+        await scheduler.stop();
+        await opened.close();
+        await database.close();
+      },
+    };
+  } catch (error) {
+    await events?.close();
+    await database.close();
+    throw error;
+  }
+}
+
+export async function openServices(config: ServiceConfig): Promise<Services> {
+  const core = await openCore(config);
+  const inference = new InferenceService(core.tuning, core.registry);
+  core.tuning.onDeleted((id) => inference.forgetTunedModel(id));
+  await core.scheduler.start(); // claims queued jobs, and running ones whose worker is gone
   const limits: ServiceLimits = { ...limitDefaults, ...config.limits };
   return {
-    config, limits, database, keys: new KeyStore(database.db), registry, objects, store, jobs, tuning, scheduler, inference,
+    ...core, limits, keys: new KeyStore(core.database.db), inference,
     async close() {
-      await scheduler.stop();
+      await core.scheduler.stop();
       inference.close();
-      await database.close();
+      await core.close();
     },
   };
+}
+
+/** A worker alone (`attune worker`): the queue, the storage and its training processes. */
+export async function openWorker(config: ServiceConfig): Promise<WorkerServices> {
+  const core = await openCore(config);
+  await core.scheduler.start();
+  return core;
 }

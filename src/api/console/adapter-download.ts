@@ -28,7 +28,7 @@ export function adapterDownloadRoute(app: FastifyInstance, services: Pick<Servic
     }
     let entries: ZipEntry[];
     try {
-      entries = await adapterEntries(services.tuning.adapterDir(model.id));
+      entries = await adapterEntries(await services.tuning.adapterDirectory(model));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ServiceError('NOT_FOUND', `The adapter of tunedModels/${model.id} is missing.`);
       throw error;

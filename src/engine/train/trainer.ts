@@ -50,6 +50,8 @@ export interface TrainOptions {
   checkpointEverySteps?: number;
   /** Also checkpoint at the step reached when the signal stops the run (a graceful shutdown resumes there). */
   checkpointOnAbort?: boolean;
+  /** Called after each checkpoint is written, before training goes on (it may copy the checkpoint elsewhere). */
+  onCheckpoint?: (completedSteps: number) => void | Promise<void>;
   /** Called once before the first step, after any checkpoint was restored. */
   onStart?: (progress: { completedSteps: number; totalSteps: number }) => void;
   onStep?: (metrics: StepMetrics) => void;
@@ -113,6 +115,7 @@ export async function train(
       result.cancelled = true;
       if (options.checkpointDir && options.checkpointOnAbort && result.completedSteps > checkpointedStep) {
         saveCheckpoint(options.checkpointDir, adapter, optimizer, result);
+        await options.onCheckpoint?.(result.completedSteps);
       }
       break;
     }
@@ -141,6 +144,7 @@ export async function train(
     if (options.checkpointDir && (step % checkpointEvery === 0 || step === totalSteps)) {
       saveCheckpoint(options.checkpointDir, adapter, optimizer, result);
       checkpointedStep = step;
+      await options.onCheckpoint?.(step);
     }
   }
   for (const p of parameters) {

@@ -35,6 +35,7 @@ import { generationDefaults, type FinishReason, type Generation } from '../../en
 import { ServiceError, invalidArgument } from '../errors.js';
 import type { BaseModelRegistry, SamplingDefaults } from '../models/registry.js';
 import type { TuningService } from '../tuning/service.js';
+import type { TunedModel } from '../tuning/tuned-model.js';
 import { LeaseCache, type Lease } from './lease-cache.js';
 import { BaseRunner, RngGate, runnerDefaults, type Job, type JobDelta, type JobOptions } from './runner.js';
 
@@ -269,7 +270,7 @@ export class InferenceService {
     const base = await this.base(model.baseDir);
     let adapter: Lease<LoadedAdapter>;
     try {
-      adapter = await this.adapter(model.id, base.value.model);
+      adapter = await this.adapter(model, base.value.model);
     } catch (error) {
       base.release();
       throw error;
@@ -300,9 +301,11 @@ export class InferenceService {
     });
   }
 
-  private async adapter(id: string, base: BaseModel): Promise<Lease<LoadedAdapter>> {
-    const dir = this.tuning.adapterDir(id);
+  private async adapter(model: TunedModel, base: BaseModel): Promise<Lease<LoadedAdapter>> {
+    const id = model.id;
     try {
+      // The shared adapter (a mounted directory), or a local copy of a bucket's.
+      const dir = await this.tuning.adapterDirectory(model);
       return await this.adapters.acquire(
         id,
         () => {

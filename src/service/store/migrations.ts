@@ -84,7 +84,61 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    // Many servers and workers on one database: jobs are leased (a heartbeat and a fencing token), projects take
+    // turns, the last checkpoint and the adapter are named in storage, workers advertise what they can run.
+    '0002_leases': {
+      async up(db: Db) {
+        const add = (table: string, column: string, type: 'text' | 'integer' | 'bigint', notNullDefault?: number) =>
+          addColumnIfMissing(db, dialect, table, column, type, notNullDefault);
+        // claim_seq: the order of claims, for fairness (data dirs of an earlier release may have it already).
+        await add('jobs', 'claim_seq', 'integer');
+        await add('jobs', 'lease_token', 'bigint', 0);
+        await add('jobs', 'lease_owner', 'text');
+        await add('jobs', 'lease_expires_ms', 'bigint');
+        await add('jobs', 'checkpoint_key', 'text');
+        await add('jobs', 'checkpoint_step', 'integer');
+        await add('metrics', 'lease_token', 'bigint');
+        await add('tuned_models', 'adapter_key', 'text');
+        // Models trained before adapters were named by lease keep theirs where they were written.
+        await sql`UPDATE tuned_models SET adapter_key = 'adapters/' || id WHERE state = 'ACTIVE' AND adapter_key IS NULL`.execute(db);
+        await db.schema.createIndex('jobs_by_state').ifNotExists().on('jobs').columns(['state', 'enqueue_time']).execute();
+        await db.schema
+          .createTable('leases').ifNotExists()
+          .addColumn('tuned_model_id', 'text', (c) => c.notNull())
+          .addColumn('token', 'bigint', (c) => c.notNull())
+          .addColumn('worker_id', 'text', (c) => c.notNull())
+          .addColumn('claim_ms', 'bigint', (c) => c.notNull())
+          .addColumn('heartbeat_ms', 'bigint', (c) => c.notNull())
+          .addColumn('end_ms', 'bigint')
+          .addColumn('outcome', 'text')
+          .addPrimaryKeyConstraint('leases_pkey', ['tuned_model_id', 'token'])
+          .execute();
+        await db.schema
+          .createTable('workers').ifNotExists()
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('boot_id', 'text', (c) => c.notNull())
+          .addColumn('pid', 'integer', (c) => c.notNull())
+          .addColumn('device', 'text', (c) => c.notNull())
+          .addColumn('dtype', 'text', (c) => c.notNull())
+          .addColumn('memory_bytes', 'bigint')
+          .addColumn('concurrency', 'integer', (c) => c.notNull())
+          .addColumn('start_ms', 'bigint', (c) => c.notNull())
+          .addColumn('heartbeat_ms', 'bigint', (c) => c.notNull())
+          .addColumn('stop_ms', 'bigint')
+          .execute();
+      },
+    },
   };
+}
+
+/** ADD COLUMN unless an earlier release (SQLite data dirs) added it already. */
+async function addColumnIfMissing(db: Db, dialect: Dialect, table: string, column: string, type: string, notNullDefault?: number): Promise<void> {
+  if (dialect === 'sqlite' && (await sqliteColumns(db, table)).has(column)) return;
+  await db.schema
+    .alterTable(table)
+    .addColumn(column, type as 'text', (c) => (notNullDefault === undefined ? c : c.notNull().defaultTo(notNullDefault)))
+    .execute();
 }
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {

@@ -37,6 +37,8 @@ export interface TunedModelTable {
   error_message: string | null;
   operation_id: string;
   operation_done: number;
+  /** Where the adapter is in storage (adapters/<id>/<lease token>); set when the run saved one. */
+  adapter_key: string | null;
 }
 
 export interface DatasetTable {
@@ -54,14 +56,57 @@ export interface MetricTable {
   accuracy: number;
   predictions: number;
   time: string;
+  /** The lease under which it was recorded (null before leases). */
+  lease_token: number | null;
 }
 
 export interface JobTable {
   tuned_model_id: string;
+  /** queued | running | finished */
   state: string;
+  /** Workers started for it that did not end cleanly. */
   attempts: number;
   cancel_requested: number;
   enqueue_time: string;
+  /** The order of claims (projects take turns by their latest). */
+  claim_seq: number | null;
+  /** The fencing token: incremented by every claim; a write carrying an older one is refused. */
+  lease_token: number;
+  /** The worker holding the lease, and until when (database clock, epoch ms) unless it heartbeats. */
+  lease_owner: string | null;
+  lease_expires_ms: number | null;
+  /** The last checkpoint a lease holder recorded: its storage key and step. */
+  checkpoint_key: string | null;
+  checkpoint_step: number | null;
+}
+
+/** Every lease ever granted: who held which job when, and how it ended. */
+export interface LeaseTable {
+  tuned_model_id: string;
+  token: number;
+  worker_id: string;
+  claim_ms: number;
+  heartbeat_ms: number;
+  end_ms: number | null;
+  /** released | finished | expired | lost | deleted */
+  outcome: string | null;
+}
+
+/** Workers as they advertise themselves: where they run and what they can hold. */
+export interface WorkerTable {
+  id: string;
+  host: string;
+  /** The host's boot id: with host and pid, tells a dead local worker from a live one. */
+  boot_id: string;
+  pid: number;
+  device: string;
+  dtype: string;
+  /** Memory it offers to training (free memory, or --memory); null: not measured. */
+  memory_bytes: number | null;
+  concurrency: number;
+  start_ms: number;
+  heartbeat_ms: number;
+  stop_ms: number | null;
 }
 
 export interface Schema {
@@ -70,4 +115,6 @@ export interface Schema {
   datasets: DatasetTable;
   metrics: MetricTable;
   jobs: JobTable;
+  leases: LeaseTable;
+  workers: WorkerTable;
 }

@@ -40,6 +40,7 @@ const fromRow = (r: ReadRow): TunedModel => ({
   error: r.error_code === null ? undefined : { code: r.error_code, message: r.error_message ?? '' },
   operationId: r.operation_id,
   operationDone: r.operation_done === 1,
+  adapterKey: r.adapter_key ?? undefined,
   cancelRequested: r.cancel_requested === 1 && r.operation_done !== 1,
 });
 
@@ -77,6 +78,7 @@ function toColumns(m: Partial<TunedModel>): Partial<Row> {
   set('error', (v) => ({ error_code: v?.code ?? null, error_message: v?.message ?? null }));
   set('operationId', (v) => ({ operation_id: v }));
   set('operationDone', (v) => ({ operation_done: v ? 1 : 0 }));
+  set('adapterKey', (v) => ({ adapter_key: v ?? null }));
   return row;
 }
 
@@ -163,7 +165,7 @@ export class TunedModelStore {
   /** Removes the model with everything recorded for it. */
   async delete(id: string): Promise<void> {
     await atomically(this.db, async (trx) => {
-      for (const table of ['metrics', 'datasets', 'jobs'] as const) await trx.deleteFrom(table).where('tuned_model_id', '=', id).execute();
+      for (const table of ['metrics', 'datasets', 'jobs', 'leases'] as const) await trx.deleteFrom(table).where('tuned_model_id', '=', id).execute();
       await trx.deleteFrom('tuned_models').where('id', '=', id).execute();
     });
   }
@@ -173,12 +175,24 @@ export class TunedModelStore {
     return row ? JSON.parse(row.examples) : [];
   }
 
-  async addMetric(id: string, metric: StepMetric): Promise<void> {
+  /** Records a metric; leaseToken names the lease it was recorded under. */
+  async addMetric(id: string, metric: StepMetric, leaseToken: number | null = null): Promise<void> {
     const { kind, step, epoch, loss, accuracy, predictions, time } = metric;
     await this.db
       .insertInto('metrics')
-      .values({ tuned_model_id: id, kind, step, epoch, loss, accuracy, predictions, time })
-      .onConflict((oc) => oc.columns(['tuned_model_id', 'kind', 'step']).doUpdateSet({ epoch, loss, accuracy, predictions, time }))
+      .values({ tuned_model_id: id, kind, step, epoch, loss, accuracy, predictions, time, lease_token: leaseToken })
+      .onConflict((oc) => oc.columns(['tuned_model_id', 'kind', 'step']).doUpdateSet({ epoch, loss, accuracy, predictions, time, lease_token: leaseToken }))
+      .execute();
+  }
+
+  /** Train metrics with the lease each was recorded under, by step. */
+  async metricLeases(id: string): Promise<{ step: number; leaseToken: number | null }[]> {
+    return this.db
+      .selectFrom('metrics')
+      .select(['step', 'lease_token as leaseToken'])
+      .where('tuned_model_id', '=', id)
+      .where('kind', '=', 'train')
+      .orderBy('step')
       .execute();
   }
 

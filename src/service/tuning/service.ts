@@ -1,8 +1,7 @@
 // Tuned models as a project sees them: create (which queues a training run), read, list, update,
-// delete, cancel; and the run's lifecycle as the job scheduler reports it.
-import { EventEmitter } from 'node:events';
-import { rmSync } from 'node:fs';
-import path from 'node:path';
+// delete, cancel; and the run's lifecycle as the worker holding its lease reports it. Every lifecycle write
+// carries the lease and is fenced: a worker whose lease was taken changes nothing. What changes is published
+// on the event bus, so workers and every API server's streams hear of it.
 import type { Example } from '../../engine/data/examples.js';
 import { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import { totalStepsFor } from '../../engine/train/trainer.js';
@@ -10,9 +9,11 @@ import { serviceDefaults } from '../config.js';
 import { ServiceError, invalidArgument } from '../errors.js';
 import type { BaseModelInfo, BaseModelRegistry } from '../models/registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
+import type { ArtifactStore } from '../storage/artifacts.js';
 import type { Database } from '../store/database.js';
 import { isUniqueViolation } from '../store/database.js';
-import type { JobQueue } from '../store/jobs.js';
+import type { EventBus, ServiceEvent } from '../store/events.js';
+import type { JobQueue, Lease } from '../store/jobs.js';
 import type { ListPosition, TunedModelStore } from '../store/tuned-models.js';
 import { dataStatsOf } from './data-stats.js';
 import { loadDataset, type DatasetSource } from './datasets.js';
@@ -56,20 +57,9 @@ export interface Page<T> {
   nextPageToken?: string;
 }
 
-/** What the service needs from the job scheduler. */
-export interface RunControl {
-  /** A job was queued: start it when a worker is free. */
-  wake(): void;
-  /** Stop a queued or running job; its lifecycle ends in cancelled(). */
-  cancel(tunedModelId: string): Promise<void>;
-}
-
 const alreadyExists = (id: string) => new ServiceError('ALREADY_EXISTS', `Tuned model tunedModels/${id} already exists.`);
 
 export class TuningService {
-  private control: RunControl = { wake: () => {}, cancel: async () => {} };
-  /** 'metric' (id, StepMetric) for every recorded step or evaluation, 'change' (TunedModel) after every update, 'deleted' (id). */
-  readonly events = new EventEmitter().setMaxListeners(0); // every open metrics stream listens
   private readonly tokenizers = new Map<string, Promise<Tokenizer>>();
 
   constructor(
@@ -78,24 +68,20 @@ export class TuningService {
     private readonly jobs: JobQueue,
     readonly registry: BaseModelRegistry,
     readonly objects: ObjectStore,
-    readonly dataDir: string,
+    readonly artifacts: ArtifactStore,
+    /** 'queued', 'cancel', 'deleted', 'change' and 'metric' go out here. */
+    readonly events: EventBus,
   ) {}
 
-  attachScheduler(control: RunControl): void {
-    this.control = control;
+  /** Called after a tuned model is deleted, through whichever server (serving frees its adapter). */
+  onDeleted(listener: (id: string) => void): () => void {
+    return this.events.subscribe((event) => event.type === 'deleted' && listener(event.id));
   }
 
-  /** Called after a tuned model is deleted (serving frees its adapter). */
-  onDeleted(listener: (id: string) => void): void {
-    this.events.on('deleted', listener);
-  }
-
-  adapterDir(id: string): string {
-    return path.join(this.dataDir, 'adapters', id);
-  }
-
-  checkpointDir(id: string): string {
-    return path.join(this.dataDir, 'checkpoints', id);
+  /** A local directory holding the model's adapter (the shared one, or a cached copy of a bucket's). */
+  async adapterDirectory(model: TunedModel): Promise<string> {
+    if (!model.adapterKey) throw new ServiceError('FAILED_PRECONDITION', `Tuned model tunedModels/${model.id} has no adapter.`);
+    return this.artifacts.localDirectory(model.adapterKey);
   }
 
   /** Validates a request and returns what create() would store, storing nothing (AIP-163 validateOnly). */
@@ -170,7 +156,7 @@ export class TuningService {
       // Two creates of one id on different connections: the second insert breaks the primary key.
       throw isUniqueViolation(error) ? alreadyExists(model.id) : error;
     }
-    this.control.wake();
+    await this.publish({ type: 'queued' });
     return model;
   }
 
@@ -219,70 +205,88 @@ export class TuningService {
     return { ...model, ...changes };
   }
 
+  /** Removes the model, its metrics, job, adapter and checkpoints; a worker training it stops (it hears of it). */
   async delete(project: string, idOrNumber: string): Promise<void> {
-    const { id, state } = await this.get(project, idOrNumber);
-    if (state === 'CREATING') await this.control.cancel(id);
+    const { id } = await this.get(project, idOrNumber);
     await this.store.delete(id);
-    rmSync(this.adapterDir(id), { recursive: true, force: true });
-    rmSync(this.checkpointDir(id), { recursive: true, force: true });
-    this.events.emit('deleted', id);
+    await this.artifacts.deletePrefix(`adapters/${id}`);
+    await this.artifacts.deletePrefix(`checkpoints/${id}`);
+    await this.publish({ type: 'deleted', id });
   }
 
-  /** Asks a run to stop; the model ends ACTIVE if a step completed (the adapter is usable), else FAILED. */
+  /**
+   * Asks a run to stop; the model ends ACTIVE if a step completed (the adapter is usable), else FAILED. A
+   * queued job that never trained ends at once; a running one ends when its worker hears of the cancel.
+   */
   async cancel(project: string, idOrNumber: string): Promise<TunedModel> {
     const model = await this.get(project, idOrNumber);
-    if (model.state === 'CREATING') {
-      await this.jobs.requestCancel(model.id);
-      await this.control.cancel(model.id);
-    }
-    return model;
+    if (model.state !== 'CREATING') return model;
+    const endedNow = await this.database.transaction(async (trx) => {
+      const job = await this.jobs.in(trx).requestCancel(model.id);
+      if (job?.state !== 'queued' || job.checkpoint) return false; // a requeued job with a checkpoint saves its steps as an adapter
+      await this.store.in(trx).update(model.id, this.outcome({ state: 'FAILED', error: cancelledError }));
+      await this.jobs.in(trx).finishUnleased(model.id);
+      return true;
+    });
+    await this.publish(endedNow ? { type: 'change', id: model.id } : { type: 'cancel', id: model.id });
+    return endedNow ? ((await this.store.get(model.id)) ?? model) : model;
   }
 
-  // The run's lifecycle, reported by the scheduler.
+  // The run's lifecycle, reported by the worker holding the job's lease (LeaseLostError when it no longer does).
 
-  async started(id: string): Promise<void> {
-    await this.update(id, (m) => (m.startTime ? {} : { startTime: now() }));
+  /** Training began, from a checkpoint's step or 0: metrics past it are recorded again. */
+  async runStarted(lease: Lease, resumedFromStep: number): Promise<void> {
+    await this.jobs.fenced(lease, async (trx) => {
+      const model = await this.store.in(trx).get(lease.tunedModelId);
+      await this.store.in(trx).truncateMetrics(lease.tunedModelId, resumedFromStep);
+      await this.store.in(trx).update(lease.tunedModelId, { completedSteps: resumedFromStep, ...(model?.startTime ? {} : { startTime: now() }) });
+    });
+    await this.publish({ type: 'change', id: lease.tunedModelId });
   }
 
-  /** A resumed run restarts after its checkpoint; metrics past it are recorded again. */
-  async resumedAt(id: string, completedSteps: number): Promise<void> {
-    await this.store.truncateMetrics(id, completedSteps);
-    await this.update(id, () => ({ completedSteps }));
+  async recordMetric(lease: Lease, metric: StepMetric): Promise<void> {
+    await this.jobs.fenced(lease, async (trx) => {
+      await this.store.in(trx).addMetric(lease.tunedModelId, metric, lease.token);
+      if (metric.kind === 'train') await this.store.in(trx).update(lease.tunedModelId, { completedSteps: metric.step });
+    });
+    await this.publish({ type: 'metric', id: lease.tunedModelId, kind: metric.kind, step: metric.step });
   }
 
-  async recordMetric(id: string, metric: StepMetric): Promise<void> {
-    await this.store.addMetric(id, metric);
-    this.events.emit('metric', id, metric);
-    if (metric.kind === 'train') await this.update(id, () => ({ completedSteps: metric.step }));
+  /** The adapter is in storage under adapterKey. */
+  async succeeded(lease: Lease, adapterKey: string): Promise<void> {
+    await this.finish(lease, { state: 'ACTIVE', adapterKey });
   }
 
-  async succeeded(id: string): Promise<void> {
-    await this.finish(id, { state: 'ACTIVE' });
+  async failed(lease: Lease, message: string, code = 13): Promise<void> {
+    await this.finish(lease, { state: 'FAILED', error: { code, message } });
   }
 
-  async failed(id: string, message: string, code = 13): Promise<void> {
-    await this.finish(id, { state: 'FAILED', error: { code, message } });
+  /** A cancelled run keeps its adapter only if at least one step completed (then it was saved, under adapterKey). */
+  async cancelled(lease: Lease, adapterKey: string | undefined): Promise<void> {
+    await this.finish(lease, adapterKey ? { state: 'ACTIVE', error: cancelledError, adapterKey } : { state: 'FAILED', error: cancelledError });
   }
 
-  /** Cancelled runs keep their adapter only if at least one step completed (it was saved by the worker). */
-  async cancelled(id: string, adapterSaved: boolean): Promise<void> {
-    await this.finish(id, { state: adapterSaved ? 'ACTIVE' : 'FAILED', error: { code: 1, message: 'Operation cancelled.' } });
+  /** The model's outcome and the job's end, in one fenced transaction. */
+  private async finish(lease: Lease, outcome: Outcome): Promise<void> {
+    await this.jobs.fenced(lease, async (trx) => {
+      await this.store.in(trx).update(lease.tunedModelId, this.outcome(outcome));
+      await this.jobs.in(trx).finish(lease);
+    });
+    await this.publish({ type: 'change', id: lease.tunedModelId });
   }
 
-  /** The model first: a crash in between leaves a 'running' job, which the scheduler drops when it sees the model done. */
-  private async finish(id: string, outcome: Pick<TunedModel, 'state'> & Partial<Pick<TunedModel, 'error'>>): Promise<void> {
+  private outcome(outcome: Outcome): Partial<TunedModel> {
     const completeTime = now();
-    await this.update(id, () => ({ ...outcome, completeTime, updateTime: completeTime, operationDone: true }));
-    await this.jobs.finish(id);
+    return { ...outcome, completeTime, updateTime: completeTime, operationDone: true };
   }
 
-  /** Writes the fields `change` returns (only those: an API request may be patching others meanwhile). */
-  private async update(id: string, change: (m: TunedModel) => Partial<TunedModel>): Promise<void> {
-    const model = await this.store.get(id);
-    if (!model) return; // deleted while running
-    const patch = change(model);
-    await this.store.update(id, patch);
-    this.events.emit('change', { ...model, ...patch });
+  /** Events are hints (readers re-read the database): one that cannot be sent is not an error of the request. */
+  private async publish(event: ServiceEvent): Promise<void> {
+    try {
+      await this.events.publish(event);
+    } catch (error) {
+      console.error(`attune: could not publish the ${event.type} event: ${(error as Error).message}`);
+    }
   }
 
   /** Over-long examples fail a Gemini-API request; Vertex drops them and reports them in the data stats. */
@@ -368,6 +372,10 @@ const hyperparametersField: Record<Surface, string> = {
 export function learningRateOf(h: Hyperparameters): number {
   return h.learningRate ?? (h.learningRateMultiplier ?? 1) * tuningDefaults.baseLearningRate;
 }
+
+const cancelledError = { code: 1, message: 'Operation cancelled.' };
+
+type Outcome = Pick<TunedModel, 'state'> & Partial<Pick<TunedModel, 'error' | 'adapterKey'>>;
 
 const pageSizeOf = (surface: Surface, requested: number | undefined) =>
   Math.min(Math.max(1, requested || pageSizes[surface].default), pageSizes[surface].max);
