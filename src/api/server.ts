@@ -30,7 +30,19 @@ export async function buildServer(services: Services, { logger = false }: Server
   await app.register(errorsPlugin);
   await app.register(lenientJsonPlugin);
   await app.register(authPlugin, { keys: services.keys, keyless: services.config.keyless });
-  app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
+  // Readiness for a load balancer: whether this server reaches the database and the storage now.
+  app.get('/healthz', { config: { public: true } }, async (_request, reply) => {
+    const [database, storage] = await Promise.all([
+      services.database.ping(),
+      services.artifacts.check().then(() => true, () => false),
+    ]);
+    const ok = database && storage;
+    return reply.code(ok ? 200 : 503).send({
+      status: ok ? 'ok' : 'unavailable',
+      database: database ? 'ok' : 'unreachable',
+      storage: storage ? 'ok' : 'unreachable',
+    });
+  });
 
   const customMethods = new CustomMethods();
   tunedModelRoutes(app, services, customMethods);

@@ -5,11 +5,11 @@ import { createReadStream, statSync } from 'node:fs';
 import path from 'node:path';
 import { ObjectStore, gsUri } from '../service/storage/object-store.js';
 import { UsageError } from './usage-error.js';
-import { dataDirOption } from './serve.js';
+import { stateConfig } from './deployment.js';
 
 export const defaultDatasetBucket = 'attune-datasets';
 
-export const datasetsUsage = `attune datasets upload FILE [--bucket B] [--name N] [--data-dir DIR]   stores FILE, prints its gs:// URI
+export const datasetsUsage = `attune datasets upload FILE [--bucket B] [--name N] [--data-dir DIR] [--storage DIR]   stores FILE, prints its gs:// URI
   --bucket   the bucket (default ${defaultDatasetBucket}; created on first upload)
   --name     the object name (default: FILE's base name; may contain '/')`;
 
@@ -25,7 +25,7 @@ export async function datasetsCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { bucket: { type: 'string' }, name: { type: 'string' }, 'data-dir': { type: 'string' } },
+    options: { bucket: { type: 'string' }, name: { type: 'string' }, 'data-dir': { type: 'string' }, storage: { type: 'string' } },
   });
   if (action !== 'upload') throw new UsageError(`unknown action '${action ?? ''}'; use upload`);
   if (positionals.length !== 1) throw new UsageError('upload takes exactly one FILE');
@@ -39,7 +39,9 @@ export async function datasetsCommand(argv: string[]): Promise<void> {
   if (!isFile) throw new Error(`${file}: no such file`);
   const bucket = values.bucket ?? defaultDatasetBucket;
   const name = values.name ?? path.basename(file);
-  const store = new ObjectStore(dataDirOption(values['data-dir']));
+  const { dataDir, storage } = stateConfig(values);
+  if (storage?.startsWith('gs://')) throw new UsageError('datasets upload writes to a storage directory; with gs:// storage, upload through the server\'s Cloud Storage API');
+  const store = new ObjectStore(storage ? path.resolve(storage) : dataDir);
   await store.put(bucket, name, createReadStream(file), { contentType: contentTypes[path.extname(file).toLowerCase()] });
   console.log(gsUri(bucket, name));
 }

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { Database, databaseTarget } from '../service/store/database.js';
 import { KeyStore } from '../service/auth/keys.js';
 import { UsageError } from './usage-error.js';
-import { dataDirOption, databaseOption } from './serve.js';
+import { stateConfig } from './deployment.js';
 
 export const keysUsage = `attune keys create --project ID [--label TEXT] [--data-dir DIR] [--database DB]   prints a new API key
 attune keys list [--data-dir DIR] [--database DB]`;
@@ -16,7 +16,14 @@ export async function keysCommand(argv: string[]): Promise<void> {
   });
   if (action !== 'create' && action !== 'list') throw new UsageError(`unknown action '${action ?? ''}'; use create or list`);
   if (action === 'create' && !values.project) throw new UsageError('--project ID is required');
-  const database = await Database.open(databaseTarget(databaseOption(values.database), dataDirOption(values['data-dir'])));
+  const { database: option, dataDir } = stateConfig(values);
+  let target;
+  try {
+    target = databaseTarget(option, dataDir);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const database = await Database.open(target);
   try {
     const keys = new KeyStore(database.db);
     if (action === 'create') {

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyError } from 'fastify';
 import fp from 'fastify-plugin';
 import { ServiceError, canonicalCodes, type CanonicalStatus, type FieldViolation } from '../../service/errors.js';
 import { DatasetError } from '../../engine/data/examples.js';
+import { isUnavailable } from '../../service/store/database.js';
 
 export function rpcErrorBody(status: CanonicalStatus, message: string, violations: FieldViolation[] = []) {
   const details = violations.length
@@ -22,6 +23,8 @@ export function sendRpcError(reply: FastifyReply, status: CanonicalStatus, messa
 export function classify(error: unknown, bodyLimit?: number): { status: CanonicalStatus; message: string; violations?: FieldViolation[]; unexpected?: boolean } {
   if (error instanceof ServiceError) return { status: error.status, message: error.message, violations: error.fieldViolations };
   if (error instanceof DatasetError) return { status: 'INVALID_ARGUMENT', message: error.message };
+  // The database dropped the connection (or is restarting): the client may retry; nothing was lost.
+  if (isUnavailable(error)) return { status: 'UNAVAILABLE', message: 'The service is currently unavailable: its database cannot be reached. Retry shortly.' };
   const fastifyError = error as FastifyError;
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     return { status: 'INVALID_ARGUMENT', message: `Request payload size exceeds the limit: ${bodyLimit} bytes.` };

@@ -534,7 +534,7 @@ export class Scheduler {
   private async heartbeat(): Promise<void> {
     await this.jobs.workerHeartbeat(this.workerId, this.capacity.availableBytes()).catch(() => {});
     for (const run of this.runs.values()) {
-      if (run.lost) continue;
+      if (run.lost || run.recorded) continue; // a recorded outcome ended the job: there is no lease left to keep
       try {
         const { held, cancelRequested } = await this.jobs.heartbeat(run.lease, this.leaseMs);
         if (!held) this.lose(run, 'taken');
