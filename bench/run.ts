@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchShapes } from './shapes.js';
 import { createToActiveSeconds } from './tune-latency.js';
+import { queueBenchmark } from './queue.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const measureScript = path.join(here, 'measure.js');
@@ -14,6 +15,13 @@ const python = process.env.ATTUNE_BENCH_PYTHON ?? '/usr/bin/python3';
 // Attune sets ATen's and OpenBLAS's pools apart (intra:blas); Debian's PyTorch sizes only ATen's.
 const threadSettings = { attune: ['1:1', '1:2', '2:2'], pytorch: ['1', '2'] };
 const quick = process.argv.includes('--quick');
+/** `--only queue`: the job queue on PostgreSQL alone. */
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+if (only === 'queue') {
+  for (const line of await queueBenchmark()) console.log(JSON.stringify(line));
+  process.exit(0);
+}
+if (only !== undefined) throw new Error(`--only takes queue, not '${only}'`);
 
 type Line = Record<string, number | string | boolean>;
 
@@ -105,3 +113,6 @@ emit({
   runs: latencies.map((s) => round(s, 2)).join(' '),
   target: 5,
 });
+
+// The job queue on PostgreSQL under load (no training: it measures claiming).
+for (const line of await queueBenchmark()) emit(line);

@@ -133,7 +133,7 @@ for (const dialect of dialects) {
       await assert.rejects(
         database.transaction(async (trx) => {
           await store.in(trx).insert(modelFor('half'), examples);
-          await jobs.in(trx).enqueue('half');
+          await jobs.in(trx).enqueue('half', 'store-test');
           throw new Error('the quota said no');
         }),
         /the quota said no/,
@@ -148,7 +148,7 @@ for (const dialect of dialects) {
       const jobs = new JobQueue(database.db, database.dialect);
       for (let i = 0; i < 40; i++) {
         await store.insert(modelFor(`job-${i}`, { project: `project-${i % 3}x` }), examples);
-        await jobs.enqueue(`job-${i}`);
+        await jobs.enqueue(`job-${i}`, `project-${i % 3}x`);
       }
       // Eight claimers, each on its own connection for PostgreSQL (another database handle), race for the jobs.
       const handles = dialect === 'postgres' ? await Promise.all(Array.from({ length: 8 }, () => Database.open(database.target))) : [database];
@@ -175,7 +175,7 @@ for (const dialect of dialects) {
       const jobs = new JobQueue(database.db, database.dialect);
       const queue = async (id: string, project: string) => {
         await store.insert(modelFor(id, { project }), examples);
-        await jobs.enqueue(id);
+        await jobs.enqueue(id, project);
       };
       for (const id of ['busy-1', 'busy-2', 'busy-3', 'busy-4']) await queue(id, 'busy-project');
       await queue('quiet-1', 'quiet-project');
@@ -193,7 +193,7 @@ for (const dialect of dialects) {
       const store = new TunedModelStore(database.db, database.dialect);
       const jobs = new JobQueue(database.db, database.dialect);
       await store.insert(modelFor('leased'), examples);
-      await jobs.enqueue('leased');
+      await jobs.enqueue('leased', 'store-test');
       const first = (await jobs.claim({ workerId: 'worker-a', leaseMs: 300 }))!;
       assert.equal(first.lease.token, 1);
       assert.equal(await jobs.claim({ workerId: 'worker-b', leaseMs: 300 }), undefined, 'a live lease is not taken');
@@ -231,7 +231,7 @@ for (const dialect of dialects) {
       const store = new TunedModelStore(database.db, database.dialect);
       const jobs = new JobQueue(database.db, database.dialect);
       await store.insert(modelFor('released'), examples);
-      await jobs.enqueue('released');
+      await jobs.enqueue('released', 'store-test');
       const first = (await jobs.claim({ workerId: 'worker-a', leaseMs: 60_000 }))!;
       assert.equal(await jobs.attemptStarted(first.lease), 1);
       await jobs.release(first.lease, { cleanly: true });
@@ -250,9 +250,9 @@ for (const dialect of dialects) {
       const store = new TunedModelStore(database.db, database.dialect);
       const jobs = new JobQueue(database.db, database.dialect);
       await store.insert(modelFor('big-one', { hyperparameters: { epochCount: 1, batchSize: 64, adapterRank: 8, learningRate: 0.001 } }), examples);
-      await jobs.enqueue('big-one');
+      await jobs.enqueue('big-one', 'store-test');
       await store.insert(modelFor('small-one'), examples);
-      await jobs.enqueue('small-one');
+      await jobs.enqueue('small-one', 'store-test');
       const refused: string[] = [];
       const small = await jobs.claim({
         workerId: 'small-worker',
@@ -270,7 +270,7 @@ for (const dialect of dialects) {
       const store = new TunedModelStore(database.db, database.dialect);
       const jobs = new JobQueue(database.db, database.dialect);
       await store.insert(modelFor('cancelled'), examples);
-      await jobs.enqueue('cancelled');
+      await jobs.enqueue('cancelled', 'store-test');
       const claimed = (await jobs.claim({ workerId: 'w', leaseMs: 60_000 }))!;
       assert.equal((await jobs.requestCancel('cancelled'))?.state, 'running');
       assert.deepEqual(await jobs.heartbeat(claimed.lease, 60_000), { held: true, cancelRequested: true });

@@ -6,7 +6,8 @@
 // that first checks the token is still the job's (fenced), so a worker whose lease was taken writes nothing.
 //
 // Fairness: projects take turns. A claim serves the project whose latest claim is the oldest (a project never
-// served first), and within it the oldest job, so a project that queues many jobs cannot starve the others.
+// served first; project_turns keeps each project's latest), and within it the oldest job, so a project that
+// queues many jobs cannot starve the others.
 //
 // Attempts: `attempts` counts the training processes started for a job that did not end cleanly (a graceful
 // stop gives its attempt back), so a job whose worker keeps dying is failed after a few, across restarts.
@@ -126,10 +127,10 @@ export class JobQueue {
     return databaseNowMs(this.dialect);
   }
 
-  async enqueue(tunedModelId: string): Promise<void> {
+  async enqueue(tunedModelId: string, project: string): Promise<void> {
     await this.db
       .insertInto('jobs')
-      .values({ tuned_model_id: tunedModelId, state: 'queued', attempts: 0, cancel_requested: 0, enqueue_time: now(), claim_seq: null, lease_token: 0, lease_owner: null, lease_expires_ms: null, checkpoint_key: null, checkpoint_step: null })
+      .values({ tuned_model_id: tunedModelId, project, state: 'queued', attempts: 0, cancel_requested: 0, enqueue_time: now(), lease_token: 0, lease_owner: null, lease_expires_ms: null, checkpoint_key: null, checkpoint_step: null })
       .execute();
   }
 
@@ -142,9 +143,8 @@ export class JobQueue {
   async unfinishedCount(project: string): Promise<number> {
     const row = await this.db
       .selectFrom('jobs as j')
-      .innerJoin('tuned_models as m', 'm.id', 'j.tuned_model_id')
       .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('m.project', '=', project)
+      .where('j.project', '=', project)
       .where('j.state', '!=', 'finished')
       .executeTakeFirstOrThrow();
     return Number(row.n);
@@ -154,20 +154,26 @@ export class JobQueue {
    * Claims the next job this worker can hold, under a lease: a queued one, or a running one whose lease
    * expired (or whose worker is known dead). Returns undefined when there is none.
    */
-  async claim({ workerId, leaseMs, deadWorkers = [], canHold, candidates = 16 }: ClaimOptions): Promise<ClaimedJob | undefined> {
+  async claim(options: ClaimOptions): Promise<ClaimedJob | undefined> {
+    const claimed = await this.claimJob(options);
+    // The project's turn, after the claim commits: every claimer would queue behind one row lock otherwise
+    // (a claim lost between the two only bends fairness once).
+    if (claimed) {
+      await this.db
+        .insertInto('project_turns')
+        .values({ project: claimed.project, last_claim_ms: this.nowMs })
+        .onConflict((oc) => oc.column('project').doUpdateSet({ last_claim_ms: this.nowMs }))
+        .execute();
+    }
+    return claimed;
+  }
+
+  private async claimJob({ workerId, leaseMs, deadWorkers = [], canHold, candidates = 16 }: ClaimOptions): Promise<ClaimedJob | undefined> {
     return this.db.transaction().execute(async (trx) => {
-      const turns = trx
-        .selectFrom('jobs as j2')
-        .innerJoin('tuned_models as m2', 'm2.id', 'j2.tuned_model_id')
-        .select(['m2.project', (eb) => eb.fn.max('j2.claim_seq').as('last')])
-        .groupBy('m2.project')
-        .as('t');
       const rows = await trx
         .selectFrom('jobs as j')
-        .innerJoin('tuned_models as m', 'm.id', 'j.tuned_model_id')
-        .leftJoin(turns, 't.project', 'm.project')
+        .leftJoin('project_turns as t', 't.project', 'j.project')
         .selectAll('j')
-        .select(['m.project', 'm.base_model', 'm.base_dir', 'm.hyperparameters'])
         .where((eb) =>
           eb.or([
             eb('j.state', '=', 'queued'),
@@ -177,26 +183,28 @@ export class JobQueue {
             ]),
           ]),
         )
-        .orderBy(sql`COALESCE("t"."last", 0)`)
+        .orderBy(sql`COALESCE(t.last_claim_ms, 0)`)
         .orderBy('j.enqueue_time')
         .orderBy('j.tuned_model_id')
         .limit(candidates)
         .$if(this.dialect === 'postgres', (q) => q.forUpdate('j').skipLocked())
         .execute();
+      if (rows.length === 0) return undefined;
+      const models = await trx
+        .selectFrom('tuned_models')
+        .select(['id', 'project', 'base_model', 'base_dir', 'hyperparameters'])
+        .where('id', 'in', rows.map((r) => r.tuned_model_id))
+        .execute();
       for (const row of rows) {
+        const model = models.find((m) => m.id === row.tuned_model_id);
+        if (!model) continue;
         const verdict = canHold
-          ? await canHold({ tunedModelId: row.tuned_model_id, project: row.project, baseModel: row.base_model, baseDir: row.base_dir, hyperparameters: row.hyperparameters })
+          ? await canHold({ tunedModelId: model.id, project: model.project, baseModel: model.base_model, baseDir: model.base_dir, hyperparameters: model.hyperparameters })
           : true;
         if (verdict !== true) continue;
         const claimed = await trx
           .updateTable('jobs')
-          .set((eb) => ({
-            state: 'running',
-            lease_token: eb('lease_token', '+', 1),
-            lease_owner: workerId,
-            lease_expires_ms: sql<number>`${this.nowMs} + ${leaseMs}`,
-            claim_seq: sql<number>`(SELECT COALESCE(MAX(claim_seq), 0) + 1 FROM jobs)`,
-          }))
+          .set((eb) => ({ state: 'running', lease_token: eb('lease_token', '+', 1), lease_owner: workerId, lease_expires_ms: sql<number>`${this.nowMs} + ${leaseMs}` }))
           .where('tuned_model_id', '=', row.tuned_model_id)
           .returningAll()
           .executeTakeFirstOrThrow();
@@ -215,7 +223,7 @@ export class JobQueue {
           .insertInto('leases')
           .values({ tuned_model_id: lease.tunedModelId, token: lease.token, worker_id: workerId, claim_ms: this.nowMs, heartbeat_ms: this.nowMs, end_ms: null, outcome: null })
           .execute();
-        return { ...fromRow(claimed), lease, project: row.project, tookOverFrom: took };
+        return { ...fromRow(claimed), lease, project: model.project, tookOverFrom: took };
       }
       return undefined;
     });

@@ -90,8 +90,9 @@ function migrations(dialect: Dialect): Record<string, Migration> {
       async up(db: Db) {
         const add = (table: string, column: string, type: 'text' | 'integer' | 'bigint', notNullDefault?: number) =>
           addColumnIfMissing(db, dialect, table, column, type, notNullDefault);
-        // claim_seq: the order of claims, for fairness (data dirs of an earlier release may have it already).
-        await add('jobs', 'claim_seq', 'integer');
+        // The job's project, so a claim orders by project turns without reading the models.
+        await add('jobs', 'project', 'text');
+        await sql`UPDATE jobs SET project = (SELECT project FROM tuned_models WHERE tuned_models.id = jobs.tuned_model_id) WHERE project IS NULL`.execute(db);
         await add('jobs', 'lease_token', 'bigint', 0);
         await add('jobs', 'lease_owner', 'text');
         await add('jobs', 'lease_expires_ms', 'bigint');
@@ -102,6 +103,12 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         // Models trained before adapters were named by lease keep theirs where they were written.
         await sql`UPDATE tuned_models SET adapter_key = 'adapters/' || id WHERE state = 'ACTIVE' AND adapter_key IS NULL`.execute(db);
         await db.schema.createIndex('jobs_by_state').ifNotExists().on('jobs').columns(['state', 'enqueue_time']).execute();
+        // When each project was last served: projects take turns.
+        await db.schema
+          .createTable('project_turns').ifNotExists()
+          .addColumn('project', 'text', (c) => c.primaryKey())
+          .addColumn('last_claim_ms', 'bigint', (c) => c.notNull())
+          .execute();
         await db.schema
           .createTable('leases').ifNotExists()
           .addColumn('tuned_model_id', 'text', (c) => c.notNull())

@@ -68,8 +68,8 @@ export interface JobTable {
   attempts: number;
   cancel_requested: number;
   enqueue_time: string;
-  /** The order of claims (projects take turns by their latest). */
-  claim_seq: number | null;
+  /** The tuned model's project (projects take turns at claims). */
+  project: string | null;
   /** The fencing token: incremented by every claim; a write carrying an older one is refused. */
   lease_token: number;
   /** The worker holding the lease, and until when (database clock, epoch ms) unless it heartbeats. */
@@ -78,6 +78,12 @@ export interface JobTable {
   /** The last checkpoint a lease holder recorded: its storage key and step. */
   checkpoint_key: string | null;
   checkpoint_step: number | null;
+}
+
+/** When each project's job was last claimed (database clock): the project served longest ago goes next. */
+export interface ProjectTurnTable {
+  project: string;
+  last_claim_ms: number;
 }
 
 /** Every lease ever granted: who held which job when, and how it ended. */
@@ -117,4 +123,5 @@ export interface Schema {
   jobs: JobTable;
   leases: LeaseTable;
   workers: WorkerTable;
+  project_turns: ProjectTurnTable;
 }

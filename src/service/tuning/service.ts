@@ -150,7 +150,7 @@ export class TuningService {
         // Checked again: another create may have taken the id while this one read its dataset.
         if (await this.store.in(trx).exists(model.id)) throw alreadyExists(model.id);
         await this.store.in(trx).insert(model, training, validation); // a model is never stored without its job
-        await this.jobs.in(trx).enqueue(model.id);
+        await this.jobs.in(trx).enqueue(model.id, model.project);
       });
     } catch (error) {
       // Two creates of one id on different connections: the second insert breaks the primary key.
