@@ -16,6 +16,7 @@ import {
   stopSequencesFor,
   type Framing,
 } from '../src/engine/data/framing.js';
+import { packBatch } from '../src/engine/train/packing.js';
 
 const storiesDir = fileURLToPath(new URL('../../models/stories260K', import.meta.url));
 const numberExample: Example = { turns: [{ role: 'user', text: '1' }, { role: 'model', text: '2' }] };
@@ -95,7 +96,8 @@ test('plain terminator avoids newlines inside outputs', async () => {
 });
 
 test('framing descriptors round-trip through JSON', () => {
-  for (const framing of [{ kind: 'plain', terminator: '\n' }, { kind: 'chat-template' }] as Framing[]) {
+  const framings: Framing[] = [{ kind: 'plain', terminator: '\n' }, { kind: 'chat-template' }, { kind: 'chat-template', templateKwargs: { enable_thinking: false } }];
+  for (const framing of framings) {
     assert.deepEqual(parseFraming(JSON.parse(JSON.stringify(framing))), framing);
   }
   assert.throws(() => parseFraming({ kind: 'plain' }), /invalid framing/);
@@ -108,7 +110,7 @@ const chatTemplate =
 test('chat-template framing trains the model turns, closing tokens included', async () => {
   await withTemplate(chatTemplate, (tok) => {
     const framing = chooseFraming(tok);
-    assert.deepEqual(framing, { kind: 'chat-template' });
+    assert.deepEqual(framing, { kind: 'chat-template', templateKwargs: { enable_thinking: false } });
     assert.deepEqual(stopSequencesFor(framing), []);
     const example: Example = {
       systemInstruction: 'Be kind.',
@@ -153,4 +155,52 @@ test('chat-template framing refuses templates that rewrite earlier turns', async
 test('framePrompt requires a final user turn', async () => {
   const tok = await Tokenizer.load(storiesDir);
   assert.throws(() => framePrompt(tok, { kind: 'plain', terminator: '\n' }, numberExample), FramingError);
+});
+
+test('a template that rewrites answered turns frames each model turn as its own sequence, packed as separate segments', async () => {
+  // Like Qwen3's: the last answer carries a marker that earlier answers lose once a later turn follows.
+  const rewriting =
+    "{% for m in messages %}<|{{ m.role }}|>\n{% if m.role == 'assistant' and loop.last %}[a]{% endif %}{{ m.content }}{{ eos_token }}\n{% endfor %}" +
+    '{% if add_generation_prompt %}<|assistant|>\n[a]{% endif %}';
+  await withTemplate(rewriting, (tok) => {
+    const framing = chooseFraming(tok);
+    const example: Example = {
+      turns: [
+        { role: 'user', text: 'Hi' },
+        { role: 'model', text: 'Hello' },
+        { role: 'user', text: 'Bye' },
+        { role: 'model', text: 'See you' },
+      ],
+    };
+    const framed = frameExample(tok, framing, example);
+    const first = framePrompt(tok, framing, { turns: example.turns.slice(0, 1) });
+    const second = framePrompt(tok, framing, { turns: example.turns.slice(0, 3) });
+    const firstSequence = tok.encode('<|user|>\nHi</s>\n<|assistant|>\n[a]Hello</s>\n', { addSpecialTokens: false });
+    assert.deepEqual(framed.starts, [firstSequence.length]);
+    assert.deepEqual(framed.ids.slice(0, firstSequence.length), firstSequence);
+    assert.deepEqual(framed.ids.slice(firstSequence.length, firstSequence.length + second.length), second, 'the second answer follows its own prompt');
+    assert.ok(tok.decode(second).includes('<|assistant|>\nHello'), 'the answered turn is rendered as history, without the marker');
+    assert.deepEqual(framed.ids.slice(0, first.length), first);
+    assert.equal(framed.targets[firstSequence.length - 1], IGNORE_INDEX, 'nothing is predicted across sequences');
+    assert.equal(tok.decode(trainedIds(framed.targets)), 'Hello</s> \nSee you</s> \n');
+
+    const packed = packBatch([framed, frameExample(tok, framing, numberExample)]);
+    const positions = packed.positions.toNumbers();
+    const segments = packed.segments.toNumbers();
+    const n = framed.ids.length;
+    assert.deepEqual(positions.slice(0, n), [...framed.ids.keys()].map((i) => (i < firstSequence.length ? i : i - firstSequence.length)));
+    assert.deepEqual(new Set(segments.slice(0, firstSequence.length)), new Set([1]));
+    assert.deepEqual(new Set(segments.slice(firstSequence.length, n)), new Set([2]));
+    for (const t of Object.values(packed)) if (typeof t === 'object') t.dispose();
+  });
+});
+
+test('a template that puts scaffolding before the answer, not in its generation prompt, is refused', async () => {
+  // Qwen3 without enable_thinking=false does this with its empty think block.
+  const scaffolding =
+    "{% for m in messages %}<|{{ m.role }}|>\n{% if m.role == 'assistant' %}<think></think>{% endif %}{{ m.content }}\n{% endfor %}" +
+    '{% if add_generation_prompt %}<|assistant|>\n{% endif %}';
+  await withTemplate(scaffolding, (tok) => {
+    assert.throws(() => frameExample(tok, chooseFraming(tok), numberExample), /puts "<think><\/think>" before the text of turn 2/);
+  });
 });

@@ -185,7 +185,8 @@ test('validation examples produce eval metrics', async (t) => {
 
 test('an example the framing rejects is refused at create with INVALID_ARGUMENT naming it, before any training', async (t) => {
   // A base model whose chat template renders a final "rewrite me" user turn differently from the same
-  // turn followed by a model turn: training on such an example would train on a misaligned split.
+  // turn followed by a model turn: its generation prompt is not how the model turn begins, so training on
+  // such an example would train on a misaligned split.
   const template =
     "{% for m in messages %}{% if loop.last and m.role == 'user' and m.content == 'rewrite me' %}[{{ m.content }}]{% else %}{{ m.content }}{% endif %}\n{% endfor %}";
   const services = await open(t, {
@@ -202,7 +203,7 @@ test('an example the framing rejects is refused at create with INVALID_ARGUMENT 
     create(services, { baseModel: 'models/templated', examples: [...examples.slice(0, 3), bad], hyperparameters: { epochCount: 2 } }),
     (error: unknown) =>
       error instanceof ServiceError && error.status === 'INVALID_ARGUMENT' &&
-      /^example 4: the chat template renders the first 1 turns differently/.test(error.message),
+      /^example 4: the chat template's generation prompt is not the start of its rendering of turn 2/.test(error.message),
   );
   assert.deepEqual(await services.store.all(project), [], 'nothing was stored');
 

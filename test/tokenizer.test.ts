@@ -137,6 +137,18 @@ test('applyChatTemplate renders with bos/eos, generation prompt and raise_except
   });
 });
 
+test("chat templates: Python's strip/lstrip/rstrip(chars), and template kwargs such as enable_thinking", async () => {
+  const source =
+    "{% for m in messages %}[{{ m.content.lstrip('\\n') }}|{{ m.content.rstrip() }}|{{ m.content.strip(' \\nx') }}]{% endfor %}" +
+    '{% if enable_thinking is defined and enable_thinking is false %}no-think{% endif %}';
+  await withModelDir({ 'tokenizer_config.json': { ...(await storiesConfig()), chat_template: source } }, async (dir) => {
+    const tok = await Tokenizer.load(dir);
+    const messages = [{ role: 'user', content: '\n\n  x hi x \n' }];
+    assert.equal(tok.applyChatTemplate(messages, { addGenerationPrompt: false }), '[  x hi x \n|\n\n  x hi x|hi]');
+    assert.equal(tok.applyChatTemplate(messages, { addGenerationPrompt: false, kwargs: { enable_thinking: false } }), '[  x hi x \n|\n\n  x hi x|hi]no-think');
+  });
+});
+
 test('chat template sources: named list, chat_template.jinja precedence; generation_config EOS union', async () => {
   const config = { ...(await storiesConfig()), chat_template: [{ name: 'tool_use', template: 'T' }, { name: 'default', template: 'D' }] };
   await withModelDir({ 'tokenizer_config.json': config, 'generation_config.json': { eos_token_id: [2, 13] } }, async (dir) => {

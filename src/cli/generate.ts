@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { loadBaseModel, embeddedBaseModelDir } from '../engine/base-model.js';
 import { loadTunedAdapter } from '../engine/lora/tuned-adapter.js';
-import { framePrompt, stopSequencesFor } from '../engine/data/framing.js';
+import { checkEmbeddable, chooseFraming, framePrompt, stopSequencesFor, type Framing } from '../engine/data/framing.js';
 import { streamGenerate, generationDefaults } from '../engine/generate/generate.js';
 import { UsageError, numberOption, positiveInteger, nonNegative } from './usage-error.js';
 
@@ -10,6 +10,7 @@ export const generateUsage = `attune generate --prompt TEXT [options]
   --base <model dir>          base model (default: the embedded stories260K)
   --device cpu|cuda           (default cpu)
   --adapter <dir>             a tuned adapter; the prompt is framed as in its training
+  --system TEXT               a system instruction
   --temperature T             0 = greedy (default ${generationDefaults.temperature})
   --top-p P, --top-k K, --seed N
   --max-output-tokens N       (default ${generationDefaults.maxOutputTokens})
@@ -19,7 +20,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      base: { type: 'string' }, device: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' },
+      base: { type: 'string' }, device: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' }, system: { type: 'string' },
       temperature: { type: 'string' }, 'top-p': { type: 'string' }, 'top-k': { type: 'string' },
       seed: { type: 'string' }, 'max-output-tokens': { type: 'string' }, stop: { type: 'string', multiple: true },
     },
@@ -33,16 +34,20 @@ export async function generateCommand(argv: string[]): Promise<void> {
     maxOutputTokens: numberOption('max-output-tokens', values['max-output-tokens'], positiveInteger, 'a positive integer'),
   };
   const base = await loadBaseModel(values.base ?? embeddedBaseModelDir, { device: values.device });
-  let promptIds = base.tokenizer.encode(values.prompt);
-  let stopSequences = values.stop ?? [];
+  const { tokenizer } = base;
+  // As the server does: a tuned adapter frames the prompt as in its training; a chat template frames it as a
+  // user turn; otherwise the model continues the text.
+  let framing: Framing | undefined = tokenizer.chatTemplate !== undefined ? chooseFraming(tokenizer) : undefined;
   if (values.adapter) {
     const { adapter, record } = loadTunedAdapter(values.adapter, base.transformer);
     adapter.attach(base.transformer);
-    if (record) {
-      promptIds = framePrompt(base.tokenizer, record.framing, { turns: [{ role: 'user', text: values.prompt }] });
-      stopSequences = [...stopSequences, ...stopSequencesFor(record.framing)];
-    }
+    if (record) framing = record.framing;
   }
+  const promptIds = framing
+    ? framePrompt(tokenizer, framing, { systemInstruction: values.system, turns: [{ role: 'user', text: values.prompt }] })
+    : tokenizer.encode(values.system ? `${values.system}\n\n${values.prompt}` : values.prompt);
+  checkEmbeddable(promptIds, base.transformer.config.vocabSize, tokenizer);
+  const stopSequences = [...(values.stop ?? []), ...(framing ? stopSequencesFor(framing) : [])];
   const stream = streamGenerate(base.transformer, base.tokenizer, promptIds, { ...options, stopSequences });
   for (;;) {
     const next = await stream.next();

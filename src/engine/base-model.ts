@@ -16,9 +16,9 @@ export interface BaseModel {
   tokenizer: Tokenizer;
 }
 
-export async function loadBaseModel(dir: string, options: LoadOptions = {}): Promise<BaseModel> {
+/** `tokenizer`: the directory's tokenizer when the caller has it loaded already. */
+export async function loadBaseModel(dir: string, options: LoadOptions = {}, tokenizer?: Promise<Tokenizer>): Promise<BaseModel> {
   const transformer = loadTransformer(dir, options);
   configureThreads(process.env, transformer.config.hiddenSize);
-  const tokenizer = await Tokenizer.load(dir);
-  return { dir, name: path.basename(path.resolve(dir)), transformer, tokenizer };
+  return { dir, name: path.basename(path.resolve(dir)), transformer, tokenizer: await (tokenizer ?? Tokenizer.load(dir)) };
 }

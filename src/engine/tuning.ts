@@ -1,7 +1,7 @@
 // One tuning run from examples to a saved adapter directory: framing, LoRA creation, training, saving.
 import type { BaseModel } from './base-model.js';
 import type { Example } from './data/examples.js';
-import { chooseFraming, frameExample, FramingError, type FramedExample, type Framing } from './data/framing.js';
+import { checkEmbeddable, chooseFraming, frameExample, FramingError, type FramedExample, type Framing } from './data/framing.js';
 import { LoraAdapter, loraConfig, type LoraConfig } from './lora/lora.js';
 import { saveTunedAdapter } from './lora/tuned-adapter.js';
 import { train, type TrainOptions, type TrainResult } from './train/trainer.js';
@@ -34,7 +34,9 @@ export async function tune(base: BaseModel, request: TuningRequest): Promise<Tun
   const frame = (examples: Example[], role: string): FramedExample[] =>
     examples.map((e, i) => {
       try {
-        return frameExample(tokenizer, framing, e);
+        const framed = frameExample(tokenizer, framing, e);
+        checkEmbeddable(framed.ids, transformer.config.vocabSize, tokenizer);
+        return framed;
       } catch (error) {
         if (error instanceof FramingError) throw new FramingError(`${role} example ${i + 1}: ${error.message}`);
         throw error;

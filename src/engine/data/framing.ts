@@ -21,23 +21,49 @@
  *   T (`stopSequencesFor`). Example: input "1", output "2" trains as
  *   `<s>1\n2\n` with loss on `2\n`.
  *
- * Trained spans. Tokenization is not compositional (SentencePiece's
- * `Prepend ▁` normaliser makes encode("a") + encode("b") differ from
- * encode("ab"), and BPE merges can cross a join), so we never concatenate
- * token lists. We tokenize the whole conversation once, then tokenize each
- * prefix text (the prompt before model turn i, and the text through the end
- * of model turn i) and require its ids to be a prefix of the whole; the
- * prefix lengths are the span boundaries. Since `framePrompt` tokenizes the
- * prompt text the same way, the trained tokens of a model turn are exactly
- * the tokens the model must generate after the framed prompt. When a
- * boundary does not fall on a token boundary, or a chat template renders
- * earlier turns differently once later ones follow, we throw a FramingError
- * rather than train on a misaligned split.
+ * Trained spans. Each model turn is trained as the template frames it when
+ * it is the last turn: its prompt is the conversation before it rendered as a
+ * generation prompt (exactly what `framePrompt` gives at inference), and its
+ * trained text is what the rendering of the conversation through that turn
+ * adds to the prompt (the turn's text and its closing tokens). The trained
+ * text must start with the turn's own text: template scaffolding (Qwen3's
+ * empty think block) belongs to the prompt, never to the answer, or
+ * generation would return it. Rendering passes `chatTemplateKwargs`
+ * (enable_thinking=false) to every template; those that do not read it
+ * ignore it.
+ *
+ * Many templates render a turn differently once later turns follow (Qwen3
+ * drops the think block of answered turns). So an example becomes one or more
+ * sequences: from the last model turn back, a turn is trained inside the
+ * following turn's sequence when that sequence starts with the turn's whole
+ * rendering, else it starts a sequence of its own. Prefix-preserving
+ * templates (Llama, Gemma, the plain format) give one sequence, as TRL's
+ * assistant-only loss would; Qwen3 gives one per model turn, as step-wise
+ * multi-turn training does. Positions restart and attention stays inside
+ * each sequence (`FramedExample.starts`).
+ *
+ * Tokenization is not compositional (SentencePiece's `Prepend ▁` normaliser
+ * makes encode("a") + encode("b") differ from encode("ab"), and BPE merges
+ * can cross a join), so we never concatenate token lists within a sequence.
+ * We tokenize the sequence's text once, then tokenize each prompt and each
+ * turn's rendering and require its ids to be a prefix of the sequence's; the
+ * prefix lengths are the span boundaries. When a boundary does not fall on a
+ * token boundary, or the template's renderings do not nest, we throw a
+ * FramingError rather than train on a misaligned split.
  */
 import type { ChatMessage, Tokenizer } from '../tokenizer/tokenizer.js';
 import type { Example, Turn } from './examples.js';
 
-export type Framing = { kind: 'chat-template' } | { kind: 'plain'; terminator: string };
+export type Framing =
+  | { kind: 'chat-template'; templateKwargs?: Record<string, unknown> }
+  | { kind: 'plain'; terminator: string };
+
+/**
+ * Variables every chat template is rendered with, as transformers' apply_chat_template(**kwargs) passes
+ * them. Attune tunes answers, not reasoning: Qwen3's template reads enable_thinking=false and then frames
+ * the model's turn with an empty think block in the prompt.
+ */
+export const chatTemplateKwargs: Readonly<Record<string, unknown>> = { enable_thinking: false };
 
 /** A target that contributes no loss (the PyTorch cross-entropy convention). */
 export const IGNORE_INDEX = -100;
@@ -46,6 +72,11 @@ export interface FramedExample {
   ids: number[];
   /** targets[i] is the token to predict at position i (that is, ids[i + 1]) when trained, else IGNORE_INDEX. */
   targets: number[];
+  /**
+   * Where each sequence after the first begins, when the example frames as several (see the header):
+   * positions restart there and attention does not cross. Absent for one sequence.
+   */
+  starts?: number[];
 }
 
 /** A conversation to continue: turns alternate and end with the user's. */
@@ -70,7 +101,7 @@ const PLAIN_TERMINATORS = ['\n', '\n\n', '\n###\n'];
  * output (which would cut generation short).
  */
 export function chooseFraming(tokenizer: Tokenizer, examples: Example[] = []): Framing {
-  if (tokenizer.chatTemplate !== undefined) return { kind: 'chat-template' };
+  if (tokenizer.chatTemplate !== undefined) return { kind: 'chat-template', templateKwargs: { ...chatTemplateKwargs } };
   const outputs = examples.flatMap((e) => e.turns.filter((t) => t.role === 'model').map((t) => t.text));
   const terminator = PLAIN_TERMINATORS.find((t) => !outputs.some((o) => o.includes(t))) ?? PLAIN_TERMINATORS.at(-1)!;
   return { kind: 'plain', terminator };
@@ -81,44 +112,103 @@ export function stopSequencesFor(framing: Framing): string[] {
   return framing.kind === 'plain' ? [framing.terminator] : [];
 }
 
-/** Validates a descriptor read back from JSON. */
+/** Validates a descriptor read back from JSON (adapters from before templateKwargs have none). */
 export function parseFraming(value: unknown): Framing {
   const v = value as Record<string, unknown> | null;
-  if (v?.['kind'] === 'chat-template') return { kind: 'chat-template' };
+  if (v?.['kind'] === 'chat-template') {
+    const kwargs = v['templateKwargs'];
+    if (kwargs === undefined) return { kind: 'chat-template' };
+    if (typeof kwargs === 'object' && kwargs !== null && !Array.isArray(kwargs)) {
+      return { kind: 'chat-template', templateKwargs: kwargs as Record<string, unknown> };
+    }
+  }
   if (v?.['kind'] === 'plain' && typeof v['terminator'] === 'string' && v['terminator'] !== '') {
     return { kind: 'plain', terminator: v['terminator'] };
   }
   throw new Error(`invalid framing descriptor: ${JSON.stringify(value)}`);
 }
 
+/** One model turn: its prompt and its rendering as the last turn (the prompt, then the trained text). */
+interface ModelTurn {
+  /** 1-based, among all turns. */
+  number: number;
+  prompt: string;
+  through: string;
+}
+
 /** Token ids of a whole example, with targets on the model turns only. */
 export function frameExample(tokenizer: Tokenizer, framing: Framing, example: Example): FramedExample {
   const render = renderer(tokenizer, framing, example.systemInstruction);
   const tokenize = tokenizerFor(tokenizer, framing);
-  const text = render(example.turns);
+  const modelTurns = example.turns.flatMap((turn, i) => (turn.role === 'model' ? [modelTurn(render, example.turns, i)] : []));
+
+  const sequences: { text: string; turns: ModelTurn[] }[] = [];
+  for (const turn of modelTurns.reverse()) {
+    const following = sequences[0];
+    if (following?.text.startsWith(turn.through)) following.turns.push(turn);
+    else sequences.unshift({ text: turn.through, turns: [turn] });
+  }
+
+  const parts = sequences.map((sequence) => frameSequence(sequence.text, sequence.turns, tokenize));
+  const framed: FramedExample = { ids: parts.flatMap((p) => p.ids), targets: parts.flatMap((p) => p.targets) };
+  if (parts.length > 1) {
+    let offset = 0;
+    framed.starts = parts.slice(0, -1).map((p) => (offset += p.ids.length));
+  }
+  return framed;
+}
+
+/** Model turn `index` (0-based in `turns`) as the template frames it when it is the last turn. */
+function modelTurn(render: Render, turns: Turn[], index: number): ModelTurn {
+  const prompt = render(turns.slice(0, index));
+  const through = render(turns.slice(0, index + 1));
+  const number = index + 1;
+  if (!through.startsWith(prompt)) {
+    throw new FramingError(`the chat template's generation prompt is not the start of its rendering of turn ${number}`);
+  }
+  const trained = through.slice(prompt.length);
+  const text = turns[index]!.text;
+  // Templates may strip the text's surrounding whitespace; anything else before it is scaffolding the prompt lacks.
+  if (![text, text.trim(), text.trimStart(), text.trimEnd()].some((rendered) => trained.startsWith(rendered))) {
+    const before = trained.slice(0, Math.max(0, trained.indexOf(text.trim())));
+    throw new FramingError(
+      `the chat template puts ${JSON.stringify(before || trained.slice(0, 40))} before the text of turn ${number}, ` +
+        'and its generation prompt does not: the model would learn to write it',
+    );
+  }
+  return { number, prompt, through };
+}
+
+function frameSequence(text: string, turns: ModelTurn[], tokenize: (text: string) => number[]): FramedExample {
   const ids = tokenize(text);
   const targets = new Array<number>(ids.length).fill(IGNORE_INDEX);
-
-  const boundary = (turnCount: number): number => {
-    if (turnCount === example.turns.length) return ids.length;
-    const prefix = render(example.turns.slice(0, turnCount));
-    if (!text.startsWith(prefix)) {
-      throw new FramingError(`the chat template renders the first ${turnCount} turns differently once later turns follow`);
-    }
-    const prefixIds = tokenize(prefix);
+  const boundary = (prefix: string, where: string): number => {
+    const prefixIds = prefix === text ? ids : tokenize(prefix);
     if (!prefixIds.every((id, i) => id === ids[i])) {
-      throw new FramingError(`turn ${turnCount + 1} does not start on a token boundary (character ${prefix.length})`);
+      throw new FramingError(`${where} is not on a token boundary (character ${prefix.length})`);
     }
     return prefixIds.length;
   };
-
-  example.turns.forEach((turn, i) => {
-    if (turn.role !== 'model') return;
-    const start = Math.max(boundary(i), 1);
-    const end = boundary(i + 1);
+  for (const turn of turns) {
+    const start = Math.max(boundary(turn.prompt, `the start of turn ${turn.number}`), 1);
+    const end = boundary(turn.through, `the end of turn ${turn.number}`);
     for (let p = start; p < end; p++) targets[p - 1] = ids[p]!;
-  });
+  }
   return { ids, targets };
+}
+
+/**
+ * Refuses token ids past the model's embedding table. A tokenizer may know more tokens than its model embeds
+ * (Gemma 3 1B's <image_soft_token> is id 262144 of a 262,144-row table), and text can spell them.
+ */
+export function checkEmbeddable(ids: number[], vocabSize: number, tokenizer: Tokenizer): void {
+  for (const id of ids) {
+    if (id >= vocabSize) {
+      throw new FramingError(
+        `the text contains ${JSON.stringify(tokenizer.idToToken(id))} (token ${id}), which this model has no embedding for (its vocabulary has ${vocabSize} tokens)`,
+      );
+    }
+  }
 }
 
 /** Token ids of a prompt, framed as training framed the prompt part of an example. */
@@ -136,14 +226,15 @@ function renderer(tokenizer: Tokenizer, framing: Framing, system: string | undef
     const head = system ? `${system}\n\n` : '';
     return (turns) => head + turns.map((t) => t.text + (t.role === 'user' ? '\n' : framing.terminator)).join('');
   }
-  const foldSystem = system !== undefined && system !== '' && !templateKeepsSystem(tokenizer);
+  const kwargs = framing.templateKwargs ?? {};
+  const foldSystem = system !== undefined && system !== '' && !templateKeepsSystem(tokenizer, kwargs);
   return (turns) => {
     const messages: ChatMessage[] = turns.map((t, i) => ({
       role: t.role === 'model' ? 'assistant' : 'user',
       content: i === 0 && foldSystem ? `${system}\n\n${t.text}` : t.text,
     }));
     if (system && !foldSystem) messages.unshift({ role: 'system', content: system });
-    return tokenizer.applyChatTemplate(messages, { addGenerationPrompt: turns.at(-1)?.role === 'user' });
+    return tokenizer.applyChatTemplate(messages, { addGenerationPrompt: turns.at(-1)?.role === 'user', kwargs });
   };
 }
 
@@ -157,7 +248,7 @@ function tokenizerFor(tokenizer: Tokenizer, framing: Framing): (text: string) =>
 const keepsSystem = new WeakMap<Tokenizer, boolean>();
 
 /** Whether the chat template accepts a system message and renders its text. */
-function templateKeepsSystem(tokenizer: Tokenizer): boolean {
+function templateKeepsSystem(tokenizer: Tokenizer, kwargs: Record<string, unknown>): boolean {
   let keeps = keepsSystem.get(tokenizer);
   if (keeps === undefined) {
     const marker = 'attune-system-probe';
@@ -167,7 +258,7 @@ function templateKeepsSystem(tokenizer: Tokenizer): boolean {
           { role: 'system', content: marker },
           { role: 'user', content: 'hi' },
         ],
-        { addGenerationPrompt: true },
+        { addGenerationPrompt: true, kwargs },
       );
       keeps = text.includes(marker);
     } catch {

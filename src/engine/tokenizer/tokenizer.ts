@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
+import './jinja-strip.js'; // Python's strip(chars), which the library lacks
 
 export interface ChatMessage {
   role: string;
@@ -16,6 +17,7 @@ interface TokenizerConfig {
   add_bos_token?: boolean;
   add_eos_token?: boolean;
   clean_up_tokenization_spaces?: boolean;
+  clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output?: boolean;
   chat_template?: ChatTemplateSpec;
   [key: string]: unknown;
 }
@@ -46,12 +48,14 @@ export class Tokenizer {
   private readonly compiledTemplate?: Template;
   /** Whether add_bos_token/add_eos_token decide the special tokens instead of tokenizer.json's post-processor. */
   private readonly specialsFromConfig: boolean;
+  private readonly cleanUpSpaces: boolean;
 
   private constructor(
     private readonly hf: HfTokenizer,
     private readonly config: TokenizerConfig,
     generationEosIds: number[],
     chatTemplate: { source: string; compiled: Template } | undefined,
+    modelType: string | undefined,
   ) {
     this.bosToken = tokenContent(config.bos_token);
     this.eosToken = tokenContent(config.eos_token);
@@ -59,7 +63,7 @@ export class Tokenizer {
     this.padTokenId = this.idOf(tokenContent(config.pad_token));
     const configEos = this.idOf(this.eosToken);
     this.eosTokenIds = [...new Set([...(configEos === undefined ? [] : [configEos]), ...generationEosIds])];
-    this.vocabSize = Math.max(-1, ...hf.get_vocab(true).values()) + 1;
+    this.vocabSize = largestId(hf.get_vocab(true).values()) + 1;
 
     // transformers' Llama/Gemma tokenizers rebuild the post-processor from
     // add_bos_token/add_eos_token, overriding tokenizer.json; the library
@@ -71,6 +75,11 @@ export class Tokenizer {
 
     this.chatTemplate = chatTemplate?.source;
     this.compiledTemplate = chatTemplate?.compiled;
+    // transformers 5 skips this WordPiece-era cleanup for BPE models (Llama 3 sets it), where it would turn
+    // "a , b" into "a, b": a trained answer would not come back as written.
+    this.cleanUpSpaces =
+      (config.clean_up_tokenization_spaces ?? false) &&
+      (modelType !== 'BPE' || config.clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output === true);
   }
 
   /**
@@ -79,7 +88,7 @@ export class Tokenizer {
    * takes precedence over tokenizer_config's chat_template, as in transformers.
    */
   static async load(modelDir: string): Promise<Tokenizer> {
-    const tokenizerJson = (await readJson(modelDir, 'tokenizer.json', true)) as { added_tokens?: unknown[] };
+    const tokenizerJson = (await readJson(modelDir, 'tokenizer.json', true)) as { added_tokens?: unknown[]; model?: { type?: string } };
     const config = ((await readJson(modelDir, 'tokenizer_config.json', false)) ?? {}) as TokenizerConfig;
     const generationConfig = (await readJson(modelDir, 'generation_config.json', false)) as
       | { eos_token_id?: number | number[] | null }
@@ -103,7 +112,7 @@ export class Tokenizer {
     }
     const eos = generationConfig?.eos_token_id;
     const generationEosIds = eos == null ? [] : Array.isArray(eos) ? eos : [eos];
-    return new Tokenizer(hf, config, generationEosIds, compiled && { source: template!, compiled });
+    return new Tokenizer(hf, config, generationEosIds, compiled && { source: template!, compiled }, tokenizerJson.model?.type);
   }
 
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
@@ -122,7 +131,7 @@ export class Tokenizer {
     return this.hf.decode(ids, {
       skip_special_tokens: opts.skipSpecialTokens ?? false,
       // The library defaults to true; transformers has defaulted to false since 4.45.
-      clean_up_tokenization_spaces: this.config.clean_up_tokenization_spaces ?? false,
+      clean_up_tokenization_spaces: this.cleanUpSpaces,
     });
   }
 
@@ -135,14 +144,16 @@ export class Tokenizer {
   }
 
   /**
-   * Renders messages with the chat template; throws if the tokenizer has none
-   * or the template calls raise_exception (@huggingface/jinja defines it, and
+   * Renders messages with the chat template, as transformers' apply_chat_template does
+   * (`kwargs` are extra template variables, e.g. enable_thinking); throws if the tokenizer
+   * has none or the template calls raise_exception (@huggingface/jinja defines it, and
    * refuses a caller-supplied one).
    */
-  applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt: boolean }): string {
+  applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt: boolean; kwargs?: Record<string, unknown> }): string {
     if (!this.compiledTemplate) throw new Error('this tokenizer has no chat template');
     try {
       return this.compiledTemplate.render({
+        ...opts.kwargs,
         messages,
         bos_token: this.bosToken ?? '',
         eos_token: this.eosToken ?? '',
@@ -157,6 +168,13 @@ export class Tokenizer {
   private idOf(token: string | undefined): number | undefined {
     return token === undefined ? undefined : this.hf.token_to_id(token);
   }
+}
+
+/** Not Math.max(...ids): spreading a real vocabulary (150k+ ids) overflows the call stack. */
+function largestId(ids: Iterable<number>): number {
+  let largest = -1;
+  for (const id of ids) if (id > largest) largest = id;
+  return largest;
 }
 
 function tokenContent(spec: SpecialTokenSpec | undefined): string | undefined {

@@ -1,5 +1,6 @@
-// Packs a step's examples into as few rows as possible. Each token keeps its example's position
-// (restarting at 0) and segment id, so attention never crosses from one example into another.
+// Packs a step's examples into as few rows as possible. Each token keeps its sequence's position
+// (restarting at 0) and segment id, so attention never crosses from one example (or one of an example's
+// sequences) into another.
 import { tensor, type Tensor } from '../tensor/index.js';
 import { IGNORE_INDEX, type FramedExample } from '../data/framing.js';
 
@@ -32,7 +33,8 @@ export function truncate(example: FramedExample, maxLength: number): FramedExamp
   if (example.ids.length <= maxLength) return example;
   const targets = example.targets.slice(0, maxLength);
   targets[maxLength - 1] = IGNORE_INDEX; // its next token was cut off
-  return { ids: example.ids.slice(0, maxLength), targets };
+  const starts = example.starts?.filter((s) => s < maxLength);
+  return { ids: example.ids.slice(0, maxLength), targets, ...(starts?.length ? { starts } : {}) };
 }
 
 export function packBatch(examples: FramedExample[], device = 'cpu'): PackedBatch {
@@ -46,11 +48,19 @@ export function packBatch(examples: FramedExample[], device = 'cpu'): PackedBatc
   for (const row of rows) {
     let used = 0;
     for (const example of row) {
-      segment++;
       ids.push(...example.ids);
       targets.push(...example.targets);
-      positions.push(...example.ids.map((_, i) => i));
-      segments.push(...example.ids.map(() => segment));
+      // An example framed as several sequences (FramedExample.starts) is several segments.
+      const starts = new Set([0, ...(example.starts ?? [])]);
+      let start = 0;
+      for (let i = 0; i < example.ids.length; i++) {
+        if (starts.has(i)) {
+          start = i;
+          segment++;
+        }
+        positions.push(i - start);
+        segments.push(segment);
+      }
       used += example.ids.length;
     }
     const pad = length - used;

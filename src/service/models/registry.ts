@@ -21,6 +21,8 @@ export interface BaseModelInfo {
   displayName: string;
   description: string;
   inputTokenLimit: number;
+  /** Rows of the model's embedding table: token ids from here on cannot be fed to it. */
+  vocabSize: number;
   outputTokenLimit: number;
   /** Defaults a tuned model of this base starts with. */
   sampling: SamplingDefaults;
@@ -129,6 +131,7 @@ export class BaseModelRegistry {
       displayName: id,
       description: `${config.architecture} from ${dir}`,
       inputTokenLimit: config.maxPositions,
+      vocabSize: config.vocabSize,
       outputTokenLimit: config.maxPositions,
       sampling: {
         temperature: generation.temperature ?? 1,

@@ -28,7 +28,8 @@ import { loadBaseModel, type BaseModel } from '../../engine/base-model.js';
 import { loadTunedAdapter, tuningRecordFile, type TuningRecord } from '../../engine/lora/tuned-adapter.js';
 import type { LoraAdapter } from '../../engine/lora/lora.js';
 import { adapterFiles } from '../../engine/lora/peft.js';
-import { framePrompt, stopSequencesFor, type Framing } from '../../engine/data/framing.js';
+import { checkEmbeddable, chooseFraming, framePrompt, stopSequencesFor, type Framing } from '../../engine/data/framing.js';
+import type { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import type { Turn } from '../../engine/data/examples.js';
 import { MAX_INPUT_CHARS, charCount } from '../../engine/data/limits.js';
 import { generationDefaults, type FinishReason, type Generation } from '../../engine/generate/generate.js';
@@ -253,7 +254,7 @@ export class InferenceService {
       const { tokenizer } = base.value.model;
       return {
         base,
-        format: tokenizer.chatTemplate !== undefined ? { kind: 'framing', framing: { kind: 'chat-template' } } : { kind: 'continuation' },
+        format: untunedFormat(tokenizer),
         sampling: info.sampling,
         modelVersion: info.name.replace(/^models\//, ''),
         tuned: false,
@@ -280,11 +281,7 @@ export class InferenceService {
     return {
       base,
       adapter,
-      format: record
-        ? { kind: 'framing', framing: record.framing }
-        : tokenizer.chatTemplate !== undefined
-          ? { kind: 'framing', framing: { kind: 'chat-template' } }
-          : { kind: 'continuation' },
+      format: record ? { kind: 'framing', framing: record.framing } : untunedFormat(tokenizer),
       sampling: { temperature: model.temperature, topP: model.topP, topK: model.topK },
       modelVersion: `tunedModels/${model.id}`,
       tuned: true,
@@ -294,7 +291,7 @@ export class InferenceService {
   private base(dir: string): Promise<Lease<LoadedBase>> {
     const key = path.resolve(dir);
     return this.bases.acquire(key, async () => {
-      const model = await loadBaseModel(key, { device: this.options.device });
+      const model = await loadBaseModel(key, { device: this.options.device }, this.tuning.tokenizer(key));
       const runner = new BaseRunner(model, this.rng, this.options.maxBatchRows ?? runnerDefaults.maxBatchRows);
       this.runners.add(runner);
       return { model, runner };
@@ -351,6 +348,11 @@ export class InferenceService {
       ids = [...bos, ...tokenizer.encode(text, { addSpecialTokens: false })];
     }
     if (ids.length === 0) throw invalidArgument('The prompt is empty: give the model some text to continue.', 'contents');
+    try {
+      checkEmbeddable(ids, transformer.config.vocabSize, tokenizer);
+    } catch (error) {
+      throw invalidArgument(`The input cannot be given to this model: ${(error as Error).message}.`, 'contents');
+    }
     const maxInput = transformer.config.maxPositions - 1; // at least one position is left to generate into
     if (ids.length > maxInput) {
       throw invalidArgument(`The input token count (${ids.length}) exceeds the maximum number of tokens allowed (${maxInput}).`, 'contents');
@@ -381,6 +383,11 @@ export class InferenceService {
       seed: config.seed,
     };
   }
+}
+
+/** A base model, or an adapter without attune.json: its chat template frames prompts as in tuning, else plain text continues. */
+function untunedFormat(tokenizer: Tokenizer): PromptFormat {
+  return tokenizer.chatTemplate !== undefined ? { kind: 'framing', framing: chooseFraming(tokenizer) } : { kind: 'continuation' };
 }
 
 function release(target: Target): void {

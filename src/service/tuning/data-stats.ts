@@ -1,7 +1,7 @@
 // Statistics of a training set as Vertex reports them (SupervisedTuningDataStats, vertex-api.md §2.5),
 // computed from the exact token ids training will use: each example is framed as the worker frames it.
 import type { Dataset } from '../../engine/data/examples.js';
-import { chooseFraming, frameExample, FramingError, IGNORE_INDEX } from '../../engine/data/framing.js';
+import { checkEmbeddable, chooseFraming, frameExample, FramingError, IGNORE_INDEX } from '../../engine/data/framing.js';
 import { charCount } from '../../engine/data/limits.js';
 import type { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import { invalidArgument } from '../errors.js';
@@ -9,8 +9,11 @@ import type { DataStats, Distribution } from './tuned-model.js';
 
 const histogramBuckets = 10;
 
-/** `field` names the dataset in errors; a framing problem names the example's line. */
-export function dataStatsOf(dataset: Dataset, tokenizer: Tokenizer, field: string): DataStats {
+/**
+ * `field` names the dataset in errors; a framing problem, or a token the model cannot embed (ids from
+ * `vocabSize` on), names the example's line.
+ */
+export function dataStatsOf(dataset: Dataset, tokenizer: Tokenizer, field: string, vocabSize = Infinity): DataStats {
   const { examples, positions, skipped } = dataset;
   const framing = chooseFraming(tokenizer, examples);
   const input: number[] = [];
@@ -20,6 +23,7 @@ export function dataStatsOf(dataset: Dataset, tokenizer: Tokenizer, field: strin
     let framed;
     try {
       framed = frameExample(tokenizer, framing, example);
+      checkEmbeddable(framed.ids, vocabSize, tokenizer);
     } catch (error) {
       if (!(error instanceof FramingError)) throw error;
       const { line, index } = positions[i]!;

@@ -110,7 +110,7 @@ export class TuningService {
     if (await this.store.exists(id)) throw alreadyExists(id);
 
     const hyperparameters = resolveHyperparameters(request.hyperparameters ?? {}, training.examples.length, base, surface);
-    const dataStats = dataStatsOf(training, await this.tokenizer(base.dir), request.training.field);
+    const dataStats = dataStatsOf(training, await this.tokenizer(base.dir), request.training.field, base.vocabSize);
     const time = now();
     const model: TunedModel = {
       id,
@@ -294,7 +294,8 @@ export class TuningService {
     return loadDataset(source, this.objects, { overLength: surface === 'vertex' ? 'skip' : 'throw' });
   }
 
-  private tokenizer(baseDir: string): Promise<Tokenizer> {
+  /** A base model's tokenizer, loaded once per process (real ones take seconds and hundreds of MB); serving shares it. */
+  tokenizer(baseDir: string): Promise<Tokenizer> {
     let tokenizer = this.tokenizers.get(baseDir);
     if (!tokenizer) {
       tokenizer = Tokenizer.load(baseDir);
