@@ -203,13 +203,18 @@ export class BucketArtifacts implements ArtifactStore {
     await fs.rm(path.join(this.options.cacheDir, ...prefix.split('/')), { recursive: true, force: true });
   }
 
+  /** The object written at start, under the prefix but outside every artifact key. */
+  private get healthObject(): string {
+    return [this.prefix, 'health', 'attune'].filter(Boolean).join('/');
+  }
+
   async check(): Promise<void> {
-    await this.bucket.getFiles({ prefix: this.objectName('health') + '/', maxResults: 1, autoPaginate: false });
+    await this.bucket.getFiles({ prefix: this.healthObject, maxResults: 1, autoPaginate: false });
   }
 
   /** A small object under the prefix, written at start: the bucket exists and takes writes. */
   async touch(): Promise<void> {
-    await this.bucket.file(this.objectName('health', 'attune')).save(`written by attune at ${new Date().toISOString()}\n`, { resumable: false });
+    await this.bucket.file(this.healthObject).save(`written by attune at ${new Date().toISOString()}\n`, { resumable: false });
   }
 }
 
