@@ -8,7 +8,7 @@
 // that workers reported into the database.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AttuneServer, call, repoRoot, runCli, waitFor } from './helpers/server.js';
@@ -239,5 +239,44 @@ describe('scale-out: two API servers, workers on their own, one PostgreSQL, shar
     const deleted = await call(`${restartedB.url}/v1beta/tunedModels/${ids[1]}`, { method: 'DELETE', key });
     assert.equal(deleted.status, 200, deleted.text);
     for (const server of [serverA, restartedB]) assert.equal((await generate(server, ids[1])).status, 404);
+  });
+
+  test('cancel and delete through either server reach the worker that trains the job', { timeout: 300_000 }, async () => {
+    const [serverA, , serverB] = servers; // B as restarted by the test before
+    const create = async (server: AttuneServer, epochCount: number) => {
+      const reply = await call(`${server.url}/v1beta/tunedModels`, {
+        method: 'POST', key,
+        body: { baseModel: 'models/stories260K', tuningTask: { hyperparameters: { epochCount, batchSize: 4 }, trainingData: { examples: { examples: examples.trim().split('\n').map((l) => JSON.parse(l)) } } } },
+      });
+      assert.equal(reply.status, 200, reply.text);
+      return { id: reply.json.metadata.tunedModel.replace('tunedModels/', '') as string, operation: reply.json.name as string };
+    };
+    const holder = (id: string) => database.db.selectFrom('jobs').select(['lease_owner', 'state']).where('tuned_model_id', '=', id).executeTakeFirst();
+    const trainedSteps = async (server: AttuneServer, operation: string) => ((await call(`${server.url}/v1beta/${operation}`, { key })).json.metadata.completedSteps ?? 0) as number;
+
+    // Created on A, cancelled through B while a worker trains it: ACTIVE with the steps done, error code 1.
+    const cancelled = await create(serverA, 2_000);
+    await waitFor('training to begin', async () => ((await trainedSteps(serverA, cancelled.operation)) >= 3 ? true : undefined), { timeoutMs: 120_000, intervalMs: 100 });
+    assert.equal((await holder(cancelled.id))?.state, 'running');
+    assert.equal((await call(`${serverB.url}/v1beta/${cancelled.operation}:cancel`, { method: 'POST', key })).status, 200);
+    const ended = await waitFor('the cancel to reach the worker', async () => {
+      const reply = await call(`${serverA.url}/v1beta/${cancelled.operation}`, { key });
+      return reply.json.done ? reply.json : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 100 });
+    assert.deepEqual(ended.error, { code: 1, message: 'Operation cancelled.' });
+    assert.equal((await call(`${serverB.url}/v1beta/tunedModels/${cancelled.id}`, { key })).json.state, 'ACTIVE');
+
+    // Created on B, deleted through A while it trains: the worker stops, nothing of it remains.
+    const doomed = await create(serverB, 2_000);
+    await waitFor('training to begin', async () => ((await trainedSteps(serverB, doomed.operation)) >= 3 ? true : undefined), { timeoutMs: 120_000, intervalMs: 100 });
+    const owner = (await holder(doomed.id))!.lease_owner!;
+    assert.equal((await call(`${serverA.url}/v1beta/tunedModels/${doomed.id}`, { method: 'DELETE', key })).status, 200);
+    const worker = workers.find((w) => w.logs().includes(`attune worker ${owner}:`))!;
+    await worker.waitForOutput(new RegExp(`lost the lease of job ${doomed.id} \\(token \\d+\\): it was deleted`), 60_000);
+    assert.equal((await call(`${serverB.url}/v1beta/tunedModels/${doomed.id}`, { key })).status, 404);
+    await waitFor('its storage to be gone', async () => {
+      const left = await database.db.selectFrom('metrics').select('step').where('tuned_model_id', '=', doomed.id).execute();
+      return left.length === 0 && !existsSync(path.join(storage, 'checkpoints', doomed.id)) && !existsSync(path.join(storage, 'adapters', doomed.id)) ? true : undefined;
+    }, { timeoutMs: 30_000 });
   });
 });
