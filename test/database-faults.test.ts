@@ -60,7 +60,7 @@ describe('database faults', () => {
     const before = await progress();
     await postgres.cluster.stop();
     assert.ok(before < total - 100, `the database went away mid-run (at step ${before} of ${total})`);
-    const during = await model();
+    const during = await model().catch((error) => assert.fail(`the server did not answer (${error}):\n${server.logs()}`));
     assert.equal(during.status, 503, during.text);
     assert.equal(during.json.error.status, 'UNAVAILABLE');
     assert.match(during.json.error.message, /database cannot be reached/);

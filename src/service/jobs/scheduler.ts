@@ -169,12 +169,24 @@ export class Scheduler {
     });
     const memory = this.capacity.availableBytes();
     this.log(`ready: ${this.options.device}, ${this.options.dtype}, ${memory === undefined ? 'memory not checked' : `${formatBytes(memory)} for training`}, ${this.concurrency} at once`);
+    await this.sweepScratch();
     this.accepting = true;
     this.unsubscribe = this.events.subscribe((event) => this.onEvent(event));
     this.every(Math.max(100, Math.floor(this.leaseMs / 3)), () => this.heartbeat());
     this.every(this.pollMs, async () => this.wake());
     this.wake();
     await this.filled;
+  }
+
+  /** Scratch directories are per process (work/<pid>): those of processes gone (killed) are removed. */
+  private async sweepScratch(): Promise<void> {
+    const entries = await fs.readdir(this.options.workDir).catch(() => [] as string[]);
+    for (const entry of entries) {
+      const pid = Number(entry);
+      if (Number.isInteger(pid) && (pid === process.pid || !processAlive(pid))) {
+        await fs.rm(path.join(this.options.workDir, entry), { recursive: true, force: true });
+      }
+    }
   }
 
   private every(ms: number, action: () => Promise<void>): void {
@@ -302,7 +314,7 @@ export class Scheduler {
     const run: Run = {
       lease, model: undefined as unknown as TunedModel, baseDir: '', attempt: job.attempts, exampleCount: 0, stopping: false, cancelSent: false, recorded: false,
       writes: Promise.resolve(), exited: Promise.resolve(), checkpointKey: job.checkpoint?.key,
-      scratch: path.join(this.options.workDir, `${id}-${lease.token}`),
+      scratch: path.join(this.options.workDir, String(process.pid), `${id}-${lease.token}`),
     };
     this.runs.set(id, run);
     this.capacity.reserve(id);

@@ -85,8 +85,10 @@ export class Database {
       types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === 20 ? Number : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser },
     };
     const pool = new pg.Pool(config);
-    // An idle connection that breaks (the server restarted) is dropped from the pool; the next query reconnects.
+    // A connection that breaks (the server went away) fails its query, or is dropped from the pool when idle;
+    // its 'error' event must not end the process (one held between two queries of a transaction would).
     pool.on('error', () => {});
+    pool.on('connect', (client) => client.on('error', () => {}));
     const database = new Database(new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) }), 'postgres', target, config);
     try {
       await database.migrate();
