@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { benchShapes } from './shapes.js';
 import { createToActiveSeconds } from './tune-latency.js';
 import { queueBenchmark } from './queue.js';
+import { healthzLatency } from './healthz-latency.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const measureScript = path.join(here, 'measure.js');
@@ -116,3 +117,18 @@ emit({
 
 // The job queue on PostgreSQL under load (no training: it measures claiming).
 for (const line of await queueBenchmark()) emit(line);
+// CPU-heavy request work runs in worker threads: /healthz while a 10 MB JSONL validateOnly is framed, beside
+// /healthz on the same idle server (target: under 100 ms).
+const health = await healthzLatency();
+const percentile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))];
+emit({
+  figure: 'healthz_ms_during_10mb_validate',
+  attune_p50: round(percentile(health.busyMs, 0.5), 2),
+  attune_max: round(Math.max(...health.busyMs), 2),
+  idle_p50: round(percentile(health.idleMs, 0.5), 2),
+  idle_max: round(Math.max(...health.idleMs), 2),
+  ratio_p50: round(percentile(health.busyMs, 0.5) / percentile(health.idleMs, 0.5), 2),
+  samples: health.busyMs.length,
+  validate_s: round(health.validateSeconds, 1),
+  target: 100,
+});

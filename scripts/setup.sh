@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # chromium and fonts-dejavu-core: the console's end-to-end tests drive Debian's headless Chromium.
+# strace: a test checks that checkpoints and adapters are fsynced before they are renamed into place.
 # postgresql: the store and multi-machine tests start throwaway clusters (initdb as the postgres user).
-apt_packages=(libtorch-dev libopenblas0-pthread python3-torch build-essential python3 curl jq ncurses-bin chromium fonts-dejavu-core postgresql)
+apt_packages=(libtorch-dev libopenblas0-pthread python3-torch build-essential python3 curl jq ncurses-bin chromium fonts-dejavu-core strace postgresql)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

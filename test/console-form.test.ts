@@ -61,12 +61,12 @@ describe('console form', { timeout: 120_000 }, () => {
 
     // The malformed file never left the browser: the first request to send anything carried the good file.
     assert.ok(sent.length >= 2, `expected an upload and a validateOnly check, got ${sent.map((r) => r.url()).join(', ')}`);
-    assert.match(sent[0]!.url(), /\/upload\/storage\/v1\/b\/attune-console\/o\?uploadType=media/);
+    assert.match(sent[0]!.url(), /\/upload\/storage\/v1\/b\/attune-console-local\/o\?uploadType=media/, 'the keyless project\'s console bucket');
     for (const request of sent.slice(1)) assert.match(request.url(), /tuningJobs\?validateOnly=true$/);
     // The store holds one object: the good file, byte for byte.
-    const objects = (await call(`${server.url}/storage/v1/b/attune-console/o`)).json;
+    const objects = (await call(`${server.url}/storage/v1/b/attune-console-local/o`)).json;
     assert.equal(objects.items.length, 1);
-    const stored = await call(`${server.url}/download/storage/v1/b/attune-console/o/${encodeURIComponent(objects.items[0].name)}?alt=media`);
+    const stored = await call(`${server.url}/download/storage/v1/b/attune-console-local/o/${encodeURIComponent(objects.items[0].name)}?alt=media`);
     assert.equal(stored.text, good.toString('utf8'));
     // validateOnly created nothing.
     const jobs = (await call(`${server.url}/v1beta1/projects/local/locations/us-central1/tuningJobs`)).json;

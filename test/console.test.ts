@@ -89,7 +89,7 @@ describe('console', { timeout: 300_000 }, () => {
     // The dataset went through the object store, byte for byte.
     const uri: string = job.supervisedTuningSpec.trainingDatasetUri;
     const [, bucket, object] = /^gs:\/\/([^/]+)\/(.+)$/.exec(uri)!;
-    assert.equal(bucket, 'attune-console');
+    assert.equal(bucket, `attune-console-${project}`, "the project's own console bucket");
     const stored = await api(`/download/storage/v1/b/${bucket}/o/${encodeURIComponent(object!)}?alt=media`);
     assert.equal(stored.text, readFileSync(numbersFile, 'utf8'));
     assert.deepEqual(problems, []);

@@ -1,6 +1,6 @@
 // Attune's object store and the Cloud Storage JSON API subset over it: media and multipart uploads,
 // downloads (a 3 MB object byte for byte), metadata, list with prefix and paging, delete, bad names, auth,
-// the `attune datasets upload` CLI with resolveDatasetUri, and the official @google-cloud/storage client.
+// the `attune datasets upload` CLI, and the official @google-cloud/storage client.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,8 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { openServices, type Services } from '../src/service/services.js';
 import { buildServer } from '../src/api/server.js';
 import { serviceDefaults } from '../src/service/config.js';
-import { ObjectStore, resolveDatasetUri } from '../src/service/storage/object-store.js';
-import { ServiceError } from '../src/service/errors.js';
+import { ObjectStore } from '../src/service/storage/object-store.js';
 import { runCli } from './helpers/server.js';
 import { Storage } from '@google-cloud/storage';
 
@@ -182,32 +181,28 @@ describe('Cloud Storage JSON API', () => {
   });
 });
 
-describe('datasets CLI and resolveDatasetUri', () => {
-  test('attune datasets upload writes into the store; the gs:// URI resolves to the file', async () => {
+describe('datasets CLI', () => {
+  test('attune datasets upload writes into the store for a project; the server serves it to that project', async () => {
     const file = path.join(dataDir, 'local-train.jsonl');
     writeFileSync(file, '{"text_input": "1", "output": "2"}\n');
-    const result = await runCli(['datasets', 'upload', file, '--bucket', 'cli-bucket', '--name', 'sets/train.jsonl', '--data-dir', dataDir]);
+    const result = await runCli(['datasets', 'upload', file, '--project', 'storage-test', '--bucket', 'cli-bucket', '--name', 'sets/train.jsonl', '--data-dir', dataDir]);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout.trim(), 'gs://cli-bucket/sets/train.jsonl');
-    const resolved = resolveDatasetUri('gs://cli-bucket/sets/train.jsonl', dataDir);
-    assert.equal(resolved, path.join(dataDir, 'objects', 'cli-bucket', 'sets', 'train.jsonl'));
-    assert.equal(readFileSync(resolved, 'utf8'), readFileSync(file, 'utf8'));
+    const stored = path.join(dataDir, 'objects', 'cli-bucket', 'sets', 'train.jsonl');
+    assert.equal(readFileSync(stored, 'utf8'), readFileSync(file, 'utf8'));
+    assert.equal((await new ObjectStore(dataDir).get('storage-test', 'cli-bucket', 'sets/train.jsonl')).toString('utf8'), readFileSync(file, 'utf8'));
     // The server sees it too, with the content type the extension implies.
     const meta = (await (await fetch(objectUrl('cli-bucket', 'sets/train.jsonl'), { headers: auth() })).json()) as Record<string, string>;
     assert.equal(meta.contentType, 'application/jsonl');
 
+    // Without --project the object is the keyless project's.
     const defaults = await runCli(['datasets', 'upload', file, '--data-dir', dataDir]);
     assert.equal(defaults.stdout.trim(), 'gs://attune-datasets/local-train.jsonl');
-  });
-
-  test('resolveDatasetUri: missing objects are NOT_FOUND, absolute paths pass through, others are refused', () => {
-    const store = new ObjectStore(dataDir);
-    assert.throws(() => store.resolveDatasetUri('gs://cli-bucket/missing.jsonl'), (e: unknown) => e instanceof ServiceError && e.status === 'NOT_FOUND' && /missing\.jsonl/.test(e.message));
-    assert.throws(() => store.resolveDatasetUri('gs://cli-bucket/../x'), (e: unknown) => e instanceof ServiceError && e.status === 'INVALID_ARGUMENT');
-    assert.equal(store.resolveDatasetUri('/data/train.jsonl'), '/data/train.jsonl');
-    assert.equal(store.resolveDatasetUri('file:///data/train.jsonl'), '/data/train.jsonl');
-    assert.throws(() => store.resolveDatasetUri('train.jsonl'), (e: unknown) => e instanceof ServiceError && e.status === 'INVALID_ARGUMENT');
-    assert.throws(() => store.resolveDatasetUri('s3://b/o'), (e: unknown) => e instanceof ServiceError && e.status === 'INVALID_ARGUMENT');
+    assert.equal(await new ObjectStore(dataDir).ownerOf('attune-datasets'), 'local');
+    // A bucket of another project is refused, with a plain message.
+    const foreign = await runCli(['datasets', 'upload', file, '--project', 'someone-else', '--bucket', 'cli-bucket', '--data-dir', dataDir]);
+    assert.equal(foreign.code, 1);
+    assert.match(foreign.stderr, /^attune datasets: The bucket name 'cli-bucket' is not available/);
   });
 });
 
@@ -231,7 +226,7 @@ describe('@google-cloud/storage against Attune', () => {
     const [metadata] = await file.getMetadata();
     assert.equal(Number(metadata.size), Buffer.byteLength(jsonl));
     assert.equal(metadata.contentType, 'application/jsonl');
-    assert.equal(new ObjectStore(dataDir).resolveDatasetUri('gs://gcs-client/sets/train.jsonl'), path.join(dataDir, 'objects', 'gcs-client', 'sets', 'train.jsonl'));
+    assert.equal(readFileSync(path.join(dataDir, 'objects', 'gcs-client', 'sets', 'train.jsonl'), 'utf8'), jsonl);
     await file.delete();
     assert.deepEqual(await file.exists(), [false]);
   });

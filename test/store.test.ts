@@ -42,6 +42,8 @@ function modelFor(id: string, overrides: Partial<TunedModel> = {}): TunedModel {
 }
 
 const examples: Example[] = [{ turns: [{ role: 'user', text: '1' }, { role: 'model', text: '2' }] }];
+/** As the store takes them: JSON (the CPU pool serialises datasets off the event loop). */
+const examplesJson = JSON.stringify(examples);
 
 for (const dialect of dialects) {
   describe(`store on ${dialect}`, () => {
@@ -67,7 +69,7 @@ for (const dialect of dialects) {
       const database = await openFresh(t, dialect);
       const store = new TunedModelStore(database.db, database.dialect);
       const model = modelFor('round-trip', { temperature: 0.123456789, labels: { a: 'b' } });
-      await store.insert(model, examples, examples);
+      await store.insert(model, examplesJson, examplesJson);
       const read = await store.get('round-trip');
       assert.deepEqual(read as unknown, { ...model, dataStats: undefined, sourceTunedModel: undefined, startTime: undefined, completeTime: undefined, error: undefined, trainingDatasetUri: undefined, validationDatasetUri: undefined, adapterKey: undefined });
       assert.equal(read!.temperature, 0.123456789, 'floats keep double precision');
@@ -81,7 +83,7 @@ for (const dialect of dialects) {
     test('update writes only the named fields; a concurrent writer of others keeps its change', async (t) => {
       const database = await openFresh(t, dialect);
       const store = new TunedModelStore(database.db, database.dialect);
-      await store.insert(modelFor('patched'), examples);
+      await store.insert(modelFor('patched'), examplesJson);
       await Promise.all([store.update('patched', { displayName: 'renamed' }), store.update('patched', { completedSteps: 5, startTime: '2025-01-01T00:00:00.000000Z' })]);
       const read = await store.get('patched');
       assert.equal(read?.displayName, 'renamed');
@@ -96,9 +98,9 @@ for (const dialect of dialects) {
       const store = new TunedModelStore(database.db, database.dialect);
       const ids = ['m-a', 'm-b', 'm-c', 'm-d'];
       for (const [i, id] of ids.entries()) {
-        await store.insert(modelFor(id, { createTime: `2025-01-0${i + 1}T00:00:00.000000Z`, displayName: i % 2 ? 'Numbers' : 'letters' }), examples);
+        await store.insert(modelFor(id, { createTime: `2025-01-0${i + 1}T00:00:00.000000Z`, displayName: i % 2 ? 'Numbers' : 'letters' }), examplesJson);
       }
-      await store.insert(modelFor('other', { project: 'other-project' }), examples);
+      await store.insert(modelFor('other', { project: 'other-project' }), examplesJson);
       const first = await store.list('store-test', undefined, 3);
       assert.deepEqual(first.map((m) => m.id), ['m-a', 'm-b', 'm-c']);
       const last = first.at(-1)!;
@@ -116,7 +118,7 @@ for (const dialect of dialects) {
     test('metrics: a step recorded again replaces the first, and truncation drops the steps past a checkpoint', async (t) => {
       const database = await openFresh(t, dialect);
       const store = new TunedModelStore(database.db, database.dialect);
-      await store.insert(modelFor('metered'), examples);
+      await store.insert(modelFor('metered'), examplesJson);
       const metric = (step: number, loss: number) => ({ kind: 'train' as const, step, epoch: 0, loss, accuracy: 0.5, predictions: 3, time: now() });
       for (const step of [1, 2, 3, 4]) await store.addMetric('metered', metric(step, 1 / step));
       await store.addMetric('metered', metric(2, 9.75));
@@ -132,7 +134,7 @@ for (const dialect of dialects) {
       const jobs = new JobQueue(database.db, database.dialect);
       await assert.rejects(
         database.transaction(async (trx) => {
-          await store.in(trx).insert(modelFor('half'), examples);
+          await store.in(trx).insert(modelFor('half'), examplesJson);
           await jobs.in(trx).enqueue('half', 'store-test');
           throw new Error('the quota said no');
         }),
@@ -147,7 +149,7 @@ for (const dialect of dialects) {
       const store = new TunedModelStore(database.db, database.dialect);
       const jobs = new JobQueue(database.db, database.dialect);
       for (let i = 0; i < 40; i++) {
-        await store.insert(modelFor(`job-${i}`, { project: `project-${i % 3}x` }), examples);
+        await store.insert(modelFor(`job-${i}`, { project: `project-${i % 3}x` }), examplesJson);
         await jobs.enqueue(`job-${i}`, `project-${i % 3}x`);
       }
       // Eight claimers, each on its own connection for PostgreSQL (another database handle), race for the jobs.
@@ -174,7 +176,7 @@ for (const dialect of dialects) {
       const store = new TunedModelStore(database.db, database.dialect);
       const jobs = new JobQueue(database.db, database.dialect);
       const queue = async (id: string, project: string) => {
-        await store.insert(modelFor(id, { project }), examples);
+        await store.insert(modelFor(id, { project }), examplesJson);
         await jobs.enqueue(id, project);
       };
       for (const id of ['busy-1', 'busy-2', 'busy-3', 'busy-4']) await queue(id, 'busy-project');
@@ -192,7 +194,7 @@ for (const dialect of dialects) {
       const database = await openFresh(t, dialect);
       const store = new TunedModelStore(database.db, database.dialect);
       const jobs = new JobQueue(database.db, database.dialect);
-      await store.insert(modelFor('leased'), examples);
+      await store.insert(modelFor('leased'), examplesJson);
       await jobs.enqueue('leased', 'store-test');
       const first = (await jobs.claim({ workerId: 'worker-a', leaseMs: 300 }))!;
       assert.equal(first.lease.token, 1);
@@ -230,7 +232,7 @@ for (const dialect of dialects) {
       const database = await openFresh(t, dialect);
       const store = new TunedModelStore(database.db, database.dialect);
       const jobs = new JobQueue(database.db, database.dialect);
-      await store.insert(modelFor('released'), examples);
+      await store.insert(modelFor('released'), examplesJson);
       await jobs.enqueue('released', 'store-test');
       const first = (await jobs.claim({ workerId: 'worker-a', leaseMs: 60_000 }))!;
       assert.equal(await jobs.attemptStarted(first.lease), 1);
@@ -249,9 +251,9 @@ for (const dialect of dialects) {
       const database = await openFresh(t, dialect);
       const store = new TunedModelStore(database.db, database.dialect);
       const jobs = new JobQueue(database.db, database.dialect);
-      await store.insert(modelFor('big-one', { hyperparameters: { epochCount: 1, batchSize: 64, adapterRank: 8, learningRate: 0.001 } }), examples);
+      await store.insert(modelFor('big-one', { hyperparameters: { epochCount: 1, batchSize: 64, adapterRank: 8, learningRate: 0.001 } }), examplesJson);
       await jobs.enqueue('big-one', 'store-test');
-      await store.insert(modelFor('small-one'), examples);
+      await store.insert(modelFor('small-one'), examplesJson);
       await jobs.enqueue('small-one', 'store-test');
       const refused: string[] = [];
       const small = await jobs.claim({
@@ -269,7 +271,7 @@ for (const dialect of dialects) {
       const database = await openFresh(t, dialect);
       const store = new TunedModelStore(database.db, database.dialect);
       const jobs = new JobQueue(database.db, database.dialect);
-      await store.insert(modelFor('cancelled'), examples);
+      await store.insert(modelFor('cancelled'), examplesJson);
       await jobs.enqueue('cancelled', 'store-test');
       const claimed = (await jobs.claim({ workerId: 'w', leaseMs: 60_000 }))!;
       assert.equal((await jobs.requestCancel('cancelled'))?.state, 'running');

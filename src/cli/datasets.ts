@@ -1,16 +1,20 @@
 // attune datasets upload: copies a local file into the service's object store (no server needed) and
-// prints the gs:// URI that tuning requests can name.
+// prints the gs:// URI that tuning requests can name. It acts for one project, which owns the bucket (a
+// bucket another project created is refused), as an upload through the API would.
 import { parseArgs } from 'node:util';
 import { createReadStream, statSync } from 'node:fs';
 import path from 'node:path';
 import { ObjectStore, gsUri } from '../service/storage/object-store.js';
 import { UsageError } from './usage-error.js';
 import { stateConfig } from './deployment.js';
+import { serviceDefaults } from '../service/config.js';
 
 export const defaultDatasetBucket = 'attune-datasets';
 
-export const datasetsUsage = `attune datasets upload FILE [--bucket B] [--name N] [--data-dir DIR] [--storage DIR]   stores FILE, prints its gs:// URI
-  --bucket   the bucket (default ${defaultDatasetBucket}; created on first upload)
+export const datasetsUsage = `attune datasets upload FILE [--project P] [--bucket B] [--name N] [--data-dir DIR] [--storage DIR]   stores FILE, prints its gs:// URI
+  --project  the project the object belongs to (default ${serviceDefaults.keylessProject}, the keyless project); only it can read it
+  --bucket   the bucket (default ${defaultDatasetBucket}; created for the project on first upload)
+  --storage  the storage directory the servers share (default: the data dir)
   --name     the object name (default: FILE's base name; may contain '/')`;
 
 const contentTypes: Record<string, string> = {
@@ -25,7 +29,7 @@ export async function datasetsCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { bucket: { type: 'string' }, name: { type: 'string' }, 'data-dir': { type: 'string' }, storage: { type: 'string' } },
+    options: { project: { type: 'string' }, bucket: { type: 'string' }, name: { type: 'string' }, 'data-dir': { type: 'string' }, storage: { type: 'string' } },
   });
   if (action !== 'upload') throw new UsageError(`unknown action '${action ?? ''}'; use upload`);
   if (positionals.length !== 1) throw new UsageError('upload takes exactly one FILE');
@@ -42,6 +46,7 @@ export async function datasetsCommand(argv: string[]): Promise<void> {
   const { dataDir, storage } = stateConfig(values);
   if (storage?.startsWith('gs://')) throw new UsageError('datasets upload writes to a storage directory; with gs:// storage, upload through the server\'s Cloud Storage API');
   const store = new ObjectStore(storage ? path.resolve(storage) : dataDir);
-  await store.put(bucket, name, createReadStream(file), { contentType: contentTypes[path.extname(file).toLowerCase()] });
+  const project = values.project ?? serviceDefaults.keylessProject;
+  await store.put(project, bucket, name, createReadStream(file), { contentType: contentTypes[path.extname(file).toLowerCase()] });
   console.log(gsUri(bucket, name));
 }

@@ -1,6 +1,7 @@
 // attune serve: the Gemini and Vertex tuning surfaces, until SIGINT/SIGTERM. On one machine it trains with
 // its own local workers; with a shared --database and --storage, any number of servers and `attune worker`s
 // share the work (--concurrency 0: an API server only).
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openServices } from '../service/services.js';
@@ -37,6 +38,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
     datasetDir: values['dataset-dir'] ? path.resolve(values['dataset-dir']) : undefined,
     limits: usage(() => limitOverrides(values.limit ?? [])),
   };
+  if (config.datasetDir && !statSync(config.datasetDir, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new UsageError(`--dataset-dir ${config.datasetDir} is not a directory`);
+  }
   if (config.keyless && !isLoopback(config.host)) {
     throw new UsageError(`--keyless is refused when listening on ${config.host}: it is for loopback (127.0.0.1, ::1) only`);
   }

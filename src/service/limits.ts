@@ -22,6 +22,8 @@ export interface ServiceLimits {
   tunedModelsPerProject: number;
   /** Bytes of objects one project may hold in the object store. */
   storageBytesPerProject: number;
+  /** The work of one tuning job: examples it trains on, counting every epoch (epochs × examples). */
+  trainedExamplesPerJob: number;
 }
 
 export const limitDefaults: ServiceLimits = {
@@ -34,6 +36,7 @@ export const limitDefaults: ServiceLimits = {
   queuedJobsPerProject: 20,
   tunedModelsPerProject: 1_000,
   storageBytesPerProject: 10 * 1024 * 1024 * 1024,
+  trainedExamplesPerJob: 1_000_000,
 };
 
 export const limitNames = Object.keys(limitDefaults) as (keyof ServiceLimits)[];

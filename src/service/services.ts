@@ -1,7 +1,10 @@
 // Opens everything the service needs, in dependency order, and closes it again. `attune serve` opens all of
 // it (with its local workers, unless --concurrency 0); `attune worker` opens what a worker needs.
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
+import { sweepTemporaryFiles } from '../engine/io/durable.js';
 import type { ServiceConfig } from './config.js';
+import { CpuPool } from './cpu/pool.js';
 import { limitDefaults, type ServiceLimits } from './limits.js';
 import { Database, databaseTarget } from './store/database.js';
 import { openEventBus, type EventBus } from './store/events.js';
@@ -27,6 +30,8 @@ export interface Services {
   objects: ObjectStore;
   /** Checkpoints and adapters. */
   artifacts: ArtifactStore;
+  /** Worker threads for CPU-heavy request work (dataset parsing and framing, long prompts). */
+  cpu: CpuPool;
   store: TunedModelStore;
   jobs: JobQueue;
   tuning: TuningService;
@@ -37,21 +42,25 @@ export interface Services {
   close(): Promise<void>;
 }
 
-export type WorkerServices = Omit<Services, 'inference' | 'keys' | 'limits'>;
+export type WorkerServices = Omit<Services, 'inference' | 'keys'>;
 
 /** What a worker needs; the API server adds keys and serving. Undone again if a later part fails to open. */
 async function openCore(config: ServiceConfig): Promise<WorkerServices> {
+  const limits: ServiceLimits = { ...limitDefaults, ...config.limits };
   const database = await Database.open(databaseTarget(config.database, config.dataDir));
   let events: EventBus | undefined;
   try {
     events = await openEventBus(database);
     const storageRoot = config.storage && !config.storage.startsWith('gs://') ? path.resolve(config.storage) : config.dataDir;
     const artifacts = await openArtifactStore({ location: config.storage, endpoint: config.storageEndpoint, apiKey: config.storageKey, dataDir: config.dataDir });
+    sweepRunLeftovers(storageRoot);
     const store = new TunedModelStore(database.db, database.dialect);
     const jobs = new JobQueue(database.db, database.dialect);
     const registry = new BaseModelRegistry(config.dataDir);
-    const objects = new ObjectStore(storageRoot);
-    const tuning = new TuningService(database, store, jobs, registry, objects, artifacts, events);
+    const objects = new ObjectStore(storageRoot, limits);
+    void objects.sweepTemporaryFiles().catch((error) => console.error("attune: sweeping the object store's temporary files:", error));
+    const cpu = new CpuPool();
+    const tuning = new TuningService(database, store, jobs, registry, objects, artifacts, events, { limits, cpu, datasetDir: config.datasetDir });
     const scheduler = new Scheduler(tuning, jobs, artifacts, events, {
       concurrency: config.concurrency,
       device: config.device ?? 'cpu',
@@ -62,9 +71,10 @@ async function openCore(config: ServiceConfig): Promise<WorkerServices> {
     });
     const opened = events;
     return {
-      config, database, events: opened, registry, objects, artifacts, store, jobs, tuning, scheduler,
+      config, limits, database, events: opened, registry, objects, artifacts, cpu, store, jobs, tuning, scheduler,
       async close() {
         await scheduler.stop();
+        await cpu.close();
         await opened.close();
         await database.close();
       },
@@ -78,12 +88,11 @@ async function openCore(config: ServiceConfig): Promise<WorkerServices> {
 
 export async function openServices(config: ServiceConfig): Promise<Services> {
   const core = await openCore(config);
-  const inference = new InferenceService(core.tuning, core.registry);
+  const inference = new InferenceService(core.tuning, core.registry, { cpu: core.cpu, promptChars: core.limits.promptChars });
   core.tuning.onDeleted((id) => inference.forgetTunedModel(id));
   await core.scheduler.start(); // claims queued jobs, and running ones whose worker is gone
-  const limits: ServiceLimits = { ...limitDefaults, ...config.limits };
   return {
-    ...core, limits, keys: new KeyStore(core.database.db), inference,
+    ...core, keys: new KeyStore(core.database.db), inference,
     async close() {
       await core.scheduler.stop();
       inference.close();
@@ -97,4 +106,20 @@ export async function openWorker(config: ServiceConfig): Promise<WorkerServices>
   const core = await openCore(config);
   await core.scheduler.start();
   return core;
+}
+
+/**
+ * Temporary files a killed writer left in checkpoint and adapter directories of the storage (from before
+ * runs wrote in scratch directories of their own; their writers are gone by now).
+ */
+function sweepRunLeftovers(storageRoot: string): void {
+  for (const kind of ['checkpoints', 'adapters']) {
+    let ids: string[] = [];
+    try {
+      ids = readdirSync(path.join(storageRoot, kind));
+    } catch {
+      continue; // none yet
+    }
+    for (const id of ids) sweepTemporaryFiles(path.join(storageRoot, kind, id));
+  }
 }

@@ -3,15 +3,18 @@
 // live in the service's own ObjectStore. Bodies here are bytes, not JSON, so these routes sit in an
 // encapsulated plugin whose only content-type parser hands the raw request stream to the handler (the root's
 // lenient JSON parser stays as it is for every other route). Auth and google.rpc errors come from the root
-// plugins, which are not encapsulated.
+// plugins, which are not encapsulated. Every call acts for the caller's project: the store answers another
+// project's bucket as a missing one. Objects go back as attachments that the browser may not sniff or run
+// (an uploaded text/html must never execute on this origin, where the console keeps its key).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { ServiceError, invalidArgument } from '../../service/errors.js';
 import { ObjectStore, type ObjectInfo } from '../../service/storage/object-store.js';
 
 export interface StorageRoutesOptions {
   store: ObjectStore;
-  /** Largest multipart upload body held in memory (media uploads stream to disk and have no limit). */
+  /** Largest multipart upload body held in memory (media uploads stream to disk); the store's uploadBytes caps both. */
   multipartBytes?: number;
 }
 
@@ -51,15 +54,37 @@ export function objectResource(info: ObjectInfo, base: string) {
   };
 }
 
-async function readAll(stream: Readable, limit: number): Promise<Buffer> {
+async function readAll(stream: Readable, limit: number, uploadBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of stream) {
+  for await (const chunk of bodyOf(stream)) {
     size += (chunk as Buffer).length;
+    if (size > uploadBytes) throw invalidArgument(`The upload is larger than ${uploadBytes} bytes, the limit uploadBytes.`, 'media');
     if (size > limit) throw invalidArgument(`Multipart upload bodies are limited to ${limit} bytes; use uploadType=media for larger objects.`);
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+/** The body's chunks; stopping early (an error) leaves the request open, for discardRest. */
+const bodyOf = (stream: Readable): AsyncIterable<Buffer> => stream.iterator({ destroyOnReturn: false });
+
+/** Bytes of a refused upload's remaining body read and dropped, so the client sees the answer; past this the connection is closed. */
+const discardBytes = 64 * 1024 * 1024;
+
+/**
+ * An upload refused part-way (over a limit) still has body bytes coming. Node leaves a half-read request
+ * paused, which would stall the client (and its connection) forever; a close with unread bytes would reset
+ * the connection before the client reads the error. So the rest is read and dropped, up to a bound.
+ */
+function discardRest(raw: IncomingMessage): void {
+  if (raw.readableEnded) return;
+  let discarded = 0;
+  raw.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > discardBytes) raw.socket.destroy();
+  });
+  raw.resume();
 }
 
 interface Part {
@@ -102,7 +127,19 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
 
-  app.post<{ Params: BucketParams; Querystring: Record<string, string | undefined> }>('/upload/storage/v1/b/:bucket/o', async (request, reply) => {
+  type UploadRequest = FastifyRequest<{ Params: BucketParams; Querystring: Record<string, string | undefined> }>;
+  app.post('/upload/storage/v1/b/:bucket/o', async (request: UploadRequest, reply) => {
+    let info: ObjectInfo;
+    try {
+      info = await receive(request);
+    } catch (error) {
+      discardRest(request.raw);
+      throw error;
+    }
+    return reply.code(200).send(objectResource(info, baseUrl(request)));
+  });
+
+  async function receive(request: UploadRequest): Promise<ObjectInfo> {
     const { bucket } = request.params;
     const query = request.query;
     const uploadType = query.uploadType ?? 'media';
@@ -111,11 +148,12 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
     if (uploadType === 'media') {
       if (!query.name) throw invalidArgument('Required parameter: name (uploadType=media).', 'name');
       const contentType = request.headers['content-type'];
-      info = await store.put(bucket, query.name, stream ?? Buffer.alloc(0), { contentType });
+      info = await store.put(request.project, bucket, query.name, stream ? bodyOf(stream) : Buffer.alloc(0), { contentType });
     } else if (uploadType === 'multipart') {
       const contentType = request.headers['content-type'] ?? '';
       if (!/^multipart\//i.test(contentType)) throw invalidArgument('uploadType=multipart needs a multipart/related body.');
-      const parts = parseMultipart(stream ? await readAll(stream, multipartBytes) : Buffer.alloc(0), contentType);
+      const body = stream ? await readAll(stream, multipartBytes, store.limits.uploadBytes ?? Infinity) : Buffer.alloc(0);
+      const parts = parseMultipart(body, contentType);
       if (parts.length !== 2) throw invalidArgument(`multipart upload: expected 2 parts (metadata, data), got ${parts.length}.`);
       let metadata: { name?: unknown; contentType?: unknown };
       try {
@@ -126,12 +164,12 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
       const name = typeof metadata.name === 'string' && metadata.name ? metadata.name : query.name;
       if (!name) throw invalidArgument('Required: the object name (metadata "name" or ?name=).', 'name');
       const partType = typeof metadata.contentType === 'string' ? metadata.contentType : parts[1].headers['content-type'];
-      info = await store.put(bucket, name, parts[1].body, { contentType: partType });
+      info = await store.put(request.project, bucket, name, parts[1].body, { contentType: partType });
     } else {
       throw new ServiceError('UNIMPLEMENTED', `uploadType=${uploadType} is not supported; use media or multipart.`);
     }
-    return reply.code(200).send(objectResource(info, baseUrl(request)));
-  });
+    return info;
+  }
 
   app.get<{ Params: BucketParams; Querystring: { prefix?: string; pageToken?: string; maxResults?: string } }>(
     '/storage/v1/b/:bucket/o',
@@ -142,7 +180,7 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
         max = Number(maxResults);
         if (!Number.isInteger(max) || max < 1) throw invalidArgument(`Invalid maxResults: '${maxResults}'.`, 'maxResults');
       }
-      const page = await store.list(request.params.bucket, { prefix, pageToken: pageToken || undefined, maxResults: max });
+      const page = await store.list(request.project, request.params.bucket, { prefix, pageToken: pageToken || undefined, maxResults: max });
       const base = baseUrl(request);
       return {
         kind: 'storage#objects',
@@ -153,7 +191,7 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
   );
 
   const media = async (request: FastifyRequest<{ Params: ObjectParams }>, reply: FastifyReply) => {
-    const { info, stream } = await store.open(request.params.bucket, request.params['*']);
+    const { info, stream } = await store.open(request.project, request.params.bucket, request.params['*']);
     return sendMedia(reply, info, stream);
   };
 
@@ -161,21 +199,32 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
     const alt = request.query.alt ?? 'json';
     if (alt === 'media') return media(request, reply);
     if (alt !== 'json') throw invalidArgument(`Invalid alt: '${alt}'; use json or media.`, 'alt');
-    return objectResource(await store.stat(request.params.bucket, request.params['*']), baseUrl(request));
+    return objectResource(await store.stat(request.project, request.params.bucket, request.params['*']), baseUrl(request));
   });
 
   // Where mediaLink points.
   app.get<{ Params: ObjectParams }>('/download/storage/v1/b/:bucket/o/*', media);
 
   app.delete<{ Params: ObjectParams }>('/storage/v1/b/:bucket/o/*', async (request, reply) => {
-    await store.delete(request.params.bucket, request.params['*']);
+    await store.delete(request.project, request.params.bucket, request.params['*']);
     return reply.code(204).send();
   });
+}
+
+/** `attachment; filename=…` for the object's last name segment (RFC 6266, with an RFC 5987 UTF-8 form). */
+function contentDisposition(name: string): string {
+  const base = name.split('/').at(-1)!;
+  const ascii = base.replace(/[^\x20-\x7e]|["\\]/g, '_');
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(base)}`;
 }
 
 function sendMedia(reply: FastifyReply, info: ObjectInfo, stream: Readable) {
   reply
     .header('content-type', info.contentType)
+    // Stored bytes are the uploader's: never rendered as a page of this origin, never sniffed into one.
+    .header('content-disposition', contentDisposition(info.name))
+    .header('x-content-type-options', 'nosniff')
+    .header('content-security-policy', "sandbox; default-src 'none'")
     .header('content-length', String(info.size))
     .header('x-goog-generation', info.generation)
     .header('x-goog-metageneration', '1')

@@ -1,8 +1,8 @@
 // Uploads datasets to Attune's object store (the Cloud Storage JSON API subset); jobs name them as gs:// URIs.
+// Each project's uploads go to its own bucket, which only that project can read.
 import { apiJson } from './http';
-
-/** The bucket the console keeps its uploads in. */
-export const consoleBucket = 'attune-console';
+import { getSettings } from '../settings';
+import { consoleBucketFor } from '../../service/storage/buckets';
 
 export interface StoredObject {
   bucket: string;
@@ -16,7 +16,7 @@ export async function uploadDataset(file: Blob, fileName: string): Promise<Store
   // A time prefix keeps re-uploads of files with the same name apart.
   const safeName = fileName.replace(/[^\w.-]+/g, '_') || 'dataset.jsonl';
   const name = `datasets/${new Date().toISOString().replace(/[:.]/g, '-')}-${safeName}`;
-  return apiJson<StoredObject>(`/upload/storage/v1/b/${consoleBucket}/o`, {
+  return apiJson<StoredObject>(`/upload/storage/v1/b/${consoleBucketFor(getSettings().project)}/o`, {
     method: 'POST',
     query: { uploadType: 'media', name },
     body: file,

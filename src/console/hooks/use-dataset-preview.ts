@@ -27,7 +27,8 @@ export interface Preview {
 const uploads = new Map<string, Promise<string>>();
 
 function uploadOnce({ text, fileName }: DatasetText): Promise<string> {
-  const key = `${getSettings().apiKey}\n${fileName}\n${text}`;
+  const { apiKey, project } = getSettings();
+  const key = `${apiKey}\n${project}\n${fileName}\n${text}`;
   let pending = uploads.get(key);
   if (!pending) {
     pending = uploadDataset(new Blob([text], { type: 'application/jsonl' }), fileName).then(gsUri);

@@ -24,6 +24,7 @@ import { emptyHyperparameters, toHyperParameters } from '../lib/hyperparameters'
 import { int } from '../lib/job-state';
 import { navigate } from '../router';
 import { useSettings } from '../settings';
+import { consoleBucketFor } from '../../service/storage/buckets';
 
 interface LoadedFile {
   file: File;
@@ -121,7 +122,7 @@ export function CreatePage() {
   const curl = createJobCurl(
     location.origin,
     jobsPath(),
-    buildRequest(preview.uris ?? { trainingUri: 'gs://attune-console/datasets/YOUR-FILE.jsonl' }),
+    buildRequest(preview.uris ?? { trainingUri: `gs://${consoleBucketFor(settings.project)}/datasets/YOUR-FILE.jsonl` }),
     !!settings.apiKey,
   );
 

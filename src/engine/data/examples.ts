@@ -38,6 +38,8 @@ export interface ParseOptions {
    * Vertex does. Malformed examples always throw.
    */
   overLength?: 'throw' | 'skip';
+  /** Most examples (non-blank lines or objects, over-long ones included) the dataset may hold. */
+  maxExamples?: number;
 }
 
 export interface SkippedExample {
@@ -54,9 +56,47 @@ export interface Dataset {
   skipped: SkippedExample[];
 }
 
+/** More examples than ParseOptions.maxExamples allows. */
+export class TooManyExamplesError extends DatasetError {
+  constructor(readonly limit: number) {
+    super(`the dataset has more than ${limit} examples`);
+    this.name = 'TooManyExamplesError';
+  }
+}
+
 /** Parses JSONL training data, one example per non-blank line. */
 export function parseJsonl(text: string, opts: ParseOptions = {}): Dataset {
   return collect(jsonlLines(text), opts);
+}
+
+/** Parses JSONL arriving line by line (for example from `readline`), so a large file is never one string. */
+export async function parseJsonlLines(lines: AsyncIterable<string>, opts: ParseOptions = {}): Promise<Dataset> {
+  const collector = new Collector(opts);
+  let line = 0;
+  for await (const raw of lines) {
+    const item = jsonlItem(raw, ++line);
+    if (item) collector.add(item);
+  }
+  return collector.finish();
+}
+
+/** The lines of UTF-8 text arriving in chunks (split on '\n'; a line's '\r' stays, and JSON ignores it). */
+export async function* utf8Lines(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let pending: string[] = []; // pieces of a line that spans chunks, joined once (never quadratic)
+  for await (const chunk of chunks) {
+    const text = decoder.decode(chunk, { stream: true });
+    let start = 0;
+    for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n', start)) {
+      pending.push(text.slice(start, end));
+      yield pending.join('');
+      pending = [];
+      start = end + 1;
+    }
+    if (start < text.length) pending.push(text.slice(start));
+  }
+  pending.push(decoder.decode());
+  yield pending.join('');
 }
 
 /**
@@ -65,22 +105,33 @@ export function parseJsonl(text: string, opts: ParseOptions = {}): Dataset {
  */
 export function jsonlLines(text: string): { line: number; value: () => unknown }[] {
   const lines: { line: number; value: () => unknown }[] = [];
-  text
-    .replace(/^\uFEFF/, '')
-    .split('\n')
-    .forEach((raw, i) => {
-      if (raw.trim() === '') return;
-      const line = i + 1;
-      const value = () => {
-        try {
-          return JSON.parse(raw) as unknown;
-        } catch (err) {
-          throw new DatasetError(`line ${line}: invalid JSON: ${(err as Error).message}`, line);
-        }
-      };
-      lines.push({ line, value });
-    });
+  text.split('\n').forEach((raw, i) => {
+    const item = jsonlItem(raw, i + 1);
+    if (item) lines.push(item);
+  });
   return lines;
+}
+
+/** One JSONL line, undefined when blank (a BOM before line 1 is ignored). */
+function jsonlItem(raw: string, line: number): { line: number; value: () => unknown } | undefined {
+  if (line === 1) raw = raw.replace(/^\uFEFF/, '');
+  if (raw.trim() === '') return undefined;
+  const value = () => {
+    try {
+      return JSON.parse(raw) as unknown;
+    } catch (err) {
+      throw new DatasetError(`line ${line}: invalid JSON: ${jsonProblem(err as Error)}`, line);
+    }
+  };
+  return { line, value };
+}
+
+/**
+ * What is wrong with a line's JSON, without V8's quote of the line itself ("Unexpected token 'r',
+ * "root:x:0:0"... is not valid JSON"): an error names the line and the problem, never the file's text.
+ */
+function jsonProblem(error: Error): string {
+  return error.message.replace(/, ".*"(\.\.\.)? is not valid JSON$/su, '');
 }
 
 /** Parses examples given as objects (API callers); errors name "example N", 1-based. */
@@ -120,10 +171,23 @@ export function lengthProblem(example: Example, limits: Pick<ParseOptions, 'maxI
 type Item = { value: () => unknown; line?: number };
 
 function collect(items: Item[], opts: ParseOptions): Dataset {
-  const examples: Example[] = [];
-  const positions: Dataset['positions'] = [];
-  const skipped: SkippedExample[] = [];
-  items.forEach(({ value, line }, index) => {
+  const collector = new Collector(opts);
+  for (const item of items) collector.add(item);
+  return collector.finish();
+}
+
+/** Parses examples one at a time, keeping those within the limits, until finish(). */
+class Collector {
+  private readonly examples: Example[] = [];
+  private readonly positions: Dataset['positions'] = [];
+  private readonly skipped: SkippedExample[] = [];
+  private count = 0;
+
+  constructor(private readonly opts: ParseOptions) {}
+
+  add({ value, line }: Item): void {
+    const index = this.count++;
+    if (this.opts.maxExamples !== undefined && this.count > this.opts.maxExamples) throw new TooManyExamplesError(this.opts.maxExamples);
     const where = line === undefined ? `example ${index + 1}` : `line ${line}`;
     let example: Example;
     try {
@@ -132,16 +196,20 @@ function collect(items: Item[], opts: ParseOptions): Dataset {
       if (err instanceof DatasetError) throw new DatasetError(err.message, line, index);
       throw err;
     }
-    const reason = lengthProblem(example, opts);
+    const reason = lengthProblem(example, this.opts);
     if (reason === undefined) {
-      examples.push(example);
-      positions.push({ line, index });
-    } else if (opts.overLength === 'skip') skipped.push({ line, index, reason });
+      this.examples.push(example);
+      this.positions.push({ line, index });
+    } else if (this.opts.overLength === 'skip') this.skipped.push({ line, index, reason });
     else throw new DatasetError(`${where}: ${reason}`, line, index);
-  });
-  if (items.length === 0) throw new DatasetError('the dataset has no examples');
-  if (examples.length === 0) throw new DatasetError(`the dataset has no examples within the length limits (${skipped.length} skipped)`);
-  return { examples, positions, skipped };
+  }
+
+  finish(): Dataset {
+    const { examples, positions, skipped } = this;
+    if (this.count === 0) throw new DatasetError('the dataset has no examples');
+    if (examples.length === 0) throw new DatasetError(`the dataset has no examples within the length limits (${skipped.length} skipped)`);
+    return { examples, positions, skipped };
+  }
 }
 
 const INPUT_KEYS = ['text_input', 'textInput', 'input_text', 'inputText'];

@@ -1,10 +1,11 @@
 // Saves and loads adapters in Hugging Face PEFT's format, so PEFT, vLLM, llama.cpp's converter and
 // others load them as they are: adapter_config.json + adapter_model.safetensors, keys
 // `base_model.model.<module>.lora_A.weight` [r, in] and `.lora_B.weight` [out, r].
-import { mkdirSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { keep, type Tensor } from '../tensor/index.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { replaceFileDurably, writeFileDurably } from '../io/durable.js';
 import type { Transformer } from '../model/transformer.js';
 import type { LoraWeights } from '../model/linear.js';
 import { LoraAdapter, loraConfig, type LoraConfig } from './lora.js';
@@ -42,7 +43,7 @@ export function saveAdapter(dir: string, adapter: LoraAdapter, baseModel: string
     tensors.set(`base_model.model.${module}.lora_A.weight`, a);
     tensors.set(`base_model.model.${module}.lora_B.weight`, b);
   }
-  writeSafetensors(path.join(dir, adapterFiles.weights), tensors, { format: 'pt' });
+  replaceFileDurably(path.join(dir, adapterFiles.weights), (temporary) => writeSafetensors(temporary, tensors, { format: 'pt' }));
   writeJson(path.join(dir, adapterFiles.config), peftConfig(adapter.config, baseModel));
 }
 
@@ -79,6 +80,7 @@ export function loadAdapter(dir: string, model: Transformer): LoraAdapter {
   return new LoraAdapter(config, weights);
 }
 
+/** Each file of an adapter is replaced durably (temporary file, fsync, rename), so a crash never leaves half of one. */
 export function writeJson(file: string, value: unknown): void {
-  writeFileSync(file, JSON.stringify(value, null, 2) + '\n');
+  writeFileDurably(file, JSON.stringify(value, null, 2) + '\n');
 }

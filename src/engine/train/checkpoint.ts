@@ -1,8 +1,10 @@
 // Checkpoints of a run in progress: the adapter, the optimizer's moments and the metrics so far.
 // state.json is written last and names the tensor file, so a crash mid-write leaves the previous
-// checkpoint intact.
-import { existsSync, readFileSync, renameSync, writeFileSync, mkdirSync, rmSync, readdirSync } from 'node:fs';
+// checkpoint intact. Both files are written durably (temporary file, fsync, rename, directory fsync), so
+// a power loss cannot leave a state.json that names a tensor file not yet on disk.
+import { existsSync, readFileSync, mkdirSync, rmSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { replaceFileDurably, writeFileDurably } from '../io/durable.js';
 import { noGrad, tidy, type Tensor } from '../tensor/index.js';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { LoraAdapter } from '../lora/lora.js';
@@ -24,10 +26,9 @@ export function saveCheckpoint(
 ): void {
   mkdirSync(dir, { recursive: true });
   const tensorsFile = `checkpoint-${progress.completedSteps}.safetensors`;
-  writeSafetensors(path.join(dir, tensorsFile), namedTensors(adapter, optimizer));
+  replaceFileDurably(path.join(dir, tensorsFile), (temporary) => writeSafetensors(temporary, namedTensors(adapter, optimizer)));
   const state: CheckpointState = { ...progress, tensors: tensorsFile };
-  writeFileSync(path.join(dir, 'state.json.tmp'), JSON.stringify(state));
-  renameSync(path.join(dir, 'state.json.tmp'), path.join(dir, 'state.json'));
+  writeFileDurably(path.join(dir, 'state.json'), JSON.stringify(state));
   for (const file of readdirSync(dir)) {
     if (file.startsWith('checkpoint-') && file !== tensorsFile) rmSync(path.join(dir, file), { force: true });
   }

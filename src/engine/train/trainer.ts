@@ -66,6 +66,20 @@ export interface TrainResult {
   evaluations: EvalMetrics[];
 }
 
+/**
+ * The loss or the adapter's weights stopped being finite numbers (a learning rate far too high, usually).
+ * The run stops at once: nothing of that step is reported, checkpointed or saved.
+ */
+export class TrainingDivergedError extends Error {
+  constructor(
+    readonly step: number,
+    what: string,
+  ) {
+    super(`training diverged at step ${step}: ${what}; try a lower learning rate`);
+    this.name = 'TrainingDivergedError';
+  }
+}
+
 /** Completed epochs after a step: floor(step × batchSize / examples). */
 export const epochsCompleted = (step: number, batchSize: number, examples: number): number => Math.floor((step * batchSize) / examples);
 
@@ -124,6 +138,7 @@ export async function train(
     const { loss, correct, predicted } = tidy(() =>
       trainStep(model, optimizer, packBatch(batch, model.device), learningRate, o.maxGradNorm),
     );
+    if (!Number.isFinite(loss)) throw new TrainingDivergedError(step, `the loss is ${loss}`);
     const metrics: StepMetrics = {
       step,
       epoch: epochsCompleted(step, o.batchSize, data.length),
@@ -138,10 +153,15 @@ export async function train(
     options.onStep?.(metrics);
     if (validation.length && (step % evalEvery === 0 || step === totalSteps)) {
       const evaluation = { step, ...evaluate(model, validation, o.batchSize) };
+      if (!Number.isFinite(evaluation.loss)) throw new TrainingDivergedError(step, `the validation loss is ${evaluation.loss}`);
       result.evaluations.push(evaluation);
       options.onEval?.(evaluation);
     }
-    if (options.checkpointDir && (step % checkpointEvery === 0 || step === totalSteps)) {
+    const checkpointNow = options.checkpointDir && (step % checkpointEvery === 0 || step === totalSteps);
+    if ((checkpointNow || step === totalSteps) && !allFinite(parameters)) {
+      throw new TrainingDivergedError(step, 'the adapter weights are no longer finite numbers');
+    }
+    if (options.checkpointDir && checkpointNow) {
       saveCheckpoint(options.checkpointDir, adapter, optimizer, result);
       checkpointedStep = step;
       await options.onCheckpoint?.(step);
@@ -153,6 +173,11 @@ export async function train(
   }
   optimizer.dispose();
   return result;
+}
+
+/** Whether every element of the tensors is finite (checked before weights are checkpointed or kept). */
+function allFinite(tensors: Tensor[]): boolean {
+  return noGrad(() => tidy(() => tensors.every((t) => t.isFinite().logicalNot().sum().item() === 0)));
 }
 
 /** One optimisation step on a packed batch: forward, backward, clipping, AdamW, zeroing the gradients. */

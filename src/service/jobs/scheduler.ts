@@ -33,7 +33,7 @@ import type { EventBus, ServiceEvent } from '../store/events.js';
 import { LeaseLostError, type ClaimedJob, type JobQueue, type Lease } from '../store/jobs.js';
 import type { ArtifactStore } from '../storage/artifacts.js';
 import { learningRateOf, type TuningService } from '../tuning/service.js';
-import { now, type TunedModel } from '../tuning/tuned-model.js';
+import { now, type StepMetric, type TunedModel } from '../tuning/tuned-model.js';
 import { WorkerCapacity, formatBytes, type Dtype } from './capacity.js';
 import { isFinal, type FinalMessage, type ParentMessage, type RunMessage, type WorkerMessage } from './protocol.js';
 
@@ -343,9 +343,15 @@ export class Scheduler {
       await this.launch(run, job.cancelRequested);
     } catch (error) {
       if (error instanceof LeaseLostError) return this.lose(run, error.reason);
-      // The job could not start here (storage unreachable, a broken base model): give it back for later.
       this.log(`could not start job ${id}: ${(error as Error).message}`);
-      await this.persist(run, () => this.jobs.release(lease, { cleanly: true }));
+      if (isUnavailable(error)) {
+        // The database or the storage is away: give the job back for later.
+        await this.persist(run, () => this.jobs.release(lease, { cleanly: true }));
+      } else {
+        // Something of the job itself (its stored datasets) stops it: it fails alone, the worker goes on.
+        await this.persist(run, () => this.tuning.failed(lease, `Training failed: the run could not be started: ${(error as Error).message}`, 13));
+        await this.removeCheckpoints(id);
+      }
       await this.end(run);
     }
   }
@@ -432,13 +438,13 @@ export class Scheduler {
       case 'step': {
         const m = message.metrics;
         const metric = { kind: 'train' as const, step: m.step, epoch: m.epoch, loss: m.loss, accuracy: m.accuracy, predictions: m.predictedTokens, time: now() };
-        return this.record(run, () => this.tuning.recordMetric(lease, metric));
+        return this.record(run, () => this.recordMetric(run, metric));
       }
       case 'eval': {
         const m = message.metrics;
         const epoch = Math.floor((m.step * run.model.hyperparameters.batchSize) / Math.max(1, run.exampleCount));
         const metric = { kind: 'eval' as const, step: m.step, epoch, loss: m.loss, accuracy: m.accuracy, predictions: m.predictedTokens, time: now() };
-        return this.record(run, () => this.tuning.recordMetric(lease, metric));
+        return this.record(run, () => this.recordMetric(run, metric));
       }
       case 'checkpoint':
         return void this.guarded(() => this.saveCheckpoint(run, child, message.step));
@@ -451,6 +457,14 @@ export class Scheduler {
       case 'stopped':
         return; // see onExit
     }
+  }
+
+  /** A metric that diverged failed the run: it is abandoned (its process killed, its checkpoints removed). */
+  private async recordMetric(run: Run, metric: StepMetric): Promise<void> {
+    if ((await this.tuning.recordMetric(run.lease, metric)) === 'recorded') return;
+    run.recorded = true;
+    run.child?.kill('SIGKILL');
+    await this.removeCheckpoints(run.lease.tunedModelId);
   }
 
   /** Copies the checkpoint to storage (training waits meanwhile), then records it under the lease. */

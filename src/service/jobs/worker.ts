@@ -7,6 +7,7 @@ import { loadBaseModel } from '../../engine/base-model.js';
 import { tune } from '../../engine/tuning.js';
 import { FramingError } from '../../engine/data/framing.js';
 import { DatasetError } from '../../engine/data/examples.js';
+import { TrainingDivergedError } from '../../engine/train/trainer.js';
 import type { ParentMessage, RunMessage, WorkerMessage } from './protocol.js';
 
 if (!process.send) {
@@ -115,11 +116,12 @@ async function run(job: RunMessage): Promise<void> {
 
 function fail(error: unknown): void {
   const badData = error instanceof FramingError || error instanceof DatasetError;
+  const diverged = error instanceof TrainingDivergedError;
   const message = error instanceof Error ? error.message : String(error);
-  if (!badData) console.error('attune worker:', error);
+  if (!badData && !diverged) console.error('attune worker:', error);
   finish({
     type: 'failed',
-    code: badData ? 3 : 13,
-    message: badData ? `Invalid training data: ${message}` : `Training failed: ${message}`,
+    code: badData || diverged ? 3 : 13,
+    message: badData ? `Invalid training data: ${message}` : diverged ? `Training failed: ${message}.` : `Training failed: ${message}`,
   });
 }

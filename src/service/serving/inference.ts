@@ -28,10 +28,13 @@ import { loadBaseModel, type BaseModel } from '../../engine/base-model.js';
 import { loadTunedAdapter, tuningRecordFile, type TuningRecord } from '../../engine/lora/tuned-adapter.js';
 import type { LoraAdapter } from '../../engine/lora/lora.js';
 import { adapterFiles } from '../../engine/lora/peft.js';
-import { checkEmbeddable, chooseFraming, framePrompt, stopSequencesFor, type Framing } from '../../engine/data/framing.js';
+import { checkEmbeddable, chooseFraming, stopSequencesFor } from '../../engine/data/framing.js';
 import type { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import type { Turn } from '../../engine/data/examples.js';
-import { MAX_INPUT_CHARS, charCount } from '../../engine/data/limits.js';
+import { charCount } from '../../engine/data/limits.js';
+import { limitDefaults } from '../limits.js';
+import { cpuPoolDefaults, type CpuPool } from '../cpu/pool.js';
+import { promptTokenIds, type PromptFormat } from './prompt.js';
 import { generationDefaults, type FinishReason, type Generation } from '../../engine/generate/generate.js';
 import { ServiceError, invalidArgument } from '../errors.js';
 import type { BaseModelRegistry, SamplingDefaults } from '../models/registry.js';
@@ -43,6 +46,10 @@ import { BaseRunner, RngGate, runnerDefaults, type Job, type JobDelta, type JobO
 export interface InferenceOptions {
   /** libtorch device for serving ('cpu', 'cuda', 'cuda:1'). */
   device?: string;
+  /** Tokenizes long prompts off the event loop; without it every prompt is tokenized inline. */
+  cpu?: CpuPool;
+  /** limits.promptChars: characters of one prompt, for every model. */
+  promptChars?: number;
   maxBaseModels?: number;
   maxAdapters?: number;
   maxBatchRows?: number;
@@ -58,8 +65,6 @@ export const servingLimits = {
   maxCandidateCount: 8,
   maxStopSequences: 5,
   maxTemperature: 2,
-  /** Characters of input a tuned model accepts per request (the engine's per-example input limit). */
-  maxInputChars: MAX_INPUT_CHARS,
 } as const;
 
 /** A model as a request names it: tunedModels/{id} or models/{id}, for a project, through an API version. */
@@ -127,8 +132,6 @@ interface LoadedAdapter {
   serial: number;
 }
 
-type PromptFormat = { kind: 'framing'; framing: Framing } | { kind: 'continuation' };
-
 interface Target {
   base: Lease<LoadedBase>;
   adapter?: Lease<LoadedAdapter>;
@@ -164,7 +167,7 @@ export class InferenceService {
     let promptIds: number[];
     let options: JobOptions;
     try {
-      promptIds = this.frame(target, request);
+      promptIds = await this.frame(target, request);
       options = this.jobOptions(target, request.config ?? {});
     } catch (error) {
       release(target);
@@ -219,7 +222,7 @@ export class InferenceService {
   async countTokens(ref: ModelRef, request: PromptRequest): Promise<number> {
     const target = await this.resolve(ref);
     try {
-      return this.frame(target, request).length;
+      return (await this.frame(target, request)).length;
     } finally {
       release(target);
     }
@@ -317,36 +320,23 @@ export class InferenceService {
     }
   }
 
-  private frame(target: Target, request: PromptRequest): number[] {
+  /** The prompt's token ids; a long prompt is tokenized in the CPU pool, so it never stalls the event loop. */
+  private async frame(target: Target, request: PromptRequest): Promise<number[]> {
     const { turns, systemInstruction } = request;
     if (turns.length === 0) throw invalidArgument('* GenerateContentRequest.contents: contents is not specified', 'contents');
-    if (target.tuned) {
-      const chars = charCount(systemInstruction ?? '') + turns.reduce((n, t) => n + charCount(t.text), 0);
-      if (chars > servingLimits.maxInputChars) {
-        throw invalidArgument(
-          `The input is ${chars} characters long; a tuned model accepts at most ${servingLimits.maxInputChars} characters.`,
-          'contents',
-        );
-      }
+    const maxChars = this.options.promptChars ?? limitDefaults.promptChars;
+    // A code point is one or two UTF-16 units: a prompt far over the limit is refused without counting it.
+    const units = (systemInstruction?.length ?? 0) + turns.reduce((n, t) => n + t.text.length, 0);
+    const chars = units > 2 * maxChars ? units : charCount(systemInstruction ?? '') + turns.reduce((n, t) => n + charCount(t.text), 0);
+    if (chars > maxChars) {
+      throw invalidArgument(`The prompt is ${units > 2 * maxChars ? 'more than ' + maxChars : chars} characters long; the limit promptChars is ${maxChars} characters.`, 'contents');
     }
-    const { tokenizer, transformer } = target.base.value.model;
-    let ids: number[];
-    if (target.format.kind === 'framing') {
-      try {
-        ids = framePrompt(tokenizer, target.format.framing, { systemInstruction, turns });
-      } catch (error) {
-        throw invalidArgument(
-          /must end with the user/.test((error as Error).message)
-            ? 'The last content must have the role "user": the model continues the conversation after it.'
-            : `The conversation cannot be framed for this model: ${(error as Error).message}`,
-          'contents',
-        );
-      }
-    } else {
-      const text = (systemInstruction ? `${systemInstruction}\n\n` : '') + turns.map((t) => t.text).join('\n');
-      const bos = tokenizer.addBosToken ? [tokenizer.bosTokenId!] : [];
-      ids = [...bos, ...tokenizer.encode(text, { addSpecialTokens: false })];
-    }
+    const { tokenizer, transformer, dir } = target.base.value.model;
+    const prompt = { systemInstruction, turns };
+    const ids =
+      this.options.cpu && units > cpuPoolDefaults.inlinePromptChars
+        ? await this.options.cpu.promptTokenIds(dir, target.format, prompt)
+        : promptTokenIds(tokenizer, target.format, prompt);
     if (ids.length === 0) throw invalidArgument('The prompt is empty: give the model some text to continue.', 'contents');
     try {
       checkEmbeddable(ids, transformer.config.vocabSize, tokenizer);

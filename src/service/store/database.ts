@@ -132,6 +132,15 @@ export class Database {
     return this.db.transaction().execute(fn);
   }
 
+  /**
+   * Inside a transaction: waits for other transactions holding the same project's lock (PostgreSQL advisory
+   * lock, released at commit), so checks of a project's quotas and the writes they allow are not interleaved.
+   * SQLite serialises every write transaction already.
+   */
+  async lockProject(trx: Kysely<Schema>, project: string): Promise<void> {
+    if (this.dialect === 'postgres') await sql`SELECT pg_advisory_xact_lock(hashtext(${project}))`.execute(trx);
+  }
+
   /** Whether the database answers now (for /healthz). */
   async ping(): Promise<boolean> {
     try {

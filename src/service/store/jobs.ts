@@ -159,10 +159,11 @@ export class JobQueue {
     // The project's turn, after the claim commits: every claimer would queue behind one row lock otherwise
     // (a claim lost between the two only bends fairness once).
     if (claimed) {
+      const next = sql<number>`(SELECT COALESCE(MAX(last_claim), 0) + 1 FROM project_turns)`;
       await this.db
         .insertInto('project_turns')
-        .values({ project: claimed.project, last_claim_ms: this.nowMs })
-        .onConflict((oc) => oc.column('project').doUpdateSet({ last_claim_ms: this.nowMs }))
+        .values({ project: claimed.project, last_claim: next })
+        .onConflict((oc) => oc.column('project').doUpdateSet((eb) => ({ last_claim: eb.ref('excluded.last_claim') })))
         .execute();
     }
     return claimed;
@@ -183,7 +184,7 @@ export class JobQueue {
             ]),
           ]),
         )
-        .orderBy(sql`COALESCE(t.last_claim_ms, 0)`)
+        .orderBy(sql`COALESCE(t.last_claim, 0)`)
         .orderBy('j.enqueue_time')
         .orderBy('j.tuned_model_id')
         .limit(candidates)

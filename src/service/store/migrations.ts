@@ -103,11 +103,11 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         // Models trained before adapters were named by lease keep theirs where they were written.
         await sql`UPDATE tuned_models SET adapter_key = 'adapters/' || id WHERE state = 'ACTIVE' AND adapter_key IS NULL`.execute(db);
         await db.schema.createIndex('jobs_by_state').ifNotExists().on('jobs').columns(['state', 'enqueue_time']).execute();
-        // When each project was last served: projects take turns.
+        // In which order projects were last served: they take turns.
         await db.schema
           .createTable('project_turns').ifNotExists()
           .addColumn('project', 'text', (c) => c.primaryKey())
-          .addColumn('last_claim_ms', 'bigint', (c) => c.notNull())
+          .addColumn('last_claim', 'bigint', (c) => c.notNull())
           .execute();
         await db.schema
           .createTable('leases').ifNotExists()

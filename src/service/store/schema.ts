@@ -80,10 +80,10 @@ export interface JobTable {
   checkpoint_step: number | null;
 }
 
-/** When each project's job was last claimed (database clock): the project served longest ago goes next. */
+/** The order in which projects were last served (a counter): the project served longest ago goes next. */
 export interface ProjectTurnTable {
   project: string;
-  last_claim_ms: number;
+  last_claim: number;
 }
 
 /** Every lease ever granted: who held which job when, and how it ended. */

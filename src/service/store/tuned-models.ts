@@ -106,14 +106,13 @@ export class TunedModelStore {
       .select('j.cancel_requested');
   }
 
-  async insert(model: TunedModel, training: Example[], validation?: Example[]): Promise<void> {
+  /** The datasets come as JSON arrays of examples (the CPU pool serialised them off the event loop). */
+  async insert(model: TunedModel, training: string, validation?: string): Promise<void> {
     const { cancelRequested: _, ...fields } = model;
     await atomically(this.db, async (trx) => {
       await trx.insertInto('tuned_models').values(toColumns(fields) as Row).execute();
-      await trx.insertInto('datasets').values({ tuned_model_id: model.id, role: 'training', examples: JSON.stringify(training) }).execute();
-      if (validation?.length) {
-        await trx.insertInto('datasets').values({ tuned_model_id: model.id, role: 'validation', examples: JSON.stringify(validation) }).execute();
-      }
+      await trx.insertInto('datasets').values({ tuned_model_id: model.id, role: 'training', examples: training }).execute();
+      if (validation) await trx.insertInto('datasets').values({ tuned_model_id: model.id, role: 'validation', examples: validation }).execute();
     });
   }
 
@@ -130,6 +129,12 @@ export class TunedModelStore {
       .where((eb) => eb.or([eb('m.id', '=', idOrNumber), eb('m.job_number', '=', idOrNumber)]))
       .executeTakeFirst();
     return row && fromRow(row);
+  }
+
+  /** How many tuned models a project holds. */
+  async count(project: string): Promise<number> {
+    const row = await this.db.selectFrom('tuned_models').select((eb) => eb.fn.countAll<number>().as('n')).where('project', '=', project).executeTakeFirstOrThrow();
+    return Number(row.n);
   }
 
   async exists(id: string): Promise<boolean> {

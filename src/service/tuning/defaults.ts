@@ -21,6 +21,11 @@ export const tuningLimits = {
   displayNameChars: { gemini: 40, vertex: 128 } satisfies Record<Surface, number>,
   maxEpochCount: 10_000,
   maxBatchSize: 1024,
+  /**
+   * The largest peak learning rate accepted (a multiplier may reach this over the base rate): LoRA tunes at
+   * 1e-5 to 1e-2; anything above 1 only diverges.
+   */
+  maxLearningRate: 1,
   /** Vertex: "5000, or 30% of training examples if >1000 validation examples"; Attune applies the 5,000. */
   maxValidationExamples: 5_000,
 } as const;

@@ -2,20 +2,21 @@
 // delete, cancel; and the run's lifecycle as the worker holding its lease reports it. Every lifecycle write
 // carries the lease and is fenced: a worker whose lease was taken changes nothing. What changes is published
 // on the event bus, so workers and every API server's streams hear of it.
-import type { Example } from '../../engine/data/examples.js';
 import { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import { totalStepsFor } from '../../engine/train/trainer.js';
 import { serviceDefaults } from '../config.js';
+import type { CpuPool } from '../cpu/pool.js';
 import { ServiceError, invalidArgument } from '../errors.js';
+import type { ServiceLimits } from '../limits.js';
 import type { BaseModelInfo, BaseModelRegistry } from '../models/registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
 import type { ArtifactStore } from '../storage/artifacts.js';
-import type { Database } from '../store/database.js';
-import { isUniqueViolation } from '../store/database.js';
+import { isUniqueViolation, type Database } from '../store/database.js';
 import type { EventBus, ServiceEvent } from '../store/events.js';
 import type { JobQueue, Lease } from '../store/jobs.js';
 import type { ListPosition, TunedModelStore } from '../store/tuned-models.js';
-import { dataStatsOf } from './data-stats.js';
+import type { Schema } from '../store/schema.js';
+import type { Kysely } from 'kysely';
 import { loadDataset, type DatasetSource } from './datasets.js';
 import { defaultBatchSize, defaultEpochsFor, pageSizes, tuningDefaults, tuningLimits, type Surface } from './defaults.js';
 import { jobNumber, operationId, randomId, tunedModelIdFor, tunedModelIdPattern } from './ids.js';
@@ -42,11 +43,20 @@ export interface CreateTunedModelRequest {
   validation?: DatasetSource;
 }
 
-/** A tuned model as create() would store it, with its parsed datasets. */
+/** A tuned model as create() would store it, with its parsed datasets (JSON, as the store keeps them; only for create). */
 export interface TuningPlan {
   model: TunedModel;
-  training: Example[];
-  validation: Example[];
+  training?: string;
+  validation?: string;
+}
+
+/** What the service is given besides its stores. */
+export interface TuningOptions {
+  limits: ServiceLimits;
+  /** Runs dataset parsing and framing off the event loop. */
+  cpu: CpuPool;
+  /** The one local directory dataset URIs may name (`attune serve --dataset-dir`). */
+  datasetDir?: string;
 }
 
 export type TunedModelPatch = Partial<Pick<TunedModel, 'displayName' | 'description' | 'temperature' | 'topP' | 'topK'>>;
@@ -71,6 +81,7 @@ export class TuningService {
     readonly artifacts: ArtifactStore,
     /** 'queued', 'cancel', 'deleted', 'change' and 'metric' go out here. */
     readonly events: EventBus,
+    private readonly options: TuningOptions,
   ) {}
 
   /** Called after a tuned model is deleted, through whichever server (serving frees its adapter). */
@@ -84,17 +95,12 @@ export class TuningService {
     return this.artifacts.localDirectory(model.adapterKey);
   }
 
-  /** Validates a request and returns what create() would store, storing nothing (AIP-163 validateOnly). */
-  async plan(request: CreateTunedModelRequest): Promise<TuningPlan> {
-    const { surface } = request;
-    const training = await this.dataset(request.training, surface);
-    const validation = request.validation && (await this.dataset(request.validation, surface));
-    if (validation && validation.examples.length > tuningLimits.maxValidationExamples) {
-      throw invalidArgument(
-        `The validation dataset has ${validation.examples.length} examples; at most ${tuningLimits.maxValidationExamples} are allowed.`,
-        request.validation!.field,
-      );
-    }
+  /**
+   * Validates a request and returns what create() would store, storing nothing (AIP-163 validateOnly). The
+   * cheap checks come first; the datasets are read, parsed and framed in the CPU pool last.
+   */
+  async plan(request: CreateTunedModelRequest, { keepExamples = false } = {}): Promise<TuningPlan> {
+    const { surface, project } = request;
     const maxName = tuningLimits.displayNameChars[surface];
     if ([...(request.displayName ?? '')].length > maxName) {
       throw invalidArgument(`displayName must be at most ${maxName} characters`, displayNameField[surface]);
@@ -108,14 +114,24 @@ export class TuningService {
       throw invalidArgument(`tunedModelId '${id}' must match ${tunedModelIdPattern.source}`, 'tuned_model_id');
     }
     if (await this.store.exists(id)) throw alreadyExists(id);
+    await this.checkProjectQuotas(project);
+    checkHyperparameterRanges(request.hyperparameters ?? {}, surface);
 
-    const hyperparameters = resolveHyperparameters(request.hyperparameters ?? {}, training.examples.length, base, surface);
-    const dataStats = dataStatsOf(training, await this.tokenizer(base.dir), request.training.field, base.vocabSize);
+    const training = await this.dataset(request.training, request, { stats: { baseDir: base.dir, vocabSize: base.vocabSize }, keepExamples });
+    const validation = request.validation && (await this.dataset(request.validation, request, { keepExamples }));
+    if (validation && validation.exampleCount > tuningLimits.maxValidationExamples) {
+      throw invalidArgument(
+        `The validation dataset has ${validation.exampleCount} examples; at most ${tuningLimits.maxValidationExamples} are allowed.`,
+        request.validation!.field,
+      );
+    }
+    const hyperparameters = resolveHyperparameters(request.hyperparameters ?? {}, training.exampleCount, base, surface);
+    this.checkJobSize(training.exampleCount, hyperparameters, surface);
     const time = now();
     const model: TunedModel = {
       id,
       jobNumber: jobNumber(),
-      project: request.project,
+      project,
       location: request.location ?? serviceDefaults.location,
       labels: request.labels ?? {},
       apiVersion: request.apiVersion,
@@ -133,23 +149,57 @@ export class TuningService {
       hyperparameters,
       trainingDatasetUri: 'uri' in request.training ? request.training.uri : undefined,
       validationDatasetUri: request.validation && 'uri' in request.validation ? request.validation.uri : undefined,
-      dataStats,
-      totalSteps: totalStepsFor(training.examples.length, hyperparameters.epochCount, hyperparameters.batchSize),
+      dataStats: training.stats!,
+      totalSteps: totalStepsFor(training.exampleCount, hyperparameters.epochCount, hyperparameters.batchSize),
       completedSteps: 0,
       operationId: operationId(),
       operationDone: false,
       cancelRequested: false,
     };
-    return { model, training: training.examples, validation: validation?.examples ?? [] };
+    return { model, training: training.examplesJson, validation: validation?.examplesJson };
+  }
+
+  /** RESOURCE_EXHAUSTED when the project holds as many tuned models, or has as many jobs waiting or running, as its limits allow. */
+  private async checkProjectQuotas(project: string, trx?: Kysely<Schema>): Promise<void> {
+    const { tunedModelsPerProject, queuedJobsPerProject } = this.options.limits;
+    const models = await (trx ? this.store.in(trx) : this.store).count(project);
+    if (models >= tunedModelsPerProject) {
+      throw new ServiceError(
+        'RESOURCE_EXHAUSTED',
+        `Project ${project} has ${models} tuned models, the limit tunedModelsPerProject (${tunedModelsPerProject}). Delete some to create more.`,
+      );
+    }
+    const jobs = await (trx ? this.jobs.in(trx) : this.jobs).unfinishedCount(project);
+    if (jobs >= queuedJobsPerProject) {
+      throw new ServiceError(
+        'RESOURCE_EXHAUSTED',
+        `Project ${project} has ${jobs} tuning jobs queued or running, the limit queuedJobsPerProject (${queuedJobsPerProject}). Wait for some to finish, or cancel some.`,
+      );
+    }
+  }
+
+  /** One job may train on at most limits.trainedExamplesPerJob examples (epochs × examples). */
+  private checkJobSize(examples: number, h: Hyperparameters, surface: Surface): void {
+    const limit = this.options.limits.trainedExamplesPerJob;
+    const trained = examples * h.epochCount;
+    if (trained > limit) {
+      throw invalidArgument(
+        `This job would train on ${trained} examples (${examples} examples × ${h.epochCount} epochs), more than ${limit}, the limit trainedExamplesPerJob. Use fewer epochs or a smaller dataset.`,
+        `${hyperparametersField[surface]}.epoch_count`,
+      );
+    }
   }
 
   async create(request: CreateTunedModelRequest): Promise<TunedModel> {
-    const { model, training, validation } = await this.plan(request);
+    const { model, training, validation } = await this.plan(request, { keepExamples: true });
     try {
       await this.database.transaction(async (trx) => {
-        // Checked again: another create may have taken the id while this one read its dataset.
+        // Creates of one project take turns here, so two servers cannot both pass the quota with the last slot.
+        await this.database.lockProject(trx, model.project);
+        // Checked again: another create may have taken the id, or the quota, while this one read its dataset.
         if (await this.store.in(trx).exists(model.id)) throw alreadyExists(model.id);
-        await this.store.in(trx).insert(model, training, validation); // a model is never stored without its job
+        await this.checkProjectQuotas(model.project, trx);
+        await this.store.in(trx).insert(model, training!, validation); // a model is never stored without its job
         await this.jobs.in(trx).enqueue(model.id, model.project);
       });
     } catch (error) {
@@ -244,12 +294,22 @@ export class TuningService {
     await this.publish({ type: 'change', id: lease.tunedModelId });
   }
 
-  async recordMetric(lease: Lease, metric: StepMetric): Promise<void> {
+  /**
+   * Records a step's or an evaluation's metric. One that is not a finite number means the run diverged: it is
+   * not stored, the run is failed, and 'diverged' tells the worker to abandon it (kill it, keep nothing).
+   */
+  async recordMetric(lease: Lease, metric: StepMetric): Promise<'recorded' | 'diverged'> {
+    if (!Number.isFinite(metric.loss) || !Number.isFinite(metric.accuracy)) {
+      const which = metric.kind === 'eval' ? 'validation ' : '';
+      await this.failed(lease, `Training diverged at step ${metric.step}: the ${which}loss is ${metric.loss}. Try a lower learning rate.`, 3);
+      return 'diverged';
+    }
     await this.jobs.fenced(lease, async (trx) => {
       await this.store.in(trx).addMetric(lease.tunedModelId, metric, lease.token);
       if (metric.kind === 'train') await this.store.in(trx).update(lease.tunedModelId, { completedSteps: metric.step });
     });
     await this.publish({ type: 'metric', id: lease.tunedModelId, kind: metric.kind, step: metric.step });
+    return 'recorded';
   }
 
   /** The adapter is in storage under adapterKey. */
@@ -290,11 +350,20 @@ export class TuningService {
   }
 
   /** Over-long examples fail a Gemini-API request; Vertex drops them and reports them in the data stats. */
-  private dataset(source: DatasetSource, surface: Surface) {
-    return loadDataset(source, this.objects, { overLength: surface === 'vertex' ? 'skip' : 'throw' });
+  private dataset(source: DatasetSource, { surface, project }: CreateTunedModelRequest, use: { stats?: { baseDir: string; vocabSize: number }; keepExamples: boolean }) {
+    const { limits, cpu, datasetDir } = this.options;
+    return loadDataset(source, {
+      cpu,
+      access: { project, objects: this.objects, datasetDir, maxBytes: limits.datasetFileBytes },
+      parse: { overLength: surface === 'vertex' ? 'skip' : 'throw', maxExamples: limits.datasetExamples },
+      ...use,
+    });
   }
 
-  /** A base model's tokenizer, loaded once per process (real ones take seconds and hundreds of MB); serving shares it. */
+  /**
+   * A base model's tokenizer, loaded once per process (real ones take seconds and hundreds of MB); serving shares
+   * it. (The CPU pool's threads load their own, for the work done there.)
+   */
   tokenizer(baseDir: string): Promise<Tokenizer> {
     let tokenizer = this.tokenizers.get(baseDir);
     if (!tokenizer) {
@@ -329,22 +398,34 @@ function validateSampling({ temperature, topP, topK }: { temperature?: number; t
   }
 }
 
-function resolveHyperparameters(given: Partial<Hyperparameters>, examples: number, base: BaseModelInfo, surface: Surface): Hyperparameters {
-  const { epochCount, batchSize, learningRate, learningRateMultiplier, adapterRank } = given;
+/** Hyperparameters within their ranges: anything else is refused at create, before a run can diverge on it. */
+function checkHyperparameterRanges(given: Partial<Hyperparameters>, surface: Surface): void {
+  const { epochCount, batchSize, learningRate, learningRateMultiplier } = given;
   const field = (name: string) => `${hyperparametersField[surface]}.${name}`;
-  const positiveInteger = (value: number | undefined, name: string, max: number) => {
+  const integerIn = (value: number | undefined, name: string, max: number) => {
     if (value !== undefined && !(Number.isInteger(value) && value >= 1 && value <= max)) {
       throw invalidArgument(`${name} must be an integer from 1 to ${max}, not ${value}`, field(name));
     }
   };
-  positiveInteger(epochCount, 'epoch_count', tuningLimits.maxEpochCount);
-  positiveInteger(batchSize, 'batch_size', tuningLimits.maxBatchSize);
+  integerIn(epochCount, 'epoch_count', tuningLimits.maxEpochCount);
+  integerIn(batchSize, 'batch_size', tuningLimits.maxBatchSize);
   if (learningRate !== undefined && learningRateMultiplier !== undefined) {
     throw invalidArgument('set learningRate or learningRateMultiplier, not both', hyperparametersField[surface]);
   }
-  for (const [name, value] of [['learning_rate', learningRate], ['learning_rate_multiplier', learningRateMultiplier]] as const) {
-    if (value !== undefined && !(value > 0)) throw invalidArgument(`${name} must be a positive number, not ${value}`, field(name));
+  const maxMultiplier = tuningLimits.maxLearningRate / tuningDefaults.baseLearningRate;
+  for (const [name, value, max] of [
+    ['learning_rate', learningRate, tuningLimits.maxLearningRate],
+    ['learning_rate_multiplier', learningRateMultiplier, maxMultiplier],
+  ] as const) {
+    if (value !== undefined && !(value > 0 && value <= max)) {
+      throw invalidArgument(`${name} must be greater than 0 and at most ${max}, not ${value}`, field(name));
+    }
   }
+}
+
+function resolveHyperparameters(given: Partial<Hyperparameters>, examples: number, base: BaseModelInfo, surface: Surface): Hyperparameters {
+  const { epochCount, batchSize, learningRate, learningRateMultiplier, adapterRank } = given;
+  const field = (name: string) => `${hyperparametersField[surface]}.${name}`;
   if (adapterRank !== undefined && !base.adapterRanks.includes(adapterRank)) {
     throw invalidArgument(
       `The adapter size is not supported for this base model. ${base.name} takes ${base.adapterRanks.join(', ')}.`,
