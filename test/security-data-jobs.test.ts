@@ -323,7 +323,12 @@ test('temporary files left by a killed writer are swept at start; a live writer\
     path.join(uploads, `object.attune-tmp-${deadPid}-0a1b2f`),
     path.join(uploads, '0123456789abcdef.part'), // the name before process ids
   ];
-  const kept = [path.join(checkpoint, 'state.json'), path.join(checkpoint, `state.json.attune-tmp-${live.pid}-0a1b30`)];
+  const kept = [
+    path.join(checkpoint, 'state.json'),
+    path.join(checkpoint, `state.json.attune-tmp-${live.pid}-0a1b30`),
+    // Another machine's writer, in a directory both mount: its process id means nothing here.
+    path.join(uploads, `object.attune-tmp-${deadPid}-h00000000-0a1b31`),
+  ];
   for (const file of [...leftovers, ...kept]) writeFileSync(file, 'x');
   const services = await open(t, { dataDir });
   await settled('the sweep', () => leftovers.every((file) => !existsSync(file)), 10_000);

@@ -12,6 +12,7 @@ import { closeSync, fsyncSync, openSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Storage, type StorageOptions } from '@google-cloud/storage';
+import { sweepTemporaryFiles, temporaryNameFor } from '../../engine/io/durable.js';
 
 export interface ArtifactStore {
   /** Where it is, for logs and health. */
@@ -64,7 +65,8 @@ export class DirectoryArtifacts implements ArtifactStore {
 
   async putDirectory(key: string, localDir: string): Promise<void> {
     const target = this.pathOf(key);
-    const staging = path.join(this.root, '.tmp', `${path.basename(target)}-${process.pid}-${randomBytes(6).toString('hex')}`);
+    // Staged in .tmp under a name of this process and host, so a sweep never takes a live writer's files.
+    const staging = temporaryNameFor(path.join(this.root, '.tmp', path.basename(target)));
     await fs.mkdir(staging, { recursive: true });
     try {
       for (const name of await filesOf(localDir)) {
@@ -103,6 +105,11 @@ export class DirectoryArtifacts implements ArtifactStore {
   async check(): Promise<void> {
     await fs.mkdir(this.root, { recursive: true });
     await fs.access(this.root, fs.constants.W_OK);
+  }
+
+  /** Removes what writers of this host that were killed left staged. */
+  sweep(): void {
+    sweepTemporaryFiles(path.join(this.root, '.tmp'));
   }
 }
 
@@ -244,5 +251,6 @@ export async function openArtifactStore({ location, endpoint, apiKey, dataDir }:
   } catch (error) {
     throw new Error(`cannot write to the storage directory ${store.root}: ${(error as Error).message}`);
   }
+  store.sweep();
   return store;
 }
