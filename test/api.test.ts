@@ -140,7 +140,6 @@ const rfc3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 const unregisteredCaller =
   "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.";
 const invalidKey = 'API key not valid. Please pass a valid API key.';
-const noPermission = (id: string) => `You do not have permission to access tuned model tunedModels/${id}`;
 const doesNotExist = (id: string) => `Tuned model tunedModels/${id} does not exist.`;
 
 const generateContentBody = { contents: [{ role: 'user', parts: [{ text: 'twenty two' }] }] };
@@ -314,7 +313,7 @@ describe('keyless mode', () => {
       const alpha = await api.get('/v1beta/tunedModels', 'project-alpha');
       assert.equal(alpha.status, 200, alpha.text);
       assert.equal(alpha.json.tunedModels, undefined);
-      assertRpcError(await api.get(`/v1beta/${name}`, 'project-alpha'), 403, 'PERMISSION_DENIED', noPermission(name.split('/')[1]));
+      assertRpcError(await api.get(`/v1beta/${name}`, 'project-alpha'), 404, 'NOT_FOUND', doesNotExist(name.split('/')[1]!));
       assert.equal((await api.req(`/v1beta/${name}`, { method: 'DELETE' })).status, 200);
     });
 
@@ -338,7 +337,7 @@ describe('isolation: a project cannot see or touch another project\'s tuned mode
     assert.equal(operation.metadata.tunedModel, `tunedModels/${id}`);
   });
 
-  test('beta: get, patch, delete, cancel, generate, operations → 403 "You do not have permission to access tuned model …"', async () => {
+  test('beta: get, patch, delete, cancel, generate, operations → 404, exactly as for a model that does not exist (AIP-193)', async () => {
     const opId = operation.name.split('/').at(-1);
     const attempts: [string, string, unknown?][] = [
       ['GET', `/v1beta/tunedModels/${id}`],
@@ -360,13 +359,13 @@ describe('isolation: a project cannot see or touch another project\'s tuned mode
     ];
     for (const [method, p, body] of attempts) {
       const r = await api.req(p, { method, key: api.keyOf('project-beta'), body });
-      assertRpcError(r, 403, 'PERMISSION_DENIED', noPermission(id));
+      assertRpcError(r, 404, 'NOT_FOUND', doesNotExist(id));
     }
   });
 
   test('beta cannot tune from alpha\'s model either', async () => {
     const body = { ...tuningBody(shortRun), baseModel: undefined, tunedModelSource: { tunedModel: `tunedModels/${id}` } };
-    assertRpcError(await api.post('/v1beta/tunedModels', 'project-beta', body), 403, 'PERMISSION_DENIED', noPermission(id));
+    assertRpcError(await api.post('/v1beta/tunedModels', 'project-beta', body), 404, 'NOT_FOUND', doesNotExist(id));
   });
 
   test('lists show only the caller\'s own models and operations', async () => {
@@ -535,7 +534,7 @@ describe('bad requests are answered with google.rpc errors and the server stays 
     assertRpcError(await create(tuningBody(shortRun), '?tunedModelId=twice'), 409, 'ALREADY_EXISTS', /tunedModels\/twice/);
   });
 
-  test('a body over 64 MiB: 400, with the limit in the message', { timeout: 120_000 }, async () => {
+  test('a body over the 32 MiB requestBodyBytes limit: 413, with the limit in the message', { timeout: 120_000 }, async () => {
     const body = Buffer.alloc(64 * 1024 * 1024 + 1024, 'a');
     body.write('{"displayName":"', 0);
     body.write('"}', body.length - 2);
@@ -544,7 +543,7 @@ describe('bad requests are answered with google.rpc errors and the server stays 
       // A declared length over the limit is refused at once; a chunked body once the limit is passed.
       const pauseAfter = chunked ? 64 * 1024 * 1024 + 512 * 1024 : 256 * 1024;
       const r = await rawPost(`${fixture.url}/v1beta/tunedModels`, headers, body, { chunked, pauseAfter });
-      assertRpcError(r, 400, 'INVALID_ARGUMENT', /^Request payload size exceeds the limit: 67108864 bytes\.$/);
+      assertRpcError(r, 413, 'INVALID_ARGUMENT', /^Request payload size exceeds the limit: 33554432 bytes \(the requestBodyBytes limit/);
     }
   });
 
@@ -896,7 +895,7 @@ describe('tuning runs: snapshots, generation and cancellation', () => {
     assert.equal(opAsInt.json.response.state, 2);
   });
 
-  test('the owner can generateContent (v1beta, v1) and generateText (v1beta3); another project gets 403', { timeout: 120_000 }, async () => {
+  test('the owner can generateContent (v1beta, v1) and generateText (v1beta3); another project gets 404', { timeout: 120_000 }, async () => {
     const name = finished.response.name as string;
     for (const version of ['v1beta', 'v1']) {
       const r = await api.post(`/${version}/${name}:generateContent`, 'project-alpha', generateContentBody);
@@ -907,7 +906,7 @@ describe('tuning runs: snapshots, generation and cancellation', () => {
     const text = await api.post(`/v1beta3/${name}:generateText`, 'project-alpha', { prompt: { text: 'twenty two' }, candidate_count: 2 });
     assert.equal(text.status, 200, text.text);
     assert.equal(text.json.candidates.length, 2, text.text);
-    assertRpcError(await api.post(`/v1beta/${name}:generateContent`, 'project-beta', generateContentBody), 403, 'PERMISSION_DENIED', noPermission(name.split('/')[1]));
+    assertRpcError(await api.post(`/v1beta/${name}:generateContent`, 'project-beta', generateContentBody), 404, 'NOT_FOUND', doesNotExist(name.split('/')[1]!));
   });
 
   test(':cancel on the operation (v1) ends it: done, error.code 1', { timeout: 240_000 }, async () => {

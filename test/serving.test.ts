@@ -349,10 +349,10 @@ test('close(): a running generation ends UNAVAILABLE, queued ones too, and new o
   await assert.rejects(inference.generate(base, request), (error: any) => error.status === 'UNAVAILABLE');
 });
 
-test('project isolation: another project gets 403, an unknown model 404', async () => {
+test('project isolation: another project\'s model answers 404 like an unknown one', async () => {
   const denied = await post(`/v1beta/tunedModels/${tunedId}:generateContent`, { contents: [user('1')] }, otherKey);
-  assertRpcError(denied, 403, 'PERMISSION_DENIED', new RegExp(`tunedModels/${tunedId}`));
-  assertRpcError(await post(`/v1beta/tunedModels/${tunedId}:countTokens`, { contents: [user('1')] }, otherKey), 403, 'PERMISSION_DENIED');
+  assertRpcError(denied, 404, 'NOT_FOUND', new RegExp(`^Tuned model tunedModels/${tunedId} does not exist\\.$`));
+  assertRpcError(await post(`/v1beta/tunedModels/${tunedId}:countTokens`, { contents: [user('1')] }, otherKey), 404, 'NOT_FOUND');
   assertRpcError(await post('/v1beta/tunedModels/nope-123:generateContent', { contents: [user('1')] }), 404, 'NOT_FOUND', /does not exist/);
   assertRpcError(await post(`/v1beta/tunedModels/${tunedId}:generateContent`, { contents: [user('1')] }, 'atk_wrong'), 400, 'INVALID_ARGUMENT', /API key not valid/);
 });

@@ -282,13 +282,20 @@ for (const dialect of dialects) {
     test('API keys: hashed, one project each', async (t) => {
       const database = await openFresh(t, dialect);
       const keys = new KeyStore(database.db);
-      const key = await keys.create('key-project', 'ci');
+      const key = await keys.create('key-project', { label: 'ci' });
       assert.match(key, /^atk_/);
       assert.equal(await keys.projectOf(key), 'key-project');
       assert.equal(await keys.projectOf(key + 'x'), undefined);
       assert.equal(await keys.hasProject('key-project'), true);
       assert.equal(await keys.hasProject('nobody-here'), false);
       assert.deepEqual((await keys.list()).map((k) => [k.project, k.label]), [['key-project', 'ci']]);
+      const [info] = await keys.list();
+      assert.equal((await keys.revoke(info!.id.slice(0, 8))).project, 'key-project', 'revoked by a prefix of its id');
+      assert.deepEqual(await keys.check(key), { problem: 'revoked' });
+      const expiring = await keys.create('key-project', { expireTime: new Date(Date.now() + 300).toISOString() });
+      assert.equal(await keys.projectOf(expiring), 'key-project');
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      assert.deepEqual(await keys.check(expiring), { problem: 'expired' });
       const { rows } = await database.db.selectFrom('api_keys').select('key_hash').execute().then((r) => ({ rows: r }));
       assert.ok(rows.every((r) => !r.key_hash.includes(key)), 'only the hash is stored');
     });

@@ -721,7 +721,7 @@ describe('Vertex AI tuningJobs on attune serve', () => {
       assert.deepEqual(other.json, {});
     });
 
-    test('unknown job → 404; another project\'s key → 403; cancel of a finished job → 400 FAILED_PRECONDITION', async () => {
+    test('unknown job → 404; another project\'s key → 403 on this project\'s path, 404 (as for a missing job) on its own; cancel of a finished job → 400 FAILED_PRECONDITION', async () => {
       const { finished } = await genaiRun();
       assertRpcError(await rest(`${parent()}/tuningJobs/1234567890123456789`), 404, 'NOT_FOUND', /1234567890123456789/);
       assertRpcError(await rest(`${parent('v1')}/tuningJobs/1234567890123456789:cancel`, { method: 'POST', body: {} }), 404, 'NOT_FOUND');
@@ -731,13 +731,19 @@ describe('Vertex AI tuningJobs on attune serve', () => {
       assertRpcError(await rest(`${parent()}/tuningJobs`, { apiKey: otherKey() }), 403, 'PERMISSION_DENIED');
       assertRpcError(await rest(`/v1beta1/${finished.name}`, { apiKey: otherKey() }), 403, 'PERMISSION_DENIED');
       const n = jobNumberOf(finished.name!);
-      assertRpcError(await rest(`${parent('v1beta1', otherProject)}/tuningJobs/${n}`, { apiKey: otherKey() }), 403, 'PERMISSION_DENIED');
-      assertRpcError(await rest(`${parent('v1beta1', otherProject)}/tuningJobs/${n}:cancel`, { method: 'POST', body: {}, apiKey: otherKey() }), 403, 'PERMISSION_DENIED');
-      assertRpcError(
-        await rest(`${parent('v1beta1', otherProject)}/endpoints/${n}:generateContent`, { method: 'POST', body: { contents: [{ parts: [{ text: 'twenty two' }] }] }, apiKey: otherKey() }),
-        403,
-        'PERMISSION_DENIED',
-      );
+      // AIP-193: on its own path, this project's job answers exactly as a job that does not exist.
+      const missing = '1234567890123456789';
+      for (const [verb, method, body] of [['', 'GET', undefined], [':cancel', 'POST', {}]] as const) {
+        const theirs = await rest(`${parent('v1beta1', otherProject)}/tuningJobs/${n}${verb}`, { method, body, apiKey: otherKey() });
+        const none = await rest(`${parent('v1beta1', otherProject)}/tuningJobs/${missing}${verb}`, { method, body, apiKey: otherKey() });
+        assertRpcError(theirs, 404, 'NOT_FOUND');
+        assert.equal(theirs.json.error.message, none.json.error.message.replace(missing, n));
+      }
+      const generate = { method: 'POST', body: { contents: [{ parts: [{ text: 'twenty two' }] }] }, apiKey: otherKey() };
+      const theirs = await rest(`${parent('v1beta1', otherProject)}/endpoints/${n}:generateContent`, generate);
+      const none = await rest(`${parent('v1beta1', otherProject)}/endpoints/${missing}:generateContent`, generate);
+      assertRpcError(theirs, 404, 'NOT_FOUND');
+      assert.equal(theirs.json.error.message, none.json.error.message.replace(missing, n));
       // No credentials at all.
       const anonymous = await call(`${fixture.url}${parent()}/tuningJobs`);
       assert.ok([401, 403].includes(anonymous.status), anonymous.text);
@@ -927,7 +933,7 @@ describe('Vertex AI tuningJobs on attune serve', () => {
       assert.ok(listed.json.tunedModels.some((m: any) => m.name === model.json.name));
 
       // Another project's key cannot see it through the Gemini API either.
-      assertRpcError(await rest(`/v1beta/tunedModels/${n}`, { apiKey: otherKey() }), 403, 'PERMISSION_DENIED');
+      assertRpcError(await rest(`/v1beta/tunedModels/${n}`, { apiKey: otherKey() }), 404, 'NOT_FOUND', new RegExp(`^Tuned model tunedModels/${n} does not exist\\.$`));
     });
 
     test('@google/genai models.generateContent on a base model name (publishers/google/models/…) and the same call over REST', async () => {

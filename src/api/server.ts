@@ -1,9 +1,14 @@
-// The HTTP server: plugins for errors, lenient JSON and auth, then one route module per concern.
+// The HTTP server: plugins for errors, lenient JSON, auth, the request policy and body limits, then one route
+// module per concern. The last three hook in when a request arrives, before its body is read, in this order:
+// auth (who is asking), policy (keyless Host/Origin, content types), body limits (how much they may send).
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Services } from '../service/services.js';
-import { errorsPlugin } from './plugins/errors.js';
+import { errorsPlugin, frameworkErrorHandler } from './plugins/errors.js';
 import { lenientJsonPlugin } from './plugins/lenient-json.js';
 import { authPlugin } from './plugins/auth.js';
+import { requestPolicyPlugin } from './plugins/request-policy.js';
+import { bodyLimitPlugin } from './plugins/body-limit.js';
+import { loggerOptions } from './log.js';
 import { CustomMethods } from './gemini/custom-methods.js';
 import { tunedModelRoutes, operationRoutes } from './gemini/tuned-models.js';
 import { generateRoutes } from './gemini/generate.js';
@@ -14,22 +19,27 @@ import { metricRoutes } from './vertex/metrics.js';
 import { endpointRoutes } from './vertex/endpoints.js';
 import { consolePlugin } from './console/plugin.js';
 
-export const requestLimits = {
-  /** Bodies carry training examples: 40,000 + 5,000 characters each, hundreds of them. */
-  bodyBytes: 64 * 1024 * 1024,
-} as const;
-
 export interface ServerOptions {
-  logger?: boolean | object;
+  /** Pino's level for the request log (secrets redacted); none: no log. */
+  logLevel?: string;
 }
 
-export async function buildServer(services: Services, { logger = false }: ServerOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger, bodyLimit: requestLimits.bodyBytes, routerOptions: { maxParamLength: 500 } });
+export async function buildServer(services: Services, { logLevel }: ServerOptions = {}): Promise<FastifyInstance> {
+  const { limits } = services;
+  const app = Fastify({
+    logger: logLevel ? loggerOptions(logLevel) : false,
+    // The per-request limit (body-limit.ts) is at most this; Fastify's own check stays as a backstop.
+    bodyLimit: Math.max(limits.requestBodyBytes, limits.unauthenticatedBodyBytes),
+    routerOptions: { maxParamLength: 500 },
+    frameworkErrors: frameworkErrorHandler,
+  });
   // Google pretty-prints its JSON; scripts grep single lines such as '"state": "ACTIVE"'.
   app.setReplySerializer((payload) => JSON.stringify(payload, null, 2));
   await app.register(errorsPlugin);
   await app.register(lenientJsonPlugin);
   await app.register(authPlugin, { keys: services.keys, keyless: services.config.keyless });
+  await app.register(requestPolicyPlugin, { keyless: services.config.keyless });
+  await app.register(bodyLimitPlugin, { limits });
   // Readiness for a load balancer: whether this server reaches the database and the storage now.
   app.get('/healthz', { config: { public: true } }, async (_request, reply) => {
     const [database, storage] = await Promise.all([

@@ -46,7 +46,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   }
   const target = usage(() => databaseTarget(config.database, config.dataDir));
   const services = await openServices(config);
-  const app = await buildServer(services, { logger: { level: process.env.ATTUNE_LOG_LEVEL ?? 'info' } });
+  const app = await buildServer(services, { logLevel: process.env.ATTUNE_LOG_LEVEL ?? 'info' });
   const address = await app.listen({ host: config.host, port: config.port });
   app.log.info(
     { address, dataDir: config.dataDir, database: describeTarget(target), storage: services.artifacts.description, localWorkers: config.concurrency, keyless: config.keyless },

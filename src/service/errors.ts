@@ -28,6 +28,8 @@ export class ServiceError extends Error {
     readonly status: CanonicalStatus,
     message: string,
     readonly fieldViolations: FieldViolation[] = [],
+    /** An HTTP status other than the canonical one, where Google answers one (413 for a payload too large). */
+    readonly httpStatus?: number,
   ) {
     super(message);
     this.name = 'ServiceError';
@@ -37,3 +39,12 @@ export class ServiceError extends Error {
 export const invalidArgument = (message: string, field?: string) =>
   new ServiceError('INVALID_ARGUMENT', message, field ? [{ field, description: message }] : []);
 export const notFound = (message: string) => new ServiceError('NOT_FOUND', message);
+
+/** A body over a size limit: Google's 413 and message, naming the limit that applied. */
+export const payloadTooLarge = (limit: string, bytes: number) =>
+  new ServiceError(
+    'INVALID_ARGUMENT',
+    `Request payload size exceeds the limit: ${bytes} bytes (the ${limit} limit; attune serve --limit ${limit}=N changes it).`,
+    [],
+    413,
+  );

@@ -21,8 +21,8 @@ export interface BrowserFixture {
   newPage(options?: { viewport?: { width: number; height: number } }): Promise<{ context: BrowserContext; page: Page; problems: string[] }>;
 }
 
-/** Registers `before` (launch) and `after` (close) on the enclosing suite. */
-export function useBrowser(): BrowserFixture {
+/** Registers `before` (launch) and `after` (close) on the enclosing suite; `args` go to Chromium as well. */
+export function useBrowser({ args = [] }: { args?: string[] } = {}): BrowserFixture {
   let browser: Browser | undefined;
   const contexts: BrowserContext[] = [];
   before(async () => {
@@ -30,7 +30,7 @@ export function useBrowser(): BrowserFixture {
       throw new Error(`no Chromium at ${chromiumPath}: run scripts/setup.sh (installs Debian's chromium) or set CHROMIUM_PATH`);
     }
     // --no-sandbox: CI and containers run as root, where Chromium's sandbox cannot start.
-    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage', ...args] });
   });
   after(async () => {
     for (const context of contexts) await context.close().catch(() => {});

@@ -6,6 +6,7 @@ import { invalidArgument } from '../../service/errors.js';
 import { supportedGenerationMethods, type BaseModelInfo } from '../../service/models/registry.js';
 import { servingLimits } from '../../service/serving/inference.js';
 import { parseVersion } from './custom-methods.js';
+import { pagingQuery } from '../paging.js';
 
 export const modelPageSizes = { default: 50, max: 1000 } as const;
 
@@ -50,11 +51,10 @@ export function modelRoutes(app: FastifyInstance, services: Services): void {
 
   app.get<{ Params: { version: string }; Querystring: { pageSize?: number; pageToken?: string } }>(
     '/:version/models',
-    { schema: { querystring: { type: 'object', properties: { pageSize: { type: 'integer' }, pageToken: { type: 'string' } } } } },
+    { schema: { querystring: { type: 'object', properties: pagingQuery } } },
     async (request) => {
       parseVersion(request.params.version);
       const { pageSize, pageToken } = request.query;
-      if (pageSize !== undefined && pageSize < 0) throw invalidArgument('pageSize must not be negative', 'page_size');
       const size = Math.min(pageSize || modelPageSizes.default, modelPageSizes.max);
       const offset = pageToken ? decodePageToken(pageToken) : 0;
       const all = registry.list();

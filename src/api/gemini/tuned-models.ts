@@ -8,6 +8,7 @@ import { camelCase } from '../plugins/lenient-json.js';
 import { parseVersion, type CustomMethods } from './custom-methods.js';
 import { operationWire, tunedModelWire } from './wire.js';
 import { wireOptions, type WireOptions } from '../proto-json.js';
+import { pagingQuery } from '../paging.js';
 
 const number = { type: 'number' };
 const integer = { type: 'integer' };
@@ -101,7 +102,7 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
 
   app.get<{ Params: { version: string }; Querystring: ListQuery }>(
     '/:version/tunedModels',
-    { schema: { querystring: { type: 'object', properties: { pageSize: integer, pageToken: string, filter: string } } } },
+    { schema: { querystring: { type: 'object', properties: { ...pagingQuery, filter: string } } } },
     async (request) => {
       parseVersion(request.params.version);
       const { pageSize, pageToken, filter } = request.query;
@@ -174,7 +175,7 @@ export function operationRoutes(app: FastifyInstance, services: Services): void 
     return {};
   });
 
-  app.get<{ Querystring: ListQuery }>('/v1/operations', async (request) => {
+  app.get<{ Querystring: ListQuery }>('/v1/operations', { schema: { querystring: { type: 'object', properties: pagingQuery } } }, async (request) => {
     const page = await tuning.list(request.project, request.query.pageSize, request.query.pageToken);
     const options = wireOptions(request);
     const operations = await Promise.all(page.items.map((m) => wire(m, options)));

@@ -1,15 +1,19 @@
-// Who is calling: an API key as x-goog-api-key, ?key= or Authorization: Bearer (as Google accepts them)
-// names the project. A Vertex path (projects/{project}/…) or x-goog-user-project may name it too, but only
-// the key's own. In keyless mode (loopback only) a request without credentials acts for the project the
-// path or x-goog-user-project names, or the local project, unless that project has API keys.
+// Who is calling, decided when the request arrives (onRequest), before its body is read: a caller without
+// valid credentials is answered at once and never costs more than its headers.
+//
+// An API key as x-goog-api-key, ?key= or Authorization: Bearer (as Google accepts them) names the project. A
+// Vertex path (projects/{project}/…) or x-goog-user-project may name it too, but only the key's own. In
+// keyless mode (loopback only) a request without credentials acts for the project the path or
+// x-goog-user-project names, or the local project, unless that project has API keys.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { KeyStore } from '../../service/auth/keys.js';
+import type { KeyCheck, KeyStore } from '../../service/auth/keys.js';
 import { ServiceError } from '../../service/errors.js';
 import { serviceDefaults } from '../../service/config.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
+    /** The project the caller acts for; '' until authenticated, and on public routes and unknown paths. */
     project: string;
   }
   interface FastifyContextConfig {
@@ -23,33 +27,56 @@ export interface AuthOptions {
   keyless: boolean;
 }
 
+const firstOf = (value: unknown): string | undefined => {
+  const first = Array.isArray(value) ? value[0] : value;
+  return typeof first === 'string' && first !== '' ? first : undefined;
+};
+
 function credentials(request: FastifyRequest): { key?: string; bearer?: string } {
+  // onRequest runs before the query is camelCased: Google's own names, and the camelCase ones clients also send.
   const query = request.query as Record<string, unknown>;
-  const header = request.headers['x-goog-api-key'];
-  const key = (Array.isArray(header) ? header[0] : header) ?? (typeof query.key === 'string' ? query.key : undefined);
-  const authorization = request.headers.authorization;
-  const bearer = authorization?.match(/^Bearer\s+(.+)$/i)?.[1] ?? (typeof query.accessToken === 'string' ? query.accessToken : undefined);
+  const key = firstOf(request.headers['x-goog-api-key']) ?? firstOf(query.key);
+  const bearer = request.headers.authorization?.match(/^Bearer\s+(.+)$/i)?.[1] ?? firstOf(query.access_token) ?? firstOf(query.accessToken);
   return { key, bearer };
 }
 
+const invalidKey = () => new ServiceError('INVALID_ARGUMENT', 'API key not valid. Please pass a valid API key.');
+
+/** A key that is no longer valid: Google's 401 with what happened to it. */
+function lapsedKey(problem: 'revoked' | 'expired'): ServiceError {
+  return new ServiceError(
+    'UNAUTHENTICATED',
+    problem === 'expired' ? 'API key expired. Please renew the API key.' : 'API key revoked. Please pass a valid API key.',
+  );
+}
+
+const projectOrThrow = (checked: KeyCheck, unknown: () => ServiceError): string => {
+  if ('project' in checked) return checked.project;
+  throw checked.problem === 'unknown' ? unknown() : lapsedKey(checked.problem);
+};
+
 export const authPlugin = fp(async (app: FastifyInstance, { keys, keyless }: AuthOptions) => {
   app.decorateRequest('project', '');
-  app.addHook('preHandler', async (request) => {
+  app.addHook('onRequest', async (request) => {
     if (request.routeOptions.config?.public || request.is404) return; // an unknown route is a 404 for everyone
     const { key, bearer } = credentials(request);
     const pathProject = (request.params as Record<string, string | undefined> | undefined)?.project;
-    const userProject = pathProject ?? (request.headers['x-goog-user-project'] as string | undefined);
+    const userProject = pathProject ?? firstOf(request.headers['x-goog-user-project']);
     let project: string | undefined;
     if (key) {
-      project = await keys.projectOf(key);
-      if (!project) throw new ServiceError('INVALID_ARGUMENT', 'API key not valid. Please pass a valid API key.');
+      project = projectOrThrow(await keys.check(key), invalidKey);
     } else if (bearer) {
       // Bearer tokens are Attune API keys too: the tutorials send `Authorization: Bearer $(gcloud …)`.
-      project = await keys.projectOf(bearer);
-      if (!project && !keyless) {
-        throw new ServiceError(
-          'UNAUTHENTICATED',
-          'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.',
+      // A keyless server takes any token that is no key at all (SDKs in Vertex mode always send one).
+      const checked = await keys.check(bearer);
+      if (!('problem' in checked && checked.problem === 'unknown' && keyless)) {
+        project = projectOrThrow(
+          checked,
+          () =>
+            new ServiceError(
+              'UNAUTHENTICATED',
+              'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.',
+            ),
         );
       }
     }

@@ -1,33 +1,43 @@
 // Every failure leaves as a google.rpc error body: {"error": {"code": <HTTP>, "message", "status", "details"?}}.
-import type { FastifyInstance, FastifyReply, FastifyError } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyError } from 'fastify';
 import fp from 'fastify-plugin';
-import { ServiceError, canonicalCodes, type CanonicalStatus, type FieldViolation } from '../../service/errors.js';
+import { ServiceError, canonicalCodes, payloadTooLarge, type CanonicalStatus, type FieldViolation } from '../../service/errors.js';
 import { DatasetError } from '../../engine/data/examples.js';
 import { isUnavailable } from '../../service/store/database.js';
 
-export function rpcErrorBody(status: CanonicalStatus, message: string, violations: FieldViolation[] = []) {
+export function rpcErrorBody(status: CanonicalStatus, message: string, violations: FieldViolation[] = [], http = canonicalCodes[status].http) {
   const details = violations.length
     ? [{ '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: violations }]
     : undefined;
-  return { error: { code: canonicalCodes[status].http, message, status, ...(details ? { details } : {}) } };
+  return { error: { code: http, message, status, ...(details ? { details } : {}) } };
 }
 
-export function sendRpcError(reply: FastifyReply, status: CanonicalStatus, message: string, violations: FieldViolation[] = []) {
+export function sendRpcError(reply: FastifyReply, status: CanonicalStatus, message: string, violations: FieldViolation[] = [], http = canonicalCodes[status].http) {
   return reply
-    .code(canonicalCodes[status].http)
+    .code(http)
     .type('application/json; charset=UTF-8')
-    .send(rpcErrorBody(status, message, violations));
+    .send(rpcErrorBody(status, message, violations, http));
+}
+
+export interface ClassifiedError {
+  status: CanonicalStatus;
+  message: string;
+  violations?: FieldViolation[];
+  /** Where it differs from the status's canonical HTTP code. */
+  http?: number;
+  unexpected?: boolean;
 }
 
 /** Maps any thrown error to its google.rpc status; unexpected ones are logged and answered 500. */
-export function classify(error: unknown, bodyLimit?: number): { status: CanonicalStatus; message: string; violations?: FieldViolation[]; unexpected?: boolean } {
-  if (error instanceof ServiceError) return { status: error.status, message: error.message, violations: error.fieldViolations };
+export function classify(error: unknown, bodyLimit?: number): ClassifiedError {
+  if (error instanceof ServiceError) return { status: error.status, message: error.message, violations: error.fieldViolations, http: error.httpStatus };
   if (error instanceof DatasetError) return { status: 'INVALID_ARGUMENT', message: error.message };
   // The database dropped the connection (or is restarting): the client may retry; nothing was lost.
   if (isUnavailable(error)) return { status: 'UNAVAILABLE', message: 'The service is currently unavailable: its database cannot be reached. Retry shortly.' };
   const fastifyError = error as FastifyError;
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return { status: 'INVALID_ARGUMENT', message: `Request payload size exceeds the limit: ${bodyLimit} bytes.` };
+    const { status, message, httpStatus } = payloadTooLarge('requestBodyBytes', bodyLimit ?? 0);
+    return { status, message, http: httpStatus };
   }
   if (fastifyError.validation) {
     const where = fastifyError.validationContext === 'querystring' ? 'Invalid query parameter.' : 'Invalid JSON payload received.';
@@ -39,11 +49,26 @@ export function classify(error: unknown, bodyLimit?: number): { status: Canonica
   return { status: 'INTERNAL', message: 'Internal error encountered.', unexpected: true };
 }
 
+/**
+ * Errors Fastify raises before a route is found (Fastify's `frameworkErrors` option): a path that is not valid
+ * percent-encoding or has a segment over the router's length limit. Answered as google.rpc errors too, without
+ * echoing the URL (it may carry a key).
+ */
+export function frameworkErrorHandler(error: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
+  const message =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? 'Invalid resource name: a path segment is too long.'
+      : error.code === 'FST_ERR_BAD_URL'
+        ? 'Invalid URL: a path segment is not valid percent-encoding.'
+        : 'Invalid request.';
+  return sendRpcError(reply, 'INVALID_ARGUMENT', message);
+}
+
 export const errorsPlugin = fp(async (app: FastifyInstance) => {
   app.setErrorHandler((error, request, reply) => {
-    const { status, message, violations, unexpected } = classify(error, app.initialConfig.bodyLimit);
+    const { status, message, violations, http, unexpected } = classify(error, app.initialConfig.bodyLimit);
     if (unexpected) request.log.error({ err: error }, 'unexpected error');
-    return sendRpcError(reply, status, message, violations);
+    return sendRpcError(reply, status, message, violations, http);
   });
   app.setNotFoundHandler((request, reply) =>
     sendRpcError(reply, 'NOT_FOUND', `Method not found: ${request.method} ${request.url.split('?')[0]}`),

@@ -21,27 +21,41 @@ export function camelizeKeys(value: unknown, parent = ''): unknown {
   );
 }
 
-/** Removes commas that directly precede a closing bracket or brace, outside strings. */
+const quote = 0x22;
+const backslash = 0x5c;
+const comma = 0x2c;
+/** JSON's whitespace (RFC 8259): space, tab, line feed, carriage return. */
+const isJsonSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+
+/**
+ * Removes commas that directly precede a closing bracket or brace, outside strings. One pass over the text:
+ * each character is looked at a bounded number of times, and the result is joined once from slices of it.
+ */
 export function stripTrailingCommas(text: string): string {
-  let out = '';
+  const kept: string[] = [];
+  let from = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
-    const c = text[i];
+    const c = text.charCodeAt(i);
     if (inString) {
-      out += c;
-      if (c === '\\') out += text[++i] ?? '';
-      else if (c === '"') inString = false;
-      continue;
+      if (c === backslash) i++;
+      else if (c === quote) inString = false;
+    } else if (c === quote) {
+      inString = true;
+    } else if (c === comma) {
+      let next = i + 1;
+      while (next < text.length && isJsonSpace(text.charCodeAt(next))) next++;
+      const closer = text[next];
+      if (closer === '}' || closer === ']') {
+        kept.push(text.slice(from, i));
+        from = i + 1;
+      }
+      i = next - 1; // the spaces are not looked at again
     }
-    if (c === '"') inString = true;
-    if (c === ',') {
-      let j = i + 1;
-      while (j < text.length && /\s/.test(text[j])) j++;
-      if (text[j] === '}' || text[j] === ']') continue;
-    }
-    out += c;
   }
-  return out;
+  if (from === 0) return text;
+  kept.push(text.slice(from));
+  return kept.join('');
 }
 
 export function parseLenientJson(text: string): unknown {
@@ -49,7 +63,9 @@ export function parseLenientJson(text: string): unknown {
   try {
     return camelizeKeys(JSON.parse(stripTrailingCommas(text)));
   } catch (error) {
-    throw new ServiceError('INVALID_ARGUMENT', `Invalid JSON payload received. ${(error as Error).message}`);
+    // Nesting thousands deep overflows the stack (JSON.parse's or camelizeKeys'): no real request nests so deep.
+    const why = error instanceof RangeError ? 'Values are nested too deeply.' : (error as Error).message;
+    throw new ServiceError('INVALID_ARGUMENT', `Invalid JSON payload received. ${why}`);
   }
 }
 

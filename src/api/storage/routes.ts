@@ -9,7 +9,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import { ServiceError, invalidArgument } from '../../service/errors.js';
+import { invalidArgument } from '../../service/errors.js';
 import { ObjectStore, type ObjectInfo } from '../../service/storage/object-store.js';
 
 export interface StorageRoutesOptions {
@@ -128,7 +128,7 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
 
   type UploadRequest = FastifyRequest<{ Params: BucketParams; Querystring: Record<string, string | undefined> }>;
-  app.post('/upload/storage/v1/b/:bucket/o', async (request: UploadRequest, reply) => {
+  app.post('/upload/storage/v1/b/:bucket/o', { config: { body: 'upload' } }, async (request: UploadRequest, reply) => {
     let info: ObjectInfo;
     try {
       info = await receive(request);
@@ -166,7 +166,8 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
       const partType = typeof metadata.contentType === 'string' ? metadata.contentType : parts[1].headers['content-type'];
       info = await store.put(request.project, bucket, name, parts[1].body, { contentType: partType });
     } else {
-      throw new ServiceError('UNIMPLEMENTED', `uploadType=${uploadType} is not supported; use media or multipart.`);
+      // A client's choice, not a server fault: 400 (a 5xx would tell clients to retry).
+      throw invalidArgument(`uploadType=${uploadType} is not supported; use media or multipart (no resumable uploads: @google-cloud/storage needs resumable: false).`, 'uploadType');
     }
     return info;
   }

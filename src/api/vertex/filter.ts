@@ -72,7 +72,7 @@ export function parseFilter(filter: string | undefined): JobPredicate {
     if (name === undefined || op === undefined || raw === undefined || !/^(!=|>=|<=|=|>|<|:)$/.test(op)) {
       fail(filter, 'expected comparisons like state = "JOB_STATE_SUCCEEDED"');
     }
-    const value = raw.startsWith('"') ? (JSON.parse(raw) as string) : raw;
+    const value = raw.startsWith('"') ? quoted(raw, filter) : raw;
     const read = fieldReader(name, filter);
     if (/_time$|Time$/.test(name)) {
       const time = Date.parse(value);
@@ -90,11 +90,22 @@ export function parseFilter(filter: string | undefined): JobPredicate {
 function fieldReader(name: string, filter: string): (m: TunedModel) => string | undefined {
   if (name.startsWith('labels.')) {
     const key = name.slice('labels.'.length);
-    return (m) => m.labels[key];
+    // Own keys only: `labels.constructor` is a label nobody set, not Object's constructor.
+    return (m) => (Object.hasOwn(m.labels, key) ? m.labels[key] : undefined);
   }
-  const read = fields[camelCase(name)];
+  const field = camelCase(name);
+  const read = Object.hasOwn(fields, field) ? fields[field] : undefined;
   if (!read) fail(filter, `unknown field "${name}"; filter on state, labels.<key>, base_model, display_name, description, create_time, update_time, start_time or end_time`);
   return read;
+}
+
+/** A double-quoted string literal (AIP-160 uses JSON's escapes). */
+function quoted(raw: string, filter: string): string {
+  try {
+    return JSON.parse(raw) as string;
+  } catch {
+    fail(filter, `${raw} is not a valid string literal`);
+  }
 }
 
 /** Times compare as instants: a zero-padded millisecond count orders like the instant. */

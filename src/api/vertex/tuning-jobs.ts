@@ -5,6 +5,7 @@ import type { Services } from '../../service/services.js';
 import { ServiceError, invalidArgument, notFound } from '../../service/errors.js';
 import type { TunedModel } from '../../service/tuning/tuned-model.js';
 import { wireOptions } from '../proto-json.js';
+import { pagingQuery } from '../paging.js';
 import { parseFilter } from './filter.js';
 import { parseVertexVersion, splitCustomMethod, withoutVersion, type LocationParams } from './names.js';
 import { parseTuningJob, trainingDatasetField, validationDatasetField } from './request.js';
@@ -68,7 +69,7 @@ export function tuningJobRoutes(app: FastifyInstance, services: Services): void 
 
   app.get<{ Params: LocationParams; Querystring: ListQuery }>(
     tuningJobsPath,
-    { schema: { querystring: { type: 'object', properties: { pageSize: { type: 'integer' }, pageToken: { type: 'string' }, filter: { type: 'string' } } } } },
+    { schema: { querystring: { type: 'object', properties: { ...pagingQuery, filter: { type: 'string' } } } } },
     async (request) => {
       const version = parseVertexVersion(request.params.version);
       const { pageSize, pageToken, filter } = request.query;

@@ -1,5 +1,7 @@
 // Picks the next token of each row from its logits: greedy at temperature 0, otherwise temperature,
-// top-k and nucleus (top-p) filtering, then a draw.
+// top-k and nucleus (top-p) filtering, then a draw. Logits are scaled in float32 after subtracting each row's
+// maximum, so a tiny temperature sends every other token to -Infinity (a one-hot draw, greedy in the limit)
+// rather than overflowing to +Infinity, whose softmax is NaN.
 import { multinomial, type Tensor } from '../tensor/index.js';
 
 export interface SamplingOptions {
@@ -10,8 +12,10 @@ export interface SamplingOptions {
 
 /** logits [rows, vocab] → token ids [rows]. */
 export function sampleNext(logits: Tensor, { temperature, topK, topP }: SamplingOptions): Tensor {
-  if (temperature <= 0) return logits.argmax(-1);
-  let scaled = logits.float().div(temperature);
+  // A temperature float32 rounds to 0 would divide by zero: it is greedy.
+  if (!(Math.fround(temperature) > 0)) return logits.argmax(-1);
+  const float = logits.float();
+  let scaled = float.sub(float.amax(-1, true)).div(temperature);
   const vocab = scaled.size(-1);
   if (topK && topK > 0 && topK < vocab) {
     const [kept] = scaled.topk(topK, -1);

@@ -129,7 +129,7 @@ export class BaseModelRegistry {
       name: `models/${id}`,
       dir,
       displayName: id,
-      description: `${config.architecture} from ${dir}`,
+      description: `${config.architecture} base model ${id}, on this server.`,
       inputTokenLimit: config.maxPositions,
       vocabSize: config.vocabSize,
       outputTokenLimit: config.maxPositions,

@@ -136,6 +136,13 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    // API keys that expire or are revoked (data dirs of an earlier release may have these columns already).
+    '0003_key_lifecycle': {
+      async up(db: Db) {
+        await addColumnIfMissing(db, dialect, 'api_keys', 'expire_time', 'text');
+        await addColumnIfMissing(db, dialect, 'api_keys', 'revoke_time', 'text');
+      },
+    },
   };
 }
 

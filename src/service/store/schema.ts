@@ -5,6 +5,10 @@ export interface ApiKeyTable {
   project: string;
   label: string | null;
   create_time: string;
+  /** When it stops working (RFC 3339), if it does. */
+  expire_time: string | null;
+  /** When it was revoked, if it was. */
+  revoke_time: string | null;
 }
 
 export interface TunedModelTable {

@@ -211,15 +211,12 @@ export class TuningService {
   }
 
   /**
-   * A model the project may see, by Gemini id or Vertex number; another project's is a 403, a missing one a
-   * 404, as Google answers.
+   * A model the project may see, by Gemini id or Vertex number. Another project's answers exactly like a
+   * missing one (AIP-193), so that whether it exists does not leak across projects.
    */
   async get(project: string, id: string): Promise<TunedModel> {
     const model = await this.store.get(id);
-    if (!model) throw new ServiceError('NOT_FOUND', `Tuned model tunedModels/${id} does not exist.`);
-    if (model.project !== project) {
-      throw new ServiceError('PERMISSION_DENIED', `You do not have permission to access tuned model tunedModels/${id}`);
-    }
+    if (!model || model.project !== project) throw new ServiceError('NOT_FOUND', `Tuned model tunedModels/${id} does not exist.`);
     return model;
   }
 
