@@ -3,5 +3,5 @@
 # Keyless on loopback, so curl and SDKs work at once; issue keys with `node bin/attune.js keys create`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh serve
 exec node bin/attune.js serve --keyless "$@"

@@ -122,12 +122,12 @@ describe('console', { timeout: 300_000 }, () => {
   });
 
   test('downloads the adapter as a PEFT ZIP', async () => {
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download adapter' }).click()]);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download PEFT adapter' }).click()]);
     const file = path.join(downloads, download.suggestedFilename());
     await download.saveAs(file);
-    // Python's zipfile checks every entry's CRC; the names are the PEFT files plus attune.json.
+    // Python's zipfile checks every entry's CRC; the names are the PEFT files plus attune.json and a README.
     const listing = execFileSync('python3', ['-c', 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; print(sorted(z.namelist()))', file], { encoding: 'utf8' });
-    assert.equal(listing.trim(), "['adapter_config.json', 'adapter_model.safetensors', 'attune.json']");
+    assert.equal(listing.trim(), "['README.md', 'adapter_config.json', 'adapter_model.safetensors', 'attune.json']");
     assert.deepEqual(problems, []);
   });
 

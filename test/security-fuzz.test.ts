@@ -227,7 +227,7 @@ function routes(world: World): fc.Arbitrary<Route> {
     route('GET', 'none', c('/download/storage/v1/b/'), fc.constantFrom('fuzz-data', 'other'), c('/o/'), fc.oneof(s, fc.constantFrom('train.jsonl'))),
     // Console and the rest
     route('GET', 'none', c('/console'), fc.constantFrom('', '/', '/new', '/assets/x.js', '/../package.json', '/%2e%2e/package.json', '/index.html')),
-    route('GET', 'none', c('/console/api/adapters/'), s),
+    route('GET', 'none', c('/'), versions, c('/tunedModels/'), s, c('/export?format='), fc.constantFrom('peft', 'gguf', 'ollama', 'merged', 'zip', '', 'peft&withBase=maybe', 'gguf&baseType=q2')),
     route('GET', 'none', c('/healthz')),
     route('GET', 'none', c('/'), s, c('/'), s),
   );

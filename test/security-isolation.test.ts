@@ -65,8 +65,8 @@ describe('isolation between projects', () => {
       ['GET', `/v1/projects/${beta}/locations/us-central1/tuningJobs/{n}/metrics`],
       ['POST', `/v1/projects/${beta}/locations/us-central1/endpoints/{n}:generateContent`, generate],
       ['POST', '/v1/endpoints/{n}:countTokens', generate],
-      ['GET', '/console/api/adapters/{id}'],
-      ['GET', '/console/api/adapters/{n}'],
+      ['GET', '/v1beta/tunedModels/{id}/export?format=peft'],
+      ['GET', '/v1beta/tunedModels/{n}/export?format=gguf'],
     ];
     for (const [method, route, body] of routes) {
       const theirs = await api(route.replace('{id}', id).replace('{n}', number), beta, { method, body });

@@ -18,6 +18,7 @@ import { tuningJobRoutes } from './vertex/tuning-jobs.js';
 import { metricRoutes } from './vertex/metrics.js';
 import { endpointRoutes } from './vertex/endpoints.js';
 import { consolePlugin } from './console/plugin.js';
+import { exportRoutes } from './export/routes.js';
 
 export interface ServerOptions {
   /** Pino's level for the request log (secrets redacted); none: no log. */
@@ -64,6 +65,7 @@ export async function buildServer(services: Services, { logLevel }: ServerOption
   metricRoutes(app, services);
   endpointRoutes(app, services);
   await app.register(storageRoutes, { store: services.objects });
-  await app.register(consolePlugin, { services });
+  exportRoutes(app, services);
+  await app.register(consolePlugin);
   return app;
 }

@@ -1,10 +1,10 @@
 // attune datasets upload: copies a local file into the service's object store (no server needed) and
 // prints the gs:// URI that tuning requests can name. It acts for one project, which owns the bucket (a
 // bucket another project created is refused), as an upload through the API would.
-import { parseArgs } from 'node:util';
 import { createReadStream, statSync } from 'node:fs';
 import path from 'node:path';
 import { ObjectStore, gsUri } from '../service/storage/object-store.js';
+import { parseOptions } from './args.js';
 import { UsageError } from './usage-error.js';
 import { stateConfig } from './deployment.js';
 import { serviceDefaults } from '../service/config.js';
@@ -26,11 +26,11 @@ const contentTypes: Record<string, string> = {
 
 export async function datasetsCommand(argv: string[]): Promise<void> {
   const [action, ...rest] = argv;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: { project: { type: 'string' }, bucket: { type: 'string' }, name: { type: 'string' }, 'data-dir': { type: 'string' }, storage: { type: 'string' } },
-  });
+  const { values, positionals } = parseOptions(
+    rest,
+    { project: { type: 'string' }, bucket: { type: 'string' }, name: { type: 'string' }, 'data-dir': { type: 'string' }, storage: { type: 'string' } },
+    { positionals: true },
+  );
   if (action !== 'upload') throw new UsageError(`unknown action '${action ?? ''}'; use upload`);
   if (positionals.length !== 1) throw new UsageError('upload takes exactly one FILE');
   const file = positionals[0];

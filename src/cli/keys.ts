@@ -1,7 +1,7 @@
 // attune keys: issues API keys (one project each, optionally expiring), lists them by id, revokes them.
-import { parseArgs } from 'node:util';
 import { Database, databaseTarget } from '../service/store/database.js';
 import { KeyStore, type KeyInfo } from '../service/auth/keys.js';
+import { parseOptions } from './args.js';
 import { UsageError } from './usage-error.js';
 import { stateConfig } from './deployment.js';
 
@@ -39,14 +39,14 @@ function stateOf(key: KeyInfo, at = Date.now()): string {
 
 export async function keysCommand(argv: string[]): Promise<void> {
   const [action, ...rest] = argv;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
+  const { values, positionals } = parseOptions(
+    rest,
+    {
       project: { type: 'string' }, label: { type: 'string' }, 'data-dir': { type: 'string' }, database: { type: 'string' },
       'expires-in': { type: 'string' }, expires: { type: 'string' },
     },
-  });
+    { positionals: true },
+  );
   if (action !== 'create' && action !== 'list' && action !== 'revoke') throw new UsageError(`unknown action '${action ?? ''}'; use create, list or revoke`);
   if (action !== 'revoke' && positionals.length) throw new UsageError(`keys ${action} takes no arguments: ${positionals.join(' ')}`);
   if (action === 'create' && !values.project) throw new UsageError('--project ID is required');

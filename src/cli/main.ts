@@ -6,8 +6,11 @@ import { keysCommand, keysUsage } from './keys.js';
 import { pullCommand, pullUsage } from './pull.js';
 import { datasetsCommand, datasetsUsage } from './datasets.js';
 import { workerCommand, workerCommandUsage } from './worker.js';
+import { exportCommand, exportUsage } from './export.js';
 import { UsageError } from './usage-error.js';
+import { suggestion } from './args.js';
 import { configureThreads } from '../engine/runtime.js';
+import { packageVersion } from '../engine/package-root.js';
 
 const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: string }> = {
   tune: { run: tuneCommand, usage: tuneUsage },
@@ -17,9 +20,10 @@ const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   keys: { run: keysCommand, usage: keysUsage },
   pull: { run: pullCommand, usage: pullUsage },
   datasets: { run: datasetsCommand, usage: datasetsUsage },
+  export: { run: exportCommand, usage: exportUsage },
 };
 
-const overview = `usage: attune <command> [options]\n\ncommands:\n${Object.values(commands).map((c) => '  ' + c.usage.split('\n')[0]).join('\n')}\n\nattune <command> --help shows a command's options. ATTUNE_THREADS and ATTUNE_BLAS_THREADS set libtorch's and OpenBLAS's threads.`;
+const overview = `usage: attune <command> [options]\n\ncommands:\n${Object.values(commands).map((c) => '  ' + c.usage.split('\n')[0]).join('\n')}\n\nattune <command> --help shows a command's options; attune --version prints the version. ATTUNE_THREADS and ATTUNE_BLAS_THREADS set libtorch's and OpenBLAS's threads.`;
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -27,9 +31,14 @@ export async function main(argv: string[]): Promise<number> {
     console.log(overview);
     return name ? 0 : 2;
   }
+  if (name === '--version' || name === '-V') {
+    console.log(`attune ${packageVersion}`);
+    return 0;
+  }
   const command = commands[name];
   if (!command) {
-    console.error(`attune: unknown command '${name}'\n\n${overview}`);
+    const near = suggestion(name.replace(/^-+/, ''), Object.keys(commands));
+    console.error(`attune: unknown command '${name}'${near ? `; did you mean '${near}'?` : ''}\n\n${overview}`);
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {

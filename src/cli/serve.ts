@@ -3,14 +3,15 @@
 // share the work (--concurrency 0: an API server only).
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { openServices } from '../service/services.js';
 import { buildServer } from '../api/server.js';
 import { isLoopback, serviceDefaults, type ServiceConfig } from '../service/config.js';
 import { describeTarget, databaseTarget } from '../service/store/database.js';
+import { parseOptions } from './args.js';
 import { UsageError, numberOption } from './usage-error.js';
 import { limitNames, limitOverrides } from '../service/limits.js';
 import { stateConfig, stateOptions, stateUsage, workerConfig, workerOptions, workerUsage } from './deployment.js';
+import { printJobEvents } from './job-events.js';
 
 export const serveUsage = `attune serve [options]
   --host H            (default ${serviceDefaults.host}; ATTUNE_HOST)
@@ -22,12 +23,9 @@ ${workerUsage(`default ${serviceDefaults.concurrency}; 0 runs no local worker: a
   --limit NAME=VALUE  override a size cap or quota (repeatable; ATTUNE_LIMIT_<NAME>): ${limitNames.join(', ')}`;
 
 export async function serveCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      host: { type: 'string' }, port: { type: 'string' }, ...stateOptions, ...workerOptions,
-      keyless: { type: 'boolean' }, 'dataset-dir': { type: 'string' }, limit: { type: 'string', multiple: true },
-    },
+  const { values } = parseOptions(argv, {
+    host: { type: 'string' }, port: { type: 'string' }, ...stateOptions, ...workerOptions,
+    keyless: { type: 'boolean' }, 'dataset-dir': { type: 'string' }, limit: { type: 'string', multiple: true },
   });
   const config: ServiceConfig = {
     host: values.host ?? process.env.ATTUNE_HOST ?? serviceDefaults.host,
@@ -52,10 +50,13 @@ export async function serveCommand(argv: string[]): Promise<void> {
     { address, dataDir: config.dataDir, database: describeTarget(target), storage: services.artifacts.description, localWorkers: config.concurrency, keyless: config.keyless },
     'attune is serving',
   );
+  process.stderr.write(`attune is serving ${address}${config.keyless ? ' (keyless)' : ''}; the web console is at ${address}/console/\n`);
+  const stopPrinting = printJobEvents(services.tuning);
   await new Promise<void>((resolve) => {
     const shutdown = async (signal: string) => {
       app.log.info({ signal }, 'shutting down: no new requests, checkpointing running jobs');
       await app.close();
+      stopPrinting();
       await services.close();
       resolve();
     };

@@ -1,6 +1,5 @@
 // attune tune: LoRA-tunes a base model on a JSONL dataset and writes a PEFT adapter directory.
 import { readFileSync, existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { loadBaseModel, embeddedBaseModelDir } from '../engine/base-model.js';
 import { parseJsonl, type Example } from '../engine/data/examples.js';
 import { tune } from '../engine/tuning.js';
@@ -9,6 +8,8 @@ import { totalStepsFor } from '../engine/train/trainer.js';
 import { adapterSizeRanks } from '../engine/lora/lora.js';
 import { progressReporter } from './progress.js';
 import { UsageError, numberOption, positiveInteger, positive } from './usage-error.js';
+import { parseOptions } from './args.js';
+import { checkOutDir } from './out-dir.js';
 
 export const tuneUsage = `attune tune --data <file.jsonl> --out <adapter dir> [options]
   --base <model dir>              base model (default: the embedded stories260K)
@@ -19,16 +20,14 @@ export const tuneUsage = `attune tune --data <file.jsonl> --out <adapter dir> [o
   --learning-rate X               absolute peak learning rate, or
   --learning-rate-multiplier X    times the default ${trainingDefaults.learningRate}
   --adapter-size N                LoRA rank: ${Object.values(adapterSizeRanks).join(', ')} (default 8)
-  --seed N                        (default ${trainingDefaults.seed})`;
+  --seed N                        (default ${trainingDefaults.seed})
+  --force                         overwrite the adapter files in a non-empty --out`;
 
 export async function tuneCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      base: { type: 'string' }, device: { type: 'string' }, data: { type: 'string' }, validation: { type: 'string' }, out: { type: 'string' },
-      epochs: { type: 'string' }, 'batch-size': { type: 'string' }, 'learning-rate': { type: 'string' },
-      'learning-rate-multiplier': { type: 'string' }, 'adapter-size': { type: 'string' }, seed: { type: 'string' },
-    },
+  const { values } = parseOptions(argv, {
+    base: { type: 'string' }, device: { type: 'string' }, data: { type: 'string' }, validation: { type: 'string' }, out: { type: 'string' },
+    force: { type: 'boolean' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, 'learning-rate': { type: 'string' },
+    'learning-rate-multiplier': { type: 'string' }, 'adapter-size': { type: 'string' }, seed: { type: 'string' },
   });
   if (!values.data) throw new UsageError('--data <file.jsonl> is required');
   if (!values.out) throw new UsageError('--out <adapter dir> is required');
@@ -45,6 +44,7 @@ export async function tuneCommand(argv: string[]): Promise<void> {
   const rank = numberOption('adapter-size', values['adapter-size'], (n) => ranks.includes(n), `one of ${ranks.join(', ')}`) ?? 8;
   const seed = numberOption('seed', values.seed, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer') ?? 0;
 
+  checkOutDir('out', values.out, values.force ?? false);
   const examples = readDataset(values.data);
   const validation = values.validation ? readDataset(values.validation) : undefined;
   const base = await loadBaseModel(values.base ?? embeddedBaseModelDir, { device: values.device });

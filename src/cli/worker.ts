@@ -1,9 +1,9 @@
 // attune worker: trains jobs from a shared PostgreSQL database on this machine, until SIGINT/SIGTERM, when it
 // checkpoints its jobs and releases their leases for another worker. It needs the database, the storage
 // every server uses, and the base models in its own data dir.
-import { parseArgs } from 'node:util';
 import { openWorker } from '../service/services.js';
 import { databaseTarget, describeTarget } from '../service/store/database.js';
+import { parseOptions } from './args.js';
 import { UsageError } from './usage-error.js';
 import { stateConfig, stateOptions, stateUsage, workerConfig, workerOptions, workerUsage } from './deployment.js';
 
@@ -12,7 +12,7 @@ ${stateUsage}
 ${workerUsage('default 1')}`;
 
 export async function workerCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { ...stateOptions, ...workerOptions } });
+  const { values } = parseOptions(argv, { ...stateOptions, ...workerOptions });
   const config = { ...stateConfig(values), ...workerConfig(values, 1), host: '', port: 0, keyless: false };
   if (config.concurrency === 0) throw new UsageError('--concurrency must be at least 1 for a worker');
   let target;

@@ -1,5 +1,5 @@
 // The installed package's root folder, found from this file whether it runs from src/ or dist/src/.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -11,3 +11,5 @@ function findRoot(): string {
 }
 
 export const packageRoot = findRoot();
+
+export const packageVersion: string = JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')).version;

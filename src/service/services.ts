@@ -17,6 +17,7 @@ import { Scheduler } from './jobs/scheduler.js';
 import { InferenceService } from './serving/inference.js';
 import { ObjectStore } from './storage/object-store.js';
 import { openArtifactStore, type ArtifactStore } from './storage/artifacts.js';
+import { ExportService } from './exports/exports.js';
 
 export interface Services {
   config: ServiceConfig;
@@ -38,11 +39,13 @@ export interface Services {
   /** This process's local workers (concurrency 0: none). */
   scheduler: Scheduler;
   inference: InferenceService;
+  /** Tuned models exported as PEFT, merged, GGUF or Ollama files (made and kept in this server's data dir). */
+  exports: ExportService;
   /** Stops taking work, checkpoints running jobs (releasing their leases), closes the database. */
   close(): Promise<void>;
 }
 
-export type WorkerServices = Omit<Services, 'inference' | 'keys'>;
+export type WorkerServices = Omit<Services, 'inference' | 'keys' | 'exports'>;
 
 /** What a worker needs; the API server adds keys and serving. Undone again if a later part fails to open. */
 async function openCore(config: ServiceConfig): Promise<WorkerServices> {
@@ -93,6 +96,7 @@ export async function openServices(config: ServiceConfig): Promise<Services> {
   await core.scheduler.start(); // claims queued jobs, and running ones whose worker is gone
   return {
     ...core, keys: new KeyStore(core.database.db), inference,
+    exports: new ExportService(core.tuning, path.join(config.dataDir, 'exports')),
     async close() {
       await core.scheduler.stop();
       inference.close();

@@ -1,11 +1,12 @@
 // One tuning job: live progress and ETA, loss and accuracy charts with epoch markers, hyperparameters,
-// data statistics, and what one can do with it (cancel, test, download the adapter, delete, curl).
+// data statistics, and what one can do with it (cancel, test, export, delete, curl).
 import { useState } from 'preact/hooks';
-import { downloadAdapter } from '../api/adapters';
+import { exportPath } from '../api/exports';
 import { deleteTunedModel, tunedModelPath } from '../api/gemini';
 import { cancelJob, jobsPath } from '../api/vertex';
 import { CopyBlock } from '../components/copy-block';
 import { DataStats } from '../components/data-stats';
+import { ExportPanel } from '../components/export-panel';
 import { ConfirmDialog } from '../components/dialog';
 import { ErrorBanner } from '../components/error-banner';
 import { HyperparameterFacts, TimelineFacts } from '../components/job-facts';
@@ -73,6 +74,10 @@ export function DetailsPage({ id }: { id: string }) {
     `-H 'Content-Type: application/json'`,
     `-d '{"contents": [{"parts": [{"text": "…"}]}]}'`,
   ].join(' \\\n  ');
+  const exportCurl = [
+    `curl -o ${id}-gguf.zip '${location.origin}${exportPath(id, { format: 'gguf', withBase: true })}'`,
+    ...(settings.apiKey ? [`-H "x-goog-api-key: $ATTUNE_API_KEY"`] : []),
+  ].join(' \\\n  ');
 
   return (
     <section aria-labelledby="page-title">
@@ -90,14 +95,9 @@ export function DetailsPage({ id }: { id: string }) {
             </button>
           )}
           {hasAdapter(job) && (
-            <>
-              <Link href={`/test/${id}`} class="button">
-                Test
-              </Link>
-              <button type="button" onClick={() => act(() => downloadAdapter(id))}>
-                Download adapter
-              </button>
-            </>
+            <Link href={`/test/${id}`} class="button">
+              Test
+            </Link>
           )}
           <Link href={`/compare?jobs=${id}`} class="button">
             Compare…
@@ -130,12 +130,19 @@ export function DetailsPage({ id }: { id: string }) {
           <TimelineFacts job={job} />
         </section>
       </div>
+      {hasAdapter(job) && <ExportPanel id={id} />}
       <details class="panel">
         <summary>Equivalent curl commands</summary>
         <h3>Create this job again</h3>
         <CopyBlock text={curl} label="curl command that creates this job" />
         <h3>Ask the tuned model</h3>
         <CopyBlock text={askCurl} label="curl command that asks the tuned model" />
+        {hasAdapter(job) && (
+          <>
+            <h3>Export it (here as GGUF)</h3>
+            <CopyBlock text={exportCurl} label="curl command that exports the tuned model" />
+          </>
+        )}
       </details>
 
       <ConfirmDialog open={confirming === 'cancel'} title="Cancel this run?" confirmLabel="Cancel run" busy={busy} onConfirm={cancel} onClose={() => setConfirming(undefined)}>

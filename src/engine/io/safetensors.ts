@@ -1,6 +1,6 @@
 // The safetensors format (8-byte little-endian header length, JSON header, raw little-endian data),
 // read without copying: each tensor aliases the file's bytes.
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { fromBytes, type Tensor, type DType } from '../tensor/index.js';
 
@@ -64,18 +64,42 @@ export function readModelWeights(modelDir: string): Map<string, Tensor> {
 }
 
 export function writeSafetensors(file: string, tensors: Map<string, Tensor>, metadata?: Record<string, string>): void {
+  const entries = [...tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: () => t.toBuffer() }));
+  writeSafetensorsEntries(file, entries, metadata);
+}
+
+export interface SafetensorsEntry {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  /** The tensor's bytes, asked for while writing, so a large model is never held twice. */
+  data: () => Uint8Array;
+}
+
+/** Writes tensors one at a time, in name order. */
+export function writeSafetensorsEntries(file: string, entries: SafetensorsEntry[], metadata?: Record<string, string>): void {
+  const sorted = [...entries].sort((a, b) => a.name.localeCompare(b.name));
   const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
-  const chunks: Buffer[] = [];
   let offset = 0;
-  for (const [name, t] of [...tensors].sort(([a], [b]) => a.localeCompare(b))) {
-    const data = Buffer.from(t.toBuffer()); // copy: the tensor may change after we return
-    header[name] = { dtype: dtypeCodes[t.dtype], shape: t.shape, data_offsets: [offset, offset + data.length] };
-    chunks.push(data);
-    offset += data.length;
+  for (const { name, dtype, shape } of sorted) {
+    const size = shape.reduce((a, b) => a * b, 1) * bytesPerElement[dtype];
+    header[name] = { dtype: dtypeCodes[dtype], shape, data_offsets: [offset, offset + size] };
+    offset += size;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // keeps the data 8-byte aligned
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  writeFileSync(file, Buffer.concat([prefix, Buffer.from(json), ...chunks]));
+  const fd = openSync(file, 'w');
+  try {
+    writeSync(fd, Buffer.concat([prefix, Buffer.from(json)]));
+    for (const entry of sorted) {
+      const data = entry.data();
+      const [begin, end] = (header[entry.name] as HeaderEntry).data_offsets;
+      if (data.length !== end - begin) throw new Error(`${entry.name}: ${data.length} bytes, expected ${end - begin}`);
+      writeSync(fd, data);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }

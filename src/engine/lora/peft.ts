@@ -47,12 +47,17 @@ export function saveAdapter(dir: string, adapter: LoraAdapter, baseModel: string
   writeJson(path.join(dir, adapterFiles.config), peftConfig(adapter.config, baseModel));
 }
 
+/** Throws unless dir holds a PEFT adapter's two files. */
+export function checkAdapterDir(dir: string): void {
+  if (!existsSync(path.join(dir, adapterFiles.config)) || !existsSync(path.join(dir, adapterFiles.weights))) {
+    throw new Error(`${dir} is not a LoRA adapter: it needs ${adapterFiles.config} and ${adapterFiles.weights}`);
+  }
+}
+
 export function loadAdapter(dir: string, model: Transformer): LoraAdapter {
   const configFile = path.join(dir, adapterFiles.config);
   const weightsFile = path.join(dir, adapterFiles.weights);
-  if (!existsSync(configFile) || !existsSync(weightsFile)) {
-    throw new Error(`${dir} is not a LoRA adapter: it needs ${adapterFiles.config} and ${adapterFiles.weights}`);
-  }
+  checkAdapterDir(dir);
   let raw: Record<string, any>;
   try {
     raw = JSON.parse(readFileSync(configFile, 'utf8'));

@@ -23,8 +23,18 @@ export function saveTunedAdapter(dir: string, adapter: LoraAdapter, record: Tuni
 
 export function loadTunedAdapter(dir: string, model: Transformer): { adapter: LoraAdapter; record?: TuningRecord } {
   const adapter = loadAdapter(dir, model);
+  return { adapter, record: readTuningRecord(dir) };
+}
+
+/** The adapter's attune.json, or undefined for a PEFT adapter from elsewhere. */
+export function readTuningRecord(dir: string): TuningRecord | undefined {
   const file = path.join(dir, tuningRecordFile);
-  if (!existsSync(file)) return { adapter }; // a PEFT adapter from elsewhere
-  const raw = JSON.parse(readFileSync(file, 'utf8'));
-  return { adapter, record: { ...raw, framing: parseFraming(raw.framing) } };
+  if (!existsSync(file)) return undefined;
+  let raw: Record<string, any>;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new Error(`${file} is not valid JSON: ${(error as Error).message}`);
+  }
+  return { ...raw, baseModel: String(raw.baseModel ?? ''), framing: parseFraming(raw.framing) };
 }

@@ -69,22 +69,50 @@ const googleModels: Record<string, GoogleModel> = {
 
 export const aliasesFile = 'aliases.json';
 
+/** How stale the list of base models may be: a model copied into <data dir>/models appears within this. */
+const rescanMs = 2_000;
+
 export class BaseModelRegistry {
-  private readonly models = new Map<string, BaseModelInfo>();
+  private models = new Map<string, BaseModelInfo>();
+  private scannedAt = 0;
+  /** Folders under models/ that are not a model Attune runs, with why (reported once each). */
+  private readonly skipped = new Map<string, string>();
 
   /** Reads the embedded model, <dataDir>/models/* and <dataDir>/aliases.json ({"models/x": "local-id"}). */
   constructor(readonly dataDir: string) {
+    this.scan();
+  }
+
+  /**
+   * Models copied into <dataDir>/models (or aliases edited) appear without a restart: the folder is read
+   * again when it was last read more than rescanMs ago.
+   */
+  private fresh(): void {
+    if (Date.now() - this.scannedAt > rescanMs) this.scan();
+  }
+
+  private scan(): void {
+    this.scannedAt = Date.now();
+    this.models = new Map();
     this.addLocal(embeddedBaseModelDir);
-    const modelsDir = path.join(dataDir, 'models');
+    const modelsDir = path.join(this.dataDir, 'models');
     if (existsSync(modelsDir)) {
       for (const entry of readdirSync(modelsDir)) {
         const dir = path.join(modelsDir, entry);
-        if (statSync(dir).isDirectory() && existsSync(path.join(dir, 'config.json'))) this.addLocal(dir);
+        if (!statSync(dir).isDirectory() || !existsSync(path.join(dir, 'config.json'))) continue;
+        try {
+          this.addLocal(dir);
+          this.skipped.delete(dir);
+        } catch (error) {
+          const why = (error as Error).message;
+          if (this.skipped.get(dir) !== why) console.warn(`attune: skipping base model folder ${dir}: ${why}`);
+          this.skipped.set(dir, why);
+        }
       }
     }
     const embeddedId = path.basename(embeddedBaseModelDir);
     const aliases: Record<string, string> = Object.fromEntries(Object.keys(googleModels).map((m) => [m, embeddedId]));
-    const file = path.join(dataDir, aliasesFile);
+    const file = path.join(this.dataDir, aliasesFile);
     if (existsSync(file)) {
       for (const [alias, target] of Object.entries(JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>)) {
         aliases[bareId(alias)] = bareId(target);
@@ -107,11 +135,13 @@ export class BaseModelRegistry {
   }
 
   list(): BaseModelInfo[] {
+    this.fresh();
     return [...this.models.values()];
   }
 
   /** Accepts `models/x` or a bare `x`, as @google/genai sends base model names verbatim. */
   resolve(name: string, apiVersion = 'v1beta', method = 'generateContent'): BaseModelInfo {
+    this.fresh();
     const found = this.models.get(bareId(name));
     if (!found) {
       throw notFound(
