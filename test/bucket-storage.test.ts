@@ -54,9 +54,9 @@ describe('storage in a Cloud Storage bucket (another Attune as the bucket)', () 
 
     const generated = await call(`${server.url}/v1beta/tunedModels/${id}:generateContent`, { method: 'POST', key, body: { contents: [{ role: 'user', parts: [{ text: '41' }] }] } });
     assert.equal(generated.status, 200, generated.text);
-    const zip = await fetch(`${server.url}/console/api/adapters/${id}`, { headers: { 'x-goog-api-key': key } });
-    assert.equal(zip.status, 200);
-    assert.ok((await zip.arrayBuffer()).byteLength > 1000, 'the console downloads the adapter from the bucket');
+    const zip = await fetch(`${server.url}/v1beta/tunedModels/${id}/export?format=peft`, { headers: { 'x-goog-api-key': key } });
+    assert.equal(zip.status, 200, await zip.clone().text());
+    assert.ok((await zip.arrayBuffer()).byteLength > 1000, 'the export is made from the adapter in the bucket');
 
     const deleted = await call(`${server.url}/v1beta/tunedModels/${id}`, { method: 'DELETE', key });
     assert.equal(deleted.status, 200, deleted.text);
