@@ -279,4 +279,35 @@ describe('scale-out: two API servers, workers on their own, one PostgreSQL, shar
       return left.length === 0 && !existsSync(path.join(storage, 'checkpoints', doomed.id)) && !existsSync(path.join(storage, 'adapters', doomed.id)) ? true : undefined;
     }, { timeoutMs: 30_000 });
   });
+
+  test('a worker stopped with SIGTERM checkpoints its job and releases it; another worker resumes it at once', { timeout: 300_000 }, async () => {
+    const [serverA] = servers;
+    const created = await call(`${serverA.url}/v1beta/tunedModels`, {
+      method: 'POST', key,
+      body: { baseModel: 'models/stories260K', tuningTask: { hyperparameters: { epochCount: epochs, batchSize: 4 }, trainingData: { examples: { examples: examples.trim().split('\n').map((l) => JSON.parse(l)) } } } },
+    });
+    assert.equal(created.status, 200, created.text);
+    const id: string = created.json.metadata.tunedModel.replace('tunedModels/', '');
+    const running = await waitFor('training past a checkpoint', async () => {
+      const job = await database.db.selectFrom('jobs').select(['lease_owner', 'checkpoint_step']).where('tuned_model_id', '=', id).where('state', '=', 'running').executeTakeFirst();
+      return job?.lease_owner && (job.checkpoint_step ?? 0) >= 5 ? job : undefined;
+    }, { timeoutMs: 120_000, intervalMs: 100 });
+    const holder = workers.find((w) => w.running && w.logs().includes(`attune worker ${running.lease_owner}:`))!;
+    const exit = await holder.stop('SIGTERM');
+    assert.equal(exit.code, 0, holder.logs());
+    assert.match(holder.logs(), new RegExp(`released job ${id} at step \\d+`));
+
+    const model = await waitFor('another worker to finish it', async () => {
+      const reply = await call(`${serverA.url}/v1beta/tunedModels/${id}`, { key });
+      return reply.json.state === 'CREATING' ? undefined : reply.json;
+    }, { timeoutMs: 240_000, intervalMs: 200 });
+    assert.equal(model.state, 'ACTIVE', JSON.stringify(model));
+    assert.deepEqual(model.tuningTask.snapshots.map((s: any) => s.step), Array.from({ length: totalSteps }, (_, i) => i + 1));
+    const leases = await database.db.selectFrom('leases').selectAll().where('tuned_model_id', '=', id).orderBy('token').execute();
+    const released = leases.find((l) => l.worker_id === running.lease_owner)!;
+    assert.equal(released.outcome, 'released');
+    const next = leases.find((l) => Number(l.token) === Number(released.token) + 1)!;
+    assert.notEqual(next.worker_id, released.worker_id);
+    assert.ok(Number(next.claim_ms) - Number(released.end_ms) < leaseSeconds * 1000, 'taken at once, without waiting for the lease to expire');
+  });
 });

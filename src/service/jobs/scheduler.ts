@@ -89,6 +89,8 @@ interface Run {
   cancelSent: boolean;
   /** Writes under the lease, one after another (each is retried until the database takes it). */
   writes: Promise<void>;
+  /** The checkpoint being copied to storage, if one is. */
+  storing: Promise<void>;
   /** Resolves when its current training process has exited and been handled. */
   exited: Promise<void>;
   /** The checkpoint recorded last (its key is removed once a newer one is recorded). */
@@ -313,7 +315,7 @@ export class Scheduler {
     this.log(`claimed job ${id} (project ${job.project}, lease token ${lease.token})${took}${from}`);
     const run: Run = {
       lease, model: undefined as unknown as TunedModel, baseDir: '', attempt: job.attempts, exampleCount: 0, stopping: false, cancelSent: false, recorded: false,
-      writes: Promise.resolve(), exited: Promise.resolve(), checkpointKey: job.checkpoint?.key,
+      writes: Promise.resolve(), storing: Promise.resolve(), exited: Promise.resolve(), checkpointKey: job.checkpoint?.key,
       scratch: path.join(this.options.workDir, String(process.pid), `${id}-${lease.token}`),
     };
     this.runs.set(id, run);
@@ -472,7 +474,8 @@ export class Scheduler {
     const id = run.lease.tunedModelId;
     const key = `checkpoints/${id}/${run.lease.token}-${step}`;
     try {
-      await this.withRetry(() => this.artifacts.putDirectory(key, path.join(run.scratch, 'checkpoint')), `storing checkpoint ${key}`, run);
+      run.storing = this.withRetry(() => this.artifacts.putDirectory(key, path.join(run.scratch, 'checkpoint')), `storing checkpoint ${key}`, run);
+      await run.storing;
     } finally {
       if (run.child === child && child.connected) child.send({ type: 'checkpoint-saved' } satisfies ParentMessage, () => {});
     }
@@ -589,6 +592,8 @@ export class Scheduler {
     this.runs.delete(id);
     this.capacity.release(id);
     this.refused.delete(id);
+    // A copy or a write under way may still store files of the job (a deleted one's included): let it finish first.
+    await Promise.allSettled([run.storing, run.writes]);
     await fs.rm(run.scratch, { recursive: true, force: true }).catch(() => {});
     if (run.lost === 'deleted') {
       await this.artifacts.deletePrefix(`adapters/${id}`).catch(() => {});

@@ -170,7 +170,9 @@ export class TunedModelStore {
   /** Removes the model with everything recorded for it. */
   async delete(id: string): Promise<void> {
     await atomically(this.db, async (trx) => {
-      for (const table of ['metrics', 'datasets', 'jobs', 'leases'] as const) await trx.deleteFrom(table).where('tuned_model_id', '=', id).execute();
+      // The job row first: deleting it waits for a fenced write under way (which holds the row) to commit, and
+      // fences out those after; the metrics are deleted after that write, so none outlives the model.
+      for (const table of ['jobs', 'leases', 'metrics', 'datasets'] as const) await trx.deleteFrom(table).where('tuned_model_id', '=', id).execute();
       await trx.deleteFrom('tuned_models').where('id', '=', id).execute();
     });
   }
