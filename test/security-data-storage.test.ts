@@ -126,7 +126,7 @@ describe('object store isolation, headers and limits', () => {
     assert.equal(atLimit.status, 200, atLimit.text);
     // gamma now holds 1 MiB of its 1.5 MiB; delta, nothing.
     const over = await upload(delta, 'delta-data', 'over.bin', Buffer.alloc(MiB + 1, 2), 'application/octet-stream');
-    assertRpc(over, 400, 'INVALID_ARGUMENT', /uploadBytes/);
+    assertRpc(over, 413, 'INVALID_ARGUMENT', /uploadBytes/);
     assertRpc(await call(objectUrl('delta-data', 'over.bin'), { key: key(delta) }), 404, 'NOT_FOUND');
     // Multipart bodies are held in memory: the same limit applies.
     const boundary = 'b0undary';
@@ -141,7 +141,7 @@ describe('object store isolation, headers and limits', () => {
       body: multipart,
       headers: { 'content-type': `multipart/related; boundary=${boundary}` },
     });
-    assertRpc(overMultipart, 400, 'INVALID_ARGUMENT', /uploadBytes/);
+    assertRpc(overMultipart, 413, 'INVALID_ARGUMENT', /uploadBytes/);
     assert.deepEqual(readdirSync(path.join(fixture.server.dataDir, 'objects', '.tmp')), [], 'no temporary file left');
   });
 
