@@ -90,6 +90,19 @@ for (const family of families) {
       for (const example of all) assert.deepEqual(tokenizer.encode(example.turns[0]!.text), example.firstUserEncoded);
     });
 
+    test('each token\'s bytes (computeTokens) put back together are the text, byte for byte, multi-byte characters too', () => {
+      for (const text of ['What is the longest word in the world?', 'naïve café — 東京 🎉', '  two  spaces\nand a line', ...all.flatMap((e) => e.turns.map((t) => t.text))]) {
+        const ids = tokenizer.encode(text, { addSpecialTokens: false });
+        const bytes = Buffer.concat(ids.map((id) => tokenizer.tokenBytes(id)));
+        // Qwen's tokenizer.json normalizes to NFC first: its tokens spell the composed characters.
+        assert.equal(bytes.toString('utf8'), family === 'qwen3' ? text.normalize('NFC') : text, `${family}: ${JSON.stringify(text)}`);
+      }
+      // Special tokens are their text; an id outside the vocabulary stands for nothing.
+      const special = tokenizer.eosTokenIds[0]!;
+      assert.equal(Buffer.from(tokenizer.tokenBytes(special)).toString('utf8'), tokenizer.idToToken(special));
+      assert.equal(tokenizer.tokenBytes(tokenizer.vocabSize + 10).length, 0);
+    });
+
     test('validateOnly statistics count the tokens Hugging Face counts', () => {
       const dataset = parseJsonl(readFileSync(datasetJsonl, 'utf8'));
       const stats = dataStatsOf(dataset, tokenizer, 'training_dataset_uri');

@@ -176,7 +176,9 @@ const segment = (world: World) =>
     { weight: 1, arbitrary: fc.string({ minLength: 200, maxLength: 600 }).map(encodeURIComponent) },
   );
 
-const verbs = fc.constantFrom('generateContent', 'streamGenerateContent', 'countTokens', 'generateText', 'cancel', 'frobnicate', '', 'generateContent:x');
+const verbs = fc.constantFrom(
+  'generateContent', 'streamGenerateContent', 'countTokens', 'computeTokens', 'generateText', 'countTextTokens', 'cancel', 'frobnicate', '', 'generateContent:x',
+);
 
 interface Route {
   method: string;
@@ -219,6 +221,9 @@ function routes(world: World): fc.Arbitrary<Route> {
     route('POST', 'generate', c('/'), vertexVersions, c('/endpoints/'), s, c(':'), verbs),
     route('POST', 'generate', parent, c('/publishers/'), fc.constantFrom('google', 'meta', ''), c('/models/'), s, c(':'), verbs),
     route('POST', 'generate', c('/'), vertexVersions, c('/publishers/google/models/'), s, c(':'), verbs),
+    route('GET', 'none', parent, fc.constantFrom('/endpoints', '/models')),
+    route('GET', 'none', parent, fc.constantFrom('/endpoints/', '/models/'), s, fc.constantFrom('', '@1', '@default', '@2')),
+    route('DELETE', 'none', parent, fc.constantFrom('/endpoints/', '/models/'), s, fc.constantFrom('', '@1')),
     // Object store
     route('POST', 'upload', c('/upload/storage/v1/b/'), fc.constantFrom('fuzz-data', 'other', '..', 'UPPER', '', 'b'.repeat(70)), c('/o')),
     route('GET', 'none', c('/storage/v1/b/'), fc.constantFrom('fuzz-data', 'other', '..', ''), c('/o')),

@@ -65,6 +65,13 @@ describe('isolation between projects', () => {
       ['GET', `/v1/projects/${beta}/locations/us-central1/tuningJobs/{n}/metrics`],
       ['POST', `/v1/projects/${beta}/locations/us-central1/endpoints/{n}:generateContent`, generate],
       ['POST', '/v1/endpoints/{n}:countTokens', generate],
+      ['POST', `/v1beta1/projects/${beta}/locations/us-central1/endpoints/{n}:computeTokens`, generate],
+      ['POST', '/v1/endpoints/{n}:computeTokens', generate],
+      ['GET', `/v1/projects/${beta}/locations/us-central1/endpoints/{n}`],
+      ['DELETE', `/v1/projects/${beta}/locations/us-central1/endpoints/{n}`],
+      ['GET', `/v1/projects/${beta}/locations/us-central1/models/{n}`],
+      ['GET', `/v1beta1/projects/${beta}/locations/us-central1/models/{n}@1`],
+      ['DELETE', `/v1/projects/${beta}/locations/us-central1/models/{n}`],
       ['GET', '/v1beta/tunedModels/{id}/export?format=peft'],
       ['GET', '/v1beta/tunedModels/{n}/export?format=gguf'],
     ];
@@ -114,6 +121,8 @@ describe('isolation between projects', () => {
       '/v1beta/models',
       `/v1/projects/${alpha}/locations/us-central1/tuningJobs`,
       `/v1beta1/projects/${alpha}/locations/us-central1/tuningJobs`,
+      `/v1/projects/${alpha}/locations/us-central1/models`,
+      `/v1beta1/projects/${alpha}/locations/us-central1/endpoints`,
     ]) {
       for (const query of ['pageSize=-1', 'page_size=-1', 'pageSize=-100000']) {
         const r = await api(`${route}?${query}`, alpha);

@@ -17,6 +17,7 @@ import { storageRoutes } from './storage/routes.js';
 import { tuningJobRoutes } from './vertex/tuning-jobs.js';
 import { metricRoutes } from './vertex/metrics.js';
 import { endpointRoutes } from './vertex/endpoints.js';
+import { resourceRoutes } from './vertex/resources.js';
 import { consolePlugin } from './console/plugin.js';
 import { exportRoutes } from './export/routes.js';
 
@@ -64,6 +65,7 @@ export async function buildServer(services: Services, { logLevel }: ServerOption
   tuningJobRoutes(app, services);
   metricRoutes(app, services);
   endpointRoutes(app, services);
+  resourceRoutes(app, services);
   await app.register(storageRoutes, { store: services.objects });
   exportRoutes(app, services);
   await app.register(consolePlugin);

@@ -1,5 +1,5 @@
 // Generation on tuned and base models: generateContent, streamGenerateContent (SSE or a streamed JSON
-// array), countTokens (v1, v1beta) and PaLM's generateText (v1beta3, v1beta). gemini-api.md §8, §9.
+// array), countTokens (v1, v1beta) and PaLM's generateText and countTextTokens (v1beta3, v1beta). gemini-api.md §8, §9.
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -19,6 +19,7 @@ import {
 import { classify, rpcErrorBody } from '../plugins/errors.js';
 import type { ApiVersion, CustomMethod, CustomMethodTarget, CustomMethods } from './custom-methods.js';
 import { isObject, listOf, wireOptions, type WireOptions } from '../proto-json.js';
+import type { Surface } from '../../service/tuning/defaults.js';
 
 type Json = Record<string, unknown>;
 
@@ -60,7 +61,7 @@ function roleOf(value: unknown, field: string): Turn['role'] {
   throw invalidArgument('Please use a valid role: user, model.', field);
 }
 
-function parseContents(value: unknown, field = 'contents'): Turn[] {
+export function parseContents(value: unknown, field = 'contents'): Turn[] {
   if (value !== undefined && value !== null && typeof value !== 'object') {
     throw invalidArgument(`Invalid value at '${field}': expected a list of contents like [{"role": "user", "parts": [{"text": "..."}]}].`, field);
   }
@@ -224,11 +225,18 @@ function usageWire(promptTokenCount: number, candidatesTokenCount: number) {
   return { promptTokenCount, candidatesTokenCount, totalTokenCount: promptTokenCount + candidatesTokenCount };
 }
 
-export function generateContentWire(result: GenerationResult, id: string, options: WireOptions) {
+/**
+ * The model a response names: the Gemini API names the tuned model (tunedModels/{id}); Vertex names the base
+ * model, for a tuned endpoint too (vertex-api.md §8.3).
+ */
+const modelVersionOf = (result: Pick<GenerationResult, 'modelVersion' | 'baseModelVersion'>, surface: Surface) =>
+  surface === 'vertex' ? result.baseModelVersion : result.modelVersion;
+
+export function generateContentWire(result: GenerationResult, id: string, options: WireOptions, surface: Surface = 'gemini') {
   return {
     candidates: result.candidates.map((c, index) => candidateWire({ index, text: c.text, finishReason: c.finishReason }, options)),
     usageMetadata: usageWire(result.promptTokenCount, result.candidatesTokenCount),
-    modelVersion: result.modelVersion,
+    modelVersion: modelVersionOf(result, surface),
     responseId: id,
   };
 }
@@ -247,12 +255,12 @@ function generateTextWire(result: GenerationResult, options: WireOptions) {
  * end) arrives, so that the last chunk carries the last text together with every finishReason and the
  * usage, rather than an empty trailer.
  */
-async function* responseChunks(stream: GenerationStream, id: string, options: WireOptions): AsyncGenerator<Json> {
+async function* responseChunks(stream: GenerationStream, id: string, options: WireOptions, surface: Surface): AsyncGenerator<Json> {
   const pending = new Map<number, string>();
   const chunk = (candidates: CandidateChunk[], extra: Json = {}): Json => ({
     candidates: candidates.sort((a, b) => a.index - b.index).map((c) => candidateWire(c, options)),
     ...extra,
-    modelVersion: stream.modelVersion,
+    modelVersion: modelVersionOf(stream, surface),
     responseId: id,
   });
   for await (const { candidate, text } of stream) {
@@ -268,7 +276,7 @@ async function* responseChunks(stream: GenerationStream, id: string, options: Wi
 }
 
 /** The body of a streamGenerateContent reply: SSE events, or one JSON array written as it grows. */
-async function* streamBody(stream: GenerationStream, sse: boolean, options: WireOptions, id: string): AsyncGenerator<string> {
+async function* streamBody(stream: GenerationStream, sse: boolean, options: WireOptions, id: string, surface: Surface): AsyncGenerator<string> {
   let first = true;
   const frame = (json: Json): string => {
     const text = JSON.stringify(json);
@@ -278,7 +286,7 @@ async function* streamBody(stream: GenerationStream, sse: boolean, options: Wire
     return framed;
   };
   try {
-    for await (const json of responseChunks(stream, id, options)) yield frame(json);
+    for await (const json of responseChunks(stream, id, options, surface)) yield frame(json);
   } catch (error) {
     // Headers are gone: the error travels as a chunk, which @google/genai turns into an ApiError.
     const { status, message, violations } = classify(error);
@@ -310,12 +318,12 @@ function clientGone(reply: FastifyReply): AbortSignal {
 }
 
 /** generateContent, streamGenerateContent and countTokens on a model, for any surface that names one. */
-export function contentMethods({ inference }: Services) {
+export function contentMethods({ inference }: Services, surface: Surface = 'gemini') {
   return {
     async generateContent(request: FastifyRequest, reply: FastifyReply, ref: ModelRef) {
       const body = parseGenerateContentRequest(request.body);
       const result = await inference.generate(ref, body, clientGone(reply));
-      return generateContentWire(result, responseId(), wireOptions(request));
+      return generateContentWire(result, responseId(), wireOptions(request), surface);
     },
 
     async streamGenerateContent(request: FastifyRequest, reply: FastifyReply, ref: ModelRef) {
@@ -326,7 +334,7 @@ export function contentMethods({ inference }: Services) {
       const sse = (request.query as Json).alt === 'sse';
       reply.type(sse ? 'text/event-stream' : 'application/json; charset=UTF-8');
       reply.header('cache-control', 'no-cache');
-      return reply.send(Readable.from(streamBody(stream, sse, wireOptions(request), responseId())));
+      return reply.send(Readable.from(streamBody(stream, sse, wireOptions(request), responseId(), surface)));
     },
 
     async countTokens(request: FastifyRequest, _reply: FastifyReply, ref: ModelRef) {
@@ -359,4 +367,11 @@ export function generateRoutes(services: Services, customMethods: CustomMethods)
       return generateTextWire(result, wireOptions(request));
     });
   }
+
+  // PaLM's countTextTokens is bound to models/* only (text_service.proto): the prompt's tokens as generateText frames it.
+  customMethods.models.set('countTextTokens', async (request, _reply, target) => {
+    requireVersion(textVersions, target, 'models', 'countTextTokens');
+    const { turns } = parseGenerateTextRequest(request.body);
+    return { tokenCount: await inference.countTokens(modelRef(request, 'models', target), { turns }) };
+  });
 }

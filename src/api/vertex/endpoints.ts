@@ -1,15 +1,20 @@
 // Serving on Vertex paths (vertex-api.md §8): endpoints/{n} is the tuned model of tuning job n, and
 // publishers/google/models/{m} a base model; both with generateContent, streamGenerateContent (?alt=sse or a
-// streamed JSON array) and countTokens, with or without the projects/{p}/locations/{l} prefix.
+// streamed JSON array), countTokens and computeTokens (LlmUtilityService), with or without the
+// projects/{p}/locations/{l} prefix. Answers name the base model as modelVersion, as Vertex's do.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../service/services.js';
-import { notFound } from '../../service/errors.js';
+import { invalidArgument, notFound } from '../../service/errors.js';
 import type { ModelRef } from '../../service/serving/inference.js';
-import { contentMethods } from '../gemini/generate.js';
+import { contentMethods, parseContents } from '../gemini/generate.js';
+import { bodyChecker } from '../check-body.js';
+import { isObject } from '../proto-json.js';
 import { parseVertexVersion, splitCustomMethod, withoutVersion } from './names.js';
+import { ComputeTokensRequest, tokensInfoWire, type ComputeTokensResponse } from './resource-wire.js';
+import { tunedModelOfResource } from './resources.js';
 
-type Verb = keyof ReturnType<typeof contentMethods>;
-const verbs: readonly string[] = ['generateContent', 'streamGenerateContent', 'countTokens'] satisfies Verb[];
+type Verb = keyof ReturnType<typeof contentMethods> | 'computeTokens';
+const verbs: readonly string[] = ['generateContent', 'streamGenerateContent', 'countTokens', 'computeTokens'] satisfies Verb[];
 
 interface Params {
   version: string;
@@ -19,8 +24,32 @@ interface Params {
   name: string;
 }
 
+const checkComputeTokens = bodyChecker(ComputeTokensRequest, 'Send {"contents": [{"role": "user", "parts": [{"text": "..."}]}]}.');
+
+/** The texts to tokenize, each with its role: one per content, or one per PaLM-era instance ({prompt} or {content}). */
+function textsOf(body: ComputeTokensRequest): { role?: string; text: string }[] {
+  const instances = body.instances ?? [];
+  if (body.contents !== undefined && instances.length) throw invalidArgument('Set contents or instances, not both.', 'contents');
+  if (instances.length) {
+    return instances.map((instance, i) => {
+      const text = typeof instance === 'string' ? instance : isObject(instance) ? (instance.prompt ?? instance.content) : undefined;
+      if (typeof text !== 'string') throw invalidArgument(`instances[${i}] must be {"prompt": "..."} or {"content": "..."}.`, `instances[${i}]`);
+      return { text };
+    });
+  }
+  const turns = parseContents(body.contents);
+  if (turns.length === 0) throw invalidArgument('contents is required: [{"role": "user", "parts": [{"text": "..."}]}].', 'contents');
+  return turns;
+}
+
 export function endpointRoutes(app: FastifyInstance, services: Services): void {
-  const content = contentMethods(services);
+  const content = contentMethods(services, 'vertex');
+  const computeTokens = async (request: FastifyRequest, ref: ModelRef): Promise<ComputeTokensResponse> => {
+    const texts = textsOf(checkComputeTokens(request.body));
+    const tokens = await services.inference.computeTokens(ref, texts.map((t) => t.text));
+    return { tokensInfo: tokens.map((t, i) => tokensInfoWire(t, texts[i]!.role)) };
+  };
+
   const serve = (collection: ModelRef['collection']) => async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
     const version = parseVertexVersion(request.params.version);
     const { id, verb } = splitCustomMethod(request.params.name);
@@ -29,14 +58,10 @@ export function endpointRoutes(app: FastifyInstance, services: Services): void {
       throw notFound(`Publisher model ${request.params.publisher}/${id} not found; Attune serves publishers/google/models/*.`);
     }
     const ref: ModelRef = { project: request.project, collection, id: withoutVersion(id), apiVersion: version };
-    if (collection === 'tunedModels') {
-      const { location } = request.params;
-      // Endpoints live in their job's location; the path without one finds any.
-      if (!/^\d+$/.test(ref.id) || (location && (await services.tuning.get(ref.project, ref.id)).location !== location)) {
-        throw notFound(`Endpoint ${id} not found.`);
-      }
-    }
-    return content[verb as Verb](request, reply, ref);
+    // An endpoint exists while its job's tunedModel names it, in its job's location (the path without one finds any).
+    if (collection === 'tunedModels') await tunedModelOfResource(services, ref.project, 'Endpoint', id, request.params.location);
+    if (verb === 'computeTokens') return computeTokens(request, ref);
+    return content[verb as Exclude<Verb, 'computeTokens'>](request, reply, ref);
   };
   for (const prefix of ['/:version/projects/:project/locations/:location', '/:version']) {
     app.post(`${prefix}/endpoints/:name`, serve('tunedModels'));

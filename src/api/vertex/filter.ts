@@ -1,7 +1,9 @@
-// The list filter (AIP-160 subset) over tuning jobs: comparisons joined by AND, OR, NOT and parentheses.
+// The list filter (AIP-160 subset) over tuning jobs, models and endpoints: comparisons joined by AND, OR, NOT and
+// parentheses.
 //   state = "JOB_STATE_SUCCEEDED"      state != JOB_STATE_FAILED      labels.team = "a"      labels.team:*
 //   base_model = "gemini-2.5-flash"    create_time > "2026-01-01T00:00:00Z"    display_name:"numbers"
 // OR binds tighter than AND, as AIP-160 says. `:` on a text field means "contains"; `labels.k:*` means "has k".
+// Each collection names its own fields (camelCase here; snake_case in filters); labels.<key> works on all.
 import { invalidArgument } from '../../service/errors.js';
 import type { TunedModel } from '../../service/tuning/tuned-model.js';
 import { camelCase } from '../plugins/lenient-json.js';
@@ -9,7 +11,9 @@ import { jobStateOf } from './wire.js';
 
 export type JobPredicate = (model: TunedModel) => boolean;
 
-const fields: Record<string, (m: TunedModel) => string | undefined> = {
+export type FilterFields = Record<string, (m: TunedModel) => string | undefined>;
+
+const jobFields: FilterFields = {
   state: (m) => jobStateOf(m),
   baseModel: (m) => m.baseModel.replace(/^models\//, ''),
   tunedModelDisplayName: (m) => m.displayName,
@@ -23,7 +27,7 @@ const fields: Record<string, (m: TunedModel) => string | undefined> = {
 
 const token = /\s*(\(|\)|!=|>=|<=|=|>|<|:|"(?:[^"\\]|\\.)*"|[^\s()=!<>:"]+)/y;
 
-export function parseFilter(filter: string | undefined): JobPredicate {
+export function parseFilter(filter: string | undefined, fields: FilterFields = jobFields): JobPredicate {
   if (!filter?.trim()) return () => true;
   const tokens: string[] = [];
   let end = 0; // a failed sticky match resets lastIndex, so the position is kept here
@@ -73,7 +77,7 @@ export function parseFilter(filter: string | undefined): JobPredicate {
       fail(filter, 'expected comparisons like state = "JOB_STATE_SUCCEEDED"');
     }
     const value = raw.startsWith('"') ? quoted(raw, filter) : raw;
-    const read = fieldReader(name, filter);
+    const read = fieldReader(name, filter, fields);
     if (/_time$|Time$/.test(name)) {
       const time = Date.parse(value);
       if (Number.isNaN(time)) fail(filter, `${name} needs an RFC 3339 time, not ${JSON.stringify(value)}`);
@@ -87,7 +91,7 @@ export function parseFilter(filter: string | undefined): JobPredicate {
   return predicate;
 }
 
-function fieldReader(name: string, filter: string): (m: TunedModel) => string | undefined {
+function fieldReader(name: string, filter: string, fields: FilterFields): (m: TunedModel) => string | undefined {
   if (name.startsWith('labels.')) {
     const key = name.slice('labels.'.length);
     // Own keys only: `labels.constructor` is a label nobody set, not Object's constructor.
@@ -95,7 +99,10 @@ function fieldReader(name: string, filter: string): (m: TunedModel) => string | 
   }
   const field = camelCase(name);
   const read = Object.hasOwn(fields, field) ? fields[field] : undefined;
-  if (!read) fail(filter, `unknown field "${name}"; filter on state, labels.<key>, base_model, display_name, description, create_time, update_time, start_time or end_time`);
+  if (!read) {
+    const names = Object.keys(fields).map((f) => f.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
+    fail(filter, `unknown field "${name}"; filter on ${names.slice(0, 1).join('')}, labels.<key>, ${names.slice(1, -1).join(', ')} or ${names.at(-1)}`);
+  }
   return read;
 }
 

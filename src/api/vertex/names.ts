@@ -21,8 +21,12 @@ export interface LocationParams {
 const parentOf = (model: TunedModel) => `projects/${model.project}/locations/${model.location}`;
 
 export const tuningJobName = (model: TunedModel) => `${parentOf(model)}/tuningJobs/${model.jobNumber}`;
-/** Version 1: a tuning from a base model makes the model's first version. */
-export const modelName = (model: TunedModel) => `${parentOf(model)}/models/${model.jobNumber}@1`;
+/** The Model in the registry; its versions are `…@{versionId}`. */
+export const modelResourceName = (model: TunedModel) => `${parentOf(model)}/models/${model.jobNumber}`;
+/** A tuning from a base model makes the model's first version, which carries the default alias. */
+export const modelVersionId = '1';
+export const defaultVersionAlias = 'default';
+export const modelName = (model: TunedModel) => `${modelResourceName(model)}@${modelVersionId}`;
 export const endpointName = (model: TunedModel) => `${parentOf(model)}/endpoints/${model.jobNumber}`;
 
 /** Splits `123:cancel` into the id and the verb ('' when there is none). */

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
 import './jinja-strip.js'; // Python's strip(chars), which the library lacks
+import { tokenBytesFor, type TokenBytes } from './token-bytes.js';
 
 export interface ChatMessage {
   role: string;
@@ -20,6 +21,13 @@ interface TokenizerConfig {
   clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output?: boolean;
   chat_template?: ChatTemplateSpec;
   [key: string]: unknown;
+}
+
+/** The fields of tokenizer.json that we read ourselves (the library reads it all). */
+interface TokenizerJson {
+  added_tokens?: unknown[];
+  model?: { type?: string };
+  decoder?: Parameters<typeof tokenBytesFor>[0];
 }
 
 /** Older configs store special tokens as serialised AddedToken objects. */
@@ -49,14 +57,17 @@ export class Tokenizer {
   /** Whether add_bos_token/add_eos_token decide the special tokens instead of tokenizer.json's post-processor. */
   private readonly specialsFromConfig: boolean;
   private readonly cleanUpSpaces: boolean;
+  private readonly bytesOf: TokenBytes;
 
   private constructor(
     private readonly hf: HfTokenizer,
     private readonly config: TokenizerConfig,
     generationEosIds: number[],
     chatTemplate: { source: string; compiled: Template } | undefined,
-    modelType: string | undefined,
+    tokenizerJson: TokenizerJson,
   ) {
+    const modelType = tokenizerJson.model?.type;
+    this.bytesOf = tokenBytesFor(tokenizerJson.decoder);
     this.bosToken = tokenContent(config.bos_token);
     this.eosToken = tokenContent(config.eos_token);
     this.bosTokenId = this.idOf(this.bosToken);
@@ -88,7 +99,7 @@ export class Tokenizer {
    * takes precedence over tokenizer_config's chat_template, as in transformers.
    */
   static async load(modelDir: string): Promise<Tokenizer> {
-    const tokenizerJson = (await readJson(modelDir, 'tokenizer.json', true)) as { added_tokens?: unknown[]; model?: { type?: string } };
+    const tokenizerJson = (await readJson(modelDir, 'tokenizer.json', true)) as TokenizerJson;
     const config = ((await readJson(modelDir, 'tokenizer_config.json', false)) ?? {}) as TokenizerConfig;
     const generationConfig = (await readJson(modelDir, 'generation_config.json', false)) as
       | { eos_token_id?: number | number[] | null }
@@ -112,7 +123,7 @@ export class Tokenizer {
     }
     const eos = generationConfig?.eos_token_id;
     const generationEosIds = eos == null ? [] : Array.isArray(eos) ? eos : [eos];
-    return new Tokenizer(hf, config, generationEosIds, compiled && { source: template!, compiled }, tokenizerJson.model?.type);
+    return new Tokenizer(hf, config, generationEosIds, compiled && { source: template!, compiled }, tokenizerJson);
   }
 
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
@@ -137,6 +148,12 @@ export class Tokenizer {
 
   tokenToId(token: string): number | undefined {
     return this.hf.token_to_id(token);
+  }
+
+  /** The bytes token `id` stands for on its own (token-bytes.ts); empty for an id outside the vocabulary. */
+  tokenBytes(id: number): Uint8Array {
+    const token = this.hf.id_to_token(id);
+    return token === undefined ? new Uint8Array() : this.bytesOf(token);
   }
 
   idToToken(id: number): string | undefined {

@@ -8,7 +8,7 @@ import type { ParseOptions } from '../../engine/data/examples.js';
 import { ServiceError } from '../errors.js';
 import { datasetTooLarge } from '../tuning/dataset-files.js';
 import type { PromptFormat, PromptText } from '../serving/prompt.js';
-import type { DatasetTask, PreparedDataset, PromptTask, TaskFailure, TaskOutcome } from './tasks.js';
+import type { DatasetTask, PreparedDataset, PromptTask, TaskFailure, TaskOutcome, TextsTask } from './tasks.js';
 
 export const cpuPoolDefaults = {
   /** Threads at most: half the cores (the other half trains and serves), 1 or 2 (each holds its own tokenizers). */
@@ -50,6 +50,14 @@ export class CpuPool {
   async promptTokenIds(baseDir: string, format: PromptFormat, prompt: PromptText): Promise<number[]> {
     const task: PromptTask = { baseDir, format, systemInstruction: prompt.systemInstruction, turns: prompt.turns };
     const outcome = (await this.pool.run(task, { name: 'tokenizePrompt' })) as TaskOutcome<number[]>;
+    if (outcome.failure) throw failureError(outcome.failure);
+    return outcome.ok;
+  }
+
+  /** Each text's token ids on its own, tokenized in a worker thread. */
+  async textTokenIds(baseDir: string, texts: string[]): Promise<number[][]> {
+    const task: TextsTask = { baseDir, texts };
+    const outcome = (await this.pool.run(task, { name: 'tokenizeTexts' })) as TaskOutcome<number[][]>;
     if (outcome.failure) throw failureError(outcome.failure);
     return outcome.ok;
   }

@@ -9,7 +9,7 @@ import {
 } from '../../engine/data/examples.js';
 import { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import { ServiceError, type CanonicalStatus, type FieldViolation } from '../errors.js';
-import { promptTokenIds, type PromptFormat, type PromptText } from '../serving/prompt.js';
+import { promptTokenIds, textTokenIds, type PromptFormat, type PromptText } from '../serving/prompt.js';
 import { dataStatsOf } from '../tuning/data-stats.js';
 import type { DataStats } from '../tuning/tuned-model.js';
 
@@ -41,6 +41,11 @@ export interface PromptTask extends PromptText {
   format: PromptFormat;
 }
 
+export interface TextsTask {
+  baseDir: string;
+  texts: string[];
+}
+
 export type TaskFailure =
   | { kind: 'dataset'; message: string; tooManyExamples?: number }
   | { kind: 'fileTooLarge' }
@@ -62,6 +67,11 @@ export async function prepareDataset(task: DatasetTask): Promise<TaskOutcome<Pre
 
 export async function tokenizePrompt(task: PromptTask): Promise<TaskOutcome<number[]>> {
   return outcome(async () => promptTokenIds(await tokenizer(task.baseDir), task.format, task));
+}
+
+/** Each text's token ids on its own, without special tokens (computeTokens). */
+export async function tokenizeTexts(task: TextsTask): Promise<TaskOutcome<number[][]>> {
+  return outcome(async () => textTokenIds(await tokenizer(task.baseDir), task.texts));
 }
 
 class FileTooLarge extends Error {}

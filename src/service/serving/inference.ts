@@ -34,7 +34,7 @@ import type { Turn } from '../../engine/data/examples.js';
 import { charCount } from '../../engine/data/limits.js';
 import { limitDefaults } from '../limits.js';
 import { cpuPoolDefaults, type CpuPool } from '../cpu/pool.js';
-import { promptTokenIds, type PromptFormat } from './prompt.js';
+import { promptTokenIds, textTokenIds, type PromptFormat } from './prompt.js';
 import { generationDefaults, type FinishReason, type Generation } from '../../engine/generate/generate.js';
 import { ServiceError, invalidArgument } from '../errors.js';
 import type { BaseModelRegistry, SamplingDefaults } from '../models/registry.js';
@@ -108,6 +108,8 @@ export interface GenerationResult {
   candidatesTokenCount: number;
   /** tunedModels/{id}, or the base model's id as requested (an alias stays an alias). */
   modelVersion: string;
+  /** The base model's id as requested, or as the tuned model was created on (what Vertex reports). */
+  baseModelVersion: string;
 }
 
 /** Text as it is decided, per candidate; iterate once. `result` settles when generation ends. */
@@ -115,6 +117,7 @@ export interface GenerationStream extends AsyncIterable<JobDelta> {
   readonly promptTokenCount: number;
   readonly candidateCount: number;
   readonly modelVersion: string;
+  readonly baseModelVersion: string;
   readonly result: Promise<GenerationResult>;
 }
 
@@ -138,6 +141,7 @@ interface Target {
   format: PromptFormat;
   sampling: Partial<SamplingDefaults>;
   modelVersion: string;
+  baseModelVersion: string;
   tuned: boolean;
 }
 
@@ -178,7 +182,7 @@ export class InferenceService {
     let settle!: { resolve(r: GenerationResult): void; reject(e: unknown): void };
     const result = new Promise<GenerationResult>((resolve, reject) => (settle = { resolve, reject }));
     result.catch(() => {}); // the stream's iterator reports the error; an abandoned result must not crash the process
-    const { modelVersion } = target;
+    const { modelVersion, baseModelVersion } = target;
     const adapter = target.adapter?.value;
     const job: Job = {
       adapter: adapter?.adapter ?? null,
@@ -195,6 +199,7 @@ export class InferenceService {
           promptTokenCount: generation.promptTokenCount,
           candidatesTokenCount: generation.candidatesTokenCount,
           modelVersion,
+          baseModelVersion,
         });
       },
       onError: (error) => {
@@ -209,6 +214,7 @@ export class InferenceService {
       promptTokenCount: promptIds.length,
       candidateCount: options.candidateCount,
       modelVersion,
+      baseModelVersion,
       result,
       [Symbol.asyncIterator]: () => channel.iterate(),
     };
@@ -226,6 +232,21 @@ export class InferenceService {
     } finally {
       release(target);
     }
+  }
+
+  /**
+   * Each text's tokens on its own, as the model's vocabulary splits it (no template, no special tokens): ids and
+   * the bytes each stands for. Only the tokenizer is loaded, never the weights.
+   */
+  async computeTokens(ref: ModelRef, texts: string[]): Promise<{ ids: number[]; bytes: Uint8Array[] }[]> {
+    if (this.closed) throw new ServiceError('UNAVAILABLE', 'The service is shutting down.');
+    const dir = ref.collection === 'models' ? this.registry.resolve(ref.id, ref.apiVersion).dir : (await this.activeTunedModel(ref)).baseDir;
+    const units = texts.reduce((n, text) => n + text.length, 0);
+    this.checkPromptLength(units, () => texts.reduce((n, text) => n + charCount(text), 0));
+    const tokenizer = await this.tuning.tokenizer(dir);
+    const ids =
+      this.options.cpu && units > cpuPoolDefaults.inlinePromptChars ? await this.options.cpu.textTokenIds(dir, texts) : textTokenIds(tokenizer, texts);
+    return ids.map((list) => ({ ids: list, bytes: list.map((id) => tokenizer.tokenBytes(id)) }));
   }
 
   /** Drops a tuned model's cached adapter (call when the model is deleted). */
@@ -260,17 +281,11 @@ export class InferenceService {
         format: untunedFormat(tokenizer),
         sampling: info.sampling,
         modelVersion: info.name.replace(/^models\//, ''),
+        baseModelVersion: info.name.replace(/^models\//, ''),
         tuned: false,
       };
     }
-    const model = await this.tuning.get(ref.project, ref.id);
-    if (model.state !== 'ACTIVE') {
-      const why = model.state === 'FAILED' && model.error ? ` (${model.error.message})` : '';
-      throw new ServiceError(
-        'FAILED_PRECONDITION',
-        `Tuned model tunedModels/${model.id} is ${model.state}${why}; it can generate content only when its state is ACTIVE.`,
-      );
-    }
+    const model = await this.activeTunedModel(ref);
     const base = await this.base(model.baseDir);
     let adapter: Lease<LoadedAdapter>;
     try {
@@ -287,8 +302,32 @@ export class InferenceService {
       format: record ? { kind: 'framing', framing: record.framing } : untunedFormat(tokenizer),
       sampling: { temperature: model.temperature, topP: model.topP, topK: model.topK },
       modelVersion: `tunedModels/${model.id}`,
+      baseModelVersion: model.baseModel.replace(/^models\//, ''),
       tuned: true,
     };
+  }
+
+  /** The project's tuned model, which must be ACTIVE to be used. */
+  private async activeTunedModel(ref: ModelRef): Promise<TunedModel> {
+    const model = await this.tuning.get(ref.project, ref.id);
+    if (model.state !== 'ACTIVE') {
+      const why = model.state === 'FAILED' && model.error ? ` (${model.error.message})` : '';
+      throw new ServiceError(
+        'FAILED_PRECONDITION',
+        `Tuned model tunedModels/${model.id} is ${model.state}${why}; it can generate content only when its state is ACTIVE.`,
+      );
+    }
+    return model;
+  }
+
+  /** A prompt over limits.promptChars is refused; one far over it is refused without counting its characters. */
+  private checkPromptLength(units: number, chars: () => number): void {
+    const maxChars = this.options.promptChars ?? limitDefaults.promptChars;
+    // A code point is one or two UTF-16 units.
+    const count = units > 2 * maxChars ? units : chars();
+    if (count > maxChars) {
+      throw invalidArgument(`The prompt is ${units > 2 * maxChars ? 'more than ' + maxChars : count} characters long; the limit promptChars is ${maxChars} characters.`, 'contents');
+    }
   }
 
   private base(dir: string): Promise<Lease<LoadedBase>> {
@@ -324,13 +363,8 @@ export class InferenceService {
   private async frame(target: Target, request: PromptRequest): Promise<number[]> {
     const { turns, systemInstruction } = request;
     if (turns.length === 0) throw invalidArgument('* GenerateContentRequest.contents: contents is not specified', 'contents');
-    const maxChars = this.options.promptChars ?? limitDefaults.promptChars;
-    // A code point is one or two UTF-16 units: a prompt far over the limit is refused without counting it.
     const units = (systemInstruction?.length ?? 0) + turns.reduce((n, t) => n + t.text.length, 0);
-    const chars = units > 2 * maxChars ? units : charCount(systemInstruction ?? '') + turns.reduce((n, t) => n + charCount(t.text), 0);
-    if (chars > maxChars) {
-      throw invalidArgument(`The prompt is ${units > 2 * maxChars ? 'more than ' + maxChars : chars} characters long; the limit promptChars is ${maxChars} characters.`, 'contents');
-    }
+    this.checkPromptLength(units, () => charCount(systemInstruction ?? '') + turns.reduce((n, t) => n + charCount(t.text), 0));
     const { tokenizer, transformer, dir } = target.base.value.model;
     const prompt = { systemInstruction, turns };
     const ids =

@@ -30,3 +30,8 @@ export function promptTokenIds(tokenizer: Tokenizer, format: PromptFormat, { sys
   const bos = tokenizer.addBosToken ? [tokenizer.bosTokenId!] : [];
   return [...bos, ...tokenizer.encode(text, { addSpecialTokens: false })];
 }
+
+/** Each text's token ids on its own, as the vocabulary splits it: no template, no special tokens (computeTokens). */
+export function textTokenIds(tokenizer: Tokenizer, texts: string[]): number[][] {
+  return texts.map((text) => tokenizer.encode(text, { addSpecialTokens: false }));
+}

@@ -1,0 +1,115 @@
+// The Vertex resources a tuning job names (vertex-api.md §2.4): endpoints/{n} and models/{n} get, list and
+// delete on v1 and v1beta1. A job that SUCCEEDED has both, named by its 19-digit number: the Model (version 1,
+// alias "default") deployed once on the Endpoint. They are views of the tuned model, as the job is:
+//   - DELETE models/{n} deletes the tuned model: its Model, its Endpoint, its job, its adapter (Attune deploys a
+//     model when it is tuned and never undeploys it, so deleting the Model takes its deployment with it);
+//   - DELETE endpoints/{n} is refused as Vertex refuses an endpoint that still has a deployed model
+//     (FAILED_PRECONDITION); delete the model instead.
+// Another project's resources, and those of jobs that did not succeed, answer 404 exactly like missing ones.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Services } from '../../service/services.js';
+import { ServiceError, invalidArgument, notFound } from '../../service/errors.js';
+import { operationId } from '../../service/tuning/ids.js';
+import { now, type TunedModel } from '../../service/tuning/tuned-model.js';
+import { wireOptions } from '../proto-json.js';
+import { parseFilter, type FilterFields } from './filter.js';
+import { defaultVersionAlias, modelVersionId, parseVertexVersion, type LocationParams } from './names.js';
+import { ListQuery, deleteOperationWire, endpointWire, modelWire } from './resource-wire.js';
+import { jobStateOf } from './wire.js';
+
+export type ResourceKind = 'Endpoint' | 'Model';
+
+const collections: Record<ResourceKind, string> = { Endpoint: 'endpoints', Model: 'models' };
+
+/** Vertex shows a tuned model as a Model and an Endpoint once its job has SUCCEEDED (tuningJob.tunedModel). */
+export const hasVertexResources = (model: TunedModel) => jobStateOf(model) === 'JOB_STATE_SUCCEEDED';
+
+/** Version ids and aliases a models/{n}@… name may carry: the one version there is. */
+const modelVersions = [modelVersionId, defaultVersionAlias];
+
+/**
+ * The tuned model a Vertex Endpoint or Model name points at, within the caller's project (and the location,
+ * when the path has one): `n` for endpoints, `n`, `n@1` or `n@default` for models.
+ */
+export async function tunedModelOfResource(
+  services: Services,
+  project: string,
+  kind: ResourceKind,
+  id: string,
+  location: string | undefined,
+): Promise<TunedModel> {
+  const name = location ? `projects/${project}/locations/${location}/${collections[kind]}/${id}` : `${collections[kind]}/${id}`;
+  const missing = () => notFound(`${kind} \`${name}\` not found.`);
+  const [number = '', version, ...rest] = id.split('@');
+  const versionNamed = version === undefined || (kind === 'Model' && modelVersions.includes(version));
+  if (!/^\d+$/.test(number) || rest.length || !versionNamed) throw missing();
+  let model: TunedModel;
+  try {
+    model = await services.tuning.get(project, number);
+  } catch (error) {
+    if (error instanceof ServiceError && error.status === 'NOT_FOUND') throw missing();
+    throw error;
+  }
+  if ((location && model.location !== location) || !hasVertexResources(model)) throw missing();
+  return model;
+}
+
+/** AIP-160 filter fields of ListModels and ListEndpoints (labels.<key> too). */
+const sharedFields: FilterFields = {
+  displayName: (m) => m.displayName,
+  description: (m) => m.description,
+  baseModelName: (m) => m.baseModel.replace(/^models\//, ''),
+  createTime: (m) => m.completeTime,
+  updateTime: (m) => m.updateTime,
+};
+const filterFields: Record<ResourceKind, FilterFields> = {
+  Endpoint: { endpoint: (m) => m.jobNumber, ...sharedFields },
+  Model: { model: (m) => m.jobNumber, ...sharedFields },
+};
+
+type ResourceParams = LocationParams & { id: string };
+
+export function resourceRoutes(app: FastifyInstance, services: Services): void {
+  const base = '/:version/projects/:project/locations/:location';
+  const resourceOf = (request: FastifyRequest<{ Params: ResourceParams }>, kind: ResourceKind) => {
+    parseVertexVersion(request.params.version);
+    return tunedModelOfResource(services, request.project, kind, request.params.id, request.params.location);
+  };
+
+  for (const kind of ['Endpoint', 'Model'] as const) {
+    const collection = collections[kind];
+    const wire = (model: TunedModel, request: FastifyRequest) => (kind === 'Endpoint' ? endpointWire(model) : modelWire(model, wireOptions(request)));
+
+    app.get<{ Params: LocationParams; Querystring: ListQuery }>(`${base}/${collection}`, { schema: { querystring: ListQuery } }, async (request) => {
+      parseVertexVersion(request.params.version);
+      const { pageSize, pageToken, filter, orderBy } = request.query;
+      if (orderBy?.trim() && !/^\s*create_time\s+desc\s*$/i.test(orderBy)) {
+        throw invalidArgument(`orderBy ${JSON.stringify(orderBy)} is not supported: ${collection} are listed newest first ("create_time desc").`, 'order_by');
+      }
+      const matches = parseFilter(filter, filterFields[kind]);
+      const { location } = request.params;
+      const page = await services.tuning.listMatching(request.project, (m) => m.location === location && hasVertexResources(m) && matches(m), pageSize, pageToken);
+      const items = page.items.map((m) => wire(m, request));
+      return { [collection]: items.length ? items : undefined, nextPageToken: page.nextPageToken };
+    });
+
+    app.get<{ Params: ResourceParams }>(`${base}/${collection}/:id`, async (request) => wire(await resourceOf(request, kind), request));
+
+    app.delete<{ Params: ResourceParams }>(`${base}/${collection}/:id`, async (request) => {
+      const version = parseVertexVersion(request.params.version);
+      const model = await resourceOf(request, kind);
+      if (kind === 'Endpoint') {
+        throw new ServiceError(
+          'FAILED_PRECONDITION',
+          `Endpoint ${request.params.id} has a deployed model (models/${model.jobNumber}@${modelVersionId}), and Attune does not undeploy models. ` +
+            `Delete the model, DELETE /${version}/projects/${model.project}/locations/${model.location}/models/${model.jobNumber}, which deletes its endpoint with it.`,
+        );
+      }
+      if (request.params.id.includes('@')) {
+        throw invalidArgument(`DeleteModel takes the model's name without a version: models/${model.jobNumber}.`, 'name');
+      }
+      await services.tuning.delete(request.project, model.id);
+      return deleteOperationWire(`projects/${model.project}/locations/${model.location}`, operationId(), version, now());
+    });
+  }
+}
