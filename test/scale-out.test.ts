@@ -154,7 +154,8 @@ describe('scale-out: two API servers, workers on their own, one PostgreSQL, shar
     const takenOver = await waitFor('the frozen job to be taken over', async () => {
       const leases = await database.db.selectFrom('leases').selectAll().where('tuned_model_id', '=', frozen.id).orderBy('token').execute();
       return leases.length >= 2 && leases.at(-1)!.worker_id !== secondId ? leases : undefined;
-    }, { timeoutMs: 120_000, intervalMs: 200 });
+      // The one free worker takes it once it finishes the job it trains: a whole run, slow on a busy machine.
+    }, { timeoutMs: 400_000, intervalMs: 200 });
     second.child.kill('SIGCONT');
     await second.waitForOutput(new RegExp(`lost the lease of job ${frozen.id}`), 60_000);
 
