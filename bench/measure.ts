@@ -3,6 +3,8 @@
 //   node dist/bench/measure.js train <shape> <threads> <steps>
 //   node dist/bench/measure.js decode <shape> <threads> <tokens>
 //   node dist/bench/measure.js soak <shape> <threads> <steps>
+//   node dist/bench/measure.js serve <shape> <threads> <continuous|swap-per-batch>
+//   node dist/bench/measure.js fairness <shape> <threads> continuous
 import { tidy, setNumThreads, setBlasThreads, manualSeed, noGrad, ids } from '../src/engine/tensor/index.js';
 import { LoraAdapter, loraConfig } from '../src/engine/lora/lora.js';
 import { AdamW } from '../src/engine/train/optimizer.js';
@@ -11,6 +13,8 @@ import { packBatch } from '../src/engine/train/packing.js';
 import { KvCache } from '../src/engine/model/kv-cache.js';
 import { benchShapes, loraRank, loraAlpha } from './shapes.js';
 import { randomLlama } from './random-model.js';
+import { runFairness, runLoad } from './serve-load.js';
+import type { SchedulerKind } from '../src/service/serving/inference.js';
 
 const [mode, shapeName, threadsArg, countArg] = process.argv.slice(2);
 const shape = benchShapes.find((s) => s.name === shapeName);
@@ -21,10 +25,17 @@ const count = Number(countArg);
 setNumThreads(intraOp);
 if (blas) setBlasThreads(blas);
 manualSeed(0);
-const model = randomLlama(shape);
 const rssMb = () => process.memoryUsage.rss() / 2 ** 20;
 const peakRssMb = () => process.resourceUsage().maxRSS / 1024;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+if (mode === 'serve' || mode === 'fairness') {
+  const scheduler = countArg as SchedulerKind;
+  const result = mode === 'serve' ? await runLoad(shape, scheduler) : await runFairness(shape);
+  console.log(JSON.stringify({ impl: 'attune', mode, shape: shape.name, threads, scheduler, ...result, peak_rss_mb: peakRssMb() }));
+  process.exit(0);
+}
+const model = randomLlama(shape);
 
 function randomBatch() {
   const examples = Array.from({ length: shape!.batch }, () => {

@@ -1,12 +1,14 @@
 // npm run bench: each figure for Attune beside the same work in PyTorch eager (Debian python3-torch) in the
 // same run, each implementation in its best thread setting, one JSON line per figure. Every measurement
 // runs in its own process, one at a time, so peak RSS is its own and the cores are not shared.
+// `--only NAME[,NAME]` runs some sections: train, decode, soak, seed-job, healthz, serving. `--quick` runs less.
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchShapes } from './shapes.js';
 import { createToActiveSeconds } from './tune-latency.js';
 import { queueBenchmark } from './queue.js';
+import { servingFigures } from './serving.js';
 import { healthzLatency } from './healthz-latency.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -16,13 +18,11 @@ const python = process.env.ATTUNE_BENCH_PYTHON ?? '/usr/bin/python3';
 // Attune sets ATen's and OpenBLAS's pools apart (intra:blas); Debian's PyTorch sizes only ATen's.
 const threadSettings = { attune: ['1:1', '1:2', '2:2'], pytorch: ['1', '2'] };
 const quick = process.argv.includes('--quick');
-/** `--only queue`: the job queue on PostgreSQL alone. */
-const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
-if (only === 'queue') {
-  for (const line of await queueBenchmark()) console.log(JSON.stringify(line));
-  process.exit(0);
-}
-if (only !== undefined) throw new Error(`--only takes queue, not '${only}'`);
+const sections = ['train', 'decode', 'soak', 'seed-job', 'healthz', 'serving', 'queue'];
+const onlyAt = process.argv.indexOf('--only');
+const only = onlyAt >= 0 ? (process.argv[onlyAt + 1] ?? '').split(',') : sections;
+for (const name of only) if (!sections.includes(name)) throw new Error(`--only takes ${sections.join(', ')}; not '${name}'`);
+const runs = (section: string) => only.includes(section);
 
 type Line = Record<string, number | string | boolean>;
 
@@ -69,6 +69,7 @@ function emit(line: Line): void {
 
 const trainSteps: Record<string, number> = { stories260K: 20, stories15M: 8, 'smollm2-135M': 3 };
 for (const shape of benchShapes) {
+  if (!runs('train')) break;
   const steps = quick ? 2 : trainSteps[shape.name];
   const train = best('train_tokens_per_s', (impl, threads) =>
     impl === 'attune' ? attune('train', shape.name, threads, steps) : pytorch('train', shape.name, threads, steps),
@@ -81,7 +82,9 @@ for (const shape of benchShapes) {
     pytorch: round(Number(train.pytorch.max_rss_mb)),
     ratio: round(Number(train.attune.peak_rss_mb) / Number(train.pytorch.max_rss_mb), 3),
   });
-  if (shape.name === 'smollm2-135M' && quick) continue;
+}
+for (const shape of benchShapes) {
+  if (!runs('decode') || (shape.name === 'smollm2-135M' && quick)) continue;
   const decode = best('decode_tokens_per_s', (impl, threads) =>
     impl === 'attune' ? attune('decode', shape.name, threads, 128) : pytorch('decode', shape.name, threads, 0),
   );
@@ -89,16 +92,21 @@ for (const shape of benchShapes) {
 }
 
 // Native memory must not creep over a long run: RSS after step 100 against RSS at the end.
-const soakSteps = quick ? 200 : 2000;
-const soak = attune('soak', 'stories260K', '1', soakSteps);
-emit({
-  figure: 'rss_growth_mb',
-  shape: 'stories260K',
-  steps: `100..${soakSteps}`,
-  attune_rss_mb_at_100: round(Number(soak.rss_mb_at_step_100)),
-  attune_rss_mb_at_end: round(Number(soak[`rss_mb_at_step_${soakSteps}`])),
-  attune: round(Number(soak[`rss_mb_at_step_${soakSteps}`]) - Number(soak.rss_mb_at_step_100)),
-});
+if (runs('soak')) {
+  const soakSteps = quick ? 200 : 2000;
+  const soak = attune('soak', 'stories260K', '1', soakSteps);
+  emit({
+    figure: 'rss_growth_mb',
+    shape: 'stories260K',
+    steps: `100..${soakSteps}`,
+    attune_rss_mb_at_100: round(Number(soak.rss_mb_at_step_100)),
+    attune_rss_mb_at_end: round(Number(soak[`rss_mb_at_step_${soakSteps}`])),
+    attune: round(Number(soak[`rss_mb_at_step_${soakSteps}`]) - Number(soak.rss_mb_at_step_100)),
+  });
+}
+
+if (runs('serving')) for (const line of servingFigures({ measureScript, referenceScript, python })) emit(line);
+if (runs('queue')) for (const line of await queueBenchmark()) console.log(JSON.stringify(line));
 
 function round(value: number, digits = 1): number {
   const f = 10 ** digits;
@@ -106,29 +114,33 @@ function round(value: number, digits = 1): number {
 }
 
 // The Gemini API seed job end to end: create → ACTIVE through HTTP and a worker process (target < 5 s).
-const latencies = await createToActiveSeconds(quick ? 1 : 3);
-emit({
-  figure: 'seed_job_create_to_active_s',
-  steps: 188,
-  attune: round([...latencies].sort((a, b) => a - b)[Math.floor(latencies.length / 2)], 2),
-  runs: latencies.map((s) => round(s, 2)).join(' '),
-  target: 5,
-});
+if (runs('seed-job')) {
+  const latencies = await createToActiveSeconds(quick ? 1 : 3);
+  emit({
+    figure: 'seed_job_create_to_active_s',
+    steps: 188,
+    attune: round([...latencies].sort((a, b) => a - b)[Math.floor(latencies.length / 2)], 2),
+    runs: latencies.map((s) => round(s, 2)).join(' '),
+    target: 5,
+  });
+}
 
 // The job queue on PostgreSQL under load (no training: it measures claiming).
 for (const line of await queueBenchmark()) emit(line);
 // CPU-heavy request work runs in worker threads: /healthz while a 10 MB JSONL validateOnly is framed, beside
 // /healthz on the same idle server (target: under 100 ms).
-const health = await healthzLatency();
-const percentile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))];
-emit({
-  figure: 'healthz_ms_during_10mb_validate',
-  attune_p50: round(percentile(health.busyMs, 0.5), 2),
-  attune_max: round(Math.max(...health.busyMs), 2),
-  idle_p50: round(percentile(health.idleMs, 0.5), 2),
-  idle_max: round(Math.max(...health.idleMs), 2),
-  ratio_p50: round(percentile(health.busyMs, 0.5) / percentile(health.idleMs, 0.5), 2),
-  samples: health.busyMs.length,
-  validate_s: round(health.validateSeconds, 1),
-  target: 100,
-});
+if (runs('healthz')) {
+  const health = await healthzLatency();
+  const percentile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))];
+  emit({
+    figure: 'healthz_ms_during_10mb_validate',
+    attune_p50: round(percentile(health.busyMs, 0.5), 2),
+    attune_max: round(Math.max(...health.busyMs), 2),
+    idle_p50: round(percentile(health.idleMs, 0.5), 2),
+    idle_max: round(Math.max(...health.idleMs), 2),
+    ratio_p50: round(percentile(health.busyMs, 0.5) / percentile(health.idleMs, 0.5), 2),
+    samples: health.busyMs.length,
+    validate_s: round(health.validateSeconds, 1),
+    target: 100,
+  });
+}

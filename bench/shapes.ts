@@ -20,3 +20,14 @@ export const benchShapes: BenchShape[] = [
 
 export const loraRank = 8;
 export const loraAlpha = 16;
+
+/** The serving benchmark's load (bench/serve-load.ts; the PyTorch reference's --mode serve builds the same requests). */
+export const servingLoad = {
+  clients: 32,
+  adapters: 8,
+  newTokens: 64,
+  /** Prompt i's length: 8 to 64 tokens, mixed. */
+  promptLength: (i: number) => 8 + ((i * 37) % 57),
+  /** Concurrent requests of the flooding project in the fairness measurement. */
+  floodRequests: 200,
+};

@@ -317,6 +317,37 @@ describe('keyless mode', () => {
       assert.equal((await api.req(`/v1beta/${name}`, { method: 'DELETE' })).status, 200);
     });
 
+    test("the console's project list names keyless projects with jobs to a keyless caller, and a keyed caller only its own", async () => {
+      const created = await api.req('/v1beta/tunedModels', { method: 'POST', headers: { 'x-goog-user-project': 'side-project' }, body: tuningBody({ ...shortRun, displayName: 'side' }) });
+      assert.equal(created.status, 200, created.text);
+      assert.equal((await api.req('/v1beta/tunedModels', { method: 'POST', key: fixture.keys['project-alpha'], body: tuningBody({ ...shortRun }) })).status, 200);
+      const keyless = await api.req('/console/api/projects');
+      assert.equal(keyless.status, 200, keyless.text);
+      assert.equal(keyless.json.keyless, true);
+      // project-alpha holds a model too, but it has keys: a keyless caller is never told of it.
+      assert.deepEqual(keyless.json.projects, [
+        { projectId: 'local', tunedModelCount: 0 },
+        { projectId: 'side-project', tunedModelCount: 1 },
+      ]);
+      const keyed = await api.get('/console/api/projects', 'project-alpha');
+      assert.deepEqual(keyed.json, { projects: [{ projectId: 'project-alpha', tunedModelCount: 1 }], keyless: false });
+      assertRpcError(await api.req('/console/api/projects', { headers: { 'x-goog-user-project': 'project-alpha' } }), 403, 'PERMISSION_DENIED', /requires an API key/);
+
+      // The list's final losses: for the caller's own jobs only; another project's job is as if absent.
+      const side = created.json.metadata.tunedModel.split('/')[1];
+      const asSide = { headers: { 'x-goog-user-project': 'side-project' } };
+      await waitFor('the side project\'s run to end', async () => ((await api.req(`/v1/${created.json.name}`, asSide)).json.done ? true : undefined), { timeoutMs: 120_000, intervalMs: 300 });
+      const own = await api.req(`/console/api/job-summaries?jobs=${side},99999`, asSide);
+      assert.equal(own.status, 200, own.text);
+      assert.equal(own.json.summaries.length, 1);
+      assert.equal(own.json.summaries[0].job, side);
+      assert.equal(typeof own.json.summaries[0].trainLoss, 'number');
+      assert.deepEqual((await api.get(`/console/api/job-summaries?jobs=${side}`, 'project-alpha')).json, { summaries: [] });
+      assert.deepEqual((await api.req(`/console/api/job-summaries?jobs=${side}`)).json, { summaries: [] });
+      assertRpcError(await api.req('/console/api/job-summaries?jobs=../x'), 400, 'INVALID_ARGUMENT', /named by its number or its tuned model's id/);
+      assertRpcError(await api.req(`/console/api/job-summaries?jobs=${Array.from({ length: 101 }, (_, i) => i + 1).join(',')}`), 400, 'INVALID_ARGUMENT', /At most 100 jobs/);
+    });
+
     test('a bad key is still refused', async () => {
       assertRpcError(await api.req('/v1beta/tunedModels', { key: 'wrong' }), 400, 'INVALID_ARGUMENT', invalidKey);
     });

@@ -87,6 +87,97 @@ describe('console form', { timeout: 120_000 }, () => {
     assert.deepEqual(problems, []);
   });
 
+  test('a bad hyperparameter is said at its field, in words, and Start stays disabled until it is fixed', async () => {
+    await page.goto(`${server.url}/console/new`);
+    await page.getByLabel('Training dataset (JSONL)').setInputFiles(path.join(repoRoot, 'examples', 'numbers.jsonl'));
+    await page.getByTestId('estimate-steps').waitFor({ timeout: 30_000 });
+    const start = page.getByRole('button', { name: 'Start tuning' });
+    assert.equal(await start.isDisabled(), false);
+
+    await page.getByLabel('Epochs').fill('0');
+    const message = page.getByTestId('epochs-message');
+    assert.equal(await message.textContent(), 'The number of epochs must be a whole number from 1 to 10,000, not 0.');
+    assert.equal(await page.getByLabel('Epochs').getAttribute('aria-invalid'), 'true');
+    assert.equal(await page.getByLabel('Epochs').getAttribute('aria-describedby'), 'epochs-message');
+    assert.equal(await start.isDisabled(), true);
+    // No API field name anywhere, and no request for an estimate that the server would refuse.
+    assert.doesNotMatch((await page.locator('main').textContent())!, /epoch_count/);
+    assert.match((await page.getByTestId('submit-hint').textContent())!, /^Fix this field first: Epochs\.$/);
+    // The hint beside Start leads to the field, wherever it is on the page.
+    await page.getByTestId('submit-hint').getByRole('button', { name: 'Epochs' }).click();
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'epochs');
+    await screenshot(page, 'create-field-error', { fullPage: false });
+
+    await page.getByLabel('Epochs').fill('3');
+    assert.equal(await message.count(), 0);
+    await page.getByTestId('estimate-steps').waitFor({ timeout: 30_000 });
+    assert.equal(await start.isDisabled(), false);
+
+    // A learning-rate multiplier far from the usual range is a warning: the job may still start.
+    await page.getByText('Advanced options').click();
+    await page.getByLabel('Learning rate multiplier').fill('100');
+    const warning = page.getByTestId('learning-rate-message');
+    assert.match((await warning.textContent())!, /^A multiplier of 100 means a peak learning rate of 0\.2 .*above the 0\.00001 to 0\.01/);
+    assert.equal(await warning.getAttribute('class'), 'field-warning');
+    await page.getByTestId('estimate-steps').waitFor({ timeout: 30_000 });
+    assert.equal(await start.isDisabled(), false);
+    await page.getByLabel('Learning rate multiplier').fill('600');
+    assert.match((await warning.textContent())!, /at most 500, not 600/);
+    assert.equal(await start.isDisabled(), true);
+    assert.deepEqual(problems, []);
+  });
+
+  test('a CSV gets an offer to import it, not a JSON parse error, and imports as JSONL', async () => {
+    await page.goto(`${server.url}/console/new`);
+    const csv = 'prompt,response\n"one, two",three\n-3,-2\n4,five\n';
+    await page.getByLabel('Training dataset (JSONL)').setInputFiles({ name: 'numbers.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+    const offer = page.getByTestId('training-check-csv');
+    await offer.waitFor();
+    assert.match((await offer.textContent())!, /numbers\.csv looks like CSV, not JSONL\. Import it\? .*input from column prompt, output from column response \(3 examples\)/);
+    assert.equal(await page.locator('[role=alert]').count(), 0, 'no parse errors');
+    assert.equal(await page.getByRole('button', { name: 'Start tuning' }).isDisabled(), true);
+    await offer.getByRole('button', { name: 'Import as JSONL' }).click();
+    await page.locator('#training-check', { hasText: '3 examples read, no errors' }).waitFor();
+    assert.match((await page.locator('.drop-zone').first().textContent())!, /numbers\.jsonl/);
+    await page.getByTestId('estimate-steps').waitFor({ timeout: 30_000 });
+    // What was uploaded is the JSONL the CSV became.
+    const objects = (await call(`${server.url}/storage/v1/b/attune-console-local/o`)).json.items;
+    // Upload names start with the time, so the last in name order is the newest.
+    const latest = objects.filter((o: { name: string }) => o.name.endsWith('numbers.jsonl')).sort((a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name)).at(-1);
+    const stored = await call(`${server.url}/download/storage/v1/b/attune-console-local/o/${encodeURIComponent(latest.name)}?alt=media`);
+    assert.deepEqual(stored.text.trim().split('\n').map((l: string) => JSON.parse(l)), [
+      { text_input: 'one, two', output: 'three' },
+      { text_input: '-3', output: '-2' },
+      { text_input: '4', output: 'five' },
+    ]);
+    assert.deepEqual(problems, []);
+  });
+
+  test('a dataset already in the store is picked by its gs:// URI instead of uploading', async () => {
+    const objects = (await call(`${server.url}/storage/v1/b/attune-console-local/o`)).json.items as { bucket: string; name: string }[];
+    // The number examples the first test uploaded (the oldest numbers.jsonl; the CSV import came later).
+    const numbers = objects.filter((o) => o.name.endsWith('-numbers.jsonl')).sort((a, b) => a.name.localeCompare(b.name))[0]!;
+    const uri = `gs://${numbers.bucket}/${numbers.name}`;
+    await page.goto(`${server.url}/console/new`);
+    const uploadsBefore = sent.filter((r) => r.url().includes('/upload/storage/')).length;
+    await page.getByLabel('Pick a gs:// dataset').check();
+    const field = page.getByLabel('Training dataset (gs:// URI)');
+    await page.getByTestId('stored-training-message').filter({ hasText: /files? in this project's buckets to pick from/ }).waitFor();
+    const suggested = await page.locator('#stored-training-objects option').evaluateAll((options) => options.map((o: any) => o.value));
+    assert.ok(suggested.includes(uri), `${uri} among ${suggested.join(', ')}`);
+    await field.fill('not a uri');
+    assert.equal(await page.getByTestId('stored-training-message').textContent(), 'Give a gs://bucket/object URI.');
+    assert.equal(await page.getByRole('button', { name: 'Start tuning' }).isDisabled(), true);
+    await field.fill(uri);
+    await page.getByTestId('estimate-steps').waitFor({ timeout: 30_000 });
+    assert.equal(await page.getByRole('button', { name: 'Start tuning' }).isDisabled(), false);
+    assert.equal(sent.filter((r) => r.url().includes('/upload/storage/')).length, uploadsBefore, 'nothing uploaded');
+    const check = sent.at(-1)!;
+    assert.match(check.url(), /tuningJobs\?validateOnly=true$/);
+    assert.equal(check.postDataJSON().supervisedTuningSpec.trainingDatasetUri, uri);
+    assert.deepEqual(problems, []);
+  });
+
   test('the page works from the keyboard', async () => {
     await page.goto(`${server.url}/console/`);
     await page.getByText('No tuning jobs yet.').waitFor();
@@ -105,6 +196,34 @@ describe('console form', { timeout: 120_000 }, () => {
         .map((el: any) => el.outerHTML),
     );
     assert.deepEqual(unlabelled, []);
+    assert.deepEqual(problems, []);
+  });
+
+  test('a keyless console names the other projects that have jobs and switches to one', async () => {
+    // A job created the way the README's curl does, under another project than the console's `local`.
+    const created = await call(`${server.url}/v1beta/tunedModels`, {
+      method: 'POST',
+      headers: { 'x-goog-user-project': 'my-project' },
+      body: {
+        displayName: 'made with curl',
+        baseModel: 'models/gemini-1.5-flash-001-tuning',
+        tuningTask: { hyperparameters: { epochCount: 1, batchSize: 2 }, trainingData: { examples: { examples: [{ textInput: '1', output: '2' }, { textInput: '2', output: '3' }] } } },
+      },
+    });
+    assert.equal(created.status, 200, created.text);
+    await page.goto(`${server.url}/console/`);
+    const hint = page.getByTestId('other-projects');
+    await hint.waitFor();
+    assert.match((await hint.textContent())!, /This list shows project local\. Other projects on this server have jobs:Switch to my-project \(1 job\)/);
+    await hint.getByRole('button', { name: 'Switch to my-project' }).click();
+    await page.getByRole('link', { name: 'made with curl' }).waitFor();
+    assert.match((await page.getByRole('button', { name: /Settings/ }).textContent())!, /my-project, no key/);
+    // Now on my-project, the hint offers the way back to nothing else: local holds no jobs.
+    assert.equal(await page.getByTestId('other-projects').count(), 0);
+    // The settings dialog suggests the projects with jobs (and the one it shows).
+    await page.getByRole('button', { name: /Settings/ }).click();
+    assert.deepEqual(await page.locator('#settings-projects option').evaluateAll((options) => options.map((o: any) => o.value)), ['my-project']);
+    await page.getByRole('button', { name: 'Cancel' }).click();
     assert.deepEqual(problems, []);
   });
 });

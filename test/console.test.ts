@@ -117,7 +117,31 @@ describe('console', { timeout: 300_000 }, () => {
     }, trainColor);
     assert.ok(painted > 200, `only ${painted} pixels of the train curve`);
     assert.match((await page.getByTestId('run-progress').textContent())!, new RegExp(`Step ${total} of ${total} · epoch 30 of 30`));
+    // The final values beside the chart, and a plain note where there is no validation set to plot.
+    const lossLast = (await page.getByTestId('loss-chart-last').textContent())!;
+    assert.match(lossLast, new RegExp(`^Final: Train ${Number(trainLoss.at(-1).scalar.value).toPrecision(4).replace('.', '\\.')}(?!\\d)`));
+    assert.match(lossLast, /no validation set$/);
+    assert.doesNotMatch((await page.locator('main').textContent())!, /No points yet/);
+    // The log of events: newest first, with the tokens trained and the seed, as the API gives them.
+    const log = (await api(jobs(`/${firstId}/events`))).json;
+    const panel = page.getByTestId('job-events');
+    await panel.getByTestId('seed').waitFor();
+    assert.equal(await panel.getByTestId('seed').textContent(), String(log.seed));
+    assert.equal((await panel.getByTestId('trained-tokens').textContent())!.replace(/\D/g, ''), log.trainedTokens);
+    const items = panel.locator('li.event');
+    assert.match((await items.first().textContent())!, /Finished: \d+ of \d+ steps/);
+    assert.equal(await items.count(), 8);
+    // A finished run keeps no checkpoint, so its log names none.
+    assert.equal(log.events.filter((e: { type: string }) => e.type === 'checkpoint').length, 0);
     await screenshot(page, 'details');
+    await panel.getByRole('button', { name: `Show all ${log.events.length} events` }).click();
+    assert.equal(await items.count(), log.events.length);
+    assert.equal(await items.last().getAttribute('data-type'), 'created');
+    // Loss on a log scale, and the train line smoothed, on request.
+    await page.getByLabel('Log scale for loss').check();
+    assert.equal(await chart.getAttribute('data-scale'), 'log');
+    await page.getByLabel('Log scale for loss').uncheck();
+    assert.equal(await chart.getAttribute('data-scale'), 'linear');
     assert.deepEqual(problems, []);
   });
 
@@ -136,17 +160,18 @@ describe('console', { timeout: 300_000 }, () => {
     await page.waitForURL(new RegExp(`/console/test/${firstId}$`));
     const prompt = page.getByLabel('Prompt');
     await prompt.waitFor();
-    await page.getByLabel(/Temperature/).evaluate((input: any) => {
-      input.value = '0';
-      input.dispatchEvent(new Event('input', { bubbles: true }));
-    });
+    // Greedy by default, as `attune generate` and the README are; single-turn, as the examples were.
+    assert.equal(await page.getByLabel(/Temperature/).inputValue(), '0');
+    assert.equal(await page.getByLabel('Single turn').isChecked(), true);
     await page.getByLabel('Max output tokens').fill('16');
     await prompt.fill('twenty two');
     await page.getByTestId('prompt-tokens').filter({ hasText: /\d+ tokens/ }).waitFor();
     const streamed = page.waitForRequest((r) => r.url().includes(`/v1beta/tunedModels/${firstId}:streamGenerateContent?alt=sse`));
+    const baseStreamed = page.waitForRequest((r) => r.url().includes(':streamGenerateContent?alt=sse') && r.url().includes('/v1beta/models/'));
     await prompt.press('Enter');
     const sent = (await streamed).postDataJSON();
     assert.deepEqual(sent.contents, [{ role: 'user', parts: [{ text: 'twenty two' }] }]);
+    assert.equal(sent.systemInstruction, undefined);
     assert.equal(sent.generationConfig.temperature, 0);
     assert.equal(sent.generationConfig.maxOutputTokens, 16);
     const answer = page.locator('[data-testid=tuned-transcript] li[data-role=model]:not([data-pending])');
@@ -159,9 +184,69 @@ describe('console', { timeout: 300_000 }, () => {
     assert.match(shown, /twenty three/);
     const usage = (await answer.getByTestId('usage').textContent())!;
     assert.match(usage, new RegExp(`^${direct.usageMetadata.promptTokenCount} prompt tokens · ${direct.usageMetadata.candidatesTokenCount} output tokens`));
-    // The base model answered the same prompt beside it.
-    await page.locator('[data-testid=base-transcript] li[data-role=model]:not([data-pending])').getByTestId('usage').waitFor({ timeout: 60_000 });
+    assert.equal(await answer.getByTestId('stopped-at-limit').count(), direct.candidates[0].finishReason === 'MAX_TOKENS' ? 1 : 0);
+
+    // The base model answered the same prompt beside it: without the space its continuation starts with,
+    // and marked where it stopped at the token limit.
+    const baseAnswer = page.locator('[data-testid=base-transcript] li[data-role=model]:not([data-pending])');
+    await baseAnswer.getByTestId('usage').waitFor({ timeout: 60_000 });
+    const baseRequest = await baseStreamed;
+    const baseDirect = (await api(`${new URL(baseRequest.url()).pathname.replace(':streamGenerateContent', ':generateContent')}`, { method: 'POST', body: baseRequest.postDataJSON() })).json;
+    const baseText: string = baseDirect.candidates[0].content.parts.map((p: { text: string }) => p.text).join('');
+    const baseShown = (await baseAnswer.locator('.message-text').textContent())!;
+    assert.equal(baseShown, baseText.trimStart());
+    assert.doesNotMatch(baseShown, /^\s/);
+    const baseStopped = baseDirect.candidates[0].finishReason === 'MAX_TOKENS';
+    assert.equal(await baseAnswer.getByTestId('stopped-at-limit').count(), baseStopped ? 1 : 0);
+    if (baseStopped) assert.equal(await baseAnswer.getByTestId('stopped-at-limit').textContent(), 'Stopped at the token limit (16 tokens): raise Max output tokens for a longer answer.');
     await screenshot(page, 'test');
+
+    // Single turn: the next prompt goes alone, though the first exchange stays on screen.
+    const ask = async (text: string) => {
+      const request = page.waitForRequest((r) => r.url().includes(`/v1beta/tunedModels/${firstId}:streamGenerateContent?alt=sse`));
+      await prompt.fill(text);
+      await prompt.press('Enter');
+      const body = (await request).postDataJSON();
+      await page.locator('[data-testid=tuned-transcript] li[data-pending]').waitFor({ state: 'detached', timeout: 60_000 });
+      await page.locator('[data-testid=base-transcript] li[data-pending]').waitFor({ state: 'detached', timeout: 60_000 });
+      return body;
+    };
+    assert.deepEqual((await ask('thirty')).contents, [{ role: 'user', parts: [{ text: 'thirty' }] }]);
+    assert.equal(await page.locator('[data-testid=tuned-transcript] li[data-role=model]').count(), 2);
+    // As a conversation, with a system instruction: the earlier turns and the instruction are sent.
+    await page.getByLabel('Single turn').uncheck();
+    await page.getByLabel('System instruction (optional)').fill('Count on by one.');
+    const conversation = await ask('forty');
+    assert.deepEqual(conversation.contents.map((c: { role: string; parts: { text: string }[] }) => `${c.role}: ${c.parts[0]!.text.trim() ? 'text' : 'empty'}`), [
+      'user: text',
+      'model: text',
+      'user: text',
+      'model: text',
+      'user: text',
+    ]);
+    assert.equal(conversation.contents[0].parts[0].text, 'twenty two');
+    assert.equal(conversation.contents[4].parts[0].text, 'forty');
+    assert.deepEqual(conversation.systemInstruction, { parts: [{ text: 'Count on by one.' }] });
+    assert.deepEqual(problems, []);
+  });
+
+  test('"Clone this job" fills the form from the job, datasets by URI', async () => {
+    await go(`/jobs/${firstId}`);
+    await page.getByRole('link', { name: 'Clone this job' }).click();
+    await page.waitForURL(new RegExp(`/console/new\\?clone=${firstId}$`));
+    await page.getByTestId('clone-notice').waitFor();
+    const job = (await api(jobs(`/${firstId}`))).json;
+    assert.equal(await page.getByLabel('Display name').inputValue(), 'numbers e2e (copy)');
+    assert.equal(await page.getByLabel('Epochs').inputValue(), '30');
+    assert.equal(await page.getByLabel('Batch size').inputValue(), '4');
+    assert.equal(await page.getByLabel('Pick a gs:// dataset').isChecked(), true);
+    assert.equal(await page.getByLabel('Training dataset (gs:// URI)').inputValue(), job.supervisedTuningSpec.trainingDatasetUri);
+    assert.equal(await page.getByLabel('Base model').inputValue(), `models/${job.baseModel}`);
+    // The server checks the clone as it would create it: the same steps as the original.
+    const steps = page.getByTestId('estimate-steps');
+    await steps.waitFor({ timeout: 30_000 });
+    assert.equal((await steps.textContent())!.replace(/\D/g, ''), job.tuningDataStats.supervisedTuningDataStats.tuningStepCount);
+    assert.equal(await page.getByRole('button', { name: 'Start tuning' }).isDisabled(), false);
     assert.deepEqual(problems, []);
   });
 
@@ -264,6 +349,45 @@ describe('console', { timeout: 300_000 }, () => {
     await phone.page.locator('h1 .badge', { hasText: 'Succeeded' }).waitFor();
     assert.ok(await phone.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'the details page scrolls sideways');
     await screenshot(phone.page, 'details-phone');
+    // On the Test page the prompt box is within the first screen, above the sampling panel.
+    await phone.page.goto(`${server.url}/console/test/${firstId}`);
+    const prompt = phone.page.getByLabel('Prompt');
+    await prompt.waitFor();
+    const promptBox = (await prompt.boundingBox())!;
+    assert.ok(promptBox.y + promptBox.height < viewports.phone.height, `the prompt box ends ${promptBox.y + promptBox.height} px down`);
+    assert.ok(promptBox.y < (await phone.page.getByLabel(/Temperature/).boundingBox())!.y, 'the prompt box comes before the sampling panel');
+    assert.ok(await phone.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'the Test page scrolls sideways');
+    await screenshot(phone.page, 'test-phone', { fullPage: false });
     assert.deepEqual(phone.problems, []);
+  });
+
+  test('the list shows final loss and run time, and renames and deletes in place', async () => {
+    await go('/');
+    const row = page.locator(`tr[data-job="${firstId}"]`);
+    await row.getByTestId('final-loss').filter({ hasText: /\d/ }).waitFor();
+    const loss = (await api(jobs(`/${firstId}/metrics`))).json.timeSeriesData.find((s: { displayName: string }) => s.displayName === '/train_total_loss').values.at(-1);
+    assert.equal(await row.getByTestId('final-loss').textContent(), Number(loss.scalar.value).toPrecision(4));
+    const job = (await api(jobs(`/${firstId}`))).json;
+    const seconds = (Date.parse(job.endTime) - Date.parse(job.startTime)) / 1000;
+    const shownTime = (await row.getByTestId('run-time').textContent())!;
+    const [, minutes = '0', secs] = /^(?:(\d+) min )?(\d+(?:\.\d)?) s$/.exec(shownTime) ?? [];
+    assert.ok(secs, `run time shown as ${shownTime}`);
+    assert.ok(Math.abs(Number(minutes) * 60 + Number(secs) - seconds) <= 0.5, `${shownTime} for ${seconds} s`);
+
+    await row.getByRole('button', { name: 'Rename numbers e2e' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Rename tuned model' });
+    await dialog.getByLabel('Display name').fill('numbers renamed');
+    await dialog.getByRole('button', { name: 'Rename' }).click();
+    await page.getByRole('status').filter({ hasText: 'Renamed to numbers renamed.' }).waitFor();
+    await row.getByRole('link', { name: 'numbers renamed', exact: true }).waitFor();
+    assert.equal((await api(jobs(`/${firstId}`))).json.tunedModelDisplayName, 'numbers renamed');
+
+    await row.getByRole('button', { name: 'Delete numbers renamed' }).click();
+    const confirm = page.getByRole('dialog', { name: 'Delete numbers renamed?' });
+    await confirm.getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('status').filter({ hasText: 'Deleted numbers renamed.' }).waitFor();
+    await row.waitFor({ state: 'detached' });
+    assert.equal((await api(`/v1beta/tunedModels/${firstId}`)).status, 404);
+    assert.deepEqual(problems, []);
   });
 });

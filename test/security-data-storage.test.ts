@@ -81,6 +81,18 @@ describe('object store isolation, headers and limits', () => {
     assert.deepEqual(listed.json.items.map((i: { name: string }) => i.name), ['sets/secret.jsonl']);
   });
 
+  test("buckets.list shows a project its own buckets only, and refuses another project's list", async () => {
+    const names = (reply: ApiResponse) => (reply.json.items ?? []).map((b: { name: string }) => b.name);
+    const alphas = await call(`${fixture.url}/storage/v1/b?project=${alpha}`, { key: key(alpha) });
+    assert.equal(alphas.status, 200, alphas.text);
+    assert.equal(alphas.json.kind, 'storage#buckets');
+    assert.ok(names(alphas).includes('alpha-private'));
+    // Without ?project= it lists the caller's; beta's list never names alpha's bucket.
+    assert.ok(!names(await call(`${fixture.url}/storage/v1/b`, { key: key(beta) })).includes('alpha-private'));
+    assertRpc(await call(`${fixture.url}/storage/v1/b?project=${alpha}`, { key: key(beta) }), 403, 'PERMISSION_DENIED', /list the buckets of project alpha-team/);
+    assertRpc(await call(`${fixture.url}/storage/v1/b?project=${alpha}`), 403, 'PERMISSION_DENIED');
+  });
+
   test("another project cannot overwrite an object or add one to the bucket; the bucket's own project can", async () => {
     for (const name of ['sets/secret.jsonl', 'sets/new.jsonl']) {
       const reply = await upload(beta, 'alpha-private', name, '{"text_input": "pwned", "output": "yes"}\n');

@@ -293,14 +293,14 @@ test('base models generate by any registry name: plain continuation of the text,
   assertRpcError(unknown, 404, 'NOT_FOUND', /models\/no-such-model is not found for API version v1beta/);
 });
 
-test('batching and adapter swapping: concurrent tuned and base requests on one base model stay apart', async () => {
+test('continuous batching: concurrent tuned and base requests with different prompts share decode steps and stay apart', async () => {
   const inference = services.inference;
   const tuned = { project, collection: 'tunedModels' as const, id: tunedId, apiVersion: 'v1beta' };
   const base = { project, collection: 'models' as const, id: 'stories260K', apiVersion: 'v1beta' };
   const ask = (text: string) => ({ turns: [{ role: 'user' as const, text }], config: { temperature: 0, maxOutputTokens: 12 } });
   const alone = await inference.generate(base, ask('Once upon a time'));
 
-  const batchesBefore = inference.stats().batches;
+  const stepsBefore = inference.stats().forwards;
   const results = await Promise.all([
     inference.generate(tuned, ask('twenty two')),
     inference.generate(base, ask('Once upon a time')),
@@ -309,9 +309,29 @@ test('batching and adapter swapping: concurrent tuned and base requests on one b
     inference.generate(tuned, ask('twenty two')),
   ]);
   assert.deepEqual(results.map((r) => r.candidates[0].text), ['twenty three', alone.candidates[0].text, 'twenty three', 'one hundred', 'twenty three']);
-  // The three identical tuned requests share one batch: 3 batches in all, not 5.
-  assert.equal(inference.stats().batches - batchesBefore, 3);
+  // One request after another would take a step per token of each; together they take about as many as the longest.
+  const steps = inference.stats().forwards - stepsBefore;
+  const tokens = results.reduce((n, r) => n + r.candidatesTokenCount, 0);
+  assert.ok(steps < tokens, `${steps} steps for ${tokens} tokens: the requests decoded side by side`);
+  assert.ok(steps <= alone.candidatesTokenCount + 3, `${steps} steps, the longest request has ${alone.candidatesTokenCount} tokens`);
   assert.equal(inference.stats().baseModels, 1, 'the tuned model and its base share one loaded base model');
+});
+
+test('50 concurrent seeded requests decode side by side (issue 9: they ran one at a time), each as it samples alone', async () => {
+  const inference = services.inference;
+  const base = { project, collection: 'models' as const, id: 'stories260K', apiVersion: 'v1beta' };
+  const ask = (i: number) => ({
+    turns: [{ role: 'user' as const, text: ['Once upon a time', 'The dog', 'Lily went to the park', 'Tom had a red ball'][i % 4] }],
+    config: { temperature: 1, seed: 500 + i, maxOutputTokens: 24 },
+  });
+  const alone = [];
+  for (let i = 0; i < 6; i++) alone.push((await inference.generate(base, ask(i))).candidates[0].text);
+  const stepsBefore = inference.stats().forwards;
+  const together = await Promise.all(Array.from({ length: 50 }, (_, i) => inference.generate(base, ask(i))));
+  const steps = inference.stats().forwards - stepsBefore;
+  const tokens = together.reduce((n, r) => n + r.candidatesTokenCount, 0);
+  assert.deepEqual(together.slice(0, 6).map((r) => r.candidates[0].text), alone, 'a seed samples the same text in a batch of 50');
+  assert.ok(steps <= 3 * 25, `${steps} steps for ${tokens} tokens of 50 requests (32 rows at a time)`);
 });
 
 test('a cancelled stream ends with CANCELLED and leaves the service usable', async () => {

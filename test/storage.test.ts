@@ -221,6 +221,8 @@ describe('@google-cloud/storage against Attune', () => {
     await file.save(jsonl, { resumable: false, contentType: 'application/jsonl' });
     const [downloaded] = await file.download();
     assert.equal(downloaded.toString('utf8'), jsonl);
+    const [buckets] = await storage.getBuckets();
+    assert.ok(buckets.map((b) => b.name).includes('gcs-client'), 'buckets.list names the bucket the upload created');
     const [files] = await storage.bucket('gcs-client').getFiles({ prefix: 'sets/' });
     assert.deepEqual(files.map((f) => f.name), ['sets/train.jsonl']);
     const [metadata] = await file.getMetadata();

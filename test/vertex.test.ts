@@ -631,6 +631,36 @@ describe('Vertex AI tuningJobs on attune serve', () => {
       assertRpcError(await rest(`${parent()}/tuningJobs/1234567890123456789/metrics`), 404, 'NOT_FOUND');
       assertRpcError(await rest(`/v1beta1/${finished.name}/metrics`, { apiKey: otherKey() }), 403, 'PERMISSION_DENIED');
     });
+
+    test('GET …/tuningJobs/{n}/events: created, started, each epoch with the tokens trained so far, each evaluation, the end; the seed', async () => {
+      const { finished } = await genaiRun();
+      const reply = await rest(`/v1beta1/${finished.name}/events`);
+      assert.equal(reply.status, 200, reply.text);
+      const { events, trainedTokens, seed } = reply.json;
+      assert.equal(seed, 0, 'the engine default seed, recorded with the job');
+      const metrics = (await rest(`/v1beta1/${finished.name}/metrics`)).json;
+      const predictions = metrics.timeSeriesData.find((s: any) => s.displayName === '/train_num_predictions').values.map((v: any) => v.scalar.value as number);
+      const total = predictions.reduce((a: number, b: number) => a + b, 0);
+      assert.equal(trainedTokens, String(total), 'every training step\'s predictions');
+      const types = events.map((e: any) => e.type);
+      assert.equal(types[0], 'created');
+      assert.equal(types[1], 'started');
+      assert.equal(types.at(-1), 'succeeded');
+      assert.match(events[0].message, new RegExp(`Job created: 15 examples .* ${learnedEpochs} epochs of batch ${batchSize}, .*seed 0\\.$`));
+      // One event per epoch, at the step the epochs list gives, with the tokens of the steps up to it.
+      const epochs = events.filter((e: any) => e.type === 'epoch');
+      assert.deepEqual(epochs.map((e: any) => String(e.step)), metrics.epochs.map((e: any) => e.step));
+      for (const e of epochs) assert.equal(e.trainedTokens, predictions.slice(0, e.step).reduce((a: number, b: number) => a + b, 0));
+      const evaluations = events.filter((e: any) => e.type === 'evaluation');
+      assert.equal(evaluations.length, metrics.timeSeriesData.find((s: any) => s.displayName === '/eval_total_loss').values.length);
+      assert.match(events.at(-1).message, new RegExp(`^Finished: ${stepsFor(15, learnedEpochs)} of ${stepsFor(15, learnedEpochs)} steps, [\\d,]+ tokens trained, final loss `));
+      // Oldest first.
+      const times = events.map((e: any) => Date.parse(e.time));
+      assert.ok(times.every((t: number, i: number) => i === 0 || t >= times[i - 1]!));
+
+      assertRpcError(await rest(`${parent()}/tuningJobs/1234567890123456789/events`), 404, 'NOT_FOUND');
+      assertRpcError(await rest(`/v1beta1/${finished.name}/events`, { apiKey: otherKey() }), 403, 'PERMISSION_DENIED');
+    });
   });
 
   // ---------------------------------------------------------------------------------------------------

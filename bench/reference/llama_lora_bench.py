@@ -3,6 +3,7 @@
 
     /usr/bin/python3 bench/reference/llama_lora_bench.py --shape stories15M --threads 1 --steps 10 --warmup 2
     /usr/bin/python3 bench/reference/llama_lora_bench.py --shape stories15M --threads 1 --mode decode
+    /usr/bin/python3 bench/reference/llama_lora_bench.py --shape smollm2-135M --threads 2 --mode serve
 
 A nanoGPT-sized Llama whose math matches HF LlamaForCausalLM (see test/fixtures/make_reference.py for the
 checked transcription):
@@ -15,6 +16,11 @@ LoRA (rank 8, alpha 16, scale alpha/r, dropout 0, A kaiming-uniform and B zeros 
 projections of every block. Base weights are frozen. AdamW (lr 1e-3) updates the LoRA params only, and the
 loss is cross-entropy over every position. Weights are random (std 0.02), because speed does not depend on
 their values.
+
+--mode serve is the serving benchmark's reference: the same requests as bench/serve-load.ts (32 clients, mixed
+prompt lengths, 8 adapters, 64 greedy tokens each) decoded one after another, each with its own adapter
+(unmerged), as a sequential server would; every request arrives at time 0, so a request's latency is when it
+ends and its time to first token is when its prefill ends.
 
 Prints one JSON line. A train step is forward + backward + optimizer.step + zero_grad; we report the median
 over --steps, after --warmup steps that are not timed.
@@ -239,13 +245,64 @@ def bench_decode(model, c, steps, warmup, use_lora, prompt_len=16, n_new=128):
             "prompt_tokens": prompt_len, "new_tokens": n_new, "lora": use_lora}
 
 
+# bench/shapes.ts servingLoad: keep equal.
+SERVE_CLIENTS, SERVE_ADAPTERS, SERVE_NEW_TOKENS = 32, 8, 64
+
+
+def serve_prompt(i, vocab):
+    length = 8 + (i * 37) % 57
+    return [(i * 131 + j * 7 + 3) % vocab for j in range(length)]
+
+
+def lora_layers(model):
+    return [m for m in model.modules() if isinstance(m, LoRALinear) and m.lora]
+
+
+def bench_serve(model, c):
+    """Sequential decoding of the serving benchmark's requests; adapters swapped in per request."""
+    layers = lora_layers(model)
+    adapters = []
+    for a in range(SERVE_ADAPTERS):
+        g = torch.Generator().manual_seed(1000 + a)
+        adapters.append([(torch.empty_like(m.lora_A).uniform_(-1 / math.sqrt(m.lora_A.shape[1]), 1 / math.sqrt(m.lora_A.shape[1]), generator=g),
+                          torch.randn(m.lora_B.shape, generator=g) * 0.02) for m in layers])
+
+    def use(a):
+        with torch.no_grad():
+            for m, (A, B) in zip(layers, adapters[a]):
+                m.lora_A.copy_(A)
+                m.lora_B.copy_(B)
+
+    requests = [(serve_prompt(i, c["vocab"]), i % SERVE_ADAPTERS) for i in range(SERVE_CLIENTS)]
+    use(0)
+    generate(model, c, torch.tensor([requests[0][0]]), 2, True)  # warm-up
+    ends, firsts, tokens = [], [], 0
+    t0 = time.perf_counter()
+    for prompt, a in requests:
+        use(a)
+        start = time.perf_counter() - t0
+        out, prefill, _ = generate(model, c, torch.tensor([prompt]), SERVE_NEW_TOKENS, True)
+        firsts.append(start + prefill)
+        ends.append(time.perf_counter() - t0)
+        tokens += out.shape[1]
+    wall = ends[-1]
+
+    def pct(xs, p):
+        xs = sorted(xs)
+        return xs[min(len(xs) - 1, math.ceil(p / 100 * len(xs)) - 1)]
+
+    return {"output_tokens_per_s": round(tokens / wall, 2), "p50_latency_ms": round(pct(ends, 50) * 1e3, 1),
+            "p99_latency_ms": round(pct(ends, 99) * 1e3, 1), "ttft_p50_ms": round(pct(firsts, 50) * 1e3, 1),
+            "requests": len(requests), "output_tokens": tokens, "wall_s": round(wall, 2)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", choices=sorted(SHAPES), required=True)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--mode", choices=["train", "decode"], default="train")
+    ap.add_argument("--mode", choices=["train", "decode", "serve"], default="train")
     ap.add_argument("--decode-lora", action="store_true",
                     help="decode with the (unmerged) LoRA adapters active; default is the base model")
     a = ap.parse_args()
@@ -258,7 +315,10 @@ def main():
     model = Llama(c, ROPE_THETA[a.shape], max_len=max(c["seq"], 16 + 128))
 
     res = {"impl": "pytorch-eager", "shape": a.shape}
-    if a.mode == "decode":
+    if a.mode == "serve":
+        res.update(mode="serve", threads=a.threads)
+        res.update(bench_serve(model, c))
+    elif a.mode == "decode":
         res.update(mode="decode", threads=a.threads)
         res.update(bench_decode(model, c, a.steps, a.warmup, a.decode_lora))
     else:

@@ -209,6 +209,11 @@ static Napi::Value CopyInPlace(const Napi::CallbackInfo& info) {
   unwrap(info[0]).copy_(unwrap(info[1]));
   return info[0];
 }
+// indexCopy_(t, dim, index, source): t[..., index[i], ...] = source[..., i, ...] along dim
+static Napi::Value IndexCopyInPlace(const Napi::CallbackInfo& info) {
+  unwrap(info[0]).index_copy_(toInt(info[1]), unwrap(info[2]), unwrap(info[3]));
+  return info[0];
+}
 static Napi::Value ZeroInPlace(const Napi::CallbackInfo& info) {
   unwrap(info[0]).zero_();
   return info[0];
@@ -306,6 +311,7 @@ void registerMath(Napi::Env env, Napi::Object exports) {
   ATTUNE_EXPORT("addcdiv_", AddcdivInPlace);
   ATTUNE_EXPORT("lerp_", LerpInPlace);
   ATTUNE_EXPORT("copy_", CopyInPlace);
+  ATTUNE_EXPORT("indexCopy_", IndexCopyInPlace);
   ATTUNE_EXPORT("zero_", ZeroInPlace);
   ATTUNE_EXPORT("fill_", FillInPlace);
   ATTUNE_EXPORT("normal_", NormalInPlace);

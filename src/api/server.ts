@@ -16,6 +16,7 @@ import { modelRoutes } from './gemini/models.js';
 import { storageRoutes } from './storage/routes.js';
 import { tuningJobRoutes } from './vertex/tuning-jobs.js';
 import { metricRoutes } from './vertex/metrics.js';
+import { eventRoutes } from './vertex/events.js';
 import { endpointRoutes } from './vertex/endpoints.js';
 import { resourceRoutes } from './vertex/resources.js';
 import { consolePlugin } from './console/plugin.js';
@@ -64,10 +65,11 @@ export async function buildServer(services: Services, { logLevel }: ServerOption
   customMethods.register(app);
   tuningJobRoutes(app, services);
   metricRoutes(app, services);
+  eventRoutes(app, services);
   endpointRoutes(app, services);
   resourceRoutes(app, services);
   await app.register(storageRoutes, { store: services.objects });
   exportRoutes(app, services);
-  await app.register(consolePlugin);
+  await app.register(consolePlugin, { services });
   return app;
 }

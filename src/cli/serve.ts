@@ -11,6 +11,7 @@ import { parseOptions } from './args.js';
 import { UsageError, numberOption } from './usage-error.js';
 import { limitNames, limitOverrides } from '../service/limits.js';
 import { stateConfig, stateOptions, stateUsage, workerConfig, workerOptions, workerUsage } from './deployment.js';
+import { schedulers, type SchedulerKind } from '../service/serving/inference.js';
 import { printJobEvents } from './job-events.js';
 
 export const serveUsage = `attune serve [options]
@@ -20,12 +21,15 @@ ${stateUsage}
 ${workerUsage(`default ${serviceDefaults.concurrency}; 0 runs no local worker: an API server only`)}
   --keyless           accept requests without an API key (loopback only)
   --dataset-dir DIR   let Vertex dataset URIs name local files, confined to DIR (default: only gs:// objects)
+  --scheduler S       generation scheduler: continuous (default; batches every request of a base model
+                      together) or swap-per-batch (the earlier one, for comparison)
   --limit NAME=VALUE  override a size cap or quota (repeatable; ATTUNE_LIMIT_<NAME>): ${limitNames.join(', ')}`;
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values } = parseOptions(argv, {
     host: { type: 'string' }, port: { type: 'string' }, ...stateOptions, ...workerOptions,
     keyless: { type: 'boolean' }, 'dataset-dir': { type: 'string' }, limit: { type: 'string', multiple: true },
+    scheduler: { type: 'string' },
   });
   const config: ServiceConfig = {
     host: values.host ?? process.env.ATTUNE_HOST ?? serviceDefaults.host,
@@ -35,6 +39,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     keyless: values.keyless ?? false,
     datasetDir: values['dataset-dir'] ? path.resolve(values['dataset-dir']) : undefined,
     limits: usage(() => limitOverrides(values.limit ?? [])),
+    serving: { scheduler: schedulerOption(values.scheduler) },
   };
   if (config.datasetDir && !statSync(config.datasetDir, { throwIfNoEntry: false })?.isDirectory()) {
     throw new UsageError(`--dataset-dir ${config.datasetDir} is not a directory`);
@@ -63,6 +68,12 @@ export async function serveCommand(argv: string[]): Promise<void> {
     process.once('SIGINT', () => void shutdown('SIGINT'));
     process.once('SIGTERM', () => void shutdown('SIGTERM'));
   });
+}
+
+function schedulerOption(value: string | undefined): SchedulerKind | undefined {
+  if (value === undefined) return undefined;
+  if (!(schedulers as readonly string[]).includes(value)) throw new UsageError(`--scheduler must be one of ${schedulers.join(', ')}, not '${value}'`);
+  return value as SchedulerKind;
 }
 
 /** A plain Error from option parsing becomes a usage error (printed with the command's usage). */

@@ -22,7 +22,10 @@ const nav = [
 function page(route: Route): { section: string; title: string; element: preact.JSX.Element } {
   let params: Record<string, string> | undefined;
   if (route.path === '/') return { section: 'list', title: 'Tuned models', element: <ModelsPage /> };
-  if (route.path === '/new') return { section: 'new', title: 'New tuning job', element: <CreatePage /> };
+  if (route.path === '/new') {
+    const clone = route.query.get('clone') ?? undefined;
+    return { section: 'new', title: 'New tuning job', element: <CreatePage key={clone} cloneOf={clone} /> };
+  }
   if ((params = matchPath('/jobs/:id', route.path))) return { section: 'list', title: `Job ${params.id}`, element: <DetailsPage key={params.id} id={params.id!} /> };
   if (route.path === '/compare') {
     const ids = (route.query.get('jobs') ?? '').split(',').filter(Boolean);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import os from 'node:os';
 import type { ServiceLimits } from './limits.js';
 import type { Dtype } from './jobs/capacity.js';
+import type { InferenceOptions } from './serving/inference.js';
 
 export interface ServiceConfig {
   /** Root of everything Attune writes: the SQLite file, adapters, checkpoints, base models, the object store. */
@@ -30,6 +31,8 @@ export interface ServiceConfig {
   memoryBytes?: number;
   /** How long a job's lease lasts without a heartbeat (default schedulerDefaults.leaseMs). */
   leaseMs?: number;
+  /** Generation: the scheduler, batch rows, resident adapters and KV cache per base model (serving/inference.ts). */
+  serving?: Omit<InferenceOptions, 'limits'>;
 }
 
 export const serviceDefaults = {

@@ -1,12 +1,13 @@
 // Domain errors carry a google.rpc canonical status; the API layer turns them into HTTP answers.
 export type CanonicalStatus =
-  | 'CANCELLED' | 'INVALID_ARGUMENT' | 'NOT_FOUND' | 'ALREADY_EXISTS' | 'PERMISSION_DENIED' | 'UNAUTHENTICATED'
+  | 'CANCELLED' | 'INVALID_ARGUMENT' | 'DEADLINE_EXCEEDED' | 'NOT_FOUND' | 'ALREADY_EXISTS' | 'PERMISSION_DENIED' | 'UNAUTHENTICATED'
   | 'RESOURCE_EXHAUSTED' | 'FAILED_PRECONDITION' | 'UNIMPLEMENTED' | 'INTERNAL' | 'UNAVAILABLE';
 
 /** google.rpc.Code numbers and their HTTP statuses (google/rpc/code.proto). */
 export const canonicalCodes: Record<CanonicalStatus, { code: number; http: number }> = {
   CANCELLED: { code: 1, http: 499 },
   INVALID_ARGUMENT: { code: 3, http: 400 },
+  DEADLINE_EXCEEDED: { code: 4, http: 504 },
   NOT_FOUND: { code: 5, http: 404 },
   ALREADY_EXISTS: { code: 6, http: 409 },
   PERMISSION_DENIED: { code: 7, http: 403 },
@@ -24,6 +25,9 @@ export interface FieldViolation {
 }
 
 export class ServiceError extends Error {
+  /** When to try again (google.rpc.RetryInfo and Retry-After), for an overload that will pass. */
+  retryDelaySeconds?: number;
+
   constructor(
     readonly status: CanonicalStatus,
     message: string,
@@ -34,6 +38,13 @@ export class ServiceError extends Error {
     super(message);
     this.name = 'ServiceError';
   }
+}
+
+/** RESOURCE_EXHAUSTED with a hint of when capacity should be back. */
+export function resourceExhausted(message: string, retryDelaySeconds: number): ServiceError {
+  const error = new ServiceError('RESOURCE_EXHAUSTED', message);
+  error.retryDelaySeconds = Math.max(1, Math.ceil(retryDelaySeconds));
+  return error;
 }
 
 export const invalidArgument = (message: string, field?: string) =>

@@ -24,6 +24,12 @@ export interface ServiceLimits {
   storageBytesPerProject: number;
   /** The work of one tuning job: examples it trains on, counting every epoch (epochs × examples). */
   trainedExamplesPerJob: number;
+  /** Generation requests of one project waiting for one base model (running ones do not count). */
+  queuedGenerationsPerProject: number;
+  /** Generation requests waiting for one base model, every project together. */
+  queuedGenerationsPerBaseModel: number;
+  /** Seconds a generation may take from its arrival to its last token (a client's X-Server-Timeout may shorten it). */
+  generationTimeoutSeconds: number;
 }
 
 export const limitDefaults: ServiceLimits = {
@@ -37,6 +43,9 @@ export const limitDefaults: ServiceLimits = {
   tunedModelsPerProject: 1_000,
   storageBytesPerProject: 10 * 1024 * 1024 * 1024,
   trainedExamplesPerJob: 1_000_000,
+  queuedGenerationsPerProject: 64,
+  queuedGenerationsPerBaseModel: 256,
+  generationTimeoutSeconds: 600,
 };
 
 export const limitNames = Object.keys(limitDefaults) as (keyof ServiceLimits)[];

@@ -91,7 +91,7 @@ async function openCore(config: ServiceConfig): Promise<WorkerServices> {
 
 export async function openServices(config: ServiceConfig): Promise<Services> {
   const core = await openCore(config);
-  const inference = new InferenceService(core.tuning, core.registry, { cpu: core.cpu, promptChars: core.limits.promptChars });
+  const inference = new InferenceService(core.tuning, core.registry, { ...config.serving, cpu: core.cpu, promptChars: core.limits.promptChars, limits: core.limits });
   core.tuning.onDeleted((id) => inference.forgetTunedModel(id));
   await core.scheduler.start(); // claims queued jobs, and running ones whose worker is gone
   return {

@@ -308,6 +308,12 @@ function requireVersion(versions: readonly ApiVersion[], target: CustomMethodTar
   }
 }
 
+/** X-Server-Timeout: the seconds a client will wait (Google's client libraries send it when given a timeout). */
+function serverTimeout(request: FastifyRequest): number | undefined {
+  const value = Number(request.headers['x-server-timeout']);
+  return Number.isFinite(value) && value > 0 ? value : undefined;
+}
+
 /** Aborts when the client goes away before the reply is complete. */
 function clientGone(reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
@@ -322,7 +328,7 @@ export function contentMethods({ inference }: Services, surface: Surface = 'gemi
   return {
     async generateContent(request: FastifyRequest, reply: FastifyReply, ref: ModelRef) {
       const body = parseGenerateContentRequest(request.body);
-      const result = await inference.generate(ref, body, clientGone(reply));
+      const result = await inference.generate(ref, body, clientGone(reply), serverTimeout(request));
       return generateContentWire(result, responseId(), wireOptions(request), surface);
     },
 
@@ -330,7 +336,7 @@ export function contentMethods({ inference }: Services, surface: Surface = 'gemi
       const body = parseGenerateContentRequest(request.body);
       const signal = clientGone(reply);
       // Everything that can be refused (model, state, prompt) is refused here, before the headers.
-      const stream = await inference.stream(ref, body, signal);
+      const stream = await inference.stream(ref, body, signal, serverTimeout(request));
       const sse = (request.query as Json).alt === 'sse';
       reply.type(sse ? 'text/event-stream' : 'application/json; charset=UTF-8');
       reply.header('cache-control', 'no-cache');
@@ -363,7 +369,7 @@ export function generateRoutes(services: Services, customMethods: CustomMethods)
 
     on('generateText', textVersions, async (request, reply, target) => {
       const body = parseGenerateTextRequest(request.body);
-      const result = await inference.generate(modelRef(request, collection, target), body, clientGone(reply));
+      const result = await inference.generate(modelRef(request, collection, target), body, clientGone(reply), serverTimeout(request));
       return generateTextWire(result, wireOptions(request));
     });
   }

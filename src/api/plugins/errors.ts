@@ -5,32 +5,42 @@ import { ServiceError, canonicalCodes, payloadTooLarge, type CanonicalStatus, ty
 import { DatasetError } from '../../engine/data/examples.js';
 import { isUnavailable } from '../../service/store/database.js';
 
-export function rpcErrorBody(status: CanonicalStatus, message: string, violations: FieldViolation[] = [], http = canonicalCodes[status].http) {
-  const details = violations.length
-    ? [{ '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: violations }]
-    : undefined;
-  return { error: { code: http, message, status, ...(details ? { details } : {}) } };
+export interface RpcErrorExtras {
+  /** When to try again (google.rpc.RetryInfo and Retry-After), for an overload that will pass. */
+  retryDelaySeconds?: number;
+  /** Where it differs from the status's canonical HTTP code. */
+  http?: number;
 }
 
-export function sendRpcError(reply: FastifyReply, status: CanonicalStatus, message: string, violations: FieldViolation[] = [], http = canonicalCodes[status].http) {
+export function rpcErrorBody(status: CanonicalStatus, message: string, violations: FieldViolation[] = [], extras: RpcErrorExtras = {}) {
+  const details: Record<string, unknown>[] = [];
+  if (violations.length) details.push({ '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: violations });
+  if (extras.retryDelaySeconds !== undefined) {
+    details.push({ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${extras.retryDelaySeconds}s` });
+  }
+  return { error: { code: extras.http ?? canonicalCodes[status].http, message, status, ...(details.length ? { details } : {}) } };
+}
+
+export function sendRpcError(reply: FastifyReply, status: CanonicalStatus, message: string, violations: FieldViolation[] = [], extras: RpcErrorExtras = {}) {
+  if (extras.retryDelaySeconds !== undefined) reply.header('retry-after', String(extras.retryDelaySeconds));
   return reply
-    .code(http)
+    .code(extras.http ?? canonicalCodes[status].http)
     .type('application/json; charset=UTF-8')
-    .send(rpcErrorBody(status, message, violations, http));
+    .send(rpcErrorBody(status, message, violations, extras));
 }
 
-export interface ClassifiedError {
+export interface ClassifiedError extends RpcErrorExtras {
   status: CanonicalStatus;
   message: string;
   violations?: FieldViolation[];
-  /** Where it differs from the status's canonical HTTP code. */
-  http?: number;
   unexpected?: boolean;
 }
 
 /** Maps any thrown error to its google.rpc status; unexpected ones are logged and answered 500. */
 export function classify(error: unknown, bodyLimit?: number): ClassifiedError {
-  if (error instanceof ServiceError) return { status: error.status, message: error.message, violations: error.fieldViolations, http: error.httpStatus };
+  if (error instanceof ServiceError) {
+    return { status: error.status, message: error.message, violations: error.fieldViolations, http: error.httpStatus, retryDelaySeconds: error.retryDelaySeconds };
+  }
   if (error instanceof DatasetError) return { status: 'INVALID_ARGUMENT', message: error.message };
   // The database dropped the connection (or is restarting): the client may retry; nothing was lost.
   if (isUnavailable(error)) return { status: 'UNAVAILABLE', message: 'The service is currently unavailable: its database cannot be reached. Retry shortly.' };
@@ -66,9 +76,9 @@ export function frameworkErrorHandler(error: FastifyError, _request: FastifyRequ
 
 export const errorsPlugin = fp(async (app: FastifyInstance) => {
   app.setErrorHandler((error, request, reply) => {
-    const { status, message, violations, http, unexpected } = classify(error, app.initialConfig.bodyLimit);
+    const { status, message, violations, unexpected, ...extras } = classify(error, app.initialConfig.bodyLimit);
     if (unexpected) request.log.error({ err: error }, 'unexpected error');
-    return sendRpcError(reply, status, message, violations, http);
+    return sendRpcError(reply, status, message, violations, extras);
   });
   app.setNotFoundHandler((request, reply) =>
     sendRpcError(reply, 'NOT_FOUND', `Method not found: ${request.method} ${request.url.split('?')[0]}`),

@@ -1,6 +1,6 @@
 // The part of the Cloud Storage JSON API that clients use to put datasets somewhere a `gs://` URI can name:
-// media and multipart uploads, object metadata and bytes, listing with prefix and paging, delete. Objects
-// live in the service's own ObjectStore. Bodies here are bytes, not JSON, so these routes sit in an
+// media and multipart uploads, object metadata and bytes, listing the project's buckets and their objects
+// (prefix, paging), delete. Objects live in the service's own ObjectStore. Bodies here are bytes, not JSON, so these routes sit in an
 // encapsulated plugin whose only content-type parser hands the raw request stream to the handler (the root's
 // lenient JSON parser stays as it is for every other route). Auth and google.rpc errors come from the root
 // plugins, which are not encapsulated. Every call acts for the caller's project: the store answers another
@@ -9,7 +9,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import { invalidArgument } from '../../service/errors.js';
+import { ServiceError, invalidArgument } from '../../service/errors.js';
 import { ObjectStore, type ObjectInfo } from '../../service/storage/object-store.js';
 
 export interface StorageRoutesOptions {
@@ -171,6 +171,16 @@ export async function storageRoutes(app: FastifyInstance, { store, multipartByte
     }
     return info;
   }
+
+  // buckets.list: the caller's project's buckets (Cloud Storage requires ?project=; here it defaults to the caller's).
+  app.get<{ Querystring: { project?: string } }>('/storage/v1/b', async (request) => {
+    const { project = request.project } = request.query;
+    if (project !== request.project) {
+      throw new ServiceError('PERMISSION_DENIED', `The caller does not have permission to list the buckets of project ${project}.`);
+    }
+    const names = await store.buckets(project);
+    return { kind: 'storage#buckets', ...(names.length ? { items: names.map((name) => ({ kind: 'storage#bucket', id: name, name })) } : {}) };
+  });
 
   app.get<{ Params: BucketParams; Querystring: { prefix?: string; pageToken?: string; maxResults?: string } }>(
     '/storage/v1/b/:bucket/o',

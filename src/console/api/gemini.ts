@@ -45,6 +45,9 @@ export interface UsageMetadata {
   totalTokenCount?: number;
 }
 
+/** A system instruction as the API takes it (left out when empty). */
+const system = (instruction: string | undefined) => (instruction?.trim() ? { systemInstruction: { parts: [{ text: instruction }] } } : {});
+
 export interface GenerateChunk {
   candidates?: { content?: { parts?: { text?: string }[] }; finishReason?: string }[];
   usageMetadata?: UsageMetadata;
@@ -70,19 +73,32 @@ export function getTunedModel(id: string): Promise<TunedModel> {
   return apiJson<TunedModel>(`/v1beta/tunedModels/${encodeURIComponent(id)}`);
 }
 
+/** Renames a tuned model (and so its job): PATCH with updateMask=displayName. */
+export function renameTunedModel(id: string, displayName: string): Promise<TunedModel> {
+  return apiJson<TunedModel>(`/v1beta/tunedModels/${encodeURIComponent(id)}`, { method: 'PATCH', query: { updateMask: 'displayName' }, body: { displayName } });
+}
+
 /** Vertex has no job delete; the Gemini API deletes the tuned model (by its id or job number) and so the job. */
 export function deleteTunedModel(id: string): Promise<unknown> {
   return apiJson(`/v1beta/tunedModels/${encodeURIComponent(id)}`, { method: 'DELETE' });
 }
 
-export async function countTokens(model: ModelPath, contents: Content[], signal?: AbortSignal): Promise<number> {
-  const { totalTokens = 0 } = await apiJson<{ totalTokens?: number }>(`/v1beta/${model}:countTokens`, { method: 'POST', body: { contents }, signal });
+export async function countTokens(model: ModelPath, contents: Content[], systemInstruction?: string, signal?: AbortSignal): Promise<number> {
+  const body = { contents, ...system(systemInstruction) };
+  const { totalTokens = 0 } = await apiJson<{ totalTokens?: number }>(`/v1beta/${model}:countTokens`, { method: 'POST', body, signal });
   return totalTokens;
 }
 
 /** Streams the answer (SSE); each chunk carries new text, the last one the token counts. */
-export async function* streamGenerate(model: ModelPath, contents: Content[], generationConfig: GenerationConfig, signal?: AbortSignal): AsyncGenerator<GenerateChunk> {
-  const response = await apiFetch(`/v1beta/${model}:streamGenerateContent`, { method: 'POST', query: { alt: 'sse' }, body: { contents, generationConfig }, signal });
+export async function* streamGenerate(
+  model: ModelPath,
+  contents: Content[],
+  generationConfig: GenerationConfig,
+  systemInstruction?: string,
+  signal?: AbortSignal,
+): AsyncGenerator<GenerateChunk> {
+  const body = { contents, generationConfig, ...system(systemInstruction) };
+  const response = await apiFetch(`/v1beta/${model}:streamGenerateContent`, { method: 'POST', query: { alt: 'sse' }, body, signal });
   for await (const data of sseData(response)) yield JSON.parse(data) as GenerateChunk;
 }
 
@@ -90,6 +106,7 @@ export const chunkText = (chunk: GenerateChunk): string =>
   (chunk.candidates?.[0]?.content?.parts ?? []).map((part) => part.text ?? '').join('');
 
 /** The whole answer at once (:generateContent). */
-export function generate(model: ModelPath, contents: Content[], generationConfig: GenerationConfig, signal?: AbortSignal): Promise<GenerateChunk> {
-  return apiJson<GenerateChunk>(`/v1beta/${model}:generateContent`, { method: 'POST', body: { contents, generationConfig }, signal });
+export function generate(model: ModelPath, contents: Content[], generationConfig: GenerationConfig, systemInstruction?: string, signal?: AbortSignal): Promise<GenerateChunk> {
+  const body = { contents, generationConfig, ...system(systemInstruction) };
+  return apiJson<GenerateChunk>(`/v1beta/${model}:generateContent`, { method: 'POST', body, signal });
 }

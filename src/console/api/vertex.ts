@@ -154,3 +154,24 @@ export async function* streamMetrics(id: string, signal: AbortSignal): AsyncGene
   const response = await apiFetch(`${jobsPath()}/${encodeURIComponent(id)}/metrics`, { query: { alt: 'sse' }, signal });
   for await (const data of sseData(response)) yield JSON.parse(data) as MetricsEvent;
 }
+
+export interface JobEvent {
+  time: string;
+  type: 'created' | 'started' | 'epoch' | 'evaluation' | 'checkpoint' | 'succeeded' | 'failed' | 'cancelled';
+  level: 'info' | 'warning' | 'error';
+  message: string;
+  step?: number;
+  trainedTokens?: number;
+}
+
+export interface JobEvents {
+  events: JobEvent[];
+  /** Tokens trained on so far (int64 as a string). */
+  trainedTokens: Int64;
+  seed: number;
+}
+
+/** A job's log of events, oldest first (an Attune extension beside its metrics). */
+export function getJobEvents(id: string, signal?: AbortSignal): Promise<JobEvents> {
+  return apiJson<JobEvents>(`${jobsPath()}/${encodeURIComponent(id)}/events`, { signal });
+}

@@ -1,22 +1,31 @@
-// A uPlot plugin drawing a dashed vertical line where each epoch ended, labelled E1, E2, … while the
-// labels have room; lines closer than a few pixels are thinned so long runs stay readable.
+// A uPlot plugin drawing a dashed vertical line where epochs ended, labelled E1, E2, …. Long runs get every
+// 2nd, 5th, 10th, … epoch (lib/epoch-ticks.ts), so marks stay apart and every drawn one has its label. The
+// epochs drawn are written to the chart's root element (data-epoch-ticks) for tests and tools.
 import uPlot from 'uplot';
+import { thinEpochMarks } from '../lib/epoch-ticks';
 
 export interface Marker {
   x: number;
-  label: string;
+  epoch: number;
 }
+
+/** CSS pixels between two drawn marks, at least: room for a label such as "E100" and some air. */
+const minGapPx = 56;
 
 export function markersPlugin(getMarkers: () => Marker[]): uPlot.Plugin {
   return {
     hooks: {
       draw: [
         (u) => {
-          const markers = getMarkers();
-          if (markers.length === 0) return;
           const ratio = uPlot.pxRatio;
           const { ctx } = u;
           const { left, top, width, height } = u.bbox;
+          const placed = getMarkers()
+            .map((marker) => ({ ...marker, px: Math.round(u.valToPos(marker.x, 'x', true)) }))
+            .filter((m) => m.px >= left && m.px <= left + width + 0.5);
+          const { shown } = thinEpochMarks(placed, minGapPx * ratio);
+          u.root.dataset.epochTicks = shown.map((m) => m.epoch).join(',');
+          if (shown.length === 0) return;
           ctx.save();
           ctx.strokeStyle = 'rgba(60, 60, 60, 0.45)';
           ctx.fillStyle = '#3c3c3c';
@@ -25,21 +34,13 @@ export function markersPlugin(getMarkers: () => Marker[]): uPlot.Plugin {
           ctx.font = `${11 * ratio}px system-ui, sans-serif`;
           ctx.textAlign = 'right';
           ctx.textBaseline = 'top';
-          let lastLine = -Infinity;
-          let lastLabel = -Infinity;
-          for (const marker of markers) {
-            const x = Math.round(u.valToPos(marker.x, 'x', true));
-            if (x < left || x > left + width + 0.5 || x - lastLine < 6 * ratio) continue;
-            lastLine = x;
+          for (const marker of shown) {
             ctx.beginPath();
-            ctx.moveTo(x, top);
-            ctx.lineTo(x, top + height);
+            ctx.moveTo(marker.px, top);
+            ctx.lineTo(marker.px, top + height);
             ctx.stroke();
-            const labelWidth = ctx.measureText(marker.label).width;
-            if (x - lastLabel > labelWidth + 6 * ratio && x - labelWidth > left) {
-              ctx.fillText(marker.label, x - 2 * ratio, top + 2 * ratio);
-              lastLabel = x;
-            }
+            const label = `E${marker.epoch}`;
+            if (marker.px - ctx.measureText(label).width > left) ctx.fillText(label, marker.px - 2 * ratio, top + 2 * ratio);
           }
           ctx.restore();
         },

@@ -1,33 +1,39 @@
-// A job's loss and token-accuracy charts: train per step (line), eval per evaluation (points), epoch ends marked.
-import { metricNames } from '../api/vertex';
+// A job's loss and token-accuracy charts: train per step (line), eval per evaluation (points), epoch ends
+// marked; loss on a linear or log scale, train lines optionally smoothed; the final (or latest) values
+// beside each chart, and "no validation set" when the job has none.
+import { useState } from 'preact/hooks';
+import { metricNames, type TuningJob } from '../api/vertex';
+import { isTerminal } from '../lib/job-state';
 import { byStep, type MetricsState } from '../lib/series';
 import { colors, percent } from '../lib/palette';
+import { ChartOptions, defaultChartView } from './chart-options';
 import { LineChart } from './line-chart';
 
-export function JobCharts({ metrics }: { metrics: MetricsState }) {
-  const markers = metrics.epochs.map((e) => ({ x: e.step, label: `E${e.epoch}` }));
-  const hasEval = (metrics.series[metricNames.evalLoss]?.length ?? 0) > 0;
+export function JobCharts({ job, metrics }: { job: TuningJob; metrics: MetricsState }) {
+  const [view, setView] = useState(defaultChartView);
+  const markers = metrics.epochs.map((e) => ({ x: e.step, epoch: e.epoch }));
+  const hasValidationSet = !!job.supervisedTuningSpec?.validationDatasetUri;
+  const evaluated = (metrics.series[metricNames.evalLoss]?.length ?? 0) > 0;
+  const notes = !hasValidationSet ? ['no validation set'] : evaluated ? [] : ['validation: not evaluated yet'];
+  const lastLabel = isTerminal(job.state) ? 'Final' : 'Latest';
   const train = (name: string) => ({ label: 'Train', color: colors.train, points: byStep(metrics.series[name]) });
   const evaluation = (name: string) => ({ label: 'Validation', color: colors.eval, points: byStep(metrics.series[name]), showPoints: true, dash: [6, 3] });
+  const series = (trainName: string, evalName: string) => (hasValidationSet ? [train(trainName), evaluation(evalName)] : [train(trainName)]);
+  const common = { xLabel: 'Step', markers, smoothing: view.smoothing, lastLabel, notes, emptyText: job.state === 'JOB_STATE_PENDING' ? 'Waiting for the run to start.' : 'No steps yet.' };
   return (
-    <div class="charts">
-      <LineChart
-        testId="loss-chart"
-        title="Loss"
-        xLabel="Step"
-        yLabel="Loss"
-        markers={markers}
-        series={hasEval ? [train(metricNames.trainLoss), evaluation(metricNames.evalLoss)] : [train(metricNames.trainLoss)]}
-      />
-      <LineChart
-        testId="accuracy-chart"
-        title="Next-token accuracy"
-        xLabel="Step"
-        yLabel="Accuracy"
-        markers={markers}
-        formatY={percent}
-        series={hasEval ? [train(metricNames.trainAccuracy), evaluation(metricNames.evalAccuracy)] : [train(metricNames.trainAccuracy)]}
-      />
-    </div>
+    <section class="charts-section" aria-label="Charts">
+      <ChartOptions view={view} onChange={setView} idPrefix="job-chart" />
+      <div class="charts">
+        <LineChart testId="loss-chart" title="Loss" yLabel="Loss" logScale={view.logLoss} series={series(metricNames.trainLoss, metricNames.evalLoss)} {...common} />
+        <LineChart
+          testId="accuracy-chart"
+          title="Next-token accuracy"
+          yLabel="Accuracy"
+          formatY={percent}
+          series={series(metricNames.trainAccuracy, metricNames.evalAccuracy)}
+          {...common}
+        />
+      </div>
+    </section>
   );
 }

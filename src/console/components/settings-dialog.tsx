@@ -2,6 +2,7 @@
 import { useState } from 'preact/hooks';
 import { getSettings, saveSettings } from '../settings';
 import { Dialog } from './dialog';
+import { useProjectChoices } from './other-projects';
 
 export function SettingsDialog({ open, onClose }: { open: boolean; onClose: () => void }) {
   return (
@@ -16,6 +17,7 @@ function SettingsForm({ onDone }: { onDone: () => void }) {
   const [project, setProject] = useState(getSettings().project);
   const [location, setLocation] = useState(getSettings().location);
   const [showKey, setShowKey] = useState(false);
+  const choices = useProjectChoices();
   const keyInput = { id: 'settings-key', autocomplete: 'off', spellcheck: false, value: apiKey, onInput: (e: Event) => setApiKey((e.currentTarget as HTMLInputElement).value) };
   return (
     <form
@@ -40,9 +42,15 @@ function SettingsForm({ onDone }: { onDone: () => void }) {
       </div>
       <div class="field">
         <label for="settings-project">Project</label>
-        <input id="settings-project" required value={project} onInput={(e) => setProject(e.currentTarget.value)} />
+        <input id="settings-project" required list="settings-projects" value={project} onInput={(e) => setProject(e.currentTarget.value)} />
+        <datalist id="settings-projects">
+          {choices.map((c) => (
+            <option value={c.projectId}>{c.label}</option>
+          ))}
+        </datalist>
         <p class="hint">
-          Used in Vertex paths (<code>projects/PROJECT/locations/LOCATION</code>). With a key, it must be the key's project.
+          Used in Vertex paths (<code>projects/PROJECT/locations/LOCATION</code>). With a key, it must be the key's project; without one, any project that has no keys
+          {choices.length > 1 ? ` (${choices.map((c) => `${c.projectId}: ${c.label}`).join(', ')})` : ''}.
         </p>
       </div>
       <div class="field">

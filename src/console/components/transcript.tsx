@@ -1,4 +1,5 @@
-// One model's side of the chat, with each answer's token counts and time.
+// One model's side of the chat, with each answer's token counts and time, and a mark on an answer that
+// stopped at the token limit rather than ending on its own.
 import { errorMessage } from '../api/http';
 import type { Message } from '../hooks/use-conversation';
 import { formatNumber } from '../lib/format';
@@ -26,6 +27,11 @@ export function Transcript({ title, subtitle, messages, testId }: { title: strin
               <p class="usage small" data-testid="usage">
                 {formatNumber(m.usage.promptTokenCount)} prompt tokens · {formatNumber(m.usage.candidatesTokenCount)} output tokens
                 {m.seconds !== undefined ? ` · ${m.seconds.toFixed(2)} s` : ''}
+              </p>
+            )}
+            {m.role === 'model' && m.finishReason === 'MAX_TOKENS' && !m.pending && (
+              <p class="stopped small" data-testid="stopped-at-limit">
+                Stopped at the token limit{m.maxOutputTokens ? ` (${formatNumber(m.maxOutputTokens)} tokens)` : ''}: raise Max output tokens for a longer answer.
               </p>
             )}
           </li>

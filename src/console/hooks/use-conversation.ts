@@ -1,5 +1,7 @@
 // One side of the Test page's chat: its own history with one model, answers streamed in as they come
-// (or fetched whole), with each answer's token counts and time.
+// (or fetched whole), with each answer's token counts, time and why it ended. In single-turn mode only the
+// new prompt is sent (the history stays on screen). An answer's leading whitespace is dropped: a base model
+// continuing the prompt as plain text starts its first token with the space that would follow the prompt.
 import { useRef, useState } from 'preact/hooks';
 import { chunkText, generate, streamGenerate, type Content, type GenerationConfig, type ModelPath, type UsageMetadata } from '../api/gemini';
 
@@ -10,14 +12,31 @@ export interface Message {
   seconds?: number;
   /** Stream chunks that carried text (1 for a non-streamed answer). */
   chunks?: number;
+  /** Why generation ended: STOP, or MAX_TOKENS when it stopped at maxOutputTokens. */
+  finishReason?: string;
+  /** The maxOutputTokens the answer was asked with (what "stopped at the token limit" refers to). */
+  maxOutputTokens?: number;
   error?: unknown;
   pending?: boolean;
+}
+
+export interface SendOptions {
+  config: GenerationConfig;
+  stream: boolean;
+  /** Send only this prompt, not the turns before it. */
+  singleTurn: boolean;
+  systemInstruction: string;
+}
+
+/** What a prompt sends: the history (unless single-turn) and the prompt. */
+export function promptContents(messages: Message[], prompt: string, singleTurn: boolean): Content[] {
+  return [...(singleTurn ? [] : historyContents(messages)), { role: 'user', parts: [{ text: prompt }] }];
 }
 
 export interface Conversation {
   messages: Message[];
   busy: boolean;
-  send: (prompt: string, config: GenerationConfig, stream: boolean) => Promise<void>;
+  send: (prompt: string, options: SendOptions) => Promise<void>;
   clear: () => void;
 }
 
@@ -40,10 +59,10 @@ export function useConversation(model: ModelPath | undefined): Conversation {
 
   const updateLast = (patch: (m: Message) => Message) => setMessages((all) => [...all.slice(0, -1), patch(all.at(-1)!)]);
 
-  const send = async (prompt: string, config: GenerationConfig, stream: boolean) => {
+  const send = async (prompt: string, { config, stream, singleTurn, systemInstruction }: SendOptions) => {
     if (!model) return;
-    const contents = [...historyContents(messages), { role: 'user' as const, parts: [{ text: prompt }] }];
-    setMessages((all) => [...all, { role: 'user', text: prompt }, { role: 'model', text: '', pending: true, chunks: 0 }]);
+    const contents = promptContents(messages, prompt, singleTurn);
+    setMessages((all) => [...all, { role: 'user', text: prompt }, { role: 'model', text: '', pending: true, chunks: 0, maxOutputTokens: config.maxOutputTokens }]);
     setBusy(true);
     const controller = new AbortController();
     abort.current = controller;
@@ -51,13 +70,16 @@ export function useConversation(model: ModelPath | undefined): Conversation {
     const elapsed = () => (performance.now() - started) / 1000;
     try {
       if (stream) {
-        for await (const chunk of streamGenerate(model, contents, config, controller.signal)) {
-          const text = chunkText(chunk);
-          updateLast((m) => ({ ...m, text: m.text + text, chunks: (m.chunks ?? 0) + (text ? 1 : 0), usage: chunk.usageMetadata ?? m.usage }));
+        for await (const chunk of streamGenerate(model, contents, config, systemInstruction, controller.signal)) {
+          updateLast((m) => {
+            const text = m.text ? chunkText(chunk) : chunkText(chunk).trimStart();
+            const finishReason = chunk.candidates?.[0]?.finishReason ?? m.finishReason;
+            return { ...m, text: m.text + text, chunks: (m.chunks ?? 0) + (text ? 1 : 0), usage: chunk.usageMetadata ?? m.usage, finishReason };
+          });
         }
       } else {
-        const answer = await generate(model, contents, config, controller.signal);
-        updateLast((m) => ({ ...m, text: chunkText(answer), chunks: 1, usage: answer.usageMetadata }));
+        const answer = await generate(model, contents, config, systemInstruction, controller.signal);
+        updateLast((m) => ({ ...m, text: chunkText(answer).trimStart(), chunks: 1, usage: answer.usageMetadata, finishReason: answer.candidates?.[0]?.finishReason }));
       }
       updateLast((m) => ({ ...m, pending: false, seconds: elapsed() }));
     } catch (error) {

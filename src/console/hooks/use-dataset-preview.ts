@@ -1,5 +1,6 @@
-// Once the browser check passes, the dataset goes to Attune's store and the server checks the would-be
-// job (validateOnly): its tuningDataStats give the step count and token totals before anything starts.
+// Once the browser check passes, the dataset goes to Attune's store (or names one already there) and the
+// server checks the would-be job (validateOnly): its tuningDataStats give the step count and token totals
+// before anything starts.
 import { useEffect, useState } from 'preact/hooks';
 import { gsUri, uploadDataset } from '../api/storage';
 import { createJob, type NewTuningJob, type TuningJob } from '../api/vertex';
@@ -43,28 +44,36 @@ export async function uploadDatasets(training: DatasetText, validation?: Dataset
   return { trainingUri, validationUri };
 }
 
+/** Texts to upload, or objects already in the store. */
+export type DatasetSource = { kind: 'upload'; training: DatasetText; validation?: DatasetText } | { kind: 'stored'; uris: DatasetUris };
+
+export const datasetUris = (source: DatasetSource): Promise<DatasetUris> =>
+  source.kind === 'stored' ? Promise.resolve(source.uris) : uploadDatasets(source.training, source.validation);
+
+const sourceKey = (source: DatasetSource | undefined): string =>
+  !source ? '' : source.kind === 'stored' ? JSON.stringify(source.uris) : JSON.stringify([source.training, source.validation]);
+
 /**
- * `training` undefined means "not ready" (no data, or the browser check failed): nothing is uploaded.
- * `request` builds the job from the uploaded URIs; `requestKey` changes whenever its result would.
+ * `source` undefined means "not ready" (no data, or the browser check failed): nothing is uploaded.
+ * `request` builds the job from the datasets' URIs; `requestKey` changes whenever its result would.
  */
 export function useDatasetPreview(
-  training: DatasetText | undefined,
-  validation: DatasetText | undefined,
+  source: DatasetSource | undefined,
   request: (uris: DatasetUris) => NewTuningJob,
   requestKey: string,
   delayMs: number,
 ): Preview {
   const [preview, setPreview] = useState<Preview>({ phase: 'idle' });
   useEffect(() => {
-    if (!training) {
+    if (!source) {
       setPreview({ phase: 'idle' });
       return;
     }
     const controller = new AbortController();
     const timer = setTimeout(async () => {
       try {
-        setPreview((p) => ({ ...p, phase: 'uploading', error: undefined }));
-        const uris = await uploadDatasets(training, validation);
+        setPreview((p) => ({ ...p, phase: source.kind === 'upload' ? 'uploading' : 'checking', error: undefined }));
+        const uris = await datasetUris(source);
         if (controller.signal.aborted) return;
         setPreview((p) => ({ ...p, phase: 'checking', uris }));
         const job = await createJob(request(uris), { validateOnly: true, signal: controller.signal });
@@ -77,6 +86,6 @@ export function useDatasetPreview(
       clearTimeout(timer);
       controller.abort();
     };
-  }, [training?.text, training?.fileName, validation?.text, validation?.fileName, requestKey]);
+  }, [sourceKey(source), requestKey]);
   return preview;
 }

@@ -1,10 +1,10 @@
-// The token count of what is being typed (plus the history), asked of the server shortly after typing stops.
+// The token count of what would be sent (the system instruction, the history if sent, the prompt), asked of the server shortly after typing stops.
 import { useEffect, useState } from 'preact/hooks';
 import { countTokens, type Content, type ModelPath } from '../api/gemini';
 
-export function useTokenCount(model: ModelPath | undefined, contents: Content[], delayMs = 400): number | undefined {
+export function useTokenCount(model: ModelPath | undefined, contents: Content[], systemInstruction: string, delayMs = 400): number | undefined {
   const [count, setCount] = useState<number>();
-  const key = JSON.stringify(contents);
+  const key = JSON.stringify([contents, systemInstruction]);
   useEffect(() => {
     if (!model || contents.length === 0) {
       setCount(undefined);
@@ -12,7 +12,7 @@ export function useTokenCount(model: ModelPath | undefined, contents: Content[],
     }
     const controller = new AbortController();
     const timer = setTimeout(() => {
-      countTokens(model, contents, controller.signal).then(setCount, () => setCount(undefined));
+      countTokens(model, contents, systemInstruction, controller.signal).then(setCount, () => setCount(undefined));
     }, delayMs);
     return () => {
       clearTimeout(timer);

@@ -21,6 +21,12 @@ export const canCancel = (state: string): boolean => state === 'JOB_STATE_PENDIN
 /** A job that finished with an adapter one can test and download. */
 export const hasAdapter = (job: TuningJob): boolean => job.state === 'JOB_STATE_SUCCEEDED';
 
+/**
+ * Whether every training example was one prompt and one answer (at most 2 messages), so the model never saw
+ * an earlier turn; unknown stats count as single-turn, the common case.
+ */
+export const tunedOnSingleTurns = (job: TuningJob): boolean => (job.tuningDataStats?.supervisedTuningDataStats?.userMessagePerExampleDistribution?.max ?? 2) <= 2;
+
 export const int = (value: Int64 | undefined): number | undefined => (value === undefined || value === '' ? undefined : Number(value));
 
 export interface Progress {

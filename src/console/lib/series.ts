@@ -55,3 +55,18 @@ export function align(seriesList: { x: number; y: number }[][]): AlignedData {
 }
 
 export const byStep = (points: SeriesPoint[] = []) => points.map((p) => ({ x: p.step, y: p.value }));
+
+/**
+ * TensorBoard's smoothing: an exponential moving average with weight `weight` (0 = none, towards 1 = more),
+ * debiased so the first points are not pulled towards zero. Points are evenly weighted whatever their spacing.
+ */
+export function smooth(points: { x: number; y: number }[], weight: number): { x: number; y: number }[] {
+  if (weight <= 0) return points;
+  let last = 0;
+  let count = 0;
+  return points.map(({ x, y }) => {
+    last = last * weight + (1 - weight) * y;
+    count++;
+    return { x, y: last / (1 - Math.pow(weight, count)) };
+  });
+}

@@ -2,6 +2,7 @@
 // line up runs with different batch sizes or dataset sizes; steps show raw optimizer progress.
 import { useState } from 'preact/hooks';
 import { getJob, getMetrics, jobId, listJobs, metricNames, type TuningJob } from '../api/vertex';
+import { ChartOptions, defaultChartView } from '../components/chart-options';
 import { ErrorBanner } from '../components/error-banner';
 import { LineChart } from '../components/line-chart';
 import { StateBadge } from '../components/state-badge';
@@ -38,6 +39,7 @@ export function ComparePage({ ids }: { ids: string[] }) {
   const settings = useSettings();
   const [metricKey, setMetricKey] = useState<(typeof metricChoices)[number]['key']>('trainLoss');
   const [xAxis, setXAxis] = useState<'epoch' | 'step'>('epoch');
+  const [view, setView] = useState(defaultChartView);
   const candidates = useAsync((signal) => listJobs({ pageSize: 50 }, signal), [settings]);
   const runs = useAsync(
     (signal) =>
@@ -55,6 +57,7 @@ export function ComparePage({ ids }: { ids: string[] }) {
   const toggle = (id: string) => setIds(ids.includes(id) ? ids.filter((i) => i !== id) : [...ids, id].slice(0, maxCompared));
   const metric = metricChoices.find((m) => m.key === metricKey)!;
   const isAccuracy = metricKey.endsWith('Accuracy');
+  const isEval = metricKey.startsWith('eval');
   const loaded = runs.data ?? [];
   const series = loaded.map((run, i) => {
     const perEpoch = stepsPerEpoch(run.job);
@@ -63,11 +66,15 @@ export function ComparePage({ ids }: { ids: string[] }) {
       label: run.job.tunedModelDisplayName || run.id,
       color: palette[i % palette.length]!,
       points: (run.metrics.series[metric.name] ?? []).map((p) => ({ x: toX(p.step), y: p.value })),
-      showPoints: metricKey.startsWith('eval'),
+      showPoints: isEval,
     };
   });
   const maxEpoch = Math.max(0, ...loaded.map((run) => int(run.job.supervisedTuningSpec?.hyperParameters?.epochCount) ?? 0));
-  const markers = xAxis === 'epoch' ? Array.from({ length: maxEpoch }, (_, i) => ({ x: i + 1, label: `E${i + 1}` })) : [];
+  const markers = xAxis === 'epoch' ? Array.from({ length: maxEpoch }, (_, i) => ({ x: i + 1, epoch: i + 1 })) : [];
+  const withoutValidation = loaded.filter((run) => !run.job.supervisedTuningSpec?.validationDatasetUri).map((run) => run.job.tunedModelDisplayName || run.id);
+  const notes = isEval && withoutValidation.length > 0 && withoutValidation.length < loaded.length ? [`no validation set: ${withoutValidation.join(', ')}`] : [];
+  const emptyText = isEval && withoutValidation.length === loaded.length ? 'None of these runs has a validation set.' : 'No points yet.';
+  const lastLabel = loaded.every((run) => isTerminal(run.job.state)) ? 'Final' : 'Latest';
   const choices = [...(candidates.data?.tuningJobs ?? [])];
   for (const run of loaded) if (!choices.some((job) => job.name === run.job.name)) choices.push(run.job);
 
@@ -114,6 +121,7 @@ export function ComparePage({ ids }: { ids: string[] }) {
               </select>
             </div>
           </div>
+          <ChartOptions view={view} onChange={setView} idPrefix="compare-chart" />
           <ErrorBanner error={runs.error} onRetry={runs.reload} />
           {ids.length < 2 && <p class="notice">Choose at least two runs to overlay their curves.</p>}
           {loaded.length > 0 && (
@@ -125,6 +133,11 @@ export function ComparePage({ ids }: { ids: string[] }) {
               series={series}
               markers={markers}
               formatY={isAccuracy ? percent : undefined}
+              logScale={view.logLoss && !isAccuracy}
+              smoothing={view.smoothing}
+              lastLabel={lastLabel}
+              notes={notes}
+              emptyText={emptyText}
               height={320}
             />
           )}
@@ -168,7 +181,15 @@ function RunsTable({ runs, metricName }: { runs: Run[]; metricName: string }) {
               </td>
               <td data-label="Learning rate">{hp.learningRate ?? (hp.learningRateMultiplier !== undefined ? `× ${hp.learningRateMultiplier}` : '–')}</td>
               <td data-label="Steps">{formatNumber(run.job.tuningDataStats?.supervisedTuningDataStats?.tuningStepCount)}</td>
-              <td data-label="Last value">{last ? (metricName.includes('fraction') ? percent(last.value) : last.value.toFixed(4)) : '–'}</td>
+              <td data-label="Last value">
+                {last
+                  ? metricName.includes('fraction')
+                    ? percent(last.value)
+                    : last.value.toFixed(4)
+                  : metricName.startsWith('/eval') && !run.job.supervisedTuningSpec?.validationDatasetUri
+                    ? 'no validation set'
+                    : '–'}
+              </td>
               <td data-label="Run time">{run.job.startTime ? formatDuration(secondsBetween(run.job.startTime, run.job.endTime)) : '–'}</td>
             </tr>
           );

@@ -1,10 +1,14 @@
-// A new tuning job: name and base model, the dataset (a JSONL file, or examples typed as a table), an
-// optional validation file, hyperparameters. The dataset is checked in the browser first (errors by line,
+// A new tuning job: name and base model, the dataset (a JSONL file, examples typed as a table, or a file
+// already in the store picked by gs:// URI; a CSV is offered an import), an optional validation set,
+// hyperparameters. "Clone" (/new?clone=ID) pre-fills everything from an existing job. The dataset is checked in the browser first (errors by line,
 // nothing uploaded while there are any), then uploaded and checked by the server (validateOnly), which
 // answers the step count; past runs on the same base model turn that into a duration estimate.
-import { useMemo, useState } from 'preact/hooks';
-import { listTunableModels, type BaseModel } from '../api/gemini';
-import { createJob, jobId, jobsPath, type NewTuningJob } from '../api/vertex';
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { baseModelPath, listTunableModels, type BaseModel } from '../api/gemini';
+import { isGsUri, listDatasets } from '../api/storage';
+import { createJob, getJob, jobId, jobsPath, type NewTuningJob, type TuningJob } from '../api/vertex';
+import { CsvOffer } from '../components/csv-offer';
+import { DatasetPicker } from '../components/dataset-picker';
 import { CopyBlock } from '../components/copy-block';
 import { DataStats } from '../components/data-stats';
 import { DatasetProblems } from '../components/dataset-problems';
@@ -13,16 +17,19 @@ import { ExamplesEditor } from '../components/examples-editor';
 import { FileDrop } from '../components/file-drop';
 import { HyperparameterInputs } from '../components/hyperparameter-inputs';
 import { useAsync } from '../hooks/use-async';
-import { uploadDatasets, useDatasetPreview, type DatasetText, type DatasetUris } from '../hooks/use-dataset-preview';
+import { datasetUris, useDatasetPreview, type DatasetSource, type DatasetText, type DatasetUris } from '../hooks/use-dataset-preview';
+import { looksLikeCsv } from '../lib/csv-import';
 import { usePastRuns } from '../hooks/use-past-runs';
 import { createJobCurl } from '../lib/curl';
 import { checkJsonl, checkPassed } from '../lib/dataset-check';
 import { estimateDuration } from '../lib/estimate';
 import { emptyRow, rowsToJsonl, type ExampleRow } from '../lib/examples-table';
+import { adapterRank } from '../lib/hyperparameters';
 import { formatDuration, formatNumber, shortModelName } from '../lib/format';
-import { emptyHyperparameters, toHyperParameters } from '../lib/hyperparameters';
+import { checkHyperparameters, emptyHyperparameters, fieldOfViolation, toHyperParameters, type HyperparameterCheck, type HyperparameterField, type HyperparameterFields } from '../lib/hyperparameters';
+import { ApiError } from '../api/http';
 import { int } from '../lib/job-state';
-import { navigate } from '../router';
+import { Link, navigate } from '../router';
 import { useSettings } from '../settings';
 import { consoleBucketFor } from '../../service/storage/buckets';
 
@@ -30,6 +37,9 @@ interface LoadedFile {
   file: File;
   text: string;
 }
+
+/** A CSV imported as JSONL stands in for the file it came from. */
+const imported = (jsonl: string, name: string): LoadedFile => ({ file: new File([jsonl], name, { type: 'application/jsonl' }), text: jsonl });
 
 /** The local model a base-model name runs as (Google names are aliases of local models). */
 const resolvedName = (models: BaseModel[], name: string | undefined): string | undefined => {
@@ -39,20 +49,82 @@ const resolvedName = (models: BaseModel[], name: string | undefined): string | u
   return model?.baseModelId ?? full.replace(/^models\//, '');
 };
 
-export function CreatePage() {
+const fieldLabels: Record<HyperparameterField, { id: string; label: string }> = {
+  epochs: { id: 'epochs', label: 'Epochs' },
+  batchSize: { id: 'batch-size', label: 'Batch size' },
+  learningRate: { id: 'learning-rate', label: 'Learning rate' },
+};
+
+/** The hyperparameter a google.rpc error's field violation names, with the server's message. */
+function fieldError(error: unknown): { field: HyperparameterField; message: string } | undefined {
+  if (!(error instanceof ApiError)) return undefined;
+  for (const detail of error.details ?? []) {
+    for (const violation of (detail as { fieldViolations?: { field?: string }[] }).fieldViolations ?? []) {
+      const field = fieldOfViolation(violation.field);
+      if (field) return { field, message: error.message };
+    }
+  }
+  return undefined;
+}
+
+/** Brings a field into view and focus (it may be inside the closed "Advanced options"). */
+function focusField(id: string): void {
+  const input = document.getElementById(id);
+  const details = input?.closest('details');
+  if (details) details.open = true;
+  input?.scrollIntoView({ block: 'center' });
+  input?.focus({ preventScroll: true });
+}
+
+/** The form's fields from an existing job ("Clone"): its hyperparameters as given or as the server filled them. */
+function hyperparametersOf(job: TuningJob): HyperparameterFields {
+  const hp = job.supervisedTuningSpec?.hyperParameters ?? {};
+  const text = (v: unknown) => (v === undefined || v === null ? '' : String(v));
+  return {
+    epochs: text(hp.epochCount),
+    batchSize: text(hp.batchSize),
+    learningRateMode: hp.learningRate !== undefined ? 'rate' : 'multiplier',
+    learningRate: text(hp.learningRate ?? hp.learningRateMultiplier),
+    adapterSize: adapterRank(hp.adapterSize) ? hp.adapterSize! : '',
+  };
+}
+
+type DataMode = 'file' | 'table' | 'stored';
+
+export function CreatePage({ cloneOf }: { cloneOf?: string }) {
   const settings = useSettings();
   const models = useAsync(() => listTunableModels(), [settings]);
+  const clone = useAsync(async (signal) => (cloneOf ? getJob(cloneOf, signal) : undefined), [cloneOf, settings]);
   const [displayName, setDisplayName] = useState('');
   const [description, setDescription] = useState('');
   const [chosenBase, setBaseModel] = useState<string>();
   const [hyper, setHyper] = useState(emptyHyperparameters);
-  const [mode, setMode] = useState<'file' | 'table'>('file');
+  const [mode, setMode] = useState<DataMode>('file');
+  const [storedTraining, setStoredTraining] = useState('');
+  const [storedValidation, setStoredValidation] = useState('');
+  const stored = useAsync((signal) => (mode === 'stored' ? listDatasets(signal) : Promise.resolve(undefined)), [mode === 'stored', settings]);
   const [trainingFile, setTrainingFile] = useState<LoadedFile>();
   const [validationFile, setValidationFile] = useState<LoadedFile>();
   const [rows, setRows] = useState<ExampleRow[]>([emptyRow(), emptyRow()]);
   const [readError, setReadError] = useState<unknown>();
   const [submitting, setSubmitting] = useState(false);
   const [submitError, setSubmitError] = useState<unknown>();
+
+  // Clone: every field from the job, its datasets by URI (examples sent inline have none to name).
+  useEffect(() => {
+    const job = clone.data;
+    if (!job) return;
+    setDisplayName(`${job.tunedModelDisplayName || jobId(job.name)} (copy)`.slice(0, 128));
+    setDescription(job.description ?? '');
+    if (job.baseModel) setBaseModel(baseModelPath(job.baseModel));
+    setHyper(hyperparametersOf(job));
+    const spec = job.supervisedTuningSpec;
+    if (spec?.trainingDatasetUri) {
+      setMode('stored');
+      setStoredTraining(spec.trainingDatasetUri);
+      setStoredValidation(spec.validationDatasetUri ?? '');
+    }
+  }, [clone.data]);
 
   // A local model (not an alias) is the natural default.
   const modelList = models.data ?? [];
@@ -65,9 +137,30 @@ export function CreatePage() {
         ? { text: rowsToJsonl(rows), fileName: 'examples.jsonl' }
         : undefined;
   const validationText: DatasetText | undefined = validationFile && { text: validationFile.text, fileName: validationFile.file.name };
-  const trainingCheck = useMemo(() => trainingText && checkJsonl(trainingText.text), [trainingText?.text]);
-  const validationCheck = useMemo(() => validationText && checkJsonl(validationText.text), [validationText?.text]);
-  const dataReady = !!trainingCheck && checkPassed(trainingCheck) && (!validationCheck || checkPassed(validationCheck));
+  // A CSV where JSONL is expected is offered an import rather than a parse error per line.
+  const trainingCsv = mode === 'file' && !!trainingFile && looksLikeCsv(trainingFile.text);
+  const validationCsv = mode !== 'stored' && !!validationFile && looksLikeCsv(validationFile.text);
+  const trainingCheck = useMemo(() => (mode !== 'stored' && trainingText && !trainingCsv ? checkJsonl(trainingText.text) : undefined), [mode, trainingText?.text, trainingCsv]);
+  const validationCheck = useMemo(() => (mode !== 'stored' && validationText && !validationCsv ? checkJsonl(validationText.text) : undefined), [mode, validationText?.text, validationCsv]);
+  const storedErrors = {
+    training: storedTraining && !isGsUri(storedTraining) ? 'Give a gs://bucket/object URI.' : undefined,
+    validation: storedValidation && !isGsUri(storedValidation) ? 'Give a gs://bucket/object URI, or leave it empty.' : undefined,
+  };
+  const storedReady = mode === 'stored' && isGsUri(storedTraining) && !storedErrors.validation;
+  const dataReady =
+    mode === 'stored'
+      ? storedReady
+      : !!trainingCheck && checkPassed(trainingCheck) && !validationCsv && (!validationCheck || checkPassed(validationCheck));
+  const source: DatasetSource | undefined =
+    mode === 'stored'
+      ? storedReady
+        ? { kind: 'stored', uris: { trainingUri: storedTraining, ...(storedValidation ? { validationUri: storedValidation } : {}) } }
+        : undefined
+      : dataReady && trainingText
+        ? { kind: 'upload', training: trainingText, validation: validationText }
+        : undefined;
+  const fieldCheck = useMemo(() => checkHyperparameters(hyper), [hyper]);
+  const fieldsValid = Object.keys(fieldCheck.errors).length === 0;
 
   const buildRequest = (uris: DatasetUris): NewTuningJob => ({
     baseModel: shortModelName(baseModel),
@@ -81,12 +174,17 @@ export function CreatePage() {
   });
   const requestKey = JSON.stringify([baseModel, displayName, description, hyper, settings]);
   const preview = useDatasetPreview(
-    dataReady && baseModel ? trainingText : undefined,
-    validationText,
+    fieldsValid && baseModel ? source : undefined,
     buildRequest,
     requestKey,
     mode === 'table' ? 1000 : 300,
   );
+
+  // A refusal the server pins on a hyperparameter (e.g. too many examples × epochs) is shown at that field.
+  const serverField = fieldError(preview.phase === 'error' ? preview.error : undefined) ?? fieldError(submitError);
+  const check: HyperparameterCheck = serverField && !fieldCheck.errors[serverField.field] ? { ...fieldCheck, errors: { ...fieldCheck.errors, [serverField.field]: serverField.message } } : fieldCheck;
+  const invalidFields = (Object.keys(check.errors) as HyperparameterField[]).map((f) => fieldLabels[f]);
+  const ready = dataReady && invalidFields.length === 0 && !!baseModel;
 
   const sameBase = (jobBase: string | undefined) => resolvedName(modelList, jobBase) === resolvedName(modelList, baseModel);
   const pastRuns = usePastRuns(models.data ? baseModel : undefined, sameBase);
@@ -107,11 +205,11 @@ export function CreatePage() {
 
   const submit = async (event: Event) => {
     event.preventDefault();
-    if (!dataReady || !trainingText || !baseModel) return;
+    if (!ready || !source || !baseModel) return;
     setSubmitting(true);
     setSubmitError(undefined);
     try {
-      const job = await createJob(buildRequest(await uploadDatasets(trainingText, validationText)));
+      const job = await createJob(buildRequest(await datasetUris(source)));
       navigate(`/jobs/${jobId(job.name)}`);
     } catch (error) {
       setSubmitError(error);
@@ -131,6 +229,11 @@ export function CreatePage() {
       <h1 id="page-title" tabIndex={-1}>
         New tuning job
       </h1>
+      {clone.data && (
+        <p class="notice" role="status" data-testid="clone-notice">
+          Cloned from <Link href={`/jobs/${cloneOf}`}>{clone.data.tunedModelDisplayName || cloneOf}</Link>: every field is filled in from it; change what you like.
+        </p>
+      )}
       <form class="create-layout" onSubmit={submit} noValidate>
         <div class="create-main">
           <fieldset>
@@ -166,33 +269,87 @@ export function CreatePage() {
               <label>
                 <input type="radio" name="data-mode" checked={mode === 'table'} onChange={() => setMode('table')} /> Type examples
               </label>
+              <label>
+                <input type="radio" name="data-mode" checked={mode === 'stored'} onChange={() => setMode('stored')} /> Pick a gs:// dataset
+              </label>
             </div>
-            {mode === 'file' ? (
-              <FileDrop id="training-file" label="Training dataset (JSONL)" file={trainingFile?.file} onFile={(f) => readFile(f, setTrainingFile)} describedBy="training-check" />
+            {mode === 'stored' ? (
+              <>
+                <DatasetPicker
+                  id="stored-training"
+                  label="Training dataset (gs:// URI)"
+                  value={storedTraining}
+                  onChange={setStoredTraining}
+                  objects={stored.data}
+                  error={storedErrors.training}
+                  hint={
+                    stored.data
+                      ? `${stored.data.length} ${stored.data.length === 1 ? 'file' : 'files'} in this project's buckets to pick from; the server checks the one picked.`
+                      : 'Looking at the files in this project\'s buckets…'
+                  }
+                />
+                <ErrorBanner error={stored.error} onRetry={stored.reload} />
+                <DatasetPicker
+                  id="stored-validation"
+                  label="Validation dataset (optional gs:// URI)"
+                  value={storedValidation}
+                  onChange={setStoredValidation}
+                  objects={stored.data}
+                  error={storedErrors.validation}
+                />
+              </>
             ) : (
-              <ExamplesEditor rows={rows} onChange={setRows} />
+              <>
+                {mode === 'file' ? (
+                  <FileDrop id="training-file" label="Training dataset (JSONL)" file={trainingFile?.file} onFile={(f) => readFile(f, setTrainingFile)} describedBy="training-check" />
+                ) : (
+                  <ExamplesEditor rows={rows} onChange={setRows} />
+                )}
+                <p class="hint">
+                  One example per line: <code>{'{"text_input": "…", "output": "…"}'}</code>, <code>{'{"contents": [{"role": "user", "parts": [{"text": "…"}]}, …]}'}</code> or{' '}
+                  <code>{'{"messages": [{"role": "user", "content": "…"}, …]}'}</code>. A CSV file can be imported.
+                </p>
+                <ErrorBanner error={readError} />
+                {trainingCsv && trainingFile ? (
+                  <CsvOffer id="training-check" fileName={trainingFile.file.name} text={trainingFile.text} onImport={(jsonl, name) => setTrainingFile(imported(jsonl, name))} />
+                ) : (
+                  <DatasetProblems id="training-check" what="Training data" check={trainingCheck} />
+                )}
+                <FileDrop id="validation-file" label="Validation dataset (optional)" file={validationFile?.file} onFile={(f) => readFile(f, setValidationFile)} describedBy="validation-check" />
+                {validationCsv && validationFile ? (
+                  <CsvOffer id="validation-check" fileName={validationFile.file.name} text={validationFile.text} onImport={(jsonl, name) => setValidationFile(imported(jsonl, name))} />
+                ) : (
+                  <DatasetProblems id="validation-check" what="Validation data" check={validationCheck} />
+                )}
+              </>
             )}
-            <p class="hint">
-              One example per line: <code>{'{"text_input": "…", "output": "…"}'}</code>, <code>{'{"contents": [{"role": "user", "parts": [{"text": "…"}]}, …]}'}</code> or{' '}
-              <code>{'{"messages": [{"role": "user", "content": "…"}, …]}'}</code>.
-            </p>
-            <ErrorBanner error={readError} />
-            <DatasetProblems id="training-check" what="Training data" check={trainingCheck} />
-            <FileDrop id="validation-file" label="Validation dataset (optional)" file={validationFile?.file} onFile={(f) => readFile(f, setValidationFile)} describedBy="validation-check" />
-            <DatasetProblems id="validation-check" what="Validation data" check={validationCheck} />
+            {clone.data && !clone.data.supervisedTuningSpec?.trainingDatasetUri && (
+              <p class="notice" role="status">
+                The job cloned sent its examples inline, not as a file: give the dataset again.
+              </p>
+            )}
+            <ErrorBanner error={clone.error} onRetry={clone.reload} />
           </fieldset>
 
-          <HyperparameterInputs value={hyper} onChange={setHyper} filled={filled} />
+          <HyperparameterInputs value={hyper} onChange={setHyper} filled={filled} check={check} />
         </div>
 
         <aside class="create-side">
           <section class="panel" aria-labelledby="estimate-title">
             <h2 id="estimate-title">Before you start</h2>
             <div aria-live="polite">
-              {preview.phase === 'idle' && <p class="muted">{trainingCheck && !dataReady ? 'Fix the dataset errors to get an estimate.' : 'Add a dataset to see its steps and an estimated duration.'}</p>}
+              {preview.phase === 'idle' && (
+                <p class="muted">
+                  {trainingCheck && !dataReady
+                    ? 'Fix the dataset errors to get an estimate.'
+                    : !fieldsValid
+                      ? 'Fix the fields marked in red to get an estimate.'
+                      : 'Add a dataset to see its steps and an estimated duration.'}
+                </p>
+              )}
               {preview.phase === 'uploading' && <p>Uploading the dataset to Attune's store…</p>}
               {preview.phase === 'checking' && <p>The server is checking the dataset…</p>}
-              {preview.phase === 'error' && <ErrorBanner error={preview.error} />}
+              {preview.phase === 'error' && (serverField ? <p class="muted">Fix the fields marked in red to get an estimate.</p> : <ErrorBanner error={preview.error} />)}
               {preview.phase === 'done' && (
                 <>
                   <dl class="facts" data-testid="estimate">
@@ -225,12 +382,29 @@ export function CreatePage() {
                 <DataStats stats={stats} />
               </details>
             )}
-            <ErrorBanner error={submitError} />
-            <button type="submit" class="primary wide" disabled={!dataReady || !baseModel || submitting} aria-describedby="submit-hint">
+            {!serverField && <ErrorBanner error={submitError} />}
+            <button type="submit" class="primary wide" disabled={!ready || submitting} aria-describedby="submit-hint">
               {submitting ? 'Starting…' : 'Start tuning'}
             </button>
-            <p id="submit-hint" class="hint">
-              {dataReady ? 'The job starts at once and runs in the background.' : 'Starts once the dataset has no errors.'}
+            <p id="submit-hint" class="hint" data-testid="submit-hint">
+              {invalidFields.length > 0 ? (
+                <>
+                  Fix {invalidFields.length === 1 ? 'this field' : 'these fields'} first:{' '}
+                  {invalidFields.map((f, i) => (
+                    <>
+                      {i > 0 && ', '}
+                      <button type="button" class="link" onClick={() => focusField(f.id)}>
+                        {f.label}
+                      </button>
+                    </>
+                  ))}
+                  .
+                </>
+              ) : dataReady ? (
+                'The job starts at once and runs in the background.'
+              ) : (
+                'Starts once the dataset has no errors.'
+              )}
             </p>
           </section>
           <details class="panel">

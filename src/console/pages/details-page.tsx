@@ -1,5 +1,5 @@
 // One tuning job: live progress and ETA, loss and accuracy charts with epoch markers, hyperparameters,
-// data statistics, and what one can do with it (cancel, test, export, delete, curl).
+// data statistics, its log of events, and what one can do with it (cancel, test, clone, export, delete, curl).
 import { useState } from 'preact/hooks';
 import { exportPath } from '../api/exports';
 import { deleteTunedModel, tunedModelPath } from '../api/gemini';
@@ -11,6 +11,7 @@ import { ConfirmDialog } from '../components/dialog';
 import { ErrorBanner } from '../components/error-banner';
 import { HyperparameterFacts, TimelineFacts } from '../components/job-facts';
 import { JobCharts } from '../components/job-charts';
+import { JobEvents } from '../components/job-events';
 import { RunProgress } from '../components/run-progress';
 import { StateBadge } from '../components/state-badge';
 import { useJobMetrics } from '../hooks/use-job-metrics';
@@ -102,6 +103,9 @@ export function DetailsPage({ id }: { id: string }) {
           <Link href={`/compare?jobs=${id}`} class="button">
             Compare…
           </Link>
+          <Link href={`/new?clone=${id}`} class="button">
+            Clone this job
+          </Link>
           <button type="button" class="danger" onClick={() => setConfirming('delete')}>
             Delete
           </button>
@@ -115,7 +119,7 @@ export function DetailsPage({ id }: { id: string }) {
         </div>
       )}
       <RunProgress job={job} metrics={metrics} />
-      <JobCharts metrics={metrics} />
+      <JobCharts job={job} metrics={metrics} />
       <div class="columns">
         <section class="panel" aria-labelledby="hp-title">
           <h2 id="hp-title">Hyperparameters</h2>
@@ -130,6 +134,7 @@ export function DetailsPage({ id }: { id: string }) {
           <TimelineFacts job={job} />
         </section>
       </div>
+      <JobEvents id={id} job={job} />
       {hasAdapter(job) && <ExportPanel id={id} />}
       <details class="panel">
         <summary>Equivalent curl commands</summary>

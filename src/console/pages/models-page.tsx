@@ -1,12 +1,19 @@
 // The list of tuning jobs (every tuned model is one): filter by state and name (server-side, AIP-160), page
-// through, pick runs to compare. Polls while any shown job is still running, so progress bars move on their own.
+// through, pick runs to compare; each row's final loss and run time, and rename or delete in place. Polls
+// while any shown job is still running, so progress bars move on their own.
 import { useEffect, useState } from 'preact/hooks';
-import { jobId, listJobs } from '../api/vertex';
+import { deleteTunedModel } from '../api/gemini';
+import { jobSummaries } from '../api/summaries';
+import { jobId, listJobs, type TuningJob } from '../api/vertex';
+import { ConfirmDialog } from '../components/dialog';
+import { RenameDialog } from '../components/rename-dialog';
 import { ErrorBanner } from '../components/error-banner';
+import { OtherProjects } from '../components/other-projects';
 import { JobProgress } from '../components/state-badge';
 import { useAsync, useInterval } from '../hooks/use-async';
 import { hasAdapter, int, isTerminal, stateFilters } from '../lib/job-state';
-import { formatNumber, formatTime, shortModelName } from '../lib/format';
+import { formatDuration, formatNumber, formatTime, secondsBetween, shortModelName } from '../lib/format';
+import { setNotice } from '../lib/notice';
 import { Link, navigate } from '../router';
 import { useSettings } from '../settings';
 
@@ -35,6 +42,28 @@ export function ModelsPage() {
   const jobs = useAsync((signal) => listJobs({ pageSize, pageToken, filter: fullFilter }, signal), [pageSize, pageToken, fullFilter, settings]);
   const shown = jobs.data?.tuningJobs ?? [];
   useInterval(jobs.reload, 2000, shown.some((job) => !isTerminal(job.state)));
+  const summaries = useAsync((signal) => jobSummaries(shown.map((job) => jobId(job.name)), signal), [jobs.data]);
+  const [renaming, setRenaming] = useState<TuningJob>();
+  const [deleting, setDeleting] = useState<TuningJob>();
+  const [busy, setBusy] = useState(false);
+  const [actionError, setActionError] = useState<unknown>();
+  const nameOf = (job: TuningJob) => job.tunedModelDisplayName || jobId(job.name);
+  const remove = async () => {
+    if (!deleting) return;
+    setBusy(true);
+    setActionError(undefined);
+    try {
+      await deleteTunedModel(jobId(deleting.name));
+      setNotice({ text: `Deleted ${nameOf(deleting)}.`, path: '/' });
+      setSelected((ids) => ids.filter((i) => i !== jobId(deleting.name)));
+      jobs.reload();
+    } catch (error) {
+      setActionError(error);
+    } finally {
+      setBusy(false);
+      setDeleting(undefined);
+    }
+  };
 
   const toggle = (id: string) =>
     setSelected((ids) => (ids.includes(id) ? ids.filter((i) => i !== id) : ids.length < maxCompared ? [...ids, id] : ids));
@@ -93,7 +122,9 @@ export function ModelsPage() {
         </div>
       </form>
 
+      <OtherProjects />
       <ErrorBanner error={jobs.error} onRetry={jobs.reload} />
+      <ErrorBanner error={actionError} />
       {jobs.loading && !jobs.data && !jobs.error && <p aria-live="polite">Loading…</p>}
       {jobs.data && shown.length === 0 && (
         <p class="empty">
@@ -114,6 +145,8 @@ export function ModelsPage() {
               <th scope="col">State</th>
               <th scope="col">Created</th>
               <th scope="col">Steps</th>
+              <th scope="col">Final loss</th>
+              <th scope="col">Run time</th>
               <th scope="col">
                 <span class="visually-hidden">Actions</span>
               </th>
@@ -125,6 +158,8 @@ export function ModelsPage() {
               const name = job.tunedModelDisplayName || id;
               const steps = job.tuningDataStats?.supervisedTuningDataStats?.tuningStepCount;
               const epochs = int(job.supervisedTuningSpec?.hyperParameters?.epochCount);
+              const summary = summaries.data?.get(id);
+              const done = isTerminal(job.state);
               return (
                 <tr data-job={id}>
                   <td data-label="Compare">
@@ -152,13 +187,61 @@ export function ModelsPage() {
                       {epochs ? <span class="muted"> ({epochs} epochs)</span> : null}
                     </span>
                   </td>
-                  <td data-label="Actions">{hasAdapter(job) && <Link href={`/test/${id}`} aria-label={`Test ${name}`}>Test</Link>}</td>
+                  <td data-label="Final loss" data-testid="final-loss">
+                    {summary?.trainLoss !== undefined ? (
+                      <span title={`at step ${summary.trainStep}`}>
+                        {summary.trainLoss.toPrecision(4)}
+                        {!done && <span class="muted"> (so far)</span>}
+                        {summary.validationLoss !== undefined && <span class="muted"> · validation {summary.validationLoss.toPrecision(4)}</span>}
+                      </span>
+                    ) : (
+                      '–'
+                    )}
+                  </td>
+                  <td data-label="Run time" data-testid="run-time">
+                    {job.startTime ? (
+                      <span>
+                        {formatDuration(secondsBetween(job.startTime, job.endTime))}
+                        {!done && <span class="muted"> (running)</span>}
+                      </span>
+                    ) : (
+                      '–'
+                    )}
+                  </td>
+                  <td data-label="Actions">
+                    <span class="row-actions">
+                      {hasAdapter(job) && (
+                        <Link href={`/test/${id}`} aria-label={`Test ${name}`}>
+                          Test
+                        </Link>
+                      )}
+                      <button type="button" class="link" aria-label={`Rename ${name}`} onClick={() => setRenaming(job)}>
+                        Rename
+                      </button>
+                      <button type="button" class="link danger-link" aria-label={`Delete ${name}`} onClick={() => setDeleting(job)}>
+                        Delete
+                      </button>
+                    </span>
+                  </td>
                 </tr>
               );
             })}
           </tbody>
         </table>
       )}
+      <RenameDialog
+        id={renaming && jobId(renaming.name)}
+        name={renaming ? nameOf(renaming) : ''}
+        onClose={() => setRenaming(undefined)}
+        onRenamed={(name) => {
+          setNotice({ text: `Renamed to ${name}.`, path: '/' });
+          setRenaming(undefined);
+          jobs.reload();
+        }}
+      />
+      <ConfirmDialog open={!!deleting} title={`Delete ${deleting ? nameOf(deleting) : ''}?`} confirmLabel="Delete" danger busy={busy} onConfirm={remove} onClose={() => setDeleting(undefined)}>
+        <p>The tuned model, its adapter and its metrics are deleted. This cannot be undone.</p>
+      </ConfirmDialog>
       <nav class="pager" aria-label="Pages">
         <button type="button" disabled={tokens.length === 0} onClick={() => setTokens((t) => t.slice(0, -1))}>
           Previous page

@@ -1,5 +1,7 @@
 // Chat with a tuned model and its base model side by side: one prompt goes to both, each keeps its own
-// history, answers stream in, and each shows its token counts.
+// history, answers stream in, and each shows its token counts. Sampling starts greedy (temperature 0, as
+// `attune generate` and the README do); a model tuned on single-turn examples starts in single-turn mode,
+// where only the new prompt is sent. The prompt box comes first on a narrow screen.
 import { useEffect, useState } from 'preact/hooks';
 import { baseModelPath, getBaseModel, getTunedModel, tunedModelPath, type GenerationConfig } from '../api/gemini';
 import { getJob, jobId, listJobs } from '../api/vertex';
@@ -7,15 +9,17 @@ import { ErrorBanner } from '../components/error-banner';
 import { SamplingControls } from '../components/sampling-controls';
 import { Transcript } from '../components/transcript';
 import { useAsync } from '../hooks/use-async';
-import { historyContents, useConversation } from '../hooks/use-conversation';
+import { promptContents, useConversation } from '../hooks/use-conversation';
 import { useTokenCount } from '../hooks/use-token-count';
 import { shortModelName } from '../lib/format';
-import { hasAdapter } from '../lib/job-state';
+import { hasAdapter, tunedOnSingleTurns } from '../lib/job-state';
 import { Link, navigate } from '../router';
 import { useSettings } from '../settings';
 
 /** Short answers keep a side-by-side comparison readable; the user can raise it. */
 const defaultMaxOutputTokens = 64;
+/** Greedy, so an answer is the one `attune generate` gives. */
+const defaultTemperature = 0;
 
 export function TestPage({ id }: { id?: string }) {
   const settings = useSettings();
@@ -32,20 +36,24 @@ export function TestPage({ id }: { id?: string }) {
     },
     [id, settings],
   );
-  const [config, setConfig] = useState<GenerationConfig>({ maxOutputTokens: defaultMaxOutputTokens });
+  const [config, setConfig] = useState<GenerationConfig>({ temperature: defaultTemperature, maxOutputTokens: defaultMaxOutputTokens });
   const [stream, setStream] = useState(true);
   const [prompt, setPrompt] = useState('');
+  const [systemInstruction, setSystemInstruction] = useState('');
+  // Undefined until the user chooses: then it follows the tuning data (single-turn examples → single turn).
+  const [chosenSingleTurn, setSingleTurn] = useState<boolean>();
   const job = info.data?.job;
   const testable = !!job && hasAdapter(job);
+  const singleTurn = chosenSingleTurn ?? (job ? tunedOnSingleTurns(job) : true);
   const tuned = useConversation(testable ? tunedModelPath(id!) : undefined);
   const base = useConversation(testable && job.baseModel ? baseModelPath(job.baseModel) : undefined);
-  const draft = prompt.trim() ? [...historyContents(tuned.messages), { role: 'user' as const, parts: [{ text: prompt }] }] : [];
-  const promptTokens = useTokenCount(testable ? tunedModelPath(id!) : undefined, draft);
+  const draft = prompt.trim() ? promptContents(tuned.messages, prompt, singleTurn) : [];
+  const promptTokens = useTokenCount(testable ? tunedModelPath(id!) : undefined, draft, systemInstruction);
 
-  // Start from the tuned model's own sampling defaults once they are known.
+  // The tuned model's own topP and topK once they are known (temperature stays greedy unless changed).
   useEffect(() => {
     const defaults = info.data?.tuned;
-    if (defaults) setConfig((c) => ({ temperature: defaults.temperature, topP: defaults.topP, topK: defaults.topK, ...stripUndefined(c) }));
+    if (defaults) setConfig((c) => ({ topP: defaults.topP, topK: defaults.topK, ...stripUndefined(c) }));
   }, [info.data?.tuned]);
 
   const send = (event?: Event) => {
@@ -53,9 +61,11 @@ export function TestPage({ id }: { id?: string }) {
     const text = prompt.trim();
     if (!text || tuned.busy || base.busy) return;
     setPrompt('');
-    void tuned.send(text, config, stream);
-    void base.send(text, config, stream);
+    const options = { config, stream, singleTurn, systemInstruction };
+    void tuned.send(text, options);
+    void base.send(text, options);
   };
+  const turnsSent = tuned.messages.length > 0 && !singleTurn ? 'with the conversation so far' : 'for this prompt alone';
   const choices = ready.data?.tuningJobs ?? [];
 
   return (
@@ -92,19 +102,7 @@ export function TestPage({ id }: { id?: string }) {
       {job && !testable && <p class="notice">This run has not succeeded, so it has no adapter to test.</p>}
       {testable && (
         <div class="test-layout">
-          <SamplingControls
-            config={config}
-            onChange={setConfig}
-            stream={stream}
-            onStream={setStream}
-            maxTemperature={info.data?.base?.maxTemperature}
-            maxOutputTokens={info.data?.base?.outputTokenLimit}
-          />
           <div class="test-main">
-            <div class="side-by-side">
-              <Transcript testId="tuned-transcript" title="Tuned" subtitle={job.tunedModelDisplayName || id!} messages={tuned.messages} />
-              <Transcript testId="base-transcript" title="Base" subtitle={shortModelName(job.baseModel)} messages={base.messages} />
-            </div>
             <form class="composer" onSubmit={send}>
               <label for="prompt">Prompt</label>
               <textarea
@@ -119,7 +117,16 @@ export function TestPage({ id }: { id?: string }) {
               />
               <p id="prompt-hint" class="hint">
                 Enter sends to both models; Shift+Enter adds a line.{' '}
-                <span data-testid="prompt-tokens">{promptTokens !== undefined ? `${promptTokens} tokens with the conversation so far.` : ''}</span>
+                <span data-testid="prompt-tokens">{promptTokens !== undefined ? `${promptTokens} tokens ${turnsSent}.` : ''}</span>
+              </p>
+              <label class="checkbox">
+                <input type="checkbox" checked={singleTurn} onChange={(e) => setSingleTurn(e.currentTarget.checked)} aria-describedby="single-turn-hint" /> Single turn
+              </label>
+              <p id="single-turn-hint" class="hint">
+                {singleTurn
+                  ? 'Each prompt is sent alone; earlier turns stay on screen but are not sent.'
+                  : 'Earlier turns are sent with each prompt, as a conversation.'}
+                {job && tunedOnSingleTurns(job) ? ' This model was tuned on single-turn examples.' : ''}
               </p>
               <div class="actions">
                 <button
@@ -136,7 +143,21 @@ export function TestPage({ id }: { id?: string }) {
                 </button>
               </div>
             </form>
+            <div class="side-by-side">
+              <Transcript testId="tuned-transcript" title="Tuned" subtitle={job.tunedModelDisplayName || id!} messages={tuned.messages} />
+              <Transcript testId="base-transcript" title="Base" subtitle={shortModelName(job.baseModel)} messages={base.messages} />
+            </div>
           </div>
+          <SamplingControls
+            config={config}
+            onChange={setConfig}
+            stream={stream}
+            onStream={setStream}
+            systemInstruction={systemInstruction}
+            onSystemInstruction={setSystemInstruction}
+            maxTemperature={info.data?.base?.maxTemperature}
+            maxOutputTokens={info.data?.base?.outputTokenLimit}
+          />
         </div>
       )}
     </section>

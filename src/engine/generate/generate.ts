@@ -1,11 +1,14 @@
 // Autoregressive generation with a KV cache: candidates decode side by side as rows of one batch,
 // text streams out as it is decided, and stop sequences are held back until they can be ruled out.
-import { ids, manualSeed, noGrad, tidy } from '../tensor/index.js';
+// Serving many prompts at once goes through batch-decoder.ts instead; both sample alike (sampling.ts).
+import { ids, noGrad, tidy } from '../tensor/index.js';
 import type { Transformer } from '../model/transformer.js';
 import { KvCache } from '../model/kv-cache.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { TextStreamer } from '../tokenizer/streamer.js';
-import { sampleNext, type SamplingOptions } from './sampling.js';
+import { randomSeed, sampleRows, uniformStream, type SamplingOptions, type UniformStream } from './sampling.js';
+import { CandidateText, effectiveStops, type Candidate, type FinishReason } from './candidate.js';
+
+export type { Candidate, FinishReason };
 
 export const generationDefaults = {
   temperature: 0,
@@ -24,16 +27,9 @@ export interface GenerateOptions {
   stopSequences?: string[];
   /** Tokens that end a candidate; the tokenizer's EOS tokens by default. */
   stopTokenIds?: number[];
+  /** Candidate c samples from uniformStream(seed, c); without a seed, from a random one. */
   seed?: number;
   signal?: AbortSignal;
-}
-
-export type FinishReason = 'STOP' | 'MAX_TOKENS';
-
-export interface Candidate {
-  text: string;
-  tokenIds: number[];
-  finishReason: FinishReason;
 }
 
 export interface Generation {
@@ -49,16 +45,14 @@ export interface TextDelta {
   text: string;
 }
 
-class CandidateState {
-  readonly tokenIds: number[] = [];
-  text = '';
-  emitted = 0;
-  finishReason: FinishReason | null = null;
-  readonly streamer: TextStreamer;
-
-  constructor(tokenizer: Tokenizer, promptTail: number[]) {
-    this.streamer = new TextStreamer(tokenizer, { contextIds: promptTail });
+/** The most tokens a prompt may still generate within the model's context. */
+export function outputLimit(model: Transformer, promptIds: number[], maxOutputTokens: number = generationDefaults.maxOutputTokens): number {
+  const { maxPositions } = model.config;
+  if (promptIds.length === 0) throw new Error('the prompt has no tokens');
+  if (promptIds.length >= maxPositions) {
+    throw new Error(`the prompt has ${promptIds.length} tokens; the model's context holds ${maxPositions}`);
   }
+  return Math.min(maxOutputTokens, maxPositions - promptIds.length);
 }
 
 export async function* streamGenerate(
@@ -67,31 +61,27 @@ export async function* streamGenerate(
   promptIds: number[],
   options: GenerateOptions = {},
 ): AsyncGenerator<TextDelta, Generation> {
-  const temperature = options.temperature ?? generationDefaults.temperature;
   const count = options.candidateCount ?? generationDefaults.candidateCount;
-  const stopSequences = (options.stopSequences ?? []).filter((s) => s.length > 0);
+  const stopSequences = effectiveStops(options.stopSequences);
   const stopTokens = new Set(options.stopTokenIds ?? tokenizer.eosTokenIds);
   const { config } = model;
-  if (promptIds.length === 0) throw new Error('the prompt has no tokens');
-  if (promptIds.length >= config.maxPositions) {
-    throw new Error(`the prompt has ${promptIds.length} tokens; the model's context holds ${config.maxPositions}`);
-  }
-  const maxOutput = Math.min(options.maxOutputTokens ?? generationDefaults.maxOutputTokens, config.maxPositions - promptIds.length);
-  if (options.seed !== undefined) manualSeed(options.seed);
+  const maxOutput = outputLimit(model, promptIds, options.maxOutputTokens);
+  const seed = options.seed ?? randomSeed();
+  const streams = Array.from({ length: count }, (_, c) => uniformStream(seed, c));
 
-  const states = Array.from({ length: count }, () => new CandidateState(tokenizer, promptIds.slice(-4)));
+  const states = Array.from({ length: count }, () => new CandidateText(tokenizer, promptIds, stopTokens, stopSequences));
   const cache = new KvCache(config.numLayers, count, config.numKvHeads, promptIds.length + maxOutput, config.headDim, {
     dtype: model.weights.embed.dtype,
     device: model.device,
   });
-  const sampling = { temperature, topK: options.topK, topP: options.topP };
+  const sampling = { temperature: options.temperature ?? generationDefaults.temperature, topK: options.topK, topP: options.topP };
   try {
     let tokens = Array.from({ length: count }, () => promptIds);
     for (let produced = 0; produced < maxOutput; produced++) {
-      const next = nextTokens(model, tokens, cache, sampling);
+      const next = nextTokens(model, tokens, cache, sampling, streams);
       for (const [c, state] of states.entries()) {
         if (state.finishReason) continue;
-        const delta = advance(state, next[c], stopTokens, stopSequences);
+        const delta = state.push(next[c]);
         if (delta) yield { candidate: c, text: delta };
       }
       if (states.every((s) => s.finishReason) || options.signal?.aborted) break;
@@ -100,15 +90,13 @@ export async function* streamGenerate(
     }
     for (const [c, state] of states.entries()) {
       if (state.finishReason) continue;
-      state.finishReason = 'MAX_TOKENS';
-      state.text += state.streamer.flush();
-      const rest = release(state, state.text.length);
+      const rest = state.finishAtLimit();
       if (rest) yield { candidate: c, text: rest };
     }
   } finally {
     cache.dispose();
   }
-  const candidates = states.map((s) => ({ text: s.text, tokenIds: s.tokenIds, finishReason: s.finishReason ?? 'MAX_TOKENS' }));
+  const candidates = states.map((s) => s.result());
   return {
     candidates,
     promptTokenCount: promptIds.length,
@@ -130,51 +118,12 @@ export async function generate(
 }
 
 /** Runs each row's new tokens through the model and samples one more token per row. */
-function nextTokens(model: Transformer, rows: number[][], cache: KvCache, sampling: SamplingOptions): number[] {
+function nextTokens(model: Transformer, rows: number[][], cache: KvCache, sampling: SamplingOptions, streams: UniformStream[]): number[] {
   return noGrad(() =>
     tidy(() => {
       const hidden = model.hiddenStates(ids(rows.flat(), [rows.length, rows[0].length], model.device), { cache });
       const logits = model.logits(hidden.select(1, hidden.size(1) - 1)); // only the last position matters
-      return sampleNext(logits, sampling).toNumbers();
+      return sampleRows(logits, rows.map(() => sampling), (row) => streams[row]());
     }),
   );
-}
-
-/** Adds one token to a candidate; returns the text that is now safe to show. */
-function advance(state: CandidateState, token: number, stopTokens: Set<number>, stopSequences: string[]): string {
-  if (stopTokens.has(token)) {
-    state.finishReason = 'STOP';
-    return release(state, state.text.length);
-  }
-  state.tokenIds.push(token);
-  state.text += state.streamer.push(token);
-  for (const stop of stopSequences) {
-    const at = state.text.indexOf(stop);
-    if (at >= 0) {
-      state.text = state.text.slice(0, at);
-      state.finishReason = 'STOP';
-      return release(state, at);
-    }
-  }
-  return release(state, state.text.length - heldBack(state.text, stopSequences));
-}
-
-function release(state: CandidateState, upTo: number): string {
-  const delta = state.text.slice(state.emitted, upTo);
-  state.emitted = Math.max(state.emitted, upTo);
-  return delta;
-}
-
-/** Length of the longest end of text that could still grow into a stop sequence. */
-function heldBack(text: string, stopSequences: string[]): number {
-  let hold = 0;
-  for (const stop of stopSequences) {
-    for (let k = Math.min(stop.length - 1, text.length); k > hold; k--) {
-      if (text.endsWith(stop.slice(0, k))) {
-        hold = k;
-        break;
-      }
-    }
-  }
-  return hold;
 }

@@ -1,6 +1,7 @@
 // The safetensors format (8-byte little-endian header length, JSON header, raw little-endian data),
 // read without copying: each tensor aliases the file's bytes.
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fromBytes, type Tensor, type DType } from '../tensor/index.js';
 
@@ -20,7 +21,16 @@ interface HeaderEntry {
 }
 
 export function readSafetensors(file: string): Map<string, Tensor> {
-  const bytes = readFileSync(file);
+  return parseSafetensors(readFileSync(file), file);
+}
+
+/** readSafetensors with the file read off the event loop. */
+export async function readSafetensorsAsync(file: string): Promise<Map<string, Tensor>> {
+  return parseSafetensors(await readFile(file), file);
+}
+
+/** The tensors in a safetensors file's bytes (aliasing them); `file` names it in errors. */
+function parseSafetensors(bytes: Buffer, file: string): Map<string, Tensor> {
   if (bytes.length < 8) throw new Error(`${file} is not a safetensors file (too short)`);
   const headerLength = Number(bytes.readBigUInt64LE(0));
   if (8 + headerLength > bytes.length) throw new Error(`${file} is not a safetensors file (bad header length)`);

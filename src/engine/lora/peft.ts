@@ -2,9 +2,10 @@
 // others load them as they are: adapter_config.json + adapter_model.safetensors, keys
 // `base_model.model.<module>.lora_A.weight` [r, in] and `.lora_B.weight` [out, r].
 import { mkdirSync, readFileSync, existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { keep, type Tensor } from '../tensor/index.js';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { readSafetensors, readSafetensorsAsync, writeSafetensors } from '../io/safetensors.js';
 import { replaceFileDurably, writeFileDurably } from '../io/durable.js';
 import type { Transformer } from '../model/transformer.js';
 import type { LoraWeights } from '../model/linear.js';
@@ -55,12 +56,28 @@ export function checkAdapterDir(dir: string): void {
 }
 
 export function loadAdapter(dir: string, model: Transformer): LoraAdapter {
+  const { configFile, weightsFile } = adapterPaths(dir);
+  return adapterFrom(readFileSync(configFile, 'utf8'), readSafetensors(weightsFile), model, configFile, weightsFile);
+}
+
+/** loadAdapter with the files read off the event loop (serving loads adapters while it decodes). */
+export async function loadAdapterAsync(dir: string, model: Transformer): Promise<LoraAdapter> {
+  const { configFile, weightsFile } = adapterPaths(dir);
+  const [config, tensors] = await Promise.all([readFile(configFile, 'utf8'), readSafetensorsAsync(weightsFile)]);
+  return adapterFrom(config, tensors, model, configFile, weightsFile);
+}
+
+function adapterPaths(dir: string): { configFile: string; weightsFile: string } {
   const configFile = path.join(dir, adapterFiles.config);
   const weightsFile = path.join(dir, adapterFiles.weights);
   checkAdapterDir(dir);
+  return { configFile, weightsFile };
+}
+
+function adapterFrom(configText: string, tensors: Map<string, Tensor>, model: Transformer, configFile: string, weightsFile: string): LoraAdapter {
   let raw: Record<string, any>;
   try {
-    raw = JSON.parse(readFileSync(configFile, 'utf8'));
+    raw = JSON.parse(configText);
   } catch (error) {
     throw new Error(`${configFile} is not valid JSON: ${(error as Error).message}`);
   }
@@ -69,7 +86,6 @@ export function loadAdapter(dir: string, model: Transformer): LoraAdapter {
   const targets = typeof raw.target_modules === 'string' ? [raw.target_modules] : raw.target_modules;
   const config = loraConfig({ rank: raw.r, alpha: raw.lora_alpha, dropout: raw.lora_dropout ?? 0, targetModules: targets });
   const scale = raw.use_rslora ? config.alpha / Math.sqrt(config.rank) : config.alpha / config.rank;
-  const tensors = readSafetensors(weightsFile);
   const weights = new Map<string, LoraWeights>();
   for (const [module, linear] of model.linears()) {
     const a = tensors.get(`base_model.model.${module}.lora_A.weight`);

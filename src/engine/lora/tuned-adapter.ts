@@ -1,11 +1,12 @@
 // A tuned adapter directory: the PEFT files plus attune.json, which records the base model and how
 // prompts were framed in training, so that generation frames them the same way.
 import { existsSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseFraming, type Framing } from '../data/framing.js';
 import type { Transformer } from '../model/transformer.js';
 import type { LoraAdapter } from './lora.js';
-import { loadAdapter, saveAdapter, writeJson } from './peft.js';
+import { loadAdapter, loadAdapterAsync, saveAdapter, writeJson } from './peft.js';
 
 export const tuningRecordFile = 'attune.json';
 
@@ -26,13 +27,28 @@ export function loadTunedAdapter(dir: string, model: Transformer): { adapter: Lo
   return { adapter, record: readTuningRecord(dir) };
 }
 
+/** loadTunedAdapter with the files read off the event loop. */
+export async function loadTunedAdapterAsync(dir: string, model: Transformer): Promise<{ adapter: LoraAdapter; record?: TuningRecord }> {
+  const [adapter, record] = await Promise.all([loadAdapterAsync(dir, model), readTuningRecordAsync(dir)]);
+  return { adapter, record };
+}
+
 /** The adapter's attune.json, or undefined for a PEFT adapter from elsewhere. */
 export function readTuningRecord(dir: string): TuningRecord | undefined {
   const file = path.join(dir, tuningRecordFile);
-  if (!existsSync(file)) return undefined;
+  return existsSync(file) ? parseRecord(readFileSync(file, 'utf8'), file) : undefined;
+}
+
+/** readTuningRecord with the file read off the event loop. */
+export async function readTuningRecordAsync(dir: string): Promise<TuningRecord | undefined> {
+  const file = path.join(dir, tuningRecordFile);
+  return existsSync(file) ? parseRecord(await readFile(file, 'utf8'), file) : undefined;
+}
+
+function parseRecord(text: string, file: string): TuningRecord {
   let raw: Record<string, any>;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    raw = JSON.parse(text);
   } catch (error) {
     throw new Error(`${file} is not valid JSON: ${(error as Error).message}`);
   }

@@ -2,7 +2,16 @@
 // token's projections, not the whole prefix's.
 import { zeros, keep, type Tensor, type DType } from '../tensor/index.js';
 
-export class KvCache {
+/** What attention needs from a cache: store a forward's keys and values, and hand back those to attend over. */
+export interface AttentionCache {
+  /** Tokens stored before this forward: the positions of the new tokens start here unless given. */
+  readonly length: number;
+  /** Stores k, v [B, K, T, D]; returns the keys and values to attend over [B, K, S, D]. */
+  append(layer: number, k: Tensor, v: Tensor): [Tensor, Tensor];
+  advance(tokens: number): void;
+}
+
+export class KvCache implements AttentionCache {
   private readonly keys: Tensor[] = [];
   private readonly values: Tensor[] = [];
   /** Tokens already stored. */

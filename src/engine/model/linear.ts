@@ -10,8 +10,16 @@ export interface LoraWeights {
   dropout: number;
 }
 
+/** Batched serving's LoRA: every token its own adapter (lora/adapter-stack.ts). */
+export interface TokenLora {
+  /** x [..., in] → the adapters' contribution [..., out], or null when no token of this forward has one here. */
+  delta(x: Tensor): Tensor | null;
+}
+
 export class Linear {
   lora: LoraWeights | null = null;
+  /** While set, used instead of `lora`. */
+  tokenLora: TokenLora | null = null;
 
   constructor(
     public weight: Tensor,
@@ -23,6 +31,7 @@ export class Linear {
 
   forward(x: Tensor, train = false): Tensor {
     const y = linear(x, this.weight, this.bias);
+    if (this.tokenLora) return addDelta(y, this.tokenLora.delta(x));
     // In place is safe: linear's backward needs its inputs, not its output.
     return this.lora ? y.addScaled_(this.loraPath(x, train, this.lora), this.lora.scale) : y;
   }
@@ -66,8 +75,12 @@ export class FusedLinear {
   forward(x: Tensor, train = false): Tensor[] {
     const outputs = linear(x, this.weight, this.bias).split(this.sizes, -1);
     return outputs.map((y, i) => {
+      const { tokenLora } = this.parts[i];
+      if (tokenLora) return addDelta(y, tokenLora.delta(x));
       const lora = this.parts[i].lora;
       return lora ? y.add(this.parts[i].loraPath(x, train, lora).mul(lora.scale)) : y;
     });
   }
 }
+
+const addDelta = (y: Tensor, delta: Tensor | null): Tensor => (delta ? y.add(delta) : y);

@@ -1,13 +1,13 @@
 // The decoder-only transformer shared by Llama, Qwen 2/3 and Gemma 3: one readable forward pass,
 // shapes in the comments (B batch, T new tokens, S attended tokens, H heads, K kv heads, D head dim).
-import { embedding, linear, tensor, zeros, type Tensor } from '../tensor/index.js';
+import { embedding, linear, tensor, tidy, zeros, type Tensor } from '../tensor/index.js';
 
 /** torch.finfo(torch.float32).min, as Hugging Face masks with (it rounds to -inf in float16, harmless: no row is ever fully blocked). */
-const LOWEST_FLOAT = -3.4028234663852886e38;
+export const LOWEST_FLOAT = -3.4028234663852886e38;
 import type { ModelConfig } from './config.js';
 import { Linear, FusedLinear } from './linear.js';
 import { applyRope, ropeTables, type RopeTables } from './rope.js';
-import type { KvCache } from './kv-cache.js';
+import type { AttentionCache } from './kv-cache.js';
 
 export interface Block {
   inputNorm: Tensor;
@@ -40,8 +40,20 @@ export interface ForwardOptions {
   positions?: Tensor;
   /** [B, T] example id of each token when several examples are packed in one row; attention stays inside each. */
   segments?: Tensor;
-  cache?: KvCache;
+  cache?: AttentionCache;
+  /**
+   * Additive masks [B, 1, 1, T, S] the caller built, used instead of the causal and segment masks: batched
+   * decoding over a paged cache, where each row attends only its own tokens (generate/batch-decoder.ts).
+   */
+  masks?: AttentionMasks;
   train?: boolean;
+}
+
+/** Additive attention masks: 0 where a query may attend, the lowest float where not; null when nothing is blocked. */
+export interface AttentionMasks {
+  full: Tensor | null;
+  /** Gemma's sliding-window layers. */
+  sliding: Tensor | null;
 }
 
 /** Hugging Face module paths of each block's projections, as PEFT names them. */
@@ -86,8 +98,8 @@ export class Transformer {
     let x = embedding(weights.embed, ids); // [B, T, hidden]
     if (config.gemma) x = x.mul(Math.fround(Math.sqrt(config.hiddenSize)));
 
-    if (options.segments && options.cache) throw new Error('packed sequences cannot use a KV cache');
-    const masks = this.attentionMasks(positions, options.segments, past);
+    if (options.segments && past > 0) throw new Error('packed sequences cannot continue a KV cache');
+    const masks = options.masks ?? this.attentionMasks(positions, options.segments, past);
     const global = gatherRope(this.rope, positions);
     const local = this.localRope ? gatherRope(this.localRope, positions) : global;
 
@@ -95,7 +107,9 @@ export class Transformer {
       const sliding = config.gemma?.slidingLayers[i] ?? false;
       const rope = sliding ? local : global;
       const mask = sliding ? masks.sliding : masks.full;
-      x = this.block(block, x, rope, mask, i, options);
+      const run = () => this.block(block, x, rope, mask, i, options);
+      // Outside training nothing needs a block's intermediates once it is done: free them before the next block.
+      x = options.train ? run() : tidy(run);
     }
     options.cache?.advance(length);
     return this.norm(x, weights.finalNorm);
@@ -182,7 +196,7 @@ export class Transformer {
    * nothing is blocked. Additive rather than masked_fill: a broadcast add is an order of magnitude faster
    * over the scores, forward and backward, and the lowest float (not -inf) keeps fully blocked rows finite.
    */
-  private attentionMasks(positions: Tensor, segments: Tensor | undefined, past: number) {
+  private attentionMasks(positions: Tensor, segments: Tensor | undefined, past: number): AttentionMasks {
     const [, T] = positions.shape;
     const S = past + T;
     const window = this.config.gemma?.slidingWindow;

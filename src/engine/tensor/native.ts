@@ -65,7 +65,7 @@ export interface NativeTorch {
   addcmul_(a: T, b: T, c: T, value: number): T;
   addcdiv_(a: T, b: T, c: T, value: number): T;
   lerp_(a: T, end: T, weight: number): T;
-  copy_(a: T, src: T): T; zero_(a: T): T; fill_(a: T, value: number): T; sqrt_(a: T): T;
+  copy_(a: T, src: T): T; indexCopy_(a: T, dim: number, index: T, src: T): T; zero_(a: T): T; fill_(a: T, value: number): T; sqrt_(a: T): T;
   normal_(a: T, mean: number, std: number): T;
   uniform_(a: T, low: number, high: number): T;
 

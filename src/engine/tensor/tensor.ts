@@ -182,6 +182,8 @@ export class Tensor {
   addcdiv_(a: Tensor, b: Tensor, value: number): this { torch.addcdiv_(this.handle, a.handle, b.handle, value); return this; }
   lerp_(end: Tensor, weight: number): this { torch.lerp_(this.handle, end.handle, weight); return this; }
   copy_(source: Tensor): this { torch.copy_(this.handle, source.handle); return this; }
+  /** Along dim, slice index[i] of this becomes slice i of source. */
+  indexCopy_(dim: number, index: Tensor, source: Tensor): this { torch.indexCopy_(this.handle, dim, index.handle, source.handle); return this; }
   zero_(): this { torch.zero_(this.handle); return this; }
   fill_(value: number): this { torch.fill_(this.handle, value); return this; }
   sqrt_(): this { torch.sqrt_(this.handle); return this; }

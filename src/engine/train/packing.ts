@@ -16,9 +16,9 @@ export interface PackedBatch {
 }
 
 /** Lays out examples (already truncated to maxLength) with first-fit decreasing into rows of the longest example's length. */
-export function packRows(examples: FramedExample[]): FramedExample[][] {
+export function packRows<T extends { ids: readonly number[] }>(examples: T[]): T[][] {
   const capacity = Math.max(...examples.map((e) => e.ids.length));
-  const rows: { used: number; members: FramedExample[] }[] = [];
+  const rows: { used: number; members: T[] }[] = [];
   for (const example of [...examples].sort((a, b) => b.ids.length - a.ids.length)) {
     const row = rows.find((r) => r.used + example.ids.length <= capacity);
     if (row) {

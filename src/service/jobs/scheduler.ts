@@ -382,7 +382,7 @@ export class Scheduler {
       batchSize: h.batchSize,
       learningRate: learningRateOf(h),
       adapterRank: h.adapterRank,
-      seed: trainingDefaults.seed,
+      seed: h.seed ?? trainingDefaults.seed,
       checkpointDir: path.join(run.scratch, 'checkpoint'),
       adapterDir: path.join(run.scratch, 'adapter'),
     };

@@ -1,17 +1,17 @@
 // Serving: generation and token counting on base models and tuned models.
 //
 // Memory. Base models load once (`loadBaseModel`) into a small LRU (`maxBaseModels`, default 2) and are
-// shared by every tuned model of that base: a tuned model costs its LoRA adapter (rank × (in + out)
-// floats per projection), held in a second LRU keyed by tuned-model id (`maxAdapters`, default 32).
-// Entries in use are never evicted (see lease-cache.ts). The engine has no Transformer.dispose(), so an
-// evicted base model is dropped and its tensors are freed by the garbage collector (the addon reports
-// their memory to V8).
+// shared by every tuned model of that base: a tuned model costs its LoRA adapter. Each base model has one
+// runner, which keeps its own bounded set of resident adapters (`maxAdapters`) and, in the default
+// continuous scheduler, a preallocated KV block pool (`kvCacheBytes`). Entries in use are never evicted
+// (see lease-cache.ts). The engine has no Transformer.dispose(), so an evicted base model is dropped and
+// its tensors are freed by the garbage collector (the addon reports their memory to V8).
 //
-// Stale adapters. A cached adapter is checked against its files' mtime and size on every use, so an
-// adapter directory rewritten under the same id (a model deleted and created again, a resumed run) is
-// reloaded. `forgetTunedModel(id)` drops one at once; hook it into TuningService.delete to free the
-// memory immediately (without the hook a deleted model's adapter stays cached until LRU eviction; it can
-// never be served, as requests for a deleted model are answered 404 before the cache is consulted).
+// Stale adapters. An adapter is named by its tuned model's id and its files' mtimes and sizes, checked on
+// every request, so an adapter directory rewritten under the same id (a model deleted and created again, a
+// resumed run) is another adapter and is loaded afresh. `forgetTunedModel(id)` drops one at once (the
+// service calls it when a model is deleted; requests for a deleted model are answered 404 before any
+// runner is asked).
 //
 // Prompt framing. A tuned model frames the conversation exactly as its adapter's attune.json records
 // (`framePrompt`, plus the framing's stop sequences). A base model uses its tokenizer's chat template when
@@ -21,43 +21,60 @@
 // exactly `tokenizer.encode(text)` for the usual BOS-only tokenizers, so a base model continues the
 // text it is given.
 //
-// Scheduling and batching: one queue per base model (runner.ts).
+// Scheduling: one runner per base model, continuous batching by default (continuous-runner.ts), or the
+// earlier swap-per-batch scheduler for comparison (swap-runner.ts).
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { loadBaseModel, type BaseModel } from '../../engine/base-model.js';
-import { loadTunedAdapter, tuningRecordFile, type TuningRecord } from '../../engine/lora/tuned-adapter.js';
-import type { LoraAdapter } from '../../engine/lora/lora.js';
+import { loadTunedAdapterAsync, readTuningRecordAsync, tuningRecordFile, type TuningRecord } from '../../engine/lora/tuned-adapter.js';
 import { adapterFiles } from '../../engine/lora/peft.js';
 import { checkEmbeddable, chooseFraming, stopSequencesFor } from '../../engine/data/framing.js';
 import type { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import type { Turn } from '../../engine/data/examples.js';
 import { charCount } from '../../engine/data/limits.js';
-import { limitDefaults } from '../limits.js';
 import { cpuPoolDefaults, type CpuPool } from '../cpu/pool.js';
 import { promptTokenIds, textTokenIds, type PromptFormat } from './prompt.js';
 import { generationDefaults, type FinishReason, type Generation } from '../../engine/generate/generate.js';
 import { ServiceError, invalidArgument } from '../errors.js';
+import { limitDefaults, type ServiceLimits } from '../limits.js';
 import type { BaseModelRegistry, SamplingDefaults } from '../models/registry.js';
 import type { TuningService } from '../tuning/service.js';
 import type { TunedModel } from '../tuning/tuned-model.js';
 import { LeaseCache, type Lease } from './lease-cache.js';
-import { BaseRunner, RngGate, runnerDefaults, type Job, type JobDelta, type JobOptions } from './runner.js';
+import { ContinuousRunner } from './continuous-runner.js';
+import { SwapRunner } from './swap-runner.js';
+import type { AdapterRef, Job, JobDelta, JobOptions, Runner } from './job.js';
+
+export const schedulers = ['continuous', 'swap-per-batch'] as const;
+export type SchedulerKind = (typeof schedulers)[number];
 
 export interface InferenceOptions {
   /** libtorch device for serving ('cpu', 'cuda', 'cuda:1'). */
   device?: string;
+  /** continuous (default) or the earlier swap-per-batch scheduler, kept for comparison. */
+  scheduler?: SchedulerKind;
   /** Tokenizes long prompts off the event loop; without it every prompt is tokenized inline. */
   cpu?: CpuPool;
   /** limits.promptChars: characters of one prompt, for every model. */
   promptChars?: number;
   maxBaseModels?: number;
+  /** Adapters resident at once per base model. */
   maxAdapters?: number;
+  /** Rows decoded together per base model. */
   maxBatchRows?: number;
+  /** Bytes of each base model's KV block pool (continuous scheduler). */
+  kvCacheBytes?: number;
+  /** Queue bounds and the generation deadline (the rest of the limits do not matter here). */
+  limits?: Partial<Pick<ServiceLimits, 'queuedGenerationsPerProject' | 'queuedGenerationsPerBaseModel' | 'generationTimeoutSeconds'>>;
 }
 
 export const inferenceDefaults = {
+  scheduler: 'continuous',
   maxBaseModels: 2,
-  maxAdapters: 32,
+  maxAdapters: 16,
+  maxBatchRows: 32,
+  kvCacheBytes: 512 * 1024 * 1024,
+  kvBlockSize: 16,
 } as const;
 
 /** Request limits of generation (gemini-api.md §7, §8). */
@@ -123,21 +140,18 @@ export interface GenerationStream extends AsyncIterable<JobDelta> {
 
 interface LoadedBase {
   model: BaseModel;
-  runner: BaseRunner;
+  runner: Runner;
 }
 
-interface LoadedAdapter {
-  adapter: LoraAdapter;
-  record?: TuningRecord;
-  /** The files' mtimes and sizes when loaded. */
+/** A tuned model's attune.json, as of one version of its files. */
+interface CachedRecord {
   stamp: string;
-  /** Distinguishes two loads of one id (batching must not merge them). */
-  serial: number;
+  record?: TuningRecord;
 }
 
 interface Target {
   base: Lease<LoadedBase>;
-  adapter?: Lease<LoadedAdapter>;
+  adapter: AdapterRef | null;
   format: PromptFormat;
   sampling: Partial<SamplingDefaults>;
   modelVersion: string;
@@ -147,10 +161,10 @@ interface Target {
 
 export class InferenceService {
   private readonly bases: LeaseCache<string, LoadedBase>;
-  private readonly adapters: LeaseCache<string, LoadedAdapter>;
-  private readonly rng = new RngGate();
-  private readonly runners = new Set<BaseRunner>();
-  private adapterSerial = 0;
+  private readonly runners = new Set<Runner>();
+  /** attune.json of recently used tuned models, by id (least recently used first). */
+  private readonly records = new Map<string, CachedRecord>();
+  private readonly limits: Pick<ServiceLimits, 'queuedGenerationsPerProject' | 'queuedGenerationsPerBaseModel' | 'generationTimeoutSeconds'>;
   private closed = false;
 
   constructor(
@@ -162,11 +176,16 @@ export class InferenceService {
       loaded.runner.close();
       this.runners.delete(loaded.runner);
     });
-    this.adapters = new LeaseCache(options.maxAdapters ?? inferenceDefaults.maxAdapters, (loaded) => loaded.adapter.dispose());
+    const { queuedGenerationsPerProject, queuedGenerationsPerBaseModel, generationTimeoutSeconds } = { ...limitDefaults, ...options.limits };
+    this.limits = { queuedGenerationsPerProject, queuedGenerationsPerBaseModel, generationTimeoutSeconds };
   }
 
-  /** Starts a generation; rejects (before any text) for bad requests, unknown or unready models, and over-long prompts. */
-  async stream(ref: ModelRef, request: GenerateRequest, signal?: AbortSignal): Promise<GenerationStream> {
+  /**
+   * Starts a generation; rejects (before any text) for bad requests, unknown or unready models, over-long
+   * prompts, full queues (RESOURCE_EXHAUSTED), and an adapter that cannot be loaded. `timeoutSeconds` (a
+   * client's X-Server-Timeout) may shorten the deadline, never lengthen it.
+   */
+  async stream(ref: ModelRef, request: GenerateRequest, signal?: AbortSignal, timeoutSeconds?: number): Promise<GenerationStream> {
     const target = await this.resolve(ref);
     let promptIds: number[];
     let options: JobOptions;
@@ -183,13 +202,14 @@ export class InferenceService {
     const result = new Promise<GenerationResult>((resolve, reject) => (settle = { resolve, reject }));
     result.catch(() => {}); // the stream's iterator reports the error; an abandoned result must not crash the process
     const { modelVersion, baseModelVersion } = target;
-    const adapter = target.adapter?.value;
+    const seconds = Math.min(this.limits.generationTimeoutSeconds, timeoutSeconds && timeoutSeconds > 0 ? timeoutSeconds : Infinity);
     const job: Job = {
-      adapter: adapter?.adapter ?? null,
-      adapterKey: adapter ? `${ref.id}#${adapter.serial}` : '',
+      project: ref.project,
+      adapter: target.adapter,
       promptIds,
       options,
       signal,
+      deadline: Date.now() + seconds * 1000,
       onDelta: (delta) => channel.push(delta),
       onDone: (generation: Generation) => {
         release(target);
@@ -209,7 +229,12 @@ export class InferenceService {
         settle.reject(failure);
       },
     };
-    target.base.value.runner.submit(job);
+    try {
+      await target.base.value.runner.submit(job);
+    } catch (error) {
+      release(target);
+      throw asServiceError(error);
+    }
     return {
       promptTokenCount: promptIds.length,
       candidateCount: options.candidateCount,
@@ -220,8 +245,8 @@ export class InferenceService {
     };
   }
 
-  async generate(ref: ModelRef, request: GenerateRequest, signal?: AbortSignal): Promise<GenerationResult> {
-    return (await this.stream(ref, request, signal)).result;
+  async generate(ref: ModelRef, request: GenerateRequest, signal?: AbortSignal, timeoutSeconds?: number): Promise<GenerationResult> {
+    return (await this.stream(ref, request, signal, timeoutSeconds)).result;
   }
 
   /** Tokens of the prompt exactly as generation would frame it (promptTokenCount of the same request). */
@@ -251,22 +276,20 @@ export class InferenceService {
 
   /** Drops a tuned model's cached adapter (call when the model is deleted). */
   forgetTunedModel(id: string): void {
-    this.adapters.forget(id);
+    this.records.delete(id);
+    for (const runner of this.runners) runner.forget(id);
   }
 
-  /** What is loaded now, and how many batches each base model has run. */
-  stats(): { baseModels: number; adapters: number; batches: number } {
-    return {
-      baseModels: this.bases.size,
-      adapters: this.adapters.size,
-      batches: [...this.runners].reduce((n, r) => n + r.batches, 0),
-    };
+  /** What is loaded and waiting now, and how many forwards (steps or batches) the runners have run. */
+  stats(): { baseModels: number; adapters: number; forwards: number; queued: number; running: number } {
+    const runners = [...this.runners].map((r) => r.stats());
+    const sum = (key: 'adapters' | 'forwards' | 'queued' | 'running') => runners.reduce((n, s) => n + s[key], 0);
+    return { baseModels: this.bases.size, adapters: sum('adapters'), forwards: sum('forwards'), queued: sum('queued'), running: sum('running') };
   }
 
   close(): void {
     this.closed = true;
     for (const runner of this.runners) runner.close();
-    this.adapters.clear();
     this.bases.clear();
   }
 
@@ -283,19 +306,28 @@ export class InferenceService {
         modelVersion: info.name.replace(/^models\//, ''),
         baseModelVersion: info.name.replace(/^models\//, ''),
         tuned: false,
+        adapter: null,
       };
     }
     const model = await this.activeTunedModel(ref);
     const base = await this.base(model.baseDir);
-    let adapter: Lease<LoadedAdapter>;
+    let dir: string;
+    let record: TuningRecord | undefined;
+    let stamp: string;
     try {
-      adapter = await this.adapter(model, base.value.model);
+      // The shared adapter (a mounted directory), or a local copy of a bucket's.
+      dir = await this.tuning.adapterDirectory(model);
+      ({ record, stamp } = await this.record(model.id, dir));
     } catch (error) {
       base.release();
-      throw error;
+      throw new ServiceError('INTERNAL', `The adapter of tunedModels/${model.id} cannot be loaded: ${(error as Error).message}`);
     }
-    const record = adapter.value.record;
-    const { tokenizer } = base.value.model;
+    const { tokenizer, transformer } = base.value.model;
+    const adapter: AdapterRef = {
+      key: `${model.id}@${stamp}`,
+      modelId: model.id,
+      load: async () => (await loadTunedAdapterAsync(dir, transformer)).adapter,
+    };
     return {
       base,
       adapter,
@@ -334,29 +366,37 @@ export class InferenceService {
     const key = path.resolve(dir);
     return this.bases.acquire(key, async () => {
       const model = await loadBaseModel(key, { device: this.options.device }, this.tuning.tokenizer(key));
-      const runner = new BaseRunner(model, this.rng, this.options.maxBatchRows ?? runnerDefaults.maxBatchRows);
+      const runner = this.runnerFor(model);
       this.runners.add(runner);
       return { model, runner };
     });
   }
 
-  private async adapter(model: TunedModel, base: BaseModel): Promise<Lease<LoadedAdapter>> {
-    const id = model.id;
-    try {
-      // The shared adapter (a mounted directory), or a local copy of a bucket's.
-      const dir = await this.tuning.adapterDirectory(model);
-      return await this.adapters.acquire(
-        id,
-        () => {
-          const stamp = adapterStamp(dir);
-          const { adapter, record } = loadTunedAdapter(dir, base.transformer);
-          return { adapter, record, stamp, serial: ++this.adapterSerial };
-        },
-        (loaded) => loaded.stamp === adapterStamp(dir),
-      );
-    } catch (error) {
-      throw new ServiceError('INTERNAL', `The adapter of tunedModels/${id} cannot be loaded: ${(error as Error).message}`);
+  private runnerFor(model: BaseModel): Runner {
+    const o = { ...inferenceDefaults, ...definedOnly(this.options) };
+    if (o.scheduler === 'swap-per-batch') return new SwapRunner(model, o.maxBatchRows, o.maxAdapters);
+    return new ContinuousRunner(model, {
+      maxBatchRows: o.maxBatchRows,
+      maxAdapters: o.maxAdapters,
+      kvCacheBytes: o.kvCacheBytes,
+      kvBlockSize: o.kvBlockSize,
+      queue: { perProject: this.limits.queuedGenerationsPerProject, total: this.limits.queuedGenerationsPerBaseModel },
+    });
+  }
+
+  /** A tuned model's attune.json for the current version of its files (read again when they change). */
+  private async record(id: string, dir: string): Promise<CachedRecord> {
+    const stamp = adapterStamp(dir);
+    const cached = this.records.get(id);
+    this.records.delete(id);
+    const fresh = cached?.stamp === stamp ? cached : { stamp, record: await readTuningRecordAsync(dir) };
+    this.records.set(id, fresh); // most recently used goes last
+    const cap = 4 * (this.options.maxAdapters ?? inferenceDefaults.maxAdapters);
+    for (const old of this.records.keys()) {
+      if (this.records.size <= cap) break;
+      this.records.delete(old);
     }
+    return fresh;
   }
 
   /** The prompt's token ids; a long prompt is tokenized in the CPU pool, so it never stalls the event loop. */
@@ -415,8 +455,12 @@ function untunedFormat(tokenizer: Tokenizer): PromptFormat {
 }
 
 function release(target: Target): void {
-  target.adapter?.release();
   target.base.release();
+}
+
+/** The options that are set (an explicit undefined must not hide a default). */
+function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** What identifies one version of an adapter's files. */

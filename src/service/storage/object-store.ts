@@ -233,11 +233,12 @@ export class ObjectStore {
   /** Bytes of every object in the project's buckets. */
   async usage(project: string): Promise<number> {
     let total = 0;
-    for (const bucket of await this.bucketsOf(project)) total += await directorySize(path.join(this.root, bucket));
+    for (const bucket of await this.buckets(project)) total += await directorySize(path.join(this.root, bucket));
     return total;
   }
 
-  private async bucketsOf(project: string): Promise<string[]> {
+  /** The names of the project's buckets, sorted. */
+  async buckets(project: string): Promise<string[]> {
     const names = new Set<string>();
     for (const entry of await fs.readdir(path.join(this.root, '.buckets')).catch(() => [] as string[])) {
       if (entry.endsWith('.json')) names.add(entry.slice(0, -'.json'.length));
@@ -245,7 +246,7 @@ export class ObjectStore {
     for (const entry of await fs.readdir(this.root).catch(() => [] as string[])) if (!entry.startsWith('.')) names.add(entry);
     const mine: string[] = [];
     for (const name of names) if (isBucketName(name) && (await this.ownerOf(name)) === project) mine.push(name);
-    return mine;
+    return mine.sort();
   }
 
   /**

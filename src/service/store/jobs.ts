@@ -130,7 +130,7 @@ export class JobQueue {
   async enqueue(tunedModelId: string, project: string): Promise<void> {
     await this.db
       .insertInto('jobs')
-      .values({ tuned_model_id: tunedModelId, project, state: 'queued', attempts: 0, cancel_requested: 0, enqueue_time: now(), lease_token: 0, lease_owner: null, lease_expires_ms: null, checkpoint_key: null, checkpoint_step: null })
+      .values({ tuned_model_id: tunedModelId, project, state: 'queued', attempts: 0, cancel_requested: 0, enqueue_time: now(), lease_token: 0, lease_owner: null, lease_expires_ms: null, checkpoint_key: null, checkpoint_step: null, checkpoint_time: null })
       .execute();
   }
 
@@ -298,7 +298,7 @@ export class JobQueue {
   /** Records where the last checkpoint is; a later claim resumes from it. */
   async recordCheckpoint(lease: Lease, checkpoint: Checkpoint): Promise<void> {
     await this.fenced(lease, (trx) =>
-      trx.updateTable('jobs').set({ checkpoint_key: checkpoint.key, checkpoint_step: checkpoint.step }).where('tuned_model_id', '=', lease.tunedModelId).execute(),
+      trx.updateTable('jobs').set({ checkpoint_key: checkpoint.key, checkpoint_step: checkpoint.step, checkpoint_time: now() }).where('tuned_model_id', '=', lease.tunedModelId).execute(),
     );
   }
 

@@ -143,6 +143,12 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await addColumnIfMissing(db, dialect, 'api_keys', 'revoke_time', 'text');
       },
     },
+    // When the last checkpoint was recorded (a job's event log shows it).
+    '0004_checkpoint_time': {
+      async up(db: Db) {
+        await db.schema.alterTable('jobs').addColumn('checkpoint_time', 'text').execute();
+      },
+    },
   };
 }
 

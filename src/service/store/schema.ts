@@ -82,6 +82,7 @@ export interface JobTable {
   /** The last checkpoint a lease holder recorded: its storage key and step. */
   checkpoint_key: string | null;
   checkpoint_step: number | null;
+  checkpoint_time: string | null;
 }
 
 /** The order in which projects were last served (a counter): the project served longest ago goes next. */

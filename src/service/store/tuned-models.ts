@@ -137,6 +137,17 @@ export class TunedModelStore {
     return Number(row.n);
   }
 
+  /** Every project that holds tuned models, with how many, by name. */
+  async projects(): Promise<{ project: string; count: number }[]> {
+    const rows = await this.db
+      .selectFrom('tuned_models')
+      .select(['project', (eb) => eb.fn.countAll<number | string>().as('count')])
+      .groupBy('project')
+      .orderBy('project')
+      .execute();
+    return rows.map((r) => ({ project: r.project, count: Number(r.count) }));
+  }
+
   async exists(id: string): Promise<boolean> {
     return (await this.db.selectFrom('tuned_models').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
   }
@@ -217,5 +228,28 @@ export class TunedModelStore {
   /** Drops metrics past a step: a resumed run re-records the steps after its checkpoint. */
   async truncateMetrics(id: string, afterStep: number): Promise<void> {
     await this.db.deleteFrom('metrics').where('tuned_model_id', '=', id).where('step', '>', afterStep).execute();
+  }
+
+  /** The metric of the last step recorded (the console's list shows the final loss). */
+  async lastMetric(id: string, kind: 'train' | 'eval'): Promise<StepMetric | undefined> {
+    const row = await this.db
+      .selectFrom('metrics')
+      .select(['kind', 'step', 'epoch', 'loss', 'accuracy', 'predictions', 'time'])
+      .where('tuned_model_id', '=', id)
+      .where('kind', '=', kind)
+      .orderBy('step', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row as StepMetric | undefined;
+  }
+
+  /** The checkpoint a run would resume from (the job's event log shows it while the run goes on). */
+  async checkpoints(id: string): Promise<{ step: number; time: string }[]> {
+    const row = await this.db
+      .selectFrom('jobs')
+      .select(['checkpoint_step', 'checkpoint_time'])
+      .where('tuned_model_id', '=', id)
+      .executeTakeFirst();
+    return row?.checkpoint_step != null && row.checkpoint_time != null ? [{ step: row.checkpoint_step, time: row.checkpoint_time }] : [];
   }
 }

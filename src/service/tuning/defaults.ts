@@ -13,6 +13,8 @@ export const tuningDefaults = {
   largeBatchSize: 16,
   /** The learning rate a multiplier of 1.0 means (the engine's LoRA default). */
   baseLearningRate: trainingDefaults.learningRate,
+  /** Where LoRA usually tunes well (peak rates); the console warns about a rate outside it. */
+  usualLearningRates: { min: 1e-5, max: 1e-2 },
   /** The LoRA rank of base models whose table entry names none (registry.ts). */
   adapterRank: 8,
 } as const;
@@ -23,7 +25,7 @@ export const tuningLimits = {
   maxBatchSize: 1024,
   /**
    * The largest peak learning rate accepted (a multiplier may reach this over the base rate): LoRA tunes at
-   * 1e-5 to 1e-2; anything above 1 only diverges.
+   * tuningDefaults.usualLearningRates; anything above 1 only diverges.
    */
   maxLearningRate: 1,
   /** Vertex: "5000, or 30% of training examples if >1000 validation examples"; Attune applies the 5,000. */

@@ -4,6 +4,7 @@
 // on the event bus, so workers and every API server's streams hear of it.
 import { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import { totalStepsFor } from '../../engine/train/trainer.js';
+import { trainingDefaults } from '../../engine/train/defaults.js';
 import { serviceDefaults } from '../config.js';
 import type { CpuPool } from '../cpu/pool.js';
 import { ServiceError, invalidArgument } from '../errors.js';
@@ -433,6 +434,7 @@ function resolveHyperparameters(given: Partial<Hyperparameters>, examples: numbe
     epochCount: epochCount ?? defaultEpochsFor(surface, examples),
     batchSize: batchSize ?? defaultBatchSize(examples),
     adapterRank: adapterRank ?? base.defaultAdapterRank,
+    seed: trainingDefaults.seed,
   };
   if (learningRate !== undefined) resolved.learningRate = learningRate;
   else if (surface === 'vertex' || learningRateMultiplier !== undefined) resolved.learningRateMultiplier = learningRateMultiplier ?? 1;

@@ -10,6 +10,8 @@ export interface Hyperparameters {
   learningRateMultiplier?: number;
   /** LoRA rank. */
   adapterRank: number;
+  /** The run's random seed (adapter initialisation, example order); absent in models from before it was recorded, which used trainingDefaults.seed. */
+  seed?: number;
 }
 
 export interface TuningError {

@@ -1,12 +1,13 @@
-// Runs generations on one loaded base model, one batch at a time.
+// Today's scheduler before continuous batching, kept selectable (`attune serve --scheduler swap-per-batch`,
+// InferenceOptions.scheduler) so the serving benchmark can compare against it. It runs generations on
+// one loaded base model one batch at a time; it has no queue bounds, deadlines or fairness.
 //
 // Why serial: a tuned model is the base transformer with a LoRA adapter attached to its projections
 // (`LoraAdapter.attach` points each Linear at the adapter's A/B matrices; nothing is merged into the base
 // weights). Generation is async and yields between tokens, so two generations interleaved on one
 // transformer would run with whichever adapter was attached last. Each base model therefore has one
 // queue, drained by one loop that attaches the batch's adapter (or detaches, for the base model itself)
-// and awaits the whole batch before it takes the next. Swapping adapters is a pointer assignment per
-// projection, so requests for different tuned models of one base cost nothing extra to alternate.
+// and awaits the whole batch before it takes the next.
 //
 // Batching: the engine decodes the candidates of one prompt as rows of one batch (one KV cache, one
 // forward pass per token). A request's candidates are always one batch. Queued requests that are
@@ -14,91 +15,23 @@
 // settings, stop sequences and token limit, and no seed unless greedy) are merged into one batch, each
 // taking its own rows. At temperature 0 every row would decode the same tokens, so a greedy batch runs
 // one row and every candidate of every merged request receives its text. Different prompts are not
-// batched: the engine's KV-cache decoding has no padding mask, so rows must share their prompt.
-//
-// Fairness: a long generation holds its base model until it ends; requests for other base models are
-// not held up (each base model's loop yields between tokens, so they interleave token by token).
-//
-// Seeds: libtorch has one process-wide random generator. A seeded, sampled request is reproducible
-// only if nothing else draws from it while it runs, so it holds the RNG gate exclusively; other sampled
-// batches (on any base model) hold it shared; greedy batches draw nothing and skip it.
+// batched: this path's KV cache has no padding mask, so rows must share their prompt. A seeded, sampled
+// request runs alone: its candidates draw from its own seed's streams.
 import { streamGenerate, type Generation } from '../../engine/generate/generate.js';
 import { LoraAdapter } from '../../engine/lora/lora.js';
 import type { BaseModel } from '../../engine/base-model.js';
-import { ServiceError } from '../errors.js';
+import { LeaseCache, type Lease } from './lease-cache.js';
+import { adapterUnloadable, cancelled, shuttingDown, type Job, type Runner, type RunnerStats } from './job.js';
 
-export interface JobOptions {
-  temperature: number;
-  topP?: number;
-  topK?: number;
-  candidateCount: number;
-  maxOutputTokens: number;
-  stopSequences: string[];
-  seed?: number;
+/** A job with its adapter leased for as long as it is queued or running. */
+interface Held {
+  job: Job;
+  lease?: Lease<LoraAdapter>;
 }
 
-export interface JobDelta {
-  candidate: number;
-  text: string;
-}
-
-export interface Job {
-  /** The adapter to attach, or null for the base model itself; `adapterKey` identifies it for batching. */
-  adapter: LoraAdapter | null;
-  adapterKey: string;
-  promptIds: number[];
-  options: JobOptions;
-  signal?: AbortSignal;
-  onDelta(delta: JobDelta): void;
-  onDone(result: Generation): void;
-  onError(error: unknown): void;
-}
-
-export const runnerDefaults = {
-  /** Rows decoded together at most when merging sampled requests (a greedy batch is one row). */
-  maxBatchRows: 16,
-} as const;
-
-/** A FIFO readers–writer lock over the process-wide random generator. */
-export class RngGate {
-  private shared = 0;
-  private exclusive = false;
-  private readonly waiting: { exclusive: boolean; grant: () => void }[] = [];
-
-  acquire(exclusive: boolean): Promise<() => void> {
-    return new Promise((resolve) => {
-      this.waiting.push({
-        exclusive,
-        grant: () => {
-          let released = false;
-          resolve(() => {
-            if (released) return;
-            released = true;
-            if (exclusive) this.exclusive = false;
-            else this.shared--;
-            this.grant();
-          });
-        },
-      });
-      this.grant();
-    });
-  }
-
-  private grant(): void {
-    while (this.waiting.length) {
-      const next = this.waiting[0];
-      const free = next.exclusive ? !this.exclusive && this.shared === 0 : !this.exclusive;
-      if (!free) return;
-      this.waiting.shift();
-      if (next.exclusive) this.exclusive = true;
-      else this.shared++;
-      next.grant();
-    }
-  }
-}
-
-export class BaseRunner {
-  private readonly queue: Job[] = [];
+export class SwapRunner implements Runner {
+  private readonly queue: Held[] = [];
+  private readonly adapters: LeaseCache<string, LoraAdapter>;
   private draining = false;
   private closed = false;
   /** The adapter now attached to the transformer (null: none). */
@@ -110,32 +43,48 @@ export class BaseRunner {
 
   constructor(
     readonly base: BaseModel,
-    private readonly rng: RngGate,
-    private readonly maxBatchRows: number = runnerDefaults.maxBatchRows,
-  ) {}
-
-  get pending(): number {
-    return this.queue.length;
+    private readonly maxBatchRows: number,
+    maxAdapters: number,
+  ) {
+    this.adapters = new LeaseCache(maxAdapters, (adapter) => adapter.dispose());
   }
 
-  get busy(): boolean {
-    return this.draining;
-  }
-
-  submit(job: Job): void {
-    if (this.closed) {
-      job.onError(new ServiceError('UNAVAILABLE', 'The service is shutting down.'));
-      return;
+  async submit(job: Job): Promise<void> {
+    if (this.closed) throw shuttingDown();
+    const held: Held = { job };
+    if (job.adapter) {
+      const { key, modelId, load } = job.adapter;
+      try {
+        held.lease = await this.adapters.acquire(key, load);
+      } catch (error) {
+        throw adapterUnloadable(modelId, error);
+      }
+      if (this.closed) {
+        held.lease.release();
+        throw shuttingDown();
+      }
     }
-    this.queue.push(job);
+    this.queue.push(held);
     if (!this.draining) void this.drain();
+  }
+
+  forget(modelId: string): void {
+    this.adapters.forgetWhere((key) => key.startsWith(`${modelId}@`));
+  }
+
+  stats(): RunnerStats {
+    return { adapters: this.adapters.size, forwards: this.batches, queued: this.queue.length, running: this.current ? 1 : 0 };
   }
 
   /** Fails queued jobs; a running batch is aborted at its next token. */
   close(): void {
     this.closed = true;
-    for (const job of this.queue.splice(0)) job.onError(new ServiceError('UNAVAILABLE', 'The service is shutting down.'));
+    for (const held of this.queue.splice(0)) {
+      held.lease?.release();
+      held.job.onError(shuttingDown());
+    }
     this.current?.abort();
+    this.adapters.clear();
   }
 
   private async drain(): Promise<void> {
@@ -152,22 +101,23 @@ export class BaseRunner {
   }
 
   /** The oldest live job plus every queued job it can share a batch with. */
-  private takeBatch(): Job[] {
-    let head: Job | undefined;
+  private takeBatch(): Held[] {
+    let head: Held | undefined;
     while ((head = this.queue.shift())) {
-      if (!head.signal?.aborted) break;
-      head.onError(cancelled());
+      if (!head.job.signal?.aborted) break;
+      head.lease?.release();
+      head.job.onError(cancelled());
     }
     if (!head) return [];
     const batch = [head];
-    const key = batchKey(head);
+    const key = batchKey(head.job);
     if (key === undefined) return batch;
-    const greedy = head.options.temperature === 0;
-    let rows = head.options.candidateCount;
+    const greedy = head.job.options.temperature === 0;
+    let rows = head.job.options.candidateCount;
     for (let i = 0; i < this.queue.length; ) {
-      const job = this.queue[i];
+      const { job } = this.queue[i];
       if (batchKey(job) === key && !job.signal?.aborted && (greedy || rows + job.options.candidateCount <= this.maxBatchRows)) {
-        batch.push(job);
+        batch.push(this.queue[i]);
         rows += job.options.candidateCount;
         this.queue.splice(i, 1);
       } else {
@@ -177,7 +127,15 @@ export class BaseRunner {
     return batch;
   }
 
-  private async run(batch: Job[]): Promise<void> {
+  private async run(held: Held[]): Promise<void> {
+    try {
+      await this.generate(held.map((h) => h.job), held[0].lease?.value ?? null);
+    } finally {
+      for (const h of held) h.lease?.release();
+    }
+  }
+
+  private async generate(batch: Job[], adapter: LoraAdapter | null): Promise<void> {
     const { transformer, tokenizer } = this.base;
     const [first] = batch;
     const { options } = first;
@@ -204,13 +162,12 @@ export class BaseRunner {
     if (this.closed) abort.abort();
     this.current = abort;
 
-    const releaseRng = greedy ? () => {} : await this.rng.acquire(options.seed !== undefined);
     this.batches++;
     try {
-      if (this.attached !== first.adapter) {
-        if (first.adapter) first.adapter.attach(transformer);
+      if (this.attached !== adapter) {
+        if (adapter) adapter.attach(transformer);
         else LoraAdapter.detach(transformer);
-        this.attached = first.adapter;
+        this.attached = adapter;
       }
       const stream = streamGenerate(transformer, tokenizer, first.promptIds, {
         temperature: options.temperature,
@@ -219,8 +176,7 @@ export class BaseRunner {
         candidateCount: owners.length,
         maxOutputTokens: options.maxOutputTokens,
         stopSequences: options.stopSequences,
-        // A greedy batch draws nothing; seeding would reset the generator under a sampled batch elsewhere.
-        seed: greedy ? undefined : options.seed,
+        seed: options.seed,
         signal: abort.signal,
       });
       let result: Generation;
@@ -236,7 +192,7 @@ export class BaseRunner {
       }
       for (const job of batch) {
         if (!live.has(job) || this.closed) {
-          job.onError(this.closed ? new ServiceError('UNAVAILABLE', 'The service is shutting down.') : cancelled());
+          job.onError(this.closed ? shuttingDown() : cancelled());
           continue;
         }
         const candidates = owners.flatMap((row, r) => row.filter((o) => o.job === job).map((o) => ({ local: o.local, candidate: result.candidates[r] })));
@@ -252,13 +208,10 @@ export class BaseRunner {
       for (const job of batch) job.onError(error);
     } finally {
       this.current = undefined;
-      releaseRng();
       for (const off of unsubscribe) off();
     }
   }
 }
-
-const cancelled = () => new ServiceError('CANCELLED', 'The request was cancelled.');
 
 const batchKeys = new WeakMap<Job, string | undefined>();
 
@@ -270,7 +223,7 @@ function batchKey(job: Job): string | undefined {
   const key =
     seed !== undefined && !greedy
       ? undefined
-      : JSON.stringify([job.adapterKey, temperature, greedy ? null : (topP ?? null), greedy ? null : (topK ?? null), maxOutputTokens, stopSequences, job.promptIds]);
+      : JSON.stringify([job.adapter?.key ?? "", temperature, greedy ? null : (topP ?? null), greedy ? null : (topK ?? null), maxOutputTokens, stopSequences, job.promptIds]);
   batchKeys.set(job, key);
   return key;
 }

@@ -1,0 +1,372 @@
+// Serves one loaded base model with continuous batching: every request decodes in the running batch, whatever
+// its prompt, tuned model or sampling settings (engine/generate/batch-decoder.ts).
+//
+// The loop: admit waiting requests while the batch has rows and the KV block pool has blocks for them, run
+// one step, hand each request its new text, yield to the event loop (new requests, disconnects and adapter
+// loads get in), repeat. A request is a row per candidate, or one row when it is greedy (every candidate is
+// the same text). A request leaves the batch the step it finishes; a disconnect, a deadline or shutdown
+// takes it out at once (JavaScript runs one thing at a time, so never in the middle of a step).
+//
+// Admission is fair and bounded: waiting requests sit in one FIFO per project, served round-robin
+// (fair-queue.ts), so one project's flood waits behind another project's single request rather than ahead
+// of it. A queue that is full answers RESOURCE_EXHAUSTED with a retry delay estimated from recent request
+// times. The turn order is strict: when the request whose turn it is does not fit (rows or blocks), nothing
+// behind it is admitted, so a large request is never starved by a stream of small ones. Only a request whose
+// adapter is still loading steps aside (resident-adapters.ts).
+//
+// Rows are shared fairly too: each project with work is owed maxBatchRows / (projects with work) rows. When
+// the request whose turn it is finds no free row while its project holds less than that, the newest
+// requests of projects holding more are paused (their rows freed, their KV blocks and text kept) and go back
+// to the head of their project's line, to go on where they stopped when their turn comes. So a request
+// arriving during another project's flood starts at the next step instead of after the flood's first wave.
+import { BatchDecoder, type Sequence } from '../../engine/generate/batch-decoder.js';
+import { isGreedy, randomSeed, uniformStream } from '../../engine/generate/sampling.js';
+import { KvBlockPool } from '../../engine/model/paged-kv-cache.js';
+import { AdapterStack } from '../../engine/lora/adapter-stack.js';
+import type { BaseModel } from '../../engine/base-model.js';
+import type { Candidate } from '../../engine/generate/candidate.js';
+import { ServiceError, invalidArgument } from '../errors.js';
+import { FairQueue, type QueueBounds } from './fair-queue.js';
+import { ResidentAdapters, type AdapterLease } from './resident-adapters.js';
+import { adapterUnloadable, cancelled, deadlineExceeded, shuttingDown, type Job, type Runner, type RunnerStats } from './job.js';
+
+export interface ContinuousOptions {
+  /** Rows decoded together at most. */
+  maxBatchRows: number;
+  /** Adapters resident at once (slots of the adapter stack). */
+  maxAdapters: number;
+  /** Bytes of the KV block pool (capped at what maxBatchRows full-context rows could use). */
+  kvCacheBytes: number;
+  /** Tokens per KV block. */
+  kvBlockSize: number;
+  queue: QueueBounds;
+}
+
+/** A request from submit() to its end. */
+interface Pending {
+  job: Job;
+  lease?: AdapterLease;
+  /** Rows it decodes as: one per candidate, or one for all when greedy. */
+  rows: number;
+  blocks: number;
+  sequences: Sequence[];
+  state: 'queued' | 'running' | 'ended';
+  /** Started, then paused to make room for another project: it holds its blocks, not its rows. */
+  paused: boolean;
+  /** When it last started or resumed (for pausing the newest first). */
+  startedAt: number;
+  /** submit() has resolved: from now on the outcome goes through the job's callbacks. */
+  submitted: boolean;
+  /** Ended before submit() resolved: submit() rejects with this. */
+  earlyError?: ServiceError;
+  /** Wakes submit() while it waits for the adapter. */
+  wakeSubmit?: () => void;
+  timer?: NodeJS.Timeout;
+  unlisten?: () => void;
+  arrivedAt: number;
+}
+
+export class ContinuousRunner implements Runner {
+  private readonly pool: KvBlockPool;
+  private readonly stack: AdapterStack;
+  private readonly adapters: ResidentAdapters;
+  private readonly decoder: BatchDecoder;
+  private readonly queue: FairQueue<Pending>;
+  private readonly running = new Map<Sequence, { pending: Pending; candidates: number[] }>();
+  /** Rows each project decodes on now. */
+  private readonly rowsByProject = new Map<string, number>();
+  private starts = 0;
+  private steps = 0;
+  private closed = false;
+  private looping = false;
+  private wake?: () => void;
+  /** Recent seconds from arrival to the end, for retry hints. */
+  private meanSeconds = 1;
+
+  constructor(
+    readonly base: BaseModel,
+    private readonly options: ContinuousOptions,
+  ) {
+    const { transformer, tokenizer } = base;
+    const { config } = transformer;
+    const dtype = transformer.weights.embed.dtype;
+    const tokens = Math.min(
+      Math.floor(options.kvCacheBytes / KvBlockPool.bytesPerToken(config, dtype)),
+      options.maxBatchRows * config.maxPositions,
+    );
+    const blocks = Math.max(Math.ceil(config.maxPositions / options.kvBlockSize), Math.floor(tokens / options.kvBlockSize));
+    this.pool = new KvBlockPool(
+      { layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim },
+      blocks,
+      options.kvBlockSize,
+      { dtype, device: transformer.device },
+    );
+    this.stack = new AdapterStack(transformer, options.maxAdapters);
+    this.adapters = new ResidentAdapters(this.stack, () => this.poke());
+    this.decoder = new BatchDecoder(transformer, tokenizer, this.pool, this.stack);
+    this.queue = new FairQueue(options.queue);
+  }
+
+  async submit(job: Job): Promise<void> {
+    if (this.closed) throw shuttingDown();
+    const rows = isGreedy(job.options) ? 1 : job.options.candidateCount;
+    const blocks = rows * this.decoder.blocksNeeded(job.promptIds, job.options.maxOutputTokens);
+    if (blocks > this.pool.blocks || rows > this.options.maxBatchRows) {
+      throw invalidArgument(
+        `The request needs ${blocks * this.pool.blockSize} tokens of KV cache over ${rows} rows; this server holds ${this.pool.blocks * this.pool.blockSize} tokens in ${this.options.maxBatchRows} rows per model. Lower maxOutputTokens or candidateCount.`,
+        'generation_config',
+      );
+    }
+    const refusal = this.queue.refusal(job.project, this.retryDelay());
+    if (refusal) throw refusal;
+
+    const pending: Pending = { job, rows, blocks, sequences: [], state: 'queued', paused: false, startedAt: 0, submitted: false, arrivedAt: Date.now() };
+    this.queue.push(job.project, pending); // while its adapter loads, too: it counts against the bounds
+    pending.timer = setTimeout(() => this.end(pending, deadlineExceeded()), Math.max(0, job.deadline - Date.now()));
+    if (job.signal) {
+      const onAbort = () => this.end(pending, cancelled());
+      job.signal.addEventListener('abort', onAbort, { once: true });
+      pending.unlisten = () => job.signal!.removeEventListener('abort', onAbort);
+      if (job.signal.aborted) onAbort();
+    }
+    if (job.adapter && !pending.earlyError) {
+      pending.lease = this.adapters.acquire(job.adapter);
+      const endedEarly = new Promise<void>((resolve) => (pending.wakeSubmit = resolve));
+      try {
+        await Promise.race([pending.lease.ready, endedEarly]);
+      } catch (error) {
+        this.end(pending, adapterUnloadable(job.adapter.modelId, error));
+      }
+    }
+    if (pending.earlyError) throw pending.earlyError;
+    pending.submitted = true;
+    this.poke();
+  }
+
+  forget(modelId: string): void {
+    this.adapters.forget(modelId);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const pending of [...this.queue.items(), ...new Set([...this.running.values()].map((r) => r.pending))]) {
+      this.end(pending, shuttingDown());
+    }
+    this.poke();
+    this.decoder.clear();
+    this.stack.dispose();
+    this.pool.dispose();
+  }
+
+  stats(): RunnerStats {
+    return { adapters: this.adapters.size, forwards: this.steps, queued: this.waiting, running: this.decoder.size };
+  }
+
+  /** Requests waiting, for an adapter or for their turn. */
+  private get waiting(): number {
+    return this.queue.size;
+  }
+
+  /** Wakes the loop, or starts it on the next turn of the event loop (requests arriving together share a prefill). */
+  private poke(): void {
+    this.wake?.();
+    if (this.looping || this.closed) return;
+    this.looping = true;
+    setImmediate(() => void this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (!this.closed) {
+        this.admit();
+        if (this.decoder.size === 0) {
+          if (this.queue.size === 0) return; // submit() starts the loop again
+          await new Promise<void>((resolve) => (this.wake = resolve)); // an adapter loads or a request ends
+          this.wake = undefined;
+          continue;
+        }
+        this.step();
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.looping = false;
+    }
+  }
+
+  /**
+   * Starts waiting requests, in turn, while the one whose turn it is fits. With no row free, the first
+   * request (in turn order) of a project under its share of rows may take rows from projects over theirs.
+   */
+  private admit(): void {
+    for (;;) {
+      let next = this.queue.peek((p) => p.submitted);
+      if (!next) return;
+      if (!this.hasRows(next.item.rows)) {
+        const share = this.rowShare();
+        next = this.queue.peek((p) => p.submitted && this.rowsOf(p.job.project) + p.rows <= share);
+        if (!next || !this.fitsBlocks(next.item) || !this.makeRoom(next.item.rows, share)) return;
+      }
+      if (!this.fitsBlocks(next.item)) return;
+      this.queue.take(next.project, next.item);
+      this.start(next.item);
+    }
+  }
+
+  private hasRows(rows: number): boolean {
+    return this.decoder.size + rows <= this.options.maxBatchRows;
+  }
+
+  /** A paused request holds its blocks already. */
+  private fitsBlocks(pending: Pending): boolean {
+    return pending.paused || pending.blocks <= this.pool.freeBlocks;
+  }
+
+  private rowsOf(project: string): number {
+    return this.rowsByProject.get(project) ?? 0;
+  }
+
+  /** The rows each project with work (decoding or waiting) is owed. */
+  private rowShare(): number {
+    const projects = new Set([...this.rowsByProject.keys(), ...this.queue.waitingProjects]);
+    return Math.max(1, Math.floor(this.options.maxBatchRows / projects.size));
+  }
+
+  /** Pauses the newest requests of projects over their share until `rows` rows are free; false (pausing nothing) if they cannot be. */
+  private makeRoom(rows: number, share: number): boolean {
+    const newestFirst = [...new Set([...this.running.values()].map((r) => r.pending))]
+      .filter((p) => p.state === 'running')
+      .sort((a, b) => b.startedAt - a.startedAt);
+    const victims: Pending[] = [];
+    const freed = new Map<string, number>();
+    let free = this.options.maxBatchRows - this.decoder.size;
+    for (const victim of newestFirst) {
+      if (free >= rows) break;
+      const project = victim.job.project;
+      const left = this.rowsOf(project) - (freed.get(project) ?? 0) - victim.rows;
+      if (left < share) continue;
+      victims.push(victim);
+      freed.set(project, (freed.get(project) ?? 0) + victim.rows);
+      free += victim.rows;
+    }
+    if (free < rows) return false;
+    for (const victim of victims) this.pause(victim);
+    return true;
+  }
+
+  private pause(pending: Pending): void {
+    for (const sequence of pending.sequences) this.decoder.pause(sequence);
+    this.countRows(pending, -1);
+    pending.state = 'queued';
+    pending.paused = true;
+    this.queue.pushFront(pending.job.project, pending);
+  }
+
+  private countRows(pending: Pending, sign: 1 | -1): void {
+    const project = pending.job.project;
+    const rows = (this.rowsByProject.get(project) ?? 0) + sign * pending.rows;
+    if (rows > 0) this.rowsByProject.set(project, rows);
+    else this.rowsByProject.delete(project);
+  }
+
+  private start(pending: Pending): void {
+    pending.state = 'running';
+    pending.startedAt = ++this.starts;
+    this.countRows(pending, 1);
+    if (pending.paused) {
+      pending.paused = false;
+      for (const sequence of pending.sequences) this.decoder.resume(sequence);
+      return;
+    }
+    const { job, rows } = pending;
+    const { options } = job;
+    const seed = options.seed ?? randomSeed();
+    const adapterSlot = pending.lease?.slot() ?? -1;
+    for (let row = 0; row < rows; row++) {
+      const sequence = this.decoder.add({
+        promptIds: job.promptIds,
+        adapterSlot,
+        sampling: { temperature: options.temperature, topK: options.topK, topP: options.topP },
+        uniforms: uniformStream(seed, row),
+        maxOutputTokens: options.maxOutputTokens,
+        stopSequences: options.stopSequences,
+        // Prompts of projects holding fewer rows are prefilled first, as they were admitted to even things out.
+        prefillPriority: this.rowsOf(job.project),
+      })!; // admit() checked the blocks
+      pending.sequences.push(sequence);
+      // A greedy request's one row serves every candidate.
+      const candidates = rows === 1 ? Array.from({ length: options.candidateCount }, (_, c) => c) : [row];
+      this.running.set(sequence, { pending, candidates });
+    }
+  }
+
+  private step(): void {
+    let outputs;
+    try {
+      outputs = this.decoder.step();
+      this.steps++;
+    } catch (error) {
+      const failure = new ServiceError('INTERNAL', `Generation failed: ${(error as Error)?.message ?? String(error)}`);
+      for (const pending of new Set([...this.running.values()].map((r) => r.pending))) this.end(pending, failure);
+      return;
+    }
+    const ended = new Set<Pending>();
+    for (const { sequence, delta, finished } of outputs) {
+      const owner = this.running.get(sequence);
+      if (!owner || owner.pending.state !== 'running') continue;
+      if (delta) for (const candidate of owner.candidates) owner.pending.job.onDelta({ candidate, text: delta });
+      if (finished && owner.pending.sequences.every((s) => s.finished)) ended.add(owner.pending);
+    }
+    for (const pending of ended) this.finish(pending);
+  }
+
+  private finish(pending: Pending): void {
+    const { job } = pending;
+    const results: Candidate[] = [];
+    for (const sequence of pending.sequences) {
+      const owner = this.running.get(sequence)!;
+      for (const candidate of owner.candidates) {
+        const result = sequence.text.result();
+        results[candidate] = { ...result, tokenIds: [...result.tokenIds] };
+      }
+    }
+    this.release(pending);
+    const seconds = (Date.now() - pending.arrivedAt) / 1000;
+    this.meanSeconds = 0.9 * this.meanSeconds + 0.1 * seconds;
+    job.onDone({
+      candidates: results,
+      promptTokenCount: job.promptIds.length,
+      candidatesTokenCount: results.reduce((n, c) => n + c.tokenIds.length, 0),
+    });
+  }
+
+  /** Ends a request early (cancelled, past its deadline, shutdown, failure): frees its rows, blocks and adapter now. */
+  private end(pending: Pending, error: ServiceError): void {
+    if (pending.state === 'ended') return;
+    if (pending.state === 'queued') this.queue.remove(pending.job.project, pending);
+    this.release(pending);
+    if (pending.submitted) pending.job.onError(error);
+    else {
+      pending.earlyError = error;
+      pending.wakeSubmit?.();
+    }
+    this.poke(); // the freed room may admit others
+  }
+
+  private release(pending: Pending): void {
+    if (pending.state === 'running') this.countRows(pending, -1);
+    pending.state = 'ended';
+    clearTimeout(pending.timer);
+    pending.unlisten?.();
+    for (const sequence of pending.sequences) {
+      this.decoder.remove(sequence);
+      this.running.delete(sequence);
+    }
+    pending.lease?.release();
+  }
+
+  /** Seconds until a queue slot is likely free: the requests ahead, a batch at a time, at the recent pace. */
+  private retryDelay(): number {
+    return Math.min(60, Math.max(1, (this.waiting / this.options.maxBatchRows + 1) * this.meanSeconds));
+  }
+}
