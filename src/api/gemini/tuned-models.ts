@@ -65,8 +65,7 @@ interface ListQuery {
 
 export function tunedModelRoutes(app: FastifyInstance, services: Services, customMethods: CustomMethods): void {
   const { tuning, store } = services;
-  const snapshotsOf = (model: TunedModel) => store.metrics(model.id, 'train');
-  const modelWire = (model: TunedModel, options: WireOptions) => tunedModelWire(model, snapshotsOf(model), options);
+  const modelWire = async (model: TunedModel, options: WireOptions) => tunedModelWire(model, await store.metrics(model.id, 'train'), options);
 
   app.post<{ Params: { version: string }; Querystring: { tunedModelId?: string }; Body: TunedModelBody }>(
     '/:version/tunedModels',
@@ -107,15 +106,16 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
     async (request) => {
       parseVersion(request.params.version);
       const { pageSize, pageToken, filter } = request.query;
-      const page = tuning.list(request.project, pageSize, pageToken, filter);
+      const page = await tuning.list(request.project, pageSize, pageToken, filter);
       const options = wireOptions(request);
-      return { tunedModels: page.items.length ? page.items.map((m) => modelWire(m, options)) : undefined, nextPageToken: page.nextPageToken };
+      const tunedModels = await Promise.all(page.items.map((m) => modelWire(m, options)));
+      return { tunedModels: tunedModels.length ? tunedModels : undefined, nextPageToken: page.nextPageToken };
     },
   );
 
   app.get<{ Params: { version: string; id: string } }>('/:version/tunedModels/:id', async (request) => {
     parseVersion(request.params.version);
-    return modelWire(tuning.get(request.project, request.params.id), wireOptions(request));
+    return modelWire(await tuning.get(request.project, request.params.id), wireOptions(request));
   });
 
   app.patch<{ Params: { version: string; id: string }; Querystring: { updateMask?: string }; Body: TunedModelBody }>(
@@ -136,61 +136,62 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
         }
         (patch as Record<string, unknown>)[path] = body[path] ?? (path === 'displayName' || path === 'description' ? '' : undefined);
       }
-      return modelWire(tuning.patch(request.project, request.params.id, patch), wireOptions(request));
+      return modelWire(await tuning.patch(request.project, request.params.id, patch), wireOptions(request));
     },
   );
 
   app.delete<{ Params: { version: string; id: string } }>('/:version/tunedModels/:id', async (request) => {
     parseVersion(request.params.version);
-    tuning.delete(request.project, request.params.id);
+    await tuning.delete(request.project, request.params.id);
     return {};
   });
 
   // @google/genai's tunings.cancel() posts tunedModels/x:cancel: an alias of the operation's cancel.
   customMethods.tunedModels.set('cancel', async (request, _reply, { id }) => {
-    tuning.cancel(request.project, id);
+    await tuning.cancel(request.project, id);
     return {};
   });
 }
 
 export function operationRoutes(app: FastifyInstance, services: Services): void {
   const { tuning, store } = services;
-  const wire = (model: TunedModel, options: WireOptions) => operationWire(model, store.metrics(model.id, 'train'), options);
+  const wire = async (model: TunedModel, options: WireOptions) => operationWire(model, await store.metrics(model.id, 'train'), options);
   app.get<{ Params: { version: string; id: string; op: string } }>('/:version/tunedModels/:id/operations/:op', async (request) => {
     parseVersion(request.params.version);
-    return wire(checkedOperation(tuning, request.project, request.params.id, request.params.op), wireOptions(request));
+    return wire(await checkedOperation(tuning, request.project, request.params.id, request.params.op), wireOptions(request));
   });
 
   app.get<{ Params: { version: string; id: string } }>('/:version/tunedModels/:id/operations', async (request) => {
     parseVersion(request.params.version);
-    return { operations: [wire(tuning.get(request.project, request.params.id), wireOptions(request))] };
+    return { operations: [await wire(await tuning.get(request.project, request.params.id), wireOptions(request))] };
   });
 
   app.post<{ Params: { version: string; id: string; op: string } }>('/:version/tunedModels/:id/operations/:op', async (request) => {
     parseVersion(request.params.version);
     const [operation, verb] = request.params.op.split(':');
     if (verb !== 'cancel') throw invalidArgument(`unknown method ${verb ?? '(none)'}; operations support :cancel`);
-    const model = checkedOperation(tuning, request.project, request.params.id, operation);
-    tuning.cancel(request.project, model.id);
+    const model = await checkedOperation(tuning, request.project, request.params.id, operation);
+    await tuning.cancel(request.project, model.id);
     return {};
   });
 
   app.get<{ Querystring: ListQuery }>('/v1/operations', { schema: { querystring: { type: 'object', properties: pagingQuery } } }, async (request) => {
-    const page = tuning.list(request.project, request.query.pageSize, request.query.pageToken);
+    const page = await tuning.list(request.project, request.query.pageSize, request.query.pageToken);
     const options = wireOptions(request);
-    return { operations: page.items.length ? page.items.map((m) => wire(m, options)) : undefined, nextPageToken: page.nextPageToken };
+    const operations = await Promise.all(page.items.map((m) => wire(m, options)));
+    return { operations: operations.length ? operations : undefined, nextPageToken: page.nextPageToken };
   });
 
   // "The client is no longer interested in the result": nothing to free, since the operation lives with its model.
   app.delete<{ Params: { '*': string } }>('/v1/operations/*', async (request) => {
     const [, id, , operation] = request.params['*'].split('/');
-    checkedOperation(tuning, request.project, id ?? '', operation ?? '');
+    await checkedOperation(tuning, request.project, id ?? '', operation ?? '');
     return {};
   });
 }
 
-function checkedOperation(tuning: Services['tuning'], project: string, id: string, operation: string): TunedModel {
-  const model = tuning.get(project, id);
+async function checkedOperation(tuning: Services['tuning'], project: string, id: string, operation: string): Promise<TunedModel> {
+  const model = await tuning.get(project, id);
   if (model.operationId !== operation) throw notFound(`Operation tunedModels/${id}/operations/${operation} does not exist.`);
   return model;
 }

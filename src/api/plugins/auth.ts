@@ -64,11 +64,11 @@ export const authPlugin = fp(async (app: FastifyInstance, { keys, keyless }: Aut
     const userProject = pathProject ?? firstOf(request.headers['x-goog-user-project']);
     let project: string | undefined;
     if (key) {
-      project = projectOrThrow(keys.check(key), invalidKey);
+      project = projectOrThrow(await keys.check(key), invalidKey);
     } else if (bearer) {
       // Bearer tokens are Attune API keys too: the tutorials send `Authorization: Bearer $(gcloud …)`.
       // A keyless server takes any token that is no key at all (SDKs in Vertex mode always send one).
-      const checked = keys.check(bearer);
+      const checked = await keys.check(bearer);
       if (!('problem' in checked && checked.problem === 'unknown' && keyless)) {
         project = projectOrThrow(
           checked,
@@ -89,7 +89,7 @@ export const authPlugin = fp(async (app: FastifyInstance, { keys, keyless }: Aut
       }
       const project = userProject || serviceDefaults.keylessProject;
       // Keyless callers never act for a project that has keys: its models stay its own.
-      if (keys.hasProject(project)) {
+      if (await keys.hasProject(project)) {
         throw new ServiceError('PERMISSION_DENIED', `Project ${project} requires an API key.`);
       }
       request.project = project;

@@ -59,7 +59,7 @@ export function endpointRoutes(app: FastifyInstance, services: Services): void {
     }
     const ref: ModelRef = { project: request.project, collection, id: withoutVersion(id), apiVersion: version };
     // An endpoint exists while its job's tunedModel names it, in its job's location (the path without one finds any).
-    if (collection === 'tunedModels') tunedModelOfResource(services, ref.project, 'Endpoint', id, request.params.location);
+    if (collection === 'tunedModels') await tunedModelOfResource(services, ref.project, 'Endpoint', id, request.params.location);
     if (verb === 'computeTokens') return computeTokens(request, ref);
     return content[verb as Exclude<Verb, 'computeTokens'>](request, reply, ref);
   };

@@ -20,14 +20,14 @@ interface ListQuery {
 }
 
 /** The tuned model a tuningJobs/{n} path names, within the caller's project. */
-export function jobOf(services: Services, request: FastifyRequest<{ Params: LocationParams & { job: string } }>, job: string): TunedModel {
+export async function jobOf(services: Services, request: FastifyRequest<{ Params: LocationParams & { job: string } }>, job: string): Promise<TunedModel> {
   parseVertexVersion(request.params.version);
   const { project, location } = request.params;
   const name = `projects/${project}/locations/${location}/tuningJobs/${job}`;
   if (!/^\d+$/.test(job)) throw notFound(`The TuningJob does not exist: ${name}.`);
   let model: TunedModel;
   try {
-    model = services.tuning.get(request.project, job);
+    model = await services.tuning.get(request.project, job);
   } catch (error) {
     if (error instanceof ServiceError && error.status === 'NOT_FOUND') throw notFound(`The TuningJob does not exist: ${name}.`);
     throw error;
@@ -43,7 +43,7 @@ export function tuningJobRoutes(app: FastifyInstance, services: Services): void 
   app.post<{ Params: LocationParams; Querystring: { validateOnly?: string } }>(tuningJobsPath, async (request) => {
     const version = parseVertexVersion(request.params.version);
     const job = parseTuningJob(request.body);
-    const sourceTunedModel = job.preTunedModel && tunedModelOfName(services, request.project, job.preTunedModel);
+    const sourceTunedModel = job.preTunedModel && (await tunedModelOfName(services, request.project, job.preTunedModel));
     const create = {
       surface: 'vertex' as const,
       project: request.project,
@@ -75,7 +75,7 @@ export function tuningJobRoutes(app: FastifyInstance, services: Services): void 
       const { pageSize, pageToken, filter } = request.query;
       const { location } = request.params;
       const matches = parseFilter(filter);
-      const page = tuning.listMatching(request.project, (m) => m.location === location && matches(m), pageSize, pageToken);
+      const page = await tuning.listMatching(request.project, (m) => m.location === location && matches(m), pageSize, pageToken);
       const options = wireOptions(request);
       return { tuningJobs: page.items.length ? page.items.map((m) => tuningJobWire(m, options, version)) : undefined, nextPageToken: page.nextPageToken };
     },
@@ -83,27 +83,27 @@ export function tuningJobRoutes(app: FastifyInstance, services: Services): void 
 
   app.get<{ Params: LocationParams & { job: string } }>(`${tuningJobsPath}/:job`, async (request) => {
     const version = parseVertexVersion(request.params.version);
-    return tuningJobWire(jobOf(services, request, request.params.job), wireOptions(request), version);
+    return tuningJobWire(await jobOf(services, request, request.params.job), wireOptions(request), version);
   });
 
   app.post<{ Params: LocationParams & { job: string } }>(`${tuningJobsPath}/:job`, async (request) => {
     const { id, verb } = splitCustomMethod(request.params.job);
     if (verb !== 'cancel') throw notFound(`Method not found: POST ${request.url.split('?')[0]}`);
-    const model = jobOf(services, request, id);
+    const model = await jobOf(services, request, id);
     const state = jobStateOf(model);
     if (terminalStates.includes(state)) {
       throw new ServiceError('FAILED_PRECONDITION', `The TuningJob ${id} is in state ${state} and cannot be cancelled.`);
     }
-    tuning.cancel(request.project, model.id);
+    await tuning.cancel(request.project, model.id);
     return {};
   });
 }
 
 /** preTunedModel.tunedModelName (projects/…/models/{n}[@v]) → the Gemini name of that tuned model. */
-function tunedModelOfName(services: Services, project: string, name: string): string {
+async function tunedModelOfName(services: Services, project: string, name: string): Promise<string> {
   const number = withoutVersion(name.split('/').at(-1) ?? '');
   if (!/^\d+$/.test(number)) throw invalidArgument(`preTunedModel.tunedModelName must name a tuned model, projects/…/models/{id}, not ${name}.`, 'tuning_job.pre_tuned_model.tuned_model_name');
-  return `tunedModels/${services.tuning.get(project, number).id}`;
+  return `tunedModels/${(await services.tuning.get(project, number)).id}`;
 }
 
 function missingBaseModel(): never {
