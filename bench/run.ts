@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchShapes } from './shapes.js';
 import { createToActiveSeconds } from './tune-latency.js';
+import { queueBenchmark } from './queue.js';
 import { servingFigures } from './serving.js';
 import { healthzLatency } from './healthz-latency.js';
 
@@ -17,7 +18,7 @@ const python = process.env.ATTUNE_BENCH_PYTHON ?? '/usr/bin/python3';
 // Attune sets ATen's and OpenBLAS's pools apart (intra:blas); Debian's PyTorch sizes only ATen's.
 const threadSettings = { attune: ['1:1', '1:2', '2:2'], pytorch: ['1', '2'] };
 const quick = process.argv.includes('--quick');
-const sections = ['train', 'decode', 'soak', 'seed-job', 'healthz', 'serving'];
+const sections = ['train', 'decode', 'soak', 'seed-job', 'healthz', 'serving', 'queue'];
 const onlyAt = process.argv.indexOf('--only');
 const only = onlyAt >= 0 ? (process.argv[onlyAt + 1] ?? '').split(',') : sections;
 for (const name of only) if (!sections.includes(name)) throw new Error(`--only takes ${sections.join(', ')}; not '${name}'`);
@@ -105,6 +106,7 @@ if (runs('soak')) {
 }
 
 if (runs('serving')) for (const line of servingFigures({ measureScript, referenceScript, python })) emit(line);
+if (runs('queue')) for (const line of await queueBenchmark()) console.log(JSON.stringify(line));
 
 function round(value: number, digits = 1): number {
   const f = 10 ** digits;
@@ -123,6 +125,8 @@ if (runs('seed-job')) {
   });
 }
 
+// The job queue on PostgreSQL under load (no training: it measures claiming).
+for (const line of await queueBenchmark()) emit(line);
 // CPU-heavy request work runs in worker threads: /healthz while a 10 MB JSONL validateOnly is framed, beside
 // /healthz on the same idle server (target: under 100 ms).
 if (runs('healthz')) {

@@ -52,8 +52,8 @@ const trainingDataField = 'tuned_model.tuning_task.training_data';
 export function tunedModelMethods(services: Services) {
   const { tuning, store } = services;
   const snapshotsOf = (model: TunedModel) => store.metrics(model.id, 'train');
-  const modelWire = (model: TunedModel, options: WireOptions) => tunedModelWire(model, snapshotsOf(model), options);
-  const operation = (model: TunedModel, options: WireOptions) => operationWire(model, snapshotsOf(model), options);
+  const modelWire = async (model: TunedModel, options: WireOptions) => tunedModelWire(model, await snapshotsOf(model), options);
+  const operation = async (model: TunedModel, options: WireOptions) => operationWire(model, await snapshotsOf(model), options);
   return {
     async create(project: string, version: ApiVersion, tunedModelId: string | undefined, body: TunedModelBody, options: WireOptions) {
       const examples = body.tuningTask?.trainingData?.examples?.examples ?? [];
@@ -82,15 +82,16 @@ export function tunedModelMethods(services: Services) {
       return operationWire(model, [], options);
     },
 
-    list(project: string, { pageSize, pageToken, filter }: ListQuery, options: WireOptions) {
-      const page = tuning.list(project, pageSize, pageToken, filter);
-      return { tunedModels: page.items.length ? page.items.map((m) => modelWire(m, options)) : undefined, nextPageToken: page.nextPageToken };
+    async list(project: string, { pageSize, pageToken, filter }: ListQuery, options: WireOptions) {
+      const page = await tuning.list(project, pageSize, pageToken, filter);
+      const tunedModels = await Promise.all(page.items.map((m) => modelWire(m, options)));
+      return { tunedModels: tunedModels.length ? tunedModels : undefined, nextPageToken: page.nextPageToken };
     },
 
-    get: (project: string, id: string, options: WireOptions) => modelWire(tuning.get(project, id), options),
+    get: async (project: string, id: string, options: WireOptions) => modelWire(await tuning.get(project, id), options),
 
     /** AIP-134: without a mask, every updatable field present in the body is the mask (v1beta3 requires one). */
-    update(project: string, version: ApiVersion, id: string, body: TunedModelBody, updateMask: string | undefined, options: WireOptions) {
+    async update(project: string, version: ApiVersion, id: string, body: TunedModelBody, updateMask: string | undefined, options: WireOptions) {
       const fields = body as Record<string, unknown>;
       const mask = updateMask ? updateMask.split(',').map((p) => camelCase(p.trim())) : patchableFields.filter((f) => fields[f] !== undefined);
       if (version === 'v1beta3' && !updateMask) throw invalidArgument('updateMask is required', 'update_mask');
@@ -101,23 +102,24 @@ export function tunedModelMethods(services: Services) {
         }
         (patch as Record<string, unknown>)[path] = fields[path] ?? (path === 'displayName' || path === 'description' ? '' : undefined);
       }
-      return modelWire(tuning.patch(project, id, patch), options);
+      return modelWire(await tuning.patch(project, id, patch), options);
     },
 
-    delete(project: string, id: string) {
-      tuning.delete(project, id);
+    async delete(project: string, id: string) {
+      await tuning.delete(project, id);
       return {};
     },
 
-    getOperation: (project: string, id: string, op: string, options: WireOptions) => operation(checkedOperation(tuning, project, id, op), options),
+    getOperation: async (project: string, id: string, op: string, options: WireOptions) => operation(await checkedOperation(tuning, project, id, op), options),
 
-    listOperations(project: string, { pageSize, pageToken }: ListQuery, options: WireOptions) {
-      const page = tuning.list(project, pageSize, pageToken);
-      return { operations: page.items.length ? page.items.map((m) => operation(m, options)) : undefined, nextPageToken: page.nextPageToken };
+    async listOperations(project: string, { pageSize, pageToken }: ListQuery, options: WireOptions) {
+      const page = await tuning.list(project, pageSize, pageToken);
+      const operations = await Promise.all(page.items.map((m) => operation(m, options)));
+      return { operations: operations.length ? operations : undefined, nextPageToken: page.nextPageToken };
     },
 
-    cancelOperation(project: string, id: string, op: string) {
-      tuning.cancel(project, checkedOperation(tuning, project, id, op).id);
+    async cancelOperation(project: string, id: string, op: string) {
+      await tuning.cancel(project, (await checkedOperation(tuning, project, id, op)).id);
       return {};
     },
   };
@@ -162,7 +164,7 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
 
   // @google/genai's tunings.cancel() posts tunedModels/x:cancel: an alias of the operation's cancel.
   customMethods.tunedModels.set('cancel', async (request, _reply, { id }) => {
-    tuning.cancel(request.project, id);
+    await tuning.cancel(request.project, id);
     return {};
   });
 }
@@ -176,8 +178,8 @@ export function operationRoutes(app: FastifyInstance, services: Services): void 
 
   app.get<{ Params: { version: string; id: string } }>('/:version/tunedModels/:id/operations', async (request) => {
     parseVersion(request.params.version);
-    const model = services.tuning.get(request.project, request.params.id);
-    return { operations: [methods.getOperation(request.project, model.id, model.operationId, wireOptions(request))] };
+    const model = await services.tuning.get(request.project, request.params.id);
+    return { operations: [await methods.getOperation(request.project, model.id, model.operationId, wireOptions(request))] };
   });
 
   app.post<{ Params: { version: string; id: string; op: string } }>('/:version/tunedModels/:id/operations/:op', async (request) => {
@@ -194,13 +196,13 @@ export function operationRoutes(app: FastifyInstance, services: Services): void 
   // "The client is no longer interested in the result": nothing to free, since the operation lives with its model.
   app.delete<{ Params: { '*': string } }>('/v1/operations/*', async (request) => {
     const [, id, , operation] = request.params['*'].split('/');
-    checkedOperation(services.tuning, request.project, id ?? '', operation ?? '');
+    await checkedOperation(services.tuning, request.project, id ?? '', operation ?? '');
     return {};
   });
 }
 
-export function checkedOperation(tuning: Services['tuning'], project: string, id: string, operation: string): TunedModel {
-  const model = tuning.get(project, id);
+export async function checkedOperation(tuning: Services['tuning'], project: string, id: string, operation: string): Promise<TunedModel> {
+  const model = await tuning.get(project, id);
   if (model.operationId !== operation) throw notFound(`Operation tunedModels/${id}/operations/${operation} does not exist.`);
   return model;
 }

@@ -23,12 +23,12 @@ const credentialsOf = (metadata: grpc.Metadata) => ({
 export interface GrpcAuth {
   interceptor: grpc.ServerInterceptor;
   /** The project the call acts for; `named` is the project its resource name gives, if any. */
-  projectOf(call: GrpcCall, named?: string): string;
+  projectOf(call: GrpcCall, named?: string): Promise<string>;
 }
 
 export function grpcAuth(keys: KeyStore, keyless: boolean, encodeStatus: StatusEncoder, log: GrpcLog): GrpcAuth {
   const callers = new WeakMap<grpc.Metadata, Caller>();
-  const identifyCall = (metadata: grpc.Metadata, host: string): Caller => {
+  const identifyCall = async (metadata: grpc.Metadata, host: string): Promise<Caller> => {
     if (keyless) checkKeylessHost(host);
     return identify(credentialsOf(metadata), keys, keyless);
   };
@@ -38,19 +38,21 @@ export function grpcAuth(keys: KeyStore, keyless: boolean, encodeStatus: StatusE
         start: (next) =>
           next({
             onReceiveMetadata: (metadata, nextMetadata) => {
-              try {
-                callers.set(metadata, identifyCall(metadata, call.getHost()));
-              } catch (error) {
-                const { unexpected: _, ...status } = encodeStatus(error);
-                log.info({ method: method.path, code: grpc.status[status.code] }, 'gRPC call refused');
-                call.sendStatus(status);
-                return; // the message is never read
-              }
-              nextMetadata(metadata);
+              identifyCall(metadata, call.getHost()).then(
+                (caller) => {
+                  callers.set(metadata, caller);
+                  nextMetadata(metadata);
+                },
+                (error) => {
+                  const { unexpected: _, ...status } = encodeStatus(error);
+                  log.info({ method: method.path, code: grpc.status[status.code] }, 'gRPC call refused');
+                  call.sendStatus(status); // the message is never read
+                },
+              );
             },
           }),
       }),
-    projectOf({ metadata }, named) {
+    async projectOf({ metadata }, named) {
       const caller = callers.get(metadata);
       if (!caller) throw new Error('a gRPC call reached its handler without passing the auth interceptor');
       return actingProject(caller, named ?? firstString(metadata, 'x-goog-user-project'), keys);

@@ -58,28 +58,28 @@ export function geminiHandlers(services: Services, root: protobuf.Root, auth: Gr
   const modelService = (version: ApiVersion): Bound => [
     service(version, 'ModelService'),
     {
-      GetModel: ({ name }, call) => {
-        auth.projectOf(call);
+      GetModel: async ({ name }, call) => {
+        await auth.projectOf(call);
         return base.get(nameOf(name, 'name', ['models']).id, version);
       },
-      ListModels: (request, call) => {
-        auth.projectOf(call);
+      ListModels: async (request, call) => {
+        await auth.projectOf(call);
         return base.list(checkedPaging(request));
       },
       ...(version === 'v1'
         ? {}
         : {
-            CreateTunedModel: ({ tunedModelId: id, tunedModel }, call) =>
-              tuned.create(auth.projectOf(call), version, id as string | undefined, (tunedModel ?? {}) as TunedModelBody, wire),
-            GetTunedModel: ({ name }, call) => tuned.get(auth.projectOf(call), tunedModelId(name), wire),
-            ListTunedModels: (request, call) =>
-              tuned.list(auth.projectOf(call), { ...checkedPaging(request), filter: request.filter as string | undefined }, wire),
-            UpdateTunedModel: ({ tunedModel, updateMask }, call) => {
+            CreateTunedModel: async ({ tunedModelId: id, tunedModel }, call) =>
+              tuned.create(await auth.projectOf(call), version, id as string | undefined, (tunedModel ?? {}) as TunedModelBody, wire),
+            GetTunedModel: async ({ name }, call) => tuned.get(await auth.projectOf(call), tunedModelId(name), wire),
+            ListTunedModels: async (request, call) =>
+              tuned.list(await auth.projectOf(call), { ...checkedPaging(request), filter: request.filter as string | undefined }, wire),
+            UpdateTunedModel: async ({ tunedModel, updateMask }, call) => {
               const body = (tunedModel ?? {}) as TunedModelBody & { name?: unknown };
               const id = tunedModelId(body.name, 'tuned_model.name');
-              return tuned.update(auth.projectOf(call), version, id, body, (updateMask as string | undefined) || undefined, wire);
+              return tuned.update(await auth.projectOf(call), version, id, body, (updateMask as string | undefined) || undefined, wire);
             },
-            DeleteTunedModel: ({ name }, call) => tuned.delete(auth.projectOf(call), tunedModelId(name)),
+            DeleteTunedModel: async ({ name }, call) => tuned.delete(await auth.projectOf(call), tunedModelId(name)),
           }),
     },
   ];
@@ -87,20 +87,20 @@ export function geminiHandlers(services: Services, root: protobuf.Root, auth: Gr
   const generativeService = (version: ApiVersion): Bound => [
     service(version, 'GenerativeService'),
     {
-      GenerateContent: (request, call) => content.generateContent(refOf(request.model, version, auth.projectOf(call)), withoutModel(request), call.signal, wire),
-      StreamGenerateContent: (request, call) =>
-        content.streamGenerateContent(refOf(request.model, version, auth.projectOf(call)), withoutModel(request), call.signal, wire),
-      CountTokens: (request, call) => content.countTokens(refOf(request.model, version, auth.projectOf(call)), withoutModel(request)),
+      GenerateContent: async (request, call) => content.generateContent(refOf(request.model, version, await auth.projectOf(call)), withoutModel(request), call.signal, wire),
+      StreamGenerateContent: async (request, call) =>
+        content.streamGenerateContent(refOf(request.model, version, await auth.projectOf(call)), withoutModel(request), call.signal, wire),
+      CountTokens: async (request, call) => content.countTokens(refOf(request.model, version, await auth.projectOf(call)), withoutModel(request)),
     },
   ];
 
   const textService = (version: ApiVersion): Bound => [
     service(version, 'TextService'),
     {
-      GenerateText: (request, call) => content.generateText(refOf(request.model, version, auth.projectOf(call)), withoutModel(request), call.signal, wire),
+      GenerateText: async (request, call) => content.generateText(refOf(request.model, version, await auth.projectOf(call)), withoutModel(request), call.signal, wire),
       // Bound to models/* only, as in text_service.proto.
-      CountTextTokens: (request, call) =>
-        content.countTextTokens({ project: auth.projectOf(call), apiVersion: version, ...nameOf(request.model, 'model', ['models']) }, withoutModel(request)),
+      CountTextTokens: async (request, call) =>
+        content.countTextTokens({ project: await auth.projectOf(call), apiVersion: version, ...nameOf(request.model, 'model', ['models']) }, withoutModel(request)),
     },
   ];
 
@@ -111,19 +111,19 @@ export function geminiHandlers(services: Services, root: protobuf.Root, auth: Gr
     [
       root.lookupService('google.longrunning.Operations'),
       {
-        GetOperation: ({ name }, call) => {
+        GetOperation: async ({ name }, call) => {
           const { id, operation } = operationOf(name);
-          return tuned.getOperation(auth.projectOf(call), id, operation, wire);
+          return tuned.getOperation(await auth.projectOf(call), id, operation, wire);
         },
-        ListOperations: (request, call) => tuned.listOperations(auth.projectOf(call), checkedPaging(request), wire),
-        CancelOperation: ({ name }, call) => {
+        ListOperations: async (request, call) => tuned.listOperations(await auth.projectOf(call), checkedPaging(request), wire),
+        CancelOperation: async ({ name }, call) => {
           const { id, operation } = operationOf(name);
-          return tuned.cancelOperation(auth.projectOf(call), id, operation);
+          return tuned.cancelOperation(await auth.projectOf(call), id, operation);
         },
         // "The client is no longer interested in the result": nothing to free, since the operation lives with its model.
-        DeleteOperation: ({ name }, call) => {
+        DeleteOperation: async ({ name }, call) => {
           const { id, operation } = operationOf(name);
-          tuned.getOperation(auth.projectOf(call), id, operation, wire);
+          await tuned.getOperation(await auth.projectOf(call), id, operation, wire);
           return {};
         },
       },

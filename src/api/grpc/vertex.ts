@@ -38,9 +38,9 @@ function versionHandlers(services: Services, root: protobuf.Root, auth: GrpcAuth
   const content = contentCalls(services, 'vertex');
   const computeTokens = computeTokensCall(services);
 
-  const parentOf = (name: unknown, field: string, call: GrpcCall, collection?: string) => {
+  const parentOf = async (name: unknown, field: string, call: GrpcCall, collection?: string) => {
     const { project, location, rest } = locationOf(name, field);
-    const parent: JobParent = { version, project: auth.projectOf(call, project), location };
+    const parent: JobParent = { version, project: await auth.projectOf(call, project), location };
     if (collection === undefined) {
       if (rest.length) throw invalidArgument(`${field} must be projects/{project}/locations/{location}, not ${JSON.stringify(name)}.`, field);
       return { parent, id: '' };
@@ -52,9 +52,9 @@ function versionHandlers(services: Services, root: protobuf.Root, auth: GrpcAuth
   };
 
   /** endpoints/{n} (a tuned model) or publishers/google/models/{m} (a base model), under a location. */
-  const modelOf = (name: unknown, field: string, call: GrpcCall): ModelRef => {
+  const modelOf = async (name: unknown, field: string, call: GrpcCall): Promise<ModelRef> => {
     const { project, location, rest } = locationOf(name, field);
-    const acting = auth.projectOf(call, project);
+    const acting = await auth.projectOf(call, project);
     if (rest.length === 2 && rest[0] === 'endpoints' && rest[1]) {
       return endpointRef(services, { version, project: acting, location, collection: 'tunedModels', name: rest[1] });
     }
@@ -69,7 +69,7 @@ function versionHandlers(services: Services, root: protobuf.Root, auth: GrpcAuth
 
   const withoutName = ({ model: _m, endpoint: _e, ...body }: Json) => body;
   // countTokens is PredictionService's in v1beta1 and LlmUtilityService's in v1.
-  const countTokens: Handler = (request, call) => content.countTokens(modelOf(request.endpoint, 'endpoint', call), withoutName(request));
+  const countTokens: Handler = async (request, call) => content.countTokens(await modelOf(request.endpoint, 'endpoint', call), withoutName(request));
   const prediction = root.lookupService(`${packageName}.PredictionService`);
   const utility = root.lookupService(`${packageName}.LlmUtilityService`);
 
@@ -77,15 +77,15 @@ function versionHandlers(services: Services, root: protobuf.Root, auth: GrpcAuth
     [
       root.lookupService(`${packageName}.GenAiTuningService`),
       {
-        CreateTuningJob: ({ parent, tuningJob }, call) => jobs.create(parentOf(parent, 'parent', call).parent, tuningJob ?? {}, wire),
-        GetTuningJob: ({ name }, call) => {
-          const { parent, id } = parentOf(name, 'name', call, 'tuningJobs');
+        CreateTuningJob: async ({ parent, tuningJob }, call) => jobs.create((await parentOf(parent, 'parent', call)).parent, tuningJob ?? {}, wire),
+        GetTuningJob: async ({ name }, call) => {
+          const { parent, id } = await parentOf(name, 'name', call, 'tuningJobs');
           return jobs.get(parent, id, wire);
         },
-        ListTuningJobs: (request, call) =>
-          jobs.list(parentOf(request.parent, 'parent', call).parent, { ...checkedPaging(request), filter: request.filter as string | undefined }, wire),
-        CancelTuningJob: ({ name }, call) => {
-          const { parent, id } = parentOf(name, 'name', call, 'tuningJobs');
+        ListTuningJobs: async (request, call) =>
+          jobs.list((await parentOf(request.parent, 'parent', call)).parent, { ...checkedPaging(request), filter: request.filter as string | undefined }, wire),
+        CancelTuningJob: async ({ name }, call) => {
+          const { parent, id } = await parentOf(name, 'name', call, 'tuningJobs');
           return jobs.cancel(parent, id);
         },
       },
@@ -93,16 +93,16 @@ function versionHandlers(services: Services, root: protobuf.Root, auth: GrpcAuth
     [
       prediction,
       {
-        GenerateContent: (request, call) => content.generateContent(modelOf(request.model, 'model', call), withoutName(request), call.signal, wire),
-        StreamGenerateContent: (request, call) =>
-          content.streamGenerateContent(modelOf(request.model, 'model', call), withoutName(request), call.signal, wire),
+        GenerateContent: async (request, call) => content.generateContent(await modelOf(request.model, 'model', call), withoutName(request), call.signal, wire),
+        StreamGenerateContent: async (request, call) =>
+          content.streamGenerateContent(await modelOf(request.model, 'model', call), withoutName(request), call.signal, wire),
         ...(prediction.methods.CountTokens ? { CountTokens: countTokens } : {}),
       },
     ],
     [
       utility,
       {
-        ComputeTokens: (request, call) => computeTokens(modelOf(request.endpoint, 'endpoint', call), withoutName(request)),
+        ComputeTokens: async (request, call) => computeTokens(await modelOf(request.endpoint, 'endpoint', call), withoutName(request)),
         ...(utility.methods.CountTokens ? { CountTokens: countTokens } : {}),
       },
     ],

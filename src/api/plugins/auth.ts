@@ -62,12 +62,12 @@ export type Caller = { project: string } | { keyless: true };
  * The caller behind a key (x-goog-api-key, ?key=) or bearer token, for the HTTP and gRPC fronts alike. Throws
  * Google's answers for a bad, lapsed or missing credential.
  */
-export function identify({ key, bearer }: { key?: string; bearer?: string }, keys: KeyStore, keyless: boolean): Caller {
-  if (key) return { project: projectOrThrow(keys.check(key), invalidKey) };
+export async function identify({ key, bearer }: { key?: string; bearer?: string }, keys: KeyStore, keyless: boolean): Promise<Caller> {
+  if (key) return { project: projectOrThrow(await keys.check(key), invalidKey) };
   if (bearer) {
     // Bearer tokens are Attune API keys too: the tutorials send `Authorization: Bearer $(gcloud …)`.
     // A keyless server takes any token that is no key at all (SDKs in Vertex mode always send one).
-    const checked = keys.check(bearer);
+    const checked = await keys.check(bearer);
     if (!('problem' in checked && checked.problem === 'unknown' && keyless)) {
       return {
         project: projectOrThrow(
@@ -95,7 +95,7 @@ export function identify({ key, bearer }: { key?: string; bearer?: string }, key
  * x-goog-user-project): a key acts for its own project only; a keyless caller for the named one, or the local
  * project, unless that project has API keys.
  */
-export function actingProject(caller: Caller, named: string | undefined, keys: KeyStore): string {
+export async function actingProject(caller: Caller, named: string | undefined, keys: KeyStore): Promise<string> {
   if ('project' in caller) {
     if (named && named !== caller.project) {
       throw new ServiceError('PERMISSION_DENIED', `The caller does not have permission to act for project ${named}.`);
@@ -104,7 +104,7 @@ export function actingProject(caller: Caller, named: string | undefined, keys: K
   }
   const project = named || serviceDefaults.keylessProject;
   // Keyless callers never act for a project that has keys: its models stay its own.
-  if (keys.hasProject(project)) throw new ServiceError('PERMISSION_DENIED', `Project ${project} requires an API key.`);
+  if (await keys.hasProject(project)) throw new ServiceError('PERMISSION_DENIED', `Project ${project} requires an API key.`);
   return project;
 }
 
@@ -112,8 +112,8 @@ export const authPlugin = fp(async (app: FastifyInstance, { keys, keyless }: Aut
   app.decorateRequest('project', '');
   app.addHook('onRequest', async (request) => {
     if (request.routeOptions.config?.public || request.is404) return; // an unknown route is a 404 for everyone
-    const caller = identify(credentials(request), keys, keyless);
+    const caller = await identify(credentials(request), keys, keyless);
     const pathProject = (request.params as Record<string, string | undefined> | undefined)?.project;
-    request.project = actingProject(caller, pathProject ?? firstOf(request.headers['x-goog-user-project']), keys);
+    request.project = await actingProject(caller, pathProject ?? firstOf(request.headers['x-goog-user-project']), keys);
   });
 });

@@ -53,12 +53,12 @@ export interface EndpointTarget {
 }
 
 /** The model an endpoint or publisher-model name serves, for the caller's project (NOT_FOUND otherwise). */
-export function endpointRef(services: Services, { version, project, location, collection, publisher, name }: EndpointTarget): ModelRef {
+export async function endpointRef(services: Services, { version, project, location, collection, publisher, name }: EndpointTarget): Promise<ModelRef> {
   if (collection === 'models' && publisher !== 'google') {
     throw notFound(`Publisher model ${publisher}/${name} not found; Attune serves publishers/google/models/*.`);
   }
   // An endpoint exists while its job's tunedModel names it, in its job's location (the path without one finds any).
-  if (collection === 'tunedModels') tunedModelOfResource(services, project, 'Endpoint', name, location);
+  if (collection === 'tunedModels') await tunedModelOfResource(services, project, 'Endpoint', name, location);
   return { project, collection, id: withoutVersion(name), apiVersion: version };
 }
 
@@ -80,7 +80,7 @@ export function endpointRoutes(app: FastifyInstance, services: Services): void {
     const { id, verb } = splitCustomMethod(request.params.name);
     if (!verbs.includes(verb)) throw notFound(`Method not found: POST ${request.url.split('?')[0]}`);
     const { location, publisher } = request.params;
-    const ref = endpointRef(services, { version, project: request.project, location, collection, publisher, name: id });
+    const ref = await endpointRef(services, { version, project: request.project, location, collection, publisher, name: id });
     if (verb === 'computeTokens') return computeTokens(ref, request.body);
     return content[verb as Exclude<Verb, 'computeTokens'>](request, reply, ref);
   };

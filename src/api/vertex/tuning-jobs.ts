@@ -21,12 +21,12 @@ export interface JobParent {
 }
 
 /** The tuned model tuningJobs/{n} names, within the caller's project and the location. */
-export function findJob(services: Services, { project, location }: JobParent, job: string): TunedModel {
+export async function findJob(services: Services, { project, location }: JobParent, job: string): Promise<TunedModel> {
   const name = `projects/${project}/locations/${location}/tuningJobs/${job}`;
   if (!/^\d+$/.test(job)) throw notFound(`The TuningJob does not exist: ${name}.`);
   let model: TunedModel;
   try {
-    model = services.tuning.get(project, job);
+    model = await services.tuning.get(project, job);
   } catch (error) {
     if (error instanceof ServiceError && error.status === 'NOT_FOUND') throw notFound(`The TuningJob does not exist: ${name}.`);
     throw error;
@@ -37,7 +37,7 @@ export function findJob(services: Services, { project, location }: JobParent, jo
 }
 
 /** The tuned model a tuningJobs/{n} path names, within the caller's project. */
-export function jobOf(services: Services, request: FastifyRequest<{ Params: LocationParams & { job: string } }>, job: string): TunedModel {
+export async function jobOf(services: Services, request: FastifyRequest<{ Params: LocationParams & { job: string } }>, job: string): Promise<TunedModel> {
   return findJob(services, parentOf(request), job);
 }
 
@@ -57,7 +57,7 @@ export function tuningJobMethods(services: Services) {
     async create(parent: JobParent, body: unknown, options: WireOptions, validateOnly = false) {
       const { version } = parent;
       const job = parseTuningJob(body);
-      const sourceTunedModel = job.preTunedModel && tunedModelOfName(services, parent.project, job.preTunedModel);
+      const sourceTunedModel = job.preTunedModel && (await tunedModelOfName(services, parent.project, job.preTunedModel));
       const create = {
         surface: 'vertex' as const,
         project: parent.project,
@@ -81,23 +81,23 @@ export function tuningJobMethods(services: Services) {
       return tuningJobWire(await tuning.create(create), options, version);
     },
 
-    list(parent: JobParent, { pageSize, pageToken, filter }: ListQuery, options: WireOptions) {
+    async list(parent: JobParent, { pageSize, pageToken, filter }: ListQuery, options: WireOptions) {
       const matches = parseFilter(filter);
-      const page = tuning.listMatching(parent.project, (m) => m.location === parent.location && matches(m), pageSize, pageToken);
+      const page = await tuning.listMatching(parent.project, (m) => m.location === parent.location && matches(m), pageSize, pageToken);
       return { tuningJobs: page.items.length ? page.items.map((m) => tuningJobWire(m, options, parent.version)) : undefined, nextPageToken: page.nextPageToken };
     },
 
-    get(parent: JobParent, job: string, options: WireOptions) {
-      return tuningJobWire(findJob(services, parent, job), options, parent.version);
+    async get(parent: JobParent, job: string, options: WireOptions) {
+      return tuningJobWire(await findJob(services, parent, job), options, parent.version);
     },
 
-    cancel(parent: JobParent, job: string) {
-      const model = findJob(services, parent, job);
+    async cancel(parent: JobParent, job: string) {
+      const model = await findJob(services, parent, job);
       const state = jobStateOf(model);
       if (terminalStates.includes(state)) {
         throw new ServiceError('FAILED_PRECONDITION', `The TuningJob ${job} is in state ${state} and cannot be cancelled.`);
       }
-      tuning.cancel(parent.project, model.id);
+      await tuning.cancel(parent.project, model.id);
       return {};
     },
   };
@@ -128,10 +128,10 @@ export function tuningJobRoutes(app: FastifyInstance, services: Services): void 
 }
 
 /** preTunedModel.tunedModelName (projects/…/models/{n}[@v]) → the Gemini name of that tuned model. */
-function tunedModelOfName(services: Services, project: string, name: string): string {
+async function tunedModelOfName(services: Services, project: string, name: string): Promise<string> {
   const number = withoutVersion(name.split('/').at(-1) ?? '');
   if (!/^\d+$/.test(number)) throw invalidArgument(`preTunedModel.tunedModelName must name a tuned model, projects/…/models/{id}, not ${name}.`, 'tuning_job.pre_tuned_model.tuned_model_name');
-  return `tunedModels/${services.tuning.get(project, number).id}`;
+  return `tunedModels/${(await services.tuning.get(project, number)).id}`;
 }
 
 function missingBaseModel(): never {
