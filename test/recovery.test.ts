@@ -47,7 +47,7 @@ interface Server {
 
 /** `attune serve` on the data dir and port; resolves once /healthz answers. */
 async function serve(t: TestContext, dataDir: string, port: number): Promise<Server> {
-  const child = spawn(process.execPath, [cliPath, 'serve', '--data-dir', dataDir, '--port', String(port), '--host', '127.0.0.1'], {
+  const child = spawn(process.execPath, [cliPath, 'serve', '--data-dir', dataDir, '--port', String(port), '--grpc-port', '0', '--host', '127.0.0.1'], {
     cwd: packageRoot,
     env: { ...process.env, ATTUNE_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -5,6 +5,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { openServices } from '../service/services.js';
 import { buildServer } from '../api/server.js';
+import { startGrpcServer } from '../api/grpc/server.js';
 import { isLoopback, serviceDefaults, type ServiceConfig } from '../service/config.js';
 import { describeTarget, databaseTarget } from '../service/store/database.js';
 import { parseOptions } from './args.js';
@@ -17,6 +18,7 @@ import { printJobEvents } from './job-events.js';
 export const serveUsage = `attune serve [options]
   --host H            (default ${serviceDefaults.host}; ATTUNE_HOST)
   --port N            (default ${serviceDefaults.port}; ATTUNE_PORT)
+  --grpc-port N       Google's gRPC services, plaintext HTTP/2 (default ${serviceDefaults.grpcPort}; 0: off; ATTUNE_GRPC_PORT)
 ${stateUsage}
 ${workerUsage(`default ${serviceDefaults.concurrency}; 0 runs no local worker: an API server only`)}
   --keyless           accept requests without an API key (loopback only)
@@ -25,15 +27,17 @@ ${workerUsage(`default ${serviceDefaults.concurrency}; 0 runs no local worker: a
                       together) or swap-per-batch (the earlier one, for comparison)
   --limit NAME=VALUE  override a size cap or quota (repeatable; ATTUNE_LIMIT_<NAME>): ${limitNames.join(', ')}`;
 
+const isPort = (n: number) => Number.isInteger(n) && n >= 0 && n < 65536;
+
 export async function serveCommand(argv: string[]): Promise<void> {
   const { values } = parseOptions(argv, {
-    host: { type: 'string' }, port: { type: 'string' }, ...stateOptions, ...workerOptions,
+    host: { type: 'string' }, port: { type: 'string' }, 'grpc-port': { type: 'string' }, ...stateOptions, ...workerOptions,
     keyless: { type: 'boolean' }, 'dataset-dir': { type: 'string' }, limit: { type: 'string', multiple: true },
     scheduler: { type: 'string' },
   });
   const config: ServiceConfig = {
     host: values.host ?? process.env.ATTUNE_HOST ?? serviceDefaults.host,
-    port: numberOption('port', values.port ?? process.env.ATTUNE_PORT, (n) => Number.isInteger(n) && n >= 0 && n < 65536, 'a port number') ?? serviceDefaults.port,
+    port: numberOption('port', values.port ?? process.env.ATTUNE_PORT, isPort, 'a port number') ?? serviceDefaults.port,
     ...stateConfig(values),
     ...workerConfig(values, serviceDefaults.concurrency),
     keyless: values.keyless ?? false,
@@ -41,6 +45,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
     limits: usage(() => limitOverrides(values.limit ?? [])),
     serving: { scheduler: schedulerOption(values.scheduler) },
   };
+  const grpcPort =
+    numberOption('grpc-port', values['grpc-port'] ?? process.env.ATTUNE_GRPC_PORT, isPort, 'a port number (0: no gRPC)') ?? serviceDefaults.grpcPort;
   if (config.datasetDir && !statSync(config.datasetDir, { throwIfNoEntry: false })?.isDirectory()) {
     throw new UsageError(`--dataset-dir ${config.datasetDir} is not a directory`);
   }
@@ -51,16 +57,30 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const services = await openServices(config);
   const app = await buildServer(services, { logLevel: process.env.ATTUNE_LOG_LEVEL ?? 'info' });
   const address = await app.listen({ host: config.host, port: config.port });
+  const grpc = grpcPort
+    ? await startGrpcServer(services, {
+        host: config.host,
+        port: grpcPort,
+        log: app.log,
+      }).catch(async (error: Error) => {
+        await app.close();
+        await services.close();
+        throw new Error(`gRPC cannot listen on port ${grpcPort} (${error.message}); --grpc-port N picks another, --grpc-port 0 turns gRPC off`);
+      })
+    : undefined;
+  const grpcAddress = grpc && `${config.host.includes(':') ? `[${config.host}]` : config.host}:${grpc.port}`;
   app.log.info(
-    { address, dataDir: config.dataDir, database: describeTarget(target), storage: services.artifacts.description, localWorkers: config.concurrency, keyless: config.keyless },
+    { address, grpc: grpcAddress, dataDir: config.dataDir, database: describeTarget(target), storage: services.artifacts.description, localWorkers: config.concurrency, keyless: config.keyless },
     'attune is serving',
   );
-  process.stderr.write(`attune is serving ${address}${config.keyless ? ' (keyless)' : ''}; the web console is at ${address}/console/\n`);
+  process.stderr.write(
+    `attune is serving ${address}${grpcAddress ? ` and gRPC on ${grpcAddress}` : ''}${config.keyless ? ' (keyless)' : ''}; the web console is at ${address}/console/\n`,
+  );
   const stopPrinting = printJobEvents(services.tuning);
   await new Promise<void>((resolve) => {
     const shutdown = async (signal: string) => {
       app.log.info({ signal }, 'shutting down: no new requests, checkpointing running jobs');
-      await app.close();
+      await Promise.all([app.close(), grpc?.close()]);
       stopPrinting();
       await services.close();
       resolve();

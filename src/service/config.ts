@@ -38,6 +38,8 @@ export interface ServiceConfig {
 export const serviceDefaults = {
   host: '127.0.0.1',
   port: 8080,
+  /** `attune serve --grpc-port`: Google's gRPC services, plaintext HTTP/2 on the same host; 0 turns them off. */
+  grpcPort: 8081,
   concurrency: 1,
   dataDir: path.join(os.homedir(), '.attune'),
   /** The project a keyless request acts for. */
