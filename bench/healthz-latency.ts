@@ -27,10 +27,10 @@ function tenMegabyteJsonl(): string {
 
 export async function healthzLatency(idleSamples = 50): Promise<HealthzLatency> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'attune-bench-'));
-  const services = openServices({ ...serviceDefaults, dataDir, port: 0, keyless: false });
+  const services = await openServices({ ...serviceDefaults, dataDir, port: 0, keyless: false });
   const app = await buildServer(services);
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
-  const key = services.keys.create('bench-project');
+  const key = await services.keys.create('bench-project');
   const headers = { 'x-goog-api-key': key };
   const ping = async () => {
     const started = performance.now();

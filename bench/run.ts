@@ -4,7 +4,7 @@
 // bfloat16 autocast, eager and fused (SDPA) attention, 1 and 2 threads. Every measurement runs in its own
 // process, one at a time, so peak RSS is its own and the cores are not shared. The reference is the
 // newest PyTorch here: .venv-torch (scripts/setup-reference.sh), else Debian's python3-torch.
-// --only also takes soak, seed-job, healthz and serving (bench/serving.ts).
+// --only also takes soak, seed-job, healthz, serving (bench/serving.ts) and queue (bench/queue.ts).
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { totalmem } from 'node:os';
@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchShapes, type BenchShape } from './shapes.js';
 import { createToActiveSeconds } from './tune-latency.js';
+import { queueBenchmark } from './queue.js';
 import { servingFigures } from './serving.js';
 import { healthzLatency } from './healthz-latency.js';
 import { parseModelConfig, parameterCount } from '../src/engine/model/config.js';
@@ -28,7 +29,7 @@ const python = process.env.ATTUNE_BENCH_PYTHON ?? (existsSync(venvPython) ? venv
 const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' } } });
 const quick = values.quick ?? false;
 const only = values.only?.split(',');
-const extras = ['soak', 'seed-job', 'healthz', 'serving'];
+const extras = ['soak', 'seed-job', 'healthz', 'serving', 'queue'];
 const unknown = only?.filter((name) => !extras.includes(name) && !benchShapes.some((s) => s.name === name));
 if (unknown?.length) {
   console.error(`unknown shape ${unknown.join(', ')}; shapes: ${benchShapes.map((s) => s.name).join(', ')}, ${extras.join(', ')}`);
@@ -164,6 +165,8 @@ if (selected('seed-job')) {
   });
 }
 
+// The job queue on PostgreSQL under load (no training: it measures claiming).
+if (selected('queue')) for (const line of await queueBenchmark()) emit(line);
 // CPU-heavy request work runs in worker threads: /healthz while a 10 MB JSONL validateOnly is framed, beside
 // /healthz on the same idle server (target: under 100 ms).
 if (selected('healthz')) {

@@ -10,10 +10,10 @@ import { packageRoot } from '../src/engine/package-root.js';
 
 export async function createToActiveSeconds(runs = 3): Promise<number[]> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'attune-bench-'));
-  const services = openServices({ ...serviceDefaults, dataDir, port: 0, keyless: false });
+  const services = await openServices({ ...serviceDefaults, dataDir, port: 0, keyless: false });
   const app = await buildServer(services);
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
-  const key = services.keys.create('bench-project');
+  const key = await services.keys.create('bench-project');
   const examples = readFileSync(path.join(packageRoot, 'examples', 'numbers.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const body = JSON.stringify({
     displayName: 'number generator',

@@ -2,8 +2,9 @@
 # Installs what Attune needs on Debian/Ubuntu, for a profile:
 #   serve  what running the server and the CLI needs: libtorch + OpenBLAS, a C++ toolchain, npm packages,
 #          the native addon, the TypeScript build (server and web console);
-#   test   serve, plus Chromium for the console's browser tests, and PyTorch 2.x from pip in .venv-torch where
-#          pip has it (scripts/setup-reference.sh), which the addon then builds against (the default);
+#   test   serve, plus Chromium for the console's browser tests, PostgreSQL for the store and scale-out tests,
+#          and PyTorch 2.x from pip in .venv-torch where pip has it (scripts/setup-reference.sh), which the addon
+#          then builds against (the default);
 #   bench  test, plus Debian's PyTorch as the benchmark's reference where pip had none.
 # Safe and fast to run again: each step is skipped while its inputs are unchanged (a stamp records them).
 # ATTUNE_SETUP_FORCE=1 redoes every step.
@@ -17,7 +18,8 @@ case "$profile" in serve | test | bench) ;; *) echo "usage: scripts/setup.sh [se
 apt_serve=(libtorch-dev libopenblas0-pthread build-essential python3 curl jq ncurses-bin)
 # chromium and fonts-dejavu-core: the console's end-to-end tests drive Debian's headless Chromium.
 # strace: a test checks that checkpoints and adapters are fsynced before they are renamed into place.
-apt_test=(chromium fonts-dejavu-core strace)
+# postgresql: the store and multi-machine tests start throwaway clusters (initdb as a non-root user).
+apt_test=(chromium fonts-dejavu-core strace postgresql)
 # python3-torch: PyTorch eager, the benchmark's reference where .venv-torch has none.
 apt_bench=(python3-torch)
 apt_packages=("${apt_serve[@]}")

@@ -73,7 +73,10 @@ describe('export route', { timeout: 300_000 }, () => {
     assert.equal(status, 200, zip.toString());
     assert.equal(disposition, `attachment; filename="${id}-peft.zip"`);
     assert.deepEqual(unzip(zip, dir), ['README.md', 'adapter_config.json', 'adapter_model.safetensors', 'attune.json']);
-    const adapterDir = path.join(server.server.dataDir, 'adapters', id);
+    // The storage keeps the adapter under the lease that wrote it: adapters/<id>/<token>/.
+    const [token, ...others] = readdirSync(path.join(server.server.dataDir, 'adapters', id));
+    assert.deepEqual(others, [], 'one adapter');
+    const adapterDir = path.join(server.server.dataDir, 'adapters', id, token!);
     for (const file of ['adapter_config.json', 'adapter_model.safetensors', 'attune.json']) {
       assert.ok(readFileSync(path.join(dir, 'files', file)).equals(readFileSync(path.join(adapterDir, file))), file);
     }

@@ -10,6 +10,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { cliPath, numbersJsonl, packageRoot } from './helpers/engine.js';
+import { Database, databaseTarget } from '../src/service/store/database.js';
+import { JobQueue } from '../src/service/store/jobs.js';
 
 const rawExamples = readFileSync(numbersJsonl, 'utf8')
   .split('\n')
@@ -45,7 +47,7 @@ interface Server {
 
 /** `attune serve` on the data dir and port; resolves once /healthz answers. */
 async function serve(t: TestContext, dataDir: string, port: number): Promise<Server> {
-  const child = spawn(process.execPath, [cliPath, 'serve', '--data-dir', dataDir, '--port', String(port), '--host', '127.0.0.1'], {
+  const child = spawn(process.execPath, [cliPath, 'serve', '--data-dir', dataDir, '--port', String(port), '--grpc-port', '0', '--host', '127.0.0.1'], {
     cwd: packageRoot,
     env: { ...process.env, ATTUNE_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -136,6 +138,20 @@ const createBody = (epochCount: number, batchSize: number) => ({
   tuningTask: { hyperparameters: { epochCount, batchSize }, trainingData: { examples: { examples: rawExamples } } },
 });
 
+/** The checkpoint the job's record names (read from the stopped server's database), as stored. */
+async function recordedCheckpoint(dataDir: string, id: string): Promise<{ completedSteps: number }> {
+  const database = await Database.open(databaseTarget(undefined, dataDir));
+  try {
+    const job = await new JobQueue(database.db, database.dialect).get(id);
+    assert.ok(job?.checkpoint, 'a checkpoint is recorded');
+    const stored = JSON.parse(readFileSync(path.join(dataDir, ...job.checkpoint.key.split('/'), 'state.json'), 'utf8'));
+    assert.equal(stored.completedSteps, job.checkpoint.step, 'the recorded checkpoint is complete in storage');
+    return stored;
+  } finally {
+    await database.close();
+  }
+}
+
 const snapshotSteps = (operation: any): number[] => (operation.metadata.snapshots ?? []).map((s: any) => s.step);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
@@ -164,7 +180,7 @@ test('kill -9 of the server mid-run: no worker keeps training, and a restart res
   assert.equal((await server.exited).signal, 'SIGKILL');
   await poll('the orphaned worker to exit', async () => (workers.some(running) ? undefined : true), 10_000);
 
-  const checkpoint = JSON.parse(readFileSync(path.join(dataDir, 'checkpoints', id, 'state.json'), 'utf8'));
+  const checkpoint = await recordedCheckpoint(dataDir, id);
   assert.ok(checkpoint.completedSteps >= 25 && checkpoint.completedSteps < 500, `checkpoint at ${checkpoint.completedSteps}`);
 
   const restarted = Date.now();
@@ -184,7 +200,9 @@ test('kill -9 of the server mid-run: no worker keeps training, and a restart res
   const model = await api(port, key, 'GET', `tunedModels/${id}`);
   assert.equal(model.state, 'ACTIVE');
   assert.deepEqual(model.tuningTask.snapshots.map((s: any) => s.step), range(1, 500));
-  assert.ok(existsSync(path.join(dataDir, 'adapters', id, 'adapter_config.json')));
+  const adapters = readdirSync(path.join(dataDir, 'adapters', id));
+  assert.equal(adapters.length, 1, 'one adapter, stored under the lease that finished the run');
+  assert.ok(existsSync(path.join(dataDir, 'adapters', id, adapters[0], 'adapter_config.json')));
 
   server.child.kill('SIGTERM');
   assert.equal((await server.exited).code, 0, server.logs());
@@ -207,7 +225,7 @@ test('SIGTERM mid-run checkpoints where the run is; a restart completes it', asy
   const exit = await server.exited;
   assert.equal(exit.code, 0, server.logs());
   assert.ok(Date.now() - stopping < 10_000, 'shutdown does not wait for the run to finish');
-  const checkpoint = JSON.parse(readFileSync(path.join(dataDir, 'checkpoints', id, 'state.json'), 'utf8'));
+  const checkpoint = await recordedCheckpoint(dataDir, id);
   assert.ok(checkpoint.completedSteps >= seen, `checkpointed at step ${checkpoint.completedSteps}, the run had done ${seen}`);
   assert.ok(checkpoint.completedSteps < 200);
 

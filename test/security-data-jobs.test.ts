@@ -12,7 +12,7 @@ import path from 'node:path';
 import { openServices, type Services } from '../src/service/services.js';
 import { serviceDefaults } from '../src/service/config.js';
 import type { ServiceLimits } from '../src/service/limits.js';
-import { openDatabase } from '../src/service/store/database.js';
+import { Database, databaseTarget } from '../src/service/store/database.js';
 import { JobQueue } from '../src/service/store/jobs.js';
 import { TunedModelStore } from '../src/service/store/tuned-models.js';
 import { parseJsonl, type Example } from '../src/engine/data/examples.js';
@@ -24,9 +24,9 @@ import { AttuneServer, call, createKey, repoRoot, waitFor } from './helpers/serv
 
 const examples: Example[] = parseJsonl(readFileSync(path.join(repoRoot, 'examples', 'numbers.jsonl'), 'utf8')).examples;
 
-function open(t: TestContext, { concurrency = 1, limits, dataDir }: { concurrency?: number; limits?: Partial<ServiceLimits>; dataDir?: string } = {}): Services {
+async function open(t: TestContext, { concurrency = 1, limits, dataDir }: { concurrency?: number; limits?: Partial<ServiceLimits>; dataDir?: string } = {}): Promise<Services> {
   const dir = dataDir ?? mkdtempSync(path.join(tmpdir(), 'attune-sec-jobs-'));
-  const services = openServices({ dataDir: dir, host: serviceDefaults.host, port: 0, concurrency, keyless: false, limits });
+  const services = await openServices({ dataDir: dir, host: serviceDefaults.host, port: 0, concurrency, keyless: false, limits });
   t.after(async () => {
     await services.close();
     if (!dataDir) rmSync(dir, { recursive: true, force: true });
@@ -47,15 +47,21 @@ function request(project: string, { examples: training = examples, ...rest }: Cr
 
 const create = (services: Services, project: string, options: CreateOptions = {}) => services.tuning.create(request(project, options));
 
-async function settled<T>(what: string, probe: () => T | undefined | false, timeoutMs = 120_000): Promise<T> {
-  return waitFor(what, async () => probe() || undefined, { timeoutMs, intervalMs: 20 });
+async function settled<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 120_000): Promise<T> {
+  return waitFor(what, async () => (await probe()) || undefined, { timeoutMs, intervalMs: 20 });
 }
 
 const done = (services: Services, project: string, id: string) =>
-  settled(`${id} to finish`, () => {
-    const model = services.tuning.get(project, id);
+  settled(`${id} to finish`, async () => {
+    const model = await services.tuning.get(project, id);
     return model.operationDone && model;
   });
+
+/** The lease a worker holds on a job now (as the database has it). */
+async function leaseOf(services: Services, id: string) {
+  const job = await services.jobs.get(id);
+  return { tunedModelId: id, token: job!.leaseToken, workerId: job!.leaseOwner! };
+}
 
 async function rejectsWith(promise: Promise<unknown>, status: string, message: RegExp): Promise<void> {
   await assert.rejects(promise, (error: unknown) => {
@@ -67,39 +73,39 @@ async function rejectsWith(promise: Promise<unknown>, status: string, message: R
 }
 
 test('per-project quotas: unfinished jobs and tuned models, RESOURCE_EXHAUSTED naming the limit; other projects go on', async (t) => {
-  const services = open(t, { limits: { queuedJobsPerProject: 2, tunedModelsPerProject: 3 } });
+  const services = await open(t, { limits: { queuedJobsPerProject: 2, tunedModelsPerProject: 3 } });
   const long = { hyperparameters: { epochCount: 400, batchSize: 4 } };
   const first = await create(services, 'quota-a', long);
   const second = await create(services, 'quota-a', long);
   await rejectsWith(create(services, 'quota-a', long), 'RESOURCE_EXHAUSTED', /2 tuning jobs queued or running, the limit queuedJobsPerProject/);
   await rejectsWith(services.tuning.plan(request('quota-a', long)), 'RESOURCE_EXHAUSTED', /queuedJobsPerProject/); // validateOnly says so too
   const other = await create(services, 'quota-b', long);
-  services.tuning.cancel('quota-a', first.id);
+  await services.tuning.cancel('quota-a', first.id);
   await done(services, 'quota-a', first.id);
   const third = await create(services, 'quota-a', long);
   await rejectsWith(create(services, 'quota-a', long), 'RESOURCE_EXHAUSTED', /3 tuned models, the limit tunedModelsPerProject/);
-  services.tuning.delete('quota-a', first.id);
-  services.tuning.cancel('quota-a', second.id);
+  await services.tuning.delete('quota-a', first.id);
+  await services.tuning.cancel('quota-a', second.id);
   await done(services, 'quota-a', second.id);
   const fourth = await create(services, 'quota-a', long);
-  for (const [project, id] of [['quota-a', second.id], ['quota-a', third.id], ['quota-a', fourth.id], ['quota-b', other.id]]) services.tuning.delete(project!, id!);
+  for (const [project, id] of [['quota-a', second.id], ['quota-a', third.id], ['quota-a', fourth.id], ['quota-b', other.id]]) await services.tuning.delete(project!, id!);
 });
 
 test('one job\'s work is capped (trainedExamplesPerJob): 10,000 epochs × batch 1024 is refused with the numbers', async (t) => {
-  const services = open(t);
+  const services = await open(t);
   const many = Array.from({ length: 200 }, (_, i) => examples[i % examples.length]!);
   await rejectsWith(
     create(services, 'big-jobs', { examples: many, hyperparameters: { epochCount: 10_000, batchSize: 1024 } }),
     'INVALID_ARGUMENT',
     /train on 2000000 examples \(200 examples × 10000 epochs\), more than 1000000, the limit trainedExamplesPerJob/,
   );
-  assert.deepEqual(services.store.all('big-jobs'), []);
+  assert.deepEqual(await services.store.all('big-jobs'), []);
   const fine = await services.tuning.plan(request('big-jobs', { examples: many, hyperparameters: { epochCount: 5_000, batchSize: 1024 } }));
   assert.equal(fine.model.totalSteps, Math.ceil((200 * 5_000) / 1024));
 });
 
 test('absurd hyperparameters are refused at create with their range', async (t) => {
-  const services = open(t);
+  const services = await open(t);
   const cases: [CreateOptions['hyperparameters'], RegExp][] = [
     [{ learningRate: 1e30 }, /learning_rate must be greater than 0 and at most 1, not 1e\+30/],
     [{ learningRate: Infinity }, /learning_rate must be greater than 0 and at most 1/],
@@ -112,37 +118,40 @@ test('absurd hyperparameters are refused at create with their range', async (t) 
   for (const [hyperparameters, message] of cases) {
     await rejectsWith(create(services, 'ranges', { hyperparameters }), 'INVALID_ARGUMENT', message);
   }
-  assert.deepEqual(services.store.all('ranges'), []);
+  assert.deepEqual(await services.store.all('ranges'), []);
 });
 
 test('a run whose loss stops being finite ends FAILED with a clear message; no non-finite metric or broken adapter is kept', async (t) => {
-  const services = open(t);
+  const services = await open(t);
   // A data dir from before the range check may hold such a job: queue one directly.
   const { model, training } = await services.tuning.plan(request('diverging', { hyperparameters: { epochCount: 2, batchSize: 4 } }), { keepExamples: true });
   model.hyperparameters.learningRate = 1e30;
-  services.store.insert(model, training!);
-  services.jobs.enqueue(model.id);
+  await services.store.insert(model, training!);
+  await services.jobs.enqueue(model.id, model.project);
   services.scheduler.wake();
   const failed = await done(services, 'diverging', model.id);
   assert.equal(failed.state, 'FAILED');
   assert.equal(failed.error?.code, 3);
   assert.match(failed.error!.message, /^Training failed: training diverged at step \d+: the (loss|adapter weights) .*; try a lower learning rate\.$/);
-  const metrics = services.store.metrics(model.id, 'train');
+  const metrics = await services.store.metrics(model.id, 'train');
   assert.ok(metrics.every((m) => Number.isFinite(m.loss) && Number.isFinite(m.accuracy)), JSON.stringify(metrics));
   assert.ok(metrics.length < failed.totalSteps, 'it stopped where it diverged');
-  assert.equal(existsSync(services.tuning.adapterDir(model.id)), false, 'no adapter');
-  await settled('the checkpoint to go', () => !existsSync(services.tuning.checkpointDir(model.id)), 10_000);
+  assert.equal(failed.adapterKey, undefined, 'no adapter');
+  assert.equal(existsSync(path.join(services.config.dataDir, 'adapters', model.id)), false, 'no adapter');
+  await settled('the checkpoints to go', () => !existsSync(path.join(services.config.dataDir, 'checkpoints', model.id)), 10_000);
 
   // A non-finite metric reported for a running job fails it and is never stored; its worker's later report cannot revive it.
   const running = await create(services, 'diverging', { hyperparameters: { epochCount: 300, batchSize: 4 } });
-  await settled('a few steps', () => services.tuning.get('diverging', running.id).completedSteps >= 2);
-  services.tuning.recordMetric(running.id, { kind: 'train', step: 1_000, epoch: 1, loss: Number.NaN, accuracy: 0, predictions: 10, time: new Date().toISOString() });
-  const stopped = services.tuning.get('diverging', running.id);
+  await settled('a few steps', async () => (await services.tuning.get('diverging', running.id)).completedSteps >= 2);
+  // Reported under the job's lease (as its worker would): the run fails, and the worker's own later writes are refused.
+  const outcome = await services.tuning.recordMetric(await leaseOf(services, running.id), { kind: 'train', step: 1_000, epoch: 1, loss: Number.NaN, accuracy: 0, predictions: 10, time: new Date().toISOString() });
+  assert.equal(outcome, 'diverged');
+  const stopped = await services.tuning.get('diverging', running.id);
   assert.equal(stopped.state, 'FAILED');
   assert.match(stopped.error!.message, /diverged at step 1000: the loss is NaN/);
   await settled('its worker to exit', () => services.scheduler.runningJobs().length === 0, 20_000);
-  assert.equal(services.tuning.get('diverging', running.id).state, 'FAILED');
-  assert.ok(!services.store.metrics(running.id, 'train').some((m) => m.step === 1_000));
+  assert.equal((await services.tuning.get('diverging', running.id)).state, 'FAILED');
+  assert.ok(!(await services.store.metrics(running.id, 'train')).some((m) => m.step === 1_000));
 });
 
 /** A minimal stored model of a project, for queue-level tests. */
@@ -155,32 +164,33 @@ function storedModel(id: string, project: string): TunedModel {
   };
 }
 
-test('the queue takes projects in turns: one project\'s backlog cannot starve another', (t) => {
+test('the queue takes projects in turns: one project\'s backlog cannot starve another', async (t) => {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'attune-sec-queue-'));
-  const db = openDatabase(dataDir);
-  t.after(() => {
-    db.close();
+  const database = await Database.open(databaseTarget(undefined, dataDir));
+  t.after(async () => {
+    await database.close();
     rmSync(dataDir, { recursive: true, force: true });
   });
-  const store = new TunedModelStore(db);
-  const queue = new JobQueue(db);
-  const enqueue = (id: string, project: string) => {
-    store.insert(storedModel(id, project), '[]');
-    queue.enqueue(id);
+  const store = new TunedModelStore(database.db, database.dialect);
+  const queue = new JobQueue(database.db, database.dialect);
+  const enqueue = async (id: string, project: string) => {
+    await store.insert(storedModel(id, project), '[]');
+    await queue.enqueue(id, project);
   };
-  for (const id of ['a1', 'a2', 'a3', 'a4']) enqueue(id, 'project-a');
-  enqueue('b1', 'project-b');
-  enqueue('b2', 'project-b');
-  enqueue('c1', 'project-c');
+  const claim = async () => (await queue.claim({ workerId: 'queue-test', leaseMs: 60_000 }))?.tunedModelId;
+  for (const id of ['a1', 'a2', 'a3', 'a4']) await enqueue(id, 'project-a');
+  await enqueue('b1', 'project-b');
+  await enqueue('b2', 'project-b');
+  await enqueue('c1', 'project-c');
   const order: string[] = [];
-  order.push(queue.claim()!.tunedModelId, queue.claim()!.tunedModelId);
-  enqueue('b3', 'project-b'); // arrives while the queue is served
-  for (let job = queue.claim(); job; job = queue.claim()) order.push(job.tunedModelId);
+  order.push((await claim())!, (await claim())!);
+  await enqueue('b3', 'project-b'); // arrives while the queue is served
+  for (let id = await claim(); id; id = await claim()) order.push(id);
   assert.deepEqual(order, ['a1', 'b1', 'c1', 'a2', 'b2', 'a3', 'b3', 'a4']);
 });
 
 test('with one worker, a project that queued later is served before the first project\'s backlog', async (t) => {
-  const services = open(t, { concurrency: 1 });
+  const services = await open(t, { concurrency: 1 });
   const short = { hyperparameters: { epochCount: 1, batchSize: 4 } };
   const a = [await create(services, 'fair-a', short), await create(services, 'fair-a', short), await create(services, 'fair-a', short)];
   const b = await create(services, 'fair-b', short);
@@ -243,16 +253,16 @@ async function upload(url: string, key: string): Promise<string> {
 test('a job that cannot be launched fails alone: the server still starts and the job is FAILED', async (t) => {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'attune-sec-launch-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
-  let services = openServices({ dataDir, host: serviceDefaults.host, port: 0, concurrency: 1, keyless: false });
+  let services = await openServices({ dataDir, host: serviceDefaults.host, port: 0, concurrency: 1, keyless: false });
   const model = await create(services, 'launch-project', { hyperparameters: { epochCount: 300, batchSize: 4 } });
-  await settled('a step', () => services.tuning.get('launch-project', model.id).completedSteps >= 1);
-  await services.close(); // the job stays 'running', to resume at the next start
-  const db = openDatabase(dataDir);
-  db.prepare("UPDATE datasets SET examples = '{not json' WHERE tuned_model_id = ?").run(model.id);
-  db.close();
-  services = openServices({ dataDir, host: serviceDefaults.host, port: 0, concurrency: 1, keyless: false });
+  await settled('a step', async () => (await services.tuning.get('launch-project', model.id)).completedSteps >= 1);
+  await services.close(); // the job goes back to the queue, to resume at the next start
+  const database = await Database.open(databaseTarget(undefined, dataDir));
+  await database.db.updateTable('datasets').set({ examples: '{not json' }).where('tuned_model_id', '=', model.id).execute();
+  await database.close();
+  services = await openServices({ dataDir, host: serviceDefaults.host, port: 0, concurrency: 1, keyless: false });
   t.after(() => services.close());
-  const failed = services.tuning.get('launch-project', model.id);
+  const failed = await services.tuning.get('launch-project', model.id);
   assert.equal(failed.state, 'FAILED');
   assert.match(failed.error!.message, /^Training failed: the run could not be started: /);
   // The server goes on taking work.
@@ -313,9 +323,14 @@ test('temporary files left by a killed writer are swept at start; a live writer\
     path.join(uploads, `object.attune-tmp-${deadPid}-0a1b2f`),
     path.join(uploads, '0123456789abcdef.part'), // the name before process ids
   ];
-  const kept = [path.join(checkpoint, 'state.json'), path.join(checkpoint, `state.json.attune-tmp-${live.pid}-0a1b30`)];
+  const kept = [
+    path.join(checkpoint, 'state.json'),
+    path.join(checkpoint, `state.json.attune-tmp-${live.pid}-0a1b30`),
+    // Another machine's writer, in a directory both mount: its process id means nothing here.
+    path.join(uploads, `object.attune-tmp-${deadPid}-h00000000-0a1b31`),
+  ];
   for (const file of [...leftovers, ...kept]) writeFileSync(file, 'x');
-  const services = open(t, { dataDir });
+  const services = await open(t, { dataDir });
   await settled('the sweep', () => leftovers.every((file) => !existsSync(file)), 10_000);
   for (const file of kept) assert.ok(existsSync(file), file);
   assert.ok(services);

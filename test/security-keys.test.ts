@@ -9,10 +9,10 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import BetterSqlite3 from 'better-sqlite3';
 import { call, runCli, sleep, useServer } from './helpers/server.js';
 import { rawRequest, type RawRequest } from './helpers/raw-http.js';
-import { openDatabase } from '../src/service/store/database.js';
+import { Database, databaseTarget } from '../src/service/store/database.js';
 import { KeyStore } from '../src/service/auth/keys.js';
 import { redactSecrets, redactUrl } from '../src/api/log.js';
 
@@ -124,10 +124,10 @@ describe('keys revoke and expiry', () => {
     assert.equal((await get(month.stdout.trim())).status, 200);
 
     // A key a second from its end (issued through the store the CLI uses: the CLI takes longer than that to start).
-    const db = openDatabase(dataDir());
+    const database = await Database.open(databaseTarget(undefined, dataDir()));
     const expiresAt = new Date(Date.now() + 1_500).toISOString();
-    const key = new KeyStore(db).create('keys-alpha', { expireTime: expiresAt });
-    db.close();
+    const key = await new KeyStore(database.db).create('keys-alpha', { expireTime: expiresAt });
+    await database.close();
     assert.equal((await get(key)).status, 200);
     while (Date.now() < Date.parse(expiresAt) + 100) await sleep(100);
     lapsed(/^API key expired\. Please renew the API key\.$/)(await get(key));
@@ -159,26 +159,26 @@ describe('a keyless server', () => {
   });
 });
 
-test('a data dir from before keys could expire gets the columns; its keys stay valid and can be revoked', () => {
+test('a data dir from before keys could expire gets the columns; its keys stay valid and can be revoked', async () => {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'attune-keys-migration-'));
   try {
-    const old = new Database(path.join(dataDir, 'attune.sqlite'));
+    const old = new BetterSqlite3(path.join(dataDir, 'attune.sqlite'));
     old.exec('CREATE TABLE api_keys (key_hash TEXT PRIMARY KEY, project TEXT NOT NULL, label TEXT, create_time TEXT NOT NULL)');
     const key = 'atk_an-old-key-from-before-the-migration-00000';
     old.prepare('INSERT INTO api_keys VALUES (?, ?, ?, ?)').run(createHash('sha256').update(key).digest('hex'), 'old-project', 'old', '2025-01-01T00:00:00Z');
     old.close();
 
-    const db = openDatabase(dataDir);
+    const database = await Database.open(databaseTarget(undefined, dataDir));
     try {
-      const keys = new KeyStore(db);
-      assert.deepEqual(keys.check(key), { project: 'old-project' });
-      const [info] = keys.list();
+      const keys = new KeyStore(database.db);
+      assert.deepEqual(await keys.check(key), { project: 'old-project' });
+      const [info] = await keys.list();
       assert.equal(info!.expireTime, null);
       assert.equal(info!.revokeTime, null);
-      keys.revoke(info!.id);
-      assert.deepEqual(keys.check(key), { problem: 'revoked' });
+      await keys.revoke(info!.id);
+      assert.deepEqual(await keys.check(key), { problem: 'revoked' });
     } finally {
-      db.close();
+      await database.close();
     }
   } finally {
     rmSync(dataDir, { recursive: true, force: true });

@@ -21,7 +21,7 @@ const route = '/v1beta/models/stories260K:generateContent';
 
 before(async () => {
   dataDir = mkdtempSync(path.join(os.tmpdir(), 'attune-serving-load-'));
-  services = openServices({
+  services = await openServices({
     dataDir,
     host: '127.0.0.1',
     port: 0,
@@ -33,7 +33,7 @@ before(async () => {
   app = await buildServer(services);
   await app.listen({ host: '127.0.0.1', port: 0 });
   url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-  for (const project of ['a', 'c']) keys[project] = services.keys.create(`project-${project}`);
+  for (const project of ['a', 'c']) keys[project] = await services.keys.create(`project-${project}`);
 });
 
 after(async () => {

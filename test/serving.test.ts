@@ -67,13 +67,13 @@ function assertRpcError(reply: Reply, http: number, status: string, message?: Re
 
 before(async () => {
   dataDir = mkdtempSync(path.join(os.tmpdir(), 'attune-serving-'));
-  services = openServices({ dataDir, host: '127.0.0.1', port: 0, concurrency: 1, keyless: false });
+  services = await openServices({ dataDir, host: '127.0.0.1', port: 0, concurrency: 1, keyless: false });
   app = await buildServer(services);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as { port: number };
   url = `http://127.0.0.1:${port}`;
-  key = services.keys.create(project);
-  otherKey = services.keys.create(otherProject);
+  key = await services.keys.create(project);
+  otherKey = await services.keys.create(otherProject);
 
   const examples = readFileSync(numbersJsonl, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
   assert.equal(examples.length, 15);

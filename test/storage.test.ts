@@ -23,8 +23,8 @@ let key: string;
 
 before(async () => {
   dataDir = mkdtempSync(path.join(os.tmpdir(), 'attune-storage-'));
-  services = openServices({ ...serviceDefaults, dataDir, port: 0, keyless: false });
-  key = services.keys.create('storage-test');
+  services = await openServices({ ...serviceDefaults, dataDir, port: 0, keyless: false });
+  key = await services.keys.create('storage-test');
   app = await buildServer(services);
   url = (await app.listen({ host: '127.0.0.1', port: 0 })).replace('localhost', '127.0.0.1');
 });

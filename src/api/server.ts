@@ -43,11 +43,21 @@ export async function buildServer(services: Services, { logLevel }: ServerOption
   await app.register(authPlugin, { keys: services.keys, keyless: services.config.keyless });
   await app.register(requestPolicyPlugin, { keyless: services.config.keyless });
   await app.register(bodyLimitPlugin, { limits });
-  app.get('/healthz', { config: { public: true } }, async () => ({
-    status: 'ok',
-    device: services.placement.device,
-    dtype: services.placement.dtype,
-  }));
+  // Readiness for a load balancer: whether this server reaches the database and the storage now.
+  app.get('/healthz', { config: { public: true } }, async (_request, reply) => {
+    const [database, storage] = await Promise.all([
+      services.database.ping(),
+      services.artifacts.check().then(() => true, () => false),
+    ]);
+    const ok = database && storage;
+    return reply.code(ok ? 200 : 503).send({
+      status: ok ? 'ok' : 'unavailable',
+      database: database ? 'ok' : 'unreachable',
+      storage: storage ? 'ok' : 'unreachable',
+      device: services.placement.device,
+      dtype: services.placement.dtype,
+    });
+  });
 
   const customMethods = new CustomMethods();
   tunedModelRoutes(app, services, customMethods);

@@ -6,14 +6,15 @@ import path from 'node:path';
 import { ObjectStore, gsUri } from '../service/storage/object-store.js';
 import { parseOptions } from './args.js';
 import { UsageError } from './usage-error.js';
-import { dataDirOption } from './serve.js';
+import { stateConfig } from './deployment.js';
 import { serviceDefaults } from '../service/config.js';
 
 export const defaultDatasetBucket = 'attune-datasets';
 
-export const datasetsUsage = `attune datasets upload FILE [--project P] [--bucket B] [--name N] [--data-dir DIR]   stores FILE, prints its gs:// URI
+export const datasetsUsage = `attune datasets upload FILE [--project P] [--bucket B] [--name N] [--data-dir DIR] [--storage DIR]   stores FILE, prints its gs:// URI
   --project  the project the object belongs to (default ${serviceDefaults.keylessProject}, the keyless project); only it can read it
   --bucket   the bucket (default ${defaultDatasetBucket}; created for the project on first upload)
+  --storage  the storage directory the servers share (default: the data dir)
   --name     the object name (default: FILE's base name; may contain '/')`;
 
 const contentTypes: Record<string, string> = {
@@ -27,7 +28,7 @@ export async function datasetsCommand(argv: string[]): Promise<void> {
   const [action, ...rest] = argv;
   const { values, positionals } = parseOptions(
     rest,
-    { project: { type: 'string' }, bucket: { type: 'string' }, name: { type: 'string' }, 'data-dir': { type: 'string' } },
+    { project: { type: 'string' }, bucket: { type: 'string' }, name: { type: 'string' }, 'data-dir': { type: 'string' }, storage: { type: 'string' } },
     { positionals: true },
   );
   if (action !== 'upload') throw new UsageError(`unknown action '${action ?? ''}'; use upload`);
@@ -42,7 +43,9 @@ export async function datasetsCommand(argv: string[]): Promise<void> {
   if (!isFile) throw new Error(`${file}: no such file`);
   const bucket = values.bucket ?? defaultDatasetBucket;
   const name = values.name ?? path.basename(file);
-  const store = new ObjectStore(dataDirOption(values['data-dir']));
+  const { dataDir, storage } = stateConfig(values);
+  if (storage?.startsWith('gs://')) throw new UsageError('datasets upload writes to a storage directory; with gs:// storage, upload through the server\'s Cloud Storage API');
+  const store = new ObjectStore(storage ? path.resolve(storage) : dataDir);
   const project = values.project ?? serviceDefaults.keylessProject;
   await store.put(project, bucket, name, createReadStream(file), { contentType: contentTypes[path.extname(file).toLowerCase()] });
   console.log(gsUri(bucket, name));

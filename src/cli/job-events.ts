@@ -1,7 +1,8 @@
 // One human-readable line per job event (started, finished, failed, cancelled, deleted), written beside
 // the server's JSON log so that someone watching `attune serve` sees what their runs do.
 import type { TuningService } from '../service/tuning/service.js';
-import type { StepMetric, TunedModel } from '../service/tuning/tuned-model.js';
+import type { TunedModel } from '../service/tuning/tuned-model.js';
+import type { ServiceEvent } from '../service/store/events.js';
 import { jobStateOf, type JobState } from '../api/vertex/wire.js';
 
 const time = () => new Date().toTimeString().slice(0, 8);
@@ -26,23 +27,31 @@ function describe(model: TunedModel, state: JobState, lastLoss: number | undefin
   }
 }
 
-export function printJobEvents(tuning: TuningService, write: (line: string) => void = (line) => process.stderr.write(line + '\n')): void {
+/**
+ * Events are hints (see store/events.ts): each is followed by a read of the model, one at a time so that lines
+ * keep their order. With a shared database every server prints the runs any worker reports.
+ */
+export function printJobEvents(tuning: TuningService, write: (line: string) => void = (line) => process.stderr.write(line + '\n')): () => void {
   const states = new Map<string, JobState>();
-  const losses = new Map<string, number>();
   const name = (model: TunedModel) => `tunedModels/${model.id}${model.displayName ? ` (${model.displayName})` : ''}`;
-  tuning.events.on('metric', (id: string, metric: StepMetric) => {
-    if (metric.kind === 'train') losses.set(id, metric.loss);
-  });
-  tuning.events.on('change', (model: TunedModel) => {
+  const lastLoss = async (id: string) => (await tuning.store.metrics(id, 'train')).at(-1)?.loss;
+  const print = async (event: ServiceEvent) => {
+    if (event.type === 'deleted') {
+      states.delete(event.id);
+      write(`[${time()}] tunedModels/${event.id}: deleted`);
+      return;
+    }
+    if (event.type !== 'change') return;
+    const model = await tuning.store.get(event.id);
+    if (!model) return;
     const state = jobStateOf(model);
     if (states.get(model.id) === state) return;
     states.set(model.id, state);
-    const line = describe(model, state, losses.get(model.id));
+    const line = describe(model, state, state === 'JOB_STATE_SUCCEEDED' ? await lastLoss(model.id) : undefined);
     if (line) write(`[${time()}] ${name(model)}: ${line}`);
-  });
-  tuning.events.on('deleted', (id: string) => {
-    states.delete(id);
-    losses.delete(id);
-    write(`[${time()}] tunedModels/${id}: deleted`);
+  };
+  let printed = Promise.resolve();
+  return tuning.events.subscribe((event) => {
+    printed = printed.then(() => print(event)).catch(() => {}); // the database is away: a line is lost, not the server
   });
 }

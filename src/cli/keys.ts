@@ -1,14 +1,15 @@
 // attune keys: issues API keys (one project each, optionally expiring), lists them by id, revokes them.
-import { openDatabase } from '../service/store/database.js';
+import { Database, databaseTarget } from '../service/store/database.js';
 import { KeyStore, type KeyInfo } from '../service/auth/keys.js';
 import { parseOptions } from './args.js';
 import { UsageError } from './usage-error.js';
-import { dataDirOption } from './serve.js';
+import { stateConfig } from './deployment.js';
 
-export const keysUsage = `attune keys create --project ID [--label TEXT] [--expires-in 30d | --expires RFC3339] [--data-dir DIR]   prints a new API key
-attune keys list [--data-dir DIR]                 id, project, created, expires, state, label
-attune keys revoke KEY|ID [--data-dir DIR]        the key itself, or its id (or a prefix of it) from keys list
-  --expires-in   a duration: a number and s, m, h, d or w (90d, 12h)`;
+export const keysUsage = `attune keys create --project ID [--label TEXT] [--expires-in 30d | --expires RFC3339] [--data-dir DIR | --database DB]   prints a new API key
+attune keys list [--data-dir DIR | --database DB]          id, project, created, expires, state, label
+attune keys revoke KEY|ID [--data-dir DIR | --database DB] the key itself, or its id (or a prefix of it) from keys list
+  --expires-in   a duration: a number and s, m, h, d or w (90d, 12h)
+  --database     postgres://… shared by the servers, or a SQLite file (default: attune.sqlite in the data dir; ATTUNE_DATABASE)`;
 
 const units: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
@@ -41,31 +42,37 @@ export async function keysCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseOptions(
     rest,
     {
-      project: { type: 'string' }, label: { type: 'string' }, 'data-dir': { type: 'string' },
+      project: { type: 'string' }, label: { type: 'string' }, 'data-dir': { type: 'string' }, database: { type: 'string' },
       'expires-in': { type: 'string' }, expires: { type: 'string' },
     },
     { positionals: true },
   );
-  if (action !== 'revoke' && positionals.length) throw new UsageError(`keys ${action ?? ''} takes no arguments: ${positionals.join(' ')}`);
-  const db = openDatabase(dataDirOption(values['data-dir']));
+  if (action !== 'create' && action !== 'list' && action !== 'revoke') throw new UsageError(`unknown action '${action ?? ''}'; use create, list or revoke`);
+  if (action !== 'revoke' && positionals.length) throw new UsageError(`keys ${action} takes no arguments: ${positionals.join(' ')}`);
+  if (action === 'create' && !values.project) throw new UsageError('--project ID is required');
+  if (action === 'revoke' && positionals.length !== 1) throw new UsageError('revoke takes one key or key id');
+  const expireTime = action === 'create' ? expiryOption(values['expires-in'], values.expires) : undefined;
+  const { database: option, dataDir } = stateConfig(values);
+  let target;
   try {
-    const keys = new KeyStore(db);
+    target = databaseTarget(option, dataDir);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const database = await Database.open(target);
+  try {
+    const keys = new KeyStore(database.db);
     if (action === 'create') {
-      if (!values.project) throw new UsageError('--project ID is required');
-      const expireTime = expiryOption(values['expires-in'], values.expires);
-      console.log(keys.create(values.project, { label: values.label, expireTime }));
+      console.log(await keys.create(values.project!, { label: values.label, expireTime }));
     } else if (action === 'list') {
-      for (const k of keys.list()) {
+      for (const k of await keys.list()) {
         console.log([k.id, k.project, k.createTime, k.expireTime ?? 'never', stateOf(k), k.label ?? ''].join('\t'));
       }
-    } else if (action === 'revoke') {
-      if (positionals.length !== 1) throw new UsageError('revoke takes one key or key id');
-      const revoked = keys.revoke(positionals[0]!);
-      console.log(`revoked ${revoked.id} (project ${revoked.project}${revoked.label ? `, ${revoked.label}` : ''})`);
     } else {
-      throw new UsageError(`unknown action '${action ?? ''}'; use create, list or revoke`);
+      const revoked = await keys.revoke(positionals[0]!);
+      console.log(`revoked ${revoked.id} (project ${revoked.project}${revoked.label ? `, ${revoked.label}` : ''})`);
     }
   } finally {
-    db.close();
+    await database.close();
   }
 }

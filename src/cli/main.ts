@@ -5,6 +5,7 @@ import { serveCommand, serveUsage } from './serve.js';
 import { keysCommand, keysUsage } from './keys.js';
 import { pullCommand, pullUsage } from './pull.js';
 import { datasetsCommand, datasetsUsage } from './datasets.js';
+import { workerCommand, workerCommandUsage } from './worker.js';
 import { exportCommand, exportUsage } from './export.js';
 import { UsageError } from './usage-error.js';
 import { suggestion } from './args.js';
@@ -15,6 +16,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   tune: { run: tuneCommand, usage: tuneUsage },
   generate: { run: generateCommand, usage: generateUsage },
   serve: { run: serveCommand, usage: serveUsage },
+  worker: { run: workerCommand, usage: workerCommandUsage },
   keys: { run: keysCommand, usage: keysUsage },
   pull: { run: pullCommand, usage: pullUsage },
   datasets: { run: datasetsCommand, usage: datasetsUsage },

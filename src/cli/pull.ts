@@ -3,7 +3,7 @@ import { pullModel } from '../service/models/pull.js';
 import { readModelConfig } from '../engine/model/load.js';
 import { parseOptions } from './args.js';
 import { UsageError } from './usage-error.js';
-import { dataDirOption } from './serve.js';
+import { dataDirOption } from './deployment.js';
 
 export const pullUsage = `attune pull <owner/name> [--data-dir DIR]   downloads a Hugging Face model into DIR/models (HF_TOKEN for gated ones)`;
 

@@ -8,9 +8,11 @@ import type { InferenceOptions } from './serving/inference.js';
 export interface ServiceConfig {
   /** Root of everything Attune writes: the SQLite file, adapters, checkpoints, base models, the object store. */
   dataDir: string;
+  /** A postgres:// URL or a SQLite file; default: attune.sqlite in the data dir. */
+  database?: string;
   host: string;
   port: number;
-  /** Tuning jobs that train at the same time, each in its own worker process. */
+  /** Tuning jobs this process trains at the same time, each in a training process of its own (0: none, an API server only). */
   concurrency: number;
   /** Accept requests without an API key (as project "local"); refused unless listening on loopback only. */
   keyless: boolean;
@@ -18,10 +20,17 @@ export interface ServiceConfig {
   limits?: Partial<ServiceLimits>;
   /** The one local directory the API may read datasets from (confined to it); none: only gs:// objects. */
   datasetDir?: string;
-  /** Where tuning runs and serving happen: auto (a CUDA GPU when visible), cpu, cuda or cuda:N. */
+  /** Where checkpoints, adapters and uploaded objects live: a directory every machine mounts, or gs://bucket/prefix; default: the data dir. */
+  storage?: string;
+  /** A Cloud Storage endpoint other than Google's, and an API key to send it (another Attune as the bucket). */
+  storageEndpoint?: string;
+  storageKey?: string;
+  /** The local workers' device and dtype (auto: a CUDA GPU when visible; bfloat16 where it multiplies much faster), and the memory they offer (default: free memory, on CPU). */
   device?: string;
-  /** The compute dtype of base weights: auto (bfloat16 where the device multiplies it much faster), float32, bfloat16, float16. */
   dtype?: DtypeChoice;
+  memoryBytes?: number;
+  /** How long a job's lease lasts without a heartbeat (default schedulerDefaults.leaseMs). */
+  leaseMs?: number;
   /** Generation: the scheduler, batch rows, resident adapters and KV cache per base model (serving/inference.ts). */
   serving?: Omit<InferenceOptions, 'limits' | 'placement'>;
 }
@@ -29,6 +38,8 @@ export interface ServiceConfig {
 export const serviceDefaults = {
   host: '127.0.0.1',
   port: 8080,
+  /** `attune serve --grpc-port`: Google's gRPC services, plaintext HTTP/2 on the same host; 0 turns them off. */
+  grpcPort: 8081,
   concurrency: 1,
   dataDir: path.join(os.homedir(), '.attune'),
   /** The project a keyless request acts for. */

@@ -76,6 +76,8 @@ export interface ServerOptions {
   host?: string;
   keyless?: boolean;
   concurrency?: number;
+  /** Serve gRPC too, on a free port (default: --grpc-port 0, so that test servers never contend for 8081). */
+  grpc?: boolean;
   /** More `serve` flags. */
   args?: string[];
   env?: NodeJS.ProcessEnv;
@@ -98,6 +100,8 @@ export class AttuneServer {
     readonly port: number,
     readonly dataDir: string,
     private readonly ownsDataDir: boolean,
+    /** The gRPC port, when the server was started with `grpc: true`. */
+    readonly grpcPort?: number,
   ) {
     const keep = (d: string) => {
       this.output = (this.output + d).slice(-maxKeptOutput);
@@ -120,7 +124,8 @@ export class AttuneServer {
     let lastError: unknown;
     for (let attempt = 0; attempt < 3; attempt++) {
       const port = await freePort(host);
-      const args = [cliPath, 'serve', '--data-dir', dataDir, '--host', host, '--port', String(port)];
+      const grpcPort = options.grpc ? await freePort(host) : undefined;
+      const args = [cliPath, 'serve', '--data-dir', dataDir, '--host', host, '--port', String(port), '--grpc-port', String(grpcPort ?? 0)];
       if (options.keyless) args.push('--keyless');
       if (options.concurrency !== undefined) args.push('--concurrency', String(options.concurrency));
       args.push(...(options.args ?? []));
@@ -130,7 +135,7 @@ export class AttuneServer {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       const urlHost = host.includes(':') ? `[${host}]` : host;
-      const server = new AttuneServer(child, `http://${urlHost}:${port}`, port, dataDir, ownsDataDir);
+      const server = new AttuneServer(child, `http://${urlHost}:${port}`, port, dataDir, ownsDataDir, grpcPort);
       try {
         await server.waitHealthy(options.startTimeoutMs ?? 60_000);
         return server;
@@ -138,7 +143,7 @@ export class AttuneServer {
         lastError = error;
         await server.stop({ keepDataDir: true });
         // Another process may have taken the port between the probe and the bind: try another one.
-        if (!/EADDRINUSE/.test(server.logs())) break;
+        if (!/EADDRINUSE|cannot listen/.test(server.logs())) break;
       }
     }
     if (ownsDataDir) rmSync(dataDir, { recursive: true, force: true });

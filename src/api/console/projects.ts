@@ -14,11 +14,14 @@ export interface ProjectEntry {
 export function projectRoutes(app: FastifyInstance, services: Pick<Services, 'config' | 'keys' | 'store'>): void {
   app.get('/console/api/projects', async (request) => {
     const { keys, store, config } = services;
-    const counts = new Map(store.projects().map(({ project, count }) => [project, count]));
+    const counts = new Map((await store.projects()).map(({ project, count }) => [project, count]));
     // Keyless callers never act for a project with keys, so a caller acting for one came with its key.
-    const withKey = keys.hasProject(request.project);
-    const listed =
-      config.keyless && !withKey ? [...new Set([request.project, ...counts.keys()])].filter((p) => !keys.hasProject(p)).sort() : [request.project];
+    const withKey = await keys.hasProject(request.project);
+    const keyless: string[] = [];
+    if (config.keyless && !withKey) {
+      for (const p of new Set([request.project, ...counts.keys()])) if (!(await keys.hasProject(p))) keyless.push(p);
+    }
+    const listed = config.keyless && !withKey ? keyless.sort() : [request.project];
     const projects: ProjectEntry[] = listed.map((projectId) => ({ projectId, tunedModelCount: counts.get(projectId) ?? 0 }));
     return { projects, keyless: config.keyless && !withKey };
   });

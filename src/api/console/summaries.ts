@@ -30,13 +30,13 @@ export function jobSummaryRoutes(app: FastifyInstance, services: Pick<Services, 
       }
       let id: string;
       try {
-        id = services.tuning.get(request.project, job).id;
+        id = (await services.tuning.get(request.project, job)).id;
       } catch (error) {
         if (error instanceof ServiceError && error.status === 'NOT_FOUND') continue;
         throw error;
       }
-      const train = services.store.lastMetric(id, 'train');
-      const validation = services.store.lastMetric(id, 'eval');
+      const train = await services.store.lastMetric(id, 'train');
+      const validation = await services.store.lastMetric(id, 'eval');
       summaries.push({ job, ...(train ? { trainLoss: train.loss, trainStep: train.step } : {}), ...(validation ? { validationLoss: validation.loss } : {}) });
     }
     return { summaries };

@@ -25,8 +25,8 @@ type Json = Record<string, unknown>;
 
 
 /** The API versions each method is served on. */
-const contentVersions: readonly ApiVersion[] = ['v1', 'v1beta'];
-const textVersions: readonly ApiVersion[] = ['v1beta', 'v1beta3'];
+export const contentVersions: readonly ApiVersion[] = ['v1', 'v1beta'];
+export const textVersions: readonly ApiVersion[] = ['v1beta', 'v1beta3'];
 
 /** PaLM's text limits differ from Gemini's (text_service.proto). */
 const palmLimits = { maxTemperature: 1 } as const;
@@ -276,7 +276,7 @@ async function* responseChunks(stream: GenerationStream, id: string, options: Wi
 }
 
 /** The body of a streamGenerateContent reply: SSE events, or one JSON array written as it grows. */
-async function* streamBody(stream: GenerationStream, sse: boolean, options: WireOptions, id: string, surface: Surface): AsyncGenerator<string> {
+async function* streamBody(chunks: AsyncGenerator<Json>, sse: boolean): AsyncGenerator<string> {
   let first = true;
   const frame = (json: Json): string => {
     const text = JSON.stringify(json);
@@ -286,7 +286,7 @@ async function* streamBody(stream: GenerationStream, sse: boolean, options: Wire
     return framed;
   };
   try {
-    for await (const json of responseChunks(stream, id, options, surface)) yield frame(json);
+    for await (const json of chunks) yield frame(json);
   } catch (error) {
     // Headers are gone: the error travels as a chunk, which @google/genai turns into an ApiError.
     const { status, message, violations } = classify(error);
@@ -323,34 +323,65 @@ function clientGone(reply: FastifyReply): AbortSignal {
   return controller.signal;
 }
 
+/**
+ * generateContent, streamGenerateContent, countTokens, generateText and countTextTokens on a model, free of any
+ * transport: proto3 JSON in, proto3 JSON out. The HTTP routes and the gRPC services (api/grpc) both call these.
+ * `timeout` is the caller's server-side limit in seconds, if it set one.
+ */
+export function contentCalls({ inference }: Services, surface: Surface = 'gemini') {
+  return {
+    async generateContent(ref: ModelRef, body: unknown, signal: AbortSignal, options: WireOptions, timeout?: number) {
+      const result = await inference.generate(ref, parseGenerateContentRequest(body), signal, timeout);
+      return generateContentWire(result, responseId(), options, surface);
+    },
+
+    /** Everything that can be refused (model, state, prompt) is refused before this resolves; the chunks follow. */
+    async streamGenerateContent(ref: ModelRef, body: unknown, signal: AbortSignal, options: WireOptions, timeout?: number): Promise<AsyncGenerator<Json>> {
+      const stream = await inference.stream(ref, parseGenerateContentRequest(body), signal, timeout);
+      return responseChunks(stream, responseId(), options, surface);
+    },
+
+    async countTokens(ref: ModelRef, body: unknown) {
+      return { totalTokens: await inference.countTokens(ref, parseCountTokensRequest(body)) };
+    },
+
+    async generateText(ref: ModelRef, body: unknown, signal: AbortSignal, options: WireOptions, timeout?: number) {
+      const result = await inference.generate(ref, parseGenerateTextRequest(body), signal, timeout);
+      return generateTextWire(result, options);
+    },
+
+    /** The prompt's tokens as generateText frames it. */
+    async countTextTokens(ref: ModelRef, body: unknown) {
+      const { turns } = parseGenerateTextRequest(body);
+      return { tokenCount: await inference.countTokens(ref, { turns }) };
+    },
+  };
+}
+
 /** generateContent, streamGenerateContent and countTokens on a model, for any surface that names one. */
-export function contentMethods({ inference }: Services, surface: Surface = 'gemini') {
+export function contentMethods(services: Services, surface: Surface = 'gemini') {
+  const calls = contentCalls(services, surface);
   return {
     async generateContent(request: FastifyRequest, reply: FastifyReply, ref: ModelRef) {
-      const body = parseGenerateContentRequest(request.body);
-      const result = await inference.generate(ref, body, clientGone(reply), serverTimeout(request));
-      return generateContentWire(result, responseId(), wireOptions(request), surface);
+      return calls.generateContent(ref, request.body, clientGone(reply), wireOptions(request), serverTimeout(request));
     },
 
     async streamGenerateContent(request: FastifyRequest, reply: FastifyReply, ref: ModelRef) {
-      const body = parseGenerateContentRequest(request.body);
-      const signal = clientGone(reply);
-      // Everything that can be refused (model, state, prompt) is refused here, before the headers.
-      const stream = await inference.stream(ref, body, signal, serverTimeout(request));
+      const chunks = await calls.streamGenerateContent(ref, request.body, clientGone(reply), wireOptions(request), serverTimeout(request));
       const sse = (request.query as Json).alt === 'sse';
       reply.type(sse ? 'text/event-stream' : 'application/json; charset=UTF-8');
       reply.header('cache-control', 'no-cache');
-      return reply.send(Readable.from(streamBody(stream, sse, wireOptions(request), responseId(), surface)));
+      return reply.send(Readable.from(streamBody(chunks, sse)));
     },
 
     async countTokens(request: FastifyRequest, _reply: FastifyReply, ref: ModelRef) {
-      return { totalTokens: await inference.countTokens(ref, parseCountTokensRequest(request.body)) };
+      return calls.countTokens(ref, request.body);
     },
   };
 }
 
 export function generateRoutes(services: Services, customMethods: CustomMethods): void {
-  const { inference } = services;
+  const calls = contentCalls(services);
   const content = contentMethods(services);
 
   for (const collection of ['tunedModels', 'models'] as const) {
@@ -367,17 +398,14 @@ export function generateRoutes(services: Services, customMethods: CustomMethods)
     );
     on('countTokens', contentVersions, (request, reply, target) => content.countTokens(request, reply, modelRef(request, collection, target)));
 
-    on('generateText', textVersions, async (request, reply, target) => {
-      const body = parseGenerateTextRequest(request.body);
-      const result = await inference.generate(modelRef(request, collection, target), body, clientGone(reply), serverTimeout(request));
-      return generateTextWire(result, wireOptions(request));
-    });
+    on('generateText', textVersions, (request, reply, target) =>
+      calls.generateText(modelRef(request, collection, target), request.body, clientGone(reply), wireOptions(request), serverTimeout(request)),
+    );
   }
 
   // PaLM's countTextTokens is bound to models/* only (text_service.proto): the prompt's tokens as generateText frames it.
   customMethods.models.set('countTextTokens', async (request, _reply, target) => {
     requireVersion(textVersions, target, 'models', 'countTextTokens');
-    const { turns } = parseGenerateTextRequest(request.body);
-    return { tokenCount: await inference.countTokens(modelRef(request, 'models', target), { turns }) };
+    return calls.countTextTokens(modelRef(request, 'models', target), request.body);
   });
 }

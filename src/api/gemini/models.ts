@@ -5,7 +5,7 @@ import type { Services } from '../../service/services.js';
 import { invalidArgument } from '../../service/errors.js';
 import { supportedGenerationMethods, type BaseModelInfo } from '../../service/models/registry.js';
 import { servingLimits } from '../../service/serving/inference.js';
-import { parseVersion } from './custom-methods.js';
+import { parseVersion, type ApiVersion } from './custom-methods.js';
 import { pagingQuery } from '../paging.js';
 
 export const modelPageSizes = { default: 50, max: 1000 } as const;
@@ -46,15 +46,10 @@ function decodePageToken(token: string): number {
   throw invalidArgument('pageToken is invalid: pass the nextPageToken of a previous ListModels call', 'page_token');
 }
 
-export function modelRoutes(app: FastifyInstance, services: Services): void {
-  const { registry } = services;
-
-  app.get<{ Params: { version: string }; Querystring: { pageSize?: number; pageToken?: string } }>(
-    '/:version/models',
-    { schema: { querystring: { type: 'object', properties: pagingQuery } } },
-    async (request) => {
-      parseVersion(request.params.version);
-      const { pageSize, pageToken } = request.query;
+/** ListModels and GetModel, free of any transport (the HTTP routes below and api/grpc call these). */
+export function baseModelMethods({ registry }: Services) {
+  return {
+    list({ pageSize, pageToken }: { pageSize?: number; pageToken?: string }) {
       const size = Math.min(pageSize || modelPageSizes.default, modelPageSizes.max);
       const offset = pageToken ? decodePageToken(pageToken) : 0;
       const all = registry.list();
@@ -64,10 +59,23 @@ export function modelRoutes(app: FastifyInstance, services: Services): void {
         ...(offset + size < all.length ? { nextPageToken: encodePageToken(offset + size) } : {}),
       };
     },
+    get: (id: string, version: ApiVersion) => modelWire(registry.resolve(id, version)),
+  };
+}
+
+export function modelRoutes(app: FastifyInstance, services: Services): void {
+  const models = baseModelMethods(services);
+
+  app.get<{ Params: { version: string }; Querystring: { pageSize?: number; pageToken?: string } }>(
+    '/:version/models',
+    { schema: { querystring: { type: 'object', properties: pagingQuery } } },
+    async (request) => {
+      parseVersion(request.params.version);
+      return models.list(request.query);
+    },
   );
 
-  app.get<{ Params: { version: string; id: string } }>('/:version/models/:id', async (request) => {
-    const version = parseVersion(request.params.version);
-    return modelWire(registry.resolve(request.params.id, version));
-  });
+  app.get<{ Params: { version: string; id: string } }>('/:version/models/:id', async (request) =>
+    models.get(request.params.id, parseVersion(request.params.version)),
+  );
 }

@@ -1,79 +1,61 @@
 // tunedModels create/get/list/patch/delete and :cancel, on v1beta and (PaLM) v1beta3.
 import type { FastifyInstance } from 'fastify';
+import { Type, type Static } from '@sinclair/typebox';
 import type { Services } from '../../service/services.js';
 import { invalidArgument, notFound } from '../../service/errors.js';
 import { patchableFields, type TunedModelPatch } from '../../service/tuning/service.js';
 import type { TunedModel } from '../../service/tuning/tuned-model.js';
 import { camelCase } from '../plugins/lenient-json.js';
-import { parseVersion, type CustomMethods } from './custom-methods.js';
+import { parseVersion, type ApiVersion, type CustomMethods } from './custom-methods.js';
 import { operationWire, tunedModelWire } from './wire.js';
 import { wireOptions, type WireOptions } from '../proto-json.js';
-import { pagingQuery } from '../paging.js';
+import { ListQuery, pagingQuery } from '../paging.js';
 
-const number = { type: 'number' };
-const integer = { type: 'integer' };
-const string = { type: 'string' };
-
-/** The TunedModel body: types are checked, unknown and output-only fields are ignored (as old SDKs PATCH whole models). */
-const tunedModelBody = {
-  type: 'object',
-  properties: {
-    displayName: string,
-    description: string,
-    baseModel: string,
-    tunedModelSource: { type: 'object', properties: { tunedModel: string } },
-    temperature: number,
-    topP: number,
-    topK: integer,
-    tuningTask: {
-      type: 'object',
-      properties: {
-        hyperparameters: {
-          type: 'object',
-          properties: { epochCount: integer, batchSize: integer, learningRate: number, learningRateMultiplier: number },
-        },
-        trainingData: {
-          type: 'object',
-          properties: { examples: { type: 'object', properties: { examples: { type: 'array', items: { type: 'object' } } } } },
-        },
-      },
-    },
-  },
-} as const;
-
-interface TunedModelBody {
-  displayName?: string;
-  description?: string;
-  baseModel?: string;
-  tunedModelSource?: { tunedModel?: string };
-  temperature?: number;
-  topP?: number;
-  topK?: number;
-  tuningTask?: {
-    hyperparameters?: { epochCount?: number; batchSize?: number; learningRate?: number; learningRateMultiplier?: number };
-    trainingData?: { examples?: { examples?: unknown[] } };
-  };
-}
+/**
+ * The TunedModel body: types are checked, unknown and output-only fields are ignored (as old SDKs PATCH whole
+ * models). One TypeBox schema gives both the check and the type; over gRPC Google's descriptor gives the same fields.
+ */
+const TunedModelBody = Type.Object({
+  displayName: Type.Optional(Type.String()),
+  description: Type.Optional(Type.String()),
+  baseModel: Type.Optional(Type.String()),
+  tunedModelSource: Type.Optional(Type.Object({ tunedModel: Type.Optional(Type.String()) })),
+  temperature: Type.Optional(Type.Number()),
+  topP: Type.Optional(Type.Number()),
+  topK: Type.Optional(Type.Integer()),
+  tuningTask: Type.Optional(
+    Type.Object({
+      hyperparameters: Type.Optional(
+        Type.Object({
+          epochCount: Type.Optional(Type.Integer()),
+          batchSize: Type.Optional(Type.Integer()),
+          learningRate: Type.Optional(Type.Number()),
+          learningRateMultiplier: Type.Optional(Type.Number()),
+        }),
+      ),
+      trainingData: Type.Optional(
+        Type.Object({
+          examples: Type.Optional(Type.Object({ examples: Type.Optional(Type.Array(Type.Object({}))) })),
+        }),
+      ),
+    }),
+  ),
+});
+export type TunedModelBody = Static<typeof TunedModelBody>;
 
 const trainingDataField = 'tuned_model.tuning_task.training_data';
 
-interface ListQuery {
-  pageSize?: number;
-  pageToken?: string;
-  filter?: string;
-}
-
-export function tunedModelRoutes(app: FastifyInstance, services: Services, customMethods: CustomMethods): void {
+/**
+ * The tuned-model and operation methods, free of any transport: the caller's project and a proto3-JSON request
+ * in, proto3 JSON out. The HTTP routes below and the gRPC services (api/grpc) both call these.
+ */
+export function tunedModelMethods(services: Services) {
   const { tuning, store } = services;
   const snapshotsOf = (model: TunedModel) => store.metrics(model.id, 'train');
-  const modelWire = (model: TunedModel, options: WireOptions) => tunedModelWire(model, snapshotsOf(model), options);
-
-  app.post<{ Params: { version: string }; Querystring: { tunedModelId?: string }; Body: TunedModelBody }>(
-    '/:version/tunedModels',
-    { schema: { body: tunedModelBody, querystring: { type: 'object', properties: { tunedModelId: string } } } },
-    async (request) => {
-      const version = parseVersion(request.params.version);
-      const body = request.body ?? {};
+  const modelWire = async (model: TunedModel, options: WireOptions) => tunedModelWire(model, await snapshotsOf(model), options);
+  const operation = async (model: TunedModel, options: WireOptions) => operationWire(model, await snapshotsOf(model), options);
+  return {
+    async create(project: string, version: ApiVersion, tunedModelId: string | undefined, body: TunedModelBody, options: WireOptions) {
       const examples = body.tuningTask?.trainingData?.examples?.examples ?? [];
       if (examples.length === 0) {
         throw invalidArgument(
@@ -84,9 +66,9 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
       }
       const model = await tuning.create({
         surface: 'gemini',
-        project: request.project,
+        project,
         apiVersion: version,
-        tunedModelId: request.query.tunedModelId,
+        tunedModelId: tunedModelId || undefined,
         displayName: body.displayName,
         description: body.description,
         baseModel: body.baseModel,
@@ -97,100 +79,130 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
         hyperparameters: body.tuningTask?.hyperparameters,
         training: { examples, field: trainingDataField },
       });
-      return operationWire(model, [], wireOptions(request));
+      return operationWire(model, [], options);
     },
-  );
 
-  app.get<{ Params: { version: string }; Querystring: ListQuery }>(
-    '/:version/tunedModels',
-    { schema: { querystring: { type: 'object', properties: { ...pagingQuery, filter: string } } } },
-    async (request) => {
-      parseVersion(request.params.version);
-      const { pageSize, pageToken, filter } = request.query;
-      const page = tuning.list(request.project, pageSize, pageToken, filter);
-      const options = wireOptions(request);
-      return { tunedModels: page.items.length ? page.items.map((m) => modelWire(m, options)) : undefined, nextPageToken: page.nextPageToken };
+    async list(project: string, { pageSize, pageToken, filter }: ListQuery, options: WireOptions) {
+      const page = await tuning.list(project, pageSize, pageToken, filter);
+      const tunedModels = await Promise.all(page.items.map((m) => modelWire(m, options)));
+      return { tunedModels: tunedModels.length ? tunedModels : undefined, nextPageToken: page.nextPageToken };
     },
-  );
 
-  app.get<{ Params: { version: string; id: string } }>('/:version/tunedModels/:id', async (request) => {
-    parseVersion(request.params.version);
-    return modelWire(tuning.get(request.project, request.params.id), wireOptions(request));
-  });
+    get: async (project: string, id: string, options: WireOptions) => modelWire(await tuning.get(project, id), options),
 
-  app.patch<{ Params: { version: string; id: string }; Querystring: { updateMask?: string }; Body: TunedModelBody }>(
-    '/:version/tunedModels/:id',
-    { schema: { body: tunedModelBody } },
-    async (request) => {
-      const version = parseVersion(request.params.version);
-      const body = (request.body ?? {}) as Record<string, unknown>;
-      // Without a mask every updatable field present in the body is the mask (AIP-134).
-      const mask = request.query.updateMask
-        ? request.query.updateMask.split(',').map((p) => camelCase(p.trim()))
-        : patchableFields.filter((f) => body[f] !== undefined);
-      if (version === 'v1beta3' && !request.query.updateMask) throw invalidArgument('updateMask is required', 'update_mask');
+    /** AIP-134: without a mask, every updatable field present in the body is the mask (v1beta3 requires one). */
+    async update(project: string, version: ApiVersion, id: string, body: TunedModelBody, updateMask: string | undefined, options: WireOptions) {
+      const fields = body as Record<string, unknown>;
+      const mask = updateMask ? updateMask.split(',').map((p) => camelCase(p.trim())) : patchableFields.filter((f) => fields[f] !== undefined);
+      if (version === 'v1beta3' && !updateMask) throw invalidArgument('updateMask is required', 'update_mask');
       const patch: TunedModelPatch = {};
       for (const path of mask) {
         if (!(patchableFields as readonly string[]).includes(path)) {
           throw invalidArgument(`updateMask path '${path}' cannot be updated; updatable: ${patchableFields.join(', ')}`, 'update_mask');
         }
-        (patch as Record<string, unknown>)[path] = body[path] ?? (path === 'displayName' || path === 'description' ? '' : undefined);
+        (patch as Record<string, unknown>)[path] = fields[path] ?? (path === 'displayName' || path === 'description' ? '' : undefined);
       }
-      return modelWire(tuning.patch(request.project, request.params.id, patch), wireOptions(request));
+      return modelWire(await tuning.patch(project, id, patch), options);
     },
+
+    async delete(project: string, id: string) {
+      await tuning.delete(project, id);
+      return {};
+    },
+
+    getOperation: async (project: string, id: string, op: string, options: WireOptions) => operation(await checkedOperation(tuning, project, id, op), options),
+
+    async listOperations(project: string, { pageSize, pageToken }: ListQuery, options: WireOptions) {
+      const page = await tuning.list(project, pageSize, pageToken);
+      const operations = await Promise.all(page.items.map((m) => operation(m, options)));
+      return { operations: operations.length ? operations : undefined, nextPageToken: page.nextPageToken };
+    },
+
+    async cancelOperation(project: string, id: string, op: string) {
+      await tuning.cancel(project, (await checkedOperation(tuning, project, id, op)).id);
+      return {};
+    },
+  };
+}
+
+export function tunedModelRoutes(app: FastifyInstance, services: Services, customMethods: CustomMethods): void {
+  const { tuning } = services;
+  const methods = tunedModelMethods(services);
+
+  app.post<{ Params: { version: string }; Querystring: { tunedModelId?: string }; Body: TunedModelBody }>(
+    '/:version/tunedModels',
+    { schema: { body: TunedModelBody, querystring: Type.Object({ tunedModelId: Type.Optional(Type.String()) }) } },
+    async (request) =>
+      methods.create(request.project, parseVersion(request.params.version), request.query.tunedModelId, request.body ?? {}, wireOptions(request)),
+  );
+
+  app.get<{ Params: { version: string }; Querystring: ListQuery }>(
+    '/:version/tunedModels',
+    { schema: { querystring: ListQuery } },
+    async (request) => {
+      parseVersion(request.params.version);
+      return methods.list(request.project, request.query, wireOptions(request));
+    },
+  );
+
+  app.get<{ Params: { version: string; id: string } }>('/:version/tunedModels/:id', async (request) => {
+    parseVersion(request.params.version);
+    return methods.get(request.project, request.params.id, wireOptions(request));
+  });
+
+  app.patch<{ Params: { version: string; id: string }; Querystring: { updateMask?: string }; Body: TunedModelBody }>(
+    '/:version/tunedModels/:id',
+    { schema: { body: TunedModelBody } },
+    async (request) =>
+      methods.update(request.project, parseVersion(request.params.version), request.params.id, request.body ?? {}, request.query.updateMask, wireOptions(request)),
   );
 
   app.delete<{ Params: { version: string; id: string } }>('/:version/tunedModels/:id', async (request) => {
     parseVersion(request.params.version);
-    tuning.delete(request.project, request.params.id);
-    return {};
+    return methods.delete(request.project, request.params.id);
   });
 
   // @google/genai's tunings.cancel() posts tunedModels/x:cancel: an alias of the operation's cancel.
   customMethods.tunedModels.set('cancel', async (request, _reply, { id }) => {
-    tuning.cancel(request.project, id);
+    await tuning.cancel(request.project, id);
     return {};
   });
 }
 
 export function operationRoutes(app: FastifyInstance, services: Services): void {
-  const { tuning, store } = services;
-  const wire = (model: TunedModel, options: WireOptions) => operationWire(model, store.metrics(model.id, 'train'), options);
+  const methods = tunedModelMethods(services);
   app.get<{ Params: { version: string; id: string; op: string } }>('/:version/tunedModels/:id/operations/:op', async (request) => {
     parseVersion(request.params.version);
-    return wire(checkedOperation(tuning, request.project, request.params.id, request.params.op), wireOptions(request));
+    return methods.getOperation(request.project, request.params.id, request.params.op, wireOptions(request));
   });
 
   app.get<{ Params: { version: string; id: string } }>('/:version/tunedModels/:id/operations', async (request) => {
     parseVersion(request.params.version);
-    return { operations: [wire(tuning.get(request.project, request.params.id), wireOptions(request))] };
+    const model = await services.tuning.get(request.project, request.params.id);
+    return { operations: [await methods.getOperation(request.project, model.id, model.operationId, wireOptions(request))] };
   });
 
   app.post<{ Params: { version: string; id: string; op: string } }>('/:version/tunedModels/:id/operations/:op', async (request) => {
     parseVersion(request.params.version);
     const [operation, verb] = request.params.op.split(':');
     if (verb !== 'cancel') throw invalidArgument(`unknown method ${verb ?? '(none)'}; operations support :cancel`);
-    const model = checkedOperation(tuning, request.project, request.params.id, operation);
-    tuning.cancel(request.project, model.id);
-    return {};
+    return methods.cancelOperation(request.project, request.params.id, operation ?? '');
   });
 
-  app.get<{ Querystring: ListQuery }>('/v1/operations', { schema: { querystring: { type: 'object', properties: pagingQuery } } }, async (request) => {
-    const page = tuning.list(request.project, request.query.pageSize, request.query.pageToken);
-    const options = wireOptions(request);
-    return { operations: page.items.length ? page.items.map((m) => wire(m, options)) : undefined, nextPageToken: page.nextPageToken };
-  });
+  app.get<{ Querystring: ListQuery }>('/v1/operations', { schema: { querystring: { type: 'object', properties: pagingQuery } } }, async (request) =>
+    methods.listOperations(request.project, request.query, wireOptions(request)),
+  );
 
   // "The client is no longer interested in the result": nothing to free, since the operation lives with its model.
   app.delete<{ Params: { '*': string } }>('/v1/operations/*', async (request) => {
     const [, id, , operation] = request.params['*'].split('/');
-    checkedOperation(tuning, request.project, id ?? '', operation ?? '');
+    await checkedOperation(services.tuning, request.project, id ?? '', operation ?? '');
     return {};
   });
 }
 
-function checkedOperation(tuning: Services['tuning'], project: string, id: string, operation: string): TunedModel {
-  const model = tuning.get(project, id);
+export async function checkedOperation(tuning: Services['tuning'], project: string, id: string, operation: string): Promise<TunedModel> {
+  const model = await tuning.get(project, id);
   if (model.operationId !== operation) throw notFound(`Operation tunedModels/${id}/operations/${operation} does not exist.`);
   return model;
 }

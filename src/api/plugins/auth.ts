@@ -55,49 +55,65 @@ const projectOrThrow = (checked: KeyCheck, unknown: () => ServiceError): string 
   throw checked.problem === 'unknown' ? unknown() : lapsedKey(checked.problem);
 };
 
-export const authPlugin = fp(async (app: FastifyInstance, { keys, keyless }: AuthOptions) => {
-  app.decorateRequest('project', '');
-  app.addHook('onRequest', async (request) => {
-    if (request.routeOptions.config?.public || request.is404) return; // an unknown route is a 404 for everyone
-    const { key, bearer } = credentials(request);
-    const pathProject = (request.params as Record<string, string | undefined> | undefined)?.project;
-    const userProject = pathProject ?? firstOf(request.headers['x-goog-user-project']);
-    let project: string | undefined;
-    if (key) {
-      project = projectOrThrow(keys.check(key), invalidKey);
-    } else if (bearer) {
-      // Bearer tokens are Attune API keys too: the tutorials send `Authorization: Bearer $(gcloud …)`.
-      // A keyless server takes any token that is no key at all (SDKs in Vertex mode always send one).
-      const checked = keys.check(bearer);
-      if (!('problem' in checked && checked.problem === 'unknown' && keyless)) {
-        project = projectOrThrow(
+/** Who presented credentials: a key's project, or nobody on a keyless server (the project is named later). */
+export type Caller = { project: string } | { keyless: true };
+
+/**
+ * The caller behind a key (x-goog-api-key, ?key=) or bearer token, for the HTTP and gRPC fronts alike. Throws
+ * Google's answers for a bad, lapsed or missing credential.
+ */
+export async function identify({ key, bearer }: { key?: string; bearer?: string }, keys: KeyStore, keyless: boolean): Promise<Caller> {
+  if (key) return { project: projectOrThrow(await keys.check(key), invalidKey) };
+  if (bearer) {
+    // Bearer tokens are Attune API keys too: the tutorials send `Authorization: Bearer $(gcloud …)`.
+    // A keyless server takes any token that is no key at all (SDKs in Vertex mode always send one).
+    const checked = await keys.check(bearer);
+    if (!('problem' in checked && checked.problem === 'unknown' && keyless)) {
+      return {
+        project: projectOrThrow(
           checked,
           () =>
             new ServiceError(
               'UNAUTHENTICATED',
               'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.',
             ),
-        );
-      }
+        ),
+      };
     }
-    if (!project) {
-      if (!keyless) {
-        throw new ServiceError(
-          'PERMISSION_DENIED',
-          "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
-        );
-      }
-      const project = userProject || serviceDefaults.keylessProject;
-      // Keyless callers never act for a project that has keys: its models stay its own.
-      if (keys.hasProject(project)) {
-        throw new ServiceError('PERMISSION_DENIED', `Project ${project} requires an API key.`);
-      }
-      request.project = project;
-      return;
+  }
+  if (!keyless) {
+    throw new ServiceError(
+      'PERMISSION_DENIED',
+      "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
+    );
+  }
+  return { keyless: true };
+}
+
+/**
+ * The project a caller acts for, given the project the request names (a resource name's projects/{p}, or
+ * x-goog-user-project): a key acts for its own project only; a keyless caller for the named one, or the local
+ * project, unless that project has API keys.
+ */
+export async function actingProject(caller: Caller, named: string | undefined, keys: KeyStore): Promise<string> {
+  if ('project' in caller) {
+    if (named && named !== caller.project) {
+      throw new ServiceError('PERMISSION_DENIED', `The caller does not have permission to act for project ${named}.`);
     }
-    if (userProject && userProject !== project) {
-      throw new ServiceError('PERMISSION_DENIED', `The caller does not have permission to act for project ${userProject}.`);
-    }
-    request.project = project;
+    return caller.project;
+  }
+  const project = named || serviceDefaults.keylessProject;
+  // Keyless callers never act for a project that has keys: its models stay its own.
+  if (await keys.hasProject(project)) throw new ServiceError('PERMISSION_DENIED', `Project ${project} requires an API key.`);
+  return project;
+}
+
+export const authPlugin = fp(async (app: FastifyInstance, { keys, keyless }: AuthOptions) => {
+  app.decorateRequest('project', '');
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config?.public || request.is404) return; // an unknown route is a 404 for everyone
+    const caller = await identify(credentials(request), keys, keyless);
+    const pathProject = (request.params as Record<string, string | undefined> | undefined)?.project;
+    request.project = await actingProject(caller, pathProject ?? firstOf(request.headers['x-goog-user-project']), keys);
   });
 });

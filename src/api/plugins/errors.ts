@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyError } from
 import fp from 'fastify-plugin';
 import { ServiceError, canonicalCodes, payloadTooLarge, type CanonicalStatus, type FieldViolation } from '../../service/errors.js';
 import { DatasetError } from '../../engine/data/examples.js';
+import { isUnavailable } from '../../service/store/database.js';
 
 export interface RpcErrorExtras {
   /** When to try again (google.rpc.RetryInfo and Retry-After), for an overload that will pass. */
@@ -41,6 +42,8 @@ export function classify(error: unknown, bodyLimit?: number): ClassifiedError {
     return { status: error.status, message: error.message, violations: error.fieldViolations, http: error.httpStatus, retryDelaySeconds: error.retryDelaySeconds };
   }
   if (error instanceof DatasetError) return { status: 'INVALID_ARGUMENT', message: error.message };
+  // The database dropped the connection (or is restarting): the client may retry; nothing was lost.
+  if (isUnavailable(error)) return { status: 'UNAVAILABLE', message: 'The service is currently unavailable: its database cannot be reached. Retry shortly.' };
   const fastifyError = error as FastifyError;
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     const { status, message, httpStatus } = payloadTooLarge('requestBodyBytes', bodyLimit ?? 0);

@@ -59,8 +59,8 @@ export const hasHeaderCredentials = (request: FastifyRequest): boolean =>
 const hasBody = (request: FastifyRequest): boolean =>
   request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0;
 
-function checkKeylessOrigin(request: FastifyRequest): void {
-  const host = request.headers.host;
+/** A keyless server answers only loopback host names (HTTP's Host, HTTP/2's :authority): no DNS rebinding. */
+export function checkKeylessHost(host: string | undefined): void {
   if (!host || !isLoopback(hostnameOf(host))) {
     throw new ServiceError(
       'PERMISSION_DENIED',
@@ -68,6 +68,10 @@ function checkKeylessOrigin(request: FastifyRequest): void {
         'Serve with API keys to reach it under another name.',
     );
   }
+}
+
+function checkKeylessOrigin(request: FastifyRequest): void {
+  checkKeylessHost(request.headers.host);
   const origin = request.headers.origin;
   if (origin !== undefined) {
     const hostname = originHostname(origin);

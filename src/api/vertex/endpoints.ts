@@ -9,7 +9,7 @@ import type { ModelRef } from '../../service/serving/inference.js';
 import { contentMethods, parseContents } from '../gemini/generate.js';
 import { bodyChecker } from '../check-body.js';
 import { isObject } from '../proto-json.js';
-import { parseVertexVersion, splitCustomMethod, withoutVersion } from './names.js';
+import { parseVertexVersion, splitCustomMethod, withoutVersion, type VertexVersion } from './names.js';
 import { ComputeTokensRequest, tokensInfoWire, type ComputeTokensResponse } from './resource-wire.js';
 import { tunedModelOfResource } from './resources.js';
 
@@ -42,25 +42,46 @@ function textsOf(body: ComputeTokensRequest): { role?: string; text: string }[] 
   return turns;
 }
 
-export function endpointRoutes(app: FastifyInstance, services: Services): void {
-  const content = contentMethods(services, 'vertex');
-  const computeTokens = async (request: FastifyRequest, ref: ModelRef): Promise<ComputeTokensResponse> => {
-    const texts = textsOf(checkComputeTokens(request.body));
+export interface EndpointTarget {
+  version: VertexVersion;
+  project: string;
+  location?: string;
+  collection: ModelRef['collection'];
+  publisher?: string;
+  /** The endpoint's number, or the publisher model's id. */
+  name: string;
+}
+
+/** The model an endpoint or publisher-model name serves, for the caller's project (NOT_FOUND otherwise). */
+export async function endpointRef(services: Services, { version, project, location, collection, publisher, name }: EndpointTarget): Promise<ModelRef> {
+  if (collection === 'models' && publisher !== 'google') {
+    throw notFound(`Publisher model ${publisher}/${name} not found; Attune serves publishers/google/models/*.`);
+  }
+  // An endpoint exists while its job's tunedModel names it, in its job's location (the path without one finds any).
+  if (collection === 'tunedModels') await tunedModelOfResource(services, project, 'Endpoint', name, location);
+  return { project, collection, id: withoutVersion(name), apiVersion: version };
+}
+
+/** computeTokens, free of any transport (the HTTP route below and api/grpc call it). */
+export function computeTokensCall(services: Services) {
+  return async (ref: ModelRef, body: unknown): Promise<ComputeTokensResponse> => {
+    const texts = textsOf(checkComputeTokens(body));
     const tokens = await services.inference.computeTokens(ref, texts.map((t) => t.text));
     return { tokensInfo: tokens.map((t, i) => tokensInfoWire(t, texts[i]!.role)) };
   };
+}
+
+export function endpointRoutes(app: FastifyInstance, services: Services): void {
+  const content = contentMethods(services, 'vertex');
+  const computeTokens = computeTokensCall(services);
 
   const serve = (collection: ModelRef['collection']) => async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
     const version = parseVertexVersion(request.params.version);
     const { id, verb } = splitCustomMethod(request.params.name);
     if (!verbs.includes(verb)) throw notFound(`Method not found: POST ${request.url.split('?')[0]}`);
-    if (collection === 'models' && request.params.publisher !== 'google') {
-      throw notFound(`Publisher model ${request.params.publisher}/${id} not found; Attune serves publishers/google/models/*.`);
-    }
-    const ref: ModelRef = { project: request.project, collection, id: withoutVersion(id), apiVersion: version };
-    // An endpoint exists while its job's tunedModel names it, in its job's location (the path without one finds any).
-    if (collection === 'tunedModels') tunedModelOfResource(services, ref.project, 'Endpoint', id, request.params.location);
-    if (verb === 'computeTokens') return computeTokens(request, ref);
+    const { location, publisher } = request.params;
+    const ref = await endpointRef(services, { version, project: request.project, location, collection, publisher, name: id });
+    if (verb === 'computeTokens') return computeTokens(ref, request.body);
     return content[verb as Exclude<Verb, 'computeTokens'>](request, reply, ref);
   };
   for (const prefix of ['/:version/projects/:project/locations/:location', '/:version']) {

@@ -11,8 +11,8 @@ export function eventRoutes(app: FastifyInstance, services: Services): void {
   const { store } = services;
   app.get<{ Params: LocationParams & { job: string } }>(`${tuningJobsPath}/:job/events`, async (request) => {
     parseVertexVersion(request.params.version);
-    const model = jobOf(services, request, request.params.job);
-    const log = jobEvents(model, store.metrics(model.id, 'train'), store.metrics(model.id, 'eval'), store.checkpoints(model.id));
+    const model = await jobOf(services, request, request.params.job);
+    const log = jobEvents(model, await store.metrics(model.id, 'train'), await store.metrics(model.id, 'eval'), await store.checkpoints(model.id));
     return { events: log.events, trainedTokens: String(log.trainedTokens), seed: log.seed };
   });
 }

@@ -1,58 +1,91 @@
 // A tuning job's metrics, an Attune extension (Vertex keeps them in Experiments and TensorBoard, vertex-api.md
 // §7.3): GET …/tuningJobs/{n}/metrics returns every point so far as TimeSeriesData plus the step at which each
 // epoch ended; with ?alt=sse it streams, first everything so far, then each new point as it is recorded and
-// the TuningJob whenever its state changes, and ends once the job has ended.
+// the TuningJob whenever its state changes, and ends once the job has ended. The stream follows the database
+// (woken by the event bus), so it works on any API server, whichever worker trains the job.
 import { PassThrough } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../service/services.js';
-import type { StepMetric, TunedModel } from '../../service/tuning/tuned-model.js';
+import type { ServiceEvent } from '../../service/store/events.js';
+import type { StepMetric } from '../../service/tuning/tuned-model.js';
 import { wireOptions } from '../proto-json.js';
 import { jobOf, tuningJobsPath } from './tuning-jobs.js';
 import { parseVertexVersion, type LocationParams } from './names.js';
 import { epochEnds, jobStateOf, terminalStates, timeSeriesWire, tuningJobWire } from './wire.js';
 
-/** Proxies drop idle connections; a comment line every so often keeps a quiet stream open. */
+/** Proxies drop idle connections; a comment line every so often keeps a quiet stream open (and re-reads, in case an event was missed). */
 const keepAliveMs = 15_000;
 
 export function metricRoutes(app: FastifyInstance, services: Services): void {
   const { store, tuning } = services;
 
   app.get<{ Params: LocationParams & { job: string }; Querystring: { alt?: string } }>(`${tuningJobsPath}/:job/metrics`, async (request, reply) => {
-    const model = jobOf(services, request, request.params.job);
+    const model = await jobOf(services, request, request.params.job);
     const options = wireOptions(request);
     const version = parseVertexVersion(request.params.version);
-    const train = store.metrics(model.id, 'train');
-    const snapshot = { timeSeriesData: timeSeriesWire(train, store.metrics(model.id, 'eval')), epochs: epochEnds(train) };
+    const train = await store.metrics(model.id, 'train');
+    const evals = await store.metrics(model.id, 'eval');
+    const snapshot = { timeSeriesData: timeSeriesWire(train, evals), epochs: epochEnds(train) };
     if (request.query.alt !== 'sse') return snapshot;
 
     const out = new PassThrough();
     const send = (event: object) => out.write(`data: ${JSON.stringify(event)}\r\n\r\n`);
-    let epoch = train.at(-1)?.epoch ?? 0;
+    let lastTrain = train.at(-1);
+    let lastEval = evals.at(-1)?.step ?? 0;
     let state = jobStateOf(model);
+    let closed = false;
     send({ ...snapshot, tuningJob: tuningJobWire(model, options, version) });
 
-    const onMetric = (id: string, metric: StepMetric) => {
-      if (id !== model.id) return;
-      const train = metric.kind === 'train' ? [metric] : [];
-      send({ timeSeriesData: timeSeriesWire(train, metric.kind === 'eval' ? [metric] : []), epochs: epochEnds(train, epoch) });
-      if (metric.kind === 'train') epoch = metric.epoch;
-    };
-    const onChange = (changed: TunedModel) => {
-      if (changed.id !== model.id || jobStateOf(changed) === state) return;
-      state = jobStateOf(changed);
-      send({ tuningJob: tuningJobWire(changed, options, version) });
+    // What was recorded since the last read, then the state; one read at a time, in order.
+    const catchUp = async () => {
+      const newTrain = (await store.metrics(model.id, 'train')).filter((m) => m.step > (lastTrain?.step ?? 0));
+      const newEvals = (await store.metrics(model.id, 'eval')).filter((m) => m.step > lastEval);
+      if (closed) return;
+      for (const metric of newTrain) sendPoint(metric, 'train');
+      for (const metric of newEvals) sendPoint(metric, 'eval');
+      const current = await store.get(model.id);
+      if (closed) return;
+      if (!current) return close(); // deleted
+      if (jobStateOf(current) !== state) {
+        state = jobStateOf(current);
+        send({ tuningJob: tuningJobWire(current, options, version) });
+      }
       if (terminalStates.includes(state)) close();
     };
-    const onDeleted = (id: string) => id === model.id && close();
-    const keepAlive = setInterval(() => out.write(': keep-alive\r\n\r\n'), keepAliveMs);
+    const sendPoint = (metric: StepMetric, kind: 'train' | 'eval') => {
+      const points = kind === 'train' ? [metric] : [];
+      send({ timeSeriesData: timeSeriesWire(points, kind === 'eval' ? [metric] : []), epochs: epochEnds(points, lastTrain?.epoch ?? 0) });
+      if (kind === 'train') lastTrain = metric;
+      else lastEval = metric.step;
+    };
+    let reading: Promise<void> = Promise.resolve();
+    let pending = false;
+    const follow = () => {
+      if (pending || closed) return;
+      pending = true;
+      reading = reading.then(async () => {
+        pending = false;
+        await catchUp().catch(() => {}); // the database is away: the next event or keep-alive reads again
+      });
+    };
+    const onEvent = (event: ServiceEvent) => {
+      if (event.type === 'resync' || ('id' in event && event.id === model.id && event.type !== 'cancel')) follow();
+    };
+    const unsubscribe = tuning.events.subscribe(onEvent);
+    const keepAlive = setInterval(() => {
+      out.write(': keep-alive\r\n\r\n');
+      follow();
+    }, keepAliveMs);
     const close = () => {
+      if (closed) return;
+      closed = true;
       clearInterval(keepAlive);
-      tuning.events.off('metric', onMetric).off('change', onChange).off('deleted', onDeleted);
+      unsubscribe();
       out.end();
     };
-    tuning.events.on('metric', onMetric).on('change', onChange).on('deleted', onDeleted);
     reply.raw.once('close', close);
     if (terminalStates.includes(state)) close();
+    else follow(); // anything recorded between the snapshot and the subscription
 
     reply.type('text/event-stream').header('cache-control', 'no-cache');
     return reply.send(out);

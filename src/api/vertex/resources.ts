@@ -31,13 +31,13 @@ const modelVersions = [modelVersionId, defaultVersionAlias];
  * The tuned model a Vertex Endpoint or Model name points at, within the caller's project (and the location,
  * when the path has one): `n` for endpoints, `n`, `n@1` or `n@default` for models.
  */
-export function tunedModelOfResource(
+export async function tunedModelOfResource(
   services: Services,
   project: string,
   kind: ResourceKind,
   id: string,
   location: string | undefined,
-): TunedModel {
+): Promise<TunedModel> {
   const name = location ? `projects/${project}/locations/${location}/${collections[kind]}/${id}` : `${collections[kind]}/${id}`;
   const missing = () => notFound(`${kind} \`${name}\` not found.`);
   const [number = '', version, ...rest] = id.split('@');
@@ -45,7 +45,7 @@ export function tunedModelOfResource(
   if (!/^\d+$/.test(number) || rest.length || !versionNamed) throw missing();
   let model: TunedModel;
   try {
-    model = services.tuning.get(project, number);
+    model = await services.tuning.get(project, number);
   } catch (error) {
     if (error instanceof ServiceError && error.status === 'NOT_FOUND') throw missing();
     throw error;
@@ -88,16 +88,16 @@ export function resourceRoutes(app: FastifyInstance, services: Services): void {
       }
       const matches = parseFilter(filter, filterFields[kind]);
       const { location } = request.params;
-      const page = services.tuning.listMatching(request.project, (m) => m.location === location && hasVertexResources(m) && matches(m), pageSize, pageToken);
+      const page = await services.tuning.listMatching(request.project, (m) => m.location === location && hasVertexResources(m) && matches(m), pageSize, pageToken);
       const items = page.items.map((m) => wire(m, request));
       return { [collection]: items.length ? items : undefined, nextPageToken: page.nextPageToken };
     });
 
-    app.get<{ Params: ResourceParams }>(`${base}/${collection}/:id`, async (request) => wire(resourceOf(request, kind), request));
+    app.get<{ Params: ResourceParams }>(`${base}/${collection}/:id`, async (request) => wire(await resourceOf(request, kind), request));
 
     app.delete<{ Params: ResourceParams }>(`${base}/${collection}/:id`, async (request) => {
       const version = parseVertexVersion(request.params.version);
-      const model = resourceOf(request, kind);
+      const model = await resourceOf(request, kind);
       if (kind === 'Endpoint') {
         throw new ServiceError(
           'FAILED_PRECONDITION',
@@ -108,7 +108,7 @@ export function resourceRoutes(app: FastifyInstance, services: Services): void {
       if (request.params.id.includes('@')) {
         throw invalidArgument(`DeleteModel takes the model's name without a version: models/${model.jobNumber}.`, 'name');
       }
-      services.tuning.delete(request.project, model.id);
+      await services.tuning.delete(request.project, model.id);
       return deleteOperationWire(`projects/${model.project}/locations/${model.location}`, operationId(), version, now());
     });
   }

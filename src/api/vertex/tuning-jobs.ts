@@ -4,30 +4,29 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Services } from '../../service/services.js';
 import { ServiceError, invalidArgument, notFound } from '../../service/errors.js';
 import type { TunedModel } from '../../service/tuning/tuned-model.js';
-import { wireOptions } from '../proto-json.js';
-import { pagingQuery } from '../paging.js';
+import { wireOptions, type WireOptions } from '../proto-json.js';
+import { ListQuery } from '../paging.js';
 import { parseFilter } from './filter.js';
-import { parseVertexVersion, splitCustomMethod, withoutVersion, type LocationParams } from './names.js';
+import { parseVertexVersion, splitCustomMethod, withoutVersion, type LocationParams, type VertexVersion } from './names.js';
 import { parseTuningJob, trainingDatasetField, validationDatasetField } from './request.js';
 import { jobStateOf, terminalStates, tuningJobWire } from './wire.js';
 
 export const tuningJobsPath = '/:version/projects/:project/locations/:location/tuningJobs';
 
-interface ListQuery {
-  pageSize?: number;
-  pageToken?: string;
-  filter?: string;
+/** Where a tuning job lives: the API version and the caller's project and location. */
+export interface JobParent {
+  version: VertexVersion;
+  project: string;
+  location: string;
 }
 
-/** The tuned model a tuningJobs/{n} path names, within the caller's project. */
-export function jobOf(services: Services, request: FastifyRequest<{ Params: LocationParams & { job: string } }>, job: string): TunedModel {
-  parseVertexVersion(request.params.version);
-  const { project, location } = request.params;
+/** The tuned model tuningJobs/{n} names, within the caller's project and the location. */
+export async function findJob(services: Services, { project, location }: JobParent, job: string): Promise<TunedModel> {
   const name = `projects/${project}/locations/${location}/tuningJobs/${job}`;
   if (!/^\d+$/.test(job)) throw notFound(`The TuningJob does not exist: ${name}.`);
   let model: TunedModel;
   try {
-    model = services.tuning.get(request.project, job);
+    model = await services.tuning.get(project, job);
   } catch (error) {
     if (error instanceof ServiceError && error.status === 'NOT_FOUND') throw notFound(`The TuningJob does not exist: ${name}.`);
     throw error;
@@ -37,73 +36,102 @@ export function jobOf(services: Services, request: FastifyRequest<{ Params: Loca
   return model;
 }
 
-export function tuningJobRoutes(app: FastifyInstance, services: Services): void {
-  const { tuning } = services;
+/** The tuned model a tuningJobs/{n} path names, within the caller's project. */
+export async function jobOf(services: Services, request: FastifyRequest<{ Params: LocationParams & { job: string } }>, job: string): Promise<TunedModel> {
+  return findJob(services, parentOf(request), job);
+}
 
-  app.post<{ Params: LocationParams; Querystring: { validateOnly?: string } }>(tuningJobsPath, async (request) => {
-    const version = parseVertexVersion(request.params.version);
-    const job = parseTuningJob(request.body);
-    const sourceTunedModel = job.preTunedModel && tunedModelOfName(services, request.project, job.preTunedModel);
-    const create = {
-      surface: 'vertex' as const,
-      project: request.project,
-      apiVersion: version,
-      location: request.params.location,
-      displayName: job.displayName,
-      description: job.description,
-      labels: job.labels,
-      baseModel: sourceTunedModel ? undefined : (job.baseModel ?? missingBaseModel()),
-      sourceTunedModel,
-      hyperparameters: job.hyperparameters,
-      training: { uri: job.trainingDatasetUri, field: trainingDatasetField },
-      validation: job.validationDatasetUri ? { uri: job.validationDatasetUri, field: validationDatasetField } : undefined,
-    };
-    if (String(request.query.validateOnly) === 'true') {
-      // AIP-163: what would be created, without the name, state and times it would get.
-      const { model } = await tuning.plan(create);
-      const { name: _name, state: _state, createTime: _c, updateTime: _u, tuningJobMetadata: _m, ...wouldBe } = tuningJobWire(model, wireOptions(request), version);
-      return wouldBe;
-    }
-    return tuningJobWire(await tuning.create(create), wireOptions(request), version);
-  });
+const parentOf = (request: FastifyRequest<{ Params: LocationParams }>): JobParent => ({
+  version: parseVertexVersion(request.params.version),
+  project: request.project,
+  location: request.params.location,
+});
+
+/**
+ * The tuning-job methods, free of any transport: each takes the caller's parent and a proto3-JSON request
+ * and returns proto3 JSON. The HTTP routes below and the gRPC services (api/grpc) both call these.
+ */
+export function tuningJobMethods(services: Services) {
+  const { tuning } = services;
+  return {
+    async create(parent: JobParent, body: unknown, options: WireOptions, validateOnly = false) {
+      const { version } = parent;
+      const job = parseTuningJob(body);
+      const sourceTunedModel = job.preTunedModel && (await tunedModelOfName(services, parent.project, job.preTunedModel));
+      const create = {
+        surface: 'vertex' as const,
+        project: parent.project,
+        apiVersion: version,
+        location: parent.location,
+        displayName: job.displayName,
+        description: job.description,
+        labels: job.labels,
+        baseModel: sourceTunedModel ? undefined : (job.baseModel ?? missingBaseModel()),
+        sourceTunedModel,
+        hyperparameters: job.hyperparameters,
+        training: { uri: job.trainingDatasetUri, field: trainingDatasetField },
+        validation: job.validationDatasetUri ? { uri: job.validationDatasetUri, field: validationDatasetField } : undefined,
+      };
+      if (validateOnly) {
+        // AIP-163: what would be created, without the name, state and times it would get.
+        const { model } = await tuning.plan(create);
+        const { name: _name, state: _state, createTime: _c, updateTime: _u, tuningJobMetadata: _m, ...wouldBe } = tuningJobWire(model, options, version);
+        return wouldBe;
+      }
+      return tuningJobWire(await tuning.create(create), options, version);
+    },
+
+    async list(parent: JobParent, { pageSize, pageToken, filter }: ListQuery, options: WireOptions) {
+      const matches = parseFilter(filter);
+      const page = await tuning.listMatching(parent.project, (m) => m.location === parent.location && matches(m), pageSize, pageToken);
+      return { tuningJobs: page.items.length ? page.items.map((m) => tuningJobWire(m, options, parent.version)) : undefined, nextPageToken: page.nextPageToken };
+    },
+
+    async get(parent: JobParent, job: string, options: WireOptions) {
+      return tuningJobWire(await findJob(services, parent, job), options, parent.version);
+    },
+
+    async cancel(parent: JobParent, job: string) {
+      const model = await findJob(services, parent, job);
+      const state = jobStateOf(model);
+      if (terminalStates.includes(state)) {
+        throw new ServiceError('FAILED_PRECONDITION', `The TuningJob ${job} is in state ${state} and cannot be cancelled.`);
+      }
+      await tuning.cancel(parent.project, model.id);
+      return {};
+    },
+  };
+}
+
+export function tuningJobRoutes(app: FastifyInstance, services: Services): void {
+  const jobs = tuningJobMethods(services);
+
+  app.post<{ Params: LocationParams; Querystring: { validateOnly?: string } }>(tuningJobsPath, async (request) =>
+    jobs.create(parentOf(request), request.body, wireOptions(request), String(request.query.validateOnly) === 'true'),
+  );
 
   app.get<{ Params: LocationParams; Querystring: ListQuery }>(
     tuningJobsPath,
-    { schema: { querystring: { type: 'object', properties: { ...pagingQuery, filter: { type: 'string' } } } } },
-    async (request) => {
-      const version = parseVertexVersion(request.params.version);
-      const { pageSize, pageToken, filter } = request.query;
-      const { location } = request.params;
-      const matches = parseFilter(filter);
-      const page = tuning.listMatching(request.project, (m) => m.location === location && matches(m), pageSize, pageToken);
-      const options = wireOptions(request);
-      return { tuningJobs: page.items.length ? page.items.map((m) => tuningJobWire(m, options, version)) : undefined, nextPageToken: page.nextPageToken };
-    },
+    { schema: { querystring: ListQuery } },
+    async (request) => jobs.list(parentOf(request), request.query, wireOptions(request)),
   );
 
-  app.get<{ Params: LocationParams & { job: string } }>(`${tuningJobsPath}/:job`, async (request) => {
-    const version = parseVertexVersion(request.params.version);
-    return tuningJobWire(jobOf(services, request, request.params.job), wireOptions(request), version);
-  });
+  app.get<{ Params: LocationParams & { job: string } }>(`${tuningJobsPath}/:job`, async (request) =>
+    jobs.get(parentOf(request), request.params.job, wireOptions(request)),
+  );
 
   app.post<{ Params: LocationParams & { job: string } }>(`${tuningJobsPath}/:job`, async (request) => {
     const { id, verb } = splitCustomMethod(request.params.job);
     if (verb !== 'cancel') throw notFound(`Method not found: POST ${request.url.split('?')[0]}`);
-    const model = jobOf(services, request, id);
-    const state = jobStateOf(model);
-    if (terminalStates.includes(state)) {
-      throw new ServiceError('FAILED_PRECONDITION', `The TuningJob ${id} is in state ${state} and cannot be cancelled.`);
-    }
-    tuning.cancel(request.project, model.id);
-    return {};
+    return jobs.cancel(parentOf(request), id);
   });
 }
 
 /** preTunedModel.tunedModelName (projects/…/models/{n}[@v]) → the Gemini name of that tuned model. */
-function tunedModelOfName(services: Services, project: string, name: string): string {
+async function tunedModelOfName(services: Services, project: string, name: string): Promise<string> {
   const number = withoutVersion(name.split('/').at(-1) ?? '');
   if (!/^\d+$/.test(number)) throw invalidArgument(`preTunedModel.tunedModelName must name a tuned model, projects/…/models/{id}, not ${name}.`, 'tuning_job.pre_tuned_model.tuned_model_name');
-  return `tunedModels/${services.tuning.get(project, number).id}`;
+  return `tunedModels/${(await services.tuning.get(project, number)).id}`;
 }
 
 function missingBaseModel(): never {

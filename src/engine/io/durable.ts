@@ -1,16 +1,29 @@
 // Files that survive a crash or a power loss whole: each is written under a temporary name, fsynced, then
 // renamed over its final name, and the directory is fsynced so the rename itself is on disk. A reader sees
-// the old file or the new one, never half of one. Temporary names carry the writer's process id, so
-// `sweepTemporaryFiles` can remove what a killed writer left without touching a live writer's file.
-import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+// the old file or the new one, never half of one. Temporary names carry the writer's process id and a tag of
+// its host, so `sweepTemporaryFiles` can remove what a killed writer left without touching a live writer's
+// file, on this machine or (in a directory several machines mount) on another.
+import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 
 const temporaryMarker = '.attune-tmp-';
 
+/** This host (and boot): a process id means a process only there. */
+const hostTag = `h${createHash('sha256').update(`${hostname()}\0${bootId()}`).digest('hex').slice(0, 8)}`;
+
+function bootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
 /** A temporary name for `file` in its own directory (so the rename stays on one filesystem). */
 export function temporaryNameFor(file: string): string {
-  return `${file}${temporaryMarker}${process.pid}-${randomBytes(6).toString('hex')}`;
+  return `${file}${temporaryMarker}${process.pid}-${hostTag}-${randomBytes(6).toString('hex')}`;
 }
 
 /** Flushes a directory's entries (a rename or unlink in it) to disk. */
@@ -78,8 +91,11 @@ export function sweepTemporaryFiles(dir: string): number {
   for (const entry of entries) {
     const at = entry.lastIndexOf(temporaryMarker);
     if (at < 0) continue;
-    const pid = Number(entry.slice(at + temporaryMarker.length).split('-')[0]);
-    if (processAlive(pid)) continue; // being written (this process's own, too)
+    const [pidText, tag] = entry.slice(at + temporaryMarker.length).split('-');
+    // Another host's writer (in a directory several machines mount) is not this host's to judge; names
+    // without a host tag are older, and local.
+    if (/^h[0-9a-f]{8}$/.test(tag ?? '') && tag !== hostTag) continue;
+    if (processAlive(Number(pidText))) continue; // being written (this process's own, too)
     rmSync(path.join(dir, entry), { recursive: true, force: true });
     removed++;
   }

@@ -53,12 +53,12 @@ export interface TrainOptions {
   checkpointEverySteps?: number;
   /** Also checkpoint at the step reached when the signal stops the run (a graceful shutdown resumes there). */
   checkpointOnAbort?: boolean;
+  /** Called after each checkpoint is written, before training goes on (it may copy the checkpoint elsewhere). */
+  onCheckpoint?: (completedSteps: number) => void | Promise<void>;
   /** Called once before the first step, after any checkpoint was restored. */
   onStart?: (progress: { completedSteps: number; totalSteps: number }) => void;
   onStep?: (metrics: StepMetrics) => void;
   onEval?: (metrics: EvalMetrics) => void;
-  /** Called after a checkpoint at this step is on disk. */
-  onCheckpoint?: (step: number) => void;
 }
 
 export interface TrainResult {
@@ -142,7 +142,7 @@ export async function train(
       result.cancelled = true;
       if (options.checkpointDir && options.checkpointOnAbort && result.completedSteps > checkpointedStep) {
         saveCheckpoint(options.checkpointDir, adapter, optimizer, result);
-        options.onCheckpoint?.(result.completedSteps);
+        await options.onCheckpoint?.(result.completedSteps);
       }
       break;
     }
@@ -176,7 +176,7 @@ export async function train(
     if (options.checkpointDir && checkpointNow) {
       saveCheckpoint(options.checkpointDir, adapter, optimizer, result);
       checkpointedStep = step;
-      options.onCheckpoint?.(step);
+      await options.onCheckpoint?.(step);
     }
   }
   for (const p of parameters) {

@@ -39,25 +39,29 @@ export class ExportService {
   private readonly running = new Map<string, Promise<PreparedExport>>();
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly tuning: TuningService) {
+  constructor(
+    private readonly tuning: TuningService,
+    /** This server's own directory: exports are a cache, made again by any server that lacks one. */
+    private readonly exportsDir: string,
+  ) {
     tuning.onDeleted((id) => rmSync(this.modelDir(id), { recursive: true, force: true }));
-    removeUnfinished(path.join(tuning.dataDir, 'exports'));
+    removeUnfinished(exportsDir);
   }
 
   private modelDir(id: string): string {
-    return path.join(this.tuning.dataDir, 'exports', id);
+    return path.join(this.exportsDir, id);
   }
 
   /** The export of a project's ACTIVE tuned model, made now unless an earlier request made it. */
-  prepare(project: string, id: string, options: ExportOptions): Promise<PreparedExport> {
-    const model = this.tuning.get(project, id);
+  async prepare(project: string, id: string, options: ExportOptions): Promise<PreparedExport> {
+    const model = await this.tuning.get(project, id);
     if (model.state !== 'ACTIVE') {
       throw new ServiceError('FAILED_PRECONDITION', `Tuned model tunedModels/${model.id} has no adapter yet: it is ${model.state}.`);
     }
     const variant = variantOf(options);
     const dir = path.join(this.modelDir(model.id), variant);
     const fileName = `${model.id}-${variant}.zip`;
-    if (existsSync(dir)) return Promise.resolve({ dir, files: readdirSync(dir).sort(), fileName });
+    if (existsSync(dir)) return { dir, files: readdirSync(dir).sort(), fileName };
     const key = `${model.id}/${variant}`;
     let pending = this.running.get(key);
     if (!pending) {
@@ -68,9 +72,10 @@ export class ExportService {
     return pending;
   }
 
-  private make(model: TunedModel, options: ExportOptions, dir: string): Promise<string[]> {
-    const adapterDir = this.tuning.adapterDir(model.id);
-    if (!existsSync(adapterDir)) return Promise.reject(new ServiceError('NOT_FOUND', `The adapter of tunedModels/${model.id} is missing.`));
+  private async make(model: TunedModel, options: ExportOptions, dir: string): Promise<string[]> {
+    // The shared adapter (a mounted directory), or a local copy of a bucket's.
+    const adapterDir = await this.tuning.adapterDirectory(model);
+    if (!existsSync(adapterDir)) throw new ServiceError('NOT_FOUND', `The adapter of tunedModels/${model.id} is missing.`);
     // Written beside the final directory and renamed into place, so a half-written export is never served.
     const staging = `${dir}.partial-${randomId(8)}`;
     const request: ExportRequest = {

@@ -1,19 +1,21 @@
-// The messages between the server and a training worker process (child_process IPC, JSON).
-// The server sends one `run`, then possibly `cancel` or `stop`; the worker reports progress and ends
-// with exactly one final message (succeeded, cancelled, stopped or failed) before it exits.
+// The messages between a worker (the process holding the job's lease) and its training process
+// (child_process IPC, JSON). The worker sends one `run`, then possibly `cancel` or `stop`; the training
+// process reports progress and ends with exactly one final message (succeeded, cancelled, stopped or failed)
+// before it exits. After each checkpoint it waits for `checkpoint-saved`: the worker copies the checkpoint to
+// storage meanwhile, before the next one replaces it.
 import type { Example } from '../../engine/data/examples.js';
 import type { EvalMetrics, StepMetrics } from '../../engine/train/trainer.js';
 import type { DtypeChoice } from '../../engine/placement.js';
 
-/** Everything a worker needs to tune one model; it reads nothing from the database. */
+/** Everything a training process needs to tune one model; it reads no database and no shared storage. */
 export interface RunMessage {
   type: 'run';
   tunedModelId: string;
-  /** The base model's Hugging Face directory. */
+  /** The base model's Hugging Face directory (on this machine). */
   baseDir: string;
-  /** `attune serve --device` and `--dtype` (auto: resolved by the worker for the base model). */
-  device?: string;
-  dtype?: DtypeChoice;
+  /** The worker's device, and its dtype (auto: resolved by the training process for the base model). */
+  device: string;
+  dtype: DtypeChoice;
   examples: Example[];
   validation: Example[];
   epochs: number;
@@ -23,10 +25,15 @@ export interface RunMessage {
   /** LoRA rank. */
   adapterRank: number;
   seed: number;
-  /** A checkpoint found here is resumed from; the run checkpoints here as it goes. */
+  /** A local directory: a checkpoint found here is resumed from; the run checkpoints here as it goes. */
   checkpointDir: string;
-  /** Where the tuned adapter (PEFT files + attune.json) is written. */
+  /** A local directory where the tuned adapter (PEFT files + attune.json) is written. */
   adapterDir: string;
+}
+
+/** The checkpoint just reported is copied: training may go on (and replace it). */
+export interface CheckpointSavedMessage {
+  type: 'checkpoint-saved';
 }
 
 /** Stop between steps; save the adapter if a step completed. */
@@ -39,14 +46,14 @@ export interface StopMessage {
   type: 'stop';
 }
 
-export type ParentMessage = RunMessage | CancelMessage | StopMessage;
+export type ParentMessage = RunMessage | CancelMessage | StopMessage | CheckpointSavedMessage;
 
 export type WorkerMessage =
   /** Training begins; resumedFromStep is the checkpoint's step, 0 for a fresh run. */
   | { type: 'started'; resumedFromStep: number; totalSteps: number }
   | { type: 'step'; metrics: StepMetrics }
   | { type: 'eval'; metrics: EvalMetrics }
-  /** A checkpoint at this step is on disk (a restart resumes from the latest). */
+  /** A checkpoint of `step` completed steps is in checkpointDir; training waits for checkpoint-saved. */
   | { type: 'checkpoint'; step: number }
   | { type: 'succeeded' }
   | { type: 'cancelled'; adapterSaved: boolean }

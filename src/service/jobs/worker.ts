@@ -1,6 +1,7 @@
-// A training worker: a child process (child_process.fork) that tunes one model and reports over IPC.
-// It never touches the database; the server records what it reports. It exits when the server goes
-// away (the IPC channel closes), so a killed server leaves no orphan training.
+// A training process: a child (child_process.fork) of the worker holding the job's lease. It tunes one
+// model in local directories and reports over IPC; it never touches the database or the shared storage
+// (the worker records and copies what it reports, under its lease). It exits when its parent goes away
+// (the IPC channel closes), so a killed worker leaves no orphan training.
 import { configureThreads } from '../../engine/runtime.js';
 import { loadBaseModel } from '../../engine/base-model.js';
 import { MemoryPlanError, tune } from '../../engine/tuning.js';
@@ -10,7 +11,7 @@ import { TrainingDivergedError } from '../../engine/train/trainer.js';
 import type { ParentMessage, RunMessage, WorkerMessage } from './protocol.js';
 
 if (!process.send) {
-  console.error('attune worker: run by the server (child_process.fork), not directly');
+  console.error('attune training process: run by a worker (child_process.fork), not directly');
   process.exit(2);
 }
 
@@ -19,6 +20,8 @@ const controller = new AbortController();
 let ending: 'cancel' | 'stop' | undefined;
 let runStarted = false;
 let finished = false;
+/** Resolves when the parent has copied the last checkpoint. */
+let checkpointSaved: (() => void) | undefined;
 
 function send(message: WorkerMessage): void {
   if (!process.connected) process.exit(0); // the server is gone
@@ -63,6 +66,10 @@ process.on('message', (message: ParentMessage) => {
     case 'stop':
       end('stop');
       break;
+    case 'checkpoint-saved':
+      checkpointSaved?.();
+      checkpointSaved = undefined;
+      break;
   }
 });
 
@@ -92,7 +99,11 @@ async function run(job: RunMessage): Promise<void> {
         send({ type: 'step', metrics });
       },
       onEval: (metrics) => send({ type: 'eval', metrics }),
-      onCheckpoint: (step) => send({ type: 'checkpoint', step }),
+      onCheckpoint: (step) =>
+        new Promise<void>((resolve) => {
+          checkpointSaved = resolve;
+          send({ type: 'checkpoint', step });
+        }),
     },
     outDir: job.adapterDir,
     saveCancelled: () => ending === 'cancel',

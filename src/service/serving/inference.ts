@@ -266,7 +266,7 @@ export class InferenceService {
    */
   async computeTokens(ref: ModelRef, texts: string[]): Promise<{ ids: number[]; bytes: Uint8Array[] }[]> {
     if (this.closed) throw new ServiceError('UNAVAILABLE', 'The service is shutting down.');
-    const dir = ref.collection === 'models' ? this.registry.resolve(ref.id, ref.apiVersion).dir : this.activeTunedModel(ref).baseDir;
+    const dir = ref.collection === 'models' ? this.registry.resolve(ref.id, ref.apiVersion).dir : (await this.activeTunedModel(ref)).baseDir;
     const units = texts.reduce((n, text) => n + text.length, 0);
     this.checkPromptLength(units, () => texts.reduce((n, text) => n + charCount(text), 0));
     const tokenizer = await this.tuning.tokenizer(dir);
@@ -310,12 +310,14 @@ export class InferenceService {
         adapter: null,
       };
     }
-    const model = this.activeTunedModel(ref);
+    const model = await this.activeTunedModel(ref);
     const base = await this.base(model.baseDir);
-    const dir = this.tuning.adapterDir(model.id);
+    let dir: string;
     let record: TuningRecord | undefined;
     let stamp: string;
     try {
+      // The shared adapter (a mounted directory), or a local copy of a bucket's.
+      dir = await this.tuning.adapterDirectory(model);
       ({ record, stamp } = await this.record(model.id, dir));
     } catch (error) {
       base.release();
@@ -339,8 +341,8 @@ export class InferenceService {
   }
 
   /** The project's tuned model, which must be ACTIVE to be used. */
-  private activeTunedModel(ref: ModelRef): TunedModel {
-    const model = this.tuning.get(ref.project, ref.id);
+  private async activeTunedModel(ref: ModelRef): Promise<TunedModel> {
+    const model = await this.tuning.get(ref.project, ref.id);
     if (model.state !== 'ACTIVE') {
       const why = model.state === 'FAILED' && model.error ? ` (${model.error.message})` : '';
       throw new ServiceError(

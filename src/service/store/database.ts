@@ -1,131 +1,157 @@
-// The SQLite file under the data dir (WAL mode) and its schema. Only the server process writes it;
-// worker processes report to the server over IPC instead.
-import Database from 'better-sqlite3';
+// The database behind every store: SQLite in WAL mode (the embedded default, one machine) or PostgreSQL
+// (shared by any number of servers and workers), both through Kysely, migrated to the latest schema on open.
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import pg from 'pg';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { serviceDefaults } from '../config.js';
-import { jobNumber } from '../tuning/ids.js';
+import { migrationProvider } from './migrations.js';
+import type { Schema } from './schema.js';
 
-export type Db = Database.Database;
+export type Dialect = 'sqlite' | 'postgres';
 
-const schema = `
-CREATE TABLE IF NOT EXISTS api_keys (
-  key_hash    TEXT PRIMARY KEY,
-  project     TEXT NOT NULL,
-  label       TEXT,
-  create_time TEXT NOT NULL,
-  expire_time TEXT,
-  revoke_time TEXT
-);
-CREATE TABLE IF NOT EXISTS tuned_models (
-  id            TEXT PRIMARY KEY,
-  job_number    TEXT NOT NULL UNIQUE,
-  project       TEXT NOT NULL,
-  location      TEXT NOT NULL,
-  labels        TEXT NOT NULL DEFAULT '{}',
-  api_version   TEXT NOT NULL,
-  display_name  TEXT NOT NULL DEFAULT '',
-  description   TEXT NOT NULL DEFAULT '',
-  base_model    TEXT NOT NULL,
-  base_dir      TEXT NOT NULL,
-  source_tuned_model TEXT,
-  state         TEXT NOT NULL,
-  create_time   TEXT NOT NULL,
-  update_time   TEXT NOT NULL,
-  start_time    TEXT,
-  complete_time TEXT,
-  temperature   REAL,
-  top_p         REAL,
-  top_k         INTEGER,
-  hyperparameters TEXT NOT NULL,
-  training_dataset_uri   TEXT,
-  validation_dataset_uri TEXT,
-  data_stats    TEXT,
-  total_steps   INTEGER NOT NULL,
-  completed_steps INTEGER NOT NULL DEFAULT 0,
-  error_code    INTEGER,
-  error_message TEXT,
-  operation_id  TEXT NOT NULL UNIQUE,
-  operation_done INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS tuned_models_by_project ON tuned_models(project, create_time);
-CREATE TABLE IF NOT EXISTS datasets (
-  tuned_model_id TEXT NOT NULL,
-  role           TEXT NOT NULL,
-  examples       TEXT NOT NULL,
-  PRIMARY KEY (tuned_model_id, role)
-);
-CREATE TABLE IF NOT EXISTS metrics (
-  tuned_model_id TEXT NOT NULL,
-  kind           TEXT NOT NULL,
-  step           INTEGER NOT NULL,
-  epoch          INTEGER NOT NULL,
-  loss           REAL NOT NULL,
-  accuracy       REAL NOT NULL,
-  predictions    INTEGER NOT NULL,
-  time           TEXT NOT NULL,
-  PRIMARY KEY (tuned_model_id, kind, step)
-);
-CREATE TABLE IF NOT EXISTS checkpoints (
-  tuned_model_id TEXT NOT NULL,
-  step           INTEGER NOT NULL,
-  time           TEXT NOT NULL,
-  PRIMARY KEY (tuned_model_id, step)
-);
-CREATE TABLE IF NOT EXISTS jobs (
-  tuned_model_id   TEXT PRIMARY KEY,
-  state            TEXT NOT NULL,
-  attempts         INTEGER NOT NULL DEFAULT 0,
-  cancel_requested INTEGER NOT NULL DEFAULT 0,
-  enqueue_time     TEXT NOT NULL,
-  claim_seq        INTEGER
-);
-`;
+/** Where the database is: a SQLite file or a PostgreSQL URL. */
+export type DatabaseTarget = { dialect: 'sqlite'; file: string } | { dialect: 'postgres'; url: string };
 
-export function openDatabase(dataDir: string): Db {
-  mkdirSync(dataDir, { recursive: true });
-  const db = new Database(path.join(dataDir, 'attune.sqlite'));
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('foreign_keys = ON');
-  db.exec(schema);
-  addVertexColumns(db);
-  addKeyLifetimeColumns(db);
-  addClaimSequence(db);
-  return db;
+export const sqliteFileName = 'attune.sqlite';
+
+/** `--database`: a postgres:// URL, or a SQLite file path (default: attune.sqlite in the data dir). */
+export function databaseTarget(option: string | undefined, dataDir: string): DatabaseTarget {
+  if (!option) return { dialect: 'sqlite', file: path.join(dataDir, sqliteFileName) };
+  if (/^postgres(ql)?:\/\//.test(option)) return { dialect: 'postgres', url: option };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(option)) {
+    throw new Error(`--database takes a postgres:// URL or a SQLite file path, not '${redact(option)}'`);
+  }
+  return { dialect: 'sqlite', file: path.resolve(option) };
 }
 
-/** Data dirs written before fair scheduling lack the jobs' claim order. */
-function addClaimSequence(db: Db): void {
-  const present = (db.prepare('PRAGMA table_info(jobs)').all() as { name: string }[]).some((c) => c.name === 'claim_seq');
-  if (!present) db.exec('ALTER TABLE jobs ADD COLUMN claim_seq INTEGER');
+/** The target without its password, for logs and messages. */
+export function describeTarget(target: DatabaseTarget): string {
+  return target.dialect === 'sqlite' ? target.file : redact(target.url);
 }
 
-/** Data dirs written before the Vertex surface lack its columns: add them, numbering the old models. */
-function addVertexColumns(db: Db): void {
-  const present = new Set((db.prepare('PRAGMA table_info(tuned_models)').all() as { name: string }[]).map((c) => c.name));
-  if (present.has('job_number')) return;
-  db.transaction(() => {
-    for (const column of [
-      'job_number TEXT',
-      `location TEXT NOT NULL DEFAULT '${serviceDefaults.location}'`,
-      "labels TEXT NOT NULL DEFAULT '{}'",
-      'training_dataset_uri TEXT',
-      'validation_dataset_uri TEXT',
-      'data_stats TEXT',
-    ]) {
-      db.exec(`ALTER TABLE tuned_models ADD COLUMN ${column}`);
+function redact(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//***@');
+  }
+}
+
+/** The database could not be reached (refused, reset, timed out, shutting down): worth retrying later. */
+export function isUnavailable(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown } | undefined;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true;
+  // SQLSTATE class 08 (connection exception) and 57P01-57P03 (the server is shutting down or starting).
+  if (/^08|^57P0[123]$/.test(code)) return true;
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') return true;
+  const message = typeof e?.message === 'string' ? e.message : '';
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended/i.test(message);
+}
+
+/** A unique or primary key was violated (two writers raced to insert the same row). */
+export function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
+export class DatabaseUnavailableError extends Error {
+  constructor(target: DatabaseTarget, cause: unknown) {
+    super(`cannot reach the database ${describeTarget(target)}: ${(cause as Error).message ?? String(cause)}`);
+    this.name = 'DatabaseUnavailableError';
+  }
+}
+
+export class Database {
+  private constructor(
+    readonly db: Kysely<Schema>,
+    readonly dialect: Dialect,
+    readonly target: DatabaseTarget,
+    /** PostgreSQL only: LISTEN needs a connection of its own, made from the same settings. */
+    readonly pgConfig?: pg.PoolConfig,
+  ) {}
+
+  /** Opens and migrates; an unreachable database is a DatabaseUnavailableError (one plain line for the CLI). */
+  static async open(target: DatabaseTarget): Promise<Database> {
+    if (target.dialect === 'sqlite') return Database.openSqlite(target);
+    const config: pg.PoolConfig = {
+      connectionString: target.url,
+      max: 10,
+      connectionTimeoutMillis: 5_000,
+      // BIGINT (epoch milliseconds, counters) as numbers: every value Attune keeps fits in 2^53.
+      types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === 20 ? Number : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser },
+    };
+    const pool = new pg.Pool(config);
+    // A connection that breaks (the server went away) fails its query, or is dropped from the pool when idle;
+    // its 'error' event must not end the process (one held between two queries of a transaction would).
+    pool.on('error', () => {});
+    pool.on('connect', (client) => client.on('error', () => {}));
+    const database = new Database(new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) }), 'postgres', target, config);
+    try {
+      await database.migrate();
+    } catch (error) {
+      await database.close();
+      throw isUnavailable(error) ? new DatabaseUnavailableError(target, error) : error;
     }
-    const number = db.prepare('UPDATE tuned_models SET job_number = ? WHERE id = ?');
-    for (const { id } of db.prepare('SELECT id FROM tuned_models').all() as { id: string }[]) number.run(jobNumber(), id);
-    db.exec('CREATE UNIQUE INDEX tuned_models_by_job_number ON tuned_models(job_number)');
-  })();
-}
+    return database;
+  }
 
-/** Data dirs written before keys could expire or be revoked lack those columns: existing keys get neither. */
-function addKeyLifetimeColumns(db: Db): void {
-  const present = new Set((db.prepare('PRAGMA table_info(api_keys)').all() as { name: string }[]).map((c) => c.name));
-  for (const column of ['expire_time', 'revoke_time']) {
-    if (!present.has(column)) db.exec(`ALTER TABLE api_keys ADD COLUMN ${column} TEXT`);
+  private static async openSqlite(target: Extract<DatabaseTarget, { dialect: 'sqlite' }>): Promise<Database> {
+    mkdirSync(path.dirname(target.file), { recursive: true });
+    const handle = new BetterSqlite3(target.file);
+    handle.pragma('journal_mode = WAL');
+    handle.pragma('synchronous = NORMAL');
+    handle.pragma('foreign_keys = ON');
+    // Another process (`attune keys create`) may be writing: wait for it rather than fail.
+    handle.pragma('busy_timeout = 5000');
+    const database = new Database(new Kysely<Schema>({ dialect: new SqliteDialect({ database: handle }) }), 'sqlite', target);
+    // Kysely takes no lock across SQLite processes: one write transaction around the whole migration does.
+    handle.exec('BEGIN IMMEDIATE');
+    try {
+      await database.migrate();
+      handle.exec('COMMIT');
+    } catch (error) {
+      if (handle.inTransaction) handle.exec('ROLLBACK');
+      await database.close();
+      throw error;
+    }
+    return database;
+  }
+
+  private async migrate(): Promise<void> {
+    const migrator = new Migrator({ db: this.db, provider: migrationProvider(this.dialect) });
+    const { error } = await migrator.migrateToLatest();
+    if (error) throw error;
+  }
+
+  /** Runs fn in one transaction. */
+  transaction<T>(fn: (trx: Kysely<Schema>) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute(fn);
+  }
+
+  /**
+   * Inside a transaction: waits for other transactions holding the same project's lock (PostgreSQL advisory
+   * lock, released at commit), so checks of a project's quotas and the writes they allow are not interleaved.
+   * SQLite serialises every write transaction already.
+   */
+  async lockProject(trx: Kysely<Schema>, project: string): Promise<void> {
+    if (this.dialect === 'postgres') await sql`SELECT pg_advisory_xact_lock(hashtext(${project}))`.execute(trx);
+  }
+
+  /** Whether the database answers now (for /healthz). */
+  async ping(): Promise<boolean> {
+    try {
+      await sql`SELECT 1`.execute(this.db);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): Promise<void> {
+    return this.db.destroy();
   }
 }

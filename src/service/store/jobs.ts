@@ -1,14 +1,21 @@
-// The durable job queue: one row per tuned model's training run. A row survives a crash, so a restarted
-// server finds runs that were queued or running and starts them again (from their last checkpoint).
+// The durable job queue: one row per tuned model's training run, shared by every server and worker on the
+// database. A worker claims a job under a lease: FOR UPDATE SKIP LOCKED picks it (so concurrent claimers
+// never take the same row), and the claim increments the job's fencing token. The holder heartbeats to keep
+// the lease; one that stops (killed, partitioned) loses it when it expires, and the next claim takes the job
+// from its last recorded checkpoint. Every write a holder makes carries its token and runs in a transaction
+// that first checks the token is still the job's (fenced), so a worker whose lease was taken writes nothing.
 //
-// Fairness: projects take turns. claim() serves the project whose last claim is the oldest (a project never
-// served first), and within it the oldest queued job, so a project that queues many jobs cannot starve the
-// others. `claim_seq` orders claims.
+// Fairness: projects take turns. A claim serves the project whose latest claim is the oldest (a project never
+// served first; project_turns keeps each project's latest), and within it the oldest job, so a project that
+// queues many jobs cannot starve the others.
 //
-// Attempts: `attempts` counts the workers started for a job that did not end cleanly. It is stored, so a job
-// whose worker keeps dying (or takes the server down with it) is failed after a few attempts, across restarts.
-import type { Db } from './database.js';
+// Attempts: `attempts` counts the training processes started for a job that did not end cleanly (a graceful
+// stop gives its attempt back), so a job whose worker keeps dying is failed after a few, across restarts.
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { now } from '../tuning/tuned-model.js';
+import type { Dialect } from './database.js';
+import type { JobTable, Schema, WorkerTable } from './schema.js';
+import { atomically } from './transactions.js';
 
 export type JobState = 'queued' | 'running' | 'finished';
 
@@ -17,85 +24,386 @@ export interface Job {
   state: JobState;
   attempts: number;
   cancelRequested: boolean;
+  /** The current (or last) lease's fencing token; 0 before the first claim. */
+  leaseToken: number;
+  leaseOwner?: string;
+  leaseExpiresMs?: number;
+  /** The last checkpoint a lease holder recorded. */
+  checkpoint?: Checkpoint;
 }
 
-interface Row {
-  tuned_model_id: string;
-  state: JobState;
-  attempts: number;
-  cancel_requested: number;
+export interface Checkpoint {
+  /** Its storage key (checkpoints/<id>/<token>-<step>). */
+  key: string;
+  step: number;
 }
 
-const fromRow = (r: Row): Job => ({
+/** A claim: the job and the token every write for it must carry. */
+export interface Lease {
+  tunedModelId: string;
+  token: number;
+  workerId: string;
+}
+
+export interface ClaimedJob extends Job {
+  lease: Lease;
+  /** The project whose job it is. */
+  project: string;
+  /** The lease this claim replaced: its holder stopped heartbeating (or its process is gone). */
+  tookOverFrom?: { token: number; workerId: string };
+}
+
+/** A queued job as a claimer sees it, to decide whether it can hold it. */
+export interface Candidate {
+  tunedModelId: string;
+  project: string;
+  baseModel: string;
+  baseDir: string;
+  hyperparameters: string;
+}
+
+export interface ClaimOptions {
+  workerId: string;
+  leaseMs: number;
+  /** Workers known to be gone (their leases are taken at once rather than at expiry). */
+  deadWorkers?: string[];
+  /** Whether this worker can hold the job; a string says why not (the job is left for another worker). */
+  canHold?: (candidate: Candidate) => Promise<true | string> | true | string;
+  /** Candidates looked at per claim. */
+  candidates?: number;
+}
+
+/** The job's lease is no longer this holder's: another worker claimed it, or the job was deleted or ended. */
+export class LeaseLostError extends Error {
+  constructor(
+    readonly lease: Lease,
+    readonly reason: 'taken' | 'deleted' | 'ended',
+  ) {
+    super(`the lease of job ${lease.tunedModelId} (token ${lease.token}) is lost: ${reason === 'taken' ? 'another worker claimed it' : reason === 'deleted' ? 'the job was deleted' : 'the job ended'}`);
+    this.name = 'LeaseLostError';
+  }
+}
+
+export interface WorkerInfo {
+  id: string;
+  host: string;
+  bootId: string;
+  pid: number;
+  device: string;
+  dtype: string;
+  memoryBytes?: number;
+  concurrency: number;
+}
+
+const fromRow = (r: Selectable<JobTable>): Job => ({
   tunedModelId: r.tuned_model_id,
-  state: r.state,
+  state: r.state as JobState,
   attempts: r.attempts,
   cancelRequested: r.cancel_requested === 1,
+  leaseToken: r.lease_token,
+  leaseOwner: r.lease_owner ?? undefined,
+  leaseExpiresMs: r.lease_expires_ms ?? undefined,
+  checkpoint: r.checkpoint_key !== null && r.checkpoint_step !== null ? { key: r.checkpoint_key, step: r.checkpoint_step } : undefined,
 });
 
+/** The database's clock in epoch milliseconds: every machine's leases are timed by one clock. */
+export function databaseNowMs(dialect: Dialect) {
+  return dialect === 'postgres'
+    ? sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`
+    : sql<number>`CAST(unixepoch('subsec') * 1000 AS INTEGER)`;
+}
+
 export class JobQueue {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Kysely<Schema>,
+    readonly dialect: Dialect,
+  ) {}
 
-  enqueue(tunedModelId: string): void {
-    this.db.prepare("INSERT INTO jobs (tuned_model_id, state, enqueue_time) VALUES (?, 'queued', ?)").run(tunedModelId, now());
+  in(trx: Kysely<Schema>): JobQueue {
+    return new JobQueue(trx, this.dialect);
   }
 
-  /** Marks the next queued job running (round-robin across projects, oldest first within one) and returns it. */
-  claim(): Job | undefined {
-    return this.db.transaction(() => {
-      const row = this.db
-        .prepare(
-          `WITH turns AS (
-             SELECT m.project, MAX(j.claim_seq) AS last FROM jobs j JOIN tuned_models m ON m.id = j.tuned_model_id GROUP BY m.project
-           )
-           SELECT j.* FROM jobs j JOIN tuned_models m ON m.id = j.tuned_model_id LEFT JOIN turns t ON t.project = m.project
-           WHERE j.state = 'queued'
-           ORDER BY COALESCE(t.last, 0), j.enqueue_time, j.rowid LIMIT 1`,
-        )
-        .get() as Row | undefined;
-      if (!row) return undefined;
-      this.db
-        .prepare("UPDATE jobs SET state = 'running', claim_seq = (SELECT COALESCE(MAX(claim_seq), 0) + 1 FROM jobs) WHERE tuned_model_id = ?")
-        .run(row.tuned_model_id);
-      return fromRow({ ...row, state: 'running' });
-    })();
+  private get nowMs() {
+    return databaseNowMs(this.dialect);
   }
 
-  /** A worker is starting for the job: counts the attempt (durably, before the worker can crash anything); returns the count. */
-  attemptStarted(tunedModelId: string): number {
-    this.db.prepare('UPDATE jobs SET attempts = attempts + 1 WHERE tuned_model_id = ?').run(tunedModelId);
-    return this.get(tunedModelId)?.attempts ?? 1;
+  async enqueue(tunedModelId: string, project: string): Promise<void> {
+    await this.db
+      .insertInto('jobs')
+      .values({ tuned_model_id: tunedModelId, project, state: 'queued', attempts: 0, cancel_requested: 0, enqueue_time: now(), lease_token: 0, lease_owner: null, lease_expires_ms: null, checkpoint_key: null, checkpoint_step: null, checkpoint_time: null })
+      .execute();
   }
 
-  /** The worker ended cleanly (it checkpointed and stopped when asked): that attempt does not count. */
-  attemptEndedCleanly(tunedModelId: string): void {
-    this.db.prepare('UPDATE jobs SET attempts = MAX(attempts - 1, 0) WHERE tuned_model_id = ?').run(tunedModelId);
-  }
-
-  /** Jobs of a project that are queued or running. */
-  unfinishedCount(project: string): number {
-    return (
-      this.db
-        .prepare("SELECT COUNT(*) AS n FROM jobs j JOIN tuned_models m ON m.id = j.tuned_model_id WHERE m.project = ? AND j.state != 'finished'")
-        .get(project) as { n: number }
-    ).n;
-  }
-
-  get(tunedModelId: string): Job | undefined {
-    const row = this.db.prepare('SELECT * FROM jobs WHERE tuned_model_id = ?').get(tunedModelId) as Row | undefined;
+  async get(tunedModelId: string): Promise<Job | undefined> {
+    const row = await this.db.selectFrom('jobs').selectAll().where('tuned_model_id', '=', tunedModelId).executeTakeFirst();
     return row && fromRow(row);
   }
 
-  requestCancel(tunedModelId: string): void {
-    this.db.prepare('UPDATE jobs SET cancel_requested = 1 WHERE tuned_model_id = ?').run(tunedModelId);
+  /** Jobs of a project that are queued or running. */
+  async unfinishedCount(project: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('jobs as j')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('j.project', '=', project)
+      .where('j.state', '!=', 'finished')
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
   }
 
-  finish(tunedModelId: string): void {
-    this.db.prepare("UPDATE jobs SET state = 'finished' WHERE tuned_model_id = ?").run(tunedModelId);
+  /**
+   * Claims the next job this worker can hold, under a lease: a queued one, or a running one whose lease
+   * expired (or whose worker is known dead). Returns undefined when there is none.
+   */
+  async claim(options: ClaimOptions): Promise<ClaimedJob | undefined> {
+    const claimed = await this.claimJob(options);
+    // The project's turn, after the claim commits: every claimer would queue behind one row lock otherwise
+    // (a claim lost between the two only bends fairness once).
+    if (claimed) {
+      const next = sql<number>`(SELECT COALESCE(MAX(last_claim), 0) + 1 FROM project_turns)`;
+      await this.db
+        .insertInto('project_turns')
+        .values({ project: claimed.project, last_claim: next })
+        .onConflict((oc) => oc.column('project').doUpdateSet((eb) => ({ last_claim: eb.ref('excluded.last_claim') })))
+        .execute();
+    }
+    return claimed;
   }
 
-  /** After a crash or restart: runs left 'running' have no worker any more; queue them again. */
-  requeueInterrupted(): number {
-    return this.db.prepare("UPDATE jobs SET state = 'queued' WHERE state = 'running'").run().changes;
+  private async claimJob({ workerId, leaseMs, deadWorkers = [], canHold, candidates = 16 }: ClaimOptions): Promise<ClaimedJob | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      const rows = await trx
+        .selectFrom('jobs as j')
+        .leftJoin('project_turns as t', 't.project', 'j.project')
+        .selectAll('j')
+        .where((eb) =>
+          eb.or([
+            eb('j.state', '=', 'queued'),
+            eb.and([
+              eb('j.state', '=', 'running'),
+              eb.or([eb('j.lease_expires_ms', '<', this.nowMs), ...(deadWorkers.length ? [eb('j.lease_owner', 'in', deadWorkers)] : [])]),
+            ]),
+          ]),
+        )
+        .orderBy(sql`COALESCE(t.last_claim, 0)`)
+        .orderBy('j.enqueue_time')
+        .orderBy('j.tuned_model_id')
+        .limit(candidates)
+        .$if(this.dialect === 'postgres', (q) => q.forUpdate('j').skipLocked())
+        .execute();
+      if (rows.length === 0) return undefined;
+      const models = await trx
+        .selectFrom('tuned_models')
+        .select(['id', 'project', 'base_model', 'base_dir', 'hyperparameters'])
+        .where('id', 'in', rows.map((r) => r.tuned_model_id))
+        .execute();
+      for (const row of rows) {
+        const model = models.find((m) => m.id === row.tuned_model_id);
+        if (!model) continue;
+        const verdict = canHold
+          ? await canHold({ tunedModelId: model.id, project: model.project, baseModel: model.base_model, baseDir: model.base_dir, hyperparameters: model.hyperparameters })
+          : true;
+        if (verdict !== true) continue;
+        const claimed = await trx
+          .updateTable('jobs')
+          .set((eb) => ({ state: 'running', lease_token: eb('lease_token', '+', 1), lease_owner: workerId, lease_expires_ms: sql<number>`${this.nowMs} + ${leaseMs}` }))
+          .where('tuned_model_id', '=', row.tuned_model_id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        const lease: Lease = { tunedModelId: row.tuned_model_id, token: claimed.lease_token, workerId };
+        const took = row.state === 'running' && row.lease_owner ? { token: row.lease_token, workerId: row.lease_owner } : undefined;
+        if (took) {
+          await trx
+            .updateTable('leases')
+            .set({ end_ms: this.nowMs, outcome: 'expired' })
+            .where('tuned_model_id', '=', row.tuned_model_id)
+            .where('token', '=', took.token)
+            .where('end_ms', 'is', null)
+            .execute();
+        }
+        await trx
+          .insertInto('leases')
+          .values({ tuned_model_id: lease.tunedModelId, token: lease.token, worker_id: workerId, claim_ms: this.nowMs, heartbeat_ms: this.nowMs, end_ms: null, outcome: null })
+          .execute();
+        return { ...fromRow(claimed), lease, project: model.project, tookOverFrom: took };
+      }
+      return undefined;
+    });
+  }
+
+  /**
+   * Runs fn in a transaction that holds the job's row and has checked the lease is still the holder's;
+   * throws LeaseLostError (writing nothing) when it is not.
+   */
+  async fenced<T>(lease: Lease, fn: (trx: Kysely<Schema>) => Promise<T>): Promise<T> {
+    return atomically(this.db, async (trx) => {
+      const row = await trx
+        .selectFrom('jobs')
+        .select(['state', 'lease_token'])
+        .where('tuned_model_id', '=', lease.tunedModelId)
+        .$if(this.dialect === 'postgres', (q) => q.forUpdate())
+        .executeTakeFirst();
+      if (!row) throw new LeaseLostError(lease, 'deleted');
+      if (row.lease_token !== lease.token) throw new LeaseLostError(lease, 'taken');
+      if (row.state !== 'running') throw new LeaseLostError(lease, 'ended');
+      return fn(trx);
+    });
+  }
+
+  /** Extends the lease; says whether it is still held and whether a cancel was asked for. */
+  async heartbeat(lease: Lease, leaseMs: number): Promise<{ held: boolean; cancelRequested: boolean }> {
+    return atomically(this.db, async (trx) => {
+      const row = await trx
+        .updateTable('jobs')
+        .set({ lease_expires_ms: sql<number>`${this.nowMs} + ${leaseMs}` })
+        .where('tuned_model_id', '=', lease.tunedModelId)
+        .where('lease_token', '=', lease.token)
+        .where('state', '=', 'running')
+        .returning('cancel_requested')
+        .executeTakeFirst();
+      if (!row) return { held: false, cancelRequested: false };
+      await trx
+        .updateTable('leases')
+        .set({ heartbeat_ms: this.nowMs })
+        .where('tuned_model_id', '=', lease.tunedModelId)
+        .where('token', '=', lease.token)
+        .execute();
+      return { held: true, cancelRequested: row.cancel_requested === 1 };
+    });
+  }
+
+  /** A training process is starting under the lease: counts the attempt durably first; returns the count. */
+  async attemptStarted(lease: Lease): Promise<number> {
+    return this.fenced(lease, async (trx) => {
+      const row = await trx
+        .updateTable('jobs')
+        .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
+        .where('tuned_model_id', '=', lease.tunedModelId)
+        .returning('attempts')
+        .executeTakeFirstOrThrow();
+      return row.attempts;
+    });
+  }
+
+  /** The training process ended as asked (it checkpointed and stopped): its attempt does not count. */
+  async attemptEndedCleanly(lease: Lease): Promise<void> {
+    await this.fenced(lease, (trx) =>
+      trx
+        .updateTable('jobs')
+        .set({ attempts: sql<number>`CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END` })
+        .where('tuned_model_id', '=', lease.tunedModelId)
+        .execute(),
+    );
+  }
+
+  /** Records where the last checkpoint is; a later claim resumes from it. */
+  async recordCheckpoint(lease: Lease, checkpoint: Checkpoint): Promise<void> {
+    await this.fenced(lease, (trx) =>
+      trx.updateTable('jobs').set({ checkpoint_key: checkpoint.key, checkpoint_step: checkpoint.step, checkpoint_time: now() }).where('tuned_model_id', '=', lease.tunedModelId).execute(),
+    );
+  }
+
+  /**
+   * Gives the job back to the queue (a graceful stop: it checkpointed first). `cleanly` gives the attempt back
+   * too, as the training process ended as asked.
+   */
+  async release(lease: Lease, { cleanly }: { cleanly: boolean }): Promise<void> {
+    await this.fenced(lease, async (trx) => {
+      await trx
+        .updateTable('jobs')
+        .set((eb) => ({
+          state: 'queued',
+          lease_owner: null,
+          lease_expires_ms: null,
+          ...(cleanly ? { attempts: sql<number>`CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END` } : {}),
+        }))
+        .where('tuned_model_id', '=', lease.tunedModelId)
+        .execute();
+      await this.in(trx).endLease(lease, 'released');
+    });
+  }
+
+  /** The run ended (inside the fenced transaction that records its outcome). */
+  async finish(lease: Lease): Promise<void> {
+    await this.db
+      .updateTable('jobs')
+      .set({ state: 'finished', lease_owner: null, lease_expires_ms: null })
+      .where('tuned_model_id', '=', lease.tunedModelId)
+      .execute();
+    await this.endLease(lease, 'finished');
+  }
+
+  /** Finishes a job no worker holds (a queued job that is cancelled, or one whose model ended or vanished). */
+  async finishUnleased(tunedModelId: string): Promise<void> {
+    await this.db.updateTable('jobs').set({ state: 'finished', lease_owner: null, lease_expires_ms: null }).where('tuned_model_id', '=', tunedModelId).execute();
+  }
+
+  private async endLease(lease: Lease, outcome: string): Promise<void> {
+    await this.db
+      .updateTable('leases')
+      .set({ end_ms: this.nowMs, outcome })
+      .where('tuned_model_id', '=', lease.tunedModelId)
+      .where('token', '=', lease.token)
+      .execute();
+  }
+
+  /** Asks for a cancel; returns the job as it was (queued, running, finished or gone), holding its row. */
+  async requestCancel(tunedModelId: string): Promise<Job | undefined> {
+    return atomically(this.db, async (trx) => {
+      const row = await trx
+        .selectFrom('jobs')
+        .selectAll()
+        .where('tuned_model_id', '=', tunedModelId)
+        .$if(this.dialect === 'postgres', (q) => q.forUpdate())
+        .executeTakeFirst();
+      if (!row) return undefined;
+      await trx.updateTable('jobs').set({ cancel_requested: 1 }).where('tuned_model_id', '=', tunedModelId).execute();
+      return fromRow(row);
+    });
+  }
+
+  /** Every lease the job has had, oldest first. */
+  async leases(tunedModelId: string): Promise<Selectable<Schema['leases']>[]> {
+    return this.db.selectFrom('leases').selectAll().where('tuned_model_id', '=', tunedModelId).orderBy('token').execute();
+  }
+
+  // Workers: each advertises itself, heartbeats, and says when it stops.
+
+  async registerWorker(info: WorkerInfo): Promise<void> {
+    await this.db
+      .insertInto('workers')
+      .values({
+        id: info.id, host: info.host, boot_id: info.bootId, pid: info.pid, device: info.device, dtype: info.dtype,
+        memory_bytes: info.memoryBytes ?? null, concurrency: info.concurrency, start_ms: this.nowMs, heartbeat_ms: this.nowMs, stop_ms: null,
+      })
+      .execute();
+  }
+
+  async workerHeartbeat(id: string, memoryBytes?: number): Promise<void> {
+    await this.db.updateTable('workers').set({ heartbeat_ms: this.nowMs, ...(memoryBytes !== undefined ? { memory_bytes: memoryBytes } : {}) }).where('id', '=', id).execute();
+  }
+
+  async workerStopped(ids: string[]): Promise<void> {
+    if (ids.length) await this.db.updateTable('workers').set({ stop_ms: this.nowMs }).where('id', 'in', ids).where('stop_ms', 'is', null).execute();
+  }
+
+  /** Marks gone workers stopped once no running job's lease names them. */
+  async workersStoppedIfIdle(ids: string[]): Promise<void> {
+    if (!ids.length) return;
+    await this.db
+      .updateTable('workers')
+      .set({ stop_ms: this.nowMs })
+      .where('id', 'in', ids)
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('jobs').select('jobs.tuned_model_id').whereRef('jobs.lease_owner', '=', 'workers.id').where('jobs.state', '=', 'running'))))
+      .execute();
+  }
+
+  /** Workers on a host (same boot) that have not said they stopped. */
+  async runningWorkersOn(host: string, bootId: string): Promise<Selectable<WorkerTable>[]> {
+    return this.db.selectFrom('workers').selectAll().where('host', '=', host).where('boot_id', '=', bootId).where('stop_ms', 'is', null).execute();
+  }
+
+  /** Workers that heartbeat within the last `withinMs` (database clock). */
+  async liveWorkers(withinMs: number): Promise<Selectable<WorkerTable>[]> {
+    return this.db.selectFrom('workers').selectAll().where('stop_ms', 'is', null).where('heartbeat_ms', '>', sql<number>`${this.nowMs} - ${withinMs}`).orderBy('start_ms').execute();
   }
 }

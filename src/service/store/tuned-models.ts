@@ -1,16 +1,12 @@
-// Tuned models, their datasets and their metrics in SQLite. Rows map to domain objects here and only here.
-import type { Db } from './database.js';
+// Tuned models, their datasets and their metrics. Rows map to domain objects here and only here.
+import type { Kysely, Selectable } from 'kysely';
 import type { Example } from '../../engine/data/examples.js';
 import type { StepMetric, TunedModel } from '../tuning/tuned-model.js';
+import type { Dialect } from './database.js';
+import type { Schema, TunedModelTable } from './schema.js';
+import { atomically } from './transactions.js';
 
-interface Row {
-  id: string; job_number: string; project: string; location: string; labels: string; api_version: string; display_name: string; description: string;
-  base_model: string; base_dir: string; source_tuned_model: string | null; state: string;
-  create_time: string; update_time: string; start_time: string | null; complete_time: string | null;
-  temperature: number | null; top_p: number | null; top_k: number | null; hyperparameters: string;
-  training_dataset_uri: string | null; validation_dataset_uri: string | null; data_stats: string | null; total_steps: number; completed_steps: number; error_code: number | null; error_message: string | null;
-  operation_id: string; operation_done: number;
-}
+type Row = Selectable<TunedModelTable>;
 
 /** A row as read: the job queue's cancel flag comes along. */
 type ReadRow = Row & { cancel_requested: number | null };
@@ -44,24 +40,47 @@ const fromRow = (r: ReadRow): TunedModel => ({
   error: r.error_code === null ? undefined : { code: r.error_code, message: r.error_message ?? '' },
   operationId: r.operation_id,
   operationDone: r.operation_done === 1,
+  adapterKey: r.adapter_key ?? undefined,
   cancelRequested: r.cancel_requested === 1 && r.operation_done !== 1,
 });
 
-const toRow = (m: TunedModel): Row => ({
-  id: m.id, job_number: m.jobNumber, project: m.project, location: m.location, labels: JSON.stringify(m.labels), api_version: m.apiVersion, display_name: m.displayName, description: m.description,
-  base_model: m.baseModel, base_dir: m.baseDir, source_tuned_model: m.sourceTunedModel ?? null, state: m.state,
-  create_time: m.createTime, update_time: m.updateTime, start_time: m.startTime ?? null,
-  complete_time: m.completeTime ?? null, temperature: m.temperature ?? null, top_p: m.topP ?? null,
-  top_k: m.topK ?? null, hyperparameters: JSON.stringify(m.hyperparameters),
-  training_dataset_uri: m.trainingDatasetUri ?? null, validation_dataset_uri: m.validationDatasetUri ?? null,
-  data_stats: m.dataStats ? JSON.stringify(m.dataStats) : null, total_steps: m.totalSteps,
-  completed_steps: m.completedSteps, error_code: m.error?.code ?? null, error_message: m.error?.message ?? null,
-  operation_id: m.operationId, operation_done: m.operationDone ? 1 : 0,
-});
-
-const columns = Object.keys(toRow({ hyperparameters: {}, labels: {} } as TunedModel));
-
-const selectModels = `SELECT m.*, j.cancel_requested FROM tuned_models m LEFT JOIN jobs j ON j.tuned_model_id = m.id`;
+/** The columns of the fields a patch names (undefined clears a nullable column). */
+function toColumns(m: Partial<TunedModel>): Partial<Row> {
+  const row: Partial<Row> = {};
+  const set = <K extends keyof TunedModel>(field: K, write: (value: TunedModel[K]) => Partial<Row>) => {
+    if (field in m) Object.assign(row, write(m[field] as TunedModel[K]));
+  };
+  set('id', (v) => ({ id: v }));
+  set('jobNumber', (v) => ({ job_number: v }));
+  set('project', (v) => ({ project: v }));
+  set('location', (v) => ({ location: v }));
+  set('labels', (v) => ({ labels: JSON.stringify(v) }));
+  set('apiVersion', (v) => ({ api_version: v }));
+  set('displayName', (v) => ({ display_name: v }));
+  set('description', (v) => ({ description: v }));
+  set('baseModel', (v) => ({ base_model: v }));
+  set('baseDir', (v) => ({ base_dir: v }));
+  set('sourceTunedModel', (v) => ({ source_tuned_model: v ?? null }));
+  set('state', (v) => ({ state: v }));
+  set('createTime', (v) => ({ create_time: v }));
+  set('updateTime', (v) => ({ update_time: v }));
+  set('startTime', (v) => ({ start_time: v ?? null }));
+  set('completeTime', (v) => ({ complete_time: v ?? null }));
+  set('temperature', (v) => ({ temperature: v ?? null }));
+  set('topP', (v) => ({ top_p: v ?? null }));
+  set('topK', (v) => ({ top_k: v ?? null }));
+  set('hyperparameters', (v) => ({ hyperparameters: JSON.stringify(v) }));
+  set('trainingDatasetUri', (v) => ({ training_dataset_uri: v ?? null }));
+  set('validationDatasetUri', (v) => ({ validation_dataset_uri: v ?? null }));
+  set('dataStats', (v) => ({ data_stats: v ? JSON.stringify(v) : null }));
+  set('totalSteps', (v) => ({ total_steps: v }));
+  set('completedSteps', (v) => ({ completed_steps: v }));
+  set('error', (v) => ({ error_code: v?.code ?? null, error_message: v?.message ?? null }));
+  set('operationId', (v) => ({ operation_id: v }));
+  set('operationDone', (v) => ({ operation_done: v ? 1 : 0 }));
+  set('adapterKey', (v) => ({ adapter_key: v ?? null }));
+  return row;
+}
 
 export interface ListPosition {
   createTime: string;
@@ -69,55 +88,73 @@ export interface ListPosition {
 }
 
 export class TunedModelStore {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Kysely<Schema>,
+    readonly dialect: Dialect,
+  ) {}
 
-  /** Runs fn in one SQLite transaction (nested calls become savepoints). */
-  transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+  /** The same store, reading and writing inside a transaction. */
+  in(trx: Kysely<Schema>): TunedModelStore {
+    return new TunedModelStore(trx, this.dialect);
+  }
+
+  private selectModels(db = this.db) {
+    return db
+      .selectFrom('tuned_models as m')
+      .leftJoin('jobs as j', 'j.tuned_model_id', 'm.id')
+      .selectAll('m')
+      .select('j.cancel_requested');
   }
 
   /** The datasets come as JSON arrays of examples (the CPU pool serialised them off the event loop). */
-  insert(model: TunedModel, training: string, validation?: string): void {
-    const insertModel = this.db.prepare(
-      `INSERT INTO tuned_models (${columns.join(', ')}) VALUES (${columns.map((c) => '@' + c).join(', ')})`,
-    );
-    const insertDataset = this.db.prepare('INSERT INTO datasets (tuned_model_id, role, examples) VALUES (?, ?, ?)');
-    this.db.transaction(() => {
-      insertModel.run(toRow(model));
-      insertDataset.run(model.id, 'training', training);
-      if (validation) insertDataset.run(model.id, 'validation', validation);
-    })();
+  async insert(model: TunedModel, training: string, validation?: string): Promise<void> {
+    const { cancelRequested: _, ...fields } = model;
+    await atomically(this.db, async (trx) => {
+      await trx.insertInto('tuned_models').values(toColumns(fields) as Row).execute();
+      await trx.insertInto('datasets').values({ tuned_model_id: model.id, role: 'training', examples: training }).execute();
+      if (validation) await trx.insertInto('datasets').values({ tuned_model_id: model.id, role: 'validation', examples: validation }).execute();
+    });
   }
 
-  /** Writes every column of the model back (the caller changed some of them). */
-  save(model: TunedModel): void {
-    const sets = columns.filter((c) => c !== 'id').map((c) => `${c} = @${c}`);
-    this.db.prepare(`UPDATE tuned_models SET ${sets.join(', ')} WHERE id = @id`).run(toRow(model));
+  /** Writes the fields the patch names, and only those (other writers may be changing the rest). */
+  async update(id: string, patch: Partial<Omit<TunedModel, 'id' | 'cancelRequested'>>): Promise<void> {
+    const columns = toColumns(patch);
+    if (Object.keys(columns).length === 0) return;
+    await this.db.updateTable('tuned_models').set(columns).where('id', '=', id).execute();
   }
 
   /** By Gemini id or by Vertex number (the two never look alike: ids start with a letter). */
-  get(idOrNumber: string): TunedModel | undefined {
-    const row = this.db.prepare(`${selectModels} WHERE m.id = ? OR m.job_number = ?`).get(idOrNumber, idOrNumber) as ReadRow | undefined;
+  async get(idOrNumber: string): Promise<TunedModel | undefined> {
+    const row = await this.selectModels()
+      .where((eb) => eb.or([eb('m.id', '=', idOrNumber), eb('m.job_number', '=', idOrNumber)]))
+      .executeTakeFirst();
     return row && fromRow(row);
   }
 
   /** How many tuned models a project holds. */
-  count(project: string): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM tuned_models WHERE project = ?').get(project) as { n: number }).n;
+  async count(project: string): Promise<number> {
+    const row = await this.db.selectFrom('tuned_models').select((eb) => eb.fn.countAll<number>().as('n')).where('project', '=', project).executeTakeFirstOrThrow();
+    return Number(row.n);
   }
 
   /** Every project that holds tuned models, with how many, by name. */
-  projects(): { project: string; count: number }[] {
-    return this.db.prepare('SELECT project, COUNT(*) AS count FROM tuned_models GROUP BY project ORDER BY project').all() as { project: string; count: number }[];
+  async projects(): Promise<{ project: string; count: number }[]> {
+    const rows = await this.db
+      .selectFrom('tuned_models')
+      .select(['project', (eb) => eb.fn.countAll<number | string>().as('count')])
+      .groupBy('project')
+      .orderBy('project')
+      .execute();
+    return rows.map((r) => ({ project: r.project, count: Number(r.count) }));
   }
 
-  exists(id: string): boolean {
-    return this.db.prepare('SELECT 1 FROM tuned_models WHERE id = ?').get(id) !== undefined;
+  async exists(id: string): Promise<boolean> {
+    return (await this.db.selectFrom('tuned_models').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
   }
 
   /** All of a project's models, newest first (Vertex lists filter on derived states, so they page in memory). */
-  all(project: string): TunedModel[] {
-    const rows = this.db.prepare(`${selectModels} WHERE m.project = ? ORDER BY m.create_time DESC, m.id DESC`).all(project) as ReadRow[];
+  async all(project: string): Promise<TunedModel[]> {
+    const rows = await this.selectModels().where('m.project', '=', project).orderBy('m.create_time', 'desc').orderBy('m.id', 'desc').execute();
     return rows.map(fromRow);
   }
 
@@ -125,67 +162,94 @@ export class TunedModelStore {
    * A page of a project's models, oldest first, after a position (keyset paging, so models created or
    * deleted between pages neither repeat nor vanish). `text` filters on display name and description.
    */
-  list(project: string, after: ListPosition | undefined, limit: number, text?: string): TunedModel[] {
+  async list(project: string, after: ListPosition | undefined, limit: number, text?: string): Promise<TunedModel[]> {
     const like = `%${(text ?? '').replace(/[%_]/g, '')}%`;
+    // SQLite's LIKE ignores ASCII case; PostgreSQL's ILIKE is the same match.
+    const op = this.dialect === 'postgres' ? 'ilike' : 'like';
     const { createTime = '', id = '' } = after ?? {};
-    const rows = this.db
-      .prepare(
-        `${selectModels} WHERE m.project = ? AND (m.display_name LIKE ? OR m.description LIKE ?)
-           AND (m.create_time > ? OR (m.create_time = ? AND m.id > ?))
-         ORDER BY m.create_time, m.id LIMIT ?`,
-      )
-      .all(project, like, like, createTime, createTime, id, limit) as ReadRow[];
+    const rows = await this.selectModels()
+      .where('m.project', '=', project)
+      .where((eb) => eb.or([eb('m.display_name', op, like), eb('m.description', op, like)]))
+      .where((eb) => eb.or([eb('m.create_time', '>', createTime), eb.and([eb('m.create_time', '=', createTime), eb('m.id', '>', id)])]))
+      .orderBy('m.create_time')
+      .orderBy('m.id')
+      .limit(limit)
+      .execute();
     return rows.map(fromRow);
   }
 
-  delete(id: string): void {
-    this.db.transaction(() => {
-      for (const table of ['metrics', 'checkpoints', 'datasets', 'jobs']) this.db.prepare(`DELETE FROM ${table} WHERE tuned_model_id = ?`).run(id);
-      this.db.prepare('DELETE FROM tuned_models WHERE id = ?').run(id);
-    })();
+  /** Removes the model with everything recorded for it. */
+  async delete(id: string): Promise<void> {
+    await atomically(this.db, async (trx) => {
+      // The job row first: deleting it waits for a fenced write under way (which holds the row) to commit, and
+      // fences out those after; the metrics are deleted after that write, so none outlives the model.
+      for (const table of ['jobs', 'leases', 'metrics', 'datasets'] as const) await trx.deleteFrom(table).where('tuned_model_id', '=', id).execute();
+      await trx.deleteFrom('tuned_models').where('id', '=', id).execute();
+    });
   }
 
-  examples(id: string, role: 'training' | 'validation'): Example[] {
-    const row = this.db.prepare('SELECT examples FROM datasets WHERE tuned_model_id = ? AND role = ?').get(id, role) as
-      | { examples: string }
-      | undefined;
+  async examples(id: string, role: 'training' | 'validation'): Promise<Example[]> {
+    const row = await this.db.selectFrom('datasets').select('examples').where('tuned_model_id', '=', id).where('role', '=', role).executeTakeFirst();
     return row ? JSON.parse(row.examples) : [];
   }
 
-  addMetric(id: string, metric: StepMetric): void {
-    this.db
-      .prepare(
-        `INSERT OR REPLACE INTO metrics (tuned_model_id, kind, step, epoch, loss, accuracy, predictions, time)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(id, metric.kind, metric.step, metric.epoch, metric.loss, metric.accuracy, metric.predictions, metric.time);
+  /** Records a metric; leaseToken names the lease it was recorded under. */
+  async addMetric(id: string, metric: StepMetric, leaseToken: number | null = null): Promise<void> {
+    const { kind, step, epoch, loss, accuracy, predictions, time } = metric;
+    await this.db
+      .insertInto('metrics')
+      .values({ tuned_model_id: id, kind, step, epoch, loss, accuracy, predictions, time, lease_token: leaseToken })
+      .onConflict((oc) => oc.columns(['tuned_model_id', 'kind', 'step']).doUpdateSet({ epoch, loss, accuracy, predictions, time, lease_token: leaseToken }))
+      .execute();
   }
 
-  metrics(id: string, kind: 'train' | 'eval'): StepMetric[] {
+  /** Train metrics with the lease each was recorded under, by step. */
+  async metricLeases(id: string): Promise<{ step: number; leaseToken: number | null }[]> {
     return this.db
-      .prepare('SELECT kind, step, epoch, loss, accuracy, predictions, time FROM metrics WHERE tuned_model_id = ? AND kind = ? ORDER BY step')
-      .all(id, kind) as StepMetric[];
+      .selectFrom('metrics')
+      .select(['step', 'lease_token as leaseToken'])
+      .where('tuned_model_id', '=', id)
+      .where('kind', '=', 'train')
+      .orderBy('step')
+      .execute();
+  }
+
+  async metrics(id: string, kind: 'train' | 'eval'): Promise<StepMetric[]> {
+    const rows = await this.db
+      .selectFrom('metrics')
+      .select(['kind', 'step', 'epoch', 'loss', 'accuracy', 'predictions', 'time'])
+      .where('tuned_model_id', '=', id)
+      .where('kind', '=', kind)
+      .orderBy('step')
+      .execute();
+    return rows as StepMetric[];
+  }
+
+  /** Drops metrics past a step: a resumed run re-records the steps after its checkpoint. */
+  async truncateMetrics(id: string, afterStep: number): Promise<void> {
+    await this.db.deleteFrom('metrics').where('tuned_model_id', '=', id).where('step', '>', afterStep).execute();
   }
 
   /** The metric of the last step recorded (the console's list shows the final loss). */
-  lastMetric(id: string, kind: 'train' | 'eval'): StepMetric | undefined {
-    return this.db
-      .prepare('SELECT kind, step, epoch, loss, accuracy, predictions, time FROM metrics WHERE tuned_model_id = ? AND kind = ? ORDER BY step DESC LIMIT 1')
-      .get(id, kind) as StepMetric | undefined;
+  async lastMetric(id: string, kind: 'train' | 'eval'): Promise<StepMetric | undefined> {
+    const row = await this.db
+      .selectFrom('metrics')
+      .select(['kind', 'step', 'epoch', 'loss', 'accuracy', 'predictions', 'time'])
+      .where('tuned_model_id', '=', id)
+      .where('kind', '=', kind)
+      .orderBy('step', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row as StepMetric | undefined;
   }
 
-  /** Drops metrics and checkpoints past a step: a resumed run re-records the steps after its checkpoint. */
-  truncateMetrics(id: string, afterStep: number): void {
-    this.db.prepare('DELETE FROM metrics WHERE tuned_model_id = ? AND step > ?').run(id, afterStep);
-    this.db.prepare('DELETE FROM checkpoints WHERE tuned_model_id = ? AND step > ?').run(id, afterStep);
-  }
-
-  /** A checkpoint the run saved at a step. */
-  addCheckpoint(id: string, step: number, time: string): void {
-    this.db.prepare('INSERT OR REPLACE INTO checkpoints (tuned_model_id, step, time) VALUES (?, ?, ?)').run(id, step, time);
-  }
-
-  checkpoints(id: string): { step: number; time: string }[] {
-    return this.db.prepare('SELECT step, time FROM checkpoints WHERE tuned_model_id = ? ORDER BY step').all(id) as { step: number; time: string }[];
+  /** The checkpoint a run would resume from (the job's event log shows it while the run goes on). */
+  async checkpoints(id: string): Promise<{ step: number; time: string }[]> {
+    const row = await this.db
+      .selectFrom('jobs')
+      .select(['checkpoint_step', 'checkpoint_time'])
+      .where('tuned_model_id', '=', id)
+      .executeTakeFirst();
+    return row?.checkpoint_step != null && row.checkpoint_time != null ? [{ step: row.checkpoint_step, time: row.checkpoint_time }] : [];
   }
 }

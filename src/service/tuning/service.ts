@@ -1,8 +1,7 @@
 // Tuned models as a project sees them: create (which queues a training run), read, list, update,
-// delete, cancel; and the run's lifecycle as the job scheduler reports it.
-import { EventEmitter } from 'node:events';
-import { rmSync } from 'node:fs';
-import path from 'node:path';
+// delete, cancel; and the run's lifecycle as the worker holding its lease reports it. Every lifecycle write
+// carries the lease and is fenced: a worker whose lease was taken changes nothing. What changes is published
+// on the event bus, so workers and every API server's streams hear of it.
 import { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import { totalStepsFor } from '../../engine/train/trainer.js';
 import { trainingDefaults } from '../../engine/train/defaults.js';
@@ -16,8 +15,13 @@ import { ServiceError, invalidArgument } from '../errors.js';
 import type { ServiceLimits } from '../limits.js';
 import type { BaseModelInfo, BaseModelRegistry } from '../models/registry.js';
 import type { ObjectStore } from '../storage/object-store.js';
-import type { JobQueue } from '../store/jobs.js';
+import type { ArtifactStore } from '../storage/artifacts.js';
+import { isUniqueViolation, type Database } from '../store/database.js';
+import type { EventBus, ServiceEvent } from '../store/events.js';
+import type { JobQueue, Lease } from '../store/jobs.js';
 import type { ListPosition, TunedModelStore } from '../store/tuned-models.js';
+import type { Schema } from '../store/schema.js';
+import type { Kysely } from 'kysely';
 import { loadDataset, type DatasetSource } from './datasets.js';
 import { defaultBatchSize, defaultEpochsFor, pageSizes, tuningDefaults, tuningLimits, type Surface } from './defaults.js';
 import { jobNumber, operationId, randomId, tunedModelIdFor, tunedModelIdPattern } from './ids.js';
@@ -70,28 +74,20 @@ export interface Page<T> {
   nextPageToken?: string;
 }
 
-/** What the service needs from the job scheduler. */
-export interface RunControl {
-  /** A job was queued: start it when a worker is free. */
-  wake(): void;
-  /** Stop a queued or running job; its lifecycle ends in cancelled(). */
-  cancel(tunedModelId: string): void;
-  /** The run already ended here (failed): stop its worker at once, recording and saving nothing more. */
-  abandon(tunedModelId: string): void;
-}
+const alreadyExists = (id: string) => new ServiceError('ALREADY_EXISTS', `Tuned model tunedModels/${id} already exists.`);
 
 export class TuningService {
-  private control: RunControl = { wake: () => {}, cancel: () => {}, abandon: () => {} };
-  /** 'metric' (id, StepMetric) for every recorded step or evaluation, 'change' (TunedModel) after every update, 'deleted' (id). */
-  readonly events = new EventEmitter().setMaxListeners(0); // every open metrics stream listens
   private readonly tokenizers = new Map<string, Promise<Tokenizer>>();
 
   constructor(
+    private readonly database: Database,
     readonly store: TunedModelStore,
     private readonly jobs: JobQueue,
     readonly registry: BaseModelRegistry,
     readonly objects: ObjectStore,
-    readonly dataDir: string,
+    readonly artifacts: ArtifactStore,
+    /** 'queued', 'cancel', 'deleted', 'change' and 'metric' go out here. */
+    readonly events: EventBus,
     private readonly options: TuningOptions,
   ) {}
 
@@ -100,21 +96,15 @@ export class TuningService {
     return this.options.placement ?? {};
   }
 
-  attachScheduler(control: RunControl): void {
-    this.control = control;
+  /** Called after a tuned model is deleted, through whichever server (serving frees its adapter). */
+  onDeleted(listener: (id: string) => void): () => void {
+    return this.events.subscribe((event) => event.type === 'deleted' && listener(event.id));
   }
 
-  /** Called after a tuned model is deleted (serving frees its adapter). */
-  onDeleted(listener: (id: string) => void): void {
-    this.events.on('deleted', listener);
-  }
-
-  adapterDir(id: string): string {
-    return path.join(this.dataDir, 'adapters', id);
-  }
-
-  checkpointDir(id: string): string {
-    return path.join(this.dataDir, 'checkpoints', id);
+  /** A local directory holding the model's adapter (the shared one, or a cached copy of a bucket's). */
+  async adapterDirectory(model: TunedModel): Promise<string> {
+    if (!model.adapterKey) throw new ServiceError('FAILED_PRECONDITION', `Tuned model tunedModels/${model.id} has no adapter.`);
+    return this.artifacts.localDirectory(model.adapterKey);
   }
 
   /**
@@ -128,15 +118,15 @@ export class TuningService {
       throw invalidArgument(`displayName must be at most ${maxName} characters`, displayNameField[surface]);
     }
     validateSampling(request);
-    const base = this.baseOf(request);
+    const base = await this.baseOf(request);
     // Vertex: "If not set, a random name is generated."
     const displayName = request.displayName ?? (surface === 'vertex' ? `${base.name.replace(/^models\//, '')}-${randomId(8)}` : '');
     const id = request.tunedModelId ?? tunedModelIdFor(displayName);
     if (!tunedModelIdPattern.test(id)) {
       throw invalidArgument(`tunedModelId '${id}' must match ${tunedModelIdPattern.source}`, 'tuned_model_id');
     }
-    if (this.store.exists(id)) throw new ServiceError('ALREADY_EXISTS', `Tuned model tunedModels/${id} already exists.`);
-    this.checkProjectQuotas(project);
+    if (await this.store.exists(id)) throw alreadyExists(id);
+    await this.checkProjectQuotas(project);
     checkHyperparameterRanges(request.hyperparameters ?? {}, surface);
 
     const training = await this.dataset(request.training, request, { stats: { baseDir: base.dir, vocabSize: base.vocabSize }, keepExamples });
@@ -183,16 +173,16 @@ export class TuningService {
   }
 
   /** RESOURCE_EXHAUSTED when the project holds as many tuned models, or has as many jobs waiting or running, as its limits allow. */
-  private checkProjectQuotas(project: string): void {
+  private async checkProjectQuotas(project: string, trx?: Kysely<Schema>): Promise<void> {
     const { tunedModelsPerProject, queuedJobsPerProject } = this.options.limits;
-    const models = this.store.count(project);
+    const models = await (trx ? this.store.in(trx) : this.store).count(project);
     if (models >= tunedModelsPerProject) {
       throw new ServiceError(
         'RESOURCE_EXHAUSTED',
         `Project ${project} has ${models} tuned models, the limit tunedModelsPerProject (${tunedModelsPerProject}). Delete some to create more.`,
       );
     }
-    const jobs = this.jobs.unfinishedCount(project);
+    const jobs = await (trx ? this.jobs.in(trx) : this.jobs).unfinishedCount(project);
     if (jobs >= queuedJobsPerProject) {
       throw new ServiceError(
         'RESOURCE_EXHAUSTED',
@@ -229,14 +219,21 @@ export class TuningService {
 
   async create(request: CreateTunedModelRequest): Promise<TunedModel> {
     const { model, training, validation } = await this.plan(request, { keepExamples: true });
-    this.store.transaction(() => {
-      // Checked again: another create may have taken the id, or the quota, while this one read its dataset.
-      if (this.store.exists(model.id)) throw new ServiceError('ALREADY_EXISTS', `Tuned model tunedModels/${model.id} already exists.`);
-      this.checkProjectQuotas(model.project);
-      this.store.insert(model, training!, validation); // a model is never stored without its job
-      this.jobs.enqueue(model.id);
-    });
-    this.control.wake();
+    try {
+      await this.database.transaction(async (trx) => {
+        // Creates of one project take turns here, so two servers cannot both pass the quota with the last slot.
+        await this.database.lockProject(trx, model.project);
+        // Checked again: another create may have taken the id, or the quota, while this one read its dataset.
+        if (await this.store.in(trx).exists(model.id)) throw alreadyExists(model.id);
+        await this.checkProjectQuotas(model.project, trx);
+        await this.store.in(trx).insert(model, training!, validation); // a model is never stored without its job
+        await this.jobs.in(trx).enqueue(model.id, model.project);
+      });
+    } catch (error) {
+      // Two creates of one id on different connections: the second insert breaks the primary key.
+      throw isUniqueViolation(error) ? alreadyExists(model.id) : error;
+    }
+    await this.publish({ type: 'queued' });
     return model;
   }
 
@@ -244,138 +241,136 @@ export class TuningService {
    * A model the project may see, by Gemini id or Vertex number. Another project's answers exactly like a
    * missing one (AIP-193), so that whether it exists does not leak across projects.
    */
-  get(project: string, id: string): TunedModel {
-    const model = this.store.get(id);
+  async get(project: string, id: string): Promise<TunedModel> {
+    const model = await this.store.get(id);
     if (!model || model.project !== project) throw new ServiceError('NOT_FOUND', `Tuned model tunedModels/${id} does not exist.`);
     return model;
   }
 
-  list(project: string, pageSize?: number, pageToken?: string, filter?: string): Page<TunedModel> {
+  async list(project: string, pageSize?: number, pageToken?: string, filter?: string): Promise<Page<TunedModel>> {
     const size = pageSizeOf('gemini', pageSize);
     const after = pageToken ? decodePageToken(pageToken) : undefined;
-    const rows = this.store.list(project, after, size + 1, filter?.replace(/\b\w+:me\b/g, '').trim());
+    const rows = await this.store.list(project, after, size + 1, filter?.replace(/\b\w+:me\b/g, '').trim());
     const items = rows.slice(0, size);
     const last = items.at(-1);
     return { items, nextPageToken: rows.length > size && last ? encodePageToken({ createTime: last.createTime, id: last.id }) : undefined };
   }
 
   /** A page of a project's models, newest first, that `keep` accepts (Vertex lists filter on derived states). */
-  listMatching(project: string, keep: (model: TunedModel) => boolean, pageSize?: number, pageToken?: string): Page<TunedModel> {
+  async listMatching(project: string, keep: (model: TunedModel) => boolean, pageSize?: number, pageToken?: string): Promise<Page<TunedModel>> {
     const size = pageSizeOf('vertex', pageSize);
     const after = pageToken ? decodePageToken(pageToken) : undefined;
     const older = (m: TunedModel) => !after || m.createTime < after.createTime || (m.createTime === after.createTime && m.id < after.id);
-    const rows = this.store.all(project).filter((m) => older(m) && keep(m));
+    const rows = (await this.store.all(project)).filter((m) => older(m) && keep(m));
     const items = rows.slice(0, size);
     const last = items.at(-1);
     return { items, nextPageToken: rows.length > size && last ? encodePageToken({ createTime: last.createTime, id: last.id }) : undefined };
   }
 
-  patch(project: string, id: string, patch: TunedModelPatch): TunedModel {
-    const model = this.get(project, id);
+  async patch(project: string, id: string, patch: TunedModelPatch): Promise<TunedModel> {
+    const model = await this.get(project, id);
     const maxName = tuningLimits.displayNameChars.gemini;
     if (patch.displayName !== undefined && [...patch.displayName].length > maxName) {
       throw invalidArgument(`displayName must be at most ${maxName} characters`, displayNameField.gemini);
     }
     validateSampling(patch);
-    Object.assign(model, definedOnly(patch), { updateTime: now() });
-    this.store.save(model);
-    return model;
+    const changes = { ...definedOnly(patch), updateTime: now() };
+    await this.store.update(model.id, changes);
+    return { ...model, ...changes };
   }
 
-  delete(project: string, idOrNumber: string): void {
-    const { id, state } = this.get(project, idOrNumber);
-    if (state === 'CREATING') this.control.cancel(id);
-    this.store.delete(id);
-    rmSync(this.adapterDir(id), { recursive: true, force: true });
-    rmSync(this.checkpointDir(id), { recursive: true, force: true });
-    this.events.emit('deleted', id);
-  }
-
-  /** Asks a run to stop; the model ends ACTIVE if a step completed (the adapter is usable), else FAILED. */
-  cancel(project: string, idOrNumber: string): TunedModel {
-    const model = this.get(project, idOrNumber);
-    if (model.state === 'CREATING') {
-      this.jobs.requestCancel(model.id);
-      this.control.cancel(model.id);
-    }
-    return model;
-  }
-
-  // The run's lifecycle, reported by the scheduler.
-
-  started(id: string): void {
-    this.update(id, (m) => {
-      m.startTime ??= now();
-    });
-  }
-
-  /** A resumed run restarts after its checkpoint; metrics past it are recorded again. */
-  resumedAt(id: string, completedSteps: number): void {
-    this.store.truncateMetrics(id, completedSteps);
-    this.update(id, (m) => {
-      m.completedSteps = completedSteps;
-    });
-  }
-
-  /** The run saved a checkpoint at this step (the job's event log shows it). */
-  checkpointed(id: string, step: number): void {
-    if (this.store.exists(id)) this.store.addCheckpoint(id, step, now());
-  }
-
-  /** A metric that is not a finite number means the run diverged: it is not stored, and the run is failed. */
-  recordMetric(id: string, metric: StepMetric): void {
-    if (!Number.isFinite(metric.loss) || !Number.isFinite(metric.accuracy)) {
-      this.failed(id, `Training diverged at step ${metric.step}: the ${metric.kind === 'eval' ? 'validation ' : ''}loss is ${metric.loss}. Try a lower learning rate.`, 3);
-      this.control.abandon(id);
-      return;
-    }
-    this.store.addMetric(id, metric);
-    this.events.emit('metric', id, metric);
-    if (metric.kind === 'train') this.update(id, (m) => void (m.completedSteps = metric.step));
-  }
-
-  succeeded(id: string): void {
-    this.finish(id, (m) => {
-      m.state = 'ACTIVE';
-    });
-  }
-
-  failed(id: string, message: string, code = 13): void {
-    this.finish(id, (m) => {
-      m.state = 'FAILED';
-      m.error = { code, message };
-    });
-  }
-
-  /** Cancelled runs keep their adapter only if at least one step completed (it was saved by the worker). */
-  cancelled(id: string, adapterSaved: boolean): void {
-    this.finish(id, (m) => {
-      m.state = adapterSaved ? 'ACTIVE' : 'FAILED';
-      m.error = { code: 1, message: 'Operation cancelled.' };
-    });
+  /** Removes the model, its metrics, job, adapter and checkpoints; a worker training it stops (it hears of it). */
+  async delete(project: string, idOrNumber: string): Promise<void> {
+    const { id } = await this.get(project, idOrNumber);
+    await this.store.delete(id);
+    await this.artifacts.deletePrefix(`adapters/${id}`);
+    await this.artifacts.deletePrefix(`checkpoints/${id}`);
+    await this.publish({ type: 'deleted', id });
   }
 
   /**
-   * The model first: a crash in between leaves a 'running' job, which the scheduler drops when it sees the model
-   * done. A finished run stays as it finished (a worker's late report cannot turn a FAILED model ACTIVE).
+   * Asks a run to stop; the model ends ACTIVE if a step completed (the adapter is usable), else FAILED. A
+   * queued job that never trained ends at once; a running one ends when its worker hears of the cancel.
    */
-  private finish(id: string, change: (m: TunedModel) => void): void {
-    this.update(id, (m) => {
-      if (m.operationDone) return;
-      change(m);
-      m.completeTime = now();
-      m.updateTime = m.completeTime;
-      m.operationDone = true;
+  async cancel(project: string, idOrNumber: string): Promise<TunedModel> {
+    const model = await this.get(project, idOrNumber);
+    if (model.state !== 'CREATING') return model;
+    const endedNow = await this.database.transaction(async (trx) => {
+      const job = await this.jobs.in(trx).requestCancel(model.id);
+      if (job?.state !== 'queued' || job.checkpoint) return false; // a requeued job with a checkpoint saves its steps as an adapter
+      await this.store.in(trx).update(model.id, this.outcome({ state: 'FAILED', error: cancelledError }));
+      await this.jobs.in(trx).finishUnleased(model.id);
+      return true;
     });
-    this.jobs.finish(id);
+    await this.publish(endedNow ? { type: 'change', id: model.id } : { type: 'cancel', id: model.id });
+    return endedNow ? ((await this.store.get(model.id)) ?? model) : model;
   }
 
-  private update(id: string, change: (m: TunedModel) => void): void {
-    const model = this.store.get(id);
-    if (!model) return; // deleted while running
-    change(model);
-    this.store.save(model);
-    this.events.emit('change', model);
+  // The run's lifecycle, reported by the worker holding the job's lease (LeaseLostError when it no longer does).
+
+  /** Training began, from a checkpoint's step or 0: metrics past it are recorded again. */
+  async runStarted(lease: Lease, resumedFromStep: number): Promise<void> {
+    await this.jobs.fenced(lease, async (trx) => {
+      const model = await this.store.in(trx).get(lease.tunedModelId);
+      await this.store.in(trx).truncateMetrics(lease.tunedModelId, resumedFromStep);
+      await this.store.in(trx).update(lease.tunedModelId, { completedSteps: resumedFromStep, ...(model?.startTime ? {} : { startTime: now() }) });
+    });
+    await this.publish({ type: 'change', id: lease.tunedModelId });
+  }
+
+  /**
+   * Records a step's or an evaluation's metric. One that is not a finite number means the run diverged: it is
+   * not stored, the run is failed, and 'diverged' tells the worker to abandon it (kill it, keep nothing).
+   */
+  async recordMetric(lease: Lease, metric: StepMetric): Promise<'recorded' | 'diverged'> {
+    if (!Number.isFinite(metric.loss) || !Number.isFinite(metric.accuracy)) {
+      const which = metric.kind === 'eval' ? 'validation ' : '';
+      await this.failed(lease, `Training diverged at step ${metric.step}: the ${which}loss is ${metric.loss}. Try a lower learning rate.`, 3);
+      return 'diverged';
+    }
+    await this.jobs.fenced(lease, async (trx) => {
+      await this.store.in(trx).addMetric(lease.tunedModelId, metric, lease.token);
+      if (metric.kind === 'train') await this.store.in(trx).update(lease.tunedModelId, { completedSteps: metric.step });
+    });
+    await this.publish({ type: 'metric', id: lease.tunedModelId, kind: metric.kind, step: metric.step });
+    return 'recorded';
+  }
+
+  /** The adapter is in storage under adapterKey. */
+  async succeeded(lease: Lease, adapterKey: string): Promise<void> {
+    await this.finish(lease, { state: 'ACTIVE', adapterKey });
+  }
+
+  async failed(lease: Lease, message: string, code = 13): Promise<void> {
+    await this.finish(lease, { state: 'FAILED', error: { code, message } });
+  }
+
+  /** A cancelled run keeps its adapter only if at least one step completed (then it was saved, under adapterKey). */
+  async cancelled(lease: Lease, adapterKey: string | undefined): Promise<void> {
+    await this.finish(lease, adapterKey ? { state: 'ACTIVE', error: cancelledError, adapterKey } : { state: 'FAILED', error: cancelledError });
+  }
+
+  /** The model's outcome and the job's end, in one fenced transaction. */
+  private async finish(lease: Lease, outcome: Outcome): Promise<void> {
+    await this.jobs.fenced(lease, async (trx) => {
+      await this.store.in(trx).update(lease.tunedModelId, this.outcome(outcome));
+      await this.jobs.in(trx).finish(lease);
+    });
+    await this.publish({ type: 'change', id: lease.tunedModelId });
+  }
+
+  private outcome(outcome: Outcome): Partial<TunedModel> {
+    const completeTime = now();
+    return { ...outcome, completeTime, updateTime: completeTime, operationDone: true };
+  }
+
+  /** Events are hints (readers re-read the database): one that cannot be sent is not an error of the request. */
+  private async publish(event: ServiceEvent): Promise<void> {
+    try {
+      await this.events.publish(event);
+    } catch (error) {
+      console.error(`attune: could not publish the ${event.type} event: ${(error as Error).message}`);
+    }
   }
 
   /** Over-long examples fail a Gemini-API request; Vertex drops them and reports them in the data stats. */
@@ -403,12 +398,12 @@ export class TuningService {
     return tokenizer;
   }
 
-  private baseOf(request: CreateTunedModelRequest) {
+  private async baseOf(request: CreateTunedModelRequest) {
     if (request.baseModel && request.sourceTunedModel) {
       throw invalidArgument('set baseModel or tunedModelSource, not both', 'tuned_model.base_model');
     }
     if (request.sourceTunedModel) {
-      const source = this.get(request.project, request.sourceTunedModel.replace(/^tunedModels\//, ''));
+      const source = await this.get(request.project, request.sourceTunedModel.replace(/^tunedModels\//, ''));
       return this.registry.resolve(source.baseModel, request.apiVersion, 'createTunedModel');
     }
     if (!request.baseModel) throw invalidArgument('baseModel is required', 'tuned_model.base_model');
@@ -484,6 +479,10 @@ const hyperparametersField: Record<Surface, string> = {
 export function learningRateOf(h: Hyperparameters): number {
   return h.learningRate ?? (h.learningRateMultiplier ?? 1) * tuningDefaults.baseLearningRate;
 }
+
+const cancelledError = { code: 1, message: 'Operation cancelled.' };
+
+type Outcome = Pick<TunedModel, 'state'> & Partial<Pick<TunedModel, 'error' | 'adapterKey'>>;
 
 const pageSizeOf = (surface: Surface, requested: number | undefined) =>
   Math.min(Math.max(1, requested || pageSizes[surface].default), pageSizes[surface].max);

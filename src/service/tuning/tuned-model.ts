@@ -56,6 +56,8 @@ export interface TunedModel {
   error?: TuningError;
   operationId: string;
   operationDone: boolean;
+  /** Where its adapter is in storage (adapters/<id>/<lease token>), once a run saved one. */
+  adapterKey?: string;
   /** A cancel was asked for and the run has not ended yet (read from the job queue). */
   cancelRequested: boolean;
 }

@@ -1,0 +1,98 @@
+// What a worker can run: its device and dtype, the memory it offers, its base models. A job goes only to a
+// worker that can hold it; one that cannot says why and leaves the job for another.
+//
+// The memory a run needs is the engine's memory plan (engine/train/memory-plan.ts) at the dtype the engine's
+// placement gives this base model on this worker's device (engine/placement.ts): one place for each.
+import os from 'node:os';
+import { existsSync } from 'node:fs';
+import { readModelConfig } from '../../engine/model/load.js';
+import { parameterCount, type ModelConfig } from '../../engine/model/config.js';
+import { dtypeChoices, resolvePlacement, type ComputeDtype, type DtypeChoice } from '../../engine/placement.js';
+import { planTraining, type TrainingPlan } from '../../engine/train/memory-plan.js';
+import type { BaseModelRegistry } from '../models/registry.js';
+import type { Candidate } from '../store/jobs.js';
+import type { Hyperparameters } from '../tuning/tuned-model.js';
+
+export type Dtype = ComputeDtype;
+export const dtypes: readonly DtypeChoice[] = dtypeChoices;
+
+/** Tokens of one example the plan assumes (the job's examples are not read at claim time). */
+const estimateTokensPerExample = 1024;
+
+/** The memory plan of a training run of this base model and these hyperparameters, on the device, in the dtype, against the budget. */
+export function planRun(config: ModelConfig, hyperparameters: Pick<Hyperparameters, 'batchSize' | 'adapterRank'>, device: string, dtype: Dtype, budgetBytes?: number): TrainingPlan {
+  const longest = Math.min(config.maxPositions, estimateTokensPerExample);
+  return planTraining({ config, dtype, device, rank: hyperparameters.adapterRank, lengths: Array(hyperparameters.batchSize).fill(longest), budgetBytes });
+}
+
+export const formatBytes = (bytes: number): string =>
+  bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${Math.max(1, Math.round(bytes / 2 ** 20))} MiB`;
+
+export interface CapacityOptions {
+  /** A resolved device (cpu, cuda:N). */
+  device: string;
+  /** auto: what the engine's placement gives each base model on the device. */
+  dtype: DtypeChoice;
+  /** Memory offered to training; default: the host's free memory at each claim (CPU), unchecked (GPU). */
+  memoryBytes?: number;
+}
+
+export class WorkerCapacity {
+  private readonly configs = new Map<string, ModelConfig>();
+  /** Estimates of the jobs this worker runs, held against an explicit --memory. */
+  private readonly reserved = new Map<string, number>();
+  private readonly estimates = new Map<string, number>();
+
+  constructor(
+    readonly options: CapacityOptions,
+    private readonly registry: BaseModelRegistry,
+  ) {}
+
+  /**
+   * The memory this worker offers now (undefined: not known, e.g. a GPU without --memory). Free memory
+   * already reflects running jobs; an explicit --memory has their estimates taken off.
+   */
+  availableBytes(): number | undefined {
+    if (this.options.memoryBytes !== undefined) return this.options.memoryBytes - [...this.reserved.values()].reduce((a, b) => a + b, 0);
+    return this.options.device === 'cpu' ? os.freemem() : undefined;
+  }
+
+  /** A claimed job runs here: its estimate counts against --memory until release(). */
+  reserve(tunedModelId: string): void {
+    this.reserved.set(tunedModelId, this.estimates.get(tunedModelId) ?? 0);
+  }
+
+  release(tunedModelId: string): void {
+    this.reserved.delete(tunedModelId);
+    this.estimates.delete(tunedModelId);
+  }
+
+  /** The base model's directory on this machine, by name (the API server's path may not exist here). */
+  baseDirOf(baseModel: string, serverBaseDir: string): string | undefined {
+    try {
+      return this.registry.resolve(baseModel).dir;
+    } catch {
+      return existsSync(serverBaseDir) ? serverBaseDir : undefined;
+    }
+  }
+
+  /** true, or why not. */
+  canHold(candidate: Candidate): true | string {
+    const baseDir = this.baseDirOf(candidate.baseModel, candidate.baseDir);
+    if (!baseDir) return `its base model ${candidate.baseModel} is not on this worker (attune pull it into this worker's --data-dir)`;
+    const available = this.availableBytes();
+    if (available === undefined) return true;
+    let config = this.configs.get(baseDir);
+    if (!config) {
+      config = readModelConfig(baseDir);
+      this.configs.set(baseDir, config);
+    }
+    const dtype = resolvePlacement({ device: this.options.device, dtype: this.options.dtype }, parameterCount(config)).dtype;
+    const plan = planRun(config, JSON.parse(candidate.hyperparameters) as Hyperparameters, this.options.device, dtype, available);
+    this.estimates.set(candidate.tunedModelId, plan.estimate.totalBytes);
+    if (!plan.fits) {
+      return `it does not fit in the ${formatBytes(available)} this worker offers on ${this.options.device} (${dtype}): it ${plan.summary}`;
+    }
+    return true;
+  }
+}
