@@ -91,7 +91,8 @@ export class WorkerCapacity {
     const plan = planRun(config, JSON.parse(candidate.hyperparameters) as Hyperparameters, this.options.device, dtype, available);
     this.estimates.set(candidate.tunedModelId, plan.estimate.totalBytes);
     if (!plan.fits) {
-      return `it does not fit in the ${formatBytes(available)} this worker offers on ${this.options.device} (${dtype}): it ${plan.summary}`;
+      // The plan's budget is what this worker offers (its free memory, or --memory less its running jobs).
+      return `in ${dtype} it ${plan.summary}, and this worker offers ${formatBytes(available)}`;
     }
     return true;
   }
