@@ -93,7 +93,11 @@ describe('scale-out: two API servers, workers on their own, one PostgreSQL, shar
     const parent = `/v1beta1/projects/${project}/locations/${location}`;
 
     // /healthz reaches the database and the storage.
-    for (const server of servers) assert.deepEqual((await call(`${server.url}/healthz`)).json, { status: 'ok', database: 'ok', storage: 'ok' });
+    for (const server of servers) {
+      const { device, dtype, ...readiness } = (await call(`${server.url}/healthz`)).json;
+      assert.deepEqual(readiness, { status: 'ok', database: 'ok', storage: 'ok' });
+      assert.ok(device && dtype, 'and where it runs');
+    }
 
     // The dataset goes in through server A; server B reads it from the shared storage at create.
     const upload = await call(`${serverA.url}/upload/storage/v1/b/scale-data/o?uploadType=media&name=numbers.jsonl`, {

@@ -39,7 +39,7 @@ describe('attune serve on this machine, auto device and dtype', () => {
     assert.equal(health.status, 200, health.text);
     const probe = matmulProbe('cpu');
     const expected = cudaDeviceCount() > 0 ? undefined : probe.bfloat16 >= 2 * probe.float32 ? 'bfloat16' : 'float32';
-    if (expected) assert.deepEqual(health.json, { status: 'ok', device: 'cpu', dtype: expected });
+    if (expected) assert.deepEqual(health.json, { status: 'ok', database: 'ok', storage: 'ok', device: 'cpu', dtype: expected });
     const logs = fixture.server.logs();
     assert.match(logs, new RegExp(`^tuning and serving on ${health.json.device} in ${health.json.dtype}: `, 'm'), 'a plain line');
     assert.match(logs, new RegExp(`"device":"${health.json.device}","dtype":"${health.json.dtype}"`), 'and the JSON log');
