@@ -26,6 +26,7 @@ export async function workerCommand(argv: string[]): Promise<void> {
   }
   const worker = await openWorker(config);
   console.error(`attune worker: ${describeTarget(target)}, storage ${worker.artifacts.description}; stop with Ctrl-C (running jobs are checkpointed and released)`);
+  console.error(`attune worker: training on ${worker.placement.device} in ${worker.placement.dtype}: ${worker.placement.reason}`);
   await new Promise<void>((resolve) => {
     const shutdown = async (signal: string) => {
       console.error(`attune worker: ${signal}: checkpointing running jobs and releasing their leases`);
