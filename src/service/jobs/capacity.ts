@@ -92,7 +92,7 @@ export class WorkerCapacity {
     this.estimates.set(candidate.tunedModelId, plan.estimate.totalBytes);
     if (!plan.fits) {
       // The plan's budget is what this worker offers (its free memory, or --memory less its running jobs).
-      return `in ${dtype} it ${plan.summary}, and this worker offers ${formatBytes(available)}`;
+      return `it ${plan.summary} (in ${dtype}), and this worker offers ${formatBytes(available)}`;
     }
     return true;
   }
