@@ -32,13 +32,14 @@ before(async () => {
 });
 
 const loads: string[] = [];
-function adapterRef(i: number, delayMs = 0): AdapterRef {
+/** `loaded`: the load finishes only once it settles (a slow disk the test controls). */
+function adapterRef(i: number, loaded?: Promise<unknown>): AdapterRef {
   return {
     key: `model-${i}@1`,
     modelId: `model-${i}`,
     load: async () => {
       loads.push(`model-${i}`);
-      if (delayMs) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      await loaded;
       const source = adapterWeights[i];
       const weights = new Map([...source.weights].map(([path, w]) => [path, { ...w, a: w.a.clone(), b: w.b.clone() }]));
       return new LoraAdapter(source.config, weights);
@@ -120,10 +121,14 @@ test('an adapter loading in the background does not hold up the batch; it joins 
   const runner = new ContinuousRunner(base, defaults);
   const running = job(runner, { prompt: prompts[0], options: { maxOutputTokens: 200 } });
   await running.submitted;
-  const slow = job(runner, { adapter: adapterRef(5, 400), prompt: prompts[1], options: { maxOutputTokens: 4 } });
+  let finishLoading!: () => void;
+  const slow = job(runner, { adapter: adapterRef(5, new Promise<void>((resolve) => (finishLoading = resolve))), prompt: prompts[1], options: { maxOutputTokens: 4 } });
   const stepsAtSubmit = runner.stats().forwards;
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // Steps, not wall time: the load ends only after the base request has decoded 10 more tokens without it.
+  const giveUp = Date.now() + 30_000;
+  while (runner.stats().forwards <= stepsAtSubmit + 10 && Date.now() < giveUp) await new Promise((resolve) => setTimeout(resolve, 1));
   assert.ok(runner.stats().forwards > stepsAtSubmit + 10, 'the base request kept decoding while the adapter loaded');
+  finishLoading();
   const [a, b] = await Promise.all([running.done, slow.done]);
   assert.equal(a.error, undefined);
   assert.equal(b.error, undefined);

@@ -36,7 +36,7 @@ export function fsyncDirectory(dir: string): void {
   }
 }
 
-function fsyncFile(file: string): void {
+export function fsyncFile(file: string): void {
   const fd = openSync(file, 'r+');
   try {
     fsyncSync(fd);

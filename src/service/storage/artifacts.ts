@@ -8,11 +8,10 @@
 // keys, but nothing ever reads them. Directory writes are atomic besides: the files go to a temporary
 // directory, are fsynced, and the directory is renamed into place.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Storage, type StorageOptions } from '@google-cloud/storage';
-import { sweepTemporaryFiles, temporaryNameFor } from '../../engine/io/durable.js';
+import { fsyncDirectory, fsyncFile, sweepTemporaryFiles, temporaryNameFor } from '../../engine/io/durable.js';
 
 export interface ArtifactStore {
   /** Where it is, for logs and health. */
@@ -36,14 +35,6 @@ function checkKey(key: string): void {
   }
 }
 
-function fsyncPath(file: string): void {
-  const fd = openSync(file, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 async function filesOf(dir: string): Promise<string[]> {
   const entries = await fs.readdir(dir, { withFileTypes: true });
@@ -71,9 +62,9 @@ export class DirectoryArtifacts implements ArtifactStore {
     try {
       for (const name of await filesOf(localDir)) {
         await fs.copyFile(path.join(localDir, name), path.join(staging, name));
-        fsyncPath(path.join(staging, name));
+        fsyncFile(path.join(staging, name));
       }
-      fsyncPath(staging);
+      fsyncDirectory(staging);
       await fs.mkdir(path.dirname(target), { recursive: true });
       try {
         await fs.rename(staging, target);
@@ -82,7 +73,7 @@ export class DirectoryArtifacts implements ArtifactStore {
         // Written before (a retry after a lost reply): the key's content never changes, so that copy stands.
         if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
       }
-      fsyncPath(path.dirname(target));
+      fsyncDirectory(path.dirname(target));
     } finally {
       await fs.rm(staging, { recursive: true, force: true });
     }
