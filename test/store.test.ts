@@ -101,11 +101,11 @@ for (const dialect of dialects) {
         await store.insert(modelFor(id, { createTime: `2025-01-0${i + 1}T00:00:00.000000Z`, displayName: i % 2 ? 'Numbers' : 'letters' }), examplesJson);
       }
       await store.insert(modelFor('other', { project: 'other-project' }), examplesJson);
-      const first = await store.list('store-test', undefined, 3);
+      const first = await store.list({ project: 'store-test', show: ['owned'] }, undefined, 3);
       assert.deepEqual(first.map((m) => m.id), ['m-a', 'm-b', 'm-c']);
       const last = first.at(-1)!;
-      assert.deepEqual((await store.list('store-test', { createTime: last.createTime, id: last.id }, 3)).map((m) => m.id), ['m-d']);
-      assert.deepEqual((await store.list('store-test', undefined, 10, 'NUMB')).map((m) => m.id), ['m-b', 'm-d']);
+      assert.deepEqual((await store.list({ project: 'store-test', show: ['owned'] }, { createTime: last.createTime, id: last.id }, 3)).map((m) => m.id), ['m-d']);
+      assert.deepEqual((await store.list({ project: 'store-test', show: ['owned'] }, undefined, 10, 'NUMB')).map((m) => m.id), ['m-b', 'm-d']);
       assert.deepEqual((await store.all('store-test')).map((m) => m.id), ['m-d', 'm-c', 'm-b', 'm-a']);
 
       await store.addMetric('m-a', { kind: 'train', step: 1, epoch: 0, loss: 2.5, accuracy: 0.1, predictions: 10, time: now() });

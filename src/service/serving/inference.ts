@@ -340,9 +340,9 @@ export class InferenceService {
     };
   }
 
-  /** The project's tuned model, which must be ACTIVE to be used. */
+  /** A tuned model the project may use (its own, or one shared with it), which must be ACTIVE to be used. */
   private async activeTunedModel(ref: ModelRef): Promise<TunedModel> {
-    const model = await this.tuning.get(ref.project, ref.id);
+    const { model } = await this.tuning.access(ref.project, ref.id, 'READER', 'use');
     if (model.state !== 'ACTIVE') {
       const why = model.state === 'FAILED' && model.error ? ` (${model.error.message})` : '';
       throw new ServiceError(
