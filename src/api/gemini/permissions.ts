@@ -32,8 +32,12 @@ const transferBody = bodyChecker(TransferOwnershipBody, 'TransferOwnershipReques
 const granteeTypeNumbers = ['GRANTEE_TYPE_UNSPECIFIED', ...granteeTypes];
 const roleNumbers = ['ROLE_UNSPECIFIED', ...roles];
 
-/** An enum as its name (a number is looked up; an unknown one stays as given, for the domain to refuse). */
-const enumName = (value: string | number | undefined, names: readonly string[]) => (typeof value === 'number' ? (names[value] ?? String(value)) : value);
+/**
+ * An enum as its name: a number (or a number's digits, as the body's schema may coerce it) is looked up; an unknown
+ * one stays as given, for the domain to refuse.
+ */
+const enumName = (value: string | number | undefined, names: readonly string[]) =>
+  value !== undefined && /^\d+$/.test(String(value)) ? (names[Number(value)] ?? String(value)) : (value as string | undefined);
 
 export function permissionWire(modelId: string, p: Permission, { integerEnums }: WireOptions) {
   return {

@@ -11,9 +11,9 @@ import type { Services } from '../../service/services.js';
 import { ServiceError, invalidArgument, notFound } from '../../service/errors.js';
 import { operationId } from '../../service/tuning/ids.js';
 import { now, type TunedModel } from '../../service/tuning/tuned-model.js';
-import { wireOptions } from '../proto-json.js';
+import { wireOptions, type WireOptions } from '../proto-json.js';
 import { parseFilter, type FilterFields } from './filter.js';
-import { defaultVersionAlias, modelVersionId, parseVertexVersion, type LocationParams } from './names.js';
+import { defaultVersionAlias, modelVersionId, parseVertexVersion, type LocationParams, type VertexVersion } from './names.js';
 import { ListQuery, deleteOperationWire, endpointWire, modelWire } from './resource-wire.js';
 import { jobStateOf } from './wire.js';
 
@@ -69,47 +69,65 @@ const filterFields: Record<ResourceKind, FilterFields> = {
 
 type ResourceParams = LocationParams & { id: string };
 
-export function resourceRoutes(app: FastifyInstance, services: Services): void {
-  const base = '/:version/projects/:project/locations/:location';
-  const resourceOf = (request: FastifyRequest<{ Params: ResourceParams }>, kind: ResourceKind) => {
-    parseVertexVersion(request.params.version);
-    return tunedModelOfResource(services, request.project, kind, request.params.id, request.params.location);
-  };
+/** Where a list or a resource lives: the caller's project (auth has checked the path's), a location, a version. */
+export interface ResourceParent {
+  version: VertexVersion;
+  project: string;
+  location: string;
+}
 
-  for (const kind of ['Endpoint', 'Model'] as const) {
-    const collection = collections[kind];
-    const wire = (model: TunedModel, request: FastifyRequest) => (kind === 'Endpoint' ? endpointWire(model) : modelWire(model, wireOptions(request)));
-
-    app.get<{ Params: LocationParams; Querystring: ListQuery }>(`${base}/${collection}`, { schema: { querystring: ListQuery } }, async (request) => {
-      parseVertexVersion(request.params.version);
-      const { pageSize, pageToken, filter, orderBy } = request.query;
+/**
+ * Endpoints and models get, list and delete, free of any transport: the HTTP routes below and gRPC's
+ * EndpointService and ModelService (api/grpc/vertex.ts) call these.
+ */
+export function resourceMethods(services: Services) {
+  const wire = (kind: ResourceKind, model: TunedModel, options: WireOptions) => (kind === 'Endpoint' ? endpointWire(model) : modelWire(model, options));
+  return {
+    async list(kind: ResourceKind, parent: ResourceParent, { pageSize, pageToken, filter, orderBy }: ListQuery, options: WireOptions) {
+      const collection = collections[kind];
       if (orderBy?.trim() && !/^\s*create_time\s+desc\s*$/i.test(orderBy)) {
         throw invalidArgument(`orderBy ${JSON.stringify(orderBy)} is not supported: ${collection} are listed newest first ("create_time desc").`, 'order_by');
       }
       const matches = parseFilter(filter, filterFields[kind]);
-      const { location } = request.params;
-      const page = await services.tuning.listMatching(request.project, (m) => m.location === location && hasVertexResources(m) && matches(m), pageSize, pageToken);
-      const items = page.items.map((m) => wire(m, request));
+      const page = await services.tuning.listMatching(parent.project, (m) => m.location === parent.location && hasVertexResources(m) && matches(m), pageSize, pageToken);
+      const items = page.items.map((m) => wire(kind, m, options));
       return { [collection]: items.length ? items : undefined, nextPageToken: page.nextPageToken };
-    });
+    },
 
-    app.get<{ Params: ResourceParams }>(`${base}/${collection}/:id`, async (request) => wire(await resourceOf(request, kind), request));
+    get: async (kind: ResourceKind, parent: ResourceParent, id: string, options: WireOptions) =>
+      wire(kind, await tunedModelOfResource(services, parent.project, kind, id, parent.location), options),
 
-    app.delete<{ Params: ResourceParams }>(`${base}/${collection}/:id`, async (request) => {
-      const version = parseVertexVersion(request.params.version);
-      const model = await resourceOf(request, kind);
+    async delete(kind: ResourceKind, { version, project, location }: ResourceParent, id: string) {
+      const model = await tunedModelOfResource(services, project, kind, id, location);
       if (kind === 'Endpoint') {
         throw new ServiceError(
           'FAILED_PRECONDITION',
-          `Endpoint ${request.params.id} has a deployed model (models/${model.jobNumber}@${modelVersionId}), and Attune does not undeploy models. ` +
+          `Endpoint ${id} has a deployed model (models/${model.jobNumber}@${modelVersionId}), and Attune does not undeploy models. ` +
             `Delete the model, DELETE /${version}/projects/${model.project}/locations/${model.location}/models/${model.jobNumber}, which deletes its endpoint with it.`,
         );
       }
-      if (request.params.id.includes('@')) {
-        throw invalidArgument(`DeleteModel takes the model's name without a version: models/${model.jobNumber}.`, 'name');
-      }
-      await services.tuning.delete(request.project, model.id);
+      if (id.includes('@')) throw invalidArgument(`DeleteModel takes the model's name without a version: models/${model.jobNumber}.`, 'name');
+      await services.tuning.delete(project, model.id);
       return deleteOperationWire(`projects/${model.project}/locations/${model.location}`, operationId(), version, now());
-    });
+    },
+  };
+}
+
+export function resourceRoutes(app: FastifyInstance, services: Services): void {
+  const base = '/:version/projects/:project/locations/:location';
+  const methods = resourceMethods(services);
+  const parentOf = (request: FastifyRequest<{ Params: LocationParams }>): ResourceParent => ({
+    version: parseVertexVersion(request.params.version),
+    project: request.project,
+    location: request.params.location,
+  });
+
+  for (const kind of ['Endpoint', 'Model'] as const) {
+    const collection = collections[kind];
+    app.get<{ Params: LocationParams; Querystring: ListQuery }>(`${base}/${collection}`, { schema: { querystring: ListQuery } }, async (request) =>
+      methods.list(kind, parentOf(request), request.query, wireOptions(request)),
+    );
+    app.get<{ Params: ResourceParams }>(`${base}/${collection}/:id`, async (request) => methods.get(kind, parentOf(request), request.params.id, wireOptions(request)));
+    app.delete<{ Params: ResourceParams }>(`${base}/${collection}/:id`, async (request) => methods.delete(kind, parentOf(request), request.params.id));
   }
 }
