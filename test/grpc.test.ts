@@ -14,6 +14,7 @@ import { v1 as aiplatform, v1beta1 as aiplatformBeta, protos as vertexProtos } f
 import { v1beta, v1beta3, protos as geminiProtos } from '@google-ai/generativelanguage';
 import fc from 'fast-check';
 import { loadDescriptors } from '../src/api/grpc/descriptors.js';
+import { timeoutOf } from '../src/api/grpc/bind.js';
 import { call, repoRoot, useServer, waitFor, type ServerFixture } from './helpers/server.js';
 
 const project = 'grpc-project';
@@ -412,4 +413,12 @@ describe('gRPC on a keyless server', () => {
     const rebound = new aiplatform.GenAiTuningServiceClient(options({ 'grpc.default_authority': 'attacker.example:8081' }));
     await rejectsWith(rebound.listTuningJobs({ parent: `projects/local/locations/${location}` }), grpc.status.PERMISSION_DENIED, /loopback host names/);
   });
+});
+
+test("a call's deadline is the serving timeout: the seconds left, none without one (as X-Server-Timeout over REST)", () => {
+  assert.equal(timeoutOf({ getDeadline: () => Infinity }), undefined);
+  const left = timeoutOf({ getDeadline: () => new Date(Date.now() + 30_000) })!;
+  assert.ok(left > 29 && left <= 30, String(left));
+  assert.ok(timeoutOf({ getDeadline: () => Date.now() + 5_000 })! <= 5);
+  assert.equal(timeoutOf({ getDeadline: () => Date.now() - 1_000 }), 0.001, 'a deadline already past leaves no time, never an unlimited one');
 });

@@ -55,7 +55,7 @@ function decode(type: protobuf.Type, bytes: Buffer): Json {
 }
 
 /** The seconds the client will still wait (its deadline, sent as grpc-timeout), if it gave one. */
-function timeoutOf(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): number | undefined {
+export function timeoutOf(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadline'>): number | undefined {
   const deadline = call.getDeadline();
   const at = deadline instanceof Date ? deadline.getTime() : deadline;
   if (!Number.isFinite(at)) return undefined; // Infinity: no deadline
