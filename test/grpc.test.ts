@@ -333,6 +333,12 @@ describe('gRPC: Google clients, insecure credentials, no fallback', () => {
       'google.ai.generativelanguage.v1beta.GenerativeService/CountTokens': [gemini, { model: 'models/gemini-2.5-flash', contents: [{ role: 'user', parts: [{ text: 'one' }] }] }],
       'google.ai.generativelanguage.v1beta3.TextService/GenerateText': [gemini, { model: 'models/gemini-2.5-flash', prompt: { text: 'one' }, maxOutputTokens: 2 }],
       'google.longrunning.Operations/GetOperation': [gemini, { name: 'tunedModels/nothing-here/operations/x' }],
+      'google.ai.generativelanguage.v1beta.PermissionService/CreatePermission': [gemini, { parent: 'tunedModels/nothing-here', permission: { granteeType: 'EVERYONE', role: 'READER' } }],
+      'google.ai.generativelanguage.v1beta.PermissionService/ListPermissions': [gemini, { parent: 'tunedModels/nothing-here', pageSize: 2 }],
+      'google.ai.generativelanguage.v1beta.PermissionService/UpdatePermission': [gemini, { permission: { name: 'tunedModels/nothing-here/permissions/everyone', role: 'READER' }, updateMask: { paths: ['role'] } }],
+      'google.ai.generativelanguage.v1beta.PermissionService/TransferOwnership': [gemini, { name: 'tunedModels/nothing-here', emailAddress: 'x@projects.attune.internal' }],
+      'google.cloud.aiplatform.v1.EndpointService/ListEndpoints': [vertex, { parent: tuningParent, pageSize: 2, filter: 'display_name:"x"' }],
+      'google.cloud.aiplatform.v1.ModelService/GetModel': [vertex, { name: `${tuningParent}/models/1234567890123456789@1` }],
     };
     const methods = Object.entries(valid).map(([path, [root, request]]) => {
       const [serviceName, methodName] = path.split('/') as [string, string];
