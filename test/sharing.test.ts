@@ -210,6 +210,7 @@ describe('Sharing tuned models between projects', { concurrency: false }, () => 
     const narrowed = await rest(`/v1beta/${shared()}?updateMask=readerProjectNumbers`, owner, { method: 'PATCH', body: { readerProjectNumbers: [projectNumber(reader)] } });
     assert.equal(narrowed.status, 200, narrowed.text);
     assert.deepEqual(narrowed.json.readerProjectNumbers, [projectNumber(reader)]);
+    assert.equal((await rest(`/v1beta3/${shared()}`, owner)).json.readerProjectNumbers, undefined, "v1beta3's TunedModel has no such field");
     assertRpcError(await generate(shared(), stranger), 404, 'NOT_FOUND');
     assert.equal((await rest(`/v1beta/${shared()}/permissions/${projectNumber(writer)}`, owner)).json.role, 'WRITER');
 

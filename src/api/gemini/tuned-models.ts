@@ -57,9 +57,12 @@ const readersField = 'readerProjectNumbers';
 export function tunedModelMethods(services: Services) {
   const { tuning, store, sharing } = services;
   const snapshotsOf = (model: TunedModel) => store.metrics(model.id, 'train');
-  /** The model as `project` sees it: who else may read it is for those who may share it (WRITER and OWNER). */
-  const modelWire = async (model: TunedModel, options: WireOptions, project: string) => {
-    const role = await tuning.roleOf(model, project);
+  /**
+   * The model as `project` sees it: who else may read it is for those who may share it (WRITER and OWNER), on the
+   * versions whose TunedModel has the field.
+   */
+  const modelWire = async (model: TunedModel, options: WireOptions, project: string, version?: ApiVersion) => {
+    const role = version === 'v1beta3' ? undefined : await tuning.roleOf(model, project);
     const readers = role === 'OWNER' || role === 'WRITER' ? await sharing.readerProjectNumbers(model) : [];
     return { ...tunedModelWire(model, await snapshotsOf(model), options), readerProjectNumbers: readers.length ? readers : undefined };
   };
@@ -96,13 +99,14 @@ export function tunedModelMethods(services: Services) {
     },
 
     /** Its own models and those granted to it; `filter` takes Google's owner:me, writers:me, readers:me and readers:everyone. */
-    async list(project: string, { pageSize, pageToken, filter }: ListQuery, options: WireOptions) {
+    async list(project: string, { pageSize, pageToken, filter }: ListQuery, options: WireOptions, version?: ApiVersion) {
       const page = await tuning.list(project, pageSize, pageToken, parseTunedModelFilter(filter));
-      const tunedModels = await Promise.all(page.items.map((m) => modelWire(m, options, project)));
+      const tunedModels = await Promise.all(page.items.map((m) => modelWire(m, options, project, version)));
       return { tunedModels: tunedModels.length ? tunedModels : undefined, nextPageToken: page.nextPageToken };
     },
 
-    get: async (project: string, id: string, options: WireOptions) => modelWire((await tuning.access(project, id, 'READER', 'read')).model, options, project),
+    get: async (project: string, id: string, options: WireOptions, version?: ApiVersion) =>
+      modelWire((await tuning.access(project, id, 'READER', 'read')).model, options, project, version),
 
     /** AIP-134: without a mask, every updatable field present in the body is the mask (v1beta3 requires one). */
     async update(project: string, version: ApiVersion, id: string, body: TunedModelBody, updateMask: string | undefined, options: WireOptions) {
@@ -123,7 +127,7 @@ export function tunedModelMethods(services: Services) {
       if (readers) await sharing.checkProjectNumbers(readers);
       const model = await tuning.patch(project, id, patch);
       if (readers) await sharing.setReaderProjectNumbers(project, id, readers);
-      return modelWire(model, options, project);
+      return modelWire(model, options, project, version);
     },
 
     /** Only the owner deletes; a project the model is shared with gets PERMISSION_DENIED, any other NOT_FOUND. */
@@ -163,14 +167,12 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
     '/:version/tunedModels',
     { schema: { querystring: ListQuery } },
     async (request) => {
-      parseVersion(request.params.version);
-      return methods.list(request.project, request.query, wireOptions(request));
+      return methods.list(request.project, request.query, wireOptions(request), parseVersion(request.params.version));
     },
   );
 
   app.get<{ Params: { version: string; id: string } }>('/:version/tunedModels/:id', async (request) => {
-    parseVersion(request.params.version);
-    return methods.get(request.project, request.params.id, wireOptions(request));
+    return methods.get(request.project, request.params.id, wireOptions(request), parseVersion(request.params.version));
   });
 
   app.patch<{ Params: { version: string; id: string }; Querystring: { updateMask?: string }; Body: TunedModelBody }>(
