@@ -30,8 +30,9 @@ async function openFresh(t: TestContext, dialect: (typeof dialects)[number]): Pr
 
 function modelFor(id: string, overrides: Partial<TunedModel> = {}): TunedModel {
   const time = now();
+  const number = jobNumber();
   return {
-    id, jobNumber: jobNumber(), project: 'store-test', location: 'us-central1', labels: { team: 'a' }, apiVersion: 'v1beta',
+    id, jobNumber: number, modelNumber: number, modelVersion: 1, tuningMethod: 'supervised', project: 'store-test', location: 'us-central1', labels: { team: 'a' }, apiVersion: 'v1beta',
     displayName: `Model ${id}`, description: '', baseModel: 'models/stories260K', baseDir: '/models/stories260K',
     state: 'CREATING', createTime: time, updateTime: time, temperature: 0.9, topP: 1, topK: 40,
     hyperparameters: { epochCount: 2, batchSize: 4, learningRate: 0.001, adapterRank: 8 },

@@ -154,6 +154,7 @@ export function parseExample(obj: unknown, where: string): Example {
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) fail(where, 'expected a JSON object');
   const o = obj as Record<string, unknown>;
   let example: Example;
+  if ('completions' in o) fail(where, 'a preference example ({"contents", "completions"}) is for preference tuning (Vertex AI\'s preferenceOptimizationSpec), not supervised tuning');
   if ('contents' in o) example = fromContents(o, where);
   else if ('messages' in o) example = fromMessages(o, where);
   else if (INPUT_KEYS.some((k) => k in o) || OUTPUT_KEYS.some((k) => k in o)) example = fromInputOutput(o, where);

@@ -38,7 +38,7 @@ export function jobEvents(model: TunedModel, train: StepMetric[], evals: StepMet
   const h = model.hyperparameters;
   const seed = h.seed ?? trainingDefaults.seed;
   const events: JobEvent[] = [];
-  const rate = h.learningRate !== undefined ? `learning rate ${h.learningRate}` : `learning rate ${learningRateOf(h)} (${h.learningRateMultiplier ?? 1} × the default)`;
+  const rate = h.learningRate !== undefined ? `learning rate ${h.learningRate}` : `learning rate ${learningRateOf(model)} (${h.learningRateMultiplier ?? 1} × the default)`;
   events.push({
     time: model.createTime,
     type: 'created',
