@@ -167,7 +167,8 @@ export async function trainPreferences(
   const validation = (options.validation ?? []).map(cut);
   let scored: ScoredPair[] = [];
   let scoredValidation: ScoredPair[] = [];
-  return runSteps(model, adapter, { ...options, validation: undefined }, {
+  const learningRate = options.learningRate ?? trainingDefaults.preferenceLearningRate;
+  return runSteps(model, adapter, { ...options, learningRate, validation: undefined }, {
     size: data.length,
     prepare(plan) {
       scored = scorePairs(model, data, plan);
