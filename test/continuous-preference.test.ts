@@ -219,7 +219,7 @@ describe('continuous and preference tuning on attune serve', () => {
     assertRpcError(both, 400, /not both/);
   });
 
-  test('preference tuning continued from the supervised model prefers the chosen answers', async () => {
+  test('preference tuning continued from the supervised model prefers the chosen answers', async (t) => {
     const ai = vertexClient();
     const created = await ai.tunings.tune({
       baseModel: supervised.tunedModel!.model!,
@@ -249,6 +249,7 @@ describe('continuous and preference tuning on attune serve', () => {
     const before = await chosenShare(supervised.tunedModel!.endpoint!);
     const after = await chosenShare(job.tunedModel!.endpoint!);
     const report = `supervised ${before.share} (${before.answers.join(',')}), preference ${after.share} (${after.answers.join(',')})`;
+    t.diagnostic(report);
     assert.ok(after.share >= 0.7, report);
     assert.ok(after.share >= before.share + 0.2, report);
   });
