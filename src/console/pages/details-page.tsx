@@ -106,6 +106,11 @@ export function DetailsPage({ id }: { id: string }) {
           <Link href={`/new?clone=${id}`} class="button">
             Clone this job
           </Link>
+          {hasAdapter(job) && (
+            <Link href={`/new?continue=${id}`} class="button" data-testid="continue-tuning">
+              Continue tuning
+            </Link>
+          )}
           <button type="button" class="danger" onClick={() => setConfirming('delete')}>
             Delete
           </button>
