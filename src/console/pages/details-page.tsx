@@ -3,7 +3,7 @@
 import { useState } from 'preact/hooks';
 import { exportPath } from '../api/exports';
 import { deleteTunedModel, tunedModelPath } from '../api/gemini';
-import { cancelJob, jobsPath } from '../api/vertex';
+import { cancelJob, dataStatsOf, jobsPath } from '../api/vertex';
 import { CopyBlock } from '../components/copy-block';
 import { DataStats } from '../components/data-stats';
 import { ExportPanel } from '../components/export-panel';
@@ -132,7 +132,7 @@ export function DetailsPage({ id }: { id: string }) {
         </section>
         <section class="panel" aria-labelledby="stats-title">
           <h2 id="stats-title">Data statistics</h2>
-          <DataStats stats={job.tuningDataStats?.supervisedTuningDataStats} />
+          <DataStats stats={dataStatsOf(job)} />
         </section>
         <section class="panel" aria-labelledby="timeline-title">
           <h2 id="timeline-title">Timeline</h2>
