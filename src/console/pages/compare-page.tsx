@@ -180,7 +180,7 @@ function RunsTable({ runs, metricName }: { runs: Run[]; metricName: string }) {
                 {formatNumber(hp.epochCount)} × {formatNumber(hp.batchSize)}
               </td>
               <td data-label="Learning rate">{hp.learningRate ?? (hp.learningRateMultiplier !== undefined ? `× ${hp.learningRateMultiplier}` : '–')}</td>
-              <td data-label="Steps">{formatNumber(run.dataStatsOf(job)?.tuningStepCount)}</td>
+              <td data-label="Steps">{formatNumber(dataStatsOf(run.job)?.tuningStepCount)}</td>
               <td data-label="Last value">
                 {last
                   ? metricName.includes('fraction')
