@@ -1,8 +1,10 @@
 // The Vertex resources a tuning job names (vertex-api.md §2.4): endpoints/{n} and models/{n} get, list and
 // delete on v1 and v1beta1. A job that SUCCEEDED has both, named by its 19-digit number: the Model (version 1,
-// alias "default") deployed once on the Endpoint. They are views of the tuned model, as the job is:
-//   - DELETE models/{n} deletes the tuned model: its Model, its Endpoint, its job, its adapter (Attune deploys a
-//     model when it is tuned and never undeploys it, so deleting the Model takes its deployment with it);
+// alias "default") deployed once on the Endpoint; a continued run without a new display name is instead the next
+// version of its source's Model (models/{n}@2, the alias "default" on the latest succeeded version) with an
+// Endpoint of its own. They are views of the tuned model, as the job is:
+//   - DELETE models/{n} deletes the Model's tuned models, every version: Model, Endpoint, job, adapter (Attune
+//     deploys a model when it is tuned and never undeploys it, so deleting the Model takes its deployment with it);
 //   - DELETE endpoints/{n} is refused as Vertex refuses an endpoint that still has a deployed model
 //     (FAILED_PRECONDITION); delete the model instead.
 // Another project's resources, and those of jobs that did not succeed, answer 404 exactly like missing ones.
