@@ -117,6 +117,11 @@ export function accumulatePreferenceGradients(model: Transformer, pairs: ScoredP
   for (const group of pairGroups(pairs, plan.microBatchTokens)) {
     tidy(() => {
       const batch = packBatch(sequencesOf(group), model.device);
+      if (batch.predictedTokens === 0) {
+        // Truncation cut every completion of the group away: nothing to learn, but the pairs count (at loss ln 2).
+        noGrad(() => dpoLoss(model, hiddenStatesOf(model, batch), batch, group, beta, plan.lossChunkRows, false, outcome));
+        return;
+      }
       backward(model, batch, plan, (hidden) => dpoLoss(model, hidden, batch, group, beta, plan.lossChunkRows, true, outcome).mul(1 / pairs.length));
     });
   }
