@@ -6,6 +6,9 @@ import assert from 'node:assert/strict';
 import { DatasetError, parseJsonl } from '../src/engine/data/examples.js';
 import { chooseFraming, frameCompletion, frameExample, IGNORE_INDEX } from '../src/engine/data/framing.js';
 import { tune } from '../src/engine/tuning.js';
+import { scorePairs } from '../src/engine/train/preference.js';
+import { unboundedStepPlan } from '../src/engine/train/step.js';
+import { ids as idTensor, noGrad, tidy } from '../src/engine/tensor/index.js';
 import type { BaseModel } from '../src/engine/base-model.js';
 import type { Example } from '../src/engine/data/examples.js';
 import { loadStories, numberExamples, tempDir } from './helpers/engine.js';
@@ -65,6 +68,29 @@ test('a completion is framed as the last model turn of a supervised example is',
   assert.deepEqual(completion, supervised);
   const rejected = frameCompletion(tokenizer, framing, { turns: example!.turns.slice(0, 1) }, example!.rejected!);
   assert.ok(rejected.targets.some((t) => t !== IGNORE_INDEX));
+});
+
+test('a completion\'s log-probability, packed with others, is the sum of its tokens\' log-softmax computed alone', async () => {
+  const { tokenizer, transformer } = await stories();
+  const examples = [...successorPreferences(8, 11), ...successorPreferences(98, 100)];
+  const framing = chooseFraming(tokenizer, examples);
+  const pairs = examples.map((e) => {
+    const prompt = { turns: e.turns.slice(0, 1) };
+    return { chosen: frameCompletion(tokenizer, framing, prompt, e.turns[1]!.text), rejected: frameCompletion(tokenizer, framing, prompt, e.rejected!) };
+  });
+  const scored = scorePairs(transformer, pairs, unboundedStepPlan);
+  const alone = (sequence: { ids: number[]; targets: number[] }) =>
+    noGrad(() =>
+      tidy(() => {
+        const logProbs = transformer.forward(idTensor(sequence.ids, [1, sequence.ids.length])).logSoftmax(-1).toFloat32Array();
+        const vocab = transformer.config.vocabSize;
+        return sequence.targets.reduce((sum, target, i) => (target === IGNORE_INDEX ? sum : sum + logProbs[i * vocab + target]!), 0);
+      }),
+    );
+  scored.forEach((pair, i) => {
+    assert.ok(Math.abs(pair.reference[0] - alone(pairs[i]!.chosen)) < 1e-3, `pair ${i} chosen: ${pair.reference[0]} vs ${alone(pairs[i]!.chosen)}`);
+    assert.ok(Math.abs(pair.reference[1] - alone(pairs[i]!.rejected)) < 1e-3, `pair ${i} rejected`);
+  });
 });
 
 test('DPO: the first step loss is ln 2 and the reward margin grows; a continued run starts where its source ended', async (t) => {
