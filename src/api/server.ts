@@ -1,7 +1,7 @@
 // The HTTP server: plugins for errors, lenient JSON, auth, the request policy and body limits, then one route
 // module per concern. The last three hook in when a request arrives, before its body is read, in this order:
 // auth (who is asking), policy (keyless Host/Origin, content types), body limits (how much they may send).
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
 import type { Services } from '../service/services.js';
 import { errorsPlugin, frameworkErrorHandler } from './plugins/errors.js';
 import { lenientJsonPlugin } from './plugins/lenient-json.js';
@@ -26,9 +26,11 @@ import { exportRoutes } from './export/routes.js';
 export interface ServerOptions {
   /** Pino's level for the request log (secrets redacted); none: no log. */
   logLevel?: string;
+  /** Told of every route as it is registered (test/api-reference.test.ts checks docs/api.md against them). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
-export async function buildServer(services: Services, { logLevel }: ServerOptions = {}): Promise<FastifyInstance> {
+export async function buildServer(services: Services, { logLevel, onRoute }: ServerOptions = {}): Promise<FastifyInstance> {
   const { limits } = services;
   const app = Fastify({
     logger: logLevel ? loggerOptions(logLevel) : false,
@@ -38,6 +40,7 @@ export async function buildServer(services: Services, { logLevel }: ServerOption
     frameworkErrors: frameworkErrorHandler,
   });
   // Google pretty-prints its JSON; scripts grep single lines such as '"state": "ACTIVE"'.
+  if (onRoute) app.addHook('onRoute', onRoute);
   app.setReplySerializer((payload) => JSON.stringify(payload, null, 2));
   await app.register(errorsPlugin);
   await app.register(lenientJsonPlugin);

@@ -3,6 +3,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ServiceError } from '../../service/errors.js';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The verbs a custom-method route dispatches (`x:verb`), for docs/api.md's test. */
+    customMethods?: readonly string[];
+  }
+}
+
 export const apiVersions = ['v1', 'v1beta', 'v1beta3'] as const;
 export type ApiVersion = (typeof apiVersions)[number];
 
@@ -20,7 +27,8 @@ export class CustomMethods {
 
   register(app: FastifyInstance): void {
     for (const collection of ['tunedModels', 'models'] as const) {
-      app.post<{ Params: { version: string; name: string } }>(`/:version/${collection}/:name`, async (request, reply) => {
+      const config = { customMethods: [...this[collection].keys()] };
+      app.post<{ Params: { version: string; name: string } }>(`/:version/${collection}/:name`, { config }, async (request, reply) => {
         const version = parseVersion(request.params.version);
         const at = request.params.name.lastIndexOf(':');
         const verb = at >= 0 ? request.params.name.slice(at + 1) : '';

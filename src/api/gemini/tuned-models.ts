@@ -213,7 +213,7 @@ export function operationRoutes(app: FastifyInstance, services: Services): void 
     return { operations: [await methods.getOperation(request.project, model.id, model.operationId, wireOptions(request))] };
   });
 
-  app.post<{ Params: { version: string; id: string; op: string } }>('/:version/tunedModels/:id/operations/:op', async (request) => {
+  app.post<{ Params: { version: string; id: string; op: string } }>('/:version/tunedModels/:id/operations/:op', { config: { customMethods: ['cancel'] } }, async (request) => {
     parseVersion(request.params.version);
     const [operation, verb] = request.params.op.split(':');
     if (verb !== 'cancel') throw invalidArgument(`unknown method ${verb ?? '(none)'}; operations support :cancel`);

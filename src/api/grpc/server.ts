@@ -3,11 +3,12 @@
 // when a call's metadata arrives; a message over requestBodyBytes is refused by grpc-js (RESOURCE_EXHAUSTED)
 // before it is decoded.
 import * as grpc from '@grpc/grpc-js';
+import type protobuf from 'protobufjs';
 import type { Services } from '../../service/services.js';
-import { loadDescriptors } from './descriptors.js';
+import { loadDescriptors, type Descriptors } from './descriptors.js';
 import { statusEncoder } from './status.js';
-import { grpcAuth } from './auth.js';
-import { bindService, type GrpcLog } from './bind.js';
+import { grpcAuth, type GrpcAuth } from './auth.js';
+import { bindService, type GrpcLog, type Handler } from './bind.js';
 import { vertexHandlers } from './vertex.js';
 import { geminiHandlers } from './gemini.js';
 
@@ -25,6 +26,11 @@ export interface GrpcServer {
   close(graceMs?: number): Promise<void>;
 }
 
+/** Each service the server binds, with the handlers of the methods it serves (docs/api.md lists them). */
+export function servedServices(services: Services, descriptors: Descriptors, auth: GrpcAuth): [protobuf.Service, Record<string, Handler>][] {
+  return [...vertexHandlers(services, descriptors.vertex, auth), ...geminiHandlers(services, descriptors.gemini, auth)];
+}
+
 export async function startGrpcServer(services: Services, { host, port, log }: GrpcServerOptions): Promise<GrpcServer> {
   const descriptors = loadDescriptors();
   const encodeStatus = statusEncoder(descriptors.status);
@@ -33,8 +39,7 @@ export async function startGrpcServer(services: Services, { host, port, log }: G
     interceptors: [auth.interceptor],
     'grpc.max_receive_message_length': services.limits.requestBodyBytes,
   });
-  const handlers = [...vertexHandlers(services, descriptors.vertex, auth), ...geminiHandlers(services, descriptors.gemini, auth)];
-  for (const [service, methods] of handlers) {
+  for (const [service, methods] of servedServices(services, descriptors, auth)) {
     const { definition, implementation } = bindService(service, methods, { encodeStatus, log });
     server.addService(definition, implementation);
   }

@@ -85,7 +85,7 @@ export function endpointRoutes(app: FastifyInstance, services: Services): void {
     return content[verb as Exclude<Verb, 'computeTokens'>](request, reply, ref);
   };
   for (const prefix of ['/:version/projects/:project/locations/:location', '/:version']) {
-    app.post(`${prefix}/endpoints/:name`, serve('tunedModels'));
-    app.post(`${prefix}/publishers/:publisher/models/:name`, serve('models'));
+    app.post(`${prefix}/endpoints/:name`, { config: { customMethods: verbs } }, serve('tunedModels'));
+    app.post(`${prefix}/publishers/:publisher/models/:name`, { config: { customMethods: verbs } }, serve('models'));
   }
 }

@@ -126,7 +126,7 @@ export function tuningJobRoutes(app: FastifyInstance, services: Services): void 
     jobs.get(parentOf(request), request.params.job, wireOptions(request)),
   );
 
-  app.post<{ Params: LocationParams & { job: string } }>(`${tuningJobsPath}/:job`, async (request) => {
+  app.post<{ Params: LocationParams & { job: string } }>(`${tuningJobsPath}/:job`, { config: { customMethods: ['cancel'] } }, async (request) => {
     const { id, verb } = splitCustomMethod(request.params.job);
     if (verb !== 'cancel') throw notFound(`Method not found: POST ${request.url.split('?')[0]}`);
     return jobs.cancel(parentOf(request), id);
