@@ -79,6 +79,7 @@ export function benchRunner(base: BaseModel, scheduler: SchedulerKind, queue = {
     maxAdapters: inferenceDefaults.maxAdapters,
     kvCacheBytes: inferenceDefaults.kvCacheBytes,
     kvBlockSize: inferenceDefaults.kvBlockSize,
+    fairStepTokens: inferenceDefaults.fairStepTokens,
     queue,
   });
 }

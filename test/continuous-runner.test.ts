@@ -47,7 +47,7 @@ function adapterRef(i: number, loaded?: Promise<unknown>): AdapterRef {
   };
 }
 
-const defaults: ContinuousOptions = { maxBatchRows: 32, maxAdapters: 4, kvCacheBytes: 64 * 1024 * 1024, kvBlockSize: 16, queue: { perProject: 100, total: 200 } };
+const defaults: ContinuousOptions = { maxBatchRows: 32, maxAdapters: 4, kvCacheBytes: 64 * 1024 * 1024, kvBlockSize: 16, fairStepTokens: 16, queue: { perProject: 100, total: 200 } };
 
 interface Outcome {
   result?: Generation;

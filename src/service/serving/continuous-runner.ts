@@ -19,7 +19,18 @@
 // requests of projects holding more are paused (their rows freed, their KV blocks and text kept) and go back
 // to the head of their project's line, to go on where they stopped when their turn comes. So a request
 // arriving during another project's flood starts at the next step instead of after the flood's first wave.
-import { BatchDecoder, type Sequence } from '../../engine/generate/batch-decoder.js';
+//
+// Steps are shared fairly as well. On CPU a step's cost grows with the tokens it carries (a 32-row step
+// costs several times a one-row step, a 512-token prefill more still), so starting at once is not enough:
+// a light project (all its work, running and waiting, under its share of rows) would then take every step
+// at the flood's size. While a light project decodes, steps are capped at `fairStepTokens` tokens (a
+// decoding row counts one, a prompt its length; vLLM's max_num_batched_tokens, made small): the light
+// projects' rows all decode, and their prompts go whatever their length; the heavy projects keep the rest
+// (at least a row each), their newest requests paused down to it, the most loaded project first, and their
+// prompts wait unless they fit. When the light projects finish, the batch grows back to maxBatchRows and
+// the paused requests resume. The flood pays for the light project's latency with throughput for that
+// long, and only then.
+import { BatchDecoder, type Sequence, type StepBudget } from '../../engine/generate/batch-decoder.js';
 import { isGreedy, randomSeed, uniformStream } from '../../engine/generate/sampling.js';
 import { KvBlockPool } from '../../engine/model/paged-kv-cache.js';
 import { AdapterStack } from '../../engine/lora/adapter-stack.js';
@@ -39,7 +50,11 @@ export interface ContinuousOptions {
   kvCacheBytes: number;
   /** Tokens per KV block. */
   kvBlockSize: number;
+  /** Tokens a step carries at most while a light project decodes (see above). */
+  fairStepTokens: number;
   queue: QueueBounds;
+  /** Sees each step: tokens it carried (decoding rows plus prompt tokens) and the rows per project that produced a token. */
+  onStep?: (step: { tokens: number; rowsByProject: ReadonlyMap<string, number> }) => void;
 }
 
 /** A request from submit() to its end. */
@@ -180,13 +195,14 @@ export class ContinuousRunner implements Runner {
     try {
       while (!this.closed) {
         this.admit();
+        const budget = this.fitStep();
         if (this.decoder.size === 0) {
           if (this.queue.size === 0) return; // submit() starts the loop again
           await new Promise<void>((resolve) => (this.wake = resolve)); // an adapter loads or a request ends
           this.wake = undefined;
           continue;
         }
-        this.step();
+        this.step(budget);
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } finally {
@@ -214,7 +230,59 @@ export class ContinuousRunner implements Runner {
   }
 
   private hasRows(rows: number): boolean {
-    return this.decoder.size + rows <= this.options.maxBatchRows;
+    return this.decoder.size + rows <= this.rowCapacity();
+  }
+
+  /** Rows a step may decode now: maxBatchRows, or fewer while a light project decodes. */
+  private rowCapacity(): number {
+    const { maxBatchRows, fairStepTokens } = this.options;
+    const light = this.lightProjects();
+    if (light.size === 0) return maxBatchRows;
+    let lightRows = 0;
+    for (const project of light) lightRows += this.rowsOf(project);
+    const heavy = new Set([...this.rowsByProject.keys(), ...this.queue.waitingProjects]).size - light.size;
+    return Math.min(maxBatchRows, Math.max(fairStepTokens, lightRows + heavy));
+  }
+
+  /**
+   * Projects decoding now whose whole demand (rows running and rows their waiting requests would take) is
+   * under their share of rows, when another project has work too.
+   */
+  private lightProjects(): Set<string> {
+    const light = new Set<string>();
+    const share = this.rowShare();
+    if (share >= this.options.maxBatchRows) return light; // one project alone
+    for (const [project, rows] of this.rowsByProject) {
+      const demand = rows + this.queue.itemsOf(project).reduce((n, p) => n + p.rows, 0);
+      if (demand < share) light.add(project);
+    }
+    return light;
+  }
+
+  /**
+   * Pauses heavy projects' newest requests, the project decoding the most rows first, until the batch fits
+   * the row capacity; the step's token budget while a light project decodes (its prompts exempt from it).
+   */
+  private fitStep(): StepBudget | undefined {
+    const light = this.lightProjects();
+    if (light.size === 0) return undefined;
+    const capacity = this.rowCapacity();
+    while (this.decoder.size > capacity) {
+      const heaviest = [...this.rowsByProject].filter(([project]) => !light.has(project)).sort((a, b) => b[1] - a[1])[0];
+      if (!heaviest || heaviest[1] <= 1) break; // every heavy project keeps a row
+      this.pause(this.newestOf(heaviest[0]));
+    }
+    return { tokens: capacity, exempt: (sequence) => light.has(this.running.get(sequence)?.pending.job.project ?? '') };
+  }
+
+  private runningRequests(): Pending[] {
+    return [...new Set([...this.running.values()].map((r) => r.pending))].filter((p) => p.state === 'running');
+  }
+
+  private newestOf(project: string): Pending {
+    return this.runningRequests()
+      .filter((p) => p.job.project === project)
+      .reduce((a, b) => (b.startedAt > a.startedAt ? b : a));
   }
 
   /** A paused request holds its blocks already. */
@@ -234,12 +302,10 @@ export class ContinuousRunner implements Runner {
 
   /** Pauses the newest requests of projects over their share until `rows` rows are free; false (pausing nothing) if they cannot be. */
   private makeRoom(rows: number, share: number): boolean {
-    const newestFirst = [...new Set([...this.running.values()].map((r) => r.pending))]
-      .filter((p) => p.state === 'running')
-      .sort((a, b) => b.startedAt - a.startedAt);
+    const newestFirst = this.runningRequests().sort((a, b) => b.startedAt - a.startedAt);
     const victims: Pending[] = [];
     const freed = new Map<string, number>();
-    let free = this.options.maxBatchRows - this.decoder.size;
+    let free = this.rowCapacity() - this.decoder.size;
     for (const victim of newestFirst) {
       if (free >= rows) break;
       const project = victim.job.project;
@@ -300,15 +366,24 @@ export class ContinuousRunner implements Runner {
     }
   }
 
-  private step(): void {
+  private step(budget: StepBudget | undefined): void {
     let outputs;
     try {
-      outputs = this.decoder.step();
+      outputs = this.decoder.step(budget);
       this.steps++;
     } catch (error) {
       const failure = new ServiceError('INTERNAL', `Generation failed: ${(error as Error)?.message ?? String(error)}`);
       for (const pending of new Set([...this.running.values()].map((r) => r.pending))) this.end(pending, failure);
       return;
+    }
+    if (this.options.onStep) {
+      const rowsByProject = new Map<string, number>();
+      for (const { sequence } of outputs) {
+        const project = this.running.get(sequence)?.pending.job.project;
+        if (project !== undefined) rowsByProject.set(project, (rowsByProject.get(project) ?? 0) + 1);
+      }
+      const { decodeRows, prefillTokens } = this.decoder.lastStep;
+      this.options.onStep({ tokens: decodeRows + prefillTokens, rowsByProject });
     }
     const ended = new Set<Pending>();
     for (const { sequence, delta, finished } of outputs) {

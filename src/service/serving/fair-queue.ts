@@ -89,6 +89,11 @@ export class FairQueue<T> {
     }
   }
 
+  /** A project's waiting items, oldest first. */
+  itemsOf(project: string): readonly T[] {
+    return this.projects.get(project) ?? [];
+  }
+
   *items(): Generator<T> {
     for (const fifo of this.projects.values()) yield* fifo;
   }

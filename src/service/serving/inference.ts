@@ -76,6 +76,12 @@ export const inferenceDefaults = {
   maxBatchRows: 32,
   kvCacheBytes: 512 * 1024 * 1024,
   kvBlockSize: 16,
+  /**
+   * Tokens a step carries at most while a light project decodes beside a heavy one (continuous-runner.ts):
+   * on a 2-core CPU a 16-row step costs under 2× a one-row step at stories260K and about the same at the
+   * SmolLM2-135M shape, where a 512-token prefill costs several.
+   */
+  fairStepTokens: 16,
 } as const;
 
 /** Request limits of generation (gemini-api.md §7, §8). */
@@ -381,6 +387,7 @@ export class InferenceService {
       maxAdapters: o.maxAdapters,
       kvCacheBytes: o.kvCacheBytes,
       kvBlockSize: o.kvBlockSize,
+      fairStepTokens: o.fairStepTokens,
       queue: { perProject: this.limits.queuedGenerationsPerProject, total: this.limits.queuedGenerationsPerBaseModel },
     });
   }
