@@ -164,6 +164,50 @@ test("projects share rows: another project's request starts at the next step dur
   runner.close();
 });
 
+test("a light project's steps stay short during another project's flood: at most fairStepTokens tokens besides its own prompt, a token every step; the batch grows back after it; paused requests go on unchanged", async () => {
+  const steps: { tokens: number; rowsByProject: ReadonlyMap<string, number> }[] = [];
+  const runner = new ContinuousRunner(base, { ...defaults, maxBatchRows: 8, fairStepTokens: 4, onStep: (step) => steps.push(step) });
+  const alone = await Promise.all(prompts.map((prompt) => job(runner, { prompt, options: { maxOutputTokens: 16 } }).done));
+  const flood = Array.from({ length: 40 }, (_, i) => job(runner, { project: 'flood', prompt: prompts[i % 4], options: { maxOutputTokens: 16 } }));
+  while (runner.stats().running < 8) await new Promise((resolve) => setImmediate(resolve));
+  const arrival = steps.length;
+  const quiet = await job(runner, { project: 'quiet', prompt: prompts[3], options: { maxOutputTokens: 16 } }).done;
+  const outcomes = await Promise.all(flood.map((f) => f.done));
+
+  const carried = steps.flatMap((step, i) => (step.rowsByProject.has('quiet') ? [i] : []));
+  const tokens = quiet.result!.candidatesTokenCount;
+  assert.ok(carried[0] <= arrival + 1, `it started ${carried[0] - arrival} steps after it arrived`);
+  assert.deepEqual(carried, Array.from({ length: tokens }, (_, k) => carried[0] + k), 'a token every step from its first to its last');
+  const promptTokens = base.tokenizer.encode(prompts[3]).length;
+  assert.ok(steps[carried[0]].tokens <= 4 + promptTokens, `its prefill step carried ${steps[carried[0]].tokens} tokens`);
+  for (const i of carried.slice(1)) assert.ok(steps[i].tokens <= 4, `step ${i - carried[0]} of it carried ${steps[i].tokens} tokens`);
+  assert.ok(steps.slice(carried.at(-1)! + 1).some((step) => step.rowsByProject.get('flood') === 8), 'the flood decodes on all 8 rows again after it');
+  assert.equal(steps[arrival - 1].rowsByProject.get('flood'), 8, 'the flood had the whole batch before it');
+
+  assert.equal(quiet.result!.candidates[0].text, alone[3].result!.candidates[0].text);
+  outcomes.forEach((o, i) => assert.equal(o.result!.candidates[0].text, alone[i % 4].result!.candidates[0].text, `flood request ${i}`));
+  runner.close();
+});
+
+test('two floods and a light project with two requests: its rows all decode, each flood keeps a row, the step stays within fairStepTokens', async () => {
+  const steps: { tokens: number; rowsByProject: ReadonlyMap<string, number> }[] = [];
+  const runner = new ContinuousRunner(base, { ...defaults, maxBatchRows: 12, fairStepTokens: 4, onStep: (step) => steps.push(step) });
+  const floods = ['flood-a', 'flood-b'].flatMap((project) => Array.from({ length: 20 }, (_, i) => job(runner, { project, prompt: prompts[i % 4], options: { maxOutputTokens: 16 } })));
+  while (runner.stats().running < 12) await new Promise((resolve) => setImmediate(resolve));
+  const light = [prompts[0], prompts[2]].map((prompt) => job(runner, { project: 'light', prompt, options: { maxOutputTokens: 16 } }));
+  const outcomes = await Promise.all(light.map((l) => l.done));
+  assert.ok(outcomes.every((o) => o.error === undefined));
+  const both = steps.filter((step) => step.rowsByProject.get('light') === 2);
+  assert.ok(both.length >= Math.min(...outcomes.map((o) => o.result!.candidatesTokenCount)) - 1, `${both.length} steps decoded both of its rows`);
+  for (const step of both.slice(1)) {
+    assert.equal(step.tokens, 4, 'its 2 rows and one row of each flood');
+    assert.equal(step.rowsByProject.get('flood-a'), 1);
+    assert.equal(step.rowsByProject.get('flood-b'), 1);
+  }
+  await Promise.all(floods.map((f) => f.done));
+  runner.close();
+});
+
 test('full queues answer RESOURCE_EXHAUSTED with a retry delay, per project and per model; nothing else fails', async () => {
   const runner = new ContinuousRunner(base, { ...defaults, maxBatchRows: 1, queue: { perProject: 3, total: 5 } });
   const first = job(runner, { project: 'a', prompt: prompts[0], options: { maxOutputTokens: 100 } });

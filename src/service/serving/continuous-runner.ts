@@ -81,6 +81,16 @@ interface Pending {
   arrivedAt: number;
 }
 
+/** Who is owed what now (ContinuousRunner.shares). */
+interface Shares {
+  /** Rows each project with work is owed. */
+  share: number;
+  /** Projects whose work is all under their share. */
+  light: Set<string>;
+  /** Rows a step may decode. */
+  capacity: number;
+}
+
 export class ContinuousRunner implements Runner {
   private readonly pool: KvBlockPool;
   private readonly stack: AdapterStack;
@@ -211,17 +221,22 @@ export class ContinuousRunner implements Runner {
   }
 
   /**
-   * Starts waiting requests, in turn, while the one whose turn it is fits. With no row free, the first
-   * request (in turn order) of a project under its share of rows may take rows from projects over theirs.
+   * Starts waiting requests, in turn, while the one whose turn it is fits. With no row free, a light
+   * project's request (see shares()), or else the first request (in turn order) of a project under its
+   * share of rows, may take rows from projects over theirs; a light project's may also take them from heavy
+   * projects down to a row each.
    */
   private admit(): void {
     for (;;) {
       let next = this.queue.peek((p) => p.submitted);
       if (!next) return;
-      if (!this.hasRows(next.item.rows)) {
-        const share = this.rowShare();
-        next = this.queue.peek((p) => p.submitted && this.rowsOf(p.job.project) + p.rows <= share);
-        if (!next || !this.fitsBlocks(next.item) || !this.makeRoom(next.item.rows, share)) return;
+      const shares = this.shares();
+      if (this.decoder.size + next.item.rows > shares.capacity) {
+        const { share, light } = shares;
+        next =
+          this.queue.peek((p) => p.submitted && light.has(p.job.project)) ??
+          this.queue.peek((p) => p.submitted && this.rowsOf(p.job.project) + p.rows <= share);
+        if (!next || !this.fitsBlocks(next.item) || !this.makeRoom(next.item, shares)) return;
       }
       if (!this.fitsBlocks(next.item)) return;
       this.queue.take(next.project, next.item);
@@ -229,44 +244,35 @@ export class ContinuousRunner implements Runner {
     }
   }
 
-  private hasRows(rows: number): boolean {
-    return this.decoder.size + rows <= this.rowCapacity();
-  }
-
-  /** Rows a step may decode now: maxBatchRows, or fewer while a light project decodes. */
-  private rowCapacity(): number {
-    const { maxBatchRows, fairStepTokens } = this.options;
-    const light = this.lightProjects();
-    if (light.size === 0) return maxBatchRows;
-    let lightRows = 0;
-    for (const project of light) lightRows += this.rowsOf(project);
-    const heavy = new Set([...this.rowsByProject.keys(), ...this.queue.waitingProjects]).size - light.size;
-    return Math.min(maxBatchRows, Math.max(fairStepTokens, lightRows + heavy));
-  }
-
   /**
-   * Projects decoding now whose whole demand (rows running and rows their waiting requests would take) is
-   * under their share of rows, when another project has work too.
+   * Who is owed what now. Each project with work (decoding or waiting) is owed `share` rows. A project is
+   * light when all its work, rows running and rows its waiting requests would take, is under its share,
+   * beside another project's work. While a light project decodes, a step may decode `capacity` rows, fewer
+   * than maxBatchRows: fairStepTokens, or more when the light projects' rows and a row for each heavy
+   * project need more.
    */
-  private lightProjects(): Set<string> {
-    const light = new Set<string>();
-    const share = this.rowShare();
-    if (share >= this.options.maxBatchRows) return light; // one project alone
-    for (const [project, rows] of this.rowsByProject) {
-      const demand = rows + this.queue.itemsOf(project).reduce((n, p) => n + p.rows, 0);
-      if (demand < share) light.add(project);
+  private shares(): Shares {
+    const { maxBatchRows, fairStepTokens } = this.options;
+    const demand = new Map(this.rowsByProject);
+    for (const project of this.queue.waitingProjects) {
+      const waiting = this.queue.itemsOf(project).reduce((n, p) => n + p.rows, 0);
+      demand.set(project, (demand.get(project) ?? 0) + waiting);
     }
-    return light;
+    const share = Math.max(1, Math.floor(maxBatchRows / demand.size));
+    const light = new Set(demand.size > 1 ? [...demand].filter(([, rows]) => rows < share).map(([project]) => project) : []);
+    const lightRows = [...light].reduce((n, project) => n + this.rowsOf(project), 0);
+    if (lightRows === 0) return { share, light, capacity: maxBatchRows };
+    const heavy = demand.size - light.size;
+    return { share, light, capacity: Math.min(maxBatchRows, Math.max(fairStepTokens, lightRows + heavy)) };
   }
 
   /**
    * Pauses heavy projects' newest requests, the project decoding the most rows first, until the batch fits
-   * the row capacity; the step's token budget while a light project decodes (its prompts exempt from it).
+   * the step's capacity; the step's token budget while a light project decodes (its prompts exempt from it).
    */
   private fitStep(): StepBudget | undefined {
-    const light = this.lightProjects();
-    if (light.size === 0) return undefined;
-    const capacity = this.rowCapacity();
+    const { light, capacity } = this.shares();
+    if (capacity >= this.options.maxBatchRows) return undefined;
     while (this.decoder.size > capacity) {
       const heaviest = [...this.rowsByProject].filter(([project]) => !light.has(project)).sort((a, b) => b[1] - a[1])[0];
       if (!heaviest || heaviest[1] <= 1) break; // every heavy project keeps a row
@@ -294,28 +300,27 @@ export class ContinuousRunner implements Runner {
     return this.rowsByProject.get(project) ?? 0;
   }
 
-  /** The rows each project with work (decoding or waiting) is owed. */
-  private rowShare(): number {
-    const projects = new Set([...this.rowsByProject.keys(), ...this.queue.waitingProjects]);
-    return Math.max(1, Math.floor(this.options.maxBatchRows / projects.size));
-  }
-
-  /** Pauses the newest requests of projects over their share until `rows` rows are free; false (pausing nothing) if they cannot be. */
-  private makeRoom(rows: number, share: number): boolean {
+  /**
+   * Pauses the newest requests of projects over their share until `pending`'s rows are free, and, for a
+   * light project's request, of heavy projects down to a row each; false (pausing nothing) if they cannot be.
+   */
+  private makeRoom(pending: Pending, { share, light, capacity }: Shares): boolean {
+    const forLight = light.has(pending.job.project);
     const newestFirst = this.runningRequests().sort((a, b) => b.startedAt - a.startedAt);
     const victims: Pending[] = [];
     const freed = new Map<string, number>();
-    let free = this.rowCapacity() - this.decoder.size;
+    let free = capacity - this.decoder.size;
     for (const victim of newestFirst) {
-      if (free >= rows) break;
+      if (free >= pending.rows) break;
       const project = victim.job.project;
       const left = this.rowsOf(project) - (freed.get(project) ?? 0) - victim.rows;
-      if (left < share) continue;
+      const spare = left >= share || (forLight && left >= 1 && !light.has(project));
+      if (!spare) continue;
       victims.push(victim);
       freed.set(project, (freed.get(project) ?? 0) + victim.rows);
       free += victim.rows;
     }
-    if (free < rows) return false;
+    if (free < pending.rows) return false;
     for (const victim of victims) this.pause(victim);
     return true;
   }

@@ -77,11 +77,11 @@ export const inferenceDefaults = {
   kvCacheBytes: 512 * 1024 * 1024,
   kvBlockSize: 16,
   /**
-   * Tokens a step carries at most while a light project decodes beside a heavy one (continuous-runner.ts):
-   * on a 2-core CPU a 16-row step costs under 2× a one-row step at stories260K and about the same at the
-   * SmolLM2-135M shape, where a 512-token prefill costs several.
+   * Tokens a step carries at most while a light project decodes beside a heavy one (continuous-runner.ts).
+   * On a 2-core CPU an 8-row step costs about 1.6× a one-row step at stories260K (16 rows: 1.9×, 32: 3.7×)
+   * and about the same as one row at the SmolLM2-135M shape, where a 512-token prefill costs 4 to 5 steps.
    */
-  fairStepTokens: 16,
+  fairStepTokens: 8,
 } as const;
 
 /** Request limits of generation (gemini-api.md §7, §8). */
