@@ -157,7 +157,15 @@ export interface FairnessRound {
   loaded_ms: number;
   unloaded_ttft_ms: number;
   loaded_ttft_ms: number;
+  /** This process's CPU time (all its threads) over each request: the machine's other load does not count. */
+  unloaded_cpu_ms: number;
+  loaded_cpu_ms: number;
 }
+
+const cpuMs = (since: NodeJS.CpuUsage) => {
+  const { user, system } = process.cpuUsage(since);
+  return (user + system) / 1000;
+};
 
 /**
  * Fairness: one project's single request alone, then again while another project floods the model with
@@ -176,7 +184,9 @@ export async function runFairness(shape: BenchShape, rounds = 3): Promise<{ roun
   await request(runner, single, performance.now()); // warm
   const results: FairnessRound[] = [];
   for (let round = 0; round < rounds; round++) {
+    let cpu = process.cpuUsage();
     const unloaded = await request(runner, single, performance.now());
+    const unloadedCpu = cpuMs(cpu);
     const cancel = new AbortController();
     setMaxListeners(flood + 1, cancel.signal);
     const floodStart = performance.now();
@@ -184,11 +194,13 @@ export async function runFairness(shape: BenchShape, rounds = 3): Promise<{ roun
       request(runner, { project: 'flood-project', adapter: adapters[i % adapters.length], promptIds: promptOf(i, vocab), newTokens: servingLoad.newTokens, signal: cancel.signal }, floodStart),
     );
     while (runner.stats().running === 0) await new Promise((resolve) => setImmediate(resolve)); // the flood is decoding
+    cpu = process.cpuUsage();
     const loaded = await request(runner, single, performance.now());
+    const loadedCpu = cpuMs(cpu);
     if (loaded.error) throw new Error(`the single request failed under the flood: ${(loaded.error as Error)?.message}`);
     cancel.abort(); // the rest of the flood ends CANCELLED
     await Promise.all(flooding);
-    results.push({ unloaded_ms: unloaded.done!, loaded_ms: loaded.done!, unloaded_ttft_ms: unloaded.firstToken!, loaded_ttft_ms: loaded.firstToken! });
+    results.push({ unloaded_ms: unloaded.done!, loaded_ms: loaded.done!, unloaded_ttft_ms: unloaded.firstToken!, loaded_ttft_ms: loaded.firstToken!, unloaded_cpu_ms: unloadedCpu, loaded_cpu_ms: loadedCpu });
   }
   runner.close();
   return { rounds: results, flood };

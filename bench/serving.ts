@@ -98,6 +98,8 @@ function fairnessFigure(scripts: Scripts, shape: BenchShape): Line {
     loaded_ttft_ms: round(median.loaded_ttft_ms, 0),
     attune: round(ratio(median), 2),
     round_ratios: rounds.map((r) => round(ratio(r), 2)),
+    // CPU time over the request, loaded against alone: what the wall-clock ratio is without the machine's other load.
+    round_cpu_ratios: rounds.map((r) => round(r.loaded_cpu_ms / r.unloaded_cpu_ms, 2)),
     peak_rss_mb: round(Number(fairness.peak_rss_mb)),
     target: 2,
   };

@@ -78,10 +78,11 @@ export const inferenceDefaults = {
   kvBlockSize: 16,
   /**
    * Tokens a step carries at most while a light project decodes beside a heavy one (continuous-runner.ts).
-   * On a 2-core CPU an 8-row step costs about 1.6× a one-row step at stories260K (16 rows: 1.9×, 32: 3.7×)
-   * and about the same as one row at the SmolLM2-135M shape, where a 512-token prefill costs 4 to 5 steps.
+   * On a 2-core CPU, steps of 4, 8, 16 and 32 rows cost about 1.3×, 1.6×, 1.9× and 3.7× a one-row step at
+   * stories260K, and about one row's cost at the SmolLM2-135M shape, where a 512-token prefill costs 4 to 5
+   * steps; with 6, a light request during a 200-request flood took 1.2 to 1.4× its CPU time alone.
    */
-  fairStepTokens: 8,
+  fairStepTokens: 6,
 } as const;
 
 /** Request limits of generation (gemini-api.md §7, §8). */
