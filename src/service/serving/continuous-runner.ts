@@ -27,7 +27,7 @@
 // decoding row counts one, a prompt its length; vLLM's max_num_batched_tokens, made small): the light
 // projects' rows all decode, and their prompts go whatever their length; the heavy projects keep the rest
 // (at least a row each), their newest requests paused down to it, the most loaded project first, and their
-// prompts wait unless they fit. When the light projects finish, the batch grows back to maxBatchRows and
+// prompts wait unless they fit (or the project has nothing decoding yet). When the light projects finish, the batch grows back to maxBatchRows and
 // the paused requests resume. The flood pays for the light project's latency with throughput for that
 // long, and only then.
 import { BatchDecoder, type Sequence, type StepBudget } from '../../engine/generate/batch-decoder.js';
@@ -221,10 +221,9 @@ export class ContinuousRunner implements Runner {
   }
 
   /**
-   * Starts waiting requests, in turn, while the one whose turn it is fits. With no row free, a light
-   * project's request (see shares()), or else the first request (in turn order) of a project under its
-   * share of rows, may take rows from projects over theirs; a light project's may also take them from heavy
-   * projects down to a row each.
+   * Starts waiting requests, in turn, while the one whose turn it is fits. With no row free, light
+   * projects' requests (see shares()), then those of projects under their share of rows, in turn order,
+   * may take rows from others (makeRoom): the first that can, starts.
    */
   private admit(): void {
     for (;;) {
@@ -233,10 +232,12 @@ export class ContinuousRunner implements Runner {
       const shares = this.shares();
       if (this.decoder.size + next.item.rows > shares.capacity) {
         const { share, light } = shares;
-        next =
-          this.queue.peek((p) => p.submitted && light.has(p.job.project)) ??
-          this.queue.peek((p) => p.submitted && this.rowsOf(p.job.project) + p.rows <= share);
-        if (!next || !this.fitsBlocks(next.item) || !this.makeRoom(next.item, shares)) return;
+        const offers = [
+          ...this.queue.offers((p) => p.submitted && light.has(p.job.project)),
+          ...this.queue.offers((p) => p.submitted && !light.has(p.job.project) && this.rowsOf(p.job.project) + p.rows <= share),
+        ];
+        next = offers.find(({ item }) => this.fitsBlocks(item) && this.makeRoom(item, shares));
+        if (!next) return;
       }
       if (!this.fitsBlocks(next.item)) return;
       this.queue.take(next.project, next.item);
@@ -268,7 +269,9 @@ export class ContinuousRunner implements Runner {
 
   /**
    * Pauses heavy projects' newest requests, the project decoding the most rows first, until the batch fits
-   * the step's capacity; the step's token budget while a light project decodes (its prompts exempt from it).
+   * the step's capacity; the step's token budget while a light project decodes. Exempt from it: the light
+   * projects' prompts, and those of a project with nothing decoding yet (else a heavy project arriving while
+   * steps are capped would hold its row without ever starting).
    */
   private fitStep(): StepBudget | undefined {
     const { light, capacity } = this.shares();
@@ -278,7 +281,12 @@ export class ContinuousRunner implements Runner {
       if (!heaviest || heaviest[1] <= 1) break; // every heavy project keeps a row
       this.pause(this.newestOf(heaviest[0]));
     }
-    return { tokens: capacity, exempt: (sequence) => light.has(this.running.get(sequence)?.pending.job.project ?? '') };
+    const decoding = new Set([...this.running].filter(([sequence, { pending }]) => sequence.cached > 0 && pending.state === 'running').map(([, { pending }]) => pending.job.project));
+    const exempt = (sequence: Sequence) => {
+      const project = this.running.get(sequence)?.pending.job.project ?? '';
+      return light.has(project) || !decoding.has(project);
+    };
+    return { tokens: capacity, exempt };
   }
 
   private runningRequests(): Pending[] {
@@ -301,11 +309,15 @@ export class ContinuousRunner implements Runner {
   }
 
   /**
-   * Pauses the newest requests of projects over their share until `pending`'s rows are free, and, for a
-   * light project's request, of heavy projects down to a row each; false (pausing nothing) if they cannot be.
+   * Pauses the newest requests of projects over their share until `pending`'s rows are free. While steps
+   * are capped, heavy projects give rows too, down to a row each: to a light project's request, and to
+   * another heavy project's while they keep at least as many as it will have (so rows even out, never
+   * swinging back). False (pausing nothing) if the rows cannot be freed.
    */
   private makeRoom(pending: Pending, { share, light, capacity }: Shares): boolean {
     const forLight = light.has(pending.job.project);
+    const capped = capacity < this.options.maxBatchRows;
+    const requesterRows = this.rowsOf(pending.job.project) + pending.rows;
     const newestFirst = this.runningRequests().sort((a, b) => b.startedAt - a.startedAt);
     const victims: Pending[] = [];
     const freed = new Map<string, number>();
@@ -314,7 +326,8 @@ export class ContinuousRunner implements Runner {
       if (free >= pending.rows) break;
       const project = victim.job.project;
       const left = this.rowsOf(project) - (freed.get(project) ?? 0) - victim.rows;
-      const spare = left >= share || (forLight && left >= 1 && !light.has(project));
+      const heavyVictim = project !== pending.job.project && !light.has(project) && left >= 1;
+      const spare = left >= share || (heavyVictim && (forLight || (capped && left >= requesterRows)));
       if (!spare) continue;
       victims.push(victim);
       freed.set(project, (freed.get(project) ?? 0) + victim.rows);
