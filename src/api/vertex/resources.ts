@@ -1,8 +1,10 @@
 // The Vertex resources a tuning job names (vertex-api.md §2.4): endpoints/{n} and models/{n} get, list and
 // delete on v1 and v1beta1. A job that SUCCEEDED has both, named by its 19-digit number: the Model (version 1,
-// alias "default") deployed once on the Endpoint. They are views of the tuned model, as the job is:
-//   - DELETE models/{n} deletes the tuned model: its Model, its Endpoint, its job, its adapter (Attune deploys a
-//     model when it is tuned and never undeploys it, so deleting the Model takes its deployment with it);
+// alias "default") deployed once on the Endpoint; a continued run without a new display name is instead the next
+// version of its source's Model (models/{n}@2, the alias "default" on the latest succeeded version) with an
+// Endpoint of its own. They are views of the tuned model, as the job is:
+//   - DELETE models/{n} deletes the Model's tuned models, every version: Model, Endpoint, job, adapter (Attune
+//     deploys a model when it is tuned and never undeploys it, so deleting the Model takes its deployment with it);
 //   - DELETE endpoints/{n} is refused as Vertex refuses an endpoint that still has a deployed model
 //     (FAILED_PRECONDITION); delete the model instead.
 // Another project's resources, and those of jobs that did not succeed, answer 404 exactly like missing ones.
@@ -13,7 +15,7 @@ import { operationId } from '../../service/tuning/ids.js';
 import { now, type TunedModel } from '../../service/tuning/tuned-model.js';
 import { wireOptions } from '../proto-json.js';
 import { parseFilter, type FilterFields } from './filter.js';
-import { defaultVersionAlias, modelVersionId, parseVertexVersion, type LocationParams } from './names.js';
+import { defaultVersionAlias, parseVertexVersion, type LocationParams } from './names.js';
 import { ListQuery, deleteOperationWire, endpointWire, modelWire } from './resource-wire.js';
 import { jobStateOf } from './wire.js';
 
@@ -24,12 +26,10 @@ const collections: Record<ResourceKind, string> = { Endpoint: 'endpoints', Model
 /** Vertex shows a tuned model as a Model and an Endpoint once its job has SUCCEEDED (tuningJob.tunedModel). */
 export const hasVertexResources = (model: TunedModel) => jobStateOf(model) === 'JOB_STATE_SUCCEEDED';
 
-/** Version ids and aliases a models/{n}@… name may carry: the one version there is. */
-const modelVersions = [modelVersionId, defaultVersionAlias];
-
 /**
  * The tuned model a Vertex Endpoint or Model name points at, within the caller's project (and the location,
- * when the path has one): `n` for endpoints, `n`, `n@1` or `n@default` for models.
+ * when the path has one): `n` for endpoints; `n` or `n@default` (the latest version whose run succeeded) or
+ * `n@{version}` for models.
  */
 export async function tunedModelOfResource(
   services: Services,
@@ -41,17 +41,30 @@ export async function tunedModelOfResource(
   const name = location ? `projects/${project}/locations/${location}/${collections[kind]}/${id}` : `${collections[kind]}/${id}`;
   const missing = () => notFound(`${kind} \`${name}\` not found.`);
   const [number = '', version, ...rest] = id.split('@');
-  const versionNamed = version === undefined || (kind === 'Model' && modelVersions.includes(version));
+  const versionNamed = version === undefined || (kind === 'Model' && (version === defaultVersionAlias || /^\d+$/.test(version)));
   if (!/^\d+$/.test(number) || rest.length || !versionNamed) throw missing();
-  let model: TunedModel;
-  try {
-    model = await services.tuning.get(project, number);
-  } catch (error) {
-    if (error instanceof ServiceError && error.status === 'NOT_FOUND') throw missing();
-    throw error;
+  let model: TunedModel | undefined;
+  if (kind === 'Model') model = await services.tuning.modelVersion(project, number, version ?? defaultVersionAlias, hasVertexResources);
+  else {
+    try {
+      model = await services.tuning.get(project, number);
+    } catch (error) {
+      if (error instanceof ServiceError && error.status === 'NOT_FOUND') throw missing();
+      throw error;
+    }
   }
-  if ((location && model.location !== location) || !hasVertexResources(model)) throw missing();
+  if (!model || (location && model.location !== location) || !hasVertexResources(model)) throw missing();
   return model;
+}
+
+/** The ids of a project's default Model versions: each Model's latest version whose run succeeded. */
+async function defaultVersions(services: Services, project: string): Promise<Set<string>> {
+  const latest = new Map<string, TunedModel>();
+  for (const m of await services.tuning.store.all(project)) {
+    const seen = latest.get(m.modelNumber);
+    if (hasVertexResources(m) && (!seen || m.modelVersion > seen.modelVersion)) latest.set(m.modelNumber, m);
+  }
+  return new Set([...latest.values()].map((m) => m.id));
 }
 
 /** AIP-160 filter fields of ListModels and ListEndpoints (labels.<key> too). */
@@ -64,7 +77,7 @@ const sharedFields: FilterFields = {
 };
 const filterFields: Record<ResourceKind, FilterFields> = {
   Endpoint: { endpoint: (m) => m.jobNumber, ...sharedFields },
-  Model: { model: (m) => m.jobNumber, ...sharedFields },
+  Model: { model: (m) => m.modelNumber, ...sharedFields },
 };
 
 type ResourceParams = LocationParams & { id: string };
@@ -78,7 +91,8 @@ export function resourceRoutes(app: FastifyInstance, services: Services): void {
 
   for (const kind of ['Endpoint', 'Model'] as const) {
     const collection = collections[kind];
-    const wire = (model: TunedModel, request: FastifyRequest) => (kind === 'Endpoint' ? endpointWire(model) : modelWire(model, wireOptions(request)));
+    const wire = (model: TunedModel, request: FastifyRequest, defaults: Set<string>) =>
+      kind === 'Endpoint' ? endpointWire(model) : modelWire(model, wireOptions(request), defaults.has(model.id));
 
     app.get<{ Params: LocationParams; Querystring: ListQuery }>(`${base}/${collection}`, { schema: { querystring: ListQuery } }, async (request) => {
       parseVertexVersion(request.params.version);
@@ -88,12 +102,17 @@ export function resourceRoutes(app: FastifyInstance, services: Services): void {
       }
       const matches = parseFilter(filter, filterFields[kind]);
       const { location } = request.params;
-      const page = await services.tuning.listMatching(request.project, (m) => m.location === location && hasVertexResources(m) && matches(m), pageSize, pageToken);
-      const items = page.items.map((m) => wire(m, request));
+      // A Model is listed once, as its default version; each version has its own Endpoint.
+      const defaults = await defaultVersions(services, request.project);
+      const listed = (m: TunedModel) => m.location === location && hasVertexResources(m) && (kind === 'Endpoint' || defaults.has(m.id)) && matches(m);
+      const page = await services.tuning.listMatching(request.project, listed, pageSize, pageToken);
+      const items = page.items.map((m) => wire(m, request, defaults));
       return { [collection]: items.length ? items : undefined, nextPageToken: page.nextPageToken };
     });
 
-    app.get<{ Params: ResourceParams }>(`${base}/${collection}/:id`, async (request) => wire(await resourceOf(request, kind), request));
+    app.get<{ Params: ResourceParams }>(`${base}/${collection}/:id`, async (request) =>
+      wire(await resourceOf(request, kind), request, await defaultVersions(services, request.project)),
+    );
 
     app.delete<{ Params: ResourceParams }>(`${base}/${collection}/:id`, async (request) => {
       const version = parseVertexVersion(request.params.version);
@@ -101,14 +120,15 @@ export function resourceRoutes(app: FastifyInstance, services: Services): void {
       if (kind === 'Endpoint') {
         throw new ServiceError(
           'FAILED_PRECONDITION',
-          `Endpoint ${request.params.id} has a deployed model (models/${model.jobNumber}@${modelVersionId}), and Attune does not undeploy models. ` +
-            `Delete the model, DELETE /${version}/projects/${model.project}/locations/${model.location}/models/${model.jobNumber}, which deletes its endpoint with it.`,
+          `Endpoint ${request.params.id} has a deployed model (models/${model.modelNumber}@${model.modelVersion}), and Attune does not undeploy models. ` +
+            `Delete the model, DELETE /${version}/projects/${model.project}/locations/${model.location}/models/${model.modelNumber}, which deletes its endpoint with it.`,
         );
       }
       if (request.params.id.includes('@')) {
-        throw invalidArgument(`DeleteModel takes the model's name without a version: models/${model.jobNumber}.`, 'name');
+        throw invalidArgument(`DeleteModel takes the model's name without a version: models/${model.modelNumber}.`, 'name');
       }
-      await services.tuning.delete(request.project, model.id);
+      // A Model goes with all its versions, each a tuned model with its endpoint.
+      for (const each of await services.tuning.store.modelVersions(request.project, model.modelNumber)) await services.tuning.delete(request.project, each.id);
       return deleteOperationWire(`projects/${model.project}/locations/${model.location}`, operationId(), version, now());
     });
   }
