@@ -83,7 +83,8 @@ function registeredRoutes(): Set<string> {
     for (const method of [route.method].flat()) {
       if (method === 'HEAD') continue;
       const verbs = route.config?.customMethods;
-      if (verbs) for (const verb of verbs) entries.add(`${method} ${normalize(route.url)}:${verb}`);
+      // A route that serves both the plain method and verbs lists the plain one as ''.
+      if (verbs) for (const verb of verbs) entries.add(`${method} ${normalize(route.url)}${verb ? `:${verb}` : ''}`);
       else entries.add(`${method} ${normalize(route.url)}`);
     }
   }

@@ -5,7 +5,7 @@ import { ServiceError } from '../../service/errors.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** The verbs a custom-method route dispatches (`x:verb`), for docs/api.md's test. */
+    /** The verbs a custom-method route dispatches (`x:verb`; '' for the plain method on the same path), for docs/api.md's test. */
     customMethods?: readonly string[];
   }
 }
