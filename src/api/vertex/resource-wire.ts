@@ -5,7 +5,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { TunedModel } from '../../service/tuning/tuned-model.js';
 import { pagingQuery } from '../paging.js';
 import { nonZero, type WireOptions } from '../proto-json.js';
-import { defaultVersionAlias, endpointName, modelResourceName, modelVersionId, type VertexVersion } from './names.js';
+import { defaultVersionAlias, endpointName, modelResourceName, type VertexVersion } from './names.js';
 
 const Timestamp = Type.String({ description: 'RFC 3339' });
 const Labels = Type.Record(Type.String(), Type.String());
@@ -119,7 +119,7 @@ export function endpointWire(model: TunedModel): Endpoint {
       {
         id: deployedModelId(model),
         model: modelResourceName(model),
-        modelVersionId,
+        modelVersionId: String(model.modelVersion),
         displayName: nonZero(model.displayName),
         createTime: deployTime(model),
       },
@@ -131,11 +131,12 @@ export function endpointWire(model: TunedModel): Endpoint {
   };
 }
 
-export function modelWire(model: TunedModel, options: WireOptions): Model {
+/** One version of a Model; `isDefault` when it is the latest version whose run succeeded. */
+export function modelWire(model: TunedModel, options: WireOptions, isDefault: boolean): Model {
   return {
     name: modelResourceName(model),
-    versionId: modelVersionId,
-    versionAliases: [defaultVersionAlias],
+    versionId: String(model.modelVersion),
+    versionAliases: isDefault ? [defaultVersionAlias] : [],
     versionCreateTime: deployTime(model),
     versionUpdateTime: model.updateTime,
     displayName: model.displayName,

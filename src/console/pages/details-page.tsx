@@ -1,12 +1,13 @@
 // One tuning job: live progress and ETA, loss and accuracy charts with epoch markers, hyperparameters,
-// data statistics, its log of events, and what one can do with it (cancel, test, clone, export, delete, curl).
+// data statistics, its log of events, and what one can do with it (cancel, test, clone, export, share, delete, curl).
 import { useState } from 'preact/hooks';
 import { exportPath } from '../api/exports';
 import { deleteTunedModel, tunedModelPath } from '../api/gemini';
-import { cancelJob, jobsPath } from '../api/vertex';
+import { cancelJob, dataStatsOf, jobsPath } from '../api/vertex';
 import { CopyBlock } from '../components/copy-block';
 import { DataStats } from '../components/data-stats';
 import { ExportPanel } from '../components/export-panel';
+import { SharingPanel } from '../components/sharing-panel';
 import { ConfirmDialog } from '../components/dialog';
 import { ErrorBanner } from '../components/error-banner';
 import { HyperparameterFacts, TimelineFacts } from '../components/job-facts';
@@ -106,6 +107,11 @@ export function DetailsPage({ id }: { id: string }) {
           <Link href={`/new?clone=${id}`} class="button">
             Clone this job
           </Link>
+          {hasAdapter(job) && (
+            <Link href={`/new?continue=${id}`} class="button" data-testid="continue-tuning">
+              Continue tuning
+            </Link>
+          )}
           <button type="button" class="danger" onClick={() => setConfirming('delete')}>
             Delete
           </button>
@@ -127,7 +133,7 @@ export function DetailsPage({ id }: { id: string }) {
         </section>
         <section class="panel" aria-labelledby="stats-title">
           <h2 id="stats-title">Data statistics</h2>
-          <DataStats stats={job.tuningDataStats?.supervisedTuningDataStats} />
+          <DataStats stats={dataStatsOf(job)} />
         </section>
         <section class="panel" aria-labelledby="timeline-title">
           <h2 id="timeline-title">Timeline</h2>
@@ -136,6 +142,15 @@ export function DetailsPage({ id }: { id: string }) {
       </div>
       <JobEvents id={id} job={job} />
       {hasAdapter(job) && <ExportPanel id={id} />}
+      {hasAdapter(job) && (
+        <SharingPanel
+          id={id}
+          onTransferred={() => {
+            setNotice({ text: `Transferred ${name}: it is now another project's.`, path: '/' });
+            navigate('/', { replace: true });
+          }}
+        />
+      )}
       <details class="panel">
         <summary>Equivalent curl commands</summary>
         <h3>Create this job again</h3>

@@ -4,11 +4,12 @@
 import { useEffect, useState } from 'preact/hooks';
 import { deleteTunedModel } from '../api/gemini';
 import { jobSummaries } from '../api/summaries';
-import { jobId, listJobs, type TuningJob } from '../api/vertex';
+import { dataStatsOf, jobId, listJobs, type TuningJob } from '../api/vertex';
 import { ConfirmDialog } from '../components/dialog';
 import { RenameDialog } from '../components/rename-dialog';
 import { ErrorBanner } from '../components/error-banner';
 import { OtherProjects } from '../components/other-projects';
+import { SharedModels } from '../components/shared-models';
 import { JobProgress } from '../components/state-badge';
 import { useAsync, useInterval } from '../hooks/use-async';
 import { hasAdapter, int, isTerminal, stateFilters } from '../lib/job-state';
@@ -123,6 +124,7 @@ export function ModelsPage() {
       </form>
 
       <OtherProjects />
+      <SharedModels />
       <ErrorBanner error={jobs.error} onRetry={jobs.reload} />
       <ErrorBanner error={actionError} />
       {jobs.loading && !jobs.data && !jobs.error && <p aria-live="polite">Loading…</p>}
@@ -156,7 +158,7 @@ export function ModelsPage() {
             {shown.map((job) => {
               const id = jobId(job.name);
               const name = job.tunedModelDisplayName || id;
-              const steps = job.tuningDataStats?.supervisedTuningDataStats?.tuningStepCount;
+              const steps = dataStatsOf(job)?.tuningStepCount;
               const epochs = int(job.supervisedTuningSpec?.hyperParameters?.epochCount);
               const summary = summaries.data?.get(id);
               const done = isTerminal(job.state);

@@ -149,6 +149,35 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('jobs').addColumn('checkpoint_time', 'text').execute();
       },
     },
+    // Continuous tuning (a run continues a tuned model, as a new version of its Vertex Model) and preference tuning.
+    '0005_continuous_and_preference_tuning': {
+      async up(db: Db) {
+        await db.schema.alterTable('tuned_models').addColumn('pre_tuned_model', 'text').execute();
+        await db.schema.alterTable('tuned_models').addColumn('source_adapter_key', 'text').execute();
+        await db.schema.alterTable('tuned_models').addColumn('tuning_method', 'text', (c) => c.notNull().defaultTo('supervised')).execute();
+        await db.schema.alterTable('tuned_models').addColumn('model_number', 'text').execute();
+        await db.schema.alterTable('tuned_models').addColumn('model_version', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+        await sql`UPDATE tuned_models SET model_number = job_number`.execute(db);
+        await db.schema.createIndex('tuned_models_by_model_number').ifNotExists().on('tuned_models').columns(['model_number', 'model_version']).execute();
+        await db.schema.alterTable('metrics').addColumn('reward_margin', 'double precision').execute();
+      },
+    },
+    // Sharing: a tuned model's grants to other projects or to everyone (its owner is its project).
+    '0006_permissions': {
+      async up(db: Db) {
+        await db.schema
+          .createTable('permissions')
+          .addColumn('tuned_model_id', 'text', (c) => c.notNull())
+          .addColumn('grantee', 'text', (c) => c.notNull())
+          .addColumn('grantee_type', 'text', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('create_time', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('permissions_pkey', ['tuned_model_id', 'grantee'])
+          .execute();
+        // Lists ask which models a project, or everyone, was granted.
+        await db.schema.createIndex('permissions_by_grantee').on('permissions').columns(['grantee', 'role']).execute();
+      },
+    },
   };
 }
 

@@ -23,6 +23,11 @@ export interface TunedModelTable {
   base_model: string;
   base_dir: string;
   source_tuned_model: string | null;
+  pre_tuned_model: string | null;
+  source_adapter_key: string | null;
+  tuning_method: string;
+  model_number: string | null;
+  model_version: number;
   state: string;
   create_time: string;
   update_time: string;
@@ -58,6 +63,7 @@ export interface MetricTable {
   epoch: number;
   loss: number;
   accuracy: number;
+  reward_margin: number | null;
   predictions: number;
   time: string;
   /** The lease under which it was recorded (null before leases). */
@@ -83,6 +89,21 @@ export interface JobTable {
   checkpoint_key: string | null;
   checkpoint_step: number | null;
   checkpoint_time: string | null;
+}
+
+/**
+ * A tuned model's grants (Gemini PermissionService): one per grantee, a project or everyone. The owner holds no
+ * row: it is the model's project.
+ */
+export interface PermissionTable {
+  tuned_model_id: string;
+  /** The project granted, or '*' for everyone (project ids cannot contain '*'). */
+  grantee: string;
+  /** USER | GROUP | EVERYONE, as the grant was asked for (a project is named the same by either). */
+  grantee_type: string;
+  /** WRITER | READER */
+  role: string;
+  create_time: string;
 }
 
 /** The order in which projects were last served (a counter): the project served longest ago goes next. */
@@ -129,4 +150,5 @@ export interface Schema {
   leases: LeaseTable;
   workers: WorkerTable;
   project_turns: ProjectTurnTable;
+  permissions: PermissionTable;
 }

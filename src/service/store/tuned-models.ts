@@ -23,6 +23,11 @@ const fromRow = (r: ReadRow): TunedModel => ({
   baseModel: r.base_model,
   baseDir: r.base_dir,
   sourceTunedModel: r.source_tuned_model ?? undefined,
+  preTunedModel: r.pre_tuned_model ?? undefined,
+  sourceAdapterKey: r.source_adapter_key ?? undefined,
+  tuningMethod: r.tuning_method as TunedModel['tuningMethod'],
+  modelNumber: r.model_number ?? r.job_number,
+  modelVersion: r.model_version,
   state: r.state as TunedModel['state'],
   createTime: r.create_time,
   updateTime: r.update_time,
@@ -61,6 +66,11 @@ function toColumns(m: Partial<TunedModel>): Partial<Row> {
   set('baseModel', (v) => ({ base_model: v }));
   set('baseDir', (v) => ({ base_dir: v }));
   set('sourceTunedModel', (v) => ({ source_tuned_model: v ?? null }));
+  set('preTunedModel', (v) => ({ pre_tuned_model: v ?? null }));
+  set('sourceAdapterKey', (v) => ({ source_adapter_key: v ?? null }));
+  set('tuningMethod', (v) => ({ tuning_method: v }));
+  set('modelNumber', (v) => ({ model_number: v }));
+  set('modelVersion', (v) => ({ model_version: v }));
   set('state', (v) => ({ state: v }));
   set('createTime', (v) => ({ create_time: v }));
   set('updateTime', (v) => ({ update_time: v }));
@@ -82,10 +92,20 @@ function toColumns(m: Partial<TunedModel>): Partial<Row> {
   return row;
 }
 
+const metricOf = ({ reward_margin, ...m }: Omit<StepMetric, 'rewardMargin' | 'kind'> & { kind: string; reward_margin: number | null }): StepMetric =>
+  ({ ...m, kind: m.kind as StepMetric['kind'], ...(reward_margin === null ? {} : { rewardMargin: reward_margin }) });
+
 export interface ListPosition {
   createTime: string;
   id: string;
 }
+
+/**
+ * Which models a Gemini list shows a project, one condition or several (all must hold): `owned` its own;
+ * `readable` its own and those granted to it; `writable` its own and those it may update; `everyone` those
+ * granted to everyone, whoever owns them.
+ */
+export type ListScope = { project: string; show: ('owned' | 'readable' | 'writable' | 'everyone')[] };
 
 export class TunedModelStore {
   constructor(
@@ -162,13 +182,32 @@ export class TunedModelStore {
    * A page of a project's models, oldest first, after a position (keyset paging, so models created or
    * deleted between pages neither repeat nor vanish). `text` filters on display name and description.
    */
-  async list(project: string, after: ListPosition | undefined, limit: number, text?: string): Promise<TunedModel[]> {
+  async list(scope: ListScope, after: ListPosition | undefined, limit: number, text?: string): Promise<TunedModel[]> {
     const like = `%${(text ?? '').replace(/[%_]/g, '')}%`;
     // SQLite's LIKE ignores ASCII case; PostgreSQL's ILIKE is the same match.
     const op = this.dialect === 'postgres' ? 'ilike' : 'like';
     const { createTime = '', id = '' } = after ?? {};
+    const { project } = scope;
     const rows = await this.selectModels()
-      .where('m.project', '=', project)
+      .where((eb) => {
+        const granted = (grantee: string, roles: string[]) =>
+          eb.exists(
+            eb
+              .selectFrom('permissions as p')
+              .select('p.tuned_model_id')
+              .whereRef('p.tuned_model_id', '=', 'm.id')
+              .where('p.grantee', '=', grantee)
+              .where('p.role', 'in', roles),
+          );
+        const owned = eb('m.project', '=', project);
+        const conditions = {
+          owned,
+          readable: eb.or([owned, granted(project, ['READER', 'WRITER'])]),
+          writable: eb.or([owned, granted(project, ['WRITER'])]),
+          everyone: granted('*', ['READER']),
+        };
+        return eb.and(scope.show.map((s) => conditions[s]));
+      })
       .where((eb) => eb.or([eb('m.display_name', op, like), eb('m.description', op, like)]))
       .where((eb) => eb.or([eb('m.create_time', '>', createTime), eb.and([eb('m.create_time', '=', createTime), eb('m.id', '>', id)])]))
       .orderBy('m.create_time')
@@ -178,12 +217,28 @@ export class TunedModelStore {
     return rows.map(fromRow);
   }
 
+  /** The highest version of a Vertex Model (0 when it has none). */
+  async lastModelVersion(modelNumber: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('tuned_models')
+      .select((eb) => eb.fn.max('model_version').as('version'))
+      .where('model_number', '=', modelNumber)
+      .executeTakeFirst();
+    return Number(row?.version ?? 0);
+  }
+
+  /** Every version of a project's Vertex Model, oldest first. */
+  async modelVersions(project: string, modelNumber: string): Promise<TunedModel[]> {
+    const rows = await this.selectModels().where('m.project', '=', project).where('m.model_number', '=', modelNumber).orderBy('m.model_version').execute();
+    return rows.map(fromRow);
+  }
+
   /** Removes the model with everything recorded for it. */
   async delete(id: string): Promise<void> {
     await atomically(this.db, async (trx) => {
       // The job row first: deleting it waits for a fenced write under way (which holds the row) to commit, and
       // fences out those after; the metrics are deleted after that write, so none outlives the model.
-      for (const table of ['jobs', 'leases', 'metrics', 'datasets'] as const) await trx.deleteFrom(table).where('tuned_model_id', '=', id).execute();
+      for (const table of ['jobs', 'leases', 'metrics', 'datasets', 'permissions'] as const) await trx.deleteFrom(table).where('tuned_model_id', '=', id).execute();
       await trx.deleteFrom('tuned_models').where('id', '=', id).execute();
     });
   }
@@ -196,10 +251,11 @@ export class TunedModelStore {
   /** Records a metric; leaseToken names the lease it was recorded under. */
   async addMetric(id: string, metric: StepMetric, leaseToken: number | null = null): Promise<void> {
     const { kind, step, epoch, loss, accuracy, predictions, time } = metric;
+    const reward_margin = metric.rewardMargin ?? null;
     await this.db
       .insertInto('metrics')
-      .values({ tuned_model_id: id, kind, step, epoch, loss, accuracy, predictions, time, lease_token: leaseToken })
-      .onConflict((oc) => oc.columns(['tuned_model_id', 'kind', 'step']).doUpdateSet({ epoch, loss, accuracy, predictions, time, lease_token: leaseToken }))
+      .values({ tuned_model_id: id, kind, step, epoch, loss, accuracy, reward_margin, predictions, time, lease_token: leaseToken })
+      .onConflict((oc) => oc.columns(['tuned_model_id', 'kind', 'step']).doUpdateSet({ epoch, loss, accuracy, reward_margin, predictions, time, lease_token: leaseToken }))
       .execute();
   }
 
@@ -217,12 +273,12 @@ export class TunedModelStore {
   async metrics(id: string, kind: 'train' | 'eval'): Promise<StepMetric[]> {
     const rows = await this.db
       .selectFrom('metrics')
-      .select(['kind', 'step', 'epoch', 'loss', 'accuracy', 'predictions', 'time'])
+      .select(['kind', 'step', 'epoch', 'loss', 'accuracy', 'reward_margin', 'predictions', 'time'])
       .where('tuned_model_id', '=', id)
       .where('kind', '=', kind)
       .orderBy('step')
       .execute();
-    return rows as StepMetric[];
+    return rows.map(metricOf);
   }
 
   /** Drops metrics past a step: a resumed run re-records the steps after its checkpoint. */
@@ -234,13 +290,13 @@ export class TunedModelStore {
   async lastMetric(id: string, kind: 'train' | 'eval'): Promise<StepMetric | undefined> {
     const row = await this.db
       .selectFrom('metrics')
-      .select(['kind', 'step', 'epoch', 'loss', 'accuracy', 'predictions', 'time'])
+      .select(['kind', 'step', 'epoch', 'loss', 'accuracy', 'reward_margin', 'predictions', 'time'])
       .where('tuned_model_id', '=', id)
       .where('kind', '=', kind)
       .orderBy('step', 'desc')
       .limit(1)
       .executeTakeFirst();
-    return row as StepMetric | undefined;
+    return row && metricOf(row);
   }
 
   /** The checkpoint a run would resume from (the job's event log shows it while the run goes on). */
