@@ -21,6 +21,11 @@ export interface TuningRequest {
    * trained so far to outDir (a cancelled tuned model stays usable). Without it a cancelled run writes nothing.
    */
   saveCancelled?: () => boolean;
+  /**
+   * Intermediate adapters: after each of `steps` (not the last), the adapter as trained so far is written as a
+   * tuned-adapter directory to dirFor(step), then saved(step) is awaited before training goes on.
+   */
+  snapshots?: { steps: readonly number[]; dirFor: (step: number) => string; saved: (step: number) => void | Promise<void> };
   /** Told the run's memory plan before training starts. */
   onPlan?: (plan: TrainingPlan) => void;
 }
@@ -65,21 +70,45 @@ export async function tune(base: BaseModel, request: TuningRequest): Promise<Tun
   request.onPlan?.(plan);
   manualSeed(request.training?.seed ?? trainingDefaults.seed); // the adapter's initialisation is part of the run
   const adapter = LoraAdapter.create(transformer, lora);
+  const { epochs, batchSize, learningRate, seed } = request.training ?? {};
+  const save = (dir: string, totalSteps: number, completedSteps: number, finalLoss: number | undefined, partial: { cancelled?: true; snapshot?: true }) =>
+    saveTunedAdapter(dir, adapter, {
+      baseModel: base.dir,
+      framing,
+      training: {
+        epochs, batchSize, learningRate, seed, totalSteps,
+        ...(partial.cancelled || partial.snapshot ? { completedSteps } : {}),
+        ...partial,
+        finalLoss,
+      },
+    });
+  const { snapshots } = request;
+  let lastLoss: number | undefined;
+  let totalSteps = 0;
   try {
-    const result = await train(transformer, adapter, training, { stepPlan: plan.step, ...request.training, validation });
+    const result = await train(transformer, adapter, training, {
+      stepPlan: plan.step,
+      ...request.training,
+      validation,
+      onStart: (progress) => {
+        totalSteps = progress.totalSteps;
+        request.training?.onStart?.(progress);
+      },
+      onStep: (metrics) => {
+        lastLoss = metrics.loss;
+        request.training?.onStep?.(metrics);
+      },
+      ...(snapshots && {
+        snapshotSteps: snapshots.steps,
+        onSnapshot: async (step: number) => {
+          save(snapshots.dirFor(step), totalSteps, step, lastLoss, { snapshot: true });
+          await snapshots.saved(step);
+        },
+      }),
+    });
     const adapterSaved = !result.cancelled || (result.completedSteps > 0 && (request.saveCancelled?.() ?? false));
     if (adapterSaved) {
-      const { epochs, batchSize, learningRate, seed } = request.training ?? {};
-      const { totalSteps, completedSteps, cancelled } = result;
-      saveTunedAdapter(request.outDir, adapter, {
-        baseModel: base.dir,
-        framing,
-        training: {
-          epochs, batchSize, learningRate, seed, totalSteps,
-          ...(cancelled ? { completedSteps, cancelled } : {}),
-          finalLoss: result.history.at(-1)?.loss,
-        },
-      });
+      save(request.outDir, result.totalSteps, result.completedSteps, result.history.at(-1)?.loss, result.cancelled ? { cancelled: true } : {});
     }
     return { ...result, framing, plan, adapterSaved };
   } finally {
