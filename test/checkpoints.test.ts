@@ -15,6 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import aiplatform from '@google-cloud/aiplatform';
 import { OAuth2Client } from 'google-auth-library';
 import { unzipStored } from '../src/api/export/unzip.js';
+import { checkpointPlan } from '../src/service/tuning/checkpoints.js';
 import { call, repoRoot, useServer, waitFor, type ServerFixture } from './helpers/server.js';
 
 const project = 'ckpt-project';
@@ -46,6 +47,19 @@ async function tuned(fixture: ServerFixture, key: string, body: object, version 
 }
 
 const numberOf = (name: string) => name.split('/').at(-1)!;
+
+test('the checkpoint cadence: one per epoch under 10 epochs, else 10 spread evenly ending at the last step; exportLastCheckpointOnly keeps the last', () => {
+  const steps = (epochs: number, examples: number, batchSize: number, exportLastCheckpointOnly = false) =>
+    checkpointPlan({ epochs, examples, batchSize, exportLastCheckpointOnly }).map((c) => [c.checkpointId, c.step, c.epoch]);
+  assert.deepEqual(steps(4, 15, 4), [['1', 4, 1], ['2', 8, 2], ['3', 12, 3], ['4', 15, 4]]);
+  const twenty = steps(20, 100, 10);
+  assert.equal(twenty.length, 10);
+  assert.deepEqual(twenty.map(([, step]) => step), [20, 40, 60, 80, 100, 120, 140, 160, 180, 200]);
+  assert.deepEqual(steps(25, 8, 4).map(([, , epoch]) => epoch), [3, 5, 8, 10, 13, 15, 18, 20, 23, 25]);
+  assert.deepEqual(steps(4, 15, 4, true), [['1', 15, 4]]);
+  // A batch larger than the dataset ends several epochs in one step: one checkpoint each step.
+  assert.deepEqual(steps(4, 2, 4), [['1', 1, 2], ['2', 2, 4]]);
+});
 
 describe('intermediate checkpoints', { concurrency: false }, () => {
   const fixture = useServer({ projects: [project, otherProject], grpc: true, concurrency: 2 });

@@ -128,6 +128,31 @@ for (const dialect of dialects) {
       assert.deepEqual(await store.metrics('metered', 'eval'), []);
     });
 
+    test('tuned checkpoints: recorded again replaces the adapter (keeps the endpoint), found by endpoint, summed per project, deleted with the model', async (t) => {
+      const database = await openFresh(t, dialect);
+      const store = new TunedModelStore(database.db, dialect);
+      const model = modelFor('ckpt-model', { defaultCheckpointId: '1', exportLastCheckpointOnly: true, customBaseModel: 'gs://b/models/x/', outputUri: 'gs://b/out' });
+      await store.insert(model, examplesJson);
+      const stored = await store.get(model.id);
+      assert.equal(stored?.defaultCheckpointId, '1');
+      assert.equal(stored?.exportLastCheckpointOnly, true);
+      assert.equal(stored?.customBaseModel, 'gs://b/models/x/');
+      assert.equal(stored?.outputUri, 'gs://b/out');
+      const first = { checkpointId: '1', step: 4, epoch: 1, endpointNumber: jobNumber(), adapterKey: 'adapters/ckpt-model/1-step-4', bytes: 3_000_000_000, createTime: now() };
+      await store.putTunedCheckpoint(model.id, model.project, first);
+      await store.putTunedCheckpoint(model.id, model.project, { ...first, endpointNumber: jobNumber(), adapterKey: 'adapters/ckpt-model/2-step-4' });
+      await store.putTunedCheckpoint(model.id, model.project, { ...first, checkpointId: '2', step: 8, epoch: 2, endpointNumber: model.jobNumber, bytes: 0, adapterKey: 'adapters/ckpt-model/2' });
+      const listed = await store.tunedCheckpoints(model.id);
+      assert.deepEqual(listed.map((c) => [c.checkpointId, c.step, c.adapterKey]), [['1', 4, 'adapters/ckpt-model/2-step-4'], ['2', 8, 'adapters/ckpt-model/2']]);
+      assert.equal(listed[0]!.endpointNumber, first.endpointNumber, 'the endpoint stays');
+      assert.deepEqual(await store.checkpointOfEndpoint(first.endpointNumber), { tunedModelId: model.id, checkpointId: '1' });
+      assert.equal(await store.checkpointBytes(model.project), 3_000_000_000); // past 2^31: bigint on PostgreSQL
+      assert.equal(await store.checkpointBytes('another'), 0);
+      await store.delete(model.id);
+      assert.deepEqual(await store.tunedCheckpoints(model.id), []);
+      assert.equal(await store.checkpointOfEndpoint(first.endpointNumber), undefined);
+    });
+
     test('a model and its job are stored in one transaction: a failure stores neither', async (t) => {
       const database = await openFresh(t, dialect);
       const store = new TunedModelStore(database.db, database.dialect);
