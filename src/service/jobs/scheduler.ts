@@ -517,7 +517,8 @@ export class Scheduler {
       run.storing = this.withRetry(() => this.artifacts.putDirectory(key, dir), `storing checkpoint ${key}`, run);
       await run.storing;
       this.record(run, async () => {
-        const outcome = await this.tuning.checkpointReached(run.lease, { checkpointId: planned.checkpointId, step, adapterKey: key, bytes });
+        const { outcome, replaced } = await this.tuning.checkpointReached(run.lease, { checkpointId: planned.checkpointId, step, adapterKey: key, bytes });
+        if (replaced) await this.artifacts.deletePrefix(replaced).catch(() => {});
         if (outcome === 'over-quota') {
           this.log(`job ${id}: checkpoint ${planned.checkpointId} (step ${step}) not kept: project ${run.model.project} has no room for it under storageBytesPerProject`);
           await this.artifacts.deletePrefix(key).catch(() => {});

@@ -165,25 +165,30 @@ export class TuningService {
   /**
    * Records an intermediate checkpoint the run stored under adapterKey (fenced by its lease). Its bytes count
    * against the project's storage quota with its objects: one that would pass storageBytesPerProject is not
-   * kept ('over-quota'; the caller removes the stored copy), and the run goes on.
+   * kept ('over-quota'; the caller removes the stored copy), and the run goes on. `replaced` names the copy a
+   * resumed run's checkpoint replaced.
    */
-  async checkpointReached(lease: Lease, checkpoint: { checkpointId: string; step: number; adapterKey: string; bytes: number }): Promise<'recorded' | 'over-quota'> {
+  async checkpointReached(
+    lease: Lease,
+    checkpoint: { checkpointId: string; step: number; adapterKey: string; bytes: number },
+  ): Promise<{ outcome: 'recorded' | 'over-quota'; replaced?: string }> {
     const outcome = await this.jobs.fenced(lease, async (trx) => {
       const model = await this.store.in(trx).get(lease.tunedModelId);
-      if (!model) return 'over-quota' as const;
+      if (!model) return { outcome: 'over-quota' as const };
       const limit = this.options.limits.storageBytesPerProject;
       const previous = (await this.store.in(trx).tunedCheckpoints(model.id)).find((c) => c.checkpointId === checkpoint.checkpointId);
       const used = (await this.objects.usage(model.project)) + (await this.store.in(trx).checkpointBytes(model.project)) - (previous?.bytes ?? 0);
-      if (used + checkpoint.bytes > limit) return 'over-quota' as const;
+      if (used + checkpoint.bytes > limit) return { outcome: 'over-quota' as const };
       await this.store.in(trx).putTunedCheckpoint(model.id, model.project, {
         ...checkpoint,
         epoch: epochsCompleted(checkpoint.step, model.hyperparameters.batchSize, trainedExamples(model)),
         endpointNumber: previous?.endpointNumber ?? jobNumber(),
         createTime: now(),
       });
-      return 'recorded' as const;
+      // A resumed run that reached it again replaces the earlier run's copy, which the caller removes.
+      return { outcome: 'recorded' as const, replaced: previous && previous.adapterKey !== checkpoint.adapterKey ? previous.adapterKey : undefined };
     });
-    if (outcome === 'recorded') await this.publish({ type: 'change', id: lease.tunedModelId });
+    if (outcome.outcome === 'recorded') await this.publish({ type: 'change', id: lease.tunedModelId });
     return outcome;
   }
 
