@@ -102,6 +102,14 @@ describe('intermediate checkpoints', { concurrency: false }, () => {
     for (const c of checkpoints) assert.match(c.endpoint, new RegExp(`^${resourceParent}/endpoints/\\d{19}$`));
   });
 
+  test('the job\'s events say where each checkpoint was kept, before the end', async () => {
+    const { events } = (await rest(`/v1/${job.name}/events`)).json;
+    const kept = events.filter((e: any) => e.type === 'kept');
+    assert.deepEqual(kept.map((e: any) => e.step), [4, 8, 12, 15]);
+    assert.match(kept[0].message, /^Checkpoint 1 kept at step 4 \(epoch 1\), served on endpoints\/\d{19}\.$/);
+    assert.equal(events.at(-1).type, 'succeeded');
+  });
+
   test('every checkpoint\'s endpoint answers generateContent: aiplatform over REST and over gRPC, and plain HTTP', { timeout: 120_000 }, async () => {
     const rests = new aiplatform.v1.PredictionServiceClient(restClient());
     const grpcs = new aiplatform.v1.PredictionServiceClient(grpcClient());

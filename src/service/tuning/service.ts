@@ -504,7 +504,8 @@ export class TuningService {
   private async finish(lease: Lease, outcome: Outcome, how?: 'succeeded' | 'cancelled'): Promise<void> {
     await this.jobs.fenced(lease, async (trx) => {
       const store = this.store.in(trx);
-      await store.update(lease.tunedModelId, this.outcome(outcome));
+      const ended = this.outcome(outcome);
+      await store.update(lease.tunedModelId, ended);
       const model = outcome.adapterKey && how ? await store.get(lease.tunedModelId) : undefined;
       if (model && outcome.adapterKey) {
         const reached = await store.tunedCheckpoints(model.id);
@@ -512,7 +513,7 @@ export class TuningService {
         const checkpointId = how === 'succeeded' ? this.checkpointPlan(model).at(-1)!.checkpointId : String(Math.max(0, ...reached.map((c) => Number(c.checkpointId))) + 1);
         await store.putTunedCheckpoint(model.id, model.project, {
           checkpointId, step, epoch: epochsCompleted(step, model.hyperparameters.batchSize, trainedExamples(model)),
-          endpointNumber: model.jobNumber, adapterKey: outcome.adapterKey, bytes: 0, createTime: now(),
+          endpointNumber: model.jobNumber, adapterKey: outcome.adapterKey, bytes: 0, createTime: ended.completeTime!,
         });
       }
       await this.jobs.in(trx).finish(lease);
@@ -645,7 +646,7 @@ export function learningRateOf(h: Hyperparameters): number {
 const cancelledError = { code: 1, message: 'Operation cancelled.' };
 
 /** Examples the run trains on: those kept after dropping the over-long ones. */
-const trainedExamples = (model: TunedModel) => Math.max(1, model.dataStats.exampleCount - model.dataStats.dropped.length);
+const trainedExamples = (model: TunedModel) => Math.max(1, (model.dataStats?.exampleCount ?? 1) - (model.dataStats?.dropped.length ?? 0));
 
 type Outcome = Pick<TunedModel, 'state'> & Partial<Pick<TunedModel, 'error' | 'adapterKey'>>;
 
