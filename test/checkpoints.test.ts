@@ -206,6 +206,36 @@ describe('intermediate checkpoints', { concurrency: false }, () => {
     assert.equal(stored.length, 1, stored.join(', '));
   });
 
+  test('a cancelled run keeps the checkpoints it reached, and the adapter where it stopped as its last; each answers', { timeout: 240_000 }, async () => {
+    // One step per epoch (batch = the 15 examples), 10,000 epochs: a checkpoint every 1,000 steps.
+    const created = await rest(`${parent()}/tuningJobs`, {
+      method: 'POST',
+      body: { baseModel: 'gemini-2.5-flash', supervisedTuningSpec: { trainingDatasetUri: `gs://${bucket}/train.jsonl`, hyperParameters: { epochCount: 10_000, batchSize: 15 } } },
+    });
+    assert.equal(created.status, 200, created.text);
+    await waitFor('a first checkpoint kept', async () => {
+      const { events } = (await rest(`/v1/${created.json.name}/events`)).json;
+      return events.some((e: any) => e.type === 'kept') ? true : undefined;
+    }, { timeoutMs: 180_000, intervalMs: 100 });
+    assert.equal((await rest(`/v1/${created.json.name}:cancel`, { method: 'POST', body: {} })).status, 200);
+    const ended = await waitFor('the cancel', async () => {
+      const current = (await rest(`/v1/${created.json.name}`)).json;
+      return current.state === 'JOB_STATE_CANCELLED' ? current : undefined;
+    }, { intervalMs: 100 });
+    assert.equal(ended.error.code, 1);
+    const { checkpoints, endpoint } = ended.tunedModel;
+    const done = Number(ended.tuningJobMetadata.completedStepCount);
+    assert.ok(checkpoints.length >= 2, JSON.stringify(checkpoints));
+    assert.deepEqual(checkpoints.slice(0, -1).map((c: any) => c.step), checkpoints.slice(0, -1).map((_: unknown, i: number) => String(1000 * (i + 1))));
+    assert.equal(checkpoints.at(-1).step, String(done));
+    assert.equal(checkpoints.at(-1).endpoint, endpoint);
+    assert.equal(endpoint, `${resourceParent}/endpoints/${numberOf(created.json.name)}`);
+    for (const c of checkpoints) {
+      const reply = await rest(`/v1/${c.endpoint}:generateContent`, { method: 'POST', body: prompt });
+      assert.equal(reply.status, 200, `checkpoint ${c.checkpointId}: ${reply.text}`);
+    }
+  });
+
   test('deleting the model removes every checkpoint\'s adapter and endpoint', { timeout: 240_000 }, async () => {
     const doomed = await tuned(fixture, key(), {
       baseModel: 'gemini-2.5-flash',
