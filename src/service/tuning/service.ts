@@ -172,12 +172,16 @@ export class TuningService {
     lease: Lease,
     checkpoint: { checkpointId: string; step: number; adapterKey: string; bytes: number },
   ): Promise<{ outcome: 'recorded' | 'over-quota'; replaced?: string }> {
+    // The object store's usage is a walk of the project's buckets: measured before the job's row is locked, so
+    // the fenced transaction stays short (a worker frozen inside one would keep others from taking the job over).
+    const owner = await this.store.get(lease.tunedModelId);
+    const objectBytes = owner ? await this.objects.usage(owner.project) : 0;
     const outcome = await this.jobs.fenced(lease, async (trx) => {
       const model = await this.store.in(trx).get(lease.tunedModelId);
       if (!model) return { outcome: 'over-quota' as const };
       const limit = this.options.limits.storageBytesPerProject;
       const previous = (await this.store.in(trx).tunedCheckpoints(model.id)).find((c) => c.checkpointId === checkpoint.checkpointId);
-      const used = (await this.objects.usage(model.project)) + (await this.store.in(trx).checkpointBytes(model.project)) - (previous?.bytes ?? 0);
+      const used = objectBytes + (await this.store.in(trx).checkpointBytes(model.project)) - (previous?.bytes ?? 0);
       if (used + checkpoint.bytes > limit) return { outcome: 'over-quota' as const };
       await this.store.in(trx).putTunedCheckpoint(model.id, model.project, {
         ...checkpoint,
