@@ -191,7 +191,7 @@ test('a template that rewrites answered turns frames each model turn as its own 
     assert.deepEqual(positions.slice(0, n), [...framed.ids.keys()].map((i) => (i < firstSequence.length ? i : i - firstSequence.length)));
     assert.deepEqual(new Set(segments.slice(0, firstSequence.length)), new Set([1]));
     assert.deepEqual(new Set(segments.slice(firstSequence.length, n)), new Set([2]));
-    for (const t of Object.values(packed)) if (typeof t === 'object') t.dispose();
+    for (const t of Object.values(packed)) if (typeof t === 'object' && !Array.isArray(t)) t.dispose();
   });
 });
 

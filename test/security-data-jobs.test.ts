@@ -157,8 +157,9 @@ test('a run whose loss stops being finite ends FAILED with a clear message; no n
 /** A minimal stored model of a project, for queue-level tests. */
 function storedModel(id: string, project: string): TunedModel {
   const time = new Date().toISOString();
+  const number = jobNumber();
   return {
-    id, jobNumber: jobNumber(), project, location: 'us-central1', labels: {}, apiVersion: 'v1beta',
+    id, jobNumber: number, modelNumber: number, modelVersion: 1, tuningMethod: 'supervised', project, location: 'us-central1', labels: {}, apiVersion: 'v1beta',
     displayName: id, description: '', baseModel: 'models/stories260K', baseDir: '/nowhere', state: 'CREATING', createTime: time, updateTime: time,
     hyperparameters: { epochCount: 1, batchSize: 4, adapterRank: 8 }, dataStats: undefined as unknown as TunedModel['dataStats'], totalSteps: 1, completedSteps: 0, operationId: `op-${id}`, operationDone: false, cancelRequested: false,
   };

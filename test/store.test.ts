@@ -30,8 +30,9 @@ async function openFresh(t: TestContext, dialect: (typeof dialects)[number]): Pr
 
 function modelFor(id: string, overrides: Partial<TunedModel> = {}): TunedModel {
   const time = now();
+  const number = jobNumber();
   return {
-    id, jobNumber: jobNumber(), project: 'store-test', location: 'us-central1', labels: { team: 'a' }, apiVersion: 'v1beta',
+    id, jobNumber: number, modelNumber: number, modelVersion: 1, tuningMethod: 'supervised', project: 'store-test', location: 'us-central1', labels: { team: 'a' }, apiVersion: 'v1beta',
     displayName: `Model ${id}`, description: '', baseModel: 'models/stories260K', baseDir: '/models/stories260K',
     state: 'CREATING', createTime: time, updateTime: time, temperature: 0.9, topP: 1, topK: 40,
     hyperparameters: { epochCount: 2, batchSize: 4, learningRate: 0.001, adapterRank: 8 },
@@ -71,7 +72,7 @@ for (const dialect of dialects) {
       const model = modelFor('round-trip', { temperature: 0.123456789, labels: { a: 'b' } });
       await store.insert(model, examplesJson, examplesJson);
       const read = await store.get('round-trip');
-      assert.deepEqual(read as unknown, { ...model, dataStats: undefined, sourceTunedModel: undefined, startTime: undefined, completeTime: undefined, error: undefined, trainingDatasetUri: undefined, validationDatasetUri: undefined, adapterKey: undefined });
+      assert.deepEqual(read as unknown, { ...model, dataStats: undefined, sourceTunedModel: undefined, preTunedModel: undefined, sourceAdapterKey: undefined, startTime: undefined, completeTime: undefined, error: undefined, trainingDatasetUri: undefined, validationDatasetUri: undefined, adapterKey: undefined });
       assert.equal(read!.temperature, 0.123456789, 'floats keep double precision');
       assert.equal((await store.get(model.jobNumber))?.id, 'round-trip');
       assert.deepEqual(await store.examples('round-trip', 'training'), examples);

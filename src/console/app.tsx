@@ -24,7 +24,8 @@ function page(route: Route): { section: string; title: string; element: preact.J
   if (route.path === '/') return { section: 'list', title: 'Tuned models', element: <ModelsPage /> };
   if (route.path === '/new') {
     const clone = route.query.get('clone') ?? undefined;
-    return { section: 'new', title: 'New tuning job', element: <CreatePage key={clone} cloneOf={clone} /> };
+    const from = route.query.get('continue') ?? undefined;
+    return { section: 'new', title: 'New tuning job', element: <CreatePage key={`${clone}/${from}`} cloneOf={clone} continueFrom={from} /> };
   }
   if ((params = matchPath('/jobs/:id', route.path))) return { section: 'list', title: `Job ${params.id}`, element: <DetailsPage key={params.id} id={params.id!} /> };
   if (route.path === '/compare') {

@@ -56,6 +56,12 @@ export function tunedModelMethods(services: Services) {
   const operation = async (model: TunedModel, options: WireOptions) => operationWire(model, await snapshotsOf(model), options);
   return {
     async create(project: string, version: ApiVersion, tunedModelId: string | undefined, body: TunedModelBody, options: WireOptions) {
+      if ((body as Record<string, unknown>).preferenceOptimizationSpec !== undefined) {
+        throw invalidArgument(
+          'Preference tuning is not available in the Gemini API, as at Google: use Vertex AI\'s tuningJobs with preferenceOptimizationSpec.',
+          'tuned_model.preference_optimization_spec',
+        );
+      }
       const examples = body.tuningTask?.trainingData?.examples?.examples ?? [];
       if (examples.length === 0) {
         throw invalidArgument(

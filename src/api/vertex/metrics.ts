@@ -25,7 +25,7 @@ export function metricRoutes(app: FastifyInstance, services: Services): void {
     const version = parseVertexVersion(request.params.version);
     const train = await store.metrics(model.id, 'train');
     const evals = await store.metrics(model.id, 'eval');
-    const snapshot = { timeSeriesData: timeSeriesWire(train, evals), epochs: epochEnds(train) };
+    const snapshot = { timeSeriesData: timeSeriesWire(train, evals, model.tuningMethod), epochs: epochEnds(train) };
     if (request.query.alt !== 'sse') return snapshot;
 
     const out = new PassThrough();
@@ -54,7 +54,7 @@ export function metricRoutes(app: FastifyInstance, services: Services): void {
     };
     const sendPoint = (metric: StepMetric, kind: 'train' | 'eval') => {
       const points = kind === 'train' ? [metric] : [];
-      send({ timeSeriesData: timeSeriesWire(points, kind === 'eval' ? [metric] : []), epochs: epochEnds(points, lastTrain?.epoch ?? 0) });
+      send({ timeSeriesData: timeSeriesWire(points, kind === 'eval' ? [metric] : [], model.tuningMethod), epochs: epochEnds(points, lastTrain?.epoch ?? 0) });
       if (kind === 'train') lastTrain = metric;
       else lastEval = metric.step;
     };

@@ -1,5 +1,6 @@
-// Vertex resource names (vertex-api.md §2, §8): one tuned model is tuningJobs/{n}, models/{n} and
-// endpoints/{n} under its project and location, n being its 19-digit job number.
+// Vertex resource names (vertex-api.md §2, §8): one tuned model is tuningJobs/{n}, models/{n}@1 and
+// endpoints/{n} under its project and location, n being its 19-digit job number; a continued run that makes a new
+// version of its source's Model is tuningJobs/{m}, models/{n}@{version} and endpoints/{m}.
 import { ServiceError } from '../../service/errors.js';
 import type { TunedModel } from '../../service/tuning/tuned-model.js';
 
@@ -22,11 +23,10 @@ const parentOf = (model: TunedModel) => `projects/${model.project}/locations/${m
 
 export const tuningJobName = (model: TunedModel) => `${parentOf(model)}/tuningJobs/${model.jobNumber}`;
 /** The Model in the registry; its versions are `…@{versionId}`. */
-export const modelResourceName = (model: TunedModel) => `${parentOf(model)}/models/${model.jobNumber}`;
-/** A tuning from a base model makes the model's first version, which carries the default alias. */
-export const modelVersionId = '1';
+export const modelResourceName = (model: TunedModel) => `${parentOf(model)}/models/${model.modelNumber}`;
+/** The alias of a Model's latest version whose run succeeded. */
 export const defaultVersionAlias = 'default';
-export const modelName = (model: TunedModel) => `${modelResourceName(model)}@${modelVersionId}`;
+export const modelName = (model: TunedModel) => `${modelResourceName(model)}@${model.modelVersion}`;
 /** The endpoint of the run's last adapter; each intermediate checkpoint has one of its own (endpointNumber). */
 export const endpointName = (model: TunedModel, endpointNumber = model.jobNumber) => `${parentOf(model)}/endpoints/${endpointNumber}`;
 

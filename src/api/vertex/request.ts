@@ -2,21 +2,26 @@
 // lenient JSON plugin camelCases them), int64 and doubles as numbers or strings, enums as names or integers.
 import { adapterSizeRanks } from '../../engine/lora/lora.js';
 import { ServiceError, invalidArgument } from '../../service/errors.js';
-import type { Hyperparameters } from '../../service/tuning/tuned-model.js';
+import type { Hyperparameters, TuningMethod } from '../../service/tuning/tuned-model.js';
 import { isObject } from '../proto-json.js';
 import { adapterSizeNumbers } from './wire.js';
 
 type Json = Record<string, unknown>;
 
-const specField = 'tuning_job.supervised_tuning_spec';
-export const trainingDatasetField = `${specField}.training_dataset_uri`;
-export const validationDatasetField = `${specField}.validation_dataset_uri`;
-const hyperParametersField = `${specField}.hyper_parameters`;
+/** Each tuning method's spec: its JSON name and the field path errors name. */
+const specs = {
+  supervised: { name: 'supervisedTuningSpec', field: 'tuning_job.supervised_tuning_spec' },
+  preference: { name: 'preferenceOptimizationSpec', field: 'tuning_job.preference_optimization_spec' },
+} as const satisfies Record<TuningMethod, { name: string; field: string }>;
+
+export const trainingDatasetField = (method: TuningMethod) => `${specs[method].field}.training_dataset_uri`;
+export const validationDatasetField = (method: TuningMethod) => `${specs[method].field}.validation_dataset_uri`;
 
 export interface TuningJobRequest {
   baseModel?: string;
-  /** preTunedModel.tunedModelName: continue from a tuned model (projects/…/models/{n}). */
-  preTunedModel?: string;
+  /** Continuous tuning: the tuned model to continue (projects/…/models/{n}[@version]) and, optionally, a checkpoint of it. */
+  preTunedModel?: { tunedModelName: string; checkpointId?: string };
+  method: TuningMethod;
   displayName?: string;
   description?: string;
   labels: Record<string, string>;
@@ -30,20 +35,28 @@ export interface TuningJobRequest {
   outputUri?: string;
 }
 
-/** Tuning methods other than supervised LoRA, refused by name rather than ignored. */
+/** Tuning methods other than supervised and preference tuning with LoRA, refused by name rather than ignored. */
 const otherSpecs = [
-  'distillationSpec', 'partnerModelTuningSpec', 'preferenceOptimizationSpec', 'reinforcementTuningSpec',
-  'fullFineTuningSpec', 'veoTuningSpec', 'veoLoraTuningSpec',
+  'distillationSpec', 'partnerModelTuningSpec', 'reinforcementTuningSpec', 'fullFineTuningSpec', 'veoTuningSpec', 'veoLoraTuningSpec',
 ];
 
 export function parseTuningJob(body: unknown): TuningJobRequest {
   const job = isObject(body) ? body : {};
   const other = otherSpecs.find((spec) => job[spec] !== undefined && job[spec] !== null);
-  if (other) throw invalidArgument(`${other} is not supported: Attune runs supervised tuning (supervisedTuningSpec) with LoRA adapters.`, `tuning_job.${snake(other)}`);
-  const spec = objectAt(job.supervisedTuningSpec, 'tuning_job.supervised_tuning_spec') ?? {};
-  const trainingDatasetUri = stringAt(spec.trainingDatasetUri, trainingDatasetField);
-  if (!trainingDatasetUri) throw invalidArgument('supervisedTuningSpec.trainingDatasetUri is required.', trainingDatasetField);
-  const tuningMode = enumAt(spec.tuningMode, `${specField}.tuning_mode`, tuningModes);
+  if (other) {
+    throw invalidArgument(
+      `${other} is not supported: Attune runs supervised tuning (supervisedTuningSpec) and preference tuning (preferenceOptimizationSpec) with LoRA adapters.`,
+      `tuning_job.${snake(other)}`,
+    );
+  }
+  const given = (Object.keys(specs) as TuningMethod[]).filter((m) => job[specs[m].name] !== undefined && job[specs[m].name] !== null);
+  if (given.length > 1) throw invalidArgument('Set one tuning spec: supervisedTuningSpec or preferenceOptimizationSpec, not both.', specs.preference.field);
+  const method = given[0] ?? 'supervised';
+  const { name, field } = specs[method];
+  const spec = objectAt(job[name], field) ?? {};
+  const trainingDatasetUri = stringAt(spec.trainingDatasetUri, trainingDatasetField(method));
+  if (!trainingDatasetUri) throw invalidArgument(`${name}.trainingDatasetUri is required.`, trainingDatasetField(method));
+  const tuningMode = enumAt(spec.tuningMode, `${field}.tuning_mode`, tuningModes);
   if (tuningMode === 'TUNING_MODE_FULL') {
     // Never a silent downgrade to an adapter: the caller asked for every weight to change.
     throw new ServiceError(
@@ -52,23 +65,30 @@ export function parseTuningJob(body: unknown): TuningJobRequest {
     );
   }
   const preTuned = objectAt(job.preTunedModel, 'tuning_job.pre_tuned_model');
+  const tunedModelName = preTuned && stringAt(preTuned.tunedModelName, 'tuning_job.pre_tuned_model.tuned_model_name');
+  if (preTuned && !tunedModelName) throw invalidArgument('preTunedModel.tunedModelName is required.', 'tuning_job.pre_tuned_model.tuned_model_name');
   return {
     baseModel: stringAt(job.baseModel, 'tuning_job.base_model')?.replace(/^(projects\/[^/]+\/locations\/[^/]+\/)?publishers\/google\//, ''),
-    preTunedModel: preTuned && stringAt(preTuned.tunedModelName, 'tuning_job.pre_tuned_model.tuned_model_name'),
+    preTunedModel: tunedModelName
+      ? { tunedModelName, checkpointId: stringAt(preTuned!.checkpointId, 'tuning_job.pre_tuned_model.checkpoint_id') || undefined }
+      : undefined,
+    method,
     displayName: stringAt(job.tunedModelDisplayName, 'tuning_job.tuned_model_display_name'),
     description: stringAt(job.description, 'tuning_job.description'),
     labels: parseLabels(job.labels),
     trainingDatasetUri,
-    validationDatasetUri: stringAt(spec.validationDatasetUri, validationDatasetField) || undefined,
-    hyperparameters: parseHyperParameters(objectAt(spec.hyperParameters, hyperParametersField) ?? {}),
-    exportLastCheckpointOnly: booleanAt(spec.exportLastCheckpointOnly, `${specField}.export_last_checkpoint_only`) ?? false,
+    validationDatasetUri: stringAt(spec.validationDatasetUri, validationDatasetField(method)) || undefined,
+    hyperparameters: parseHyperParameters(objectAt(spec.hyperParameters, `${field}.hyper_parameters`) ?? {}, `${field}.hyper_parameters`, method),
+    exportLastCheckpointOnly: booleanAt(spec.exportLastCheckpointOnly, `${field}.export_last_checkpoint_only`) ?? false,
     customBaseModel: stringAt(job.customBaseModel, 'tuning_job.custom_base_model') || undefined,
     outputUri: stringAt(job.outputUri, 'tuning_job.output_uri') || undefined,
   };
 }
 
-function parseHyperParameters(h: Json): Partial<Hyperparameters> {
+/** PreferenceOptimizationHyperParameters are SupervisedHyperParameters' epochCount, learningRateMultiplier and adapterSize, plus beta. */
+function parseHyperParameters(h: Json, hyperParametersField: string, method: TuningMethod): Partial<Hyperparameters> {
   const at = (name: string) => `${hyperParametersField}.${name}`;
+  if (method === 'supervised' && h.beta !== undefined && h.beta !== null) throw invalidArgument('beta applies to preference tuning (preferenceOptimizationSpec) only.', at('beta'));
   const adapterSize = enumAt(h.adapterSize, at('adapter_size'), adapterSizeNumbers);
   return {
     epochCount: numberAt(h.epochCount, at('epoch_count'), 'int64'),
@@ -76,6 +96,7 @@ function parseHyperParameters(h: Json): Partial<Hyperparameters> {
     learningRateMultiplier: numberAt(h.learningRateMultiplier, at('learning_rate_multiplier'), 'double'),
     learningRate: numberAt(h.learningRate, at('learning_rate'), 'double'),
     adapterRank: adapterSize && adapterSize !== 'ADAPTER_SIZE_UNSPECIFIED' ? adapterSizeRanks[adapterSize] : undefined,
+    beta: numberAt(h.beta, at('beta'), 'double'),
   };
 }
 

@@ -8,7 +8,7 @@ import type { EndpointOf } from './resources.js';
 import { defaultCheckpointOf } from './wire.js';
 import { pagingQuery } from '../paging.js';
 import { nonZero, type WireOptions } from '../proto-json.js';
-import { defaultVersionAlias, endpointName, modelResourceName, modelVersionId, type VertexVersion } from './names.js';
+import { defaultVersionAlias, endpointName, modelResourceName, type VertexVersion } from './names.js';
 
 const Timestamp = Type.String({ description: 'RFC 3339' });
 const Labels = Type.Record(Type.String(), Type.String());
@@ -123,7 +123,7 @@ export type ComputeTokensRequest = Static<typeof ComputeTokensRequest>;
 
 /**
  * Attune deploys a tuned model's checkpoints when its run keeps them, each on its own endpoint, under the
- * endpoint's number; all are versions of the Model's first (and only) version.
+ * endpoint's number; all are checkpoints of the one Model version the run made.
  */
 const deployTime = (model: TunedModel) => model.completeTime ?? model.updateTime;
 const labelsOf = (model: TunedModel) => (Object.keys(model.labels).length ? model.labels : undefined);
@@ -141,7 +141,7 @@ export function endpointWire({ model, checkpoint, number }: EndpointOf): Endpoin
       {
         id: number,
         model: modelResourceName(model),
-        modelVersionId,
+        modelVersionId: String(model.modelVersion),
         displayName: nonZero(model.displayName),
         createTime: created,
         checkpointId: checkpoint?.checkpointId,
@@ -154,14 +154,15 @@ export function endpointWire({ model, checkpoint, number }: EndpointOf): Endpoin
   };
 }
 
-export function modelWire(model: TunedModel, options: WireOptions, checkpoints: readonly TunedCheckpoint[]): Model {
+/** One version of a Model; `isDefault` when it is the latest version whose run kept an adapter. */
+export function modelWire(model: TunedModel, options: WireOptions, checkpoints: readonly TunedCheckpoint[], isDefault: boolean): Model {
   const deployed = checkpoints.length
     ? checkpoints.map((c) => ({ endpoint: endpointName(model, c.endpointNumber), deployedModelId: c.endpointNumber, checkpointId: c.checkpointId }))
     : [{ endpoint: endpointName(model), deployedModelId: model.jobNumber }];
   return {
     name: modelResourceName(model),
-    versionId: modelVersionId,
-    versionAliases: [defaultVersionAlias],
+    versionId: String(model.modelVersion),
+    versionAliases: isDefault ? [defaultVersionAlias] : [],
     versionCreateTime: deployTime(model),
     versionUpdateTime: model.updateTime,
     displayName: model.displayName,

@@ -1,10 +1,12 @@
 // The Vertex resources a tuning job names (vertex-api.md §2.4): endpoints/{n} and models/{n} get, list and
 // delete on v1 and v1beta1, models patch (defaultCheckpointId, displayName, description) and
 // models/{n}:listCheckpoints. A job whose run kept an adapter (SUCCEEDED, or CANCELLED after it trained) has a
-// Model (version 1, alias "default") named by its 19-digit number, and an Endpoint per checkpoint: the last one's
-// is the job's number, each intermediate one's a number of its own. They are views of the tuned model, as the job is:
-//   - DELETE models/{n} deletes the tuned model: its Model, its Endpoint, its job, its adapter (Attune deploys a
-//     model when it is tuned and never undeploys it, so deleting the Model takes its deployment with it);
+// Model version (version 1, alias "default", named by its 19-digit number; a continued run without a new display
+// name is instead the next version of its source's Model, models/{n}@2, the alias "default" on the latest) and an
+// Endpoint per checkpoint: the last one's is the job's number, each intermediate one's a number of its own. They
+// are views of the tuned model, as the job is:
+//   - DELETE models/{n} deletes the Model's tuned models, every version: Model, Endpoints, job, adapters (Attune
+//     deploys a model when it is tuned and never undeploys it, so deleting the Model takes its deployment with it);
 //   - DELETE endpoints/{n} is refused as Vertex refuses an endpoint that still has a deployed model
 //     (FAILED_PRECONDITION); delete the model instead.
 // Another project's resources, and those of jobs that did not succeed, answer 404 exactly like missing ones.
@@ -17,7 +19,7 @@ import type { TunedCheckpoint } from '../../service/tuning/checkpoints.js';
 import { bodyChecker } from '../check-body.js';
 import { wireOptions } from '../proto-json.js';
 import { parseFilter, type FilterFields } from './filter.js';
-import { defaultVersionAlias, modelVersionId, parseVertexVersion, splitCustomMethod, type LocationParams } from './names.js';
+import { defaultVersionAlias, parseVertexVersion, splitCustomMethod, type LocationParams } from './names.js';
 import { ListQuery, UpdateModelBody, UpdateModelQuery, checkpointWire, deleteOperationWire, endpointWire, modelWire } from './resource-wire.js';
 
 export type ResourceKind = 'Endpoint' | 'Model';
@@ -27,12 +29,10 @@ const collections: Record<ResourceKind, string> = { Endpoint: 'endpoints', Model
 /** Vertex shows a tuned model as a Model and Endpoints once its run kept an adapter (tuningJob.tunedModel). */
 export const hasVertexResources = (model: TunedModel) => model.state === 'ACTIVE';
 
-/** Version ids and aliases a models/{n}@… name may carry: the one version there is. */
-const modelVersions = [modelVersionId, defaultVersionAlias];
-
 /**
  * The tuned model a Vertex Endpoint or Model name points at, within the caller's project (and the location,
- * when the path has one): `n` for endpoints, `n`, `n@1` or `n@default` for models.
+ * when the path has one): `n` for endpoints; `n` or `n@default` (the latest version with an adapter) or
+ * `n@{version}` for models.
  */
 export async function tunedModelOfResource(
   services: Services,
@@ -44,17 +44,30 @@ export async function tunedModelOfResource(
   const name = location ? `projects/${project}/locations/${location}/${collections[kind]}/${id}` : `${collections[kind]}/${id}`;
   const missing = () => notFound(`${kind} \`${name}\` not found.`);
   const [number = '', version, ...rest] = id.split('@');
-  const versionNamed = version === undefined || (kind === 'Model' && modelVersions.includes(version));
+  const versionNamed = version === undefined || (kind === 'Model' && (version === defaultVersionAlias || /^\d+$/.test(version)));
   if (!/^\d+$/.test(number) || rest.length || !versionNamed) throw missing();
-  let model: TunedModel;
-  try {
-    model = await services.tuning.get(project, number);
-  } catch (error) {
-    if (error instanceof ServiceError && error.status === 'NOT_FOUND') throw missing();
-    throw error;
+  let model: TunedModel | undefined;
+  if (kind === 'Model') model = await services.tuning.modelVersion(project, number, version ?? defaultVersionAlias, hasVertexResources);
+  else {
+    try {
+      model = await services.tuning.get(project, number);
+    } catch (error) {
+      if (error instanceof ServiceError && error.status === 'NOT_FOUND') throw missing();
+      throw error;
+    }
   }
-  if ((location && model.location !== location) || !hasVertexResources(model)) throw missing();
+  if (!model || (location && model.location !== location) || !hasVertexResources(model)) throw missing();
   return model;
+}
+
+/** The ids of a project's default Model versions: each Model's latest version with an adapter. */
+async function defaultVersions(services: Services, project: string): Promise<Set<string>> {
+  const latest = new Map<string, TunedModel>();
+  for (const m of await services.tuning.store.all(project)) {
+    const seen = latest.get(m.modelNumber);
+    if (hasVertexResources(m) && (!seen || m.modelVersion > seen.modelVersion)) latest.set(m.modelNumber, m);
+  }
+  return new Set([...latest.values()].map((m) => m.id));
 }
 
 /** An endpoint: the tuned model it serves, and which of its checkpoints (none for models tuned before checkpoints). */
@@ -97,7 +110,7 @@ const sharedFields: FilterFields = {
 };
 const filterFields: Record<ResourceKind, FilterFields> = {
   Endpoint: { endpoint: (m) => m.jobNumber, ...sharedFields }, // matches a model's endpoints by the job's number
-  Model: { model: (m) => m.jobNumber, ...sharedFields },
+  Model: { model: (m) => m.modelNumber, ...sharedFields },
 };
 
 type ResourceParams = LocationParams & { id: string };
@@ -113,7 +126,8 @@ export function resourceRoutes(app: FastifyInstance, services: Services): void {
     parseVertexVersion(request.params.version);
     return tunedModelOfResource(services, request.project, 'Model', id, request.params.location);
   };
-  const modelResource = async (model: TunedModel, request: FastifyRequest) => modelWire(model, wireOptions(request), await services.tuning.checkpoints(model));
+  const modelResource = async (model: TunedModel, request: FastifyRequest, defaults?: Set<string>) =>
+    modelWire(model, wireOptions(request), await services.tuning.checkpoints(model), (defaults ?? (await defaultVersions(services, request.project))).has(model.id));
 
   for (const kind of ['Endpoint', 'Model'] as const) {
     const collection = collections[kind];
@@ -126,10 +140,13 @@ export function resourceRoutes(app: FastifyInstance, services: Services): void {
       }
       const matches = parseFilter(filter, filterFields[kind]);
       const { location } = request.params;
-      const page = await services.tuning.listMatching(request.project, (m) => m.location === location && hasVertexResources(m) && matches(m), pageSize, pageToken);
+      // A Model is listed once, as its default version; each version has its own Endpoints, one per checkpoint.
+      const defaults = await defaultVersions(services, request.project);
+      const listed = (m: TunedModel) => m.location === location && hasVertexResources(m) && (kind === 'Endpoint' || defaults.has(m.id)) && matches(m);
+      const page = await services.tuning.listMatching(request.project, listed, pageSize, pageToken);
       // A page holds whole tuned models: an endpoint list gives each model's endpoints together, newest checkpoint first.
       const items =
-        kind === 'Model' ? await Promise.all(page.items.map((m) => modelResource(m, request)))
+        kind === 'Model' ? await Promise.all(page.items.map((m) => modelResource(m, request, defaults)))
         : (await Promise.all(page.items.map(async (m) => (await endpointsOf(services, m)).reverse().map(endpointWire)))).flat();
       return { [collection]: items.length ? items : undefined, nextPageToken: page.nextPageToken };
     });
@@ -177,15 +194,16 @@ export function resourceRoutes(app: FastifyInstance, services: Services): void {
         const { model } = await endpointOf(services, request.project, request.params.id, request.params.location);
         throw new ServiceError(
           'FAILED_PRECONDITION',
-          `Endpoint ${request.params.id} has a deployed model (models/${model.jobNumber}@${modelVersionId}), and Attune does not undeploy models. ` +
-            `Delete the model, DELETE /${version}/projects/${model.project}/locations/${model.location}/models/${model.jobNumber}, which deletes its endpoints with it.`,
+          `Endpoint ${request.params.id} has a deployed model (models/${model.modelNumber}@${model.modelVersion}), and Attune does not undeploy models. ` +
+            `Delete the model, DELETE /${version}/projects/${model.project}/locations/${model.location}/models/${model.modelNumber}, which deletes its endpoints with it.`,
         );
       }
       const model = await modelOf(request);
       if (request.params.id.includes('@')) {
-        throw invalidArgument(`DeleteModel takes the model's name without a version: models/${model.jobNumber}.`, 'name');
+        throw invalidArgument(`DeleteModel takes the model's name without a version: models/${model.modelNumber}.`, 'name');
       }
-      await services.tuning.delete(request.project, model.id);
+      // A Model goes with all its versions, each a tuned model with its endpoints.
+      for (const each of await services.tuning.store.modelVersions(request.project, model.modelNumber)) await services.tuning.delete(request.project, each.id);
       return deleteOperationWire(`projects/${model.project}/locations/${model.location}`, operationId(), version, now());
     });
   }

@@ -7,7 +7,8 @@ import type { TunedModel } from '../../service/tuning/tuned-model.js';
 import { wireOptions, type WireOptions } from '../proto-json.js';
 import { ListQuery } from '../paging.js';
 import { parseFilter } from './filter.js';
-import { parseVertexVersion, splitCustomMethod, withoutVersion, type LocationParams, type VertexVersion } from './names.js';
+import { parseVertexVersion, splitCustomMethod, type LocationParams, type VertexVersion } from './names.js';
+import { hasVertexResources } from './resources.js';
 import { parseTuningJob, trainingDatasetField, validationDatasetField } from './request.js';
 import { jobStateOf, terminalStates, tuningJobWire } from './wire.js';
 
@@ -60,7 +61,10 @@ export function tuningJobMethods(services: Services) {
     async create(parent: JobParent, body: unknown, options: WireOptions, validateOnly = false) {
       const { version } = parent;
       const job = parseTuningJob(body);
-      const sourceTunedModel = job.preTunedModel && (await tunedModelOfName(services, parent.project, job.preTunedModel));
+      if (job.baseModel && job.preTunedModel) {
+        throw invalidArgument('Set baseModel or preTunedModel, not both: a continued run tunes the pre-tuned model\'s base model.', 'tuning_job.base_model');
+      }
+      const source = job.preTunedModel && (await tunedModelOfName(services, parent.project, job.preTunedModel.tunedModelName));
       const create = {
         surface: 'vertex' as const,
         project: parent.project,
@@ -69,11 +73,13 @@ export function tuningJobMethods(services: Services) {
         displayName: job.displayName,
         description: job.description,
         labels: job.labels,
-        baseModel: sourceTunedModel ? undefined : (job.baseModel ?? (job.customBaseModel ? undefined : missingBaseModel())),
-        sourceTunedModel,
+        baseModel: source ? undefined : (job.baseModel ?? (job.customBaseModel ? undefined : missingBaseModel())),
+        sourceTunedModel: source?.id,
+        sourceCheckpointId: job.preTunedModel?.checkpointId,
+        tuningMethod: job.method,
         hyperparameters: job.hyperparameters,
-        training: { uri: job.trainingDatasetUri, field: trainingDatasetField },
-        validation: job.validationDatasetUri ? { uri: job.validationDatasetUri, field: validationDatasetField } : undefined,
+        training: { uri: job.trainingDatasetUri, field: trainingDatasetField(job.method) },
+        validation: job.validationDatasetUri ? { uri: job.validationDatasetUri, field: validationDatasetField(job.method) } : undefined,
         exportLastCheckpointOnly: job.exportLastCheckpointOnly,
         customBaseModel: job.customBaseModel,
         outputUri: job.outputUri,
@@ -134,11 +140,24 @@ export function tuningJobRoutes(app: FastifyInstance, services: Services): void 
   });
 }
 
-/** preTunedModel.tunedModelName (projects/…/models/{n}[@v]) → the Gemini name of that tuned model. */
-async function tunedModelOfName(services: Services, project: string, name: string): Promise<string> {
-  const number = withoutVersion(name.split('/').at(-1) ?? '');
-  if (!/^\d+$/.test(number)) throw invalidArgument(`preTunedModel.tunedModelName must name a tuned model, projects/…/models/{id}, not ${name}.`, 'tuning_job.pre_tuned_model.tuned_model_name');
-  return `tunedModels/${(await services.tuning.get(project, number)).id}`;
+/**
+ * preTunedModel.tunedModelName → the tuned model: a version of one of the caller's Models,
+ * `projects/{p}/locations/{l}/models/{n}` (its default version), `…@{version}` or `…@default`. Another project's
+ * model answers as a missing one.
+ */
+async function tunedModelOfName(services: Services, project: string, name: string): Promise<TunedModel> {
+  const field = 'tuning_job.pre_tuned_model.tuned_model_name';
+  const match = /^(?:projects\/([^/]+)\/locations\/([^/]+)\/)?models\/(\d+)(?:@(\d+|default))?$/.exec(name);
+  if (!match) throw invalidArgument(`preTunedModel.tunedModelName must name a tuned model, projects/{project}/locations/{location}/models/{id}[@version], not ${name}.`, field);
+  const [, nameProject, location, number, version] = match;
+  const model =
+    nameProject === undefined || nameProject === project
+      ? await services.tuning.modelVersion(project, number!, version ?? 'default', hasVertexResources)
+      : undefined;
+  if (!model || (location !== undefined && model.location !== location)) {
+    throw new ServiceError('NOT_FOUND', `The pre-tuned model ${name} does not exist, or its tuning has not succeeded.`, [{ field, description: 'no such tuned model' }]);
+  }
+  return model;
 }
 
 function missingBaseModel(): never {

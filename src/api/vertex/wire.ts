@@ -3,7 +3,7 @@
 // asked for integers.
 import { adapterSizeRanks } from '../../engine/lora/lora.js';
 import { epochsCompleted } from '../../engine/train/trainer.js';
-import type { DataStats, Distribution, StepMetric, TunedModel } from '../../service/tuning/tuned-model.js';
+import type { DataStats, Distribution, StepMetric, TunedModel, TuningMethod } from '../../service/tuning/tuned-model.js';
 import type { TunedCheckpoint } from '../../service/tuning/checkpoints.js';
 import { int64, nonZero, type WireOptions } from '../proto-json.js';
 import { endpointName, modelName, tuningJobName, type VertexVersion } from './names.js';
@@ -90,25 +90,32 @@ export function tuningJobWire(model: TunedModel, options: WireOptions, version: 
   const { epochCount, batchSize, learningRate, learningRateMultiplier, adapterRank } = model.hyperparameters;
   const adapterSize = adapterSizeOfRank(adapterRank);
   const ended = terminalStates.includes(state);
+  const preference = model.tuningMethod === 'preference';
+  const spec = {
+    trainingDatasetUri: model.trainingDatasetUri,
+    validationDatasetUri: model.validationDatasetUri,
+    hyperParameters: {
+      epochCount: int64(epochCount),
+      learningRateMultiplier,
+      learningRate: beta ? learningRate : undefined,
+      adapterSize: adapterSize && enumValue(adapterSize, adapterSizeNumbers, options),
+      batchSize: beta ? int64(batchSize) : undefined,
+      beta: model.hyperparameters.beta,
+    },
+    exportLastCheckpointOnly: model.exportLastCheckpointOnly || undefined,
+  };
+  const baseModel = model.baseModel.replace(/^models\//, '');
   return {
     name: tuningJobName(model),
     tunedModelDisplayName: nonZero(model.displayName),
     description: nonZero(model.description),
-    baseModel: model.baseModel.replace(/^models\//, ''),
+    // One of the two (the proto's oneof source_model): a continued run names the model it continues.
+    baseModel: model.preTunedModel ? undefined : baseModel,
+    preTunedModel: model.preTunedModel ? { tunedModelName: model.preTunedModel, baseModel } : undefined,
+    supervisedTuningSpec: preference ? undefined : spec,
+    preferenceOptimizationSpec: preference ? spec : undefined,
     customBaseModel: beta ? model.customBaseModel : undefined,
     outputUri: beta ? model.outputUri : undefined,
-    supervisedTuningSpec: {
-      trainingDatasetUri: model.trainingDatasetUri,
-      validationDatasetUri: model.validationDatasetUri,
-      hyperParameters: {
-        epochCount: int64(epochCount),
-        learningRateMultiplier,
-        learningRate: beta ? learningRate : undefined,
-        adapterSize: adapterSize && enumValue(adapterSize, adapterSizeNumbers, options),
-        batchSize: beta ? int64(batchSize) : undefined,
-      },
-      exportLastCheckpointOnly: model.exportLastCheckpointOnly || undefined,
-    },
     state: enumValue(state, jobStates, options),
     createTime: model.createTime,
     startTime: model.startTime,
@@ -117,7 +124,11 @@ export function tuningJobWire(model: TunedModel, options: WireOptions, version: 
     error: ended && model.error ? { code: model.error.code, message: model.error.message } : undefined,
     labels: Object.keys(model.labels).length ? model.labels : undefined,
     tunedModel: tunedModelWire(model, checkpoints),
-    tuningDataStats: model.dataStats && { supervisedTuningDataStats: dataStatsWire(model.dataStats, model.totalSteps) },
+    tuningDataStats:
+      model.dataStats &&
+      (preference
+        ? { preferenceOptimizationDataStats: preferenceDataStatsWire(model.dataStats, model.totalSteps) }
+        : { supervisedTuningDataStats: dataStatsWire(model.dataStats, model.totalSteps) }),
     tuningJobMetadata: model.dataStats && {
       completedEpochCount: int64(epochsCompleted(model.completedSteps, batchSize, trainedExamples(model.dataStats))),
       completedStepCount: int64(model.completedSteps),
@@ -146,24 +157,53 @@ function dataStatsWire(stats: DataStats, steps: number) {
   };
 }
 
+/** PreferenceOptimizationDataStats: tokens count the prompt twice and both completions, as Google bills them. */
+function preferenceDataStatsWire(stats: DataStats, steps: number) {
+  return {
+    tuningDatasetExampleCount: int64(stats.exampleCount),
+    totalBillableTokenCount: int64(stats.tokenCount),
+    tuningStepCount: int64(steps),
+    userInputTokenDistribution: distributionWire(stats.inputTokens, true),
+    userOutputTokenDistribution: distributionWire(stats.outputTokens, true),
+    droppedExampleIndices: nonZero(stats.dropped.map((d) => String(d.index))),
+    droppedExampleReasons: nonZero(stats.dropped.map((d) => d.reason)),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Metrics: the six series Vertex's tuning dashboards plot (vertex-api.md §7.1), shaped like TensorBoard's
-// TimeSeriesData so that code reading Vertex's metrics ports directly.
+// TimeSeriesData so that code reading Vertex's metrics ports directly. Preference runs plot the DPO loss, the
+// reward accuracy and the reward margin instead (Google's names for these are not published: these are Attune's).
 
-const series = {
-  train: {
-    '/train_total_loss': (m: StepMetric) => m.loss,
-    '/train_fraction_of_correct_next_step_preds': (m: StepMetric) => m.accuracy,
-    '/train_num_predictions': (m: StepMetric) => m.predictions,
+type Series = Record<string, (m: StepMetric) => number>;
+const series: Record<TuningMethod, Record<'train' | 'eval', Series>> = {
+  supervised: {
+    train: {
+      '/train_total_loss': (m) => m.loss,
+      '/train_fraction_of_correct_next_step_preds': (m) => m.accuracy,
+      '/train_num_predictions': (m) => m.predictions,
+    },
+    eval: {
+      '/eval_total_loss': (m) => m.loss,
+      '/eval_fraction_of_correct_next_step_preds': (m) => m.accuracy,
+      '/eval_num_predictions': (m) => m.predictions,
+    },
   },
-  eval: {
-    '/eval_total_loss': (m: StepMetric) => m.loss,
-    '/eval_fraction_of_correct_next_step_preds': (m: StepMetric) => m.accuracy,
-    '/eval_num_predictions': (m: StepMetric) => m.predictions,
+  preference: {
+    train: {
+      '/train_total_loss': (m) => m.loss,
+      '/train_reward_accuracy': (m) => m.accuracy,
+      '/train_reward_margin': (m) => m.rewardMargin ?? 0,
+      '/train_num_predictions': (m) => m.predictions,
+    },
+    eval: {
+      '/eval_total_loss': (m) => m.loss,
+      '/eval_reward_accuracy': (m) => m.accuracy,
+      '/eval_reward_margin': (m) => m.rewardMargin ?? 0,
+      '/eval_num_predictions': (m) => m.predictions,
+    },
   },
-} as const;
-
-export const metricNames = [...Object.keys(series.train), ...Object.keys(series.eval)];
+};
 
 /** The step at which each epoch ended, from the epochs completed after each train step. */
 export function epochEnds(train: StepMetric[], previousEpoch = 0): { epoch: string; step: string }[] {
@@ -176,11 +216,11 @@ export function epochEnds(train: StepMetric[], previousEpoch = 0): { epoch: stri
 }
 
 /** Points of the given metrics as TimeSeriesData; series without points are left out. */
-export function timeSeriesWire(train: StepMetric[], evals: StepMetric[]) {
+export function timeSeriesWire(train: StepMetric[], evals: StepMetric[], method: TuningMethod = 'supervised') {
   const out = [];
   for (const [kind, points] of [['train', train], ['eval', evals]] as const) {
     if (points.length === 0) continue;
-    for (const [displayName, value] of Object.entries(series[kind])) {
+    for (const [displayName, value] of Object.entries(series[method][kind])) {
       out.push({
         displayName,
         valueType: 'SCALAR',

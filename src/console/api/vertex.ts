@@ -20,6 +20,8 @@ export interface HyperParameters {
   learningRate?: number;
   learningRateMultiplier?: number;
   adapterSize?: string;
+  /** Preference tuning only. */
+  beta?: number;
 }
 
 export interface SupervisedTuningSpec {
@@ -52,11 +54,18 @@ export interface SupervisedTuningDataStats {
   droppedExampleReasons?: string[];
 }
 
+/** A continued run's source: a version of a tuned Model. */
+export interface PreTunedModel {
+  tunedModelName: string;
+  baseModel?: string;
+}
+
 export interface TuningJob {
   name: string;
   tunedModelDisplayName?: string;
   description?: string;
   baseModel?: string;
+  preTunedModel?: PreTunedModel;
   state: JobState;
   createTime?: string;
   startTime?: string;
@@ -65,9 +74,11 @@ export interface TuningJob {
   error?: { code?: number; message?: string };
   labels?: Record<string, string>;
   supervisedTuningSpec?: SupervisedTuningSpec;
+  /** Preference tuning (DPO): the same fields, hyperParameters.beta too. */
+  preferenceOptimizationSpec?: SupervisedTuningSpec;
   /** Once its run kept an adapter; endpoint is the default checkpoint's. */
   tunedModel?: { model?: string; endpoint?: string; checkpoints?: TunedModelCheckpoint[] };
-  tuningDataStats?: { supervisedTuningDataStats?: SupervisedTuningDataStats };
+  tuningDataStats?: { supervisedTuningDataStats?: SupervisedTuningDataStats; preferenceOptimizationDataStats?: SupervisedTuningDataStats };
   tuningJobMetadata?: { completedStepCount?: Int64; completedEpochCount?: Int64 };
 }
 
@@ -80,12 +91,30 @@ export interface TunedModelCheckpoint {
 }
 
 export interface NewTuningJob {
-  baseModel: string;
+  /** One of baseModel and preTunedModel. */
+  baseModel?: string;
+  preTunedModel?: { tunedModelName: string };
   tunedModelDisplayName?: string;
   description?: string;
   labels?: Record<string, string>;
-  supervisedTuningSpec: SupervisedTuningSpec;
+  /** One of the two specs. */
+  supervisedTuningSpec?: SupervisedTuningSpec;
+  preferenceOptimizationSpec?: SupervisedTuningSpec;
 }
+
+/** The base model a job tunes: its own, or (a continued run) its pre-tuned model's. */
+export const baseModelOf = (job: Pick<TuningJob, 'baseModel' | 'preTunedModel'>): string | undefined => job.baseModel ?? job.preTunedModel?.baseModel;
+
+/** Whether a job is preference tuning (DPO) rather than supervised. */
+export const isPreferenceJob = (job: Pick<TuningJob, 'preferenceOptimizationSpec'>): boolean => !!job.preferenceOptimizationSpec;
+
+/** The job's tuning spec, whichever its method. */
+export const specOf = (job: Pick<TuningJob, 'supervisedTuningSpec' | 'preferenceOptimizationSpec'>): SupervisedTuningSpec | undefined =>
+  job.preferenceOptimizationSpec ?? job.supervisedTuningSpec;
+
+/** The job's data statistics, whichever its method. */
+export const dataStatsOf = (job: Pick<TuningJob, 'tuningDataStats'> | undefined): SupervisedTuningDataStats | undefined =>
+  job?.tuningDataStats?.supervisedTuningDataStats ?? job?.tuningDataStats?.preferenceOptimizationDataStats;
 
 export interface MetricPoint {
   step: Int64;
@@ -122,6 +151,10 @@ export const metricNames = {
   evalLoss: '/eval_total_loss',
   evalAccuracy: '/eval_fraction_of_correct_next_step_preds',
   evalPredictions: '/eval_num_predictions',
+  trainRewardAccuracy: '/train_reward_accuracy',
+  trainRewardMargin: '/train_reward_margin',
+  evalRewardAccuracy: '/eval_reward_accuracy',
+  evalRewardMargin: '/eval_reward_margin',
 } as const;
 
 /** The numeric id at the end of a job's resource name. */

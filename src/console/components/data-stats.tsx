@@ -1,4 +1,4 @@
-// tuningDataStats.supervisedTuningDataStats as a table: counts, token distributions, dropped examples.
+// tuningDataStats.supervisedTuningDataStats (or preferenceOptimizationDataStats) as a table: counts, token distributions, dropped examples.
 import type { Distribution, SupervisedTuningDataStats } from '../api/vertex';
 import { formatNumber } from '../lib/format';
 

@@ -11,6 +11,8 @@ export interface HyperparameterInputsProps {
   /** What the server would use (validateOnly answer). */
   filled?: HyperParameters;
   check: HyperparameterCheck;
+  /** A continued run keeps its source's adapter size: the select is shown disabled, with why. */
+  adapterSizeFixed?: boolean;
 }
 
 const messageId = (id: string) => `${id}-message`;
@@ -34,7 +36,7 @@ function Field({ id, label, error, warning, children }: { id: string; label: str
   );
 }
 
-export function HyperparameterInputs({ value, onChange, filled, check }: HyperparameterInputsProps) {
+export function HyperparameterInputs({ value, onChange, filled, check, adapterSizeFixed = false }: HyperparameterInputsProps) {
   const set = (patch: Partial<HyperparameterFields>) => onChange({ ...value, ...patch });
   const placeholder = (given: unknown) => (given === undefined ? 'default' : `default: ${String(given)}`);
   const filledRate = value.learningRateMode === 'rate' ? filled?.learningRate : filled?.learningRateMultiplier;
@@ -71,8 +73,8 @@ export function HyperparameterInputs({ value, onChange, filled, check }: Hyperpa
           </Field>
           <div class="field">
             <label for="adapter-size">Adapter size (LoRA rank)</label>
-            <select id="adapter-size" value={value.adapterSize} onChange={(e) => set({ adapterSize: e.currentTarget.value })}>
-              <option value="">{filledRank ? `Default (${filledRank})` : 'Default'}</option>
+            <select id="adapter-size" value={adapterSizeFixed ? '' : value.adapterSize} disabled={adapterSizeFixed} onChange={(e) => set({ adapterSize: e.currentTarget.value })}>
+              <option value="">{adapterSizeFixed ? `The continued model's${filledRank ? ` (${filledRank})` : ''}` : filledRank ? `Default (${filledRank})` : 'Default'}</option>
               {adapterSizes.map((a) => (
                 <option value={a.value}>{a.rank}</option>
               ))}

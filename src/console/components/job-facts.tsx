@@ -1,15 +1,25 @@
 // A job's hyperparameters, datasets and timeline as definition lists.
-import type { TuningJob } from '../api/vertex';
+import { baseModelOf, isPreferenceJob, specOf, type TuningJob } from '../api/vertex';
 import { adapterRank } from '../lib/hyperparameters';
 import { formatDuration, formatNumber, formatTime, secondsBetween, shortModelName } from '../lib/format';
 
 export function HyperparameterFacts({ job }: { job: TuningJob }) {
-  const spec = job.supervisedTuningSpec;
+  const spec = specOf(job);
   const hp = spec?.hyperParameters ?? {};
   return (
     <dl class="facts">
+      <dt>Method</dt>
+      <dd>{isPreferenceJob(job) ? `Preference (DPO), beta ${hp.beta ?? '–'}` : 'Supervised'}</dd>
       <dt>Base model</dt>
-      <dd>{shortModelName(job.baseModel)}</dd>
+      <dd>{shortModelName(baseModelOf(job))}</dd>
+      {job.preTunedModel && (
+        <>
+          <dt>Continues</dt>
+          <dd data-testid="continues">
+            <code class="break">{job.preTunedModel.tunedModelName.split('/').slice(-2).join('/')}</code>
+          </dd>
+        </>
+      )}
       <dt>Epochs</dt>
       <dd>{formatNumber(hp.epochCount)}</dd>
       <dt>Batch size</dt>

@@ -1,5 +1,5 @@
 // Where a running job is: step and epoch, a progress bar, elapsed time and time left (from its pace).
-import { metricNames, type TuningJob } from '../api/vertex';
+import { metricNames, specOf, type TuningJob } from '../api/vertex';
 import { useNow } from '../hooks/use-now';
 import { etaSeconds } from '../lib/eta';
 import { formatDuration, secondsBetween } from '../lib/format';
@@ -13,7 +13,7 @@ export function RunProgress({ job, metrics }: { job: TuningJob; metrics: Metrics
   const progress = jobProgress(job);
   const completed = Math.max(progress.completed, train.at(-1)?.step ?? 0);
   const total = progress.total;
-  const epochs = int(job.supervisedTuningSpec?.hyperParameters?.epochCount);
+  const epochs = int(specOf(job)?.hyperParameters?.epochCount);
   const epochsDone = Math.max(int(job.tuningJobMetadata?.completedEpochCount) ?? 0, metrics.epochs.at(-1)?.epoch ?? 0);
   const eta = running ? etaSeconds(train, total, now) : undefined;
   const elapsed = job.startTime ? secondsBetween(job.startTime, job.endTime ?? new Date(now).toISOString()) : undefined;

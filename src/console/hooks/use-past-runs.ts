@@ -1,5 +1,5 @@
 // Finished jobs on a base model with their train-loss points: what duration estimates are made from.
-import { getMetrics, listJobs, metricNames } from '../api/vertex';
+import { baseModelOf, getMetrics, listJobs, metricNames } from '../api/vertex';
 import { mergeMetrics, emptyMetrics } from '../lib/series';
 import type { PastRun } from '../lib/estimate';
 import { useAsync, type Async } from './use-async';
@@ -13,7 +13,7 @@ export function usePastRuns(baseModel: string | undefined, sameBase: (jobBase: s
     async (signal) => {
       if (!baseModel) return [];
       const { tuningJobs = [] } = await listJobs({ pageSize: 50, filter: 'state="JOB_STATE_SUCCEEDED"' }, signal);
-      const jobs = tuningJobs.filter((job) => sameBase(job.baseModel)).slice(0, recentRuns);
+      const jobs = tuningJobs.filter((job) => sameBase(baseModelOf(job))).slice(0, recentRuns);
       return Promise.all(
         jobs.map(async (job) => {
           const metrics = mergeMetrics(emptyMetrics(), await getMetrics(job.name.split('/').at(-1)!, signal));

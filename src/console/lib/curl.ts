@@ -1,22 +1,23 @@
 // The curl command equivalent to a job: the same create request the console sends, for scripts.
-import type { NewTuningJob, TuningJob } from '../api/vertex';
+import { isPreferenceJob, specOf, type NewTuningJob, type TuningJob } from '../api/vertex';
 
 /** Single-quotes a value for POSIX shells. */
 const shellQuote = (text: string): string => `'${text.replace(/'/g, `'\\''`)}'`;
 
 /** The create request for a job the server returned (output-only fields dropped). */
 export function requestOf(job: TuningJob): NewTuningJob {
-  const spec = job.supervisedTuningSpec;
+  const spec = specOf(job);
+  const request = {
+    trainingDatasetUri: spec?.trainingDatasetUri ?? '',
+    ...(spec?.validationDatasetUri ? { validationDatasetUri: spec.validationDatasetUri } : {}),
+    ...(spec?.hyperParameters ? { hyperParameters: spec.hyperParameters } : {}),
+  };
   return {
-    baseModel: job.baseModel ?? '',
+    ...(job.preTunedModel ? { preTunedModel: { tunedModelName: job.preTunedModel.tunedModelName } } : { baseModel: job.baseModel ?? '' }),
     tunedModelDisplayName: job.tunedModelDisplayName,
     ...(job.description ? { description: job.description } : {}),
     ...(job.labels && Object.keys(job.labels).length ? { labels: job.labels } : {}),
-    supervisedTuningSpec: {
-      trainingDatasetUri: spec?.trainingDatasetUri ?? '',
-      ...(spec?.validationDatasetUri ? { validationDatasetUri: spec.validationDatasetUri } : {}),
-      ...(spec?.hyperParameters ? { hyperParameters: spec.hyperParameters } : {}),
-    },
+    ...(isPreferenceJob(job) ? { preferenceOptimizationSpec: request } : { supervisedTuningSpec: request }),
   };
 }
 

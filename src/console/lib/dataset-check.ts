@@ -1,7 +1,7 @@
 // Checks a JSONL dataset in the browser before anything is uploaded, with the server's own example
 // parser (src/engine/data), so every malformed line is listed at once, by line number, in the server's
 // words. Over-length examples are warnings: Vertex tuning skips them and reports them in tuningDataStats.
-import { jsonlLines, lengthProblem, parseExample } from '../../engine/data/examples.js';
+import { jsonlLines, lengthProblem, parseExample, parsePreferenceExample, type DatasetKind } from '../../engine/data/examples.js';
 
 export interface LineProblem {
   /** 1-based line in the file; absent for whole-file problems. */
@@ -21,7 +21,8 @@ export interface DatasetCheck {
 
 const maxListed = 50;
 
-export function checkJsonl(text: string): DatasetCheck {
+export function checkJsonl(text: string, kind: DatasetKind = 'supervised'): DatasetCheck {
+  const parse = kind === 'preference' ? parsePreferenceExample : parseExample;
   const check: DatasetCheck = { exampleCount: 0, errors: [], warnings: [], moreErrors: 0 };
   const addError = (problem: LineProblem) => {
     if (check.errors.length < maxListed) check.errors.push(problem);
@@ -30,7 +31,7 @@ export function checkJsonl(text: string): DatasetCheck {
   const lines = jsonlLines(text);
   for (const { line, value } of lines) {
     try {
-      const example = parseExample(value(), `line ${line}`);
+      const example = parse(value(), `line ${line}`);
       const tooLong = lengthProblem(example);
       if (tooLong) check.warnings.push({ line, message: `line ${line} will be skipped: ${tooLong}` });
       else check.exampleCount++;

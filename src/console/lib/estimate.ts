@@ -1,7 +1,7 @@
 // How long a new job would take on this machine, before it starts: measured from finished jobs on the same
 // base model (their metric wall times give seconds per step; the time from their creation to their first
 // step gives the start-up: worker, model load). With no such job there is no estimate, only the step count.
-import type { TuningJob } from '../api/vertex';
+import { specOf, type TuningJob } from '../api/vertex';
 import { int } from './job-state';
 import type { SeriesPoint } from './series';
 
@@ -31,7 +31,7 @@ function paceOf({ job, trainLoss }: PastRun): Pace | undefined {
   const secondsPerStep = (last.wallMs - first.wallMs) / 1000 / (last.step - first.step);
   // The first point lands after `first.step` steps; what came before them is start-up (worker, model load).
   const startupSeconds = Math.max(0, (first.wallMs - started) / 1000 - first.step * secondsPerStep);
-  return { secondsPerStep, startupSeconds, batchSize: int(job.supervisedTuningSpec?.hyperParameters?.batchSize) };
+  return { secondsPerStep, startupSeconds, batchSize: int(specOf(job)?.hyperParameters?.batchSize) };
 }
 
 const median = (values: number[]): number => {

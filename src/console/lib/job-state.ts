@@ -1,5 +1,5 @@
 // What a tuning job's state means to the UI: labels, terminal states, progress.
-import type { Int64, JobState, TuningJob } from '../api/vertex';
+import { dataStatsOf, type Int64, type JobState, type TuningJob } from '../api/vertex';
 
 const labels: Record<JobState, string> = {
   JOB_STATE_PENDING: 'Pending',
@@ -25,7 +25,7 @@ export const hasAdapter = (job: TuningJob): boolean => job.state === 'JOB_STATE_
  * Whether every training example was one prompt and one answer (at most 2 messages), so the model never saw
  * an earlier turn; unknown stats count as single-turn, the common case.
  */
-export const tunedOnSingleTurns = (job: TuningJob): boolean => (job.tuningDataStats?.supervisedTuningDataStats?.userMessagePerExampleDistribution?.max ?? 2) <= 2;
+export const tunedOnSingleTurns = (job: TuningJob): boolean => (dataStatsOf(job)?.userMessagePerExampleDistribution?.max ?? 2) <= 2;
 
 export const int = (value: Int64 | undefined): number | undefined => (value === undefined || value === '' ? undefined : Number(value));
 
@@ -38,7 +38,7 @@ export interface Progress {
 
 export function jobProgress(job: TuningJob): Progress {
   const completed = int(job.tuningJobMetadata?.completedStepCount) ?? 0;
-  const total = int(job.tuningDataStats?.supervisedTuningDataStats?.tuningStepCount);
+  const total = int(dataStatsOf(job)?.tuningStepCount);
   if (!total) return { completed };
   const fraction = job.state === 'JOB_STATE_SUCCEEDED' ? 1 : Math.min(1, completed / total);
   return { completed, total, fraction };

@@ -1,7 +1,7 @@
 // 2–4 runs overlaid: one metric (train or validation loss or accuracy) against steps or epochs. Epochs
 // line up runs with different batch sizes or dataset sizes; steps show raw optimizer progress.
 import { useState } from 'preact/hooks';
-import { getJob, getMetrics, jobId, listJobs, metricNames, type TuningJob } from '../api/vertex';
+import { dataStatsOf, getJob, getMetrics, jobId, listJobs, metricNames, type TuningJob } from '../api/vertex';
 import { ChartOptions, defaultChartView } from '../components/chart-options';
 import { ErrorBanner } from '../components/error-banner';
 import { LineChart } from '../components/line-chart';
@@ -30,7 +30,7 @@ interface Run {
 
 /** Steps per epoch from the job's totals: what turns a step into a (fractional) epoch. */
 function stepsPerEpoch(job: TuningJob): number | undefined {
-  const steps = int(job.tuningDataStats?.supervisedTuningDataStats?.tuningStepCount);
+  const steps = int(dataStatsOf(job)?.tuningStepCount);
   const epochs = int(job.supervisedTuningSpec?.hyperParameters?.epochCount);
   return steps && epochs ? steps / epochs : undefined;
 }
@@ -180,7 +180,7 @@ function RunsTable({ runs, metricName }: { runs: Run[]; metricName: string }) {
                 {formatNumber(hp.epochCount)} × {formatNumber(hp.batchSize)}
               </td>
               <td data-label="Learning rate">{hp.learningRate ?? (hp.learningRateMultiplier !== undefined ? `× ${hp.learningRateMultiplier}` : '–')}</td>
-              <td data-label="Steps">{formatNumber(run.job.tuningDataStats?.supervisedTuningDataStats?.tuningStepCount)}</td>
+              <td data-label="Steps">{formatNumber(dataStatsOf(run.job)?.tuningStepCount)}</td>
               <td data-label="Last value">
                 {last
                   ? metricName.includes('fraction')

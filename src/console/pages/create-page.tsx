@@ -1,12 +1,15 @@
 // A new tuning job: name and base model, the dataset (a JSONL file, examples typed as a table, or a file
 // already in the store picked by gs:// URI; a CSV is offered an import), an optional validation set,
-// hyperparameters. "Clone" (/new?clone=ID) pre-fills everything from an existing job. The dataset is checked in the browser first (errors by line,
+// hyperparameters, and the method: supervised, or preference tuning (DPO, with its beta) on {contents, completions}
+// lines. "Clone" (/new?clone=ID) pre-fills everything from an existing job; "Continue tuning" (/new?continue=ID)
+// starts from that job's tuned model (preTunedModel: same base model and adapter size; without a new display
+// name the result is the next version of its Model). The dataset is checked in the browser first (errors by line,
 // nothing uploaded while there are any), then uploaded and checked by the server (validateOnly), which
 // answers the step count; past runs on the same base model turn that into a duration estimate.
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { baseModelPath, listTunableModels, type BaseModel } from '../api/gemini';
 import { isGsUri, listDatasets } from '../api/storage';
-import { createJob, getJob, jobId, jobsPath, type NewTuningJob, type TuningJob } from '../api/vertex';
+import { createJob, dataStatsOf, getJob, isPreferenceJob, jobId, jobsPath, specOf, type NewTuningJob, type TuningJob } from '../api/vertex';
 import { CsvOffer } from '../components/csv-offer';
 import { DatasetPicker } from '../components/dataset-picker';
 import { CopyBlock } from '../components/copy-block';
@@ -78,7 +81,7 @@ function focusField(id: string): void {
 
 /** The form's fields from an existing job ("Clone"): its hyperparameters as given or as the server filled them. */
 function hyperparametersOf(job: TuningJob): HyperparameterFields {
-  const hp = job.supervisedTuningSpec?.hyperParameters ?? {};
+  const hp = specOf(job)?.hyperParameters ?? {};
   const text = (v: unknown) => (v === undefined || v === null ? '' : String(v));
   return {
     epochs: text(hp.epochCount),
@@ -90,11 +93,16 @@ function hyperparametersOf(job: TuningJob): HyperparameterFields {
 }
 
 type DataMode = 'file' | 'table' | 'stored';
+type Method = 'supervised' | 'preference';
 
-export function CreatePage({ cloneOf }: { cloneOf?: string }) {
+export function CreatePage({ cloneOf, continueFrom }: { cloneOf?: string; continueFrom?: string }) {
   const settings = useSettings();
   const models = useAsync(() => listTunableModels(), [settings]);
   const clone = useAsync(async (signal) => (cloneOf ? getJob(cloneOf, signal) : undefined), [cloneOf, settings]);
+  const continued = useAsync(async (signal) => (continueFrom ? getJob(continueFrom, signal) : undefined), [continueFrom, settings]);
+  const sourceModel = continued.data?.tunedModel?.model;
+  const [method, setMethod] = useState<Method>('supervised');
+  const [beta, setBeta] = useState('');
   const [displayName, setDisplayName] = useState('');
   const [description, setDescription] = useState('');
   const [chosenBase, setBaseModel] = useState<string>();
@@ -118,7 +126,9 @@ export function CreatePage({ cloneOf }: { cloneOf?: string }) {
     setDescription(job.description ?? '');
     if (job.baseModel) setBaseModel(baseModelPath(job.baseModel));
     setHyper(hyperparametersOf(job));
-    const spec = job.supervisedTuningSpec;
+    setMethod(isPreferenceJob(job) ? 'preference' : 'supervised');
+    setBeta(job.preferenceOptimizationSpec?.hyperParameters?.beta?.toString() ?? '');
+    const spec = specOf(job);
     if (spec?.trainingDatasetUri) {
       setMode('stored');
       setStoredTraining(spec.trainingDatasetUri);
@@ -140,8 +150,16 @@ export function CreatePage({ cloneOf }: { cloneOf?: string }) {
   // A CSV where JSONL is expected is offered an import rather than a parse error per line.
   const trainingCsv = mode === 'file' && !!trainingFile && looksLikeCsv(trainingFile.text);
   const validationCsv = mode !== 'stored' && !!validationFile && looksLikeCsv(validationFile.text);
-  const trainingCheck = useMemo(() => (mode !== 'stored' && trainingText && !trainingCsv ? checkJsonl(trainingText.text) : undefined), [mode, trainingText?.text, trainingCsv]);
-  const validationCheck = useMemo(() => (mode !== 'stored' && validationText && !validationCsv ? checkJsonl(validationText.text) : undefined), [mode, validationText?.text, validationCsv]);
+  const trainingCheck = useMemo(
+    () => (mode !== 'stored' && trainingText && !trainingCsv ? checkJsonl(trainingText.text, method) : undefined),
+    [mode, trainingText?.text, trainingCsv, method],
+  );
+  const validationCheck = useMemo(
+    () => (mode !== 'stored' && validationText && !validationCsv ? checkJsonl(validationText.text, method) : undefined),
+    [mode, validationText?.text, validationCsv, method],
+  );
+  const betaValue = beta.trim() === '' ? undefined : Number(beta);
+  const betaError = betaValue !== undefined && !(betaValue > 0 && betaValue <= 10) ? 'Beta is a number above 0 and at most 10 (Google suggests 0.01 to 0.5; 0.1 by default).' : undefined;
   const storedErrors = {
     training: storedTraining && !isGsUri(storedTraining) ? 'Give a gs://bucket/object URI.' : undefined,
     validation: storedValidation && !isGsUri(storedValidation) ? 'Give a gs://bucket/object URI, or leave it empty.' : undefined,
@@ -160,19 +178,25 @@ export function CreatePage({ cloneOf }: { cloneOf?: string }) {
         ? { kind: 'upload', training: trainingText, validation: validationText }
         : undefined;
   const fieldCheck = useMemo(() => checkHyperparameters(hyper), [hyper]);
-  const fieldsValid = Object.keys(fieldCheck.errors).length === 0;
+  const fieldsValid = Object.keys(fieldCheck.errors).length === 0 && !betaError;
 
-  const buildRequest = (uris: DatasetUris): NewTuningJob => ({
-    baseModel: shortModelName(baseModel),
-    tunedModelDisplayName: displayName.trim() || undefined,
-    ...(description.trim() ? { description: description.trim() } : {}),
-    supervisedTuningSpec: {
+  const buildRequest = (uris: DatasetUris): NewTuningJob => {
+    const spec = {
       trainingDatasetUri: uris.trainingUri,
       ...(uris.validationUri ? { validationDatasetUri: uris.validationUri } : {}),
-      hyperParameters: toHyperParameters(hyper),
-    },
-  });
-  const requestKey = JSON.stringify([baseModel, displayName, description, hyper, settings]);
+      hyperParameters: {
+        ...toHyperParameters(sourceModel ? { ...hyper, adapterSize: '' } : hyper),
+        ...(method === 'preference' && betaValue !== undefined ? { beta: betaValue } : {}),
+      },
+    };
+    return {
+      ...(sourceModel ? { preTunedModel: { tunedModelName: sourceModel } } : { baseModel: shortModelName(baseModel) }),
+      tunedModelDisplayName: displayName.trim() || undefined,
+      ...(description.trim() ? { description: description.trim() } : {}),
+      ...(method === 'preference' ? { preferenceOptimizationSpec: spec } : { supervisedTuningSpec: spec }),
+    };
+  };
+  const requestKey = JSON.stringify([baseModel, sourceModel, method, beta, displayName, description, hyper, settings]);
   const preview = useDatasetPreview(
     fieldsValid && baseModel ? source : undefined,
     buildRequest,
@@ -184,12 +208,12 @@ export function CreatePage({ cloneOf }: { cloneOf?: string }) {
   const serverField = fieldError(preview.phase === 'error' ? preview.error : undefined) ?? fieldError(submitError);
   const check: HyperparameterCheck = serverField && !fieldCheck.errors[serverField.field] ? { ...fieldCheck, errors: { ...fieldCheck.errors, [serverField.field]: serverField.message } } : fieldCheck;
   const invalidFields = (Object.keys(check.errors) as HyperparameterField[]).map((f) => fieldLabels[f]);
-  const ready = dataReady && invalidFields.length === 0 && !!baseModel;
+  const ready = dataReady && invalidFields.length === 0 && !betaError && (!!baseModel || !!sourceModel) && (!continueFrom || !!sourceModel);
 
   const sameBase = (jobBase: string | undefined) => resolvedName(modelList, jobBase) === resolvedName(modelList, baseModel);
   const pastRuns = usePastRuns(models.data ? baseModel : undefined, sameBase);
-  const stats = preview.job?.tuningDataStats?.supervisedTuningDataStats;
-  const filled = preview.job?.supervisedTuningSpec?.hyperParameters;
+  const stats = dataStatsOf(preview.job);
+  const filled = preview.job && specOf(preview.job)?.hyperParameters;
   const steps = int(stats?.tuningStepCount);
   const estimate = steps && pastRuns.data ? estimateDuration(steps, int(filled?.batchSize), pastRuns.data) : undefined;
 
@@ -205,7 +229,7 @@ export function CreatePage({ cloneOf }: { cloneOf?: string }) {
 
   const submit = async (event: Event) => {
     event.preventDefault();
-    if (!ready || !source || !baseModel) return;
+    if (!ready || !source) return;
     setSubmitting(true);
     setSubmitError(undefined);
     try {
@@ -234,15 +258,60 @@ export function CreatePage({ cloneOf }: { cloneOf?: string }) {
           Cloned from <Link href={`/jobs/${cloneOf}`}>{clone.data.tunedModelDisplayName || cloneOf}</Link>: every field is filled in from it; change what you like.
         </p>
       )}
+      {continueFrom && (
+        <p class="notice" role="status" data-testid="continue-notice">
+          {continued.data ? (
+            sourceModel ? (
+              <>
+                Continues <Link href={`/jobs/${continueFrom}`}>{continued.data.tunedModelDisplayName || continueFrom}</Link> ({shortModelName(sourceModel.split('/').slice(-1)[0])}): training
+                starts from its adapter, on its base model and adapter size. Leave the display name empty to make the next version of its model; a new
+                name makes a new model.
+              </>
+            ) : (
+              'That job has no tuned model to continue from: only a job that succeeded has one.'
+            )
+          ) : (
+            'Loading the model to continue…'
+          )}
+        </p>
+      )}
+      <ErrorBanner error={continued.error} onRetry={continued.reload} />
       <form class="create-layout" onSubmit={submit} noValidate>
         <div class="create-main">
           <fieldset>
             <legend>Model</legend>
             <div class="field">
               <label for="display-name">Display name</label>
-              <input id="display-name" maxLength={128} value={displayName} onInput={(e) => setDisplayName(e.currentTarget.value)} placeholder="e.g. number successor" />
+              <input
+                id="display-name"
+                maxLength={128}
+                value={displayName}
+                onInput={(e) => setDisplayName(e.currentTarget.value)}
+                placeholder={sourceModel ? `${continued.data?.tunedModelDisplayName ?? ''} (a new version)` : 'e.g. number successor'}
+              />
             </div>
-            <div class="field">
+            <div class="segmented" role="radiogroup" aria-label="Tuning method">
+              <label>
+                <input type="radio" name="method" checked={method === 'supervised'} onChange={() => setMethod('supervised')} /> Supervised
+              </label>
+              <label>
+                <input type="radio" name="method" checked={method === 'preference'} onChange={() => setMethod('preference')} /> Preference (DPO)
+              </label>
+            </div>
+            {method === 'preference' && (
+              <div class={`field${betaError ? ' invalid' : ''}`}>
+                <label for="beta">Beta</label>
+                <input id="beta" type="number" inputMode="decimal" min={0} step="any" value={beta} placeholder="default: 0.1" onInput={(e) => setBeta(e.currentTarget.value)} aria-invalid={betaError ? 'true' : undefined} />
+                {betaError ? (
+                  <p class="field-error" data-testid="beta-message">
+                    {betaError}
+                  </p>
+                ) : (
+                  <p class="hint">How far the model may move from where it starts; lower moves further. Google recommends supervised tuning first, then preference tuning continued from that model.</p>
+                )}
+              </div>
+            )}
+            {!sourceModel && <div class="field">
               <label for="base-model">Base model</label>
               <select id="base-model" value={baseModel} disabled={!models.data} onChange={(e) => setBaseModel(e.currentTarget.value)}>
                 {modelList.map((m) => (
@@ -253,7 +322,7 @@ export function CreatePage({ cloneOf }: { cloneOf?: string }) {
                 ))}
               </select>
               <ErrorBanner error={models.error} onRetry={models.reload} />
-            </div>
+            </div>}
             <div class="field">
               <label for="description">Description (optional)</label>
               <input id="description" value={description} onInput={(e) => setDescription(e.currentTarget.value)} />
@@ -305,10 +374,16 @@ export function CreatePage({ cloneOf }: { cloneOf?: string }) {
                 ) : (
                   <ExamplesEditor rows={rows} onChange={setRows} />
                 )}
-                <p class="hint">
-                  One example per line: <code>{'{"text_input": "…", "output": "…"}'}</code>, <code>{'{"contents": [{"role": "user", "parts": [{"text": "…"}]}, …]}'}</code> or{' '}
-                  <code>{'{"messages": [{"role": "user", "content": "…"}, …]}'}</code>. A CSV file can be imported.
-                </p>
+                {method === 'preference' ? (
+                  <p class="hint">
+                    One preference per line: <code>{'{"contents": [… ending with the user\'s turn], "completions": [{"score": 1, "completion": {"role": "model", "parts": [{"text": "…"}]}}, {"score": 0, "completion": …}]}'}</code>, the preferred completion scored higher.
+                  </p>
+                ) : (
+                  <p class="hint">
+                    One example per line: <code>{'{"text_input": "…", "output": "…"}'}</code>, <code>{'{"contents": [{"role": "user", "parts": [{"text": "…"}]}, …]}'}</code> or{' '}
+                    <code>{'{"messages": [{"role": "user", "content": "…"}, …]}'}</code>. A CSV file can be imported.
+                  </p>
+                )}
                 <ErrorBanner error={readError} />
                 {trainingCsv && trainingFile ? (
                   <CsvOffer id="training-check" fileName={trainingFile.file.name} text={trainingFile.text} onImport={(jsonl, name) => setTrainingFile(imported(jsonl, name))} />
@@ -323,7 +398,7 @@ export function CreatePage({ cloneOf }: { cloneOf?: string }) {
                 )}
               </>
             )}
-            {clone.data && !clone.data.supervisedTuningSpec?.trainingDatasetUri && (
+            {clone.data && !specOf(clone.data)?.trainingDatasetUri && (
               <p class="notice" role="status">
                 The job cloned sent its examples inline, not as a file: give the dataset again.
               </p>
@@ -331,7 +406,7 @@ export function CreatePage({ cloneOf }: { cloneOf?: string }) {
             <ErrorBanner error={clone.error} onRetry={clone.reload} />
           </fieldset>
 
-          <HyperparameterInputs value={hyper} onChange={setHyper} filled={filled} check={check} />
+          <HyperparameterInputs value={hyper} onChange={setHyper} filled={filled} check={check} adapterSizeFixed={!!continueFrom} />
         </div>
 
         <aside class="create-side">

@@ -3,7 +3,7 @@
 import { useState } from 'preact/hooks';
 import { exportPath } from '../api/exports';
 import { deleteTunedModel, tunedModelPath } from '../api/gemini';
-import { cancelJob, jobsPath } from '../api/vertex';
+import { cancelJob, dataStatsOf, jobsPath } from '../api/vertex';
 import { CopyBlock } from '../components/copy-block';
 import { DataStats } from '../components/data-stats';
 import { ExportPanel } from '../components/export-panel';
@@ -107,6 +107,11 @@ export function DetailsPage({ id }: { id: string }) {
           <Link href={`/new?clone=${id}`} class="button">
             Clone this job
           </Link>
+          {hasAdapter(job) && (
+            <Link href={`/new?continue=${id}`} class="button" data-testid="continue-tuning">
+              Continue tuning
+            </Link>
+          )}
           <button type="button" class="danger" onClick={() => setConfirming('delete')}>
             Delete
           </button>
@@ -128,7 +133,7 @@ export function DetailsPage({ id }: { id: string }) {
         </section>
         <section class="panel" aria-labelledby="stats-title">
           <h2 id="stats-title">Data statistics</h2>
-          <DataStats stats={job.tuningDataStats?.supervisedTuningDataStats} />
+          <DataStats stats={dataStatsOf(job)} />
         </section>
         <section class="panel" aria-labelledby="timeline-title">
           <h2 id="timeline-title">Timeline</h2>

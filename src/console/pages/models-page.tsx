@@ -4,7 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { deleteTunedModel } from '../api/gemini';
 import { jobSummaries } from '../api/summaries';
-import { jobId, listJobs, type TuningJob } from '../api/vertex';
+import { dataStatsOf, jobId, listJobs, type TuningJob } from '../api/vertex';
 import { ConfirmDialog } from '../components/dialog';
 import { RenameDialog } from '../components/rename-dialog';
 import { ErrorBanner } from '../components/error-banner';
@@ -156,7 +156,7 @@ export function ModelsPage() {
             {shown.map((job) => {
               const id = jobId(job.name);
               const name = job.tunedModelDisplayName || id;
-              const steps = job.tuningDataStats?.supervisedTuningDataStats?.tuningStepCount;
+              const steps = dataStatsOf(job)?.tuningStepCount;
               const epochs = int(job.supervisedTuningSpec?.hyperParameters?.epochCount);
               const summary = summaries.data?.get(id);
               const done = isTerminal(job.state);

@@ -4,7 +4,7 @@
 // where only the new prompt is sent. The prompt box comes first on a narrow screen.
 import { useEffect, useState } from 'preact/hooks';
 import { baseModelPath, getBaseModel, getTunedModel, tunedModelPath, type GenerationConfig } from '../api/gemini';
-import { getJob, jobId, listJobs } from '../api/vertex';
+import { baseModelOf, getJob, jobId, listJobs } from '../api/vertex';
 import { ErrorBanner } from '../components/error-banner';
 import { SamplingControls } from '../components/sampling-controls';
 import { Transcript } from '../components/transcript';
@@ -30,7 +30,7 @@ export function TestPage({ id }: { id?: string }) {
       const job = await getJob(id, signal);
       const [tuned, base] = await Promise.all([
         hasAdapter(job) ? getTunedModel(id) : undefined,
-        job.baseModel ? getBaseModel(baseModelPath(job.baseModel)).catch(() => undefined) : undefined,
+        baseModelOf(job) ? getBaseModel(baseModelPath(baseModelOf(job)!)).catch(() => undefined) : undefined,
       ]);
       return { job, tuned, base };
     },

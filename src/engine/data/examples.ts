@@ -7,11 +7,19 @@ export interface Turn {
   text: string;
 }
 
-/** A training example: turns alternate user/model, starting with the user's and ending with the model's. */
+/**
+ * A training example: turns alternate user/model, starting with the user's and ending with the model's.
+ * A preference example (Vertex preferenceOptimizationSpec) is the same conversation ending with the preferred
+ * completion, plus the dispreferred one in `rejected`.
+ */
 export interface Example {
   systemInstruction?: string;
   turns: Turn[];
+  rejected?: string;
 }
+
+/** What a dataset's lines hold: supervised examples, or preference pairs (`{contents, completions}`). */
+export type DatasetKind = 'supervised' | 'preference';
 
 /**
  * Bad training data. `line` is the 1-based JSONL line, `index` the 0-based
@@ -40,6 +48,8 @@ export interface ParseOptions {
   overLength?: 'throw' | 'skip';
   /** Most examples (non-blank lines or objects, over-long ones included) the dataset may hold. */
   maxExamples?: number;
+  /** 'supervised' by default. */
+  kind?: DatasetKind;
 }
 
 export interface SkippedExample {
@@ -144,6 +154,7 @@ export function parseExample(obj: unknown, where: string): Example {
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) fail(where, 'expected a JSON object');
   const o = obj as Record<string, unknown>;
   let example: Example;
+  if ('completions' in o) fail(where, 'a preference example ({"contents", "completions"}) is for preference tuning (Vertex AI\'s preferenceOptimizationSpec), not supervised tuning');
   if ('contents' in o) example = fromContents(o, where);
   else if ('messages' in o) example = fromMessages(o, where);
   else if (INPUT_KEYS.some((k) => k in o) || OUTPUT_KEYS.some((k) => k in o)) example = fromInputOutput(o, where);
@@ -160,8 +171,9 @@ export function lengthProblem(example: Example, limits: Pick<ParseOptions, 'maxI
     .filter((t) => t.role === 'user')
     .reduce((n, t) => n + charCount(t.text), charCount(example.systemInstruction ?? ''));
   if (input > maxInput) return `an input is ${input} characters; the limit is ${maxInput}`;
-  for (const turn of example.turns.filter((t) => t.role === 'model')) {
-    const n = charCount(turn.text);
+  const outputs = [...example.turns.filter((t) => t.role === 'model').map((t) => t.text), ...(example.rejected === undefined ? [] : [example.rejected])];
+  for (const output of outputs) {
+    const n = charCount(output);
     if (n > maxOutput) return `an output is ${n} characters; the limit is ${maxOutput}`;
   }
   return undefined;
@@ -191,7 +203,7 @@ class Collector {
     const where = line === undefined ? `example ${index + 1}` : `line ${line}`;
     let example: Example;
     try {
-      example = parseExample(value(), where);
+      example = this.opts.kind === 'preference' ? parsePreferenceExample(value(), where) : parseExample(value(), where);
     } catch (err) {
       if (err instanceof DatasetError) throw new DatasetError(err.message, line, index);
       throw err;
@@ -226,6 +238,47 @@ function fromInputOutput(o: Record<string, unknown>, where: string): Example {
       { role: 'model', text: expectString(o[output], where, output) },
     ],
   };
+}
+
+/**
+ * A preference line: `{systemInstruction?, contents: [... ending with the user's turn], completions: [{score,
+ * completion: {role: "model", parts}}, {score, completion}]}`, exactly one preferred (the higher score) and one
+ * dispreferred completion, as Vertex's preference tuning takes them.
+ */
+export function parsePreferenceExample(obj: unknown, where: string): Example {
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) fail(where, 'expected a JSON object');
+  const o = obj as Record<string, unknown>;
+  if (!('contents' in o)) fail(where, 'a preference example needs "contents" (the prompt) and "completions"');
+  const prompt = fromContents(o, where);
+  const turns = prompt.turns;
+  if (turns.length === 0) fail(where, 'the example has no turns');
+  if (turns[0]!.role !== 'user') fail(where, "the first turn must be the user's");
+  turns.forEach((turn, i) => {
+    if (i > 0 && turn.role === turns[i - 1]!.role) fail(where, 'roles must alternate user/model');
+  });
+  if (turns.at(-1)!.role !== 'user') fail(where, "the contents must end with the user's turn: the completions answer it");
+  const completions = o['completions'];
+  if (!Array.isArray(completions) || completions.length !== 2) {
+    fail(where, '"completions" must hold exactly two completions, one preferred and one dispreferred');
+  }
+  const scored = completions.map((c, i) => completionOf(c, where, `completions[${i}]`));
+  if (scored[0]!.score === scored[1]!.score) fail(where, 'the two completions have the same score: the preferred one must score higher');
+  const [chosen, rejected] = scored[0]!.score > scored[1]!.score ? scored : [scored[1]!, scored[0]!];
+  return { ...prompt, turns: [...turns, { role: 'model', text: chosen!.text }], rejected: rejected!.text };
+}
+
+function completionOf(value: unknown, where: string, at: string): { score: number; text: string } {
+  if (typeof value !== 'object' || value === null) fail(where, `${at} must be an object`);
+  const c = value as Record<string, unknown>;
+  const score = typeof c['score'] === 'string' && c['score'].trim() !== '' ? Number(c['score']) : c['score'];
+  if (typeof score !== 'number' || !Number.isFinite(score)) fail(where, `${at}.score must be a number`);
+  const completion = c['completion'];
+  if (typeof completion !== 'object' || completion === null) fail(where, `${at}.completion must be a Content ({"role": "model", "parts": [...]})`);
+  const content = completion as Record<string, unknown>;
+  if (content['role'] !== undefined && String(content['role']).toLowerCase() !== 'model') fail(where, `${at}.completion.role must be "model"`);
+  const text = partsText(content['parts'], where, `${at}.completion.parts`);
+  if (text === '') fail(where, `${at}.completion is empty`);
+  return { score, text };
 }
 
 function fromContents(o: Record<string, unknown>, where: string): Example {

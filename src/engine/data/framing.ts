@@ -102,7 +102,7 @@ const PLAIN_TERMINATORS = ['\n', '\n\n', '\n###\n'];
  */
 export function chooseFraming(tokenizer: Tokenizer, examples: Example[] = []): Framing {
   if (tokenizer.chatTemplate !== undefined) return { kind: 'chat-template', templateKwargs: { ...chatTemplateKwargs } };
-  const outputs = examples.flatMap((e) => e.turns.filter((t) => t.role === 'model').map((t) => t.text));
+  const outputs = examples.flatMap((e) => [...e.turns.filter((t) => t.role === 'model').map((t) => t.text), ...(e.rejected === undefined ? [] : [e.rejected])]);
   const terminator = PLAIN_TERMINATORS.find((t) => !outputs.some((o) => o.includes(t))) ?? PLAIN_TERMINATORS.at(-1)!;
   return { kind: 'plain', terminator };
 }
@@ -156,6 +156,19 @@ export function frameExample(tokenizer: Tokenizer, framing: Framing, example: Ex
     framed.starts = parts.slice(0, -1).map((p) => (offset += p.ids.length));
   }
   return framed;
+}
+
+/**
+ * One completion of a conversation (its turns end with the user's), framed as one sequence with targets on the
+ * completion only: the model turn as `frameExample` trains it when it is the last turn. Preference tuning
+ * scores completions this way, so a completion's log-probability is the one generation would give it.
+ */
+export function frameCompletion(tokenizer: Tokenizer, framing: Framing, conversation: PromptConversation, completion: string): FramedExample {
+  if (conversation.turns.at(-1)?.role !== 'user') throw new FramingError("a prompt must end with the user's turn");
+  const render = renderer(tokenizer, framing, conversation.systemInstruction);
+  const turns: Turn[] = [...conversation.turns, { role: 'model', text: completion }];
+  const turn = modelTurn(render, turns, turns.length - 1);
+  return frameSequence(turn.through, [turn], tokenizerFor(tokenizer, framing));
 }
 
 /** Model turn `index` (0-based in `turns`) as the template frames it when it is the last turn. */

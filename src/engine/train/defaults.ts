@@ -2,6 +2,15 @@
 export const trainingDefaults = {
   /** Absolute peak learning rate for LoRA; learningRateMultiplier 1.0 means this. */
   learningRate: 2e-3,
+  /**
+   * The same for preference tuning (DPO). AdamW moves every weight about the learning rate a step however small the
+   * gradient, and DPO's loss has no floor a policy reaches by fitting its data: at the supervised rate the rejected
+   * completions are pushed down until generation falls apart. Measured on stories260K's number-successor pairs
+   * (supervised on both answers first): 2e-3 → 7–47% chosen, 1e-4 → 77%, 4e-5 → 70–87%.
+   */
+  preferenceLearningRate: 4e-5,
+  /** DPO's beta when none is given (Google's guidance: 0.01–0.5, default 0.1). */
+  preferenceBeta: 0.1,
   epochs: 5,
   batchSize: 4,
   /** Fraction of steps spent warming up linearly. */

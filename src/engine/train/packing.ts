@@ -13,6 +13,8 @@ export interface PackedBatch {
   /** Flat indices (into rows × length) of the tokens whose next token is trained. */
   trainedIndices: Tensor;
   predictedTokens: number;
+  /** Per example, in the order given, the flat indices of its trained tokens (a completion's log-probability sums over them). */
+  trainedByExample: number[][];
 }
 
 /** Lays out examples (already truncated to maxLength) with first-fit decreasing into rows of the longest example's length. */
@@ -38,8 +40,9 @@ export function truncate(example: FramedExample, maxLength: number): FramedExamp
 }
 
 export function packBatch(examples: FramedExample[], device = 'cpu'): PackedBatch {
-  const rows = packRows(examples);
+  const rows = packRows(examples.map((example, index) => ({ ...example, index })));
   const length = Math.max(...examples.map((e) => e.ids.length));
+  const trainedByExample: number[][] = examples.map(() => []);
   const ids: number[] = [];
   const targets: number[] = [];
   const positions: number[] = [];
@@ -48,6 +51,7 @@ export function packBatch(examples: FramedExample[], device = 'cpu'): PackedBatc
   for (const row of rows) {
     let used = 0;
     for (const example of row) {
+      example.targets.forEach((t, i) => t !== IGNORE_INDEX && trainedByExample[example.index]!.push(ids.length + i));
       ids.push(...example.ids);
       targets.push(...example.targets);
       // An example framed as several sequences (FramedExample.starts) is several segments.
@@ -79,5 +83,6 @@ export function packBatch(examples: FramedExample[], device = 'cpu'): PackedBatc
     segments: tensor(segments, shape, int64),
     trainedIndices: tensor(trained, [trained.length], int64),
     predictedTokens: trained.length,
+    trainedByExample,
   };
 }

@@ -62,13 +62,32 @@ export function accumulateGradients(model: Transformer, examples: FramedExample[
     tidy(() => {
       const batch = packBatch(group, model.device);
       if (batch.predictedTokens === 0) return;
-      const run = plan.checkpointing ? checkpointedBackward : plainBackward;
-      const { lossSum, correct } = run(model, batch, 1 / predicted, plan.lossChunkRows);
-      outcome.lossSum += lossSum;
-      outcome.correct += correct;
+      backward(model, batch, plan, (hidden) => {
+        const [lossSum, correct] = lossOnTrained(model, hidden, batch, plan.lossChunkRows, true);
+        outcome.lossSum += lossSum.item();
+        outcome.correct += correct.item();
+        return lossSum.mul(1 / predicted);
+      });
     });
   }
   return outcome;
+}
+
+/**
+ * What a step back-propagates from a micro-batch's final hidden states: a scalar whose gradient is the micro-batch's
+ * share of the step's gradient. It may read values out (.item()) as it goes.
+ */
+export type LossHead = (hidden: Tensor) => Tensor;
+
+/** One micro-batch's forward and backward passes, the whole model at once or block by block (activation checkpointing). */
+export function backward(model: Transformer, batch: PackedBatch, plan: StepPlan, head: LossHead): void {
+  if (plan.checkpointing) checkpointedBackward(model, batch, head);
+  else plainBackward(model, batch, head);
+}
+
+/** The final hidden states of a micro-batch, without gradients (evaluation, reference log-probabilities). */
+export function hiddenStatesOf(model: Transformer, batch: PackedBatch): Tensor {
+  return model.hiddenStates(batch.ids, forwardOptions(batch, false));
 }
 
 /** Loss and accuracy over every predicted token of the examples, without gradients, micro-batch by micro-batch. */
@@ -103,11 +122,8 @@ function lossOnTrained(model: Transformer, hidden: Tensor, batch: PackedBatch, c
   return model.lossSum(rows, targets, { chunkRows, withGrad });
 }
 
-function plainBackward(model: Transformer, batch: PackedBatch, scale: number, chunkRows: number) {
-  const hidden = model.hiddenStates(batch.ids, forwardOptions(batch, true));
-  const [lossSum, correct] = lossOnTrained(model, hidden, batch, chunkRows, true);
-  lossSum.mul(scale).backward();
-  return { lossSum: lossSum.item(), correct: correct.item() };
+function plainBackward(model: Transformer, batch: PackedBatch, head: LossHead): void {
+  head(model.hiddenStates(batch.ids, forwardOptions(batch, true))).backward();
 }
 
 /**
@@ -115,7 +131,7 @@ function plainBackward(model: Transformer, batch: PackedBatch, scale: number, ch
  * pass recomputes one block at a time from its input and back-propagates the gradient of its output
  * (backward(gradient)), which yields the gradient of its input for the block below.
  */
-function checkpointedBackward(model: Transformer, batch: PackedBatch, scale: number, chunkRows: number) {
+function checkpointedBackward(model: Transformer, batch: PackedBatch, head: LossHead): void {
   const layers = model.weights.blocks.length;
   const { x: embedded, context } = noGrad(() => model.embed(batch.ids, forwardOptions(batch, true)));
   const inputs: Tensor[] = [embedded];
@@ -123,11 +139,7 @@ function checkpointedBackward(model: Transformer, batch: PackedBatch, scale: num
     for (let i = 0; i < layers; i++) inputs.push(keep(tidy(() => model.block(i, inputs[i], context))));
   });
   const top = inputs[layers].requiresGrad_(true);
-  const [lossSum, correct] = tidy(() => {
-    const [loss, hits] = lossOnTrained(model, model.finalNorm(top), batch, chunkRows, true);
-    loss.mul(scale).backward();
-    return [loss, hits];
-  });
+  tidy(() => head(model.finalNorm(top)).backward());
   let gradient = keep(top.grad!);
   for (let i = layers - 1; i >= 0; i--) {
     const input = inputs[i];
@@ -138,5 +150,4 @@ function checkpointedBackward(model: Transformer, batch: PackedBatch, scale: num
     if (i > 0) gradient = keep(input.grad!);
   }
   inputs[0].dispose();
-  return { lossSum: lossSum.item(), correct: correct.item() };
 }

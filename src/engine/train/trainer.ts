@@ -1,4 +1,5 @@
-// Supervised LoRA tuning: the step loop, its metrics, periodic validation, cancellation and checkpoints.
+// LoRA tuning: the step loop, its metrics, periodic validation, cancellation and checkpoints, for either
+// objective: supervised next-token loss (train) or DPO on preference pairs (trainPreferences, preference.ts).
 // Batch size keeps Google's meaning, examples per step, so totalSteps = ceil(examples × epochs / batchSize).
 import { mallocTrim, manualSeed, noGrad, tidy, type Tensor } from '../tensor/index.js';
 import type { Transformer } from '../model/transformer.js';
@@ -10,15 +11,24 @@ import { truncate } from './packing.js';
 import { trainingDefaults } from './defaults.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { accumulateGradients, evaluateLoss, unboundedStepPlan, type StepPlan } from './step.js';
+import {
+  accumulatePreferenceGradients, evaluatePreferences, scorePairs, type PreferenceOutcome, type PreferencePair, type ScoredPair,
+} from './preference.js';
 
 export interface StepMetrics {
   step: number;
   /** Completed epochs after this step: floor(step × batchSize / examples). */
   epoch: number;
-  /** Mean cross-entropy over the step's predicted tokens. */
+  /** Supervised: mean cross-entropy over the step's predicted tokens. Preference: mean DPO loss over its pairs. */
   loss: number;
-  /** Fraction of predicted tokens whose argmax was the target. */
+  /**
+   * Supervised: fraction of predicted tokens whose argmax was the target. Preference: the reward accuracy, the
+   * fraction of pairs whose chosen completion gained more log-probability over the reference than the rejected one.
+   */
   accuracy: number;
+  /** Preference only: the mean reward margin, β · (log-ratio of chosen − log-ratio of rejected). */
+  rewardMargin?: number;
+  /** Tokens scored: the trained tokens (preference: of both completions). */
   predictedTokens: number;
   learningRate: number;
   /** Seconds since the run (or its resumption) started. */
@@ -29,7 +39,22 @@ export interface EvalMetrics {
   step: number;
   loss: number;
   accuracy: number;
+  rewardMargin?: number;
   predictedTokens: number;
+}
+
+/** A step's or an evaluation's figures, whichever the objective. */
+type Measured = Omit<EvalMetrics, 'step'>;
+
+/** What a run optimises, over `size` items an epoch (examples, or preference pairs). */
+interface Objective {
+  size: number;
+  /** Called once the starting adapter is attached, before any checkpoint is restored or step taken. */
+  prepare?(plan: StepPlan): void;
+  /** A step's forward and backward passes over the items at these indices, the gradient left in the adapter. */
+  accumulate(indices: number[], plan: StepPlan): Measured;
+  /** The validation set, batchSize at a time, without gradients; undefined without one. */
+  evaluate?(batchSize: number, plan: StepPlan): Measured;
 }
 
 export interface TrainOptions {
@@ -106,18 +131,72 @@ export function totalStepsFor(examples: number, epochs: number, batchSize: numbe
   return Math.ceil((examples * epochs) / batchSize);
 }
 
+/** Supervised tuning: the adapter learns each example's model turns. */
 export async function train(
   model: Transformer,
   adapter: LoraAdapter,
   examples: FramedExample[],
   options: TrainOptions = {},
 ): Promise<TrainResult> {
-  if (examples.length === 0) throw new Error('the dataset has no examples');
-  const o = { ...trainingDefaults, ...definedOnly(options) };
-  const maxLength = Math.min(o.maxSequenceLength, model.config.maxPositions);
+  const maxLength = maxLengthOf(model, options);
   const data = examples.map((e) => truncate(e, maxLength));
   const validation = (options.validation ?? []).map((e) => truncate(e, maxLength));
-  const totalSteps = totalStepsFor(data.length, o.epochs, o.batchSize);
+  return runSteps(model, adapter, options, {
+    size: data.length,
+    accumulate(indices, plan) {
+      const { lossSum, correct, predicted } = accumulateGradients(model, indices.map((i) => data[i]), plan);
+      return { loss: predicted ? lossSum / predicted : 0, accuracy: predicted ? correct / predicted : 0, predictedTokens: predicted };
+    },
+    evaluate: validation.length ? (batchSize, plan) => evaluate(model, validation, batchSize, plan) : undefined,
+  });
+}
+
+export interface PreferenceTrainOptions extends Omit<TrainOptions, 'validation'> {
+  /** How far the policy may move from the reference (Vertex's beta, "weight for KL divergence regularization"). */
+  beta: number;
+  validation?: PreferencePair[];
+}
+
+/**
+ * Preference tuning (DPO): the reference is the model as the adapter given here makes it when the run starts, so
+ * the reference log-probabilities are computed then, once (a resumed run computes them again from the same start
+ * before restoring its checkpoint).
+ */
+export async function trainPreferences(
+  model: Transformer,
+  adapter: LoraAdapter,
+  pairs: PreferencePair[],
+  options: PreferenceTrainOptions,
+): Promise<TrainResult> {
+  const maxLength = maxLengthOf(model, options);
+  const cut = (p: PreferencePair): PreferencePair => ({ chosen: truncate(p.chosen, maxLength), rejected: truncate(p.rejected, maxLength) });
+  const data = pairs.map(cut);
+  const validation = (options.validation ?? []).map(cut);
+  let scored: ScoredPair[] = [];
+  let scoredValidation: ScoredPair[] = [];
+  const learningRate = options.learningRate ?? trainingDefaults.preferenceLearningRate;
+  return runSteps(model, adapter, { ...options, learningRate, validation: undefined }, {
+    size: data.length,
+    prepare(plan) {
+      scored = scorePairs(model, data, plan);
+      scoredValidation = scorePairs(model, validation, plan);
+    },
+    accumulate: (indices, plan) => preferenceFigures(accumulatePreferenceGradients(model, indices.map((i) => scored[i]!), options.beta, plan)),
+    evaluate: validation.length ? (_batchSize, plan) => preferenceFigures(evaluatePreferences(model, scoredValidation, options.beta, plan)) : undefined,
+  });
+}
+
+function preferenceFigures({ lossSum, preferred, marginSum, pairs, predicted }: PreferenceOutcome): Measured {
+  return { loss: lossSum / pairs, accuracy: preferred / pairs, rewardMargin: marginSum / pairs, predictedTokens: predicted };
+}
+
+const maxLengthOf = (model: Transformer, options: TrainOptions | PreferenceTrainOptions) =>
+  Math.min(options.maxSequenceLength ?? trainingDefaults.maxSequenceLength, model.config.maxPositions);
+
+async function runSteps(model: Transformer, adapter: LoraAdapter, options: TrainOptions, objective: Objective): Promise<TrainResult> {
+  if (objective.size === 0) throw new Error('the dataset has no examples');
+  const o = { ...trainingDefaults, ...definedOnly(options) };
+  const totalSteps = totalStepsFor(objective.size, o.epochs, o.batchSize);
   const schedule = {
     peak: o.learningRate,
     totalSteps,
@@ -134,6 +213,7 @@ export async function train(
   const parameters = adapter.parameters();
   for (const p of parameters) p.requiresGrad_(true);
   const optimizer = new AdamW(parameters, { weightDecay: o.weightDecay });
+  objective.prepare?.(stepPlan);
   const result: TrainResult = { totalSteps, completedSteps: 0, cancelled: false, history: [], evaluations: [] };
   if (options.checkpointDir) {
     const resumed = loadCheckpoint(options.checkpointDir, adapter, optimizer);
@@ -142,7 +222,7 @@ export async function train(
   let checkpointedStep = result.completedSteps;
   options.onStart?.({ completedSteps: result.completedSteps, totalSteps });
 
-  const order = new ExampleOrder(data.length, o.seed);
+  const order = new ExampleOrder(objective.size, o.seed);
   const started = Date.now();
   for (let step = result.completedSteps + 1; step <= totalSteps; step++) {
     await yieldToEventLoop(); // lets signals, timers and I/O (progress, cancel) through between steps
@@ -154,24 +234,25 @@ export async function train(
       }
       break;
     }
-    const batch = order.batch(step, o.batchSize).map((i) => data[i]);
     const learningRate = learningRateAt(step, schedule);
-    const { loss, correct, predicted } = tidy(() => trainStep(model, optimizer, batch, learningRate, o.maxGradNorm, stepPlan));
-    if (!Number.isFinite(loss)) throw new TrainingDivergedError(step, `the loss is ${loss}`);
+    const figures = tidy(() => {
+      const measured = objective.accumulate(order.batch(step, o.batchSize), stepPlan);
+      applyGradients(optimizer, learningRate, o.maxGradNorm);
+      return measured;
+    });
+    if (!Number.isFinite(figures.loss)) throw new TrainingDivergedError(step, `the loss is ${figures.loss}`);
     const metrics: StepMetrics = {
       step,
-      epoch: epochsCompleted(step, o.batchSize, data.length),
-      loss,
-      accuracy: predicted ? correct / predicted : 0,
-      predictedTokens: predicted,
+      epoch: epochsCompleted(step, o.batchSize, objective.size),
+      ...figures,
       learningRate,
       elapsedSeconds: (Date.now() - started) / 1000,
     };
     result.history.push(metrics);
     result.completedSteps = step;
     options.onStep?.(metrics);
-    if (validation.length && (step % evalEvery === 0 || step === totalSteps)) {
-      const evaluation = { step, ...evaluate(model, validation, o.batchSize, stepPlan) };
+    if (objective.evaluate && (step % evalEvery === 0 || step === totalSteps)) {
+      const evaluation = { step, ...objective.evaluate(o.batchSize, stepPlan) };
       if (!Number.isFinite(evaluation.loss)) throw new TrainingDivergedError(step, `the validation loss is ${evaluation.loss}`);
       result.evaluations.push(evaluation);
       options.onEval?.(evaluation);
@@ -197,6 +278,14 @@ export async function train(
   return result;
 }
 
+/** Clips the accumulated gradient, steps the optimizer and clears the gradient for the next step. */
+function applyGradients(optimizer: AdamW, learningRate: number, maxGradNorm: number): void {
+  clipGradNorm(optimizer.parameters, maxGradNorm);
+  optimizer.step(learningRate);
+  optimizer.zeroGrad();
+}
+
+/** One supervised step on these examples (the benchmark times it). */
 export function trainStep(
   model: Transformer,
   optimizer: AdamW,
@@ -206,9 +295,7 @@ export function trainStep(
   plan: StepPlan = unboundedStepPlan,
 ): { loss: number; correct: number; predicted: number } {
   const { lossSum, correct, predicted } = accumulateGradients(model, examples, plan);
-  clipGradNorm(optimizer.parameters, maxGradNorm);
-  optimizer.step(learningRate);
-  optimizer.zeroGrad();
+  applyGradients(optimizer, learningRate, maxGradNorm);
   return { loss: predicted ? lossSum / predicted : 0, correct, predicted };
 }
 

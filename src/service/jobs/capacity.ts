@@ -20,9 +20,11 @@ export const dtypes: readonly DtypeChoice[] = dtypeChoices;
 const estimateTokensPerExample = 1024;
 
 /** The memory plan of a training run of this base model and these hyperparameters, on the device, in the dtype, against the budget. */
-export function planRun(config: ModelConfig, hyperparameters: Pick<Hyperparameters, 'batchSize' | 'adapterRank'>, device: string, dtype: Dtype, budgetBytes?: number): TrainingPlan {
+export function planRun(config: ModelConfig, hyperparameters: Pick<Hyperparameters, 'batchSize' | 'adapterRank' | 'beta'>, device: string, dtype: Dtype, budgetBytes?: number): TrainingPlan {
   const longest = Math.min(config.maxPositions, estimateTokensPerExample);
-  return planTraining({ config, dtype, device, rank: hyperparameters.adapterRank, lengths: Array(hyperparameters.batchSize).fill(longest), budgetBytes });
+  // A preference example (a job with a beta) is two sequences, its chosen and its rejected completion.
+  const sequences = hyperparameters.batchSize * (hyperparameters.beta === undefined ? 1 : 2);
+  return planTraining({ config, dtype, device, rank: hyperparameters.adapterRank, lengths: Array(sequences).fill(longest), budgetBytes });
 }
 
 export const formatBytes = (bytes: number): string =>

@@ -24,6 +24,10 @@ export interface RunMessage {
   learningRate: number;
   /** LoRA rank. */
   adapterRank: number;
+  /** Continuous tuning: a local copy of the adapter the run starts from. */
+  startFrom?: string;
+  /** Preference tuning (DPO): the examples carry their rejected completions. */
+  preference?: { beta: number };
   seed: number;
   /** A local directory: a checkpoint found here is resumed from; the run checkpoints here as it goes. */
   checkpointDir: string;

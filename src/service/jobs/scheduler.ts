@@ -382,8 +382,10 @@ export class Scheduler {
       validation,
       epochs: h.epochCount,
       batchSize: h.batchSize,
-      learningRate: learningRateOf(h),
+      learningRate: learningRateOf(run.model),
       adapterRank: h.adapterRank,
+      startFrom: await this.sourceAdapter(run),
+      preference: run.model.tuningMethod === 'preference' ? { beta: h.beta! } : undefined,
       seed: h.seed ?? trainingDefaults.seed,
       checkpointDir: path.join(run.scratch, 'checkpoint'),
       adapterDir: path.join(run.scratch, 'adapter'),
@@ -443,13 +445,13 @@ export class Scheduler {
         return this.record(run, () => this.tuning.runStarted(lease, message.resumedFromStep));
       case 'step': {
         const m = message.metrics;
-        const metric = { kind: 'train' as const, step: m.step, epoch: m.epoch, loss: m.loss, accuracy: m.accuracy, predictions: m.predictedTokens, time: now() };
+        const metric = { kind: 'train' as const, step: m.step, epoch: m.epoch, loss: m.loss, accuracy: m.accuracy, rewardMargin: m.rewardMargin, predictions: m.predictedTokens, time: now() };
         return this.record(run, () => this.recordMetric(run, metric));
       }
       case 'eval': {
         const m = message.metrics;
         const epoch = Math.floor((m.step * run.model.hyperparameters.batchSize) / Math.max(1, run.exampleCount));
-        const metric = { kind: 'eval' as const, step: m.step, epoch, loss: m.loss, accuracy: m.accuracy, predictions: m.predictedTokens, time: now() };
+        const metric = { kind: 'eval' as const, step: m.step, epoch, loss: m.loss, accuracy: m.accuracy, rewardMargin: m.rewardMargin, predictions: m.predictedTokens, time: now() };
         return this.record(run, () => this.recordMetric(run, metric));
       }
       case 'checkpoint':
@@ -544,6 +546,15 @@ export class Scheduler {
       this.log(`the checkpoint ${key} of job ${run.lease.tunedModelId} cannot be read (${(error as Error).message}); training from the start`);
       await fs.rm(dir, { recursive: true, force: true });
     }
+  }
+
+  /** A continued run's starting adapter, copied from storage into its scratch directory. */
+  private async sourceAdapter(run: Run): Promise<string | undefined> {
+    const key = run.model.sourceAdapterKey;
+    if (!key) return undefined;
+    const dir = path.join(run.scratch, 'source');
+    await this.artifacts.getDirectory(key, dir);
+    return dir;
   }
 
   /** The adapter in the scratch directory, stored under a key of this lease. */

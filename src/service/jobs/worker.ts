@@ -89,6 +89,8 @@ async function run(job: RunMessage): Promise<void> {
     examples: job.examples,
     validation: job.validation.length ? job.validation : undefined,
     lora: { rank: job.adapterRank },
+    startFrom: job.startFrom,
+    preference: job.preference,
     training: {
       epochs: job.epochs,
       batchSize: job.batchSize,

@@ -149,9 +149,22 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('jobs').addColumn('checkpoint_time', 'text').execute();
       },
     },
+    // Continuous tuning (a run continues a tuned model, as a new version of its Vertex Model) and preference tuning.
+    '0005_continuous_and_preference_tuning': {
+      async up(db: Db) {
+        await db.schema.alterTable('tuned_models').addColumn('pre_tuned_model', 'text').execute();
+        await db.schema.alterTable('tuned_models').addColumn('source_adapter_key', 'text').execute();
+        await db.schema.alterTable('tuned_models').addColumn('tuning_method', 'text', (c) => c.notNull().defaultTo('supervised')).execute();
+        await db.schema.alterTable('tuned_models').addColumn('model_number', 'text').execute();
+        await db.schema.alterTable('tuned_models').addColumn('model_version', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+        await sql`UPDATE tuned_models SET model_number = job_number`.execute(db);
+        await db.schema.createIndex('tuned_models_by_model_number').ifNotExists().on('tuned_models').columns(['model_number', 'model_version']).execute();
+        await db.schema.alterTable('metrics').addColumn('reward_margin', 'double precision').execute();
+      },
+    },
     // A tuned model's checkpoints (each an adapter with an endpoint of its own), its default one, and Vertex's
     // open-model fields (customBaseModel, outputUri) and exportLastCheckpointOnly.
-    '0005_tuned_checkpoints': {
+    '0006_tuned_checkpoints': {
       async up(db: Db) {
         await db.schema
           .createTable('tuned_checkpoints')

@@ -23,6 +23,11 @@ export interface TunedModelTable {
   base_model: string;
   base_dir: string;
   source_tuned_model: string | null;
+  pre_tuned_model: string | null;
+  source_adapter_key: string | null;
+  tuning_method: string;
+  model_number: string | null;
+  model_version: number;
   state: string;
   create_time: string;
   update_time: string;
@@ -79,6 +84,7 @@ export interface MetricTable {
   epoch: number;
   loss: number;
   accuracy: number;
+  reward_margin: number | null;
   predictions: number;
   time: string;
   /** The lease under which it was recorded (null before leases). */

@@ -24,6 +24,11 @@ const fromRow = (r: ReadRow): TunedModel => ({
   baseModel: r.base_model,
   baseDir: r.base_dir,
   sourceTunedModel: r.source_tuned_model ?? undefined,
+  preTunedModel: r.pre_tuned_model ?? undefined,
+  sourceAdapterKey: r.source_adapter_key ?? undefined,
+  tuningMethod: r.tuning_method as TunedModel['tuningMethod'],
+  modelNumber: r.model_number ?? r.job_number,
+  modelVersion: r.model_version,
   state: r.state as TunedModel['state'],
   createTime: r.create_time,
   updateTime: r.update_time,
@@ -66,6 +71,11 @@ function toColumns(m: Partial<TunedModel>): Partial<Row> {
   set('baseModel', (v) => ({ base_model: v }));
   set('baseDir', (v) => ({ base_dir: v }));
   set('sourceTunedModel', (v) => ({ source_tuned_model: v ?? null }));
+  set('preTunedModel', (v) => ({ pre_tuned_model: v ?? null }));
+  set('sourceAdapterKey', (v) => ({ source_adapter_key: v ?? null }));
+  set('tuningMethod', (v) => ({ tuning_method: v }));
+  set('modelNumber', (v) => ({ model_number: v }));
+  set('modelVersion', (v) => ({ model_version: v }));
   set('state', (v) => ({ state: v }));
   set('createTime', (v) => ({ create_time: v }));
   set('updateTime', (v) => ({ update_time: v }));
@@ -90,6 +100,9 @@ function toColumns(m: Partial<TunedModel>): Partial<Row> {
   set('outputUri', (v) => ({ output_uri: v ?? null }));
   return row;
 }
+
+const metricOf = ({ reward_margin, ...m }: Omit<StepMetric, 'rewardMargin' | 'kind'> & { kind: string; reward_margin: number | null }): StepMetric =>
+  ({ ...m, kind: m.kind as StepMetric['kind'], ...(reward_margin === null ? {} : { rewardMargin: reward_margin }) });
 
 export interface ListPosition {
   createTime: string;
@@ -187,6 +200,22 @@ export class TunedModelStore {
     return rows.map(fromRow);
   }
 
+  /** The highest version of a Vertex Model (0 when it has none). */
+  async lastModelVersion(modelNumber: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('tuned_models')
+      .select((eb) => eb.fn.max('model_version').as('version'))
+      .where('model_number', '=', modelNumber)
+      .executeTakeFirst();
+    return Number(row?.version ?? 0);
+  }
+
+  /** Every version of a project's Vertex Model, oldest first. */
+  async modelVersions(project: string, modelNumber: string): Promise<TunedModel[]> {
+    const rows = await this.selectModels().where('m.project', '=', project).where('m.model_number', '=', modelNumber).orderBy('m.model_version').execute();
+    return rows.map(fromRow);
+  }
+
   /** Removes the model with everything recorded for it. */
   async delete(id: string): Promise<void> {
     await atomically(this.db, async (trx) => {
@@ -205,10 +234,11 @@ export class TunedModelStore {
   /** Records a metric; leaseToken names the lease it was recorded under. */
   async addMetric(id: string, metric: StepMetric, leaseToken: number | null = null): Promise<void> {
     const { kind, step, epoch, loss, accuracy, predictions, time } = metric;
+    const reward_margin = metric.rewardMargin ?? null;
     await this.db
       .insertInto('metrics')
-      .values({ tuned_model_id: id, kind, step, epoch, loss, accuracy, predictions, time, lease_token: leaseToken })
-      .onConflict((oc) => oc.columns(['tuned_model_id', 'kind', 'step']).doUpdateSet({ epoch, loss, accuracy, predictions, time, lease_token: leaseToken }))
+      .values({ tuned_model_id: id, kind, step, epoch, loss, accuracy, reward_margin, predictions, time, lease_token: leaseToken })
+      .onConflict((oc) => oc.columns(['tuned_model_id', 'kind', 'step']).doUpdateSet({ epoch, loss, accuracy, reward_margin, predictions, time, lease_token: leaseToken }))
       .execute();
   }
 
@@ -226,12 +256,12 @@ export class TunedModelStore {
   async metrics(id: string, kind: 'train' | 'eval'): Promise<StepMetric[]> {
     const rows = await this.db
       .selectFrom('metrics')
-      .select(['kind', 'step', 'epoch', 'loss', 'accuracy', 'predictions', 'time'])
+      .select(['kind', 'step', 'epoch', 'loss', 'accuracy', 'reward_margin', 'predictions', 'time'])
       .where('tuned_model_id', '=', id)
       .where('kind', '=', kind)
       .orderBy('step')
       .execute();
-    return rows as StepMetric[];
+    return rows.map(metricOf);
   }
 
   /** Drops metrics past a step: a resumed run re-records the steps after its checkpoint. */
@@ -243,13 +273,13 @@ export class TunedModelStore {
   async lastMetric(id: string, kind: 'train' | 'eval'): Promise<StepMetric | undefined> {
     const row = await this.db
       .selectFrom('metrics')
-      .select(['kind', 'step', 'epoch', 'loss', 'accuracy', 'predictions', 'time'])
+      .select(['kind', 'step', 'epoch', 'loss', 'accuracy', 'reward_margin', 'predictions', 'time'])
       .where('tuned_model_id', '=', id)
       .where('kind', '=', kind)
       .orderBy('step', 'desc')
       .limit(1)
       .executeTakeFirst();
-    return row as StepMetric | undefined;
+    return row && metricOf(row);
   }
 
   /** The checkpoint a run would resume from (the job's event log shows it while the run goes on). */

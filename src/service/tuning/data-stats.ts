@@ -1,7 +1,7 @@
 // Statistics of a training set as Vertex reports them (SupervisedTuningDataStats, vertex-api.md §2.5),
 // computed from the exact token ids training will use: each example is framed as the worker frames it.
 import type { Dataset } from '../../engine/data/examples.js';
-import { checkEmbeddable, chooseFraming, frameExample, FramingError, IGNORE_INDEX } from '../../engine/data/framing.js';
+import { checkEmbeddable, chooseFraming, frameCompletion, frameExample, FramingError, IGNORE_INDEX, type FramedExample } from '../../engine/data/framing.js';
 import { charCount } from '../../engine/data/limits.js';
 import type { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import { invalidArgument } from '../errors.js';
@@ -21,20 +21,25 @@ export function dataStatsOf(dataset: Dataset, tokenizer: Tokenizer, field: strin
   let longest = 0;
   let characterCount = 0;
   examples.forEach((example, i) => {
-    let framed;
+    let framed: FramedExample[];
     try {
-      framed = frameExample(tokenizer, framing, example);
-      checkEmbeddable(framed.ids, vocabSize, tokenizer);
+      framed = [frameExample(tokenizer, framing, example)];
+      // A preference example's rejected completion is framed too: billed tokens are both completions and the prompt twice.
+      if (example.rejected !== undefined) {
+        const prompt = { systemInstruction: example.systemInstruction, turns: example.turns.slice(0, -1) };
+        framed.push(frameCompletion(tokenizer, framing, prompt, example.rejected));
+      }
+      for (const f of framed) checkEmbeddable(f.ids, vocabSize, tokenizer);
     } catch (error) {
       if (!(error instanceof FramingError)) throw error;
       const { line, index } = positions[i]!;
       throw invalidArgument(`${line !== undefined ? `line ${line}` : `example ${index + 1}`}: ${error.message}`, field);
     }
-    const trained = framed.targets.filter((t) => t !== IGNORE_INDEX).length;
-    input.push(framed.ids.length - trained);
-    output.push(trained);
-    longest = Math.max(longest, framed.ids.length);
-    characterCount += charCount(example.systemInstruction ?? '') + example.turns.reduce((n, t) => n + charCount(t.text), 0);
+    const trained = framed.map((f) => f.targets.filter((t) => t !== IGNORE_INDEX).length);
+    input.push(framed.reduce((n, f, i) => n + f.ids.length - trained[i]!, 0));
+    output.push(sum(trained));
+    longest = Math.max(longest, ...framed.map((f) => f.ids.length));
+    characterCount += charCount(example.systemInstruction ?? '') + example.turns.reduce((n, t) => n + charCount(t.text), 0) + charCount(example.rejected ?? '');
   });
   return {
     exampleCount: examples.length + skipped.length,

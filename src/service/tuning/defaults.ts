@@ -11,8 +11,10 @@ export const tuningDefaults = {
   largeDatasetExamples: 100,
   smallBatchSize: 4,
   largeBatchSize: 16,
-  /** The learning rate a multiplier of 1.0 means (the engine's LoRA default). */
+  /** The learning rate a multiplier of 1.0 means (the engine's LoRA default), per tuning method. */
   baseLearningRate: trainingDefaults.learningRate,
+  preferenceBaseLearningRate: trainingDefaults.preferenceLearningRate,
+  beta: trainingDefaults.preferenceBeta,
   /** Where LoRA usually tunes well (peak rates); the console warns about a rate outside it. */
   usualLearningRates: { min: 1e-5, max: 1e-2 },
   /** The LoRA rank of base models whose table entry names none (registry.ts). */
@@ -28,6 +30,8 @@ export const tuningLimits = {
    * tuningDefaults.usualLearningRates; anything above 1 only diverges.
    */
   maxLearningRate: 1,
+  /** DPO's beta: above 0 (at 0 nothing is learned) and at most this. */
+  maxBeta: 10,
   /** Vertex: "5000, or 30% of training examples if >1000 validation examples"; Attune applies the 5,000. */
   maxValidationExamples: 5_000,
 } as const;

@@ -46,14 +46,16 @@ export function jobEvents(
   const h = model.hyperparameters;
   const seed = h.seed ?? trainingDefaults.seed;
   const events: JobEvent[] = [];
-  const rate = h.learningRate !== undefined ? `learning rate ${h.learningRate}` : `learning rate ${learningRateOf(h)} (${h.learningRateMultiplier ?? 1} × the default)`;
+  const rate = h.learningRate !== undefined ? `learning rate ${h.learningRate}` : `learning rate ${learningRateOf(model)} (${h.learningRateMultiplier ?? 1} × the default)`;
   events.push({
     time: model.createTime,
     type: 'created',
     level: 'info',
     message:
-      `Job created: ${count(model.dataStats.exampleCount)} examples (${count(model.dataStats.tokenCount)} tokens), ` +
-      `${count(h.epochCount)} epochs of batch ${h.batchSize}, ${count(model.totalSteps)} steps, ${rate}, LoRA rank ${h.adapterRank}, seed ${seed}.`,
+      `Job created: ${model.tuningMethod === 'preference' ? `preference tuning (DPO, beta ${h.beta}) on ` : ''}` +
+      `${count(model.dataStats.exampleCount)} examples (${count(model.dataStats.tokenCount)} tokens), ` +
+      `${count(h.epochCount)} epochs of batch ${h.batchSize}, ${count(model.totalSteps)} steps, ${rate}, LoRA rank ${h.adapterRank}, seed ${seed}` +
+      `${model.preTunedModel ? `, continuing ${model.preTunedModel.split('/').slice(-2).join('/')}` : ''}.`,
   });
   if (model.startTime) {
     events.push({ time: model.startTime, type: 'started', level: 'info', message: `Training started on ${model.baseModel.replace(/^models\//, '')}.` });
@@ -87,7 +89,10 @@ export function jobEvents(
       step: m.step,
       loss: m.loss,
       accuracy: m.accuracy,
-      message: `Validation at step ${m.step}: loss ${lossText(m.loss)}, next-token accuracy ${percent(m.accuracy)} over ${count(m.predictions)} tokens.`,
+      message:
+        model.tuningMethod === 'preference'
+          ? `Validation at step ${m.step}: DPO loss ${lossText(m.loss)}, reward accuracy ${percent(m.accuracy)}, reward margin ${lossText(m.rewardMargin ?? 0)}.`
+          : `Validation at step ${m.step}: loss ${lossText(m.loss)}, next-token accuracy ${percent(m.accuracy)} over ${count(m.predictions)} tokens.`,
     });
   }
   for (const c of kept) {

@@ -28,7 +28,7 @@ import type { Kysely } from 'kysely';
 import { loadDataset, type DatasetSource } from './datasets.js';
 import { defaultBatchSize, defaultEpochsFor, pageSizes, tuningDefaults, tuningLimits, type Surface } from './defaults.js';
 import { jobNumber, operationId, randomId, tunedModelIdFor, tunedModelIdPattern } from './ids.js';
-import { now, type Hyperparameters, type StepMetric, type TunedModel } from './tuned-model.js';
+import { now, type Hyperparameters, type StepMetric, type TunedModel, type TuningMethod } from './tuned-model.js';
 import { checkpointPlan, type TunedCheckpoint } from './checkpoints.js';
 import { epochsCompleted } from '../../engine/train/trainer.js';
 
@@ -43,8 +43,16 @@ export interface CreateTunedModelRequest {
   description?: string;
   labels?: Record<string, string>;
   baseModel?: string;
-  /** Tune further from an existing tuned model (its base is used; the adapter starts fresh). */
+  /**
+   * Continuous tuning: the caller's tuned model to continue (its id or Vertex number). The run starts from its
+   * adapter, on its base model, at its rank; on Vertex, without a new display name, it becomes the next version
+   * of that model's Vertex Model.
+   */
   sourceTunedModel?: string;
+  /** Which of the source's checkpoints to start from; by default the one it serves. */
+  sourceCheckpointId?: string;
+  /** Supervised by default; preference datasets are `{contents, completions}` lines. */
+  tuningMethod?: TuningMethod;
   temperature?: number;
   topP?: number;
   topK?: number;
@@ -64,6 +72,8 @@ export interface TuningPlan {
   model: TunedModel;
   training?: string;
   validation?: string;
+  /** A continued run's source adapter (its storage key), copied to model.sourceAdapterKey at create. */
+  sourceAdapter?: string;
 }
 
 /** What the service is given besides its stores. */
@@ -207,17 +217,24 @@ export class TuningService {
       throw invalidArgument(`displayName must be at most ${maxName} characters`, displayNameField[surface]);
     }
     validateSampling(request);
-    const base = await this.baseOf(request);
+    const method = request.tuningMethod ?? 'supervised';
+    const source = await this.sourceOf(request);
+    const base = await this.baseOf(request, source);
+    // Vertex: a continued run "by default use[s] the same display name as the pre-tuned model. If a new display
+    // name is provided, the tuning job will create a new model instead of a new version."
+    const newVersion = source !== undefined && surface === 'vertex' && (request.displayName === undefined || request.displayName === source.displayName);
     if (request.outputUri) await this.checkOutputUri(project, request.outputUri);
     // Vertex: "If not set, a random name is generated."
-    const displayName = request.displayName ?? (surface === 'vertex' ? `${base.name.replace(/^models\//, '')}-${randomId(8)}` : '');
+    const displayName = newVersion
+      ? source.displayName
+      : (request.displayName ?? (surface === 'vertex' ? `${base.name.replace(/^models\//, '')}-${randomId(8)}` : ''));
     const id = request.tunedModelId ?? tunedModelIdFor(displayName);
     if (!tunedModelIdPattern.test(id)) {
       throw invalidArgument(`tunedModelId '${id}' must match ${tunedModelIdPattern.source}`, 'tuned_model_id');
     }
     if (await this.store.exists(id)) throw alreadyExists(id);
     await this.checkProjectQuotas(project);
-    checkHyperparameterRanges(request.hyperparameters ?? {}, surface);
+    checkHyperparameterRanges(request.hyperparameters ?? {}, surface, method);
 
     const training = await this.dataset(request.training, request, { stats: { baseDir: base.dir, vocabSize: base.vocabSize }, keepExamples });
     const validation = request.validation && (await this.dataset(request.validation, request, { keepExamples }));
@@ -227,13 +244,17 @@ export class TuningService {
         request.validation!.field,
       );
     }
-    const hyperparameters = resolveHyperparameters(request.hyperparameters ?? {}, training.exampleCount, base, surface);
-    this.checkJobSize(training.exampleCount, hyperparameters, surface);
-    this.checkMemory(base.dir, hyperparameters, training.stats!.longestExampleTokens ?? 0);
+    const hyperparameters = resolveHyperparameters(request.hyperparameters ?? {}, training.exampleCount, base, surface, method, source);
+    this.checkJobSize(training.exampleCount, hyperparameters, surface, method);
+    this.checkMemory(base.dir, hyperparameters, training.stats!.longestExampleTokens ?? 0, method);
     const time = now();
+    const number = jobNumber();
     const model: TunedModel = {
       id,
-      jobNumber: jobNumber(),
+      jobNumber: number,
+      modelNumber: newVersion ? source.modelNumber : number,
+      modelVersion: newVersion ? (await this.store.lastModelVersion(source.modelNumber)) + 1 : 1,
+      tuningMethod: method,
       project,
       location: request.location ?? serviceDefaults.location,
       labels: request.labels ?? {},
@@ -242,7 +263,9 @@ export class TuningService {
       description: request.description ?? '',
       baseModel: base.name,
       baseDir: base.dir,
-      sourceTunedModel: request.sourceTunedModel,
+      sourceTunedModel: source && `tunedModels/${source.id}`,
+      preTunedModel: source && `projects/${source.project}/locations/${source.location}/models/${source.modelNumber}@${source.modelVersion}`,
+      sourceAdapterKey: source && `adapters/${id}/source-${number}`,
       state: 'CREATING',
       createTime: time,
       updateTime: time,
@@ -259,10 +282,44 @@ export class TuningService {
       operationDone: false,
       cancelRequested: false,
       exportLastCheckpointOnly: request.exportLastCheckpointOnly || undefined,
-      customBaseModel: request.customBaseModel,
+      customBaseModel: request.customBaseModel ?? source?.customBaseModel,
       outputUri: request.outputUri,
     };
-    return { model, training: training.examplesJson, validation: validation?.examplesJson };
+    return { model, training: training.examplesJson, validation: validation?.examplesJson, sourceAdapter: source?.adapterKey };
+  }
+
+  /**
+   * The tuned model a continued run starts from: the caller's own (another project's answers 404 as a missing one),
+   * with an adapter to start from.
+   */
+  private async sourceOf(request: CreateTunedModelRequest): Promise<TunedModel | undefined> {
+    if (request.sourceTunedModel === undefined) return undefined;
+    const field = sourceField[request.surface];
+    if (request.baseModel) throw invalidArgument(`set ${request.surface === 'vertex' ? 'baseModel or preTunedModel' : 'baseModel or tunedModelSource'}, not both`, field);
+    const source = await this.get(request.project, request.sourceTunedModel.replace(/^tunedModels\//, ''));
+    if (source.state !== 'ACTIVE' || !source.adapterKey) {
+      throw new ServiceError('FAILED_PRECONDITION', `Tuned model tunedModels/${source.id} has no tuned adapter to continue from (it is ${source.state}).`, [
+        { field, description: 'the source model must have finished tuning' },
+      ]);
+    }
+    // It continues from one of the source's checkpoints: the one named, else its default (the last unless changed).
+    const checkpointId = request.sourceCheckpointId || source.defaultCheckpointId;
+    if (checkpointId === undefined) return source;
+    const checkpoints = await this.checkpoints(source);
+    const checkpoint = checkpoints.find((c) => c.checkpointId === checkpointId);
+    if (!checkpoint) {
+      throw invalidArgument(
+        `checkpointId ${JSON.stringify(checkpointId)} does not exist in tunedModels/${source.id}; its checkpoints are ${checkpoints.map((c) => c.checkpointId).join(', ') || 'none'}.`,
+        `${field}.checkpoint_id`,
+      );
+    }
+    return { ...source, adapterKey: checkpoint.adapterKey };
+  }
+
+  /** A Vertex Model's version (a number or the alias "default": the latest version whose run succeeded), within the caller's project. */
+  async modelVersion(project: string, modelNumber: string, version: string, served: (model: TunedModel) => boolean): Promise<TunedModel | undefined> {
+    const versions = (await this.store.modelVersions(project, modelNumber)).filter(served);
+    return version === 'default' ? versions.at(-1) : versions.find((m) => String(m.modelVersion) === version);
   }
 
   /**
@@ -345,30 +402,32 @@ export class TuningService {
    * RESOURCE_EXHAUSTED when the run's memory plan cannot fit on this machine's device even alone (with
    * activation checkpointing and one example per micro-batch), naming what would fit.
    */
-  private checkMemory(baseDir: string, h: Hyperparameters, longestExample: number): void {
+  private checkMemory(baseDir: string, h: Hyperparameters, longestExample: number, method: TuningMethod): void {
     const config = readModelConfig(baseDir);
     const { device, dtype } = resolvePlacement(this.options.placement, parameterCount(config));
     const longest = Math.min(Math.max(1, longestExample), trainingDefaults.maxSequenceLength, config.maxPositions);
     const plan = planTraining({
-      config, dtype, device, rank: h.adapterRank, lengths: Array(h.batchSize).fill(longest), budgetBytes: machineBudget(device),
+      config, dtype, device, rank: h.adapterRank, lengths: Array(h.batchSize * (method === 'preference' ? 2 : 1)).fill(longest), budgetBytes: machineBudget(device),
     });
     if (!plan.fits) throw new ServiceError('RESOURCE_EXHAUSTED', `This tuning job does not fit in memory: it ${plan.summary}.`);
   }
 
   /** One job may train on at most limits.trainedExamplesPerJob examples (epochs × examples). */
-  private checkJobSize(examples: number, h: Hyperparameters, surface: Surface): void {
+  private checkJobSize(examples: number, h: Hyperparameters, surface: Surface, method: TuningMethod): void {
     const limit = this.options.limits.trainedExamplesPerJob;
     const trained = examples * h.epochCount;
     if (trained > limit) {
       throw invalidArgument(
         `This job would train on ${trained} examples (${examples} examples × ${h.epochCount} epochs), more than ${limit}, the limit trainedExamplesPerJob. Use fewer epochs or a smaller dataset.`,
-        `${hyperparametersField[surface]}.epoch_count`,
+        `${hyperparametersFieldOf(surface, method)}.epoch_count`,
       );
     }
   }
 
   async create(request: CreateTunedModelRequest): Promise<TunedModel> {
-    const { model, training, validation } = await this.plan(request, { keepExamples: true });
+    const { model, training, validation, sourceAdapter } = await this.plan(request, { keepExamples: true });
+    // The source's adapter is copied for this run, which then starts from it even if the source is deleted meanwhile.
+    if (sourceAdapter && model.sourceAdapterKey) await this.artifacts.putDirectory(model.sourceAdapterKey, await this.artifacts.localDirectory(sourceAdapter));
     try {
       await this.database.transaction(async (trx) => {
         // Creates of one project take turns here, so two servers cannot both pass the quota with the last slot.
@@ -376,10 +435,13 @@ export class TuningService {
         // Checked again: another create may have taken the id, or the quota, while this one read its dataset.
         if (await this.store.in(trx).exists(model.id)) throw alreadyExists(model.id);
         await this.checkProjectQuotas(model.project, trx);
+        // A version number is taken under the project's lock (a Model's versions are all its project's).
+        if (model.modelNumber !== model.jobNumber) model.modelVersion = (await this.store.in(trx).lastModelVersion(model.modelNumber)) + 1;
         await this.store.in(trx).insert(model, training!, validation); // a model is never stored without its job
         await this.jobs.in(trx).enqueue(model.id, model.project);
       });
     } catch (error) {
+      if (model.sourceAdapterKey) await this.artifacts.deletePrefix(model.sourceAdapterKey).catch(() => {});
       // Two creates of one id on different connections: the second insert breaks the primary key.
       throw isUniqueViolation(error) ? alreadyExists(model.id) : error;
     }
@@ -540,12 +602,12 @@ export class TuningService {
   }
 
   /** Over-long examples fail a Gemini-API request; Vertex drops them and reports them in the data stats. */
-  private dataset(source: DatasetSource, { surface, project }: CreateTunedModelRequest, use: { stats?: { baseDir: string; vocabSize: number }; keepExamples: boolean }) {
+  private dataset(source: DatasetSource, { surface, project, tuningMethod }: CreateTunedModelRequest, use: { stats?: { baseDir: string; vocabSize: number }; keepExamples: boolean }) {
     const { limits, cpu, datasetDir } = this.options;
     return loadDataset(source, {
       cpu,
       access: { project, objects: this.objects, datasetDir, maxBytes: limits.datasetFileBytes },
-      parse: { overLength: surface === 'vertex' ? 'skip' : 'throw', maxExamples: limits.datasetExamples },
+      parse: { overLength: surface === 'vertex' ? 'skip' : 'throw', maxExamples: limits.datasetExamples, kind: tuningMethod ?? 'supervised' },
       ...use,
     });
   }
@@ -564,15 +626,11 @@ export class TuningService {
     return tokenizer;
   }
 
-  private async baseOf(request: CreateTunedModelRequest) {
+  private async baseOf(request: CreateTunedModelRequest, source: TunedModel | undefined) {
     if (request.customBaseModel) return this.customBase(request);
-    if (request.baseModel && request.sourceTunedModel) {
-      throw invalidArgument('set baseModel or tunedModelSource, not both', 'tuned_model.base_model');
-    }
-    if (request.sourceTunedModel) {
-      const source = await this.get(request.project, request.sourceTunedModel.replace(/^tunedModels\//, ''));
-      return this.registry.resolve(source.baseModel, request.apiVersion, 'createTunedModel');
-    }
+    // A model tuned from a custom base continues on that same folder.
+    if (source?.customBaseModel) return this.registry.inspect(source.baseDir, source.baseModel);
+    if (source) return this.registry.resolve(source.baseModel, request.apiVersion, 'createTunedModel');
     if (!request.baseModel) throw invalidArgument('baseModel is required', 'tuned_model.base_model');
     return this.registry.resolve(request.baseModel, request.apiVersion, 'createTunedModel');
   }
@@ -590,9 +648,13 @@ function validateSampling({ temperature, topP, topK }: { temperature?: number; t
 }
 
 /** Hyperparameters within their ranges: anything else is refused at create, before a run can diverge on it. */
-function checkHyperparameterRanges(given: Partial<Hyperparameters>, surface: Surface): void {
-  const { epochCount, batchSize, learningRate, learningRateMultiplier } = given;
-  const field = (name: string) => `${hyperparametersField[surface]}.${name}`;
+function checkHyperparameterRanges(given: Partial<Hyperparameters>, surface: Surface, method: TuningMethod): void {
+  const { epochCount, batchSize, learningRate, learningRateMultiplier, beta } = given;
+  const field = (name: string) => `${hyperparametersFieldOf(surface, method)}.${name}`;
+  if (beta !== undefined && method !== 'preference') throw invalidArgument('beta applies to preference tuning only', field('beta'));
+  if (beta !== undefined && !(beta > 0 && beta <= tuningLimits.maxBeta)) {
+    throw invalidArgument(`beta must be greater than 0 and at most ${tuningLimits.maxBeta}, not ${beta} (Google's guidance: 0.01 to 0.5)`, field('beta'));
+  }
   const integerIn = (value: number | undefined, name: string, max: number) => {
     if (value !== undefined && !(Number.isInteger(value) && value >= 1 && value <= max)) {
       throw invalidArgument(`${name} must be an integer from 1 to ${max}, not ${value}`, field(name));
@@ -601,9 +663,9 @@ function checkHyperparameterRanges(given: Partial<Hyperparameters>, surface: Sur
   integerIn(epochCount, 'epoch_count', tuningLimits.maxEpochCount);
   integerIn(batchSize, 'batch_size', tuningLimits.maxBatchSize);
   if (learningRate !== undefined && learningRateMultiplier !== undefined) {
-    throw invalidArgument('set learningRate or learningRateMultiplier, not both', hyperparametersField[surface]);
+    throw invalidArgument('set learningRate or learningRateMultiplier, not both', hyperparametersFieldOf(surface, method));
   }
-  const maxMultiplier = tuningLimits.maxLearningRate / tuningDefaults.baseLearningRate;
+  const maxMultiplier = tuningLimits.maxLearningRate / baseLearningRateOf(method);
   for (const [name, value, max] of [
     ['learning_rate', learningRate, tuningLimits.maxLearningRate],
     ['learning_rate_multiplier', learningRateMultiplier, maxMultiplier],
@@ -614,9 +676,23 @@ function checkHyperparameterRanges(given: Partial<Hyperparameters>, surface: Sur
   }
 }
 
-function resolveHyperparameters(given: Partial<Hyperparameters>, examples: number, base: BaseModelInfo, surface: Surface): Hyperparameters {
+function resolveHyperparameters(
+  given: Partial<Hyperparameters>,
+  examples: number,
+  base: BaseModelInfo,
+  surface: Surface,
+  method: TuningMethod,
+  source: TunedModel | undefined,
+): Hyperparameters {
   const { epochCount, batchSize, learningRate, learningRateMultiplier, adapterRank } = given;
-  const field = (name: string) => `${hyperparametersField[surface]}.${name}`;
+  const field = (name: string) => `${hyperparametersFieldOf(surface, method)}.${name}`;
+  const sourceRank = source?.hyperparameters.adapterRank;
+  if (sourceRank !== undefined && adapterRank !== undefined && adapterRank !== sourceRank) {
+    throw invalidArgument(
+      `The adapter size must be the source model's (rank ${sourceRank}), or be left out: a continued run trains tunedModels/${source!.id}'s adapter further.`,
+      field('adapter_size'),
+    );
+  }
   if (adapterRank !== undefined && !base.adapterRanks.includes(adapterRank)) {
     throw invalidArgument(
       `The adapter size is not supported for this base model. ${base.name} takes ${base.adapterRanks.join(', ')}.`,
@@ -626,25 +702,31 @@ function resolveHyperparameters(given: Partial<Hyperparameters>, examples: numbe
   const resolved: Hyperparameters = {
     epochCount: epochCount ?? defaultEpochsFor(surface, examples),
     batchSize: batchSize ?? defaultBatchSize(examples),
-    adapterRank: adapterRank ?? base.defaultAdapterRank,
+    adapterRank: sourceRank ?? adapterRank ?? base.defaultAdapterRank,
     seed: trainingDefaults.seed,
   };
+  if (method === 'preference') resolved.beta = given.beta ?? tuningDefaults.beta;
   if (learningRate !== undefined) resolved.learningRate = learningRate;
   else if (surface === 'vertex' || learningRateMultiplier !== undefined) resolved.learningRateMultiplier = learningRateMultiplier ?? 1;
-  else resolved.learningRate = tuningDefaults.baseLearningRate;
+  else resolved.learningRate = baseLearningRateOf(method);
   return resolved;
 }
 
+/** The learning rate a multiplier of 1.0 means for a tuning method. */
+export const baseLearningRateOf = (method: TuningMethod): number =>
+  method === 'preference' ? tuningDefaults.preferenceBaseLearningRate : tuningDefaults.baseLearningRate;
+
 /** Request fields named in errors, per surface. */
 const displayNameField: Record<Surface, string> = { gemini: 'tuned_model.display_name', vertex: 'tuning_job.tuned_model_display_name' };
-const hyperparametersField: Record<Surface, string> = {
-  gemini: 'tuned_model.tuning_task.hyperparameters',
-  vertex: 'tuning_job.supervised_tuning_spec.hyper_parameters',
-};
+const hyperparametersFieldOf = (surface: Surface, method: TuningMethod): string =>
+  surface === 'gemini'
+    ? 'tuned_model.tuning_task.hyperparameters'
+    : `tuning_job.${method === 'preference' ? 'preference_optimization_spec' : 'supervised_tuning_spec'}.hyper_parameters`;
+const sourceField: Record<Surface, string> = { gemini: 'tuned_model.tuned_model_source', vertex: 'tuning_job.pre_tuned_model' };
 
 /** The absolute peak learning rate a run uses. */
-export function learningRateOf(h: Hyperparameters): number {
-  return h.learningRate ?? (h.learningRateMultiplier ?? 1) * tuningDefaults.baseLearningRate;
+export function learningRateOf({ hyperparameters: h, tuningMethod }: Pick<TunedModel, 'hyperparameters' | 'tuningMethod'>): number {
+  return h.learningRate ?? (h.learningRateMultiplier ?? 1) * baseLearningRateOf(tuningMethod);
 }
 
 const cancelledError = { code: 1, message: 'Operation cancelled.' };

@@ -2,6 +2,9 @@
 // (with its model and endpoint). A tuning run belongs to exactly one tuned model.
 export type TunedModelState = 'CREATING' | 'ACTIVE' | 'FAILED';
 
+/** Supervised tuning on examples, or preference tuning (DPO) on pairs of completions. */
+export type TuningMethod = 'supervised' | 'preference';
+
 export interface Hyperparameters {
   epochCount: number;
   batchSize: number;
@@ -10,6 +13,8 @@ export interface Hyperparameters {
   learningRateMultiplier?: number;
   /** LoRA rank. */
   adapterRank: number;
+  /** Preference tuning's beta (DPO). */
+  beta?: number;
   /** The run's random seed (adapter initialisation, example order); absent in models from before it was recorded, which used trainingDefaults.seed. */
   seed?: number;
 }
@@ -37,7 +42,18 @@ export interface TunedModel {
   baseModel: string;
   /** The local Hugging Face directory it resolved to. */
   baseDir: string;
+  /** Continuous tuning: the tuned model this one continues, as tunedModels/{id}, and its Vertex version's name. */
   sourceTunedModel?: string;
+  preTunedModel?: string;
+  /** Where the adapter this run starts from is in storage (a copy of the source's, made at create). */
+  sourceAdapterKey?: string;
+  tuningMethod: TuningMethod;
+  /**
+   * Its Vertex Model: models/{modelNumber}@{modelVersion}. A model tuned from a base model is its own Model (its job
+   * number, version 1); a continued run without a new display name is the next version of its source's Model.
+   */
+  modelNumber: string;
+  modelVersion: number;
   state: TunedModelState;
   createTime: string;
   updateTime: string;
@@ -108,7 +124,10 @@ export interface StepMetric {
   step: number;
   epoch: number;
   loss: number;
+  /** Supervised: next-token accuracy. Preference: reward accuracy (pairs whose chosen completion won). */
   accuracy: number;
+  /** Preference only: the mean reward margin. */
+  rewardMargin?: number;
   predictions: number;
   time: string;
 }
