@@ -72,7 +72,7 @@ for (const dialect of dialects) {
       const model = modelFor('round-trip', { temperature: 0.123456789, labels: { a: 'b' } });
       await store.insert(model, examplesJson, examplesJson);
       const read = await store.get('round-trip');
-      assert.deepEqual(read as unknown, { ...model, dataStats: undefined, sourceTunedModel: undefined, preTunedModel: undefined, sourceAdapterKey: undefined, startTime: undefined, completeTime: undefined, error: undefined, trainingDatasetUri: undefined, validationDatasetUri: undefined, adapterKey: undefined });
+      assert.deepEqual(read as unknown, { ...model, dataStats: undefined, sourceTunedModel: undefined, preTunedModel: undefined, sourceAdapterKey: undefined, startTime: undefined, completeTime: undefined, error: undefined, trainingDatasetUri: undefined, validationDatasetUri: undefined, adapterKey: undefined, defaultCheckpointId: undefined, exportLastCheckpointOnly: undefined, customBaseModel: undefined, outputUri: undefined });
       assert.equal(read!.temperature, 0.123456789, 'floats keep double precision');
       assert.equal((await store.get(model.jobNumber))?.id, 'round-trip');
       assert.deepEqual(await store.examples('round-trip', 'training'), examples);
