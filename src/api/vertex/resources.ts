@@ -10,6 +10,7 @@
 //   - DELETE endpoints/{n} is refused as Vertex refuses an endpoint that still has a deployed model
 //     (FAILED_PRECONDITION); delete the model instead.
 // Another project's resources, and those of jobs that did not succeed, answer 404 exactly like missing ones.
+// resourceMethods serves both transports: the REST routes and gRPC's EndpointService and ModelService.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Services } from '../../service/services.js';
 import { ServiceError, invalidArgument, notFound } from '../../service/errors.js';
@@ -17,9 +18,9 @@ import { operationId } from '../../service/tuning/ids.js';
 import { now, type TunedModel } from '../../service/tuning/tuned-model.js';
 import type { TunedCheckpoint } from '../../service/tuning/checkpoints.js';
 import { bodyChecker } from '../check-body.js';
-import { wireOptions } from '../proto-json.js';
+import { wireOptions, type WireOptions } from '../proto-json.js';
 import { parseFilter, type FilterFields } from './filter.js';
-import { defaultVersionAlias, parseVertexVersion, splitCustomMethod, type LocationParams } from './names.js';
+import { defaultVersionAlias, parseVertexVersion, splitCustomMethod, type LocationParams, type VertexVersion } from './names.js';
 import { ListQuery, UpdateModelBody, UpdateModelQuery, checkpointWire, deleteOperationWire, endpointWire, modelWire } from './resource-wire.js';
 
 export type ResourceKind = 'Endpoint' | 'Model';
@@ -115,96 +116,114 @@ const filterFields: Record<ResourceKind, FilterFields> = {
 
 type ResourceParams = LocationParams & { id: string };
 
+/** Where a list or a resource lives: the caller's project (auth has checked the path's), a location, a version. */
+export interface ResourceParent {
+  version: VertexVersion;
+  project: string;
+  location: string;
+}
+
 const checkUpdateModel = bodyChecker(UpdateModelBody, 'Send a Model: {"defaultCheckpointId": "2"} with ?updateMask=defaultCheckpointId.');
 
 /** UpdateModel's mask paths Attune can change, in either case. */
 const updatableModelFields = { default_checkpoint_id: 'defaultCheckpointId', display_name: 'displayName', description: 'description' } as const;
 
-export function resourceRoutes(app: FastifyInstance, services: Services): void {
-  const base = '/:version/projects/:project/locations/:location';
-  const modelOf = (request: FastifyRequest<{ Params: ResourceParams }>, id = request.params.id) => {
-    parseVertexVersion(request.params.version);
-    return tunedModelOfResource(services, request.project, 'Model', id, request.params.location);
-  };
-  const modelResource = async (model: TunedModel, request: FastifyRequest, defaults?: Set<string>) =>
-    modelWire(model, wireOptions(request), await services.tuning.checkpoints(model), (defaults ?? (await defaultVersions(services, request.project))).has(model.id));
-
-  for (const kind of ['Endpoint', 'Model'] as const) {
-    const collection = collections[kind];
-
-    app.get<{ Params: LocationParams; Querystring: ListQuery }>(`${base}/${collection}`, { schema: { querystring: ListQuery } }, async (request) => {
-      parseVertexVersion(request.params.version);
-      const { pageSize, pageToken, filter, orderBy } = request.query;
+/**
+ * Endpoints and models get, list and delete, models update and listCheckpoints, free of any transport: the HTTP
+ * routes below and gRPC's EndpointService and ModelService (api/grpc/vertex.ts) call these.
+ */
+export function resourceMethods(services: Services) {
+  const modelOf = ({ project, location }: ResourceParent, id: string) => tunedModelOfResource(services, project, 'Model', id, location);
+  const modelResource = async (model: TunedModel, options: WireOptions, defaults?: Set<string>) =>
+    modelWire(model, options, await services.tuning.checkpoints(model), (defaults ?? (await defaultVersions(services, model.project))).has(model.id));
+  return {
+    async list(kind: ResourceKind, parent: ResourceParent, { pageSize, pageToken, filter, orderBy }: ListQuery, options: WireOptions) {
+      const collection = collections[kind];
       if (orderBy?.trim() && !/^\s*create_time\s+desc\s*$/i.test(orderBy)) {
         throw invalidArgument(`orderBy ${JSON.stringify(orderBy)} is not supported: ${collection} are listed newest first ("create_time desc").`, 'order_by');
       }
       const matches = parseFilter(filter, filterFields[kind]);
-      const { location } = request.params;
       // A Model is listed once, as its default version; each version has its own Endpoints, one per checkpoint.
-      const defaults = await defaultVersions(services, request.project);
-      const listed = (m: TunedModel) => m.location === location && hasVertexResources(m) && (kind === 'Endpoint' || defaults.has(m.id)) && matches(m);
-      const page = await services.tuning.listMatching(request.project, listed, pageSize, pageToken);
+      const defaults = await defaultVersions(services, parent.project);
+      const listed = (m: TunedModel) => m.location === parent.location && hasVertexResources(m) && (kind === 'Endpoint' || defaults.has(m.id)) && matches(m);
+      const page = await services.tuning.listMatching(parent.project, listed, pageSize, pageToken);
       // A page holds whole tuned models: an endpoint list gives each model's endpoints together, newest checkpoint first.
       const items =
-        kind === 'Model' ? await Promise.all(page.items.map((m) => modelResource(m, request, defaults)))
+        kind === 'Model' ? await Promise.all(page.items.map((m) => modelResource(m, options, defaults)))
         : (await Promise.all(page.items.map(async (m) => (await endpointsOf(services, m)).reverse().map(endpointWire)))).flat();
       return { [collection]: items.length ? items : undefined, nextPageToken: page.nextPageToken };
-    });
-  }
+    },
 
-  app.get<{ Params: ResourceParams }>(`${base}/endpoints/:id`, async (request) => {
-    parseVertexVersion(request.params.version);
-    return endpointWire(await endpointOf(services, request.project, request.params.id, request.params.location));
-  });
+    get: async (kind: ResourceKind, parent: ResourceParent, id: string, options: WireOptions) =>
+      kind === 'Endpoint' ? endpointWire(await endpointOf(services, parent.project, id, parent.location)) : modelResource(await modelOf(parent, id), options),
 
-  app.get<{ Params: ResourceParams; Querystring: ListQuery }>(`${base}/models/:id`, { schema: { querystring: ListQuery } }, async (request) => {
-    const { id, verb } = splitCustomMethod(request.params.id);
-    if (verb === 'listCheckpoints') {
-      // ListModelVersionCheckpoints: every checkpoint on one page (a run keeps at most about 11).
-      const checkpoints = await services.tuning.checkpoints(await modelOf(request, id));
+    /** ListModelVersionCheckpoints: every checkpoint on one page (a run keeps at most about 11). */
+    async listCheckpoints(parent: ResourceParent, id: string) {
+      const checkpoints = await services.tuning.checkpoints(await modelOf(parent, id));
       return { checkpoints: checkpoints.length ? checkpoints.map(checkpointWire) : undefined };
-    }
-    if (verb) throw notFound(`Method not found: GET ${request.url.split('?')[0]}`);
-    return modelResource(await modelOf(request), request);
-  });
+    },
 
-  app.patch<{ Params: ResourceParams; Querystring: UpdateModelQuery }>(`${base}/models/:id`, { schema: { querystring: UpdateModelQuery } }, async (request) => {
-    const model = await modelOf(request);
-    const body = checkUpdateModel(request.body);
-    const paths = (request.query.updateMask ?? '').split(',').map((p) => p.trim()).filter(Boolean);
-    if (paths.length === 0) throw invalidArgument(`updateMask is required: one or more of ${Object.values(updatableModelFields).join(', ')}.`, 'update_mask');
-    let updated = model;
-    for (const path of paths) {
-      const field = updatableModelFields[path.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) as keyof typeof updatableModelFields];
-      if (!field) throw invalidArgument(`updateMask path ${JSON.stringify(path)} cannot be changed; Attune updates ${Object.values(updatableModelFields).join(', ')}.`, 'update_mask');
-      if (field === 'defaultCheckpointId') {
-        if (!body.defaultCheckpointId) throw invalidArgument('model.defaultCheckpointId is required when updateMask names it.', 'model.default_checkpoint_id');
-        updated = await services.tuning.setDefaultCheckpoint(request.project, model.id, body.defaultCheckpointId);
-      } else {
-        updated = await services.tuning.patch(request.project, model.id, { [field]: body[field] ?? '' });
+    /** UpdateModel: defaultCheckpointId (the checkpoint the version serves), displayName, description. */
+    async update(parent: ResourceParent, id: string, updateMask: string[], model: unknown, options: WireOptions) {
+      const target = await modelOf(parent, id);
+      const body = checkUpdateModel(model);
+      const paths = updateMask.map((p) => p.trim()).filter(Boolean);
+      if (paths.length === 0) throw invalidArgument(`updateMask is required: one or more of ${Object.values(updatableModelFields).join(', ')}.`, 'update_mask');
+      let updated = target;
+      for (const path of paths) {
+        const field = updatableModelFields[path.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) as keyof typeof updatableModelFields];
+        if (!field) throw invalidArgument(`updateMask path ${JSON.stringify(path)} cannot be changed; Attune updates ${Object.values(updatableModelFields).join(', ')}.`, 'update_mask');
+        if (field === 'defaultCheckpointId') {
+          if (!body.defaultCheckpointId) throw invalidArgument('model.defaultCheckpointId is required when updateMask names it.', 'model.default_checkpoint_id');
+          updated = await services.tuning.setDefaultCheckpoint(parent.project, target.id, body.defaultCheckpointId);
+        } else {
+          updated = await services.tuning.patch(parent.project, target.id, { [field]: body[field] ?? '' });
+        }
       }
-    }
-    return modelResource(updated, request);
-  });
+      return modelResource(updated, options);
+    },
 
-  for (const kind of ['Endpoint', 'Model'] as const) {
-    app.delete<{ Params: ResourceParams }>(`${base}/${collections[kind]}/:id`, async (request) => {
-      const version = parseVertexVersion(request.params.version);
+    async delete(kind: ResourceKind, { version, project, location }: ResourceParent, id: string) {
       if (kind === 'Endpoint') {
-        const { model } = await endpointOf(services, request.project, request.params.id, request.params.location);
+        const { model } = await endpointOf(services, project, id, location);
         throw new ServiceError(
           'FAILED_PRECONDITION',
-          `Endpoint ${request.params.id} has a deployed model (models/${model.modelNumber}@${model.modelVersion}), and Attune does not undeploy models. ` +
+          `Endpoint ${id} has a deployed model (models/${model.modelNumber}@${model.modelVersion}), and Attune does not undeploy models. ` +
             `Delete the model, DELETE /${version}/projects/${model.project}/locations/${model.location}/models/${model.modelNumber}, which deletes its endpoints with it.`,
         );
       }
-      const model = await modelOf(request);
-      if (request.params.id.includes('@')) {
-        throw invalidArgument(`DeleteModel takes the model's name without a version: models/${model.modelNumber}.`, 'name');
-      }
+      const model = await modelOf({ version, project, location }, id);
+      if (id.includes('@')) throw invalidArgument(`DeleteModel takes the model's name without a version: models/${model.modelNumber}.`, 'name');
       // A Model goes with all its versions, each a tuned model with its endpoints.
-      for (const each of await services.tuning.store.modelVersions(request.project, model.modelNumber)) await services.tuning.delete(request.project, each.id);
+      for (const each of await services.tuning.store.modelVersions(project, model.modelNumber)) await services.tuning.delete(project, each.id);
       return deleteOperationWire(`projects/${model.project}/locations/${model.location}`, operationId(), version, now());
+    },
+  };
+}
+
+export function resourceRoutes(app: FastifyInstance, services: Services): void {
+  const base = '/:version/projects/:project/locations/:location';
+  const methods = resourceMethods(services);
+  const parentOf = (request: FastifyRequest<{ Params: LocationParams }>): ResourceParent => ({
+    version: parseVertexVersion(request.params.version),
+    project: request.project,
+    location: request.params.location,
+  });
+
+  for (const kind of ['Endpoint', 'Model'] as const) {
+    const collection = collections[kind];
+    app.get<{ Params: LocationParams; Querystring: ListQuery }>(`${base}/${collection}`, { schema: { querystring: ListQuery } }, async (request) =>
+      methods.list(kind, parentOf(request), request.query, wireOptions(request)),
+    );
+    app.get<{ Params: ResourceParams }>(`${base}/${collection}/:id`, async (request) => {
+      const { id, verb } = splitCustomMethod(request.params.id);
+      if (kind === 'Model' && verb === 'listCheckpoints') return methods.listCheckpoints(parentOf(request), id);
+      if (verb) throw notFound(`Method not found: GET ${request.url.split('?')[0]}`);
+      return methods.get(kind, parentOf(request), id, wireOptions(request));
     });
+    app.delete<{ Params: ResourceParams }>(`${base}/${collection}/:id`, async (request) => methods.delete(kind, parentOf(request), request.params.id));
   }
+  app.patch<{ Params: ResourceParams; Querystring: UpdateModelQuery }>(`${base}/models/:id`, { schema: { querystring: UpdateModelQuery } }, async (request) =>
+    methods.update(parentOf(request), request.params.id, (request.query.updateMask ?? '').split(','), request.body, wireOptions(request)),
+  );
 }

@@ -162,9 +162,25 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('metrics').addColumn('reward_margin', 'double precision').execute();
       },
     },
+    // Sharing: a tuned model's grants to other projects or to everyone (its owner is its project).
+    '0006_permissions': {
+      async up(db: Db) {
+        await db.schema
+          .createTable('permissions')
+          .addColumn('tuned_model_id', 'text', (c) => c.notNull())
+          .addColumn('grantee', 'text', (c) => c.notNull())
+          .addColumn('grantee_type', 'text', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('create_time', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('permissions_pkey', ['tuned_model_id', 'grantee'])
+          .execute();
+        // Lists ask which models a project, or everyone, was granted.
+        await db.schema.createIndex('permissions_by_grantee').on('permissions').columns(['grantee', 'role']).execute();
+      },
+    },
     // A tuned model's checkpoints (each an adapter with an endpoint of its own), its default one, and Vertex's
     // open-model fields (customBaseModel, outputUri) and exportLastCheckpointOnly.
-    '0006_tuned_checkpoints': {
+    '0007_tuned_checkpoints': {
       async up(db: Db) {
         await db.schema
           .createTable('tuned_checkpoints')

@@ -112,6 +112,21 @@ export interface JobTable {
   checkpoint_time: string | null;
 }
 
+/**
+ * A tuned model's grants (Gemini PermissionService): one per grantee, a project or everyone. The owner holds no
+ * row: it is the model's project.
+ */
+export interface PermissionTable {
+  tuned_model_id: string;
+  /** The project granted, or '*' for everyone (project ids cannot contain '*'). */
+  grantee: string;
+  /** USER | GROUP | EVERYONE, as the grant was asked for (a project is named the same by either). */
+  grantee_type: string;
+  /** WRITER | READER */
+  role: string;
+  create_time: string;
+}
+
 /** The order in which projects were last served (a counter): the project served longest ago goes next. */
 export interface ProjectTurnTable {
   project: string;
@@ -156,5 +171,6 @@ export interface Schema {
   leases: LeaseTable;
   workers: WorkerTable;
   project_turns: ProjectTurnTable;
+  permissions: PermissionTable;
   tuned_checkpoints: TunedCheckpointTable;
 }

@@ -109,6 +109,13 @@ export interface ListPosition {
   id: string;
 }
 
+/**
+ * Which models a Gemini list shows a project, one condition or several (all must hold): `owned` its own;
+ * `readable` its own and those granted to it; `writable` its own and those it may update; `everyone` those
+ * granted to everyone, whoever owns them.
+ */
+export type ListScope = { project: string; show: ('owned' | 'readable' | 'writable' | 'everyone')[] };
+
 export class TunedModelStore {
   constructor(
     private readonly db: Kysely<Schema>,
@@ -184,13 +191,32 @@ export class TunedModelStore {
    * A page of a project's models, oldest first, after a position (keyset paging, so models created or
    * deleted between pages neither repeat nor vanish). `text` filters on display name and description.
    */
-  async list(project: string, after: ListPosition | undefined, limit: number, text?: string): Promise<TunedModel[]> {
+  async list(scope: ListScope, after: ListPosition | undefined, limit: number, text?: string): Promise<TunedModel[]> {
     const like = `%${(text ?? '').replace(/[%_]/g, '')}%`;
     // SQLite's LIKE ignores ASCII case; PostgreSQL's ILIKE is the same match.
     const op = this.dialect === 'postgres' ? 'ilike' : 'like';
     const { createTime = '', id = '' } = after ?? {};
+    const { project } = scope;
     const rows = await this.selectModels()
-      .where('m.project', '=', project)
+      .where((eb) => {
+        const granted = (grantee: string, roles: string[]) =>
+          eb.exists(
+            eb
+              .selectFrom('permissions as p')
+              .select('p.tuned_model_id')
+              .whereRef('p.tuned_model_id', '=', 'm.id')
+              .where('p.grantee', '=', grantee)
+              .where('p.role', 'in', roles),
+          );
+        const owned = eb('m.project', '=', project);
+        const conditions = {
+          owned,
+          readable: eb.or([owned, granted(project, ['READER', 'WRITER'])]),
+          writable: eb.or([owned, granted(project, ['WRITER'])]),
+          everyone: granted('*', ['READER']),
+        };
+        return eb.and(scope.show.map((s) => conditions[s]));
+      })
       .where((eb) => eb.or([eb('m.display_name', op, like), eb('m.description', op, like)]))
       .where((eb) => eb.or([eb('m.create_time', '>', createTime), eb.and([eb('m.create_time', '=', createTime), eb('m.id', '>', id)])]))
       .orderBy('m.create_time')
@@ -221,7 +247,7 @@ export class TunedModelStore {
     await atomically(this.db, async (trx) => {
       // The job row first: deleting it waits for a fenced write under way (which holds the row) to commit, and
       // fences out those after; the metrics are deleted after that write, so none outlives the model.
-      for (const table of ['jobs', 'leases', 'metrics', 'datasets', 'tuned_checkpoints'] as const) await trx.deleteFrom(table).where('tuned_model_id', '=', id).execute();
+      for (const table of ['jobs', 'leases', 'metrics', 'datasets', 'permissions', 'tuned_checkpoints'] as const) await trx.deleteFrom(table).where('tuned_model_id', '=', id).execute();
       await trx.deleteFrom('tuned_models').where('id', '=', id).execute();
     });
   }

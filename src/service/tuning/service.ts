@@ -22,7 +22,8 @@ import type { ArtifactStore } from '../storage/artifacts.js';
 import { isUniqueViolation, type Database } from '../store/database.js';
 import type { EventBus, ServiceEvent } from '../store/events.js';
 import type { JobQueue, Lease } from '../store/jobs.js';
-import type { ListPosition, TunedModelStore } from '../store/tuned-models.js';
+import type { ListPosition, ListScope, TunedModelStore } from '../store/tuned-models.js';
+import { everyone, type PermissionStore } from '../store/permissions.js';
 import type { Schema } from '../store/schema.js';
 import type { Kysely } from 'kysely';
 import { loadDataset, type DatasetSource } from './datasets.js';
@@ -95,6 +96,10 @@ export interface Page<T> {
   nextPageToken?: string;
 }
 
+/** Roles on a tuned model, each a superset of the one before (permission.proto): use; update and share; delete and transfer. */
+export type Role = 'READER' | 'WRITER' | 'OWNER';
+const roleRank: Record<Role, number> = { READER: 1, WRITER: 2, OWNER: 3 };
+
 const alreadyExists = (id: string) => new ServiceError('ALREADY_EXISTS', `Tuned model tunedModels/${id} already exists.`);
 
 export class TuningService {
@@ -103,6 +108,7 @@ export class TuningService {
   constructor(
     private readonly database: Database,
     readonly store: TunedModelStore,
+    readonly permissions: PermissionStore,
     private readonly jobs: JobQueue,
     readonly registry: BaseModelRegistry,
     readonly objects: ObjectStore,
@@ -455,14 +461,44 @@ export class TuningService {
    */
   async get(project: string, id: string): Promise<TunedModel> {
     const model = await this.store.get(id);
-    if (!model || model.project !== project) throw new ServiceError('NOT_FOUND', `Tuned model tunedModels/${id} does not exist.`);
+    if (!model || model.project !== project) throw missingModel(id);
     return model;
   }
 
-  async list(project: string, pageSize?: number, pageToken?: string, filter?: string): Promise<Page<TunedModel>> {
+  /**
+   * A model the project may `action` (use, update, share, delete): its own, or one granted to it or to everyone.
+   * A model it holds no role on answers exactly like a missing one; one whose role is below `need`,
+   * PERMISSION_DENIED (the project can see it exists).
+   */
+  async access(project: string, id: string, need: Role, action: string): Promise<{ model: TunedModel; role: Role }> {
+    const model = await this.store.get(id);
+    if (!model) throw missingModel(id);
+    const role = await this.roleOf(model, project);
+    if (!role) throw missingModel(id);
+    if (roleRank[role] < roleRank[need]) {
+      throw new ServiceError(
+        'PERMISSION_DENIED',
+        `You do not have permission to ${action} tuned model tunedModels/${model.id}: that takes the ${need} role, and project ${project} is a ${role}.`,
+      );
+    }
+    return { model, role };
+  }
+
+  /** The project's role on the model: OWNER of its own, else the higher of its grant and everyone's, if any. */
+  async roleOf(model: TunedModel, project: string): Promise<Role | undefined> {
+    if (model.project === project) return 'OWNER';
+    let best: Role | undefined;
+    for (const grant of await this.permissions.grants(model.id)) {
+      if ((grant.grantee === project || grant.grantee === everyone) && (!best || roleRank[grant.role] > roleRank[best])) best = grant.role;
+    }
+    return best;
+  }
+
+  /** A page of the models a Gemini list shows (ListScope), oldest first; `text` searches display names and descriptions. */
+  async list(project: string, pageSize?: number, pageToken?: string, { show = ['owned'], text }: { show?: ListScope['show']; text?: string } = {}): Promise<Page<TunedModel>> {
     const size = pageSizeOf('gemini', pageSize);
     const after = pageToken ? decodePageToken(pageToken) : undefined;
-    const rows = await this.store.list(project, after, size + 1, filter?.replace(/\b\w+:me\b/g, '').trim());
+    const rows = await this.store.list({ project, show }, after, size + 1, text);
     const items = rows.slice(0, size);
     const last = items.at(-1);
     return { items, nextPageToken: rows.length > size && last ? encodePageToken({ createTime: last.createTime, id: last.id }) : undefined };
@@ -479,8 +515,9 @@ export class TuningService {
     return { items, nextPageToken: rows.length > size && last ? encodePageToken({ createTime: last.createTime, id: last.id }) : undefined };
   }
 
+  /** A WRITER's change (the owner's, or a project's the model is shared with as WRITER). */
   async patch(project: string, id: string, patch: TunedModelPatch): Promise<TunedModel> {
-    const model = await this.get(project, id);
+    const { model } = await this.access(project, id, 'WRITER', 'update');
     const maxName = tuningLimits.displayNameChars.gemini;
     if (patch.displayName !== undefined && [...patch.displayName].length > maxName) {
       throw invalidArgument(`displayName must be at most ${maxName} characters`, displayNameField.gemini);
@@ -728,6 +765,8 @@ const sourceField: Record<Surface, string> = { gemini: 'tuned_model.tuned_model_
 export function learningRateOf({ hyperparameters: h, tuningMethod }: Pick<TunedModel, 'hyperparameters' | 'tuningMethod'>): number {
   return h.learningRate ?? (h.learningRateMultiplier ?? 1) * baseLearningRateOf(tuningMethod);
 }
+
+const missingModel = (id: string) => new ServiceError('NOT_FOUND', `Tuned model tunedModels/${id} does not exist.`);
 
 const cancelledError = { code: 1, message: 'Operation cancelled.' };
 
