@@ -189,8 +189,17 @@ describe('intermediate checkpoints', { concurrency: false }, () => {
     assert.match(unknown.json.error.message, /checkpoints are 1, 2, 3, 4/);
     const field = await rest(`/v1/${resourceParent}/models/${number}?updateMask=artifactUri`, { method: 'PATCH', body: {} });
     assert.equal(field.status, 400, field.text);
-    const back = await rest(`/v1/${resourceParent}/models/${number}?updateMask=defaultCheckpointId`, { method: 'PATCH', body: { defaultCheckpointId: '4' } });
-    assert.equal(back.json.defaultCheckpointId, '4');
+    // The same over gRPC: ModelService.UpdateModel and (v1beta1) ListModelVersionCheckpoints.
+    const overGrpc = new aiplatform.v1beta1.ModelServiceClient(grpcClient());
+    try {
+      const [listedOverGrpc] = await overGrpc.listModelVersionCheckpoints({ name: `${resourceParent}/models/${number}` }, withKey());
+      assert.deepEqual(listedOverGrpc.map((c) => [c.checkpointId, String(c.epoch), String(c.step)]), [['1', '1', '4'], ['2', '2', '8'], ['3', '3', '12'], ['4', '4', '15']]);
+      const [back] = await overGrpc.updateModel({ model: { name: `${resourceParent}/models/${number}`, defaultCheckpointId: '4' }, updateMask: { paths: ['default_checkpoint_id'] } }, withKey());
+      assert.equal(back.defaultCheckpointId, '4');
+    } finally {
+      await overGrpc.close();
+    }
+    assert.equal((await rest(`/v1/${job.name}`)).json.tunedModel.endpoint, job.tunedModel.endpoint);
   });
 
   test('exportLastCheckpointOnly keeps the last checkpoint only', { timeout: 240_000 }, async () => {
