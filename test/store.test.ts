@@ -74,7 +74,7 @@ for (const dialect of dialects) {
       const model = modelFor('round-trip', { temperature: 0.123456789, labels: { a: 'b' } });
       await store.insert(model, examplesJson, examplesJson);
       const read = await store.get('round-trip');
-      assert.deepEqual(read as unknown, { ...model, dataStats: undefined, sourceTunedModel: undefined, preTunedModel: undefined, sourceAdapterKey: undefined, startTime: undefined, completeTime: undefined, error: undefined, trainingDatasetUri: undefined, validationDatasetUri: undefined, adapterKey: undefined });
+      assert.deepEqual(read as unknown, { ...model, dataStats: undefined, sourceTunedModel: undefined, preTunedModel: undefined, sourceAdapterKey: undefined, startTime: undefined, completeTime: undefined, error: undefined, trainingDatasetUri: undefined, validationDatasetUri: undefined, adapterKey: undefined, defaultCheckpointId: undefined, exportLastCheckpointOnly: undefined, customBaseModel: undefined, outputUri: undefined });
       assert.equal(read!.temperature, 0.123456789, 'floats keep double precision');
       assert.equal((await store.get(model.jobNumber))?.id, 'round-trip');
       assert.deepEqual(await store.examples('round-trip', 'training'), examples);
@@ -173,6 +173,31 @@ for (const dialect of dialects) {
       await store.truncateMetrics('metered', 2);
       assert.deepEqual((await store.metrics('metered', 'train')).map((m) => m.step), [1, 2]);
       assert.deepEqual(await store.metrics('metered', 'eval'), []);
+    });
+
+    test('tuned checkpoints: recorded again replaces the adapter (keeps the endpoint), found by endpoint, summed per project, deleted with the model', async (t) => {
+      const database = await openFresh(t, dialect);
+      const store = new TunedModelStore(database.db, dialect);
+      const model = modelFor('ckpt-model', { defaultCheckpointId: '1', exportLastCheckpointOnly: true, customBaseModel: 'gs://b/models/x/', outputUri: 'gs://b/out' });
+      await store.insert(model, examplesJson);
+      const stored = await store.get(model.id);
+      assert.equal(stored?.defaultCheckpointId, '1');
+      assert.equal(stored?.exportLastCheckpointOnly, true);
+      assert.equal(stored?.customBaseModel, 'gs://b/models/x/');
+      assert.equal(stored?.outputUri, 'gs://b/out');
+      const first = { checkpointId: '1', step: 4, epoch: 1, endpointNumber: jobNumber(), adapterKey: 'adapters/ckpt-model/1-step-4', bytes: 3_000_000_000, createTime: now() };
+      await store.putTunedCheckpoint(model.id, model.project, first);
+      await store.putTunedCheckpoint(model.id, model.project, { ...first, endpointNumber: jobNumber(), adapterKey: 'adapters/ckpt-model/2-step-4' });
+      await store.putTunedCheckpoint(model.id, model.project, { ...first, checkpointId: '2', step: 8, epoch: 2, endpointNumber: model.jobNumber, bytes: 0, adapterKey: 'adapters/ckpt-model/2' });
+      const listed = await store.tunedCheckpoints(model.id);
+      assert.deepEqual(listed.map((c) => [c.checkpointId, c.step, c.adapterKey]), [['1', 4, 'adapters/ckpt-model/2-step-4'], ['2', 8, 'adapters/ckpt-model/2']]);
+      assert.equal(listed[0]!.endpointNumber, first.endpointNumber, 'the endpoint stays');
+      assert.deepEqual(await store.checkpointOfEndpoint(first.endpointNumber), { tunedModelId: model.id, checkpointId: '1' });
+      assert.equal(await store.checkpointBytes(model.project), 3_000_000_000); // past 2^31: bigint on PostgreSQL
+      assert.equal(await store.checkpointBytes('another'), 0);
+      await store.delete(model.id);
+      assert.deepEqual(await store.tunedCheckpoints(model.id), []);
+      assert.equal(await store.checkpointOfEndpoint(first.endpointNumber), undefined);
     });
 
     test('a model and its job are stored in one transaction: a failure stores neither', async (t) => {

@@ -59,6 +59,8 @@ export interface Candidate {
   project: string;
   baseModel: string;
   baseDir: string;
+  /** Set when the base model is a folder in the object store (Vertex customBaseModel): baseDir is it. */
+  customBaseModel?: string;
   hyperparameters: string;
 }
 
@@ -180,14 +182,14 @@ export class JobQueue {
     for (let look = 0; look < 3; look++) {
       const rows = await this.claimable(this.db, deadWorkers)
         .innerJoin('tuned_models as m', 'm.id', 'j.tuned_model_id')
-        .select(['j.tuned_model_id', 'm.project', 'm.base_model', 'm.base_dir', 'm.hyperparameters'])
+        .select(['j.tuned_model_id', 'm.project', 'm.base_model', 'm.base_dir', 'm.custom_base_model', 'm.hyperparameters'])
         .limit(candidates)
         .execute();
       if (rows.length === 0) return undefined;
       const holdable: string[] = [];
       for (const row of rows) {
         const verdict = canHold
-          ? await canHold({ tunedModelId: row.tuned_model_id, project: row.project, baseModel: row.base_model, baseDir: row.base_dir, hyperparameters: row.hyperparameters })
+          ? await canHold({ tunedModelId: row.tuned_model_id, project: row.project, baseModel: row.base_model, baseDir: row.base_dir, customBaseModel: row.custom_base_model ?? undefined, hyperparameters: row.hyperparameters })
           : true;
         if (verdict === true) holdable.push(row.tuned_model_id);
       }
