@@ -286,7 +286,7 @@ describe('Vertex endpoints and models', { concurrency: false }, () => {
     assertRpcError(await rest(`${parent()}/publishers/google/models/no-such-model:computeTokens`, { method: 'POST', body: { contents: [{ parts: [{ text: 'x' }] }] } }), 404, 'NOT_FOUND');
   });
 
-  test('a job that has not succeeded names no model or endpoint: 404 while it runs and after a cancel that kept its adapter', async () => {
+  test('a running job names no model or endpoint (404); once cancelled after it trained, it keeps what it reached: model, endpoint and checkpoint', async () => {
     const created = await rest(`${parent('v1beta1')}/tuningJobs`, {
       method: 'POST',
       body: { baseModel, tunedModelDisplayName: 'long run', supervisedTuningSpec: { trainingDatasetUri: `gs://${bucket}/train.jsonl`, hyperParameters: { epochCount: 500 } } },
@@ -315,8 +315,16 @@ describe('Vertex endpoints and models', { concurrency: false }, () => {
       const job = (await rest(`/v1/${created.json.name}`)).json;
       return job.state === 'JOB_STATE_CANCELLED' ? job : undefined;
     }, { intervalMs: 100 });
-    assert.equal(ended.tunedModel, undefined);
-    await noResources('cancelled');
+    // As at Vertex, the job stays CANCELLED (error code 1) and what it reached stays usable: the adapter at the step
+    // it stopped is its last checkpoint, on the job's own endpoint, and the Model's default.
+    assert.equal(ended.error.code, 1);
+    assert.equal(ended.tunedModel.model, `${modelOf({ number } as Job)}@1`);
+    assert.equal(ended.tunedModel.endpoint, `projects/${project}/locations/${location}/endpoints/${number}`);
+    assert.equal(ended.tunedModel.checkpoints.at(-1).endpoint, ended.tunedModel.endpoint);
+    assert.equal((await rest(`${parent()}/endpoints/${number}`)).status, 200);
+    const model = (await rest(`${parent()}/models/${number}`)).json;
+    assert.equal(model.defaultCheckpointId, ended.tunedModel.checkpoints.at(-1).checkpointId);
+    assert.equal((await rest(`${parent()}/endpoints/${number}:generateContent`, { method: 'POST', body: generate })).status, 200);
     // The adapter it kept is still the Gemini API's tuned model, and the Gemini API deletes it.
     const gemini = await rest(`/v1beta/tunedModels/${number}`);
     assert.equal(gemini.json.state, 'ACTIVE', gemini.text);

@@ -68,6 +68,7 @@ async function openCore(config: ServiceConfig): Promise<WorkerServices> {
     const jobs = new JobQueue(database.db, database.dialect);
     const registry = new BaseModelRegistry(config.dataDir);
     const objects = new ObjectStore(storageRoot, limits);
+    objects.alsoCount((project) => store.checkpointBytes(project)); // checkpoints share the storage quota
     void objects.sweepTemporaryFiles().catch((error) => console.error("attune: sweeping the object store's temporary files:", error));
     const cpu = new CpuPool();
     const requested = { device: config.device, dtype: config.dtype };

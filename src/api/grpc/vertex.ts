@@ -92,6 +92,7 @@ function versionHandlers(services: Services, root: protobuf.Root, auth: GrpcAuth
   const prediction = root.lookupService(`${packageName}.PredictionService`);
   const utility = root.lookupService(`${packageName}.LlmUtilityService`);
 
+  const modelService = root.lookupService(`${packageName}.ModelService`);
   return [
     [
       root.lookupService(`${packageName}.GenAiTuningService`),
@@ -124,12 +125,25 @@ function versionHandlers(services: Services, root: protobuf.Root, auth: GrpcAuth
       },
     ],
     [
-      root.lookupService(`${packageName}.ModelService`),
+      modelService,
       {
         GetModel: async ({ name }, call) => {
           const { parent, id } = await resourceOf(name, call, 'models');
           return resources.get('Model', parent, id, wire);
         },
+        UpdateModel: async ({ model, updateMask }, call) => {
+          const { parent, id } = await resourceOf((model as { name?: unknown } | undefined)?.name, call, 'models');
+          // A FieldMask is a comma-separated string in proto3 JSON.
+          const paths = typeof updateMask === 'string' ? updateMask.split(',') : [];
+          return resources.update(parent, id, paths, model ?? {}, wire);
+        },
+        // v1beta1 only: ListModelVersionCheckpoints.
+        ...(modelService.methods.ListModelVersionCheckpoints && {
+          ListModelVersionCheckpoints: async ({ name }: { name?: unknown }, call: GrpcCall) => {
+            const { parent, id } = await resourceOf(name, call, 'models');
+            return resources.listCheckpoints(parent, id);
+          },
+        }),
         ListModels: async (request, call) => resources.list('Model', await listParent(request, call), listQuery(request), wire),
         DeleteModel: async ({ name }, call) => {
           const { parent, id } = await resourceOf(name, call, 'models');

@@ -7,6 +7,7 @@ import { cancelJob, dataStatsOf, jobsPath } from '../api/vertex';
 import { CopyBlock } from '../components/copy-block';
 import { DataStats } from '../components/data-stats';
 import { ExportPanel } from '../components/export-panel';
+import { CheckpointsPanel } from '../components/checkpoints-panel';
 import { SharingPanel } from '../components/sharing-panel';
 import { ConfirmDialog } from '../components/dialog';
 import { ErrorBanner } from '../components/error-banner';
@@ -141,6 +142,7 @@ export function DetailsPage({ id }: { id: string }) {
         </section>
       </div>
       <JobEvents id={id} job={job} />
+      {hasAdapter(job) && <CheckpointsPanel id={id} job={job} onChanged={() => setGeneration((g) => g + 1)} />}
       {hasAdapter(job) && <ExportPanel id={id} />}
       {hasAdapter(job) && (
         <SharingPanel

@@ -340,7 +340,7 @@ export class Scheduler {
         await this.removeCheckpoints(id);
         return this.end(run);
       }
-      run.baseDir = this.capacity.baseDirOf(model.baseModel, model.baseDir) ?? model.baseDir;
+      run.baseDir = this.capacity.baseDirOf(model.baseModel, model.baseDir, model.customBaseModel) ?? model.baseDir;
       await fs.rm(run.scratch, { recursive: true, force: true });
       await fs.mkdir(path.join(run.scratch, 'adapter'), { recursive: true });
       if (job.checkpoint) await this.restoreCheckpoint(run, job.checkpoint.key);
@@ -350,7 +350,7 @@ export class Scheduler {
       this.log(`could not start job ${id}: ${(error as Error).message}`);
       if (isUnavailable(error)) {
         // The database or the storage is away: give the job back for later.
-        await this.persist(run, () => this.jobs.release(lease, { cleanly: true }));
+        await this.release(run, { cleanly: true });
       } else {
         // Something of the job itself (its stored datasets) stops it: it fails alone, the worker goes on.
         await this.persist(run, () => this.tuning.failed(lease, `Training failed: the run could not be started: ${(error as Error).message}`, 13));
@@ -367,7 +367,7 @@ export class Scheduler {
     const validation = await this.tuning.store.examples(id, 'validation');
     run.exampleCount = examples.length;
     if (!this.accepting) {
-      await this.persist(run, () => this.jobs.release(run.lease, { cleanly: true }));
+      await this.release(run, { cleanly: true });
       return this.end(run);
     }
     run.attempt = await this.jobs.attemptStarted(run.lease);
@@ -389,6 +389,8 @@ export class Scheduler {
       seed: h.seed ?? trainingDefaults.seed,
       checkpointDir: path.join(run.scratch, 'checkpoint'),
       adapterDir: path.join(run.scratch, 'adapter'),
+      snapshotSteps: this.tuning.checkpointPlan(run.model).map((c) => c.step),
+      snapshotDir: path.join(run.scratch, 'snapshots'),
     };
     // A clean command line: the parent's own flags (-e, --test, --inspect) would make the child run them instead.
     const child = fork(trainingProcessPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [], env: this.childEnv() });
@@ -454,10 +456,20 @@ export class Scheduler {
       }
       case 'checkpoint':
         return void this.guarded(() => this.saveCheckpoint(run, child, message.step));
+      case 'snapshot':
+        return void this.guarded(() => this.saveSnapshot(run, child, message.step));
       case 'succeeded':
-        return this.recordOutcome(run, async () => this.tuning.succeeded(lease, await this.storeAdapter(run)));
+        return this.recordOutcome(run, async () => {
+          const key = await this.storeAdapter(run);
+          const problem = await this.writeOutput(run, key, 'adapter');
+          await (problem ? this.tuning.failed(lease, problem, 8) : this.tuning.succeeded(lease, key));
+        });
       case 'cancelled':
-        return this.recordOutcome(run, async () => this.tuning.cancelled(lease, message.adapterSaved ? await this.storeAdapter(run) : undefined));
+        return this.recordOutcome(run, async () => {
+          const key = message.adapterSaved ? await this.storeAdapter(run) : undefined;
+          if (key) await this.writeOutput(run, key, 'adapter'); // a cancelled run ends CANCELLED either way
+          await this.tuning.cancelled(lease, key);
+        });
       case 'failed':
         return this.recordOutcome(run, () => this.tuning.failed(lease, message.message, message.code));
       case 'stopped':
@@ -491,6 +503,39 @@ export class Scheduler {
     });
   }
 
+  /**
+   * Stores an intermediate adapter as one of the model's checkpoints (training waits meanwhile), under a key of
+   * this lease and step next to the model's adapter, then records it (fenced). One the project's storage quota
+   * has no room for is removed again and logged; the run goes on.
+   */
+  private async saveSnapshot(run: Run, child: ChildProcess, step: number): Promise<void> {
+    const id = run.lease.tunedModelId;
+    const key = `adapters/${id}/${run.lease.token}-step-${step}`;
+    const dir = path.join(run.scratch, 'snapshots', String(step));
+    const planned = this.tuning.checkpointPlan(run.model).find((c) => c.step === step);
+    try {
+      if (!planned) return;
+      const bytes = await directoryBytes(dir);
+      run.storing = this.withRetry(() => this.artifacts.putDirectory(key, dir), `storing checkpoint ${key}`, run);
+      await run.storing;
+      this.record(run, async () => {
+        const { outcome, replaced } = await this.tuning.checkpointReached(run.lease, { checkpointId: planned.checkpointId, step, adapterKey: key, bytes });
+        if (replaced) await this.artifacts.deletePrefix(replaced).catch(() => {});
+        if (outcome === 'over-quota') {
+          this.log(`job ${id}: checkpoint ${planned.checkpointId} (step ${step}) not kept: project ${run.model.project} has no room for it under storageBytesPerProject`);
+          await this.artifacts.deletePrefix(key).catch(() => {});
+        } else {
+          const problem = await this.writeOutput(run, key, `checkpoints/${planned.checkpointId}`);
+          if (problem) this.log(`job ${id}: ${problem}`);
+        }
+      });
+      await run.writes; // recorded (or the lease lost) before training goes on
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true }).catch(() => {});
+      if (run.child === child && child.connected) child.send({ type: 'snapshot-saved' } satisfies ParentMessage, () => {});
+    }
+  }
+
   /** Copies the recorded checkpoint to the scratch directory; one that is gone (removed as its run ended) means a fresh start. */
   private async restoreCheckpoint(run: Run, key: string): Promise<void> {
     const dir = path.join(run.scratch, 'checkpoint');
@@ -519,6 +564,17 @@ export class Scheduler {
     return key;
   }
 
+  /** Copies a stored adapter to the model's outputUri (Vertex); what went wrong, if something did (the quota, the bucket gone). */
+  private async writeOutput(run: Run, key: string, subfolder: string): Promise<string | undefined> {
+    if (!run.model.outputUri) return undefined;
+    try {
+      await this.tuning.writeOutput(run.model, key, subfolder);
+      return undefined;
+    } catch (error) {
+      return `the tuned adapter could not be written to outputUri ${run.model.outputUri}/${subfolder}: ${(error as Error).message}`;
+    }
+  }
+
   private async onExit(run: Run, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
     const id = run.lease.tunedModelId;
     if (run.child !== child) return;
@@ -527,12 +583,12 @@ export class Scheduler {
     const final = run.final;
     if (final && final.type !== 'stopped') {
       // Its outcome could not be recorded (nor the adapter stored): another claim runs it again from its checkpoint.
-      if (!run.recorded) await this.persist(run, () => this.jobs.release(run.lease, { cleanly: false }));
+      if (!run.recorded) await this.release(run, { cleanly: false });
       return this.end(run);
     }
     if (run.stopping || !this.accepting) {
       // Shutting down: the checkpoint is stored; the job goes back to the queue for any worker.
-      await this.persist(run, () => this.jobs.release(run.lease, { cleanly: final?.type === 'stopped' }));
+      await this.release(run, { cleanly: final?.type === 'stopped' });
       this.log(`released job ${id}${final?.type === 'stopped' ? ` at step ${final.completedSteps}` : ''}`);
       return this.end(run);
     }
@@ -557,11 +613,17 @@ export class Scheduler {
     return this.end(run);
   }
 
+  /** Gives the job back to the queue, and wakes every worker: a released job does not wait for their next poll. */
+  private async release(run: Run, { cleanly }: { cleanly: boolean }): Promise<void> {
+    await this.persist(run, () => this.jobs.release(run.lease, { cleanly }));
+    if (!run.lost) await this.events.publish({ type: 'queued' }).catch(() => {}); // a hint: polls find it anyway
+  }
+
   /** A new training process for the run, in the same slot and lease; it resumes from the local checkpoint. */
   private async relaunch(run: Run): Promise<void> {
     if (this.runs.get(run.lease.tunedModelId) !== run) return;
     if (!this.accepting || run.lost) {
-      if (!run.lost) await this.persist(run, () => this.jobs.release(run.lease, { cleanly: true }));
+      if (!run.lost) await this.release(run, { cleanly: true });
       return this.end(run);
     }
     try {
@@ -669,6 +731,12 @@ export class Scheduler {
       this.log(`${(error as Error)?.stack ?? String(error)}`);
     }
   }
+}
+
+async function directoryBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) if (entry.isFile()) total += (await fs.stat(path.join(dir, entry.name))).size;
+  return total;
 }
 
 function send(run: Run, message: ParentMessage): void {

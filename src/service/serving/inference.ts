@@ -98,6 +98,8 @@ export interface ModelRef {
   collection: 'tunedModels' | 'models';
   id: string;
   apiVersion: string;
+  /** One of a tuned model's checkpoints (a Vertex checkpoint endpoint); by default the one the model serves. */
+  checkpointId?: string;
 }
 
 /** generationConfig, validated by the caller; omitted fields take the model's defaults. */
@@ -284,7 +286,7 @@ export class InferenceService {
 
   /** Drops a tuned model's cached adapter (call when the model is deleted). */
   forgetTunedModel(id: string): void {
-    this.records.delete(id);
+    for (const name of this.records.keys()) if (name === id || name.startsWith(`${id}#`)) this.records.delete(name);
     for (const runner of this.runners) runner.forget(id);
   }
 
@@ -318,21 +320,24 @@ export class InferenceService {
       };
     }
     const model = await this.activeTunedModel(ref);
+    // Each checkpoint is an adapter of its own, resident and cached under its own name.
+    const checkpointId = ref.checkpointId ?? model.defaultCheckpointId;
+    const adapterName = checkpointId === undefined ? model.id : `${model.id}#${checkpointId}`;
     const base = await this.base(model.baseDir);
     let dir: string;
     let record: TuningRecord | undefined;
     let stamp: string;
     try {
       // The shared adapter (a mounted directory), or a local copy of a bucket's.
-      dir = await this.tuning.adapterDirectory(model);
-      ({ record, stamp } = await this.record(model.id, dir));
+      dir = await this.tuning.adapterDirectory(model, checkpointId);
+      ({ record, stamp } = await this.record(adapterName, dir));
     } catch (error) {
       base.release();
       throw new ServiceError('INTERNAL', `The adapter of tunedModels/${model.id} cannot be loaded: ${(error as Error).message}`);
     }
     const { tokenizer, transformer } = base.value.model;
     const adapter: AdapterRef = {
-      key: `${model.id}@${stamp}`,
+      key: `${adapterName}@${stamp}`,
       modelId: model.id,
       load: async () => (await loadTunedAdapterAsync(dir, transformer)).adapter,
     };

@@ -48,6 +48,27 @@ export interface TunedModelTable {
   operation_done: number;
   /** Where the adapter is in storage (adapters/<id>/<lease token>); set when the run saved one. */
   adapter_key: string | null;
+  /** The checkpoint the model serves (null: its last). */
+  default_checkpoint_id: string | null;
+  export_last_checkpoint_only: number;
+  /** Vertex customBaseModel: the gs:// folder of the base model it was tuned from. */
+  custom_base_model: string | null;
+  /** Vertex outputUri: the gs:// prefix its PEFT files are copied to. */
+  output_uri: string | null;
+}
+
+/** A tuned model's checkpoints: an adapter each, with an endpoint of its own. */
+export interface TunedCheckpointTable {
+  tuned_model_id: string;
+  checkpoint_id: string;
+  step: number;
+  epoch: number;
+  endpoint_number: string;
+  adapter_key: string;
+  bytes: number;
+  create_time: string;
+  /** The tuned model's project (the storage quota sums a project's checkpoints). */
+  project: string;
 }
 
 export interface DatasetTable {
@@ -151,4 +172,5 @@ export interface Schema {
   workers: WorkerTable;
   project_turns: ProjectTurnTable;
   permissions: PermissionTable;
+  tuned_checkpoints: TunedCheckpointTable;
 }
