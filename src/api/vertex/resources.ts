@@ -215,7 +215,8 @@ export function resourceRoutes(app: FastifyInstance, services: Services): void {
     app.get<{ Params: LocationParams; Querystring: ListQuery }>(`${base}/${collection}`, { schema: { querystring: ListQuery } }, async (request) =>
       methods.list(kind, parentOf(request), request.query, wireOptions(request)),
     );
-    app.get<{ Params: ResourceParams }>(`${base}/${collection}/:id`, async (request) => {
+    const customMethods = kind === 'Model' ? ['', 'listCheckpoints'] : [''];
+    app.get<{ Params: ResourceParams }>(`${base}/${collection}/:id`, { config: { customMethods } }, async (request) => {
       const { id, verb } = splitCustomMethod(request.params.id);
       if (kind === 'Model' && verb === 'listCheckpoints') return methods.listCheckpoints(parentOf(request), id);
       if (verb) throw notFound(`Method not found: GET ${request.url.split('?')[0]}`);
