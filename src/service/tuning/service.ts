@@ -4,7 +4,7 @@
 // on the event bus, so workers and every API server's streams hear of it.
 import { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import { totalStepsFor } from '../../engine/train/trainer.js';
-import { trainingDefaults } from '../../engine/train/defaults.js';
+import { baseLearningRate, trainingDefaults } from '../../engine/train/defaults.js';
 import { machineBudget, planTraining } from '../../engine/train/memory-plan.js';
 import { readModelConfig } from '../../engine/model/load.js';
 import { parameterCount } from '../../engine/model/config.js';
@@ -539,8 +539,7 @@ function resolveHyperparameters(
 }
 
 /** The learning rate a multiplier of 1.0 means for a tuning method. */
-export const baseLearningRateOf = (method: TuningMethod): number =>
-  method === 'preference' ? tuningDefaults.preferenceBaseLearningRate : tuningDefaults.baseLearningRate;
+export const baseLearningRateOf = (method: TuningMethod): number => baseLearningRate(method);
 
 /** Request fields named in errors, per surface. */
 const displayNameField: Record<Surface, string> = { gemini: 'tuned_model.display_name', vertex: 'tuning_job.tuned_model_display_name' };
