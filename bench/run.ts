@@ -4,7 +4,8 @@
 // bfloat16 autocast, eager and fused (SDPA) attention, 1 and 2 threads. Every measurement runs in its own
 // process, one at a time, so peak RSS is its own and the cores are not shared. The reference is the
 // newest PyTorch here: .venv-torch (scripts/setup-reference.sh), else Debian's python3-torch.
-// --only also takes soak, seed-job, healthz, serving (bench/serving.ts) and queue (bench/queue.ts).
+// --only also takes soak, seed-job, healthz, serving (bench/serving.ts; serving-throughput or
+// serving-fairness for one part of it, --serving-shapes a,b for some of its shapes) and queue (bench/queue.ts).
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { totalmem } from 'node:os';
@@ -14,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { benchShapes, type BenchShape } from './shapes.js';
 import { createToActiveSeconds } from './tune-latency.js';
 import { queueBenchmark } from './queue.js';
-import { servingFigures } from './serving.js';
+import { servingFigures, servingShapes } from './serving.js';
 import { healthzLatency } from './healthz-latency.js';
 import { parseModelConfig, parameterCount } from '../src/engine/model/config.js';
 import { libtorchVersion } from '../src/engine/tensor/index.js';
@@ -26,16 +27,22 @@ const referenceScript = path.join(packageRoot, 'bench', 'reference', 'llama_lora
 const venvPython = path.join(packageRoot, '.venv-torch', 'bin', 'python');
 const python = process.env.ATTUNE_BENCH_PYTHON ?? (existsSync(venvPython) ? venvPython : '/usr/bin/python3');
 
-const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, 'serving-shapes': { type: 'string' } } });
 const quick = values.quick ?? false;
 const only = values.only?.split(',');
-const extras = ['soak', 'seed-job', 'healthz', 'serving', 'queue'];
+const extras = ['soak', 'seed-job', 'healthz', 'serving', 'serving-throughput', 'serving-fairness', 'queue'];
 const unknown = only?.filter((name) => !extras.includes(name) && !benchShapes.some((s) => s.name === name));
 if (unknown?.length) {
   console.error(`unknown shape ${unknown.join(', ')}; shapes: ${benchShapes.map((s) => s.name).join(', ')}, ${extras.join(', ')}`);
   process.exit(2);
 }
 const selected = (name: string) => !only || only.includes(name);
+const servingShapesChosen = values['serving-shapes']?.split(',') ?? servingShapes;
+const unknownServing = servingShapesChosen.filter((name) => !servingShapes.includes(name));
+if (unknownServing.length) {
+  console.error(`unknown serving shape ${unknownServing.join(', ')}; serving shapes: ${servingShapes.join(', ')}`);
+  process.exit(2);
+}
 
 type Line = Record<string, unknown>;
 
@@ -151,7 +158,13 @@ if (selected('soak')) {
   });
 }
 
-if (selected('serving')) for (const line of servingFigures({ measureScript, referenceScript, python })) emit(line);
+{
+  const throughput = selected('serving') || selected('serving-throughput');
+  const fairness = selected('serving') || selected('serving-fairness');
+  if (throughput || fairness) {
+    for (const line of servingFigures({ measureScript, referenceScript, python }, { throughput, fairness, shapes: servingShapesChosen })) emit(line);
+  }
+}
 
 // The Gemini API seed job end to end: create → ACTIVE through HTTP and a worker process (target < 5 s).
 if (selected('seed-job')) {

@@ -3,6 +3,7 @@
 // continuous scheduler or the earlier swap-per-batch one) with streaming, exactly as the server runs them
 // minus HTTP. The PyTorch reference (bench/reference/llama_lora_bench.py --mode serve) builds the same
 // requests from the same formulas; keep the two equal.
+import { setMaxListeners } from 'node:events';
 import { manualSeed, noGrad } from '../src/engine/tensor/index.js';
 import { LoraAdapter, loraConfig } from '../src/engine/lora/lora.js';
 import { embeddedBaseModelDir, type BaseModel } from '../src/engine/base-model.js';
@@ -79,6 +80,7 @@ export function benchRunner(base: BaseModel, scheduler: SchedulerKind, queue = {
     maxAdapters: inferenceDefaults.maxAdapters,
     kvCacheBytes: inferenceDefaults.kvCacheBytes,
     kvBlockSize: inferenceDefaults.kvBlockSize,
+    fairStepTokens: inferenceDefaults.fairStepTokens,
     queue,
   });
 }
@@ -91,7 +93,7 @@ interface Timing {
 }
 
 /** Submits one request; resolves with its timings (relative to `start`) when it ends. */
-export function request(runner: Runner, spec: { project: string; adapter: AdapterRef | null; promptIds: number[]; newTokens: number }, start: number): Promise<Timing> {
+export function request(runner: Runner, spec: { project: string; adapter: AdapterRef | null; promptIds: number[]; newTokens: number; signal?: AbortSignal }, start: number): Promise<Timing> {
   const timing: Timing = { tokens: 0 };
   return new Promise((resolve) => {
     const job: Job = {
@@ -100,6 +102,7 @@ export function request(runner: Runner, spec: { project: string; adapter: Adapte
       promptIds: spec.promptIds,
       options: { temperature: 0, candidateCount: 1, maxOutputTokens: spec.newTokens, stopSequences: [] },
       deadline: Date.now() + 3_600_000,
+      signal: spec.signal,
       onDelta: () => (timing.firstToken ??= performance.now() - start),
       onDone: (result) => {
         timing.done = performance.now() - start;
@@ -148,32 +151,57 @@ export async function runLoad(shape: BenchShape, scheduler: SchedulerKind): Prom
   };
 }
 
+/** One round of the fairness measurement, in milliseconds. */
+export interface FairnessRound {
+  unloaded_ms: number;
+  loaded_ms: number;
+  unloaded_ttft_ms: number;
+  loaded_ttft_ms: number;
+  /** This process's CPU time (all its threads) over each request: the machine's other load does not count. */
+  unloaded_cpu_ms: number;
+  loaded_cpu_ms: number;
+}
+
+const cpuMs = (since: NodeJS.CpuUsage) => {
+  const { user, system } = process.cpuUsage(since);
+  return (user + system) / 1000;
+};
+
 /**
  * Fairness: one project's single request alone, then again while another project floods the model with
- * `servingLoad.floodRequests` concurrent requests (queues raised so that all of them wait rather than 429).
+ * `servingLoad.floodRequests` concurrent requests (queues raised so that all of them wait rather than 429);
+ * the flood is then cancelled. `rounds` times, alone and loaded back to back, so that a shared machine's
+ * load, which comes and goes, weighs on both sides of each round's ratio alike.
  */
-export async function runFairness(
-  shape: BenchShape,
-): Promise<{ unloaded_ms: number; loaded_ms: number; unloaded_ttft_ms: number; loaded_ttft_ms: number; flood: number }> {
+export async function runFairness(shape: BenchShape, rounds = 3): Promise<{ rounds: FairnessRound[]; flood: number }> {
   const base = await benchBase(shape);
   const adapters = benchAdapters(base, servingLoad.adapters);
   const flood = servingLoad.floodRequests;
   const runner = benchRunner(base, 'continuous', { perProject: flood, total: flood + 1 });
-  const single = { project: 'quiet-project', adapter: adapters[0], promptIds: promptOf(0, base.transformer.config.vocabSize), newTokens: servingLoad.newTokens };
+  const vocab = base.transformer.config.vocabSize;
+  const single = { project: 'quiet-project', adapter: adapters[0], promptIds: promptOf(0, vocab), newTokens: servingLoad.newTokens };
   for (const adapter of adapters) await request(runner, { ...single, adapter, newTokens: 2 }, performance.now());
   await request(runner, single, performance.now()); // warm
-  let start = performance.now();
-  const unloaded = await request(runner, single, start);
-
-  const floodStart = performance.now();
-  const flooding = Array.from({ length: flood }, (_, i) =>
-    request(runner, { project: 'flood-project', adapter: adapters[i % adapters.length], promptIds: promptOf(i, base.transformer.config.vocabSize), newTokens: servingLoad.newTokens }, floodStart),
-  );
-  while (runner.stats().running === 0) await new Promise((resolve) => setImmediate(resolve)); // the flood is decoding
-  start = performance.now();
-  const loaded = await request(runner, single, start);
-  if (loaded.error) throw new Error(`the single request failed under the flood: ${(loaded.error as Error)?.message}`);
-  runner.close(); // the rest of the flood ends UNAVAILABLE
-  await Promise.all(flooding);
-  return { unloaded_ms: unloaded.done!, loaded_ms: loaded.done!, unloaded_ttft_ms: unloaded.firstToken!, loaded_ttft_ms: loaded.firstToken!, flood };
+  const results: FairnessRound[] = [];
+  for (let round = 0; round < rounds; round++) {
+    let cpu = process.cpuUsage();
+    const unloaded = await request(runner, single, performance.now());
+    const unloadedCpu = cpuMs(cpu);
+    const cancel = new AbortController();
+    setMaxListeners(flood + 1, cancel.signal);
+    const floodStart = performance.now();
+    const flooding = Array.from({ length: flood }, (_, i) =>
+      request(runner, { project: 'flood-project', adapter: adapters[i % adapters.length], promptIds: promptOf(i, vocab), newTokens: servingLoad.newTokens, signal: cancel.signal }, floodStart),
+    );
+    while (runner.stats().running === 0) await new Promise((resolve) => setImmediate(resolve)); // the flood is decoding
+    cpu = process.cpuUsage();
+    const loaded = await request(runner, single, performance.now());
+    const loadedCpu = cpuMs(cpu);
+    if (loaded.error) throw new Error(`the single request failed under the flood: ${(loaded.error as Error)?.message}`);
+    cancel.abort(); // the rest of the flood ends CANCELLED
+    await Promise.all(flooding);
+    results.push({ unloaded_ms: unloaded.done!, loaded_ms: loaded.done!, unloaded_ttft_ms: unloaded.firstToken!, loaded_ttft_ms: loaded.firstToken!, unloaded_cpu_ms: unloadedCpu, loaded_cpu_ms: loadedCpu });
+  }
+  runner.close();
+  return { rounds: results, flood };
 }

@@ -8,6 +8,7 @@ import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { projectNumber } from '../src/service/sharing/identity.js';
 import {
   AttuneServer,
   call,
@@ -330,7 +331,13 @@ describe('keyless mode', () => {
         { projectId: 'side-project', tunedModelCount: 1 },
       ]);
       const keyed = await api.get('/console/api/projects', 'project-alpha');
-      assert.deepEqual(keyed.json, { projects: [{ projectId: 'project-alpha', tunedModelCount: 1 }], keyless: false });
+      // With the caller's own identity, which other projects share tuned models with.
+      assert.deepEqual(keyed.json, {
+        projects: [{ projectId: 'project-alpha', tunedModelCount: 1 }],
+        keyless: false,
+        identity: { projectId: 'project-alpha', email: 'project-alpha@projects.attune.internal', projectNumber: projectNumber('project-alpha') },
+      });
+      assert.equal(keyless.json.identity.email, 'local@projects.attune.internal');
       assertRpcError(await api.req('/console/api/projects', { headers: { 'x-goog-user-project': 'project-alpha' } }), 403, 'PERMISSION_DENIED', /requires an API key/);
 
       // The list's final losses: for the caller's own jobs only; another project's job is as if absent.

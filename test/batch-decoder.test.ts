@@ -192,3 +192,38 @@ test('every architecture (Llama, Llama 3, Qwen 2, Qwen 3, Gemma 3 with sliding w
     pool.dispose();
   }
 });
+
+test('a step budget (vLLM max_num_batched_tokens): rows and prompts within it, prompts that do not fit wait, exempt prompts go past it, a lone prompt always goes; the text is unchanged', async () => {
+  const base = await stories();
+  const { decoder, pool, stack } = newDecoder(base, []);
+  const caseOf = (prompt: string): Case => ({ prompt, adapter: -1, options: { temperature: 0, maxOutputTokens: 12 } });
+  const spec = (prompt: string) => specOf(base, caseOf(prompt));
+  const running = [prompts[0], prompts[2], prompts[4]].map((p) => decoder.add(spec(p))!);
+  decoder.step();
+  const long = decoder.add(spec(prompts[1]))!; // 16 tokens
+  const short = decoder.add(spec(prompts[2]))!;
+  const longTokens = long.spec.promptIds.length;
+  assert.ok(longTokens > 8);
+
+  decoder.step({ tokens: 8 });
+  assert.deepEqual(decoder.lastStep, { decodeRows: 3, prefillTokens: 0 }, 'the long prompt does not fit the 5 tokens left, and the short one waits behind it');
+  decoder.step({ tokens: 8, exempt: (s) => s === long });
+  assert.deepEqual(decoder.lastStep, { decodeRows: 3, prefillTokens: longTokens }, 'an exempt prompt goes past the budget; nothing else fits after it');
+  assert.equal(short.cached, 0);
+  for (const s of running) decoder.remove(s);
+  decoder.remove(long);
+  decoder.step({ tokens: 1 });
+  assert.deepEqual(decoder.lastStep, { decodeRows: 0, prefillTokens: short.spec.promptIds.length }, 'with nothing else to run, the first prompt goes whatever its length');
+  while (decoder.size) decoder.step();
+
+  // The long prompt, prefilled beside running rows under a budget, says what it says alone.
+  const again = decoder.add(spec(prompts[1]))!;
+  const others = [prompts[0], prompts[3]].map((p) => decoder.add(spec(p))!);
+  decoder.step({ tokens: 2, exempt: (s) => s === again });
+  assert.equal(others.filter((s) => s.cached > 0).length, 0, 'the others wait for a step with room');
+  while (decoder.size) decoder.step();
+  assert.deepEqual([again.text.text, short.text.text], await alone(base, [], [caseOf(prompts[1]), caseOf(prompts[2])]));
+  assert.equal(pool.freeBlocks, pool.blocks);
+  stack.dispose();
+  pool.dispose();
+});

@@ -52,7 +52,18 @@ describe('storage in a Cloud Storage bucket (another Attune as the bucket)', () 
     assert.ok(seenCheckpoints.size > 0, 'checkpoints were stored in the bucket while it trained');
     for (const checkpoint of seenCheckpoints) assert.match(checkpoint, new RegExp(`^checkpoints/${id}/1-\\d+$`), 'named by lease token and step');
     assert.deepEqual(await objects(`checkpoints/${id}/`), [], 'the checkpoints are removed once the adapter is stored');
-    assert.deepEqual(await objects(`adapters/${id}/`), ['adapter_config.json', 'adapter_model.safetensors', 'attune.json'].map((f) => `adapters/${id}/1/${f}`));
+    const stored = await objects(`adapters/${id}/`);
+    const files = ['adapter_config.json', 'adapter_model.safetensors', 'attune.json'];
+    assert.deepEqual(stored.filter((o) => o.startsWith(`adapters/${id}/1/`)), files.map((f) => `adapters/${id}/1/${f}`));
+    // 20 epochs keep 10 checkpoints: the adapter above is the last, the 9 others are stored beside it.
+    const intermediate = stored.filter((o) => !o.startsWith(`adapters/${id}/1/`));
+    assert.equal(intermediate.length, 9 * files.length, intermediate.join(', '));
+    for (const name of intermediate) assert.match(name, new RegExp(`^adapters/${id}/1-step-\\d+/(${files.join('|')})$`));
+    // A checkpoint's endpoint serves its adapter from the bucket too.
+    const job = (await call(`${server.url}/v1/projects/bucket-user/locations/us-central1/tuningJobs`, { key })).json.tuningJobs[0];
+    const first = job.tunedModel.checkpoints[0];
+    const fromCheckpoint = await call(`${server.url}/v1/${first.endpoint}:generateContent`, { method: 'POST', key, body: { contents: [{ role: 'user', parts: [{ text: '41' }] }] } });
+    assert.equal(fromCheckpoint.status, 200, fromCheckpoint.text);
 
     const generated = await call(`${server.url}/v1beta/tunedModels/${id}:generateContent`, { method: 'POST', key, body: { contents: [{ role: 'user', parts: [{ text: '41' }] }] } });
     assert.equal(generated.status, 200, generated.text);

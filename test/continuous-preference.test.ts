@@ -156,7 +156,7 @@ describe('continuous and preference tuning on attune serve', () => {
       await rest(jobs, { method: 'POST', body: body({ supervisedTuningSpec: { trainingDatasetUri: uris.both, hyperParameters: { adapterSize: 'ADAPTER_SIZE_FOUR' } } }) }),
       400, /adapter size must be the source model's \(rank 8\)/, 'tuning_job.supervised_tuning_spec.hyper_parameters.adapter_size',
     );
-    assertRpcError(await rest(jobs, { method: 'POST', body: body({ preTunedModel: { tunedModelName: modelName, checkpointId: '3' } }) }), 400, /checkpointId "3"/);
+    assertRpcError(await rest(jobs, { method: 'POST', body: body({ preTunedModel: { tunedModelName: modelName, checkpointId: '99' } }) }), 400, /checkpointId "99" does not exist/);
     // Another project's model is not there for this caller, exactly as a missing one.
     const theirs = await rest(`${parent(otherProject)}/tuningJobs`, {
       method: 'POST', apiKey: fixture.keys[otherProject], body: body({ preTunedModel: { tunedModelName: modelName.replace(project, otherProject) } }),

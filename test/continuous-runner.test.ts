@@ -47,7 +47,7 @@ function adapterRef(i: number, loaded?: Promise<unknown>): AdapterRef {
   };
 }
 
-const defaults: ContinuousOptions = { maxBatchRows: 32, maxAdapters: 4, kvCacheBytes: 64 * 1024 * 1024, kvBlockSize: 16, queue: { perProject: 100, total: 200 } };
+const defaults: ContinuousOptions = { maxBatchRows: 32, maxAdapters: 4, kvCacheBytes: 64 * 1024 * 1024, kvBlockSize: 16, fairStepTokens: 16, queue: { perProject: 100, total: 200 } };
 
 interface Outcome {
   result?: Generation;
@@ -161,6 +161,58 @@ test("projects share rows: another project's request starts at the next step dur
   assert.ok(before <= 4, `${before} flood requests finished before it (56 were waiting when it came)`);
   assert.equal(quiet.result!.candidates[0].text, alone[0].result!.candidates[0].text);
   outcomes.forEach((o, i) => assert.equal(o.result!.candidates[0].text, alone[i % 4].result!.candidates[0].text, `flood request ${i}`));
+  runner.close();
+});
+
+test("a light project's steps stay short during another project's flood: at most fairStepTokens tokens besides its own prompt, a token every step; the batch grows back after it; paused requests go on unchanged", async () => {
+  const steps: { tokens: number; rowsByProject: ReadonlyMap<string, number> }[] = [];
+  const runner = new ContinuousRunner(base, { ...defaults, maxBatchRows: 8, fairStepTokens: 4, onStep: (step) => steps.push(step) });
+  const alone = await Promise.all(prompts.map((prompt) => job(runner, { prompt, options: { maxOutputTokens: 16 } }).done));
+  const flood = Array.from({ length: 40 }, (_, i) => job(runner, { project: 'flood', prompt: prompts[i % 4], options: { maxOutputTokens: 16 } }));
+  while (runner.stats().running < 8) await new Promise((resolve) => setImmediate(resolve));
+  const arrival = steps.length;
+  const quiet = await job(runner, { project: 'quiet', prompt: prompts[3], options: { maxOutputTokens: 16 } }).done;
+  const outcomes = await Promise.all(flood.map((f) => f.done));
+
+  const carried = steps.flatMap((step, i) => (step.rowsByProject.has('quiet') ? [i] : []));
+  const tokens = quiet.result!.candidatesTokenCount;
+  assert.ok(carried[0] <= arrival + 1, `it started ${carried[0] - arrival} steps after it arrived`);
+  assert.deepEqual(carried, Array.from({ length: tokens }, (_, k) => carried[0] + k), 'a token every step from its first to its last');
+  const promptTokens = base.tokenizer.encode(prompts[3]).length;
+  assert.ok(steps[carried[0]].tokens <= 4 + promptTokens, `its prefill step carried ${steps[carried[0]].tokens} tokens`);
+  for (const i of carried.slice(1)) assert.ok(steps[i].tokens <= 4, `step ${i - carried[0]} of it carried ${steps[i].tokens} tokens`);
+  assert.ok(steps.slice(carried.at(-1)! + 1).some((step) => step.rowsByProject.get('flood') === 8), 'the flood decodes on all 8 rows again after it');
+  assert.equal(steps[arrival - 1].rowsByProject.get('flood'), 8, 'the flood had the whole batch before it');
+
+  assert.equal(quiet.result!.candidates[0].text, alone[3].result!.candidates[0].text);
+  outcomes.forEach((o, i) => assert.equal(o.result!.candidates[0].text, alone[i % 4].result!.candidates[0].text, `flood request ${i}`));
+  runner.close();
+});
+
+test('a light project with two requests beside two floods, one arriving while steps are capped: its rows all decode, each flood gets and keeps a row, the step stays within fairStepTokens', async () => {
+  const steps: { tokens: number; rowsByProject: ReadonlyMap<string, number> }[] = [];
+  const runner = new ContinuousRunner(base, { ...defaults, maxBatchRows: 12, fairStepTokens: 4, onStep: (step) => steps.push(step) });
+  const flood = (project: string) => Array.from({ length: 20 }, (_, i) => job(runner, { project, prompt: prompts[i % 4], options: { maxOutputTokens: 16 } }));
+  const floodA = flood('flood-a');
+  while (runner.stats().running < 12) await new Promise((resolve) => setImmediate(resolve));
+  const light = [prompts[0], prompts[2]].map((prompt) => job(runner, { project: 'light', prompt, options: { maxOutputTokens: 16 } }));
+  while (!steps.some((step) => step.rowsByProject.get('light') === 2)) await new Promise((resolve) => setImmediate(resolve));
+  const floodBArrival = steps.length;
+  const floodB = flood('flood-b');
+  const outcomes = await Promise.all(light.map((l) => l.done));
+  assert.ok(outcomes.every((o) => o.error === undefined));
+
+  const capped = steps.slice(floodBArrival).filter((step) => step.rowsByProject.get('light') === 2);
+  assert.ok(capped.length >= 8, `${capped.length} steps decoded both its rows after the second flood came`);
+  assert.ok(capped.slice(0, 3).some((step) => step.rowsByProject.get('flood-a') === 1), 'the first flood keeps a row');
+  const shared = capped.filter((step) => step.rowsByProject.get('flood-b') === 1);
+  assert.ok(shared.length >= capped.length - 3, `the second flood got a row within 3 steps (${shared.length} of ${capped.length})`);
+  for (const step of shared) assert.equal(step.rowsByProject.get('flood-a'), 1);
+  // The second flood's first prompt goes past the budget (it had nothing decoding), once; then 4 tokens a step.
+  const longestPrompt = Math.max(...prompts.map((p) => base.tokenizer.encode(p).length));
+  assert.ok(shared[0].tokens <= 4 + longestPrompt);
+  for (const step of shared.slice(1)) assert.equal(step.tokens, 4, 'its 2 rows and one row of each flood');
+  await Promise.all([...floodA, ...floodB].map((f) => f.done));
   runner.close();
 });
 

@@ -73,8 +73,9 @@ describe('export route', { timeout: 300_000 }, () => {
     assert.equal(status, 200, zip.toString());
     assert.equal(disposition, `attachment; filename="${id}-peft.zip"`);
     assert.deepEqual(unzip(zip, dir), ['README.md', 'adapter_config.json', 'adapter_model.safetensors', 'attune.json']);
-    // The storage keeps the adapter under the lease that wrote it: adapters/<id>/<token>/.
-    const [token, ...others] = readdirSync(path.join(server.server.dataDir, 'adapters', id));
+    // The storage keeps the adapter under the lease that wrote it: adapters/<id>/<token>/ (its intermediate
+    // checkpoints beside it, <token>-step-<step>).
+    const [token, ...others] = readdirSync(path.join(server.server.dataDir, 'adapters', id)).filter((name) => !name.includes('-step-'));
     assert.deepEqual(others, [], 'one adapter');
     const adapterDir = path.join(server.server.dataDir, 'adapters', id, token!);
     for (const file of ['adapter_config.json', 'adapter_model.safetensors', 'attune.json']) {

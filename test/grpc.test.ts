@@ -14,6 +14,7 @@ import { v1 as aiplatform, v1beta1 as aiplatformBeta, protos as vertexProtos } f
 import { v1beta, v1beta3, protos as geminiProtos } from '@google-ai/generativelanguage';
 import fc from 'fast-check';
 import { loadDescriptors } from '../src/api/grpc/descriptors.js';
+import { timeoutOf } from '../src/api/grpc/bind.js';
 import { call, repoRoot, useServer, waitFor, type ServerFixture } from './helpers/server.js';
 
 const project = 'grpc-project';
@@ -332,6 +333,12 @@ describe('gRPC: Google clients, insecure credentials, no fallback', () => {
       'google.ai.generativelanguage.v1beta.GenerativeService/CountTokens': [gemini, { model: 'models/gemini-2.5-flash', contents: [{ role: 'user', parts: [{ text: 'one' }] }] }],
       'google.ai.generativelanguage.v1beta3.TextService/GenerateText': [gemini, { model: 'models/gemini-2.5-flash', prompt: { text: 'one' }, maxOutputTokens: 2 }],
       'google.longrunning.Operations/GetOperation': [gemini, { name: 'tunedModels/nothing-here/operations/x' }],
+      'google.ai.generativelanguage.v1beta.PermissionService/CreatePermission': [gemini, { parent: 'tunedModels/nothing-here', permission: { granteeType: 'EVERYONE', role: 'READER' } }],
+      'google.ai.generativelanguage.v1beta.PermissionService/ListPermissions': [gemini, { parent: 'tunedModels/nothing-here', pageSize: 2 }],
+      'google.ai.generativelanguage.v1beta.PermissionService/UpdatePermission': [gemini, { permission: { name: 'tunedModels/nothing-here/permissions/everyone', role: 'READER' }, updateMask: { paths: ['role'] } }],
+      'google.ai.generativelanguage.v1beta.PermissionService/TransferOwnership': [gemini, { name: 'tunedModels/nothing-here', emailAddress: 'x@projects.attune.internal' }],
+      'google.cloud.aiplatform.v1.EndpointService/ListEndpoints': [vertex, { parent: tuningParent, pageSize: 2, filter: 'display_name:"x"' }],
+      'google.cloud.aiplatform.v1.ModelService/GetModel': [vertex, { name: `${tuningParent}/models/1234567890123456789@1` }],
     };
     const methods = Object.entries(valid).map(([path, [root, request]]) => {
       const [serviceName, methodName] = path.split('/') as [string, string];
@@ -412,4 +419,12 @@ describe('gRPC on a keyless server', () => {
     const rebound = new aiplatform.GenAiTuningServiceClient(options({ 'grpc.default_authority': 'attacker.example:8081' }));
     await rejectsWith(rebound.listTuningJobs({ parent: `projects/local/locations/${location}` }), grpc.status.PERMISSION_DENIED, /loopback host names/);
   });
+});
+
+test("a call's deadline is the serving timeout: the seconds left, none without one (as X-Server-Timeout over REST)", () => {
+  assert.equal(timeoutOf({ getDeadline: () => Infinity }), undefined);
+  const left = timeoutOf({ getDeadline: () => new Date(Date.now() + 30_000) })!;
+  assert.ok(left > 29 && left <= 30, String(left));
+  assert.ok(timeoutOf({ getDeadline: () => Date.now() + 5_000 })! <= 5);
+  assert.equal(timeoutOf({ getDeadline: () => Date.now() - 1_000 }), 0.001, 'a deadline already past leaves no time, never an unlimited one');
 });

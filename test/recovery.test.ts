@@ -200,8 +200,12 @@ test('kill -9 of the server mid-run: no worker keeps training, and a restart res
   const model = await api(port, key, 'GET', `tunedModels/${id}`);
   assert.equal(model.state, 'ACTIVE');
   assert.deepEqual(model.tuningTask.snapshots.map((s: any) => s.step), range(1, 500));
-  const adapters = readdirSync(path.join(dataDir, 'adapters', id));
+  const stored = readdirSync(path.join(dataDir, 'adapters', id));
+  const adapters = stored.filter((name) => !name.includes('-step-'));
   assert.equal(adapters.length, 1, 'one adapter, stored under the lease that finished the run');
+  // Beside it, one copy per intermediate checkpoint: one reached again after the restart replaced the first copy.
+  const checkpoints = stored.filter((name) => name.includes('-step-'));
+  assert.equal(new Set(checkpoints.map((name) => name.split('-step-')[1])).size, checkpoints.length, checkpoints.join(', '));
   assert.ok(existsSync(path.join(dataDir, 'adapters', id, adapters[0], 'adapter_config.json')));
 
   server.child.kill('SIGTERM');

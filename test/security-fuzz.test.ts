@@ -177,7 +177,7 @@ const segment = (world: World) =>
   );
 
 const verbs = fc.constantFrom(
-  'generateContent', 'streamGenerateContent', 'countTokens', 'computeTokens', 'generateText', 'countTextTokens', 'cancel', 'frobnicate', '', 'generateContent:x',
+  'generateContent', 'streamGenerateContent', 'countTokens', 'computeTokens', 'generateText', 'countTextTokens', 'cancel', 'transferOwnership', 'frobnicate', '', 'generateContent:x',
 );
 
 interface Route {
@@ -209,6 +209,11 @@ function routes(world: World): fc.Arbitrary<Route> {
     route('GET', 'none', c('/'), versions, c('/tunedModels/'), s, c('/operations')),
     route('GET', 'none', c('/'), versions, c('/tunedModels/'), s, c('/operations/'), fc.constantFrom(world.operationId, 'nope', '')),
     route('POST', 'empty', c('/'), versions, c('/tunedModels/'), s, c('/operations/'), fc.constantFrom(world.operationId, 'nope'), c(':'), verbs),
+    route('GET', 'none', c('/'), versions, c('/tunedModels/'), s, c('/permissions'), fc.constantFrom('', '?pageSize=1', '?pageToken=x', '?pageSize=-1')),
+    route('POST', 'patch', c('/'), versions, c('/tunedModels/'), s, c('/permissions')),
+    route('GET', 'none', c('/'), versions, c('/tunedModels/'), s, c('/permissions/'), fc.oneof(s, fc.constantFrom('everyone', '123456789012'))),
+    route('PATCH', 'patch', c('/'), versions, c('/tunedModels/'), s, c('/permissions/'), fc.oneof(s, fc.constantFrom('everyone')), fc.constantFrom('', '?updateMask=role', '?updateMask=email_address')),
+    route('DELETE', 'none', c('/'), versions, c('/tunedModels/'), s, c('/permissions/'), fc.oneof(s, fc.constantFrom('everyone'))),
     route('GET', 'none', c('/v1/operations')),
     route('DELETE', 'none', c('/v1/operations/'), fc.constantFrom(`tunedModels/${world.tunedModelId}/operations/${world.operationId}`, 'x', '', 'a/b/c/d/e'), c('')),
     // Vertex AI

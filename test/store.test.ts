@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import BetterSqlite3 from 'better-sqlite3';
 import path from 'node:path';
 import { Database, databaseTarget, type DatabaseTarget } from '../src/service/store/database.js';
-import { TunedModelStore } from '../src/service/store/tuned-models.js';
+import { TunedModelStore, type ListScope } from '../src/service/store/tuned-models.js';
+import { PermissionStore, everyone } from '../src/service/store/permissions.js';
 import { JobQueue, LeaseLostError } from '../src/service/store/jobs.js';
 import { KeyStore } from '../src/service/auth/keys.js';
 import { now, type TunedModel } from '../src/service/tuning/tuned-model.js';
@@ -72,7 +73,7 @@ for (const dialect of dialects) {
       const model = modelFor('round-trip', { temperature: 0.123456789, labels: { a: 'b' } });
       await store.insert(model, examplesJson, examplesJson);
       const read = await store.get('round-trip');
-      assert.deepEqual(read as unknown, { ...model, dataStats: undefined, sourceTunedModel: undefined, preTunedModel: undefined, sourceAdapterKey: undefined, startTime: undefined, completeTime: undefined, error: undefined, trainingDatasetUri: undefined, validationDatasetUri: undefined, adapterKey: undefined });
+      assert.deepEqual(read as unknown, { ...model, dataStats: undefined, sourceTunedModel: undefined, preTunedModel: undefined, sourceAdapterKey: undefined, startTime: undefined, completeTime: undefined, error: undefined, trainingDatasetUri: undefined, validationDatasetUri: undefined, adapterKey: undefined, defaultCheckpointId: undefined, exportLastCheckpointOnly: undefined, customBaseModel: undefined, outputUri: undefined });
       assert.equal(read!.temperature, 0.123456789, 'floats keep double precision');
       assert.equal((await store.get(model.jobNumber))?.id, 'round-trip');
       assert.deepEqual(await store.examples('round-trip', 'training'), examples);
@@ -102,11 +103,11 @@ for (const dialect of dialects) {
         await store.insert(modelFor(id, { createTime: `2025-01-0${i + 1}T00:00:00.000000Z`, displayName: i % 2 ? 'Numbers' : 'letters' }), examplesJson);
       }
       await store.insert(modelFor('other', { project: 'other-project' }), examplesJson);
-      const first = await store.list('store-test', undefined, 3);
+      const first = await store.list({ project: 'store-test', show: ['owned'] }, undefined, 3);
       assert.deepEqual(first.map((m) => m.id), ['m-a', 'm-b', 'm-c']);
       const last = first.at(-1)!;
-      assert.deepEqual((await store.list('store-test', { createTime: last.createTime, id: last.id }, 3)).map((m) => m.id), ['m-d']);
-      assert.deepEqual((await store.list('store-test', undefined, 10, 'NUMB')).map((m) => m.id), ['m-b', 'm-d']);
+      assert.deepEqual((await store.list({ project: 'store-test', show: ['owned'] }, { createTime: last.createTime, id: last.id }, 3)).map((m) => m.id), ['m-d']);
+      assert.deepEqual((await store.list({ project: 'store-test', show: ['owned'] }, undefined, 10, 'NUMB')).map((m) => m.id), ['m-b', 'm-d']);
       assert.deepEqual((await store.all('store-test')).map((m) => m.id), ['m-d', 'm-c', 'm-b', 'm-a']);
 
       await store.addMetric('m-a', { kind: 'train', step: 1, epoch: 0, loss: 2.5, accuracy: 0.1, predictions: 10, time: now() });
@@ -114,6 +115,50 @@ for (const dialect of dialects) {
       assert.equal(await store.get('m-a'), undefined);
       assert.deepEqual(await store.metrics('m-a', 'train'), []);
       assert.deepEqual(await store.examples('m-a', 'training'), []);
+    });
+
+    test('permissions: grants list models to their grantees, transfer moves the owner, delete removes them', async (t) => {
+      const database = await openFresh(t, dialect);
+      const store = new TunedModelStore(database.db, database.dialect);
+      const permissions = new PermissionStore(database.db);
+      const time = (day: number) => `2025-02-0${day}T00:00:00.000000Z`;
+      await store.insert(modelFor('shared', { createTime: time(1), displayName: 'Shared numbers' }), examplesJson);
+      await store.insert(modelFor('public', { createTime: time(2) }), examplesJson);
+      await store.insert(modelFor('private', { createTime: time(3) }), examplesJson);
+      await permissions.insert({ tunedModelId: 'shared', grantee: 'reader-project', granteeType: 'USER', role: 'READER', createTime: time(4) });
+      await permissions.insert({ tunedModelId: 'shared', grantee: 'writer-project', granteeType: 'GROUP', role: 'READER', createTime: time(5) });
+      await permissions.setRole('shared', 'writer-project', 'WRITER');
+      await permissions.insert({ tunedModelId: 'public', grantee: everyone, granteeType: 'EVERYONE', role: 'READER', createTime: time(4) });
+      await assert.rejects(permissions.insert({ tunedModelId: 'shared', grantee: 'reader-project', granteeType: 'USER', role: 'WRITER', createTime: time(6) }));
+      assert.deepEqual((await permissions.grants('shared')).map((g) => [g.grantee, g.granteeType, g.role]), [
+        ['reader-project', 'USER', 'READER'],
+        ['writer-project', 'GROUP', 'WRITER'],
+      ]);
+
+      const listed = async (project: string, show: ListScope['show'], text?: string) => (await store.list({ project, show }, undefined, 10, text)).map((m) => m.id);
+      assert.deepEqual(await listed('reader-project', ['readable']), ['shared']);
+      assert.deepEqual(await listed('reader-project', ['writable']), []);
+      assert.deepEqual(await listed('writer-project', ['writable']), ['shared']);
+      assert.deepEqual(await listed('stranger', ['readable']), []);
+      assert.deepEqual(await listed('stranger', ['everyone']), ['public']);
+      assert.deepEqual(await listed('store-test', ['owned', 'everyone']), ['public']);
+      assert.deepEqual(await listed('store-test', ['readable']), ['shared', 'public', 'private']);
+      assert.deepEqual(await listed('reader-project', ['readable'], 'NUMBERS'), ['shared']);
+
+      // Transfer: the model and its job move; the new owner's grant goes, the old owner becomes a WRITER.
+      await new JobQueue(database.db, database.dialect).enqueue('shared', 'store-test');
+      await permissions.transfer('shared', 'store-test', 'reader-project', time(7));
+      assert.equal((await store.get('shared'))?.project, 'reader-project');
+      assert.deepEqual((await permissions.grants('shared')).map((g) => [g.grantee, g.role]).sort(), [['store-test', 'WRITER'], ['writer-project', 'WRITER']]);
+      assert.deepEqual(await listed('reader-project', ['owned']), ['shared']);
+      assert.deepEqual(await listed('store-test', ['writable']), ['shared', 'public', 'private']);
+      const job = await database.db.selectFrom('jobs').select('project').where('tuned_model_id', '=', 'shared').executeTakeFirstOrThrow();
+      assert.equal(job.project, 'reader-project');
+
+      await permissions.delete('shared', 'writer-project');
+      assert.deepEqual(await listed('writer-project', ['readable']), []);
+      await store.delete('shared');
+      assert.deepEqual(await permissions.grants('shared'), [], 'a deleted model keeps no grants');
     });
 
     test('metrics: a step recorded again replaces the first, and truncation drops the steps past a checkpoint', async (t) => {
@@ -127,6 +172,31 @@ for (const dialect of dialects) {
       await store.truncateMetrics('metered', 2);
       assert.deepEqual((await store.metrics('metered', 'train')).map((m) => m.step), [1, 2]);
       assert.deepEqual(await store.metrics('metered', 'eval'), []);
+    });
+
+    test('tuned checkpoints: recorded again replaces the adapter (keeps the endpoint), found by endpoint, summed per project, deleted with the model', async (t) => {
+      const database = await openFresh(t, dialect);
+      const store = new TunedModelStore(database.db, dialect);
+      const model = modelFor('ckpt-model', { defaultCheckpointId: '1', exportLastCheckpointOnly: true, customBaseModel: 'gs://b/models/x/', outputUri: 'gs://b/out' });
+      await store.insert(model, examplesJson);
+      const stored = await store.get(model.id);
+      assert.equal(stored?.defaultCheckpointId, '1');
+      assert.equal(stored?.exportLastCheckpointOnly, true);
+      assert.equal(stored?.customBaseModel, 'gs://b/models/x/');
+      assert.equal(stored?.outputUri, 'gs://b/out');
+      const first = { checkpointId: '1', step: 4, epoch: 1, endpointNumber: jobNumber(), adapterKey: 'adapters/ckpt-model/1-step-4', bytes: 3_000_000_000, createTime: now() };
+      await store.putTunedCheckpoint(model.id, model.project, first);
+      await store.putTunedCheckpoint(model.id, model.project, { ...first, endpointNumber: jobNumber(), adapterKey: 'adapters/ckpt-model/2-step-4' });
+      await store.putTunedCheckpoint(model.id, model.project, { ...first, checkpointId: '2', step: 8, epoch: 2, endpointNumber: model.jobNumber, bytes: 0, adapterKey: 'adapters/ckpt-model/2' });
+      const listed = await store.tunedCheckpoints(model.id);
+      assert.deepEqual(listed.map((c) => [c.checkpointId, c.step, c.adapterKey]), [['1', 4, 'adapters/ckpt-model/2-step-4'], ['2', 8, 'adapters/ckpt-model/2']]);
+      assert.equal(listed[0]!.endpointNumber, first.endpointNumber, 'the endpoint stays');
+      assert.deepEqual(await store.checkpointOfEndpoint(first.endpointNumber), { tunedModelId: model.id, checkpointId: '1' });
+      assert.equal(await store.checkpointBytes(model.project), 3_000_000_000); // past 2^31: bigint on PostgreSQL
+      assert.equal(await store.checkpointBytes('another'), 0);
+      await store.delete(model.id);
+      assert.deepEqual(await store.tunedCheckpoints(model.id), []);
+      assert.equal(await store.checkpointOfEndpoint(first.endpointNumber), undefined);
     });
 
     test('a model and its job are stored in one transaction: a failure stores neither', async (t) => {

@@ -1,13 +1,14 @@
 // The Vertex resources a tuning job names (issue 11, item 2): endpoints/{n} and models/{n} get, list and delete,
 // computeTokens on endpoints and publisher models, v1beta3 countTextTokens, and modelVersion on Vertex answers.
 // Google's generated client @google-cloud/aiplatform over REST (fallback) calls getEndpoint, getModel, listModels,
-// computeTokens and deleteModel against a real `attune serve` whose three jobs really train stories260K; plain
+// computeTokens and deleteModel (and over gRPC EndpointService and ModelService get, list and delete) against a real `attune serve` whose three jobs really train stories260K; plain
 // HTTP covers what a client should never see succeed (another project, bad names, bad paging, deleted models).
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import aiplatform from '@google-cloud/aiplatform';
+import * as grpc from '@grpc/grpc-js';
 import { OAuth2Client } from 'google-auth-library';
 import { Tokenizer } from '../src/engine/tokenizer/tokenizer.js';
 import { call, repoRoot, useServer, waitFor, type ApiResponse, type ServerFixture } from './helpers/server.js';
@@ -55,7 +56,7 @@ function clientOptions(apiKey = key()) {
 }
 
 describe('Vertex endpoints and models', { concurrency: false }, () => {
-  fixture = useServer({ projects: [project, otherProject], concurrency: 3 });
+  fixture = useServer({ projects: [project, otherProject], concurrency: 3, grpc: true });
 
   before(async () => {
     const pairs = readFileSync(`${repoRoot}/examples/numbers.jsonl`, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
@@ -144,6 +145,43 @@ describe('Vertex endpoints and models', { concurrency: false }, () => {
     assert.equal(second.json.nextPageToken, undefined);
     // Another location lists nothing (proto3 JSON leaves the empty list out).
     assert.deepEqual((await rest(`${parent('v1', project, 'europe-west4')}/endpoints`)).json, {});
+  });
+
+  test('over gRPC (EndpointService, ModelService; insecure, no fallback): the same resources from the same methods, and the same refusals', async () => {
+    const options = { servicePath: '127.0.0.1', port: fixture.server.grpcPort!, sslCreds: grpc.credentials.createInsecure(), fallback: false as const, universeDomain: 'googleapis.com' };
+    const as = (apiKey: string) => ({ otherArgs: { headers: { 'x-goog-api-key': apiKey } } });
+    const endpoints = new aiplatform.v1.EndpointServiceClient(options);
+    const models = new aiplatform.v1beta1.ModelServiceClient(options);
+    const locationName = `projects/${project}/locations/${location}`;
+
+    const [endpoint] = await endpoints.getEndpoint({ name: endpointOf(alpha()) }, as(key()));
+    const viaRest = await rest(`/v1/${endpointOf(alpha())}`);
+    assert.equal(endpoint.name, viaRest.json.name);
+    assert.equal(endpoint.displayName, 'alpha numbers');
+    assert.equal(endpoint.deployedModels?.[0]?.model, modelOf(alpha()));
+    const [model] = await models.getModel({ name: `${modelOf(beta())}@1` }, as(key()));
+    assert.equal(model.name, modelOf(beta()));
+    assert.equal(model.versionId, '1');
+    const [listedModels] = await models.listModels({ parent: locationName, filter: 'labels.team = "blue"' }, as(key()));
+    assert.deepEqual(listedModels.map((m) => m.name), [gamma(), beta()].map((j) => modelOf(j)));
+    const [listedEndpoints] = await endpoints.listEndpoints({ parent: locationName }, as(key()));
+    assert.deepEqual(listedEndpoints.map((e) => e.name), [gamma(), beta(), alpha()].map((j) => endpointOf(j)));
+
+    const rejects = (promise: Promise<unknown>, code: grpc.status, message?: RegExp) =>
+      assert.rejects(promise, (error: { code: number; details: string }) => error.code === code && (!message || message.test(error.details)));
+    await rejects(endpoints.deleteEndpoint({ name: endpointOf(alpha()) }, as(key())), grpc.status.FAILED_PRECONDITION, /deployed model/);
+    await rejects(models.deleteModel({ name: `${modelOf(alpha())}@1` }, as(key())), grpc.status.INVALID_ARGUMENT, /without a version/);
+    await rejects(models.getModel({ name: `${locationName}/models/1234567890123456789` }, as(key())), grpc.status.NOT_FOUND);
+    await rejects(endpoints.listEndpoints({ parent: locationName, orderBy: 'display_name' }, as(key())), grpc.status.INVALID_ARGUMENT, /orderBy/);
+    await rejects(endpoints.getEndpoint({ name: 'endpoints/1' }, as(key())), grpc.status.INVALID_ARGUMENT);
+    // Another project: this project's path is refused, and this project's numbers under its own path are missing ones.
+    await rejects(endpoints.getEndpoint({ name: endpointOf(alpha()) }, as(otherKey())), grpc.status.PERMISSION_DENIED);
+    await rejects(endpoints.getEndpoint({ name: endpointOf(alpha(), otherProject) }, as(otherKey())), grpc.status.NOT_FOUND);
+    await rejects(models.deleteModel({ name: modelOf(alpha(), otherProject) }, as(otherKey())), grpc.status.NOT_FOUND);
+    const [theirs] = await models.listModels({ parent: `projects/${otherProject}/locations/${location}` }, as(otherKey()));
+    assert.deepEqual(theirs, []);
+    await endpoints.close();
+    await models.close();
   });
 
   test('aiplatform LlmUtilityServiceClient.computeTokens (REST) on a publisher model and on an endpoint: the tokenizer\'s ids and bytes', async () => {
@@ -248,7 +286,7 @@ describe('Vertex endpoints and models', { concurrency: false }, () => {
     assertRpcError(await rest(`${parent()}/publishers/google/models/no-such-model:computeTokens`, { method: 'POST', body: { contents: [{ parts: [{ text: 'x' }] }] } }), 404, 'NOT_FOUND');
   });
 
-  test('a job that has not succeeded names no model or endpoint: 404 while it runs and after a cancel that kept its adapter', async () => {
+  test('a running job names no model or endpoint (404); once cancelled after it trained, it keeps what it reached: model, endpoint and checkpoint', async () => {
     const created = await rest(`${parent('v1beta1')}/tuningJobs`, {
       method: 'POST',
       body: { baseModel, tunedModelDisplayName: 'long run', supervisedTuningSpec: { trainingDatasetUri: `gs://${bucket}/train.jsonl`, hyperParameters: { epochCount: 500 } } },
@@ -277,8 +315,16 @@ describe('Vertex endpoints and models', { concurrency: false }, () => {
       const job = (await rest(`/v1/${created.json.name}`)).json;
       return job.state === 'JOB_STATE_CANCELLED' ? job : undefined;
     }, { intervalMs: 100 });
-    assert.equal(ended.tunedModel, undefined);
-    await noResources('cancelled');
+    // As at Vertex, the job stays CANCELLED (error code 1) and what it reached stays usable: the adapter at the step
+    // it stopped is its last checkpoint, on the job's own endpoint, and the Model's default.
+    assert.equal(ended.error.code, 1);
+    assert.equal(ended.tunedModel.model, `${modelOf({ number } as Job)}@1`);
+    assert.equal(ended.tunedModel.endpoint, `projects/${project}/locations/${location}/endpoints/${number}`);
+    assert.equal(ended.tunedModel.checkpoints.at(-1).endpoint, ended.tunedModel.endpoint);
+    assert.equal((await rest(`${parent()}/endpoints/${number}`)).status, 200);
+    const model = (await rest(`${parent()}/models/${number}`)).json;
+    assert.equal(model.defaultCheckpointId, ended.tunedModel.checkpoints.at(-1).checkpointId);
+    assert.equal((await rest(`${parent()}/endpoints/${number}:generateContent`, { method: 'POST', body: generate })).status, 200);
     // The adapter it kept is still the Gemini API's tuned model, and the Gemini API deletes it.
     const gemini = await rest(`/v1beta/tunedModels/${number}`);
     assert.equal(gemini.json.state, 'ACTIVE', gemini.text);

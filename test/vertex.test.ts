@@ -347,9 +347,12 @@ describe('Vertex AI tuningJobs on attune serve', () => {
       assert.equal(ended.error?.code, 1, JSON.stringify(ended.error));
       assert.ok(ended.error?.message);
       assert.match(ended.endTime ?? '', rfc3339);
-      assert.equal(ended.tunedModel, undefined, 'a cancelled job has no tuned model to serve');
       const done = Number(ended.tuningJobMetadata?.completedStepCount ?? 0);
       assert.ok(done >= 1 && done < total, `stopped after ${done} of ${total} steps`);
+      // It keeps what it reached (issue 11): the adapter at the step it stopped is its last checkpoint and its endpoint.
+      const n = created.name!.split('/').at(-1);
+      assert.equal(ended.tunedModel?.endpoint, `projects/${project}/locations/${location}/endpoints/${n}`);
+      assert.equal(ended.tunedModel?.checkpoints?.at(-1)?.step, String(done));
 
       // Cancelling it again: the job has ended.
       const again = await rest(`/v1beta1/${created.name}:cancel`, { method: 'POST', body: {} });
@@ -376,7 +379,10 @@ describe('Vertex AI tuningJobs on attune serve', () => {
       assert.equal(job.state, 'JOB_STATE_CANCELLED');
       assert.equal(job.error?.code, 1, JSON.stringify(job.error));
       assert.match(job.endTime ?? '', rfc3339);
-      assert.equal(job.tunedModel, undefined);
+      // A run cancelled before its first step keeps nothing; one that trained keeps the checkpoints it reached.
+      const done = Number(job.tuningJobMetadata?.completedStepCount ?? 0);
+      if (done === 0) assert.equal(job.tunedModel, undefined);
+      else assert.equal(job.tunedModel?.checkpoints?.at(-1)?.step, String(done));
     });
 
     test('@google-cloud/storage puts the dataset in Attune\'s store; the docs\' curl body (snake_case, quoted numbers) on /v1 trains from that gs:// URI', async () => {

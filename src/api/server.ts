@@ -9,6 +9,7 @@ import { authPlugin } from './plugins/auth.js';
 import { requestPolicyPlugin } from './plugins/request-policy.js';
 import { bodyLimitPlugin } from './plugins/body-limit.js';
 import { loggerOptions } from './log.js';
+import { permissionRoutes } from './gemini/permissions.js';
 import { CustomMethods } from './gemini/custom-methods.js';
 import { tunedModelRoutes, operationRoutes } from './gemini/tuned-models.js';
 import { generateRoutes } from './gemini/generate.js';
@@ -62,6 +63,7 @@ export async function buildServer(services: Services, { logLevel }: ServerOption
   const customMethods = new CustomMethods();
   tunedModelRoutes(app, services, customMethods);
   operationRoutes(app, services);
+  permissionRoutes(app, services, customMethods);
   modelRoutes(app, services);
   generateRoutes(services, customMethods);
   customMethods.register(app);

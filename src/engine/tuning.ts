@@ -5,7 +5,7 @@ import type { Example } from './data/examples.js';
 import { checkEmbeddable, chooseFraming, frameCompletion, frameExample, FramingError, type FramedExample, type Framing } from './data/framing.js';
 import { LoraAdapter, loraConfig, type LoraConfig } from './lora/lora.js';
 import { loadTunedAdapter, saveTunedAdapter } from './lora/tuned-adapter.js';
-import { train, trainPreferences, type TrainOptions, type TrainResult } from './train/trainer.js';
+import { train, trainPreferences, type StepMetrics, type TrainOptions, type TrainResult } from './train/trainer.js';
 import type { PreferencePair } from './train/preference.js';
 import { trainingDefaults } from './train/defaults.js';
 import { planTraining, type TrainingPlan } from './train/memory-plan.js';
@@ -30,6 +30,11 @@ export interface TuningRequest {
    * trained so far to outDir (a cancelled tuned model stays usable). Without it a cancelled run writes nothing.
    */
   saveCancelled?: () => boolean;
+  /**
+   * Intermediate adapters: after each of `steps` (not the last), the adapter as trained so far is written as a
+   * tuned-adapter directory to dirFor(step), then saved(step) is awaited before training goes on.
+   */
+  snapshots?: { steps: readonly number[]; dirFor: (step: number) => string; saved: (step: number) => void | Promise<void> };
   /** Told the run's memory plan before training starts. */
   onPlan?: (plan: TrainingPlan) => void;
 }
@@ -81,26 +86,49 @@ export async function tune(base: BaseModel, request: TuningRequest): Promise<Tun
   }
   request.onPlan?.(plan);
   const adapter = start?.adapter ?? LoraAdapter.create(transformer, lora);
+  const { epochs, batchSize, learningRate, seed } = request.training ?? {};
+  const save = (dir: string, totalSteps: number, completedSteps: number, finalLoss: number | undefined, partial: { cancelled?: true; snapshot?: true }) =>
+    saveTunedAdapter(dir, adapter, {
+      baseModel: base.dir,
+      framing,
+      training: {
+        epochs, batchSize, learningRate, seed, totalSteps,
+        ...(request.preference ? { method: 'preference', beta: request.preference.beta } : {}),
+        ...(request.startFrom ? { continued: true } : {}),
+        ...(partial.cancelled || partial.snapshot ? { completedSteps } : {}),
+        ...partial,
+        finalLoss,
+      },
+    });
+  const { snapshots } = request;
+  let lastLoss: number | undefined;
+  let totalSteps = 0;
   try {
-    const options = { stepPlan: plan.step, ...request.training };
+    const options = {
+      stepPlan: plan.step,
+      ...request.training,
+      onStart: (progress: { completedSteps: number; totalSteps: number }) => {
+        totalSteps = progress.totalSteps;
+        request.training?.onStart?.(progress);
+      },
+      onStep: (metrics: StepMetrics) => {
+        lastLoss = metrics.loss;
+        request.training?.onStep?.(metrics);
+      },
+      ...(snapshots && {
+        snapshotSteps: snapshots.steps,
+        onSnapshot: async (step: number) => {
+          save(snapshots.dirFor(step), totalSteps, step, lastLoss, { snapshot: true });
+          await snapshots.saved(step);
+        },
+      }),
+    };
     const result = request.preference
       ? await trainPreferences(transformer, adapter, training.map(asPair), { ...options, beta: request.preference.beta, validation: validation?.map(asPair) })
       : await train(transformer, adapter, training.flat(), { ...options, validation: validation?.flat() });
     const adapterSaved = !result.cancelled || (result.completedSteps > 0 && (request.saveCancelled?.() ?? false));
     if (adapterSaved) {
-      const { epochs, batchSize, learningRate, seed } = request.training ?? {};
-      const { totalSteps, completedSteps, cancelled } = result;
-      saveTunedAdapter(request.outDir, adapter, {
-        baseModel: base.dir,
-        framing,
-        training: {
-          epochs, batchSize, learningRate, seed, totalSteps,
-          ...(request.preference ? { method: 'preference', beta: request.preference.beta } : {}),
-          ...(request.startFrom ? { continued: true } : {}),
-          ...(cancelled ? { completedSteps, cancelled } : {}),
-          finalLoss: result.history.at(-1)?.loss,
-        },
-      });
+      save(request.outDir, result.totalSteps, result.completedSteps, result.history.at(-1)?.loss, result.cancelled ? { cancelled: true } : {});
     }
     return { ...result, framing, plan, adapterSaved };
   } finally {

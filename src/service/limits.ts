@@ -20,6 +20,8 @@ export interface ServiceLimits {
   queuedJobsPerProject: number;
   /** Tuned models one project may hold. */
   tunedModelsPerProject: number;
+  /** Projects (and everyone) one tuned model may be shared with. */
+  permissionsPerTunedModel: number;
   /** Bytes of objects one project may hold in the object store. */
   storageBytesPerProject: number;
   /** The work of one tuning job: examples it trains on, counting every epoch (epochs × examples). */
@@ -41,6 +43,7 @@ export const limitDefaults: ServiceLimits = {
   promptChars: 40_000,
   queuedJobsPerProject: 20,
   tunedModelsPerProject: 1_000,
+  permissionsPerTunedModel: 1_000,
   storageBytesPerProject: 10 * 1024 * 1024 * 1024,
   trainedExamplesPerJob: 1_000_000,
   queuedGenerationsPerProject: 64,

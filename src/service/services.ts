@@ -18,6 +18,8 @@ import { InferenceService } from './serving/inference.js';
 import { ObjectStore } from './storage/object-store.js';
 import { openArtifactStore, type ArtifactStore } from './storage/artifacts.js';
 import { ExportService } from './exports/exports.js';
+import { SharingService } from './sharing/sharing.js';
+import { PermissionStore } from './store/permissions.js';
 import { defaultPlacement, type Placement } from '../engine/placement.js';
 
 export interface Services {
@@ -42,13 +44,15 @@ export interface Services {
   /** This process's local workers (concurrency 0: none). */
   scheduler: Scheduler;
   inference: InferenceService;
+  /** Who may use, change and share each tuned model (Gemini PermissionService, readerProjectNumbers). */
+  sharing: SharingService;
   /** Tuned models exported as PEFT, merged, GGUF or Ollama files (made and kept in this server's data dir). */
   exports: ExportService;
   /** Stops taking work, checkpoints running jobs (releasing their leases), closes the database. */
   close(): Promise<void>;
 }
 
-export type WorkerServices = Omit<Services, 'inference' | 'keys' | 'exports'>;
+export type WorkerServices = Omit<Services, 'inference' | 'keys' | 'exports' | 'sharing'>;
 
 /** What a worker needs; the API server adds keys and serving. Undone again if a later part fails to open. */
 async function openCore(config: ServiceConfig): Promise<WorkerServices> {
@@ -64,11 +68,12 @@ async function openCore(config: ServiceConfig): Promise<WorkerServices> {
     const jobs = new JobQueue(database.db, database.dialect);
     const registry = new BaseModelRegistry(config.dataDir);
     const objects = new ObjectStore(storageRoot, limits);
+    objects.alsoCount((project) => store.checkpointBytes(project)); // checkpoints share the storage quota
     void objects.sweepTemporaryFiles().catch((error) => console.error("attune: sweeping the object store's temporary files:", error));
     const cpu = new CpuPool();
     const requested = { device: config.device, dtype: config.dtype };
     const placement = defaultPlacement(requested); // also checks the device exists before anything starts
-    const tuning = new TuningService(database, store, jobs, registry, objects, artifacts, events, {
+    const tuning = new TuningService(database, store, new PermissionStore(database.db), jobs, registry, objects, artifacts, events, {
       limits, cpu, datasetDir: config.datasetDir, placement: requested,
       trainsHere: config.concurrency > 0, workerLiveMs: config.leaseMs ?? schedulerDefaults.leaseMs,
     });
@@ -102,8 +107,10 @@ export async function openServices(config: ServiceConfig): Promise<Services> {
   const inference = new InferenceService(core.tuning, core.registry, { ...config.serving, cpu: core.cpu, promptChars: core.limits.promptChars, limits: core.limits, placement: core.tuning.placement });
   core.tuning.onDeleted((id) => inference.forgetTunedModel(id));
   await core.scheduler.start(); // claims queued jobs, and running ones whose worker is gone
+  const keys = new KeyStore(core.database.db);
   return {
-    ...core, keys: new KeyStore(core.database.db), inference,
+    ...core, keys, inference,
+    sharing: new SharingService(core.tuning, keys, core.database, { limits: core.limits, keyless: config.keyless }),
     exports: new ExportService(core.tuning, path.join(config.dataDir, 'exports')),
     async close() {
       await core.scheduler.stop();

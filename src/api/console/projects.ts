@@ -2,9 +2,11 @@
 // job created under projects/my-project never shows while the console looks at `local`). Authorised like
 // every route. A caller with a key acts for its key's project only, so that is the one listed. On a keyless
 // server (loopback only) a caller without a key may act for any project that has no keys: those holding tuned
-// models are listed, with how many, beside the caller's own. Projects with keys are never named to it.
+// models are listed, with how many, beside the caller's own. Projects with keys are never named to it. The answer
+// also gives the caller's own project's identity (email and project number), which others share models with.
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../service/services.js';
+import { identityOf } from '../../service/sharing/identity.js';
 
 export interface ProjectEntry {
   projectId: string;
@@ -23,6 +25,7 @@ export function projectRoutes(app: FastifyInstance, services: Pick<Services, 'co
     }
     const listed = config.keyless && !withKey ? keyless.sort() : [request.project];
     const projects: ProjectEntry[] = listed.map((projectId) => ({ projectId, tunedModelCount: counts.get(projectId) ?? 0 }));
-    return { projects, keyless: config.keyless && !withKey };
+    // Who the caller's project is to others: the email and number that share a tuned model with it.
+    return { projects, keyless: config.keyless && !withKey, identity: identityOf(request.project) };
   });
 }

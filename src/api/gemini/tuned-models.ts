@@ -6,6 +6,7 @@ import { invalidArgument, notFound } from '../../service/errors.js';
 import { patchableFields, type TunedModelPatch } from '../../service/tuning/service.js';
 import type { TunedModel } from '../../service/tuning/tuned-model.js';
 import { camelCase } from '../plugins/lenient-json.js';
+import { parseTunedModelFilter } from '../../service/sharing/sharing.js';
 import { parseVersion, type ApiVersion, type CustomMethods } from './custom-methods.js';
 import { operationWire, tunedModelWire } from './wire.js';
 import { wireOptions, type WireOptions } from '../proto-json.js';
@@ -23,6 +24,8 @@ const TunedModelBody = Type.Object({
   temperature: Type.Optional(Type.Number()),
   topP: Type.Optional(Type.Number()),
   topK: Type.Optional(Type.Integer()),
+  /** int64s: strings in proto3 JSON, numbers from lenient clients. */
+  readerProjectNumbers: Type.Optional(Type.Array(Type.Union([Type.String(), Type.Integer()]))),
   tuningTask: Type.Optional(
     Type.Object({
       hyperparameters: Type.Optional(
@@ -44,15 +47,25 @@ const TunedModelBody = Type.Object({
 export type TunedModelBody = Static<typeof TunedModelBody>;
 
 const trainingDataField = 'tuned_model.tuning_task.training_data';
+/** Sharing, patched through the model (v1beta; v1beta3's TunedModel has no such field). */
+const readersField = 'readerProjectNumbers';
 
 /**
  * The tuned-model and operation methods, free of any transport: the caller's project and a proto3-JSON request
  * in, proto3 JSON out. The HTTP routes below and the gRPC services (api/grpc) both call these.
  */
 export function tunedModelMethods(services: Services) {
-  const { tuning, store } = services;
+  const { tuning, store, sharing } = services;
   const snapshotsOf = (model: TunedModel) => store.metrics(model.id, 'train');
-  const modelWire = async (model: TunedModel, options: WireOptions) => tunedModelWire(model, await snapshotsOf(model), options);
+  /**
+   * The model as `project` sees it: who else may read it is for those who may share it (WRITER and OWNER), on the
+   * versions whose TunedModel has the field.
+   */
+  const modelWire = async (model: TunedModel, options: WireOptions, project: string, version?: ApiVersion) => {
+    const role = version === 'v1beta3' ? undefined : await tuning.roleOf(model, project);
+    const readers = role === 'OWNER' || role === 'WRITER' ? await sharing.readerProjectNumbers(model) : [];
+    return { ...tunedModelWire(model, await snapshotsOf(model), options), readerProjectNumbers: readers.length ? readers : undefined };
+  };
   const operation = async (model: TunedModel, options: WireOptions) => operationWire(model, await snapshotsOf(model), options);
   return {
     async create(project: string, version: ApiVersion, tunedModelId: string | undefined, body: TunedModelBody, options: WireOptions) {
@@ -62,6 +75,8 @@ export function tunedModelMethods(services: Services) {
           'tuned_model.preference_optimization_spec',
         );
       }
+      // Checked first, so that a bad number creates nothing.
+      if (body.readerProjectNumbers?.length) await sharing.checkProjectNumbers(body.readerProjectNumbers);
       const examples = body.tuningTask?.trainingData?.examples?.examples ?? [];
       if (examples.length === 0) {
         throw invalidArgument(
@@ -85,33 +100,45 @@ export function tunedModelMethods(services: Services) {
         hyperparameters: body.tuningTask?.hyperparameters,
         training: { examples, field: trainingDataField },
       });
+      if (body.readerProjectNumbers?.length) await sharing.setReaderProjectNumbers(project, model.id, body.readerProjectNumbers);
       return operationWire(model, [], options);
     },
 
-    async list(project: string, { pageSize, pageToken, filter }: ListQuery, options: WireOptions) {
-      const page = await tuning.list(project, pageSize, pageToken, filter);
-      const tunedModels = await Promise.all(page.items.map((m) => modelWire(m, options)));
+    /** Its own models and those granted to it; `filter` takes Google's owner:me, writers:me, readers:me and readers:everyone. */
+    async list(project: string, { pageSize, pageToken, filter }: ListQuery, options: WireOptions, version?: ApiVersion) {
+      const page = await tuning.list(project, pageSize, pageToken, parseTunedModelFilter(filter));
+      const tunedModels = await Promise.all(page.items.map((m) => modelWire(m, options, project, version)));
       return { tunedModels: tunedModels.length ? tunedModels : undefined, nextPageToken: page.nextPageToken };
     },
 
-    get: async (project: string, id: string, options: WireOptions) => modelWire(await tuning.get(project, id), options),
+    get: async (project: string, id: string, options: WireOptions, version?: ApiVersion) =>
+      modelWire((await tuning.access(project, id, 'READER', 'read')).model, options, project, version),
 
     /** AIP-134: without a mask, every updatable field present in the body is the mask (v1beta3 requires one). */
     async update(project: string, version: ApiVersion, id: string, body: TunedModelBody, updateMask: string | undefined, options: WireOptions) {
       const fields = body as Record<string, unknown>;
-      const mask = updateMask ? updateMask.split(',').map((p) => camelCase(p.trim())) : patchableFields.filter((f) => fields[f] !== undefined);
+      const present = [...patchableFields, ...(version === 'v1beta3' ? [] : [readersField])].filter((f) => fields[f] !== undefined);
+      const mask = updateMask ? updateMask.split(',').map((p) => camelCase(p.trim())) : present;
       if (version === 'v1beta3' && !updateMask) throw invalidArgument('updateMask is required', 'update_mask');
       const patch: TunedModelPatch = {};
+      const updatable = version === 'v1beta3' ? patchableFields : [...patchableFields, readersField];
       for (const path of mask) {
-        if (!(patchableFields as readonly string[]).includes(path)) {
-          throw invalidArgument(`updateMask path '${path}' cannot be updated; updatable: ${patchableFields.join(', ')}`, 'update_mask');
+        if (!(updatable as readonly string[]).includes(path)) {
+          throw invalidArgument(`updateMask path '${path}' cannot be updated; updatable: ${updatable.join(', ')}`, 'update_mask');
         }
-        (patch as Record<string, unknown>)[path] = fields[path] ?? (path === 'displayName' || path === 'description' ? '' : undefined);
+        if (path !== readersField) (patch as Record<string, unknown>)[path] = fields[path] ?? (path === 'displayName' || path === 'description' ? '' : undefined);
       }
-      return modelWire(await tuning.patch(project, id, patch), options);
+      // The numbers are checked before anything changes; the patch checks its own fields before it writes.
+      const readers = mask.includes(readersField) ? (body.readerProjectNumbers ?? []) : undefined;
+      if (readers) await sharing.checkProjectNumbers(readers);
+      const model = await tuning.patch(project, id, patch);
+      if (readers) await sharing.setReaderProjectNumbers(project, id, readers);
+      return modelWire(model, options, project, version);
     },
 
+    /** Only the owner deletes; a project the model is shared with gets PERMISSION_DENIED, any other NOT_FOUND. */
     async delete(project: string, id: string) {
+      await tuning.access(project, id, 'OWNER', 'delete');
       await tuning.delete(project, id);
       return {};
     },
@@ -146,14 +173,12 @@ export function tunedModelRoutes(app: FastifyInstance, services: Services, custo
     '/:version/tunedModels',
     { schema: { querystring: ListQuery } },
     async (request) => {
-      parseVersion(request.params.version);
-      return methods.list(request.project, request.query, wireOptions(request));
+      return methods.list(request.project, request.query, wireOptions(request), parseVersion(request.params.version));
     },
   );
 
   app.get<{ Params: { version: string; id: string } }>('/:version/tunedModels/:id', async (request) => {
-    parseVersion(request.params.version);
-    return methods.get(request.project, request.params.id, wireOptions(request));
+    return methods.get(request.project, request.params.id, wireOptions(request), parseVersion(request.params.version));
   });
 
   app.patch<{ Params: { version: string; id: string }; Querystring: { updateMask?: string }; Body: TunedModelBody }>(

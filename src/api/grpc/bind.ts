@@ -14,6 +14,8 @@ export interface GrpcCall {
   metadata: grpc.Metadata;
   /** Aborted when the client cancels the call or goes away. */
   signal: AbortSignal;
+  /** Seconds left until the call's deadline, if the client set one (the serving timeout, as X-Server-Timeout is over REST). */
+  timeoutSeconds?: number;
 }
 
 /** A unary handler returns the response's JSON; a server-streaming one the responses'. */
@@ -50,6 +52,14 @@ function decode(type: protobuf.Type, bytes: Buffer): Json {
     throw invalidArgument(`The request is not a valid ${type.fullName.slice(1)} message.`);
   }
   return toProto3JSON(message) as Json;
+}
+
+/** The seconds the client will still wait (its deadline, sent as grpc-timeout), if it gave one. */
+export function timeoutOf(call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'getDeadline'>): number | undefined {
+  const deadline = call.getDeadline();
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  if (!Number.isFinite(at)) return undefined; // Infinity: no deadline
+  return Math.max(0.001, (at - Date.now()) / 1000);
 }
 
 function signalOf(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): AbortSignal {
@@ -99,7 +109,7 @@ export function bindService(service: protobuf.Service, handlers: Record<string, 
           const started = performance.now();
           const signal = signalOf(call);
           try {
-            const chunks = (await handler(decode(requestType, call.request), { metadata: call.metadata, signal })) as AsyncIterable<unknown>;
+            const chunks = (await handler(decode(requestType, call.request), { metadata: call.metadata, signal, timeoutSeconds: timeoutOf(call) })) as AsyncIterable<unknown>;
             for await (const chunk of chunks) {
               if (signal.aborted) break;
               await write(call, encode(responseType, chunk));
@@ -115,7 +125,7 @@ export function bindService(service: protobuf.Service, handlers: Record<string, 
       : async (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
           const started = performance.now();
           try {
-            const response = await handler(decode(requestType, call.request), { metadata: call.metadata, signal: signalOf(call) });
+            const response = await handler(decode(requestType, call.request), { metadata: call.metadata, signal: signalOf(call), timeoutSeconds: timeoutOf(call) });
             callback(null, encode(responseType, response));
             done(started, grpc.status.OK);
           } catch (error) {

@@ -1,6 +1,7 @@
 // The Gemini API over gRPC (google.ai.generativelanguage), on the versions the HTTP routes serve: ModelService
 // (base models on v1, v1beta and v1beta3; tuned models on v1beta and v1beta3: create, which answers a
-// long-running operation, get, list, update, delete), GenerativeService on v1 and v1beta (generateContent,
+// long-running operation, get, list, update, delete), PermissionService on v1beta and v1beta3 (a tuned model's
+// permissions and transferOwnership), GenerativeService on v1 and v1beta (generateContent,
 // streamGenerateContent, countTokens on tunedModels/* and models/*), TextService generateText (and
 // countTextTokens on models/*) on v1beta and v1beta3, and google.longrunning.Operations for the tuning
 // operations. The handlers call the same methods the HTTP routes call (api/gemini/tuned-models.ts, models.ts,
@@ -11,6 +12,7 @@ import { invalidArgument } from '../../service/errors.js';
 import type { ModelRef } from '../../service/serving/inference.js';
 import { tunedModelMethods, type TunedModelBody } from '../gemini/tuned-models.js';
 import { baseModelMethods } from '../gemini/models.js';
+import { permissionMethods, permissionVersions, type PermissionBody } from '../gemini/permissions.js';
 import { contentCalls, contentVersions, textVersions } from '../gemini/generate.js';
 import { apiVersions, type ApiVersion } from '../gemini/custom-methods.js';
 import { checkedPaging } from '../paging.js';
@@ -39,10 +41,20 @@ function operationOf(name: unknown): { id: string; operation: string } {
   return { id, operation };
 }
 
+/** `tunedModels/{id}/permissions/{permission}`, the name of a permission. */
+function permissionOf(name: unknown, field: string): { id: string; permission: string } {
+  const [collection, id, permissions, permission, ...rest] = typeof name === 'string' ? name.split('/') : [];
+  if (collection !== 'tunedModels' || !id || permissions !== 'permissions' || !permission || rest.length) {
+    throw invalidArgument(`${field} must be tunedModels/{id}/permissions/{permission}, not ${JSON.stringify(name ?? '')}.`, field);
+  }
+  return { id, permission };
+}
+
 type Bound = [protobuf.Service, Record<string, Handler>];
 
 export function geminiHandlers(services: Services, root: protobuf.Root, auth: GrpcAuth): Bound[] {
   const tuned = tunedModelMethods(services);
+  const sharing = permissionMethods(services);
   const base = baseModelMethods(services);
   const content = contentCalls(services);
   const tunedModelId = (name: unknown, field = 'name') => nameOf(name, field, ['tunedModels']).id;
@@ -87,9 +99,9 @@ export function geminiHandlers(services: Services, root: protobuf.Root, auth: Gr
   const generativeService = (version: ApiVersion): Bound => [
     service(version, 'GenerativeService'),
     {
-      GenerateContent: async (request, call) => content.generateContent(refOf(request.model, version, await auth.projectOf(call)), withoutModel(request), call.signal, wire),
+      GenerateContent: async (request, call) => content.generateContent(refOf(request.model, version, await auth.projectOf(call)), withoutModel(request), call.signal, wire, call.timeoutSeconds),
       StreamGenerateContent: async (request, call) =>
-        content.streamGenerateContent(refOf(request.model, version, await auth.projectOf(call)), withoutModel(request), call.signal, wire),
+        content.streamGenerateContent(refOf(request.model, version, await auth.projectOf(call)), withoutModel(request), call.signal, wire, call.timeoutSeconds),
       CountTokens: async (request, call) => content.countTokens(refOf(request.model, version, await auth.projectOf(call)), withoutModel(request)),
     },
   ];
@@ -97,15 +109,41 @@ export function geminiHandlers(services: Services, root: protobuf.Root, auth: Gr
   const textService = (version: ApiVersion): Bound => [
     service(version, 'TextService'),
     {
-      GenerateText: async (request, call) => content.generateText(refOf(request.model, version, await auth.projectOf(call)), withoutModel(request), call.signal, wire),
+      GenerateText: async (request, call) => content.generateText(refOf(request.model, version, await auth.projectOf(call)), withoutModel(request), call.signal, wire, call.timeoutSeconds),
       // Bound to models/* only, as in text_service.proto.
       CountTextTokens: async (request, call) =>
         content.countTextTokens({ project: await auth.projectOf(call), apiVersion: version, ...nameOf(request.model, 'model', ['models']) }, withoutModel(request)),
     },
   ];
 
+  /** Sharing tuned models (permission_service.proto); corpora are not served. */
+  const permissionService = (version: ApiVersion): Bound => [
+    service(version, 'PermissionService'),
+    {
+      CreatePermission: async ({ parent, permission }, call) =>
+        sharing.create(await auth.projectOf(call), tunedModelId(parent, 'parent'), (permission ?? {}) as PermissionBody, wire),
+      GetPermission: async ({ name }, call) => {
+        const { id, permission } = permissionOf(name, 'name');
+        return sharing.get(await auth.projectOf(call), id, permission, wire);
+      },
+      ListPermissions: async (request, call) => sharing.list(await auth.projectOf(call), tunedModelId(request.parent, 'parent'), checkedPaging(request), wire),
+      UpdatePermission: async ({ permission, updateMask }, call) => {
+        const body = (permission ?? {}) as PermissionBody;
+        const { id, permission: permissionId } = permissionOf(body.name, 'permission.name');
+        return sharing.update(await auth.projectOf(call), id, permissionId, body, (updateMask as string | undefined) || undefined, wire);
+      },
+      DeletePermission: async ({ name }, call) => {
+        const { id, permission } = permissionOf(name, 'name');
+        return sharing.delete(await auth.projectOf(call), id, permission);
+      },
+      TransferOwnership: async ({ name, emailAddress }, call) =>
+        sharing.transferOwnership(await auth.projectOf(call), tunedModelId(name), { emailAddress: emailAddress as string | undefined }),
+    },
+  ];
+
   return [
     ...apiVersions.map(modelService),
+    ...permissionVersions.map(permissionService),
     ...contentVersions.map(generativeService),
     ...textVersions.map(textService),
     [

@@ -1,5 +1,6 @@
 // Vertex AI v1 and v1beta1 over gRPC (google.cloud.aiplatform.{v1,v1beta1}): GenAiTuningService
-// (create/get/list/cancel), PredictionService generateContent, streamGenerateContent and countTokens
+// (create/get/list/cancel), EndpointService and ModelService (get, list, delete: the views of tuned models
+// api/vertex/resources.ts serves), PredictionService generateContent, streamGenerateContent and countTokens
 // (LlmUtilityService's in v1), and LlmUtilityService computeTokens, on tuned endpoints and base models. Each
 // handler reads the resource name, asks auth for the project, and calls the same methods the HTTP routes call
 // (api/vertex/tuning-jobs.ts, api/vertex/endpoints.ts, api/gemini/generate.ts).
@@ -9,6 +10,8 @@ import { invalidArgument } from '../../service/errors.js';
 import type { ModelRef } from '../../service/serving/inference.js';
 import { tuningJobMethods, type JobParent } from '../vertex/tuning-jobs.js';
 import { computeTokensCall, endpointRef } from '../vertex/endpoints.js';
+import { resourceMethods } from '../vertex/resources.js';
+import type { ListQuery as ResourceListQuery } from '../vertex/resource-wire.js';
 import { vertexVersions, type VertexVersion } from '../vertex/names.js';
 import { contentCalls } from '../gemini/generate.js';
 import { checkedPaging } from '../paging.js';
@@ -67,12 +70,29 @@ function versionHandlers(services: Services, root: protobuf.Root, auth: GrpcAuth
     );
   };
 
+  const resources = resourceMethods(services);
+  /** A resource's location and id (projects/{p}/locations/{l}/{collection}/{id}), as ResourceParent. */
+  const resourceOf = async (name: unknown, call: GrpcCall, collection: string) => {
+    const { parent, id } = await parentOf(name, 'name', call, collection);
+    return { parent: { version, project: parent.project, location: parent.location }, id };
+  };
+  const listParent = async (request: Json, call: GrpcCall) => {
+    const { parent } = await parentOf(request.parent, 'parent', call);
+    return { version, project: parent.project, location: parent.location };
+  };
+  const listQuery = (request: Json): ResourceListQuery => ({
+    ...checkedPaging(request),
+    filter: (request.filter as string | undefined) || undefined,
+    orderBy: (request.orderBy as string | undefined) || undefined,
+  });
+
   const withoutName = ({ model: _m, endpoint: _e, ...body }: Json) => body;
   // countTokens is PredictionService's in v1beta1 and LlmUtilityService's in v1.
   const countTokens: Handler = async (request, call) => content.countTokens(await modelOf(request.endpoint, 'endpoint', call), withoutName(request));
   const prediction = root.lookupService(`${packageName}.PredictionService`);
   const utility = root.lookupService(`${packageName}.LlmUtilityService`);
 
+  const modelService = root.lookupService(`${packageName}.ModelService`);
   return [
     [
       root.lookupService(`${packageName}.GenAiTuningService`),
@@ -91,11 +111,52 @@ function versionHandlers(services: Services, root: protobuf.Root, auth: GrpcAuth
       },
     ],
     [
+      root.lookupService(`${packageName}.EndpointService`),
+      {
+        GetEndpoint: async ({ name }, call) => {
+          const { parent, id } = await resourceOf(name, call, 'endpoints');
+          return resources.get('Endpoint', parent, id, wire);
+        },
+        ListEndpoints: async (request, call) => resources.list('Endpoint', await listParent(request, call), listQuery(request), wire),
+        DeleteEndpoint: async ({ name }, call) => {
+          const { parent, id } = await resourceOf(name, call, 'endpoints');
+          return resources.delete('Endpoint', parent, id);
+        },
+      },
+    ],
+    [
+      modelService,
+      {
+        GetModel: async ({ name }, call) => {
+          const { parent, id } = await resourceOf(name, call, 'models');
+          return resources.get('Model', parent, id, wire);
+        },
+        UpdateModel: async ({ model, updateMask }, call) => {
+          const { parent, id } = await resourceOf((model as { name?: unknown } | undefined)?.name, call, 'models');
+          // A FieldMask is a comma-separated string in proto3 JSON.
+          const paths = typeof updateMask === 'string' ? updateMask.split(',') : [];
+          return resources.update(parent, id, paths, model ?? {}, wire);
+        },
+        // v1beta1 only: ListModelVersionCheckpoints.
+        ...(modelService.methods.ListModelVersionCheckpoints && {
+          ListModelVersionCheckpoints: async ({ name }: { name?: unknown }, call: GrpcCall) => {
+            const { parent, id } = await resourceOf(name, call, 'models');
+            return resources.listCheckpoints(parent, id);
+          },
+        }),
+        ListModels: async (request, call) => resources.list('Model', await listParent(request, call), listQuery(request), wire),
+        DeleteModel: async ({ name }, call) => {
+          const { parent, id } = await resourceOf(name, call, 'models');
+          return resources.delete('Model', parent, id);
+        },
+      },
+    ],
+    [
       prediction,
       {
-        GenerateContent: async (request, call) => content.generateContent(await modelOf(request.model, 'model', call), withoutName(request), call.signal, wire),
+        GenerateContent: async (request, call) => content.generateContent(await modelOf(request.model, 'model', call), withoutName(request), call.signal, wire, call.timeoutSeconds),
         StreamGenerateContent: async (request, call) =>
-          content.streamGenerateContent(await modelOf(request.model, 'model', call), withoutName(request), call.signal, wire),
+          content.streamGenerateContent(await modelOf(request.model, 'model', call), withoutName(request), call.signal, wire, call.timeoutSeconds),
         ...(prediction.methods.CountTokens ? { CountTokens: countTokens } : {}),
       },
     ],

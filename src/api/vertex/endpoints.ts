@@ -11,7 +11,7 @@ import { bodyChecker } from '../check-body.js';
 import { isObject } from '../proto-json.js';
 import { parseVertexVersion, splitCustomMethod, withoutVersion, type VertexVersion } from './names.js';
 import { ComputeTokensRequest, tokensInfoWire, type ComputeTokensResponse } from './resource-wire.js';
-import { tunedModelOfResource } from './resources.js';
+import { endpointOf } from './resources.js';
 
 type Verb = keyof ReturnType<typeof contentMethods> | 'computeTokens';
 const verbs: readonly string[] = ['generateContent', 'streamGenerateContent', 'countTokens', 'computeTokens'] satisfies Verb[];
@@ -57,8 +57,12 @@ export async function endpointRef(services: Services, { version, project, locati
   if (collection === 'models' && publisher !== 'google') {
     throw notFound(`Publisher model ${publisher}/${name} not found; Attune serves publishers/google/models/*.`);
   }
-  // An endpoint exists while its job's tunedModel names it, in its job's location (the path without one finds any).
-  if (collection === 'tunedModels') await tunedModelOfResource(services, project, 'Endpoint', name, location);
+  if (collection === 'tunedModels') {
+    // An endpoint exists while its job's tunedModel names it, in its job's location (the path without one finds
+    // any); it serves its checkpoint (models tuned before checkpoints: their adapter).
+    const { model, checkpoint } = await endpointOf(services, project, name, location);
+    return { project, collection, id: model.id, apiVersion: version, checkpointId: checkpoint?.checkpointId };
+  }
   return { project, collection, id: withoutVersion(name), apiVersion: version };
 }
 

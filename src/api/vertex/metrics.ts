@@ -48,7 +48,7 @@ export function metricRoutes(app: FastifyInstance, services: Services): void {
       if (!current) return close(); // deleted
       if (jobStateOf(current) !== state) {
         state = jobStateOf(current);
-        send({ tuningJob: tuningJobWire(current, options, version) });
+        send({ tuningJob: tuningJobWire(current, options, version, current.state === 'ACTIVE' ? await services.tuning.checkpoints(current) : []) });
       }
       if (terminalStates.includes(state)) close();
     };

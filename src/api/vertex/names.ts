@@ -27,7 +27,8 @@ export const modelResourceName = (model: TunedModel) => `${parentOf(model)}/mode
 /** The alias of a Model's latest version whose run succeeded. */
 export const defaultVersionAlias = 'default';
 export const modelName = (model: TunedModel) => `${modelResourceName(model)}@${model.modelVersion}`;
-export const endpointName = (model: TunedModel) => `${parentOf(model)}/endpoints/${model.jobNumber}`;
+/** The endpoint of the run's last adapter; each intermediate checkpoint has one of its own (endpointNumber). */
+export const endpointName = (model: TunedModel, endpointNumber = model.jobNumber) => `${parentOf(model)}/endpoints/${endpointNumber}`;
 
 /** Splits `123:cancel` into the id and the verb ('' when there is none). */
 export function splitCustomMethod(segment: string): { id: string; verb: string } {

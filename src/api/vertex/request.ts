@@ -1,7 +1,7 @@
 // A CreateTuningJob body as real clients send it (vertex-api.md §1.2, §4.1): names in either case (the
 // lenient JSON plugin camelCases them), int64 and doubles as numbers or strings, enums as names or integers.
 import { adapterSizeRanks } from '../../engine/lora/lora.js';
-import { invalidArgument } from '../../service/errors.js';
+import { ServiceError, invalidArgument } from '../../service/errors.js';
 import type { Hyperparameters, TuningMethod } from '../../service/tuning/tuned-model.js';
 import { isObject } from '../proto-json.js';
 import { adapterSizeNumbers } from './wire.js';
@@ -28,6 +28,11 @@ export interface TuningJobRequest {
   trainingDatasetUri: string;
   validationDatasetUri?: string;
   hyperparameters: Partial<Hyperparameters>;
+  exportLastCheckpointOnly: boolean;
+  /** v1beta1, open models: the base model's folder in the project's object store (gs://bucket/models/x/). */
+  customBaseModel?: string;
+  /** v1beta1, open models: where the PEFT files are written (gs://bucket/prefix). */
+  outputUri?: string;
 }
 
 /** Tuning methods other than supervised and preference tuning with LoRA, refused by name rather than ignored. */
@@ -53,7 +58,11 @@ export function parseTuningJob(body: unknown): TuningJobRequest {
   if (!trainingDatasetUri) throw invalidArgument(`${name}.trainingDatasetUri is required.`, trainingDatasetField(method));
   const tuningMode = enumAt(spec.tuningMode, `${field}.tuning_mode`, tuningModes);
   if (tuningMode === 'TUNING_MODE_FULL') {
-    throw invalidArgument('TUNING_MODE_FULL is not supported: Attune tunes LoRA adapters (TUNING_MODE_PEFT_ADAPTER).', `${field}.tuning_mode`);
+    // Never a silent downgrade to an adapter: the caller asked for every weight to change.
+    throw new ServiceError(
+      'FAILED_PRECONDITION',
+      'tuningMode TUNING_MODE_FULL is not available: Attune tunes LoRA adapters only (TUNING_MODE_PEFT_ADAPTER, the default). Nothing was created.',
+    );
   }
   const preTuned = objectAt(job.preTunedModel, 'tuning_job.pre_tuned_model');
   const tunedModelName = preTuned && stringAt(preTuned.tunedModelName, 'tuning_job.pre_tuned_model.tuned_model_name');
@@ -70,6 +79,9 @@ export function parseTuningJob(body: unknown): TuningJobRequest {
     trainingDatasetUri,
     validationDatasetUri: stringAt(spec.validationDatasetUri, validationDatasetField(method)) || undefined,
     hyperparameters: parseHyperParameters(objectAt(spec.hyperParameters, `${field}.hyper_parameters`) ?? {}, `${field}.hyper_parameters`, method),
+    exportLastCheckpointOnly: booleanAt(spec.exportLastCheckpointOnly, `${field}.export_last_checkpoint_only`) ?? false,
+    customBaseModel: stringAt(job.customBaseModel, 'tuning_job.custom_base_model') || undefined,
+    outputUri: stringAt(job.outputUri, 'tuning_job.output_uri') || undefined,
   };
 }
 
@@ -113,6 +125,12 @@ function numberAt(value: unknown, field: string, type: 'int64' | 'double'): numb
     throw invalidArgument(`Invalid value at '${field}' (TYPE_${type.toUpperCase()}), ${JSON.stringify(value)}`, field);
   }
   return n;
+}
+
+function booleanAt(value: unknown, field: string): boolean | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'boolean') throw invalidArgument(`Invalid value at '${field}' (TYPE_BOOL), ${JSON.stringify(value)}`, field);
+  return value;
 }
 
 function stringAt(value: unknown, field: string): string | undefined {

@@ -3,6 +3,9 @@
 // shape is written once. Domain → wire for the Endpoint and the Model; the request schemas the routes check.
 import { Type, type Static } from '@sinclair/typebox';
 import type { TunedModel } from '../../service/tuning/tuned-model.js';
+import type { TunedCheckpoint } from '../../service/tuning/checkpoints.js';
+import type { EndpointOf } from './resources.js';
+import { defaultCheckpointOf } from './wire.js';
 import { pagingQuery } from '../paging.js';
 import { nonZero, type WireOptions } from '../proto-json.js';
 import { defaultVersionAlias, endpointName, modelResourceName, type VertexVersion } from './names.js';
@@ -36,7 +39,11 @@ export const Endpoint = Type.Object({
 });
 export type Endpoint = Static<typeof Endpoint>;
 
-export const DeployedModelRef = Type.Object({ endpoint: Type.String(), deployedModelId: Type.String() });
+export const DeployedModelRef = Type.Object({ endpoint: Type.String(), deployedModelId: Type.String(), checkpointId: Type.Optional(Type.String()) });
+
+/** Model.checkpoints and ListModelVersionCheckpoints' entries (Checkpoint, ModelVersionCheckpoint). */
+export const Checkpoint = Type.Object({ checkpointId: Type.String(), epoch: Int64, step: Int64 });
+export type Checkpoint = Static<typeof Checkpoint>;
 
 /** ModelSourceInfo.ModelSourceType: tuned foundation models are GENIE's. */
 export const modelSourceTypes = { MODEL_SOURCE_TYPE_UNSPECIFIED: 0, GENIE: 5 } as const;
@@ -55,6 +62,7 @@ export const Model = Type.Object({
   updateTime: Timestamp,
   modelSourceInfo: Type.Object({ sourceType: Type.Union([Type.String(), Type.Integer()]) }),
   defaultCheckpointId: Type.Optional(Type.String()),
+  checkpoints: Type.Optional(Type.Array(Checkpoint)),
 });
 export type Model = Static<typeof Model>;
 
@@ -90,6 +98,17 @@ export const ListQuery = Type.Object({
 });
 export type ListQuery = Static<typeof ListQuery>;
 
+export const UpdateModelQuery = Type.Object({ updateMask: Type.Optional(Type.String()) });
+export type UpdateModelQuery = Static<typeof UpdateModelQuery>;
+
+/** The Model of an UpdateModel request: the fields Attune changes; the rest of a Model the client echoes is ignored. */
+export const UpdateModelBody = Type.Object({
+  defaultCheckpointId: Type.Optional(Type.String({ maxLength: 64 })),
+  displayName: Type.Optional(Type.String()),
+  description: Type.Optional(Type.String()),
+});
+export type UpdateModelBody = Static<typeof UpdateModelBody>;
+
 /** contents (a Content or a list of them) or PaLM-era instances ({prompt} or {content}); `model` is ignored. */
 export const ComputeTokensRequest = Type.Object({
   endpoint: Type.Optional(Type.String()),
@@ -103,36 +122,43 @@ export type ComputeTokensRequest = Static<typeof ComputeTokensRequest>;
 // Domain → wire
 
 /**
- * A tuned model's one deployment: Attune deploys it once, when it becomes ACTIVE, under its job number; the
- * Model's first (and only) version.
+ * Attune deploys a tuned model's checkpoints when its run keeps them, each on its own endpoint, under the
+ * endpoint's number; all are checkpoints of the one Model version the run made.
  */
-const deployedModelId = (model: TunedModel) => model.jobNumber;
 const deployTime = (model: TunedModel) => model.completeTime ?? model.updateTime;
 const labelsOf = (model: TunedModel) => (Object.keys(model.labels).length ? model.labels : undefined);
 
-export function endpointWire(model: TunedModel): Endpoint {
+export const checkpointWire = (c: TunedCheckpoint): Checkpoint => ({ checkpointId: c.checkpointId, epoch: String(c.epoch), step: String(c.step) });
+
+export function endpointWire({ model, checkpoint, number }: EndpointOf): Endpoint {
+  const created = checkpoint?.createTime ?? deployTime(model);
   return {
-    name: endpointName(model),
-    displayName: model.displayName,
+    name: endpointName(model, number),
+    // The run's last adapter is on the job's own number; an intermediate checkpoint's endpoint says which it is.
+    displayName: number === model.jobNumber || !checkpoint ? model.displayName : `${model.displayName} (checkpoint ${checkpoint.checkpointId})`,
     description: nonZero(model.description),
     deployedModels: [
       {
-        id: deployedModelId(model),
+        id: number,
         model: modelResourceName(model),
         modelVersionId: String(model.modelVersion),
         displayName: nonZero(model.displayName),
-        createTime: deployTime(model),
+        createTime: created,
+        checkpointId: checkpoint?.checkpointId,
       },
     ],
-    trafficSplit: { [deployedModelId(model)]: 100 },
+    trafficSplit: { [number]: 100 },
     labels: labelsOf(model),
-    createTime: deployTime(model),
+    createTime: created,
     updateTime: model.updateTime,
   };
 }
 
-/** One version of a Model; `isDefault` when it is the latest version whose run succeeded. */
-export function modelWire(model: TunedModel, options: WireOptions, isDefault: boolean): Model {
+/** One version of a Model; `isDefault` when it is the latest version whose run kept an adapter. */
+export function modelWire(model: TunedModel, options: WireOptions, checkpoints: readonly TunedCheckpoint[], isDefault: boolean): Model {
+  const deployed = checkpoints.length
+    ? checkpoints.map((c) => ({ endpoint: endpointName(model, c.endpointNumber), deployedModelId: c.endpointNumber, checkpointId: c.checkpointId }))
+    : [{ endpoint: endpointName(model), deployedModelId: model.jobNumber }];
   return {
     name: modelResourceName(model),
     versionId: String(model.modelVersion),
@@ -141,11 +167,13 @@ export function modelWire(model: TunedModel, options: WireOptions, isDefault: bo
     versionUpdateTime: model.updateTime,
     displayName: model.displayName,
     description: nonZero(model.description),
-    deployedModels: [{ endpoint: endpointName(model), deployedModelId: deployedModelId(model) }],
+    deployedModels: deployed,
     labels: labelsOf(model),
     createTime: deployTime(model),
     updateTime: model.updateTime,
     modelSourceInfo: { sourceType: options.integerEnums ? modelSourceTypes.GENIE : 'GENIE' },
+    defaultCheckpointId: defaultCheckpointOf(model, checkpoints)?.checkpointId,
+    checkpoints: checkpoints.length ? checkpoints.map(checkpointWire) : undefined,
   };
 }
 

@@ -54,6 +54,9 @@ const parentOf = (request: FastifyRequest<{ Params: LocationParams }>): JobParen
  */
 export function tuningJobMethods(services: Services) {
   const { tuning } = services;
+  /** The TuningJob, with its tuned model's checkpoints once it has an adapter. */
+  const jobWire = async (model: TunedModel, options: WireOptions, version: VertexVersion) =>
+    tuningJobWire(model, options, version, model.state === 'ACTIVE' ? await tuning.checkpoints(model) : []);
   return {
     async create(parent: JobParent, body: unknown, options: WireOptions, validateOnly = false) {
       const { version } = parent;
@@ -70,13 +73,16 @@ export function tuningJobMethods(services: Services) {
         displayName: job.displayName,
         description: job.description,
         labels: job.labels,
-        baseModel: source ? undefined : (job.baseModel ?? missingBaseModel()),
+        baseModel: source ? undefined : (job.baseModel ?? (job.customBaseModel ? undefined : missingBaseModel())),
         sourceTunedModel: source?.id,
         sourceCheckpointId: job.preTunedModel?.checkpointId,
         tuningMethod: job.method,
         hyperparameters: job.hyperparameters,
         training: { uri: job.trainingDatasetUri, field: trainingDatasetField(job.method) },
         validation: job.validationDatasetUri ? { uri: job.validationDatasetUri, field: validationDatasetField(job.method) } : undefined,
+        exportLastCheckpointOnly: job.exportLastCheckpointOnly,
+        customBaseModel: job.customBaseModel,
+        outputUri: job.outputUri,
       };
       if (validateOnly) {
         // AIP-163: what would be created, without the name, state and times it would get.
@@ -84,17 +90,18 @@ export function tuningJobMethods(services: Services) {
         const { name: _name, state: _state, createTime: _c, updateTime: _u, tuningJobMetadata: _m, ...wouldBe } = tuningJobWire(model, options, version);
         return wouldBe;
       }
-      return tuningJobWire(await tuning.create(create), options, version);
+      return jobWire(await tuning.create(create), options, version);
     },
 
     async list(parent: JobParent, { pageSize, pageToken, filter }: ListQuery, options: WireOptions) {
       const matches = parseFilter(filter);
       const page = await tuning.listMatching(parent.project, (m) => m.location === parent.location && matches(m), pageSize, pageToken);
-      return { tuningJobs: page.items.length ? page.items.map((m) => tuningJobWire(m, options, parent.version)) : undefined, nextPageToken: page.nextPageToken };
+      const tuningJobs = await Promise.all(page.items.map((m) => jobWire(m, options, parent.version)));
+      return { tuningJobs: tuningJobs.length ? tuningJobs : undefined, nextPageToken: page.nextPageToken };
     },
 
     async get(parent: JobParent, job: string, options: WireOptions) {
-      return tuningJobWire(await findJob(services, parent, job), options, parent.version);
+      return jobWire(await findJob(services, parent, job), options, parent.version);
     },
 
     async cancel(parent: JobParent, job: string) {

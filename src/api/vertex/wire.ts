@@ -4,6 +4,7 @@
 import { adapterSizeRanks } from '../../engine/lora/lora.js';
 import { epochsCompleted } from '../../engine/train/trainer.js';
 import type { DataStats, Distribution, StepMetric, TunedModel, TuningMethod } from '../../service/tuning/tuned-model.js';
+import type { TunedCheckpoint } from '../../service/tuning/checkpoints.js';
 import { int64, nonZero, type WireOptions } from '../proto-json.js';
 import { endpointName, modelName, tuningJobName, type VertexVersion } from './names.js';
 
@@ -57,8 +58,33 @@ const enumValue = <T extends string>(name: T, numbers: Record<T, number>, option
 /** Examples training iterates over: those kept after dropping the over-long ones. */
 const trainedExamples = (stats: DataStats) => stats.exampleCount - stats.dropped.length;
 
-/** batchSize and learningRate are v1beta1 fields: a strict v1 parser would refuse them. */
-export function tuningJobWire(model: TunedModel, options: WireOptions, version: VertexVersion) {
+/**
+ * The checkpoint a model serves: its default one (models.patch defaultCheckpointId), else its last. Undefined
+ * for models tuned before checkpoints were kept (they serve their adapter, on the job number's endpoint).
+ */
+export function defaultCheckpointOf(model: TunedModel, checkpoints: readonly TunedCheckpoint[]): TunedCheckpoint | undefined {
+  return checkpoints.find((c) => c.checkpointId === model.defaultCheckpointId) ?? checkpoints.at(-1);
+}
+
+/**
+ * A model with an adapter (a run that SUCCEEDED, or one CANCELLED after it trained) is a Vertex Model with an
+ * Endpoint per checkpoint; tunedModel.endpoint is its default checkpoint's, as Vertex's is.
+ */
+export function tunedModelWire(model: TunedModel, checkpoints: readonly TunedCheckpoint[]) {
+  if (model.state !== 'ACTIVE') return undefined;
+  const served = defaultCheckpointOf(model, checkpoints);
+  return {
+    model: modelName(model),
+    endpoint: endpointName(model, served?.endpointNumber),
+    // Vertex lists them only when intermediate checkpoints were kept.
+    checkpoints: model.exportLastCheckpointOnly ? undefined : nonZero(checkpoints.map((c) => ({
+      checkpointId: c.checkpointId, epoch: int64(c.epoch), step: int64(c.step), endpoint: endpointName(model, c.endpointNumber),
+    }))),
+  };
+}
+
+/** batchSize, learningRate, customBaseModel and outputUri are v1beta1 fields: a strict v1 parser would refuse them. */
+export function tuningJobWire(model: TunedModel, options: WireOptions, version: VertexVersion, checkpoints: readonly TunedCheckpoint[] = []) {
   const beta = version === 'v1beta1';
   const state = jobStateOf(model);
   const { epochCount, batchSize, learningRate, learningRateMultiplier, adapterRank } = model.hyperparameters;
@@ -76,6 +102,7 @@ export function tuningJobWire(model: TunedModel, options: WireOptions, version: 
       batchSize: beta ? int64(batchSize) : undefined,
       beta: model.hyperparameters.beta,
     },
+    exportLastCheckpointOnly: model.exportLastCheckpointOnly || undefined,
   };
   const baseModel = model.baseModel.replace(/^models\//, '');
   return {
@@ -87,6 +114,8 @@ export function tuningJobWire(model: TunedModel, options: WireOptions, version: 
     preTunedModel: model.preTunedModel ? { tunedModelName: model.preTunedModel, baseModel } : undefined,
     supervisedTuningSpec: preference ? undefined : spec,
     preferenceOptimizationSpec: preference ? spec : undefined,
+    customBaseModel: beta ? model.customBaseModel : undefined,
+    outputUri: beta ? model.outputUri : undefined,
     state: enumValue(state, jobStates, options),
     createTime: model.createTime,
     startTime: model.startTime,
@@ -94,7 +123,7 @@ export function tuningJobWire(model: TunedModel, options: WireOptions, version: 
     updateTime: model.updateTime,
     error: ended && model.error ? { code: model.error.code, message: model.error.message } : undefined,
     labels: Object.keys(model.labels).length ? model.labels : undefined,
-    tunedModel: state === 'JOB_STATE_SUCCEEDED' ? { model: modelName(model), endpoint: endpointName(model) } : undefined,
+    tunedModel: tunedModelWire(model, checkpoints),
     tuningDataStats:
       model.dataStats &&
       (preference

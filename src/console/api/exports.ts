@@ -14,16 +14,18 @@ export interface ExportChoice {
   withBase?: boolean;
   /** The base GGUF's type; unset keeps the checkpoint's own dtype. */
   baseType?: BaseType;
+  /** One of the model's checkpoints; unset: the one it serves. */
+  checkpoint?: string;
 }
 
-export const exportPath = (id: string, { format, withBase, baseType }: ExportChoice): string =>
-  withQuery(`/v1beta/${tunedModelPath(id)}/export`, { format, withBase: withBase || undefined, baseType });
+export const exportPath = (id: string, { format, withBase, baseType, checkpoint }: ExportChoice): string =>
+  withQuery(`/v1beta/${tunedModelPath(id)}/export`, { format, withBase: withBase || undefined, baseType, checkpoint });
 
 export async function downloadExport(id: string, choice: ExportChoice): Promise<void> {
   const response = await apiFetch(exportPath(id, choice));
   const blob = await response.blob();
   const disposition = response.headers.get('content-disposition') ?? '';
-  const fileName = /filename="([^"]+)"/.exec(disposition)?.[1] ?? `${id}-${choice.format}.zip`;
+  const fileName = /filename="([^"]+)"/.exec(disposition)?.[1] ?? `${id}-${choice.format}${choice.checkpoint ? `-checkpoint-${choice.checkpoint}` : ''}.zip`;
   const url = URL.createObjectURL(blob);
   const link = document.createElement('a');
   link.href = url;

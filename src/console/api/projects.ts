@@ -11,6 +11,8 @@ export interface ProjectList {
   projects: ProjectEntry[];
   /** Whether the caller came without a key to a keyless server (and so may switch). */
   keyless: boolean;
+  /** The caller's project as others name it when they share a tuned model with it. */
+  identity: { projectId: string; email: string; projectNumber: string };
 }
 
 export function listProjects(signal?: AbortSignal): Promise<ProjectList> {

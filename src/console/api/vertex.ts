@@ -76,9 +76,18 @@ export interface TuningJob {
   supervisedTuningSpec?: SupervisedTuningSpec;
   /** Preference tuning (DPO): the same fields, hyperParameters.beta too. */
   preferenceOptimizationSpec?: SupervisedTuningSpec;
-  tunedModel?: { model?: string; endpoint?: string };
+  /** Once its run kept an adapter; endpoint is the default checkpoint's. */
+  tunedModel?: { model?: string; endpoint?: string; checkpoints?: TunedModelCheckpoint[] };
   tuningDataStats?: { supervisedTuningDataStats?: SupervisedTuningDataStats; preferenceOptimizationDataStats?: SupervisedTuningDataStats };
   tuningJobMetadata?: { completedStepCount?: Int64; completedEpochCount?: Int64 };
+}
+
+/** One of a tuned model's checkpoints, each served on an endpoint of its own (a full resource name). */
+export interface TunedModelCheckpoint {
+  checkpointId: string;
+  epoch?: Int64;
+  step?: Int64;
+  endpoint: string;
 }
 
 export interface NewTuningJob {
@@ -190,7 +199,7 @@ export async function* streamMetrics(id: string, signal: AbortSignal): AsyncGene
 
 export interface JobEvent {
   time: string;
-  type: 'created' | 'waiting' | 'started' | 'epoch' | 'evaluation' | 'checkpoint' | 'succeeded' | 'failed' | 'cancelled';
+  type: 'created' | 'waiting' | 'started' | 'epoch' | 'evaluation' | 'checkpoint' | 'kept' | 'succeeded' | 'failed' | 'cancelled';
   level: 'info' | 'warning' | 'error';
   message: string;
   step?: number;
@@ -207,4 +216,15 @@ export interface JobEvents {
 /** A job's log of events, oldest first (an Attune extension beside its metrics). */
 export function getJobEvents(id: string, signal?: AbortSignal): Promise<JobEvents> {
   return apiJson<JobEvents>(`${jobsPath()}/${encodeURIComponent(id)}/events`, { signal });
+}
+
+/** Asks one checkpoint's endpoint, greedily (Vertex PredictionService.generateContent). */
+export function generateOnEndpoint(endpoint: string, text: string, signal?: AbortSignal): Promise<{ candidates?: { content?: { parts?: { text?: string }[] } }[] }> {
+  const body = { contents: [{ role: 'user', parts: [{ text }] }], generationConfig: { temperature: 0, maxOutputTokens: 64 } };
+  return apiJson(`/v1beta1/${endpoint}:generateContent`, { method: 'POST', body, signal });
+}
+
+/** Makes a checkpoint the one the model serves (Vertex models.patch with updateMask defaultCheckpointId). */
+export function setDefaultCheckpoint(model: string, checkpointId: string): Promise<unknown> {
+  return apiJson(`/v1beta1/${model.replace(/@[^/]*$/, '')}`, { method: 'PATCH', query: { updateMask: 'defaultCheckpointId' }, body: { defaultCheckpointId: checkpointId } });
 }

@@ -18,8 +18,8 @@ export const isTerminal = (state: string): boolean =>
 
 export const canCancel = (state: string): boolean => state === 'JOB_STATE_PENDING' || state === 'JOB_STATE_RUNNING';
 
-/** A job that finished with an adapter one can test and download. */
-export const hasAdapter = (job: TuningJob): boolean => job.state === 'JOB_STATE_SUCCEEDED';
+/** A job that finished with an adapter one can test and download: it succeeded, or was cancelled after it trained (it keeps what it reached). */
+export const hasAdapter = (job: TuningJob): boolean => job.state === 'JOB_STATE_SUCCEEDED' || (job.state === 'JOB_STATE_CANCELLED' && job.tunedModel !== undefined);
 
 /**
  * Whether every training example was one prompt and one answer (at most 2 messages), so the model never saw

@@ -1,5 +1,5 @@
 // One tuning job: live progress and ETA, loss and accuracy charts with epoch markers, hyperparameters,
-// data statistics, its log of events, and what one can do with it (cancel, test, clone, export, delete, curl).
+// data statistics, its log of events, and what one can do with it (cancel, test, clone, export, share, delete, curl).
 import { useState } from 'preact/hooks';
 import { exportPath } from '../api/exports';
 import { deleteTunedModel, tunedModelPath } from '../api/gemini';
@@ -7,6 +7,8 @@ import { cancelJob, dataStatsOf, jobsPath } from '../api/vertex';
 import { CopyBlock } from '../components/copy-block';
 import { DataStats } from '../components/data-stats';
 import { ExportPanel } from '../components/export-panel';
+import { CheckpointsPanel } from '../components/checkpoints-panel';
+import { SharingPanel } from '../components/sharing-panel';
 import { ConfirmDialog } from '../components/dialog';
 import { ErrorBanner } from '../components/error-banner';
 import { HyperparameterFacts, TimelineFacts } from '../components/job-facts';
@@ -140,7 +142,17 @@ export function DetailsPage({ id }: { id: string }) {
         </section>
       </div>
       <JobEvents id={id} job={job} />
+      {hasAdapter(job) && <CheckpointsPanel id={id} job={job} onChanged={() => setGeneration((g) => g + 1)} />}
       {hasAdapter(job) && <ExportPanel id={id} />}
+      {hasAdapter(job) && (
+        <SharingPanel
+          id={id}
+          onTransferred={() => {
+            setNotice({ text: `Transferred ${name}: it is now another project's.`, path: '/' });
+            navigate('/', { replace: true });
+          }}
+        />
+      )}
       <details class="panel">
         <summary>Equivalent curl commands</summary>
         <h3>Create this job again</h3>

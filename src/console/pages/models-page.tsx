@@ -9,6 +9,7 @@ import { ConfirmDialog } from '../components/dialog';
 import { RenameDialog } from '../components/rename-dialog';
 import { ErrorBanner } from '../components/error-banner';
 import { OtherProjects } from '../components/other-projects';
+import { SharedModels } from '../components/shared-models';
 import { JobProgress } from '../components/state-badge';
 import { useAsync, useInterval } from '../hooks/use-async';
 import { hasAdapter, int, isTerminal, stateFilters } from '../lib/job-state';
@@ -123,6 +124,7 @@ export function ModelsPage() {
       </form>
 
       <OtherProjects />
+      <SharedModels />
       <ErrorBanner error={jobs.error} onRetry={jobs.reload} />
       <ErrorBanner error={actionError} />
       {jobs.loading && !jobs.data && !jobs.error && <p aria-live="polite">Loading…</p>}

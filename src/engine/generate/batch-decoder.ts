@@ -2,7 +2,8 @@
 // and leave as soon as they finish, each with its own prompt, adapter, sampling settings and random stream.
 //
 // A step runs at most two forwards. New sequences are prefilled together (by priority, then oldest first,
-// up to a token budget per step), their prompts packed into rows (first-fit decreasing, rows as long as the
+// up to a prefill budget per step, and within the caller's step budget when it gives one: vLLM's
+// max_num_batched_tokens, where a decoding row counts one token and a prompt its length), their prompts packed into rows (first-fit decreasing, rows as long as the
 // longest prompt) with per-token positions and segment ids, so attention stays inside each prompt; the last
 // position of each prompt gives its first token. Sequences
 // already running decode one token each, as rows of one batch: every row writes its new keys and values
@@ -64,6 +65,18 @@ export class Sequence {
   }
 }
 
+/**
+ * What one step may carry (vLLM's max_num_batched_tokens): one token per decoding row plus each prefilled
+ * prompt's length. Every running row decodes (the caller pauses rows to fit); prompts go in order while they
+ * fit, and a prompt that does not fit waits, with two exceptions: `exempt` prompts (a scheduler's protected
+ * requests) go first and whatever the budget, and when nothing else would run the first prompt goes, so a
+ * prompt longer than the budget is never stuck.
+ */
+export interface StepBudget {
+  tokens: number;
+  exempt?: (sequence: Sequence) => boolean;
+}
+
 /** What one step did to one sequence: new text, and whether it ended (its result is then final). */
 export interface StepOutput {
   sequence: Sequence;
@@ -83,6 +96,8 @@ export class BatchDecoder {
   /** Sequences holding blocks; those not paused decode. */
   private readonly live = new Set<Sequence>();
   private readonly paused = new Set<Sequence>();
+  /** What the last step carried. */
+  lastStep = { decodeRows: 0, prefillTokens: 0 };
 
   constructor(
     readonly model: Transformer,
@@ -130,19 +145,19 @@ export class BatchDecoder {
     this.pool.release(sequence.blockTable);
   }
 
-  /** One iteration: prefills sequences added since the last step (oldest first, within the prefill budget), decodes one token of the others. */
-  step(): StepOutput[] {
+  /**
+   * One iteration: prefills sequences added since the last step (by priority, oldest first, within the
+   * prefill budget and the step's `budget`), decodes one token of the others.
+   */
+  step(budget?: StepBudget): StepOutput[] {
     const all = [...this.live].filter((s) => !this.paused.has(s));
     const decode = all.filter((s) => s.cached > 0);
-    const waiting = all.filter((s) => s.cached === 0).sort((a, b) => (a.spec.prefillPriority ?? 0) - (b.spec.prefillPriority ?? 0)); // stable: oldest first
-    const prefill: Sequence[] = [];
-    let budget = this.prefillTokens;
-    for (const s of waiting) {
-      const length = s.spec.promptIds.length;
-      if (prefill.length && length > budget) break;
-      prefill.push(s);
-      budget -= length;
-    }
+    const prefill = this.choosePrefill(
+      all.filter((s) => s.cached === 0),
+      decode.length,
+      budget,
+    );
+    this.lastStep = { decodeRows: decode.length, prefillTokens: prefill.reduce((n, s) => n + s.spec.promptIds.length, 0) };
     const tokens = noGrad(() =>
       tidy(() => {
         try {
@@ -153,6 +168,26 @@ export class BatchDecoder {
       }),
     );
     return [...prefill, ...decode].map((sequence, i) => this.accept(sequence, tokens[i]));
+  }
+
+  /** Which waiting prompts this step prefills (see StepBudget). */
+  private choosePrefill(waiting: Sequence[], decodeRows: number, budget?: StepBudget): Sequence[] {
+    const byPriority = waiting.sort((a, b) => (a.spec.prefillPriority ?? 0) - (b.spec.prefillPriority ?? 0)); // stable: oldest first
+    const exempt = (s: Sequence) => budget?.exempt?.(s) ?? false;
+    const ordered = [...byPriority.filter(exempt), ...byPriority.filter((s) => !exempt(s))];
+    const chosen: Sequence[] = [];
+    let prefillLeft = this.prefillTokens;
+    let stepLeft = budget ? budget.tokens - decodeRows : Infinity;
+    for (const s of ordered) {
+      const length = s.spec.promptIds.length;
+      const fits = length <= prefillLeft && (exempt(s) || length <= stepLeft);
+      const first = chosen.length === 0 && (!budget || exempt(s) || decodeRows === 0);
+      if (!fits && !first) break;
+      chosen.push(s);
+      prefillLeft -= length;
+      stepLeft -= length;
+    }
+    return chosen;
   }
 
   /** Releases every sequence's blocks. */

@@ -80,6 +80,13 @@ export interface TrainOptions {
   checkpointOnAbort?: boolean;
   /** Called after each checkpoint is written, before training goes on (it may copy the checkpoint elsewhere). */
   onCheckpoint?: (completedSteps: number) => void | Promise<void>;
+  /**
+   * Steps after which the adapter as trained so far is kept (a tuned model's intermediate checkpoints); the
+   * last step is never among them, as the finished run's adapter is that one.
+   */
+  snapshotSteps?: readonly number[];
+  /** Called after each step of snapshotSteps, before training goes on (it saves the adapter). */
+  onSnapshot?: (step: number) => void | Promise<void>;
   /** Called once before the first step, after any checkpoint was restored. */
   onStart?: (progress: { completedSteps: number; totalSteps: number }) => void;
   onStep?: (metrics: StepMetrics) => void;
@@ -199,6 +206,7 @@ async function runSteps(model: Transformer, adapter: LoraAdapter, options: Train
   const evalEvery = Math.max(1, Math.ceil(totalSteps / o.evaluations));
   const stepPlan = options.stepPlan ?? unboundedStepPlan;
   const checkpointEvery = options.checkpointEverySteps ?? Math.max(1, Math.ceil(totalSteps / 20));
+  const snapshotSteps = new Set((options.snapshotSteps ?? []).filter((s) => s < totalSteps));
 
   manualSeed(o.seed);
   adapter.attach(model);
@@ -250,7 +258,8 @@ async function runSteps(model: Transformer, adapter: LoraAdapter, options: Train
       options.onEval?.(evaluation);
     }
     const checkpointNow = options.checkpointDir && (step % checkpointEvery === 0 || step === totalSteps);
-    if ((checkpointNow || step === totalSteps) && !allFinite(parameters)) {
+    const snapshotNow = snapshotSteps.has(step);
+    if ((checkpointNow || snapshotNow || step === totalSteps) && !allFinite(parameters)) {
       throw new TrainingDivergedError(step, 'the adapter weights are no longer finite numbers');
     }
     if (step % trimEverySteps === 0) mallocTrim();
@@ -259,6 +268,7 @@ async function runSteps(model: Transformer, adapter: LoraAdapter, options: Train
       checkpointedStep = step;
       await options.onCheckpoint?.(step);
     }
+    if (snapshotNow) await options.onSnapshot?.(step);
   }
   for (const p of parameters) {
     p.requiresGrad_(false);

@@ -75,6 +75,11 @@ export class KeyStore {
     return (await this.db.selectFrom('api_keys').select('project').where('project', '=', project).limit(1).executeTakeFirst()) !== undefined;
   }
 
+  /** Every project that was ever issued a key. */
+  async projects(): Promise<string[]> {
+    return (await this.db.selectFrom('api_keys').select('project').distinct().execute()).map((r) => r.project);
+  }
+
   async list(): Promise<KeyInfo[]> {
     return (await this.db.selectFrom('api_keys').selectAll().orderBy('create_time').execute()).map(infoOf);
   }

@@ -20,6 +20,8 @@ export interface ExportOptions {
   /** gguf: include the base model. */
   withBase?: boolean;
   baseType?: GgufBaseType;
+  /** One of the model's checkpoints (Vertex checkpointId); by default the one it serves. */
+  checkpoint?: string;
 }
 
 export interface PreparedExport {
@@ -30,9 +32,10 @@ export interface PreparedExport {
 }
 
 /** One directory name per distinct output: options that change nothing do not make another copy. */
-function variantOf({ format, withBase, baseType }: ExportOptions): string {
+function variantOf({ format, withBase, baseType, checkpoint }: ExportOptions): string {
   const base = format === 'ollama' || (format === 'gguf' && withBase);
-  return base ? `${format}-base-${baseType ?? 'auto'}` : format;
+  const variant = base ? `${format}-base-${baseType ?? 'auto'}` : format;
+  return checkpoint === undefined ? variant : `${variant}-checkpoint-${checkpoint}`;
 }
 
 export class ExportService {
@@ -58,6 +61,9 @@ export class ExportService {
     if (model.state !== 'ACTIVE') {
       throw new ServiceError('FAILED_PRECONDITION', `Tuned model tunedModels/${model.id} has no adapter yet: it is ${model.state}.`);
     }
+    // The default checkpoint can change (models.patch): an export names the checkpoint it was made from.
+    options = { ...options, checkpoint: options.checkpoint ?? model.defaultCheckpointId };
+    if (options.checkpoint !== undefined) await this.tuning.checkpoint(model, options.checkpoint);
     const variant = variantOf(options);
     const dir = path.join(this.modelDir(model.id), variant);
     const fileName = `${model.id}-${variant}.zip`;
@@ -74,7 +80,7 @@ export class ExportService {
 
   private async make(model: TunedModel, options: ExportOptions, dir: string): Promise<string[]> {
     // The shared adapter (a mounted directory), or a local copy of a bucket's.
-    const adapterDir = await this.tuning.adapterDirectory(model);
+    const adapterDir = await this.tuning.adapterDirectory(model, options.checkpoint);
     if (!existsSync(adapterDir)) throw new ServiceError('NOT_FOUND', `The adapter of tunedModels/${model.id} is missing.`);
     // Written beside the final directory and renamed into place, so a half-written export is never served.
     const staging = `${dir}.partial-${randomId(8)}`;

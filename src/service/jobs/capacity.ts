@@ -93,8 +93,12 @@ export class WorkerCapacity {
     this.estimates.delete(tunedModelId);
   }
 
-  /** The base model's directory on this machine, by name (the API server's path may not exist here). */
-  baseDirOf(baseModel: string, serverBaseDir: string): string | undefined {
+  /**
+   * The base model's directory on this machine, by name (the API server's path may not exist here); a custom base
+   * model (a folder in the object store) is its path in the shared storage.
+   */
+  baseDirOf(baseModel: string, serverBaseDir: string, customBaseModel?: string): string | undefined {
+    if (customBaseModel) return existsSync(serverBaseDir) ? serverBaseDir : undefined;
     try {
       return this.registry.resolve(baseModel).dir;
     } catch {
@@ -104,7 +108,7 @@ export class WorkerCapacity {
 
   /** true, or why not. */
   canHold(candidate: Candidate): true | string {
-    const baseDir = this.baseDirOf(candidate.baseModel, candidate.baseDir);
+    const baseDir = this.baseDirOf(candidate.baseModel, candidate.baseDir, candidate.customBaseModel);
     if (!baseDir) return `its base model ${candidate.baseModel} is not on this worker (attune pull it into this worker's --data-dir)`;
     const available = this.availableBytes();
     if (available === undefined) return true;

@@ -33,6 +33,15 @@ export interface RunMessage {
   checkpointDir: string;
   /** A local directory where the tuned adapter (PEFT files + attune.json) is written. */
   adapterDir: string;
+  /** Steps after which the adapter so far is kept as a tuned model's checkpoint (the last step's is the adapter itself). */
+  snapshotSteps: number[];
+  /** A local directory: each of those adapters is written to <snapshotDir>/<step>. */
+  snapshotDir: string;
+}
+
+/** The intermediate adapter just reported is stored: training may go on. */
+export interface SnapshotSavedMessage {
+  type: 'snapshot-saved';
 }
 
 /** The checkpoint just reported is copied: training may go on (and replace it). */
@@ -50,7 +59,7 @@ export interface StopMessage {
   type: 'stop';
 }
 
-export type ParentMessage = RunMessage | CancelMessage | StopMessage | CheckpointSavedMessage;
+export type ParentMessage = RunMessage | CancelMessage | StopMessage | CheckpointSavedMessage | SnapshotSavedMessage;
 
 export type WorkerMessage =
   /** Training begins; resumedFromStep is the checkpoint's step, 0 for a fresh run. */
@@ -59,6 +68,8 @@ export type WorkerMessage =
   | { type: 'eval'; metrics: EvalMetrics }
   /** A checkpoint of `step` completed steps is in checkpointDir; training waits for checkpoint-saved. */
   | { type: 'checkpoint'; step: number }
+  /** The adapter after `step` steps is a tuned-adapter directory in <snapshotDir>/<step>; training waits for snapshot-saved. */
+  | { type: 'snapshot'; step: number }
   | { type: 'succeeded' }
   | { type: 'cancelled'; adapterSaved: boolean }
   | { type: 'stopped'; completedSteps: number }

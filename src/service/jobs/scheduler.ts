@@ -340,7 +340,7 @@ export class Scheduler {
         await this.removeCheckpoints(id);
         return this.end(run);
       }
-      run.baseDir = this.capacity.baseDirOf(model.baseModel, model.baseDir) ?? model.baseDir;
+      run.baseDir = this.capacity.baseDirOf(model.baseModel, model.baseDir, model.customBaseModel) ?? model.baseDir;
       await fs.rm(run.scratch, { recursive: true, force: true });
       await fs.mkdir(path.join(run.scratch, 'adapter'), { recursive: true });
       if (job.checkpoint) await this.restoreCheckpoint(run, job.checkpoint.key);
@@ -389,6 +389,8 @@ export class Scheduler {
       seed: h.seed ?? trainingDefaults.seed,
       checkpointDir: path.join(run.scratch, 'checkpoint'),
       adapterDir: path.join(run.scratch, 'adapter'),
+      snapshotSteps: this.tuning.checkpointPlan(run.model).map((c) => c.step),
+      snapshotDir: path.join(run.scratch, 'snapshots'),
     };
     // A clean command line: the parent's own flags (-e, --test, --inspect) would make the child run them instead.
     const child = fork(trainingProcessPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [], env: this.childEnv() });
@@ -454,10 +456,20 @@ export class Scheduler {
       }
       case 'checkpoint':
         return void this.guarded(() => this.saveCheckpoint(run, child, message.step));
+      case 'snapshot':
+        return void this.guarded(() => this.saveSnapshot(run, child, message.step));
       case 'succeeded':
-        return this.recordOutcome(run, async () => this.tuning.succeeded(lease, await this.storeAdapter(run)));
+        return this.recordOutcome(run, async () => {
+          const key = await this.storeAdapter(run);
+          const problem = await this.writeOutput(run, key, 'adapter');
+          await (problem ? this.tuning.failed(lease, problem, 8) : this.tuning.succeeded(lease, key));
+        });
       case 'cancelled':
-        return this.recordOutcome(run, async () => this.tuning.cancelled(lease, message.adapterSaved ? await this.storeAdapter(run) : undefined));
+        return this.recordOutcome(run, async () => {
+          const key = message.adapterSaved ? await this.storeAdapter(run) : undefined;
+          if (key) await this.writeOutput(run, key, 'adapter'); // a cancelled run ends CANCELLED either way
+          await this.tuning.cancelled(lease, key);
+        });
       case 'failed':
         return this.recordOutcome(run, () => this.tuning.failed(lease, message.message, message.code));
       case 'stopped':
@@ -491,6 +503,39 @@ export class Scheduler {
     });
   }
 
+  /**
+   * Stores an intermediate adapter as one of the model's checkpoints (training waits meanwhile), under a key of
+   * this lease and step next to the model's adapter, then records it (fenced). One the project's storage quota
+   * has no room for is removed again and logged; the run goes on.
+   */
+  private async saveSnapshot(run: Run, child: ChildProcess, step: number): Promise<void> {
+    const id = run.lease.tunedModelId;
+    const key = `adapters/${id}/${run.lease.token}-step-${step}`;
+    const dir = path.join(run.scratch, 'snapshots', String(step));
+    const planned = this.tuning.checkpointPlan(run.model).find((c) => c.step === step);
+    try {
+      if (!planned) return;
+      const bytes = await directoryBytes(dir);
+      run.storing = this.withRetry(() => this.artifacts.putDirectory(key, dir), `storing checkpoint ${key}`, run);
+      await run.storing;
+      this.record(run, async () => {
+        const { outcome, replaced } = await this.tuning.checkpointReached(run.lease, { checkpointId: planned.checkpointId, step, adapterKey: key, bytes });
+        if (replaced) await this.artifacts.deletePrefix(replaced).catch(() => {});
+        if (outcome === 'over-quota') {
+          this.log(`job ${id}: checkpoint ${planned.checkpointId} (step ${step}) not kept: project ${run.model.project} has no room for it under storageBytesPerProject`);
+          await this.artifacts.deletePrefix(key).catch(() => {});
+        } else {
+          const problem = await this.writeOutput(run, key, `checkpoints/${planned.checkpointId}`);
+          if (problem) this.log(`job ${id}: ${problem}`);
+        }
+      });
+      await run.writes; // recorded (or the lease lost) before training goes on
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true }).catch(() => {});
+      if (run.child === child && child.connected) child.send({ type: 'snapshot-saved' } satisfies ParentMessage, () => {});
+    }
+  }
+
   /** Copies the recorded checkpoint to the scratch directory; one that is gone (removed as its run ended) means a fresh start. */
   private async restoreCheckpoint(run: Run, key: string): Promise<void> {
     const dir = path.join(run.scratch, 'checkpoint');
@@ -517,6 +562,17 @@ export class Scheduler {
     const key = `adapters/${run.lease.tunedModelId}/${run.lease.token}`;
     await this.withRetry(() => this.artifacts.putDirectory(key, path.join(run.scratch, 'adapter')), `storing adapter ${key}`, run);
     return key;
+  }
+
+  /** Copies a stored adapter to the model's outputUri (Vertex); what went wrong, if something did (the quota, the bucket gone). */
+  private async writeOutput(run: Run, key: string, subfolder: string): Promise<string | undefined> {
+    if (!run.model.outputUri) return undefined;
+    try {
+      await this.tuning.writeOutput(run.model, key, subfolder);
+      return undefined;
+    } catch (error) {
+      return `the tuned adapter could not be written to outputUri ${run.model.outputUri}/${subfolder}: ${(error as Error).message}`;
+    }
   }
 
   private async onExit(run: Run, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
@@ -669,6 +725,12 @@ export class Scheduler {
       this.log(`${(error as Error)?.stack ?? String(error)}`);
     }
   }
+}
+
+async function directoryBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) if (entry.isFile()) total += (await fs.stat(path.join(dir, entry.name))).size;
+  return total;
 }
 
 function send(run: Run, message: ParentMessage): void {

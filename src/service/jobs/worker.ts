@@ -2,6 +2,7 @@
 // model in local directories and reports over IPC; it never touches the database or the shared storage
 // (the worker records and copies what it reports, under its lease). It exits when its parent goes away
 // (the IPC channel closes), so a killed worker leaves no orphan training.
+import path from 'node:path';
 import { configureThreads } from '../../engine/runtime.js';
 import { loadBaseModel } from '../../engine/base-model.js';
 import { MemoryPlanError, tune } from '../../engine/tuning.js';
@@ -22,6 +23,8 @@ let runStarted = false;
 let finished = false;
 /** Resolves when the parent has copied the last checkpoint. */
 let checkpointSaved: (() => void) | undefined;
+/** Resolves when the parent has stored the last intermediate adapter. */
+let snapshotSaved: (() => void) | undefined;
 
 function send(message: WorkerMessage): void {
   if (!process.connected) process.exit(0); // the server is gone
@@ -70,6 +73,10 @@ process.on('message', (message: ParentMessage) => {
       checkpointSaved?.();
       checkpointSaved = undefined;
       break;
+    case 'snapshot-saved':
+      snapshotSaved?.();
+      snapshotSaved = undefined;
+      break;
   }
 });
 
@@ -108,6 +115,15 @@ async function run(job: RunMessage): Promise<void> {
         }),
     },
     outDir: job.adapterDir,
+    snapshots: {
+      steps: job.snapshotSteps,
+      dirFor: (step) => path.join(job.snapshotDir, String(step)),
+      saved: (step) =>
+        new Promise<void>((resolve) => {
+          snapshotSaved = resolve;
+          send({ type: 'snapshot', step });
+        }),
+    },
     saveCancelled: () => ending === 'cancel',
   });
   const how = ending as 'cancel' | 'stop' | undefined; // set by a message while tune() ran

@@ -152,11 +152,17 @@ export class BaseModelRegistry {
   }
 
   private addLocal(dir: string): void {
+    const id = path.basename(dir);
+    this.models.set(id, this.inspect(dir, `models/${id}`));
+  }
+
+  /** A model folder outside the registry (Vertex customBaseModel), described as a base model named `name`; throws when Attune cannot run it. */
+  inspect(dir: string, name: string): BaseModelInfo {
     const config = readModelConfig(dir);
     const id = path.basename(dir);
     const generation = readJson(path.join(dir, 'generation_config.json'));
-    this.models.set(id, {
-      name: `models/${id}`,
+    return {
+      name,
       dir,
       displayName: id,
       description: `${config.architecture} base model ${id}, on this server.`,
@@ -170,7 +176,7 @@ export class BaseModelRegistry {
       },
       adapterRanks: allAdapterRanks,
       defaultAdapterRank: tuningDefaults.adapterRank,
-    });
+    };
   }
 }
 

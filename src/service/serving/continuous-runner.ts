@@ -19,7 +19,18 @@
 // requests of projects holding more are paused (their rows freed, their KV blocks and text kept) and go back
 // to the head of their project's line, to go on where they stopped when their turn comes. So a request
 // arriving during another project's flood starts at the next step instead of after the flood's first wave.
-import { BatchDecoder, type Sequence } from '../../engine/generate/batch-decoder.js';
+//
+// Steps are shared fairly as well. On CPU a step's cost grows with the tokens it carries (a 32-row step
+// costs several times a one-row step, a 512-token prefill more still), so starting at once is not enough:
+// a light project (all its work, running and waiting, under its share of rows) would then take every step
+// at the flood's size. While a light project decodes, steps are capped at `fairStepTokens` tokens (a
+// decoding row counts one, a prompt its length; vLLM's max_num_batched_tokens, made small): the light
+// projects' rows all decode, and their prompts go whatever their length; the heavy projects keep the rest
+// (at least a row each), their newest requests paused down to it, the most loaded project first, and their
+// prompts wait unless they fit (or the project has nothing decoding yet). When the light projects finish, the batch grows back to maxBatchRows and
+// the paused requests resume. The flood pays for the light project's latency with throughput for that
+// long, and only then.
+import { BatchDecoder, type Sequence, type StepBudget } from '../../engine/generate/batch-decoder.js';
 import { isGreedy, randomSeed, uniformStream } from '../../engine/generate/sampling.js';
 import { KvBlockPool } from '../../engine/model/paged-kv-cache.js';
 import { AdapterStack } from '../../engine/lora/adapter-stack.js';
@@ -39,7 +50,11 @@ export interface ContinuousOptions {
   kvCacheBytes: number;
   /** Tokens per KV block. */
   kvBlockSize: number;
+  /** Tokens a step carries at most while a light project decodes (see above). */
+  fairStepTokens: number;
   queue: QueueBounds;
+  /** Sees each step: tokens it carried (decoding rows plus prompt tokens) and the rows per project that produced a token. */
+  onStep?: (step: { tokens: number; rowsByProject: ReadonlyMap<string, number> }) => void;
 }
 
 /** A request from submit() to its end. */
@@ -64,6 +79,16 @@ interface Pending {
   timer?: NodeJS.Timeout;
   unlisten?: () => void;
   arrivedAt: number;
+}
+
+/** Who is owed what now (ContinuousRunner.shares). */
+interface Shares {
+  /** Rows each project with work is owed. */
+  share: number;
+  /** Projects whose work is all under their share. */
+  light: Set<string>;
+  /** Rows a step may decode. */
+  capacity: number;
 }
 
 export class ContinuousRunner implements Runner {
@@ -180,13 +205,14 @@ export class ContinuousRunner implements Runner {
     try {
       while (!this.closed) {
         this.admit();
+        const budget = this.fitStep();
         if (this.decoder.size === 0) {
           if (this.queue.size === 0) return; // submit() starts the loop again
           await new Promise<void>((resolve) => (this.wake = resolve)); // an adapter loads or a request ends
           this.wake = undefined;
           continue;
         }
-        this.step();
+        this.step(budget);
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } finally {
@@ -195,17 +221,23 @@ export class ContinuousRunner implements Runner {
   }
 
   /**
-   * Starts waiting requests, in turn, while the one whose turn it is fits. With no row free, the first
-   * request (in turn order) of a project under its share of rows may take rows from projects over theirs.
+   * Starts waiting requests, in turn, while the one whose turn it is fits. With no row free, light
+   * projects' requests (see shares()), then those of projects under their share of rows, in turn order,
+   * may take rows from others (makeRoom): the first that can, starts.
    */
   private admit(): void {
     for (;;) {
       let next = this.queue.peek((p) => p.submitted);
       if (!next) return;
-      if (!this.hasRows(next.item.rows)) {
-        const share = this.rowShare();
-        next = this.queue.peek((p) => p.submitted && this.rowsOf(p.job.project) + p.rows <= share);
-        if (!next || !this.fitsBlocks(next.item) || !this.makeRoom(next.item.rows, share)) return;
+      const shares = this.shares();
+      if (this.decoder.size + next.item.rows > shares.capacity) {
+        const { share, light } = shares;
+        const offers = [
+          ...this.queue.offers((p) => p.submitted && light.has(p.job.project)),
+          ...this.queue.offers((p) => p.submitted && !light.has(p.job.project) && this.rowsOf(p.job.project) + p.rows <= share),
+        ];
+        next = offers.find(({ item }) => this.fitsBlocks(item) && this.makeRoom(item, shares));
+        if (!next) return;
       }
       if (!this.fitsBlocks(next.item)) return;
       this.queue.take(next.project, next.item);
@@ -213,8 +245,58 @@ export class ContinuousRunner implements Runner {
     }
   }
 
-  private hasRows(rows: number): boolean {
-    return this.decoder.size + rows <= this.options.maxBatchRows;
+  /**
+   * Who is owed what now. Each project with work (decoding or waiting) is owed `share` rows. A project is
+   * light when all its work, rows running and rows its waiting requests would take, is under its share,
+   * beside another project's work. While a light project decodes, a step may decode `capacity` rows, fewer
+   * than maxBatchRows: fairStepTokens, or more when the light projects' rows and a row for each heavy
+   * project need more.
+   */
+  private shares(): Shares {
+    const { maxBatchRows, fairStepTokens } = this.options;
+    const demand = new Map(this.rowsByProject);
+    for (const project of this.queue.waitingProjects) {
+      const waiting = this.queue.itemsOf(project).reduce((n, p) => n + p.rows, 0);
+      demand.set(project, (demand.get(project) ?? 0) + waiting);
+    }
+    const share = Math.max(1, Math.floor(maxBatchRows / demand.size));
+    const light = new Set(demand.size > 1 ? [...demand].filter(([, rows]) => rows < share).map(([project]) => project) : []);
+    const lightRows = [...light].reduce((n, project) => n + this.rowsOf(project), 0);
+    if (lightRows === 0) return { share, light, capacity: maxBatchRows };
+    const heavy = demand.size - light.size;
+    return { share, light, capacity: Math.min(maxBatchRows, Math.max(fairStepTokens, lightRows + heavy)) };
+  }
+
+  /**
+   * Pauses heavy projects' newest requests, the project decoding the most rows first, until the batch fits
+   * the step's capacity; the step's token budget while a light project decodes. Exempt from it: the light
+   * projects' prompts, and those of a project with nothing decoding yet (else a heavy project arriving while
+   * steps are capped would hold its row without ever starting).
+   */
+  private fitStep(): StepBudget | undefined {
+    const { light, capacity } = this.shares();
+    if (capacity >= this.options.maxBatchRows) return undefined;
+    while (this.decoder.size > capacity) {
+      const heaviest = [...this.rowsByProject].filter(([project]) => !light.has(project)).sort((a, b) => b[1] - a[1])[0];
+      if (!heaviest || heaviest[1] <= 1) break; // every heavy project keeps a row
+      this.pause(this.newestOf(heaviest[0]));
+    }
+    const decoding = new Set([...this.running].filter(([sequence, { pending }]) => sequence.cached > 0 && pending.state === 'running').map(([, { pending }]) => pending.job.project));
+    const exempt = (sequence: Sequence) => {
+      const project = this.running.get(sequence)?.pending.job.project ?? '';
+      return light.has(project) || !decoding.has(project);
+    };
+    return { tokens: capacity, exempt };
+  }
+
+  private runningRequests(): Pending[] {
+    return [...new Set([...this.running.values()].map((r) => r.pending))].filter((p) => p.state === 'running');
+  }
+
+  private newestOf(project: string): Pending {
+    return this.runningRequests()
+      .filter((p) => p.job.project === project)
+      .reduce((a, b) => (b.startedAt > a.startedAt ? b : a));
   }
 
   /** A paused request holds its blocks already. */
@@ -226,30 +308,32 @@ export class ContinuousRunner implements Runner {
     return this.rowsByProject.get(project) ?? 0;
   }
 
-  /** The rows each project with work (decoding or waiting) is owed. */
-  private rowShare(): number {
-    const projects = new Set([...this.rowsByProject.keys(), ...this.queue.waitingProjects]);
-    return Math.max(1, Math.floor(this.options.maxBatchRows / projects.size));
-  }
-
-  /** Pauses the newest requests of projects over their share until `rows` rows are free; false (pausing nothing) if they cannot be. */
-  private makeRoom(rows: number, share: number): boolean {
-    const newestFirst = [...new Set([...this.running.values()].map((r) => r.pending))]
-      .filter((p) => p.state === 'running')
-      .sort((a, b) => b.startedAt - a.startedAt);
+  /**
+   * Pauses the newest requests of projects over their share until `pending`'s rows are free. While steps
+   * are capped, heavy projects give rows too, down to a row each: to a light project's request, and to
+   * another heavy project's while they keep at least as many as it will have (so rows even out, never
+   * swinging back). False (pausing nothing) if the rows cannot be freed.
+   */
+  private makeRoom(pending: Pending, { share, light, capacity }: Shares): boolean {
+    const forLight = light.has(pending.job.project);
+    const capped = capacity < this.options.maxBatchRows;
+    const requesterRows = this.rowsOf(pending.job.project) + pending.rows;
+    const newestFirst = this.runningRequests().sort((a, b) => b.startedAt - a.startedAt);
     const victims: Pending[] = [];
     const freed = new Map<string, number>();
-    let free = this.options.maxBatchRows - this.decoder.size;
+    let free = capacity - this.decoder.size;
     for (const victim of newestFirst) {
-      if (free >= rows) break;
+      if (free >= pending.rows) break;
       const project = victim.job.project;
       const left = this.rowsOf(project) - (freed.get(project) ?? 0) - victim.rows;
-      if (left < share) continue;
+      const heavyVictim = project !== pending.job.project && !light.has(project) && left >= 1;
+      const spare = left >= share || (heavyVictim && (forLight || (capped && left >= requesterRows)));
+      if (!spare) continue;
       victims.push(victim);
       freed.set(project, (freed.get(project) ?? 0) + victim.rows);
       free += victim.rows;
     }
-    if (free < rows) return false;
+    if (free < pending.rows) return false;
     for (const victim of victims) this.pause(victim);
     return true;
   }
@@ -300,15 +384,24 @@ export class ContinuousRunner implements Runner {
     }
   }
 
-  private step(): void {
+  private step(budget: StepBudget | undefined): void {
     let outputs;
     try {
-      outputs = this.decoder.step();
+      outputs = this.decoder.step(budget);
       this.steps++;
     } catch (error) {
       const failure = new ServiceError('INTERNAL', `Generation failed: ${(error as Error)?.message ?? String(error)}`);
       for (const pending of new Set([...this.running.values()].map((r) => r.pending))) this.end(pending, failure);
       return;
+    }
+    if (this.options.onStep) {
+      const rowsByProject = new Map<string, number>();
+      for (const { sequence } of outputs) {
+        const project = this.running.get(sequence)?.pending.job.project;
+        if (project !== undefined) rowsByProject.set(project, (rowsByProject.get(project) ?? 0) + 1);
+      }
+      const { decodeRows, prefillTokens } = this.decoder.lastStep;
+      this.options.onStep({ tokens: decodeRows + prefillTokens, rowsByProject });
     }
     const ended = new Set<Pending>();
     for (const { sequence, delta, finished } of outputs) {

@@ -72,11 +72,15 @@ export class FairQueue<T> {
 
   /** Whose turn it is: each project in turn offers its oldest item that `ready` accepts. */
   peek(ready: (item: T) => boolean): { project: string; item: T } | undefined {
+    return this.offers(ready).next().value ?? undefined;
+  }
+
+  /** Every project's offer (its oldest item that `ready` accepts), in turn order. */
+  *offers(ready: (item: T) => boolean): Generator<{ project: string; item: T }> {
     for (const [project, fifo] of this.projects) {
       const item = fifo.find(ready);
-      if (item !== undefined) return { project, item };
+      if (item !== undefined) yield { project, item };
     }
-    return undefined;
   }
 
   /** Takes an item peek() offered; its project goes to the back of the line. */
@@ -87,6 +91,11 @@ export class FairQueue<T> {
       this.projects.delete(project);
       this.projects.set(project, fifo);
     }
+  }
+
+  /** A project's waiting items, oldest first. */
+  itemsOf(project: string): readonly T[] {
+    return this.projects.get(project) ?? [];
   }
 
   *items(): Generator<T> {

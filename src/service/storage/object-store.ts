@@ -142,6 +142,8 @@ export class ObjectStore {
   readonly root: string;
   /** Bytes of uploads under way, per project: counted against its storage quota while they stream in. */
   private readonly inflight = new Map<string, number>();
+  /** Bytes a project holds outside the object store that count against the same quota (its tuned models' checkpoints). */
+  private otherUsage: (project: string) => Promise<number> = async () => 0;
 
   constructor(
     readonly dataDir: string,
@@ -230,6 +232,11 @@ export class ObjectStore {
     }
   }
 
+  /** Counts what `usage` measures against storageBytesPerProject too, besides the project's objects. */
+  alsoCount(usage: (project: string) => Promise<number>): void {
+    this.otherUsage = usage;
+  }
+
   /** Bytes of every object in the project's buckets. */
   async usage(project: string): Promise<number> {
     let total = 0;
@@ -263,7 +270,7 @@ export class ObjectStore {
     const file = this.pathOf(bucket, name);
     await this.claim(project, bucket);
     const { uploadBytes = Infinity, storageBytesPerProject = Infinity } = this.limits;
-    const stored = storageBytesPerProject === Infinity ? 0 : await this.usage(project);
+    const stored = storageBytesPerProject === Infinity ? 0 : (await this.usage(project)) + (await this.otherUsage(project));
     const replaced = await fs.stat(file).then((s) => (s.isFile() ? s.size : 0), () => 0);
     await fs.mkdir(this.tmpDir, { recursive: true });
     const tmp = temporaryNameFor(path.join(this.tmpDir, 'object'));
@@ -285,7 +292,7 @@ export class ObjectStore {
             if (stored - replaced + inflight.get(project)! > storageBytesPerProject) {
               throw new ServiceError(
                 'RESOURCE_EXHAUSTED',
-                `Project ${project} would hold more than ${storageBytesPerProject} bytes of objects, the limit storageBytesPerProject (it holds ${stored}). Delete objects first.`,
+                `Project ${project} would hold more than ${storageBytesPerProject} bytes of objects and checkpoints, the limit storageBytesPerProject (it holds ${stored}). Delete objects or tuned models first.`,
               );
             }
             hash.update(chunk);
@@ -395,6 +402,26 @@ export class ObjectStore {
       throw noObject(bucket, name);
     }
     return { info: { ...info, size: st.size }, handle };
+  }
+
+  /**
+   * The local directory holding the objects under `gs://bucket/prefix/` (a model folder uploaded object by object),
+   * for a project that owns the bucket; NOT_FOUND for another project's bucket or a prefix with no objects under it.
+   * The prefix is checked as an object name, so it stays inside the bucket.
+   */
+  async folderOf(project: string, bucket: string, prefix: string): Promise<string> {
+    const name = prefix.replace(/\/+$/, '');
+    const dir = this.pathOf(bucket, name);
+    await this.checkReadable(project, bucket);
+    const st = await fs.lstat(dir).catch(() => undefined);
+    if (!st?.isDirectory()) throw new ServiceError('NOT_FOUND', `No objects under gs://${bucket}/${name}/`);
+    return dir;
+  }
+
+  /** Checks that a project may write objects under gs://bucket/prefix/: its own bucket, existing; NOT_FOUND otherwise. */
+  async checkWritablePrefix(project: string, bucket: string, prefix: string): Promise<void> {
+    this.pathOf(bucket, `${prefix.replace(/\/+$/, '')}/x`);
+    await this.checkReadable(project, bucket);
   }
 
   /** An object's bytes. */

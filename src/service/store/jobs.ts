@@ -59,6 +59,8 @@ export interface Candidate {
   project: string;
   baseModel: string;
   baseDir: string;
+  /** Set when the base model is a folder in the object store (Vertex customBaseModel): baseDir is it. */
+  customBaseModel?: string;
   hyperparameters: string;
 }
 
@@ -193,14 +195,14 @@ export class JobQueue {
       if (rows.length === 0) return undefined;
       const models = await trx
         .selectFrom('tuned_models')
-        .select(['id', 'project', 'base_model', 'base_dir', 'hyperparameters'])
+        .select(['id', 'project', 'base_model', 'base_dir', 'custom_base_model', 'hyperparameters'])
         .where('id', 'in', rows.map((r) => r.tuned_model_id))
         .execute();
       for (const row of rows) {
         const model = models.find((m) => m.id === row.tuned_model_id);
         if (!model) continue;
         const verdict = canHold
-          ? await canHold({ tunedModelId: model.id, project: model.project, baseModel: model.base_model, baseDir: model.base_dir, hyperparameters: model.hyperparameters })
+          ? await canHold({ tunedModelId: model.id, project: model.project, baseModel: model.base_model, baseDir: model.base_dir, customBaseModel: model.custom_base_model ?? undefined, hyperparameters: model.hyperparameters })
           : true;
         if (verdict !== true) continue;
         const claimed = await trx

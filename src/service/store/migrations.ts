@@ -162,6 +162,46 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('metrics').addColumn('reward_margin', 'double precision').execute();
       },
     },
+    // Sharing: a tuned model's grants to other projects or to everyone (its owner is its project).
+    '0006_permissions': {
+      async up(db: Db) {
+        await db.schema
+          .createTable('permissions')
+          .addColumn('tuned_model_id', 'text', (c) => c.notNull())
+          .addColumn('grantee', 'text', (c) => c.notNull())
+          .addColumn('grantee_type', 'text', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('create_time', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('permissions_pkey', ['tuned_model_id', 'grantee'])
+          .execute();
+        // Lists ask which models a project, or everyone, was granted.
+        await db.schema.createIndex('permissions_by_grantee').on('permissions').columns(['grantee', 'role']).execute();
+      },
+    },
+    // A tuned model's checkpoints (each an adapter with an endpoint of its own), its default one, and Vertex's
+    // open-model fields (customBaseModel, outputUri) and exportLastCheckpointOnly.
+    '0007_tuned_checkpoints': {
+      async up(db: Db) {
+        await db.schema
+          .createTable('tuned_checkpoints')
+          .addColumn('tuned_model_id', 'text', (c) => c.notNull())
+          .addColumn('checkpoint_id', 'text', (c) => c.notNull())
+          .addColumn('step', 'integer', (c) => c.notNull())
+          .addColumn('epoch', 'integer', (c) => c.notNull())
+          .addColumn('endpoint_number', 'text', (c) => c.notNull().unique())
+          .addColumn('adapter_key', 'text', (c) => c.notNull())
+          .addColumn('bytes', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('create_time', 'text', (c) => c.notNull())
+          .addColumn('project', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('tuned_checkpoints_pkey', ['tuned_model_id', 'checkpoint_id'])
+          .execute();
+        await db.schema.createIndex('tuned_checkpoints_by_project').on('tuned_checkpoints').column('project').execute();
+        await db.schema.alterTable('tuned_models').addColumn('default_checkpoint_id', 'text').execute();
+        await db.schema.alterTable('tuned_models').addColumn('export_last_checkpoint_only', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema.alterTable('tuned_models').addColumn('custom_base_model', 'text').execute();
+        await db.schema.alterTable('tuned_models').addColumn('output_uri', 'text').execute();
+      },
+    },
   };
 }
 

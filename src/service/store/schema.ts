@@ -48,6 +48,27 @@ export interface TunedModelTable {
   operation_done: number;
   /** Where the adapter is in storage (adapters/<id>/<lease token>); set when the run saved one. */
   adapter_key: string | null;
+  /** The checkpoint the model serves (null: its last). */
+  default_checkpoint_id: string | null;
+  export_last_checkpoint_only: number;
+  /** Vertex customBaseModel: the gs:// folder of the base model it was tuned from. */
+  custom_base_model: string | null;
+  /** Vertex outputUri: the gs:// prefix its PEFT files are copied to. */
+  output_uri: string | null;
+}
+
+/** A tuned model's checkpoints: an adapter each, with an endpoint of its own. */
+export interface TunedCheckpointTable {
+  tuned_model_id: string;
+  checkpoint_id: string;
+  step: number;
+  epoch: number;
+  endpoint_number: string;
+  adapter_key: string;
+  bytes: number;
+  create_time: string;
+  /** The tuned model's project (the storage quota sums a project's checkpoints). */
+  project: string;
 }
 
 export interface DatasetTable {
@@ -89,6 +110,21 @@ export interface JobTable {
   checkpoint_key: string | null;
   checkpoint_step: number | null;
   checkpoint_time: string | null;
+}
+
+/**
+ * A tuned model's grants (Gemini PermissionService): one per grantee, a project or everyone. The owner holds no
+ * row: it is the model's project.
+ */
+export interface PermissionTable {
+  tuned_model_id: string;
+  /** The project granted, or '*' for everyone (project ids cannot contain '*'). */
+  grantee: string;
+  /** USER | GROUP | EVERYONE, as the grant was asked for (a project is named the same by either). */
+  grantee_type: string;
+  /** WRITER | READER */
+  role: string;
+  create_time: string;
 }
 
 /** The order in which projects were last served (a counter): the project served longest ago goes next. */
@@ -136,4 +172,6 @@ export interface Schema {
   leases: LeaseTable;
   workers: WorkerTable;
   project_turns: ProjectTurnTable;
+  permissions: PermissionTable;
+  tuned_checkpoints: TunedCheckpointTable;
 }

@@ -2,6 +2,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { Example } from '../../engine/data/examples.js';
 import type { StepMetric, TunedModel } from '../tuning/tuned-model.js';
+import type { TunedCheckpoint } from '../tuning/checkpoints.js';
 import type { Dialect } from './database.js';
 import type { Schema, TunedModelTable } from './schema.js';
 import { atomically } from './transactions.js';
@@ -47,6 +48,10 @@ const fromRow = (r: ReadRow): TunedModel => ({
   operationDone: r.operation_done === 1,
   adapterKey: r.adapter_key ?? undefined,
   cancelRequested: r.cancel_requested === 1 && r.operation_done !== 1,
+  defaultCheckpointId: r.default_checkpoint_id ?? undefined,
+  exportLastCheckpointOnly: r.export_last_checkpoint_only === 1 || undefined,
+  customBaseModel: r.custom_base_model ?? undefined,
+  outputUri: r.output_uri ?? undefined,
 });
 
 /** The columns of the fields a patch names (undefined clears a nullable column). */
@@ -89,6 +94,10 @@ function toColumns(m: Partial<TunedModel>): Partial<Row> {
   set('operationId', (v) => ({ operation_id: v }));
   set('operationDone', (v) => ({ operation_done: v ? 1 : 0 }));
   set('adapterKey', (v) => ({ adapter_key: v ?? null }));
+  set('defaultCheckpointId', (v) => ({ default_checkpoint_id: v ?? null }));
+  set('exportLastCheckpointOnly', (v) => ({ export_last_checkpoint_only: v ? 1 : 0 }));
+  set('customBaseModel', (v) => ({ custom_base_model: v ?? null }));
+  set('outputUri', (v) => ({ output_uri: v ?? null }));
   return row;
 }
 
@@ -99,6 +108,13 @@ export interface ListPosition {
   createTime: string;
   id: string;
 }
+
+/**
+ * Which models a Gemini list shows a project, one condition or several (all must hold): `owned` its own;
+ * `readable` its own and those granted to it; `writable` its own and those it may update; `everyone` those
+ * granted to everyone, whoever owns them.
+ */
+export type ListScope = { project: string; show: ('owned' | 'readable' | 'writable' | 'everyone')[] };
 
 export class TunedModelStore {
   constructor(
@@ -175,13 +191,32 @@ export class TunedModelStore {
    * A page of a project's models, oldest first, after a position (keyset paging, so models created or
    * deleted between pages neither repeat nor vanish). `text` filters on display name and description.
    */
-  async list(project: string, after: ListPosition | undefined, limit: number, text?: string): Promise<TunedModel[]> {
+  async list(scope: ListScope, after: ListPosition | undefined, limit: number, text?: string): Promise<TunedModel[]> {
     const like = `%${(text ?? '').replace(/[%_]/g, '')}%`;
     // SQLite's LIKE ignores ASCII case; PostgreSQL's ILIKE is the same match.
     const op = this.dialect === 'postgres' ? 'ilike' : 'like';
     const { createTime = '', id = '' } = after ?? {};
+    const { project } = scope;
     const rows = await this.selectModels()
-      .where('m.project', '=', project)
+      .where((eb) => {
+        const granted = (grantee: string, roles: string[]) =>
+          eb.exists(
+            eb
+              .selectFrom('permissions as p')
+              .select('p.tuned_model_id')
+              .whereRef('p.tuned_model_id', '=', 'm.id')
+              .where('p.grantee', '=', grantee)
+              .where('p.role', 'in', roles),
+          );
+        const owned = eb('m.project', '=', project);
+        const conditions = {
+          owned,
+          readable: eb.or([owned, granted(project, ['READER', 'WRITER'])]),
+          writable: eb.or([owned, granted(project, ['WRITER'])]),
+          everyone: granted('*', ['READER']),
+        };
+        return eb.and(scope.show.map((s) => conditions[s]));
+      })
       .where((eb) => eb.or([eb('m.display_name', op, like), eb('m.description', op, like)]))
       .where((eb) => eb.or([eb('m.create_time', '>', createTime), eb.and([eb('m.create_time', '=', createTime), eb('m.id', '>', id)])]))
       .orderBy('m.create_time')
@@ -212,7 +247,7 @@ export class TunedModelStore {
     await atomically(this.db, async (trx) => {
       // The job row first: deleting it waits for a fenced write under way (which holds the row) to commit, and
       // fences out those after; the metrics are deleted after that write, so none outlives the model.
-      for (const table of ['jobs', 'leases', 'metrics', 'datasets'] as const) await trx.deleteFrom(table).where('tuned_model_id', '=', id).execute();
+      for (const table of ['jobs', 'leases', 'metrics', 'datasets', 'permissions', 'tuned_checkpoints'] as const) await trx.deleteFrom(table).where('tuned_model_id', '=', id).execute();
       await trx.deleteFrom('tuned_models').where('id', '=', id).execute();
     });
   }
@@ -281,5 +316,49 @@ export class TunedModelStore {
       .where('tuned_model_id', '=', id)
       .executeTakeFirst();
     return row?.checkpoint_step != null && row.checkpoint_time != null ? [{ step: row.checkpoint_step, time: row.checkpoint_time }] : [];
+  }
+
+  /** The model's checkpoints, in the order the run reached them. */
+  async tunedCheckpoints(id: string): Promise<TunedCheckpoint[]> {
+    const rows = await this.db.selectFrom('tuned_checkpoints').selectAll().where('tuned_model_id', '=', id).orderBy('step').execute();
+    return rows.map((r) => ({
+      checkpointId: r.checkpoint_id,
+      step: r.step,
+      epoch: r.epoch,
+      endpointNumber: r.endpoint_number,
+      adapterKey: r.adapter_key,
+      bytes: Number(r.bytes),
+      createTime: r.create_time,
+    }));
+  }
+
+  /** Records a checkpoint (again, after a resumed run reached it anew: the newer adapter replaces the older). */
+  async putTunedCheckpoint(id: string, project: string, c: TunedCheckpoint): Promise<void> {
+    const { checkpointId, step, epoch, endpointNumber, adapterKey, bytes, createTime } = c;
+    await this.db
+      .insertInto('tuned_checkpoints')
+      .values({ tuned_model_id: id, project, checkpoint_id: checkpointId, step, epoch, endpoint_number: endpointNumber, adapter_key: adapterKey, bytes, create_time: createTime })
+      .onConflict((oc) => oc.columns(['tuned_model_id', 'checkpoint_id']).doUpdateSet({ step, epoch, adapter_key: adapterKey, bytes, create_time: createTime }))
+      .execute();
+  }
+
+  /** The model and checkpoint an endpoint number names, if a checkpoint has it. */
+  async checkpointOfEndpoint(endpointNumber: string): Promise<{ tunedModelId: string; checkpointId: string } | undefined> {
+    const row = await this.db
+      .selectFrom('tuned_checkpoints')
+      .select(['tuned_model_id', 'checkpoint_id'])
+      .where('endpoint_number', '=', endpointNumber)
+      .executeTakeFirst();
+    return row && { tunedModelId: row.tuned_model_id, checkpointId: row.checkpoint_id };
+  }
+
+  /** Bytes the project's checkpoints hold in storage. */
+  async checkpointBytes(project: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('tuned_checkpoints')
+      .select((eb) => eb.fn.sum<number>('bytes').as('total'))
+      .where('project', '=', project)
+      .executeTakeFirst();
+    return Number(row?.total ?? 0);
   }
 }

@@ -1,14 +1,16 @@
 // A tuning job's log of events (as OpenAI's fine-tuning jobs list them): created, while it is queued on a server
 // that has no worker to train it that it waits for one, started, each epoch's end, each evaluation of the
 // validation set, while it runs the latest checkpoint (the one a restart resumes from; a finished run keeps
-// none), and how it ended. Nothing here is stored as an event:
+// none), each of the tuned model's checkpoints kept (Vertex's tunedModel.checkpoints), and how it ended.
+// Nothing here is stored as an event:
 // each is derived from what the store already holds (the tuned model's times, hyperparameters and error, its
 // metrics and the checkpoints its run reported), so the log can never disagree with the job.
 import { trainingDefaults } from '../../engine/train/defaults.js';
 import { now, type StepMetric, type TunedModel } from './tuned-model.js';
+import type { TunedCheckpoint } from './checkpoints.js';
 import { learningRateOf } from './service.js';
 
-export type JobEventType = 'created' | 'waiting' | 'started' | 'epoch' | 'evaluation' | 'checkpoint' | 'succeeded' | 'failed' | 'cancelled';
+export type JobEventType = 'created' | 'waiting' | 'started' | 'epoch' | 'evaluation' | 'checkpoint' | 'kept' | 'succeeded' | 'failed' | 'cancelled';
 
 export interface JobEvent {
   time: string;
@@ -41,6 +43,7 @@ export function jobEvents(
   train: StepMetric[],
   evals: StepMetric[],
   checkpoints: { step: number; time: string }[],
+  kept: readonly TunedCheckpoint[] = [],
   { waitingForWorker = false } = {},
 ): JobEventLog {
   const h = model.hyperparameters;
@@ -103,6 +106,16 @@ export function jobEvents(
           : `Validation at step ${m.step}: loss ${lossText(m.loss)}, next-token accuracy ${percent(m.accuracy)} over ${count(m.predictions)} tokens.`,
     });
   }
+  for (const c of kept) {
+    events.push({
+      time: c.createTime,
+      type: 'kept',
+      level: 'info',
+      step: c.step,
+      epoch: c.epoch,
+      message: `Checkpoint ${c.checkpointId} kept at step ${c.step} (epoch ${c.epoch}), served on endpoints/${c.endpointNumber}.`,
+    });
+  }
   const latest = checkpoints.at(-1);
   if (latest && !model.operationDone) {
     events.push({ time: latest.time, type: 'checkpoint', level: 'info', step: latest.step, message: `Checkpoint saved at step ${latest.step}: a restart resumes from here.` });
@@ -123,7 +136,7 @@ export function jobEvents(
     }
   }
   // Chronological; at the same instant, in the order a run produces them (an epoch's end before its evaluation and checkpoint).
-  const order: JobEventType[] = ['created', 'waiting', 'started', 'epoch', 'evaluation', 'checkpoint', 'succeeded', 'failed', 'cancelled'];
+  const order: JobEventType[] = ['created', 'waiting', 'started', 'epoch', 'evaluation', 'checkpoint', 'kept', 'succeeded', 'failed', 'cancelled'];
   events.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : (a.step ?? 0) - (b.step ?? 0) || order.indexOf(a.type) - order.indexOf(b.type)));
   return { events, trainedTokens: trained, seed };
 }

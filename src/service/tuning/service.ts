@@ -2,6 +2,9 @@
 // delete, cancel; and the run's lifecycle as the worker holding its lease reports it. Every lifecycle write
 // carries the lease and is fenced: a worker whose lease was taken changes nothing. What changes is published
 // on the event bus, so workers and every API server's streams hear of it.
+import { createReadStream } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import { totalStepsFor } from '../../engine/train/trainer.js';
 import { baseLearningRate, trainingDefaults } from '../../engine/train/defaults.js';
@@ -20,13 +23,16 @@ import type { ArtifactStore } from '../storage/artifacts.js';
 import { isUniqueViolation, type Database } from '../store/database.js';
 import type { EventBus, ServiceEvent } from '../store/events.js';
 import type { JobQueue, Lease } from '../store/jobs.js';
-import type { ListPosition, TunedModelStore } from '../store/tuned-models.js';
+import type { ListPosition, ListScope, TunedModelStore } from '../store/tuned-models.js';
+import { everyone, type PermissionStore } from '../store/permissions.js';
 import type { Schema } from '../store/schema.js';
 import type { Kysely } from 'kysely';
 import { loadDataset, type DatasetSource } from './datasets.js';
 import { defaultBatchSize, defaultEpochsFor, pageSizes, tuningDefaults, tuningLimits, type Surface } from './defaults.js';
 import { jobNumber, operationId, randomId, tunedModelIdFor, tunedModelIdPattern } from './ids.js';
 import { now, type Hyperparameters, type StepMetric, type TunedModel, type TuningMethod } from './tuned-model.js';
+import { checkpointPlan, type TunedCheckpoint } from './checkpoints.js';
+import { epochsCompleted } from '../../engine/train/trainer.js';
 
 export interface CreateTunedModelRequest {
   surface: Surface;
@@ -45,7 +51,7 @@ export interface CreateTunedModelRequest {
    * of that model's Vertex Model.
    */
   sourceTunedModel?: string;
-  /** Which of the source's checkpoints to start from; Attune keeps only a run's final adapter, the default one. */
+  /** Which of the source's checkpoints to start from; by default the one it serves. */
   sourceCheckpointId?: string;
   /** Supervised by default; preference datasets are `{contents, completions}` lines. */
   tuningMethod?: TuningMethod;
@@ -55,6 +61,12 @@ export interface CreateTunedModelRequest {
   hyperparameters?: Partial<Hyperparameters>;
   training: DatasetSource;
   validation?: DatasetSource;
+  /** Vertex customBaseModel: gs://bucket/folder/ of a Hugging Face model in one of the project's buckets. */
+  customBaseModel?: string;
+  /** Vertex outputUri: gs://bucket/prefix in one of the project's buckets, where the PEFT files are written. */
+  outputUri?: string;
+  /** Vertex exportLastCheckpointOnly: keep no intermediate checkpoints. */
+  exportLastCheckpointOnly?: boolean;
 }
 
 /** A tuned model as create() would store it, with its parsed datasets (JSON, as the store keeps them; only for create). */
@@ -94,6 +106,10 @@ export interface Page<T> {
   nextPageToken?: string;
 }
 
+/** Roles on a tuned model, each a superset of the one before (permission.proto): use; update and share; delete and transfer. */
+export type Role = 'READER' | 'WRITER' | 'OWNER';
+const roleRank: Record<Role, number> = { READER: 1, WRITER: 2, OWNER: 3 };
+
 const alreadyExists = (id: string) => new ServiceError('ALREADY_EXISTS', `Tuned model tunedModels/${id} already exists.`);
 
 export class TuningService {
@@ -102,6 +118,7 @@ export class TuningService {
   constructor(
     private readonly database: Database,
     readonly store: TunedModelStore,
+    readonly permissions: PermissionStore,
     private readonly jobs: JobQueue,
     readonly registry: BaseModelRegistry,
     readonly objects: ObjectStore,
@@ -121,10 +138,88 @@ export class TuningService {
     return this.events.subscribe((event) => event.type === 'deleted' && listener(event.id));
   }
 
-  /** A local directory holding the model's adapter (the shared one, or a cached copy of a bucket's). */
-  async adapterDirectory(model: TunedModel): Promise<string> {
-    if (!model.adapterKey) throw new ServiceError('FAILED_PRECONDITION', `Tuned model tunedModels/${model.id} has no adapter.`);
-    return this.artifacts.localDirectory(model.adapterKey);
+  /**
+   * A local directory holding the adapter of one of the model's checkpoints, or by default the one it serves
+   * (its default checkpoint: the last unless models.patch changed it), from the shared storage or a cached copy.
+   */
+  async adapterDirectory(model: TunedModel, checkpointId = model.defaultCheckpointId): Promise<string> {
+    const key = checkpointId === undefined ? model.adapterKey : (await this.checkpoint(model, checkpointId)).adapterKey;
+    if (!key) throw new ServiceError('FAILED_PRECONDITION', `Tuned model tunedModels/${model.id} has no adapter.`);
+    return this.artifacts.localDirectory(key);
+  }
+
+  /** The model's checkpoints, in the order its run reached them (none for models tuned before checkpoints were kept). */
+  checkpoints(model: TunedModel): Promise<TunedCheckpoint[]> {
+    return this.store.tunedCheckpoints(model.id);
+  }
+
+  async checkpoint(model: TunedModel, checkpointId: string): Promise<TunedCheckpoint> {
+    const found = (await this.checkpoints(model)).find((c) => c.checkpointId === checkpointId);
+    if (!found) throw new ServiceError('NOT_FOUND', `Tuned model tunedModels/${model.id} has no checkpoint ${JSON.stringify(checkpointId)}.`);
+    return found;
+  }
+
+  /** The tuned model and checkpoint a checkpoint's endpoint number names, within the project. */
+  async checkpointOfEndpoint(project: string, endpointNumber: string): Promise<{ model: TunedModel; checkpointId: string } | undefined> {
+    const found = await this.store.checkpointOfEndpoint(endpointNumber);
+    if (!found) return undefined;
+    const model = await this.store.get(found.tunedModelId);
+    return model && model.project === project ? { model, checkpointId: found.checkpointId } : undefined;
+  }
+
+  /** Makes a checkpoint the one the model serves (Vertex models.patch defaultCheckpointId). */
+  async setDefaultCheckpoint(project: string, idOrNumber: string, checkpointId: string): Promise<TunedModel> {
+    const model = await this.get(project, idOrNumber);
+    const checkpoints = await this.checkpoints(model);
+    if (!checkpoints.some((c) => c.checkpointId === checkpointId)) {
+      const ids = checkpoints.map((c) => c.checkpointId).join(', ') || 'none';
+      throw invalidArgument(`Checkpoint ${JSON.stringify(checkpointId)} does not exist in model ${model.jobNumber}; its checkpoints are ${ids}.`, 'model.default_checkpoint_id');
+    }
+    // The last checkpoint is the default anyway: storing none keeps "the last" meaning the last.
+    const changes = { defaultCheckpointId: checkpoints.at(-1)!.checkpointId === checkpointId ? undefined : checkpointId, updateTime: now() };
+    await this.store.update(model.id, changes);
+    await this.publish({ type: 'change', id: model.id });
+    return { ...model, ...changes };
+  }
+
+  /** The steps at which the model's run keeps checkpoints (the last is its end). */
+  checkpointPlan(model: TunedModel) {
+    const { epochCount, batchSize } = model.hyperparameters;
+    return checkpointPlan({ epochs: epochCount, batchSize, examples: trainedExamples(model), exportLastCheckpointOnly: model.exportLastCheckpointOnly ?? false });
+  }
+
+  /**
+   * Records an intermediate checkpoint the run stored under adapterKey (fenced by its lease). Its bytes count
+   * against the project's storage quota with its objects: one that would pass storageBytesPerProject is not
+   * kept ('over-quota'; the caller removes the stored copy), and the run goes on. `replaced` names the copy a
+   * resumed run's checkpoint replaced.
+   */
+  async checkpointReached(
+    lease: Lease,
+    checkpoint: { checkpointId: string; step: number; adapterKey: string; bytes: number },
+  ): Promise<{ outcome: 'recorded' | 'over-quota'; replaced?: string }> {
+    // The object store's usage is a walk of the project's buckets: measured before the job's row is locked, so
+    // the fenced transaction stays short (a worker frozen inside one would keep others from taking the job over).
+    const owner = await this.store.get(lease.tunedModelId);
+    const objectBytes = owner ? await this.objects.usage(owner.project) : 0;
+    const outcome = await this.jobs.fenced(lease, async (trx) => {
+      const model = await this.store.in(trx).get(lease.tunedModelId);
+      if (!model) return { outcome: 'over-quota' as const };
+      const limit = this.options.limits.storageBytesPerProject;
+      const previous = (await this.store.in(trx).tunedCheckpoints(model.id)).find((c) => c.checkpointId === checkpoint.checkpointId);
+      const used = objectBytes + (await this.store.in(trx).checkpointBytes(model.project)) - (previous?.bytes ?? 0);
+      if (used + checkpoint.bytes > limit) return { outcome: 'over-quota' as const };
+      await this.store.in(trx).putTunedCheckpoint(model.id, model.project, {
+        ...checkpoint,
+        epoch: epochsCompleted(checkpoint.step, model.hyperparameters.batchSize, trainedExamples(model)),
+        endpointNumber: previous?.endpointNumber ?? jobNumber(),
+        createTime: now(),
+      });
+      // A resumed run that reached it again replaces the earlier run's copy, which the caller removes.
+      return { outcome: 'recorded' as const, replaced: previous && previous.adapterKey !== checkpoint.adapterKey ? previous.adapterKey : undefined };
+    });
+    if (outcome.outcome === 'recorded') await this.publish({ type: 'change', id: lease.tunedModelId });
+    return outcome;
   }
 
   /**
@@ -144,6 +239,7 @@ export class TuningService {
     // Vertex: a continued run "by default use[s] the same display name as the pre-tuned model. If a new display
     // name is provided, the tuning job will create a new model instead of a new version."
     const newVersion = source !== undefined && surface === 'vertex' && (request.displayName === undefined || request.displayName === source.displayName);
+    if (request.outputUri) await this.checkOutputUri(project, request.outputUri);
     // Vertex: "If not set, a random name is generated."
     const displayName = newVersion
       ? source.displayName
@@ -201,6 +297,9 @@ export class TuningService {
       operationId: operationId(),
       operationDone: false,
       cancelRequested: false,
+      exportLastCheckpointOnly: request.exportLastCheckpointOnly || undefined,
+      customBaseModel: request.customBaseModel ?? source?.customBaseModel,
+      outputUri: request.outputUri,
     };
     return { model, training: training.examplesJson, validation: validation?.examplesJson, sourceAdapter: source?.adapterKey, waitsForWorker };
   }
@@ -213,25 +312,87 @@ export class TuningService {
     if (request.sourceTunedModel === undefined) return undefined;
     const field = sourceField[request.surface];
     if (request.baseModel) throw invalidArgument(`set ${request.surface === 'vertex' ? 'baseModel or preTunedModel' : 'baseModel or tunedModelSource'}, not both`, field);
-    if (request.sourceCheckpointId) {
-      throw invalidArgument(
-        `checkpointId ${JSON.stringify(request.sourceCheckpointId)}: Attune keeps only the final adapter of a run, its default checkpoint; leave checkpointId out to continue from it.`,
-        `${field}.checkpoint_id`,
-      );
-    }
     const source = await this.get(request.project, request.sourceTunedModel.replace(/^tunedModels\//, ''));
     if (source.state !== 'ACTIVE' || !source.adapterKey) {
       throw new ServiceError('FAILED_PRECONDITION', `Tuned model tunedModels/${source.id} has no tuned adapter to continue from (it is ${source.state}).`, [
         { field, description: 'the source model must have finished tuning' },
       ]);
     }
-    return source;
+    // It continues from one of the source's checkpoints: the one named, else its default (the last unless changed).
+    const checkpointId = request.sourceCheckpointId || source.defaultCheckpointId;
+    if (checkpointId === undefined) return source;
+    const checkpoints = await this.checkpoints(source);
+    const checkpoint = checkpoints.find((c) => c.checkpointId === checkpointId);
+    if (!checkpoint) {
+      throw invalidArgument(
+        `checkpointId ${JSON.stringify(checkpointId)} does not exist in tunedModels/${source.id}; its checkpoints are ${checkpoints.map((c) => c.checkpointId).join(', ') || 'none'}.`,
+        `${field}.checkpoint_id`,
+      );
+    }
+    return { ...source, adapterKey: checkpoint.adapterKey };
   }
 
   /** A Vertex Model's version (a number or the alias "default": the latest version whose run succeeded), within the caller's project. */
   async modelVersion(project: string, modelNumber: string, version: string, served: (model: TunedModel) => boolean): Promise<TunedModel | undefined> {
     const versions = (await this.store.modelVersions(project, modelNumber)).filter(served);
     return version === 'default' ? versions.at(-1) : versions.find((m) => String(m.modelVersion) === version);
+  }
+
+  /**
+   * Vertex customBaseModel: a Hugging Face model folder the project uploaded to one of its own buckets
+   * (gs://bucket/models/x/), found through the object store's ownership check; the client never names a path.
+   * baseModel, which Vertex requires beside it, names it (the URI when absent).
+   */
+  private async customBase(request: CreateTunedModelRequest): Promise<BaseModelInfo> {
+    const field = 'tuning_job.custom_base_model';
+    const uri = request.customBaseModel!;
+    if (request.sourceTunedModel) throw invalidArgument('Set customBaseModel or preTunedModel, not both.', field);
+    const gs = /^gs:\/\/([^/]+)\/(.+)$/.exec(uri);
+    if (!gs) throw invalidArgument(`customBaseModel must be a folder in one of this project's buckets, gs://BUCKET/FOLDER/, not ${JSON.stringify(uri)}.`, field);
+    let dir: string;
+    try {
+      dir = await this.objects.folderOf(request.project, gs[1]!, gs[2]!);
+    } catch (error) {
+      if (error instanceof ServiceError && error.status === 'NOT_FOUND') {
+        throw new ServiceError('NOT_FOUND', `customBaseModel ${uri} not found: upload the model's files (config.json, model.safetensors, tokenizer.json, …) under that prefix of a bucket of project ${request.project}.`);
+      }
+      throw error;
+    }
+    try {
+      return this.registry.inspect(dir, request.baseModel ?? uri);
+    } catch (error) {
+      throw new ServiceError('FAILED_PRECONDITION', `customBaseModel ${uri} is not a model Attune can tune: ${(error as Error).message}`);
+    }
+  }
+
+  /** Vertex outputUri: a prefix in one of the project's own buckets (NOT_FOUND for any other, as for datasets). */
+  private async checkOutputUri(project: string, uri: string): Promise<void> {
+    const gs = /^gs:\/\/([^/]+)\/(.+)$/.exec(uri.replace(/\/+$/, '') + '/');
+    if (!gs) throw invalidArgument(`outputUri must be a prefix in one of this project's buckets, gs://BUCKET/PREFIX, not ${JSON.stringify(uri)}.`, 'tuning_job.output_uri');
+    try {
+      await this.objects.checkWritablePrefix(project, gs[1]!, gs[2]!);
+    } catch (error) {
+      if (error instanceof ServiceError && error.status === 'NOT_FOUND') {
+        throw new ServiceError('NOT_FOUND', `outputUri ${uri}: the bucket ${gs[1]} does not exist in project ${project}. Create it (upload an object) first.`);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Copies a stored adapter's files (PEFT adapter_config.json and adapter_model.safetensors, and attune.json) to
+   * the model's outputUri, under `subfolder`, in the project's bucket and within its storage quota.
+   */
+  async writeOutput(model: TunedModel, adapterKey: string, subfolder: string): Promise<void> {
+    if (!model.outputUri) return;
+    const [, bucket, prefix] = /^gs:\/\/([^/]+)\/(.+?)\/*$/.exec(model.outputUri)!;
+    const dir = await this.artifacts.localDirectory(adapterKey);
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      if (!entry.isFile()) continue;
+      await this.objects.put(model.project, bucket!, `${prefix}/${subfolder}/${entry.name}`, createReadStream(path.join(dir, entry.name)), {
+        contentType: entry.name.endsWith('.json') ? 'application/json' : 'application/octet-stream',
+      });
+    }
   }
 
   /** RESOURCE_EXHAUSTED when the project holds as many tuned models, or has as many jobs waiting or running, as its limits allow. */
@@ -350,14 +511,44 @@ export class TuningService {
    */
   async get(project: string, id: string): Promise<TunedModel> {
     const model = await this.store.get(id);
-    if (!model || model.project !== project) throw new ServiceError('NOT_FOUND', `Tuned model tunedModels/${id} does not exist.`);
+    if (!model || model.project !== project) throw missingModel(id);
     return model;
   }
 
-  async list(project: string, pageSize?: number, pageToken?: string, filter?: string): Promise<Page<TunedModel>> {
+  /**
+   * A model the project may `action` (use, update, share, delete): its own, or one granted to it or to everyone.
+   * A model it holds no role on answers exactly like a missing one; one whose role is below `need`,
+   * PERMISSION_DENIED (the project can see it exists).
+   */
+  async access(project: string, id: string, need: Role, action: string): Promise<{ model: TunedModel; role: Role }> {
+    const model = await this.store.get(id);
+    if (!model) throw missingModel(id);
+    const role = await this.roleOf(model, project);
+    if (!role) throw missingModel(id);
+    if (roleRank[role] < roleRank[need]) {
+      throw new ServiceError(
+        'PERMISSION_DENIED',
+        `You do not have permission to ${action} tuned model tunedModels/${model.id}: that takes the ${need} role, and project ${project} is a ${role}.`,
+      );
+    }
+    return { model, role };
+  }
+
+  /** The project's role on the model: OWNER of its own, else the higher of its grant and everyone's, if any. */
+  async roleOf(model: TunedModel, project: string): Promise<Role | undefined> {
+    if (model.project === project) return 'OWNER';
+    let best: Role | undefined;
+    for (const grant of await this.permissions.grants(model.id)) {
+      if ((grant.grantee === project || grant.grantee === everyone) && (!best || roleRank[grant.role] > roleRank[best])) best = grant.role;
+    }
+    return best;
+  }
+
+  /** A page of the models a Gemini list shows (ListScope), oldest first; `text` searches display names and descriptions. */
+  async list(project: string, pageSize?: number, pageToken?: string, { show = ['owned'], text }: { show?: ListScope['show']; text?: string } = {}): Promise<Page<TunedModel>> {
     const size = pageSizeOf('gemini', pageSize);
     const after = pageToken ? decodePageToken(pageToken) : undefined;
-    const rows = await this.store.list(project, after, size + 1, filter?.replace(/\b\w+:me\b/g, '').trim());
+    const rows = await this.store.list({ project, show }, after, size + 1, text);
     const items = rows.slice(0, size);
     const last = items.at(-1);
     return { items, nextPageToken: rows.length > size && last ? encodePageToken({ createTime: last.createTime, id: last.id }) : undefined };
@@ -374,8 +565,9 @@ export class TuningService {
     return { items, nextPageToken: rows.length > size && last ? encodePageToken({ createTime: last.createTime, id: last.id }) : undefined };
   }
 
+  /** A WRITER's change (the owner's, or a project's the model is shared with as WRITER). */
   async patch(project: string, id: string, patch: TunedModelPatch): Promise<TunedModel> {
-    const model = await this.get(project, id);
+    const { model } = await this.access(project, id, 'WRITER', 'update');
     const maxName = tuningLimits.displayNameChars.gemini;
     if (patch.displayName !== undefined && [...patch.displayName].length > maxName) {
       throw invalidArgument(`displayName must be at most ${maxName} characters`, displayNameField.gemini);
@@ -443,9 +635,9 @@ export class TuningService {
     return 'recorded';
   }
 
-  /** The adapter is in storage under adapterKey. */
+  /** The adapter is in storage under adapterKey; it is also the run's last checkpoint. */
   async succeeded(lease: Lease, adapterKey: string): Promise<void> {
-    await this.finish(lease, { state: 'ACTIVE', adapterKey });
+    await this.finish(lease, { state: 'ACTIVE', adapterKey }, 'succeeded');
   }
 
   async failed(lease: Lease, message: string, code = 13): Promise<void> {
@@ -454,13 +646,29 @@ export class TuningService {
 
   /** A cancelled run keeps its adapter only if at least one step completed (then it was saved, under adapterKey). */
   async cancelled(lease: Lease, adapterKey: string | undefined): Promise<void> {
-    await this.finish(lease, adapterKey ? { state: 'ACTIVE', error: cancelledError, adapterKey } : { state: 'FAILED', error: cancelledError });
+    await this.finish(lease, adapterKey ? { state: 'ACTIVE', error: cancelledError, adapterKey } : { state: 'FAILED', error: cancelledError }, 'cancelled');
   }
 
-  /** The model's outcome and the job's end, in one fenced transaction. */
-  private async finish(lease: Lease, outcome: Outcome): Promise<void> {
+  /**
+   * The model's outcome and the job's end, in one fenced transaction. A run that kept an adapter records it as
+   * its last checkpoint, on the job's own endpoint number: a finished run at the plan's last id, a cancelled one
+   * after the checkpoints it reached (which it keeps).
+   */
+  private async finish(lease: Lease, outcome: Outcome, how?: 'succeeded' | 'cancelled'): Promise<void> {
     await this.jobs.fenced(lease, async (trx) => {
-      await this.store.in(trx).update(lease.tunedModelId, this.outcome(outcome));
+      const store = this.store.in(trx);
+      const ended = this.outcome(outcome);
+      await store.update(lease.tunedModelId, ended);
+      const model = outcome.adapterKey && how ? await store.get(lease.tunedModelId) : undefined;
+      if (model && outcome.adapterKey) {
+        const reached = await store.tunedCheckpoints(model.id);
+        const step = how === 'succeeded' ? model.totalSteps : model.completedSteps;
+        const checkpointId = how === 'succeeded' ? this.checkpointPlan(model).at(-1)!.checkpointId : String(Math.max(0, ...reached.map((c) => Number(c.checkpointId))) + 1);
+        await store.putTunedCheckpoint(model.id, model.project, {
+          checkpointId, step, epoch: epochsCompleted(step, model.hyperparameters.batchSize, trainedExamples(model)),
+          endpointNumber: model.jobNumber, adapterKey: outcome.adapterKey, bytes: 0, createTime: ended.completeTime!,
+        });
+      }
       await this.jobs.in(trx).finish(lease);
     });
     await this.publish({ type: 'change', id: lease.tunedModelId });
@@ -506,6 +714,9 @@ export class TuningService {
   }
 
   private async baseOf(request: CreateTunedModelRequest, source: TunedModel | undefined) {
+    if (request.customBaseModel) return this.customBase(request);
+    // A model tuned from a custom base continues on that same folder.
+    if (source?.customBaseModel) return this.registry.inspect(source.baseDir, source.baseModel);
     if (source) return this.registry.resolve(source.baseModel, request.apiVersion, 'createTunedModel');
     if (!request.baseModel) throw invalidArgument('baseModel is required', 'tuned_model.base_model');
     return this.registry.resolve(request.baseModel, request.apiVersion, 'createTunedModel');
@@ -604,7 +815,12 @@ export function learningRateOf({ hyperparameters: h, tuningMethod }: Pick<TunedM
   return h.learningRate ?? (h.learningRateMultiplier ?? 1) * baseLearningRateOf(tuningMethod);
 }
 
+const missingModel = (id: string) => new ServiceError('NOT_FOUND', `Tuned model tunedModels/${id} does not exist.`);
+
 const cancelledError = { code: 1, message: 'Operation cancelled.' };
+
+/** Examples the run trains on: those kept after dropping the over-long ones. */
+const trainedExamples = (model: TunedModel) => Math.max(1, (model.dataStats?.exampleCount ?? 1) - (model.dataStats?.dropped.length ?? 0));
 
 type Outcome = Pick<TunedModel, 'state'> & Partial<Pick<TunedModel, 'error' | 'adapterKey'>>;
 

@@ -76,6 +76,14 @@ export interface TunedModel {
   adapterKey?: string;
   /** A cancel was asked for and the run has not ended yet (read from the job queue). */
   cancelRequested: boolean;
+  /** The checkpoint it serves, when changed from its last (Vertex models.patch defaultCheckpointId). */
+  defaultCheckpointId?: string;
+  /** Vertex supervisedTuningSpec.exportLastCheckpointOnly: keep no intermediate checkpoints. */
+  exportLastCheckpointOnly?: boolean;
+  /** Vertex customBaseModel: the gs:// folder in the project's bucket that baseDir is. */
+  customBaseModel?: string;
+  /** Vertex outputUri: the gs:// prefix in the project's bucket its PEFT files are written to. */
+  outputUri?: string;
 }
 
 /** Summary statistics of a token count (or message count) over the training examples. */
