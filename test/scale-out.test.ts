@@ -14,6 +14,7 @@ import path from 'node:path';
 import { AttuneServer, call, repoRoot, runCli, waitFor } from './helpers/server.js';
 import { AttuneProcess } from './helpers/processes.js';
 import { usePostgres } from './helpers/postgres.js';
+import { sql } from 'kysely';
 import { Database, databaseTarget } from '../src/service/store/database.js';
 
 const postgres = usePostgres();
@@ -65,6 +66,26 @@ describe('scale-out: two API servers, workers on their own, one PostgreSQL, shar
     workers.push(worker);
     return worker;
   };
+  /** The queue as the database sees it, and the workers' logs: what a failed wait for a claim reports. */
+  const queueState = async () => {
+    const rows = await database.db.selectFrom('jobs').select(['tuned_model_id', 'state', 'lease_token', 'lease_owner', 'lease_expires_ms', 'checkpoint_step']).execute();
+    const now = (await sql<{ ms: number }>`SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS ms`.execute(database.db)).rows[0].ms;
+    const sessions = await sql<Record<string, unknown>>`SELECT pid, state, (clock_timestamp() - xact_start)::text AS in_transaction, wait_event_type, left(query, 100) AS query FROM pg_stat_activity WHERE datname = current_database() AND state <> 'idle'`.execute(database.db);
+    return [
+      `database clock ${now}`,
+      ...rows.map((r) => `job ${r.tuned_model_id} ${r.state} token ${r.lease_token} ${r.lease_owner ?? '-'} expires ${r.lease_expires_ms === null ? '-' : Number(r.lease_expires_ms) - Number(now)} ms checkpoint ${r.checkpoint_step}`),
+      ...sessions.rows.map((s) => `session ${JSON.stringify(s)}`),
+      ...workers.flatMap((w) => w.logs().split('\n').filter(Boolean)),
+    ].join('\n');
+  };
+  /** Waits for a claim; a timeout says what the queue looked like. */
+  const waitForClaim = async <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number) => {
+    try {
+      return await waitFor(what, probe, { timeoutMs, intervalMs: 200 });
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n${await queueState()}`);
+    }
+  };
   /** The worker id a process advertised (its first line says it is ready). */
   const workerIdOf = async (worker: AttuneProcess) => (await worker.waitForOutput(/attune worker (\S+): ready/))[1];
 
@@ -86,10 +107,7 @@ describe('scale-out: two API servers, workers on their own, one PostgreSQL, shar
     rmSync(root, { recursive: true, force: true });
   });
 
-  // Known failure, tracked in issue 12: in full-suite runs (CI) a lapsed or released lease was not taken over by
-  // another worker within the wait, while the file alone passed. It runs and reports, but does not fail the suite.
-  const takeoverTodo = 'issue 12: takeover of a lapsed or released lease is not prompt in full-suite runs';
-  test('six jobs through alternating servers survive a killed worker, a frozen worker and a killed server', { timeout: 900_000, todo: takeoverTodo }, async (t) => {
+  test('six jobs through alternating servers survive a killed worker, a frozen worker and a killed server', { timeout: 900_000 }, async (t) => {
     const [serverA, serverB] = servers;
     const rest = (server: AttuneServer, route: string, body?: unknown) =>
       call(`${server.url}${route}`, { method: body ? 'POST' : 'GET', key, body });
@@ -163,10 +181,10 @@ describe('scale-out: two API servers, workers on their own, one PostgreSQL, shar
     await new Promise((resolve) => setTimeout(resolve, (leaseSeconds + 1) * 1000));
     const fourth = startWorker('worker-4');
     const fourthId = await workerIdOf(fourth);
-    const takenOver = await waitFor('the frozen job to be taken over', async () => {
+    const takenOver = await waitForClaim('the frozen job to be taken over', async () => {
       const leases = await database.db.selectFrom('leases').selectAll().where('tuned_model_id', '=', frozen.id).orderBy('token').execute();
       return leases.length >= 2 && leases.at(-1)!.worker_id !== secondId ? leases : undefined;
-    }, { timeoutMs: 120_000, intervalMs: 200 });
+    }, 120_000);
     second.child.kill('SIGCONT');
     await second.waitForOutput(new RegExp(`lost the lease of job ${frozen.id}`), 60_000);
 
@@ -253,7 +271,7 @@ describe('scale-out: two API servers, workers on their own, one PostgreSQL, shar
     for (const server of [serverA, restartedB]) assert.equal((await generate(server, ids[1])).status, 404);
   });
 
-  test('cancel and delete through either server reach the worker that trains the job', { timeout: 300_000, todo: takeoverTodo }, async () => {
+  test('cancel and delete through either server reach the worker that trains the job', { timeout: 300_000 }, async () => {
     const [serverA, , serverB] = servers; // B as restarted by the test before
     const create = async (server: AttuneServer, epochCount: number) => {
       const reply = await call(`${server.url}/v1beta/tunedModels`, {
@@ -292,7 +310,7 @@ describe('scale-out: two API servers, workers on their own, one PostgreSQL, shar
     }, { timeoutMs: 30_000 });
   });
 
-  test('a worker stopped with SIGTERM checkpoints its job and releases it; another worker resumes it at once', { timeout: 300_000, todo: takeoverTodo }, async () => {
+  test('a worker stopped with SIGTERM checkpoints its job and releases it; another worker resumes it at once', { timeout: 300_000 }, async () => {
     const [serverA] = servers;
     const created = await call(`${serverA.url}/v1beta/tunedModels`, {
       method: 'POST', key,
@@ -320,6 +338,7 @@ describe('scale-out: two API servers, workers on their own, one PostgreSQL, shar
     assert.equal(released.outcome, 'released');
     const next = leases.find((l) => Number(l.token) === Number(released.token) + 1)!;
     assert.notEqual(next.worker_id, released.worker_id);
-    assert.ok(Number(next.claim_ms) - Number(released.end_ms) < leaseSeconds * 1000, 'taken at once, without waiting for the lease to expire');
+    const waited = Number(next.claim_ms) - Number(released.end_ms);
+    assert.ok(waited < leaseSeconds * 1000, `taken at once, without waiting for the lease to expire (it waited ${waited} ms)\n${waited < leaseSeconds * 1000 ? '' : await queueState()}`);
   });
 });

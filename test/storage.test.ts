@@ -195,9 +195,12 @@ describe('datasets CLI', () => {
     const meta = (await (await fetch(objectUrl('cli-bucket', 'sets/train.jsonl'), { headers: auth() })).json()) as Record<string, string>;
     assert.equal(meta.contentType, 'application/jsonl');
 
-    // Without --project the object is the keyless project's.
-    const defaults = await runCli(['datasets', 'upload', file, '--data-dir', dataDir]);
+    // Without --project the object is the keyless project's. --database, which every command takes, is not
+    // needed here, and the CLI says why.
+    const defaults = await runCli(['datasets', 'upload', file, '--data-dir', dataDir, '--database', path.join(dataDir, 'attune.sqlite')]);
+    assert.equal(defaults.code, 0, defaults.stderr);
     assert.equal(defaults.stdout.trim(), 'gs://attune-datasets/local-train.jsonl');
+    assert.match(defaults.stderr, /--database is not used: an uploaded dataset and its bucket's owner are kept in the storage/);
     assert.equal(await new ObjectStore(dataDir).ownerOf('attune-datasets'), 'local');
     // A bucket of another project is refused, with a plain message.
     const foreign = await runCli(['datasets', 'upload', file, '--project', 'someone-else', '--bucket', 'cli-bucket', '--data-dir', dataDir]);

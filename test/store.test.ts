@@ -5,7 +5,7 @@ import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import BetterSqlite3 from 'better-sqlite3';
 import path from 'node:path';
-import { Database, databaseTarget, type DatabaseTarget } from '../src/service/store/database.js';
+import { Database, databaseTarget, idleInTransactionTimeoutMs, isUnavailable, type DatabaseTarget } from '../src/service/store/database.js';
 import { TunedModelStore, type ListScope } from '../src/service/store/tuned-models.js';
 import { PermissionStore, everyone } from '../src/service/store/permissions.js';
 import { JobQueue, LeaseLostError } from '../src/service/store/jobs.js';
@@ -14,6 +14,7 @@ import { now, type TunedModel } from '../src/service/tuning/tuned-model.js';
 import { jobNumber, operationId } from '../src/service/tuning/ids.js';
 import type { Example } from '../src/engine/data/examples.js';
 import { runCli, tempDir } from './helpers/engine.js';
+import { waitFor } from './helpers/server.js';
 import { usePostgres } from './helpers/postgres.js';
 
 const postgres = usePostgres();
@@ -336,6 +337,57 @@ for (const dialect of dialects) {
       assert.deepEqual(refused, ['big-one']);
       assert.equal((await jobs.get('big-one'))?.state, 'queued');
       assert.equal((await jobs.claim({ workerId: 'big-worker', leaseMs: 60_000 }))?.tunedModelId, 'big-one');
+    });
+
+    test('a claimer judging the candidates hides none of them from other claimers', { timeout: 60_000 }, async (t) => {
+      const database = await openFresh(t, dialect);
+      const store = new TunedModelStore(database.db, database.dialect);
+      const jobs = new JobQueue(database.db, database.dialect);
+      await store.insert(modelFor('judged'), examplesJson);
+      await jobs.enqueue('judged', 'store-test');
+      // A worker that is slow to decide (a loaded machine) and then finds it cannot hold the job.
+      let judging!: () => void;
+      const started = new Promise<void>((resolve) => (judging = resolve));
+      let decide!: () => void;
+      const decided = new Promise<void>((resolve) => (decide = resolve));
+      const slow = jobs.claim({ workerId: 'slow-worker', leaseMs: 60_000, canHold: async () => (judging(), await decided, 'too big') });
+      await started;
+      const other = dialect === 'postgres' ? await Database.open(database.target) : database;
+      t.after(() => (other === database ? undefined : other.close()));
+      const taken = await new JobQueue(other.db, dialect).claim({ workerId: 'other-worker', leaseMs: 60_000 }).finally(decide);
+      assert.equal(taken?.tunedModelId, 'judged', 'another worker took the job while the first was still judging it');
+      assert.equal(await slow, undefined);
+    });
+
+    test('a holder stalled inside a transaction (its process frozen) does not keep its lapsed job from a takeover', { skip: dialect === 'sqlite' && 'PostgreSQL only: one SQLite writer at a time, no row locks' }, async (t) => {
+      const database = await openFresh(t, dialect);
+      const store = new TunedModelStore(database.db, database.dialect);
+      const jobs = new JobQueue(database.db, database.dialect);
+      await store.insert(modelFor('stalled'), examplesJson);
+      await jobs.enqueue('stalled', 'store-test');
+      const holder = (await jobs.claim({ workerId: 'frozen-worker', leaseMs: 300 }))!;
+      // The holder stops between two statements of a fenced write, holding the job's row, as SIGSTOP would leave it.
+      let thaw!: () => void;
+      const frozen = new Promise<void>((resolve) => (thaw = resolve));
+      const metric = { kind: 'train' as const, step: 1, epoch: 0, loss: 1, accuracy: 0, predictions: 1, time: now() };
+      const write = jobs.fenced(holder.lease, async (trx) => {
+        await frozen;
+        await new TunedModelStore(trx, dialect).addMetric('stalled', metric, holder.lease.token);
+      });
+      t.after(thaw);
+      const other = await Database.open(database.target);
+      t.after(() => other.close());
+      const claimer = new JobQueue(other.db, dialect);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(await claimer.claim({ workerId: 'other-worker', leaseMs: 60_000 }), undefined, 'the lease lapsed, but the stalled transaction still holds the row');
+      // PostgreSQL ends the idle transaction, and the row with it.
+      const taken = await waitFor('the lapsed job to be taken over', () => claimer.claim({ workerId: 'other-worker', leaseMs: 60_000 }), { timeoutMs: idleInTransactionTimeoutMs + 20_000 });
+      assert.deepEqual([taken.tunedModelId, taken.lease.token, taken.tookOverFrom], ['stalled', 2, { token: 1, workerId: 'frozen-worker' }]);
+      // Thawed, the holder's write fails as a lost connection (worth a retry), and the retry finds its lease taken.
+      thaw();
+      await assert.rejects(write, (e: unknown) => isUnavailable(e));
+      await assert.rejects(jobs.fenced(holder.lease, (trx) => new TunedModelStore(trx, dialect).addMetric('stalled', metric, holder.lease.token)), (e: unknown) => e instanceof LeaseLostError && e.reason === 'taken');
+      assert.deepEqual(await store.metrics('stalled', 'train'), [], 'nothing of the stalled holder was recorded');
     });
 
     test('a cancel asked for reaches the lease holder at its heartbeat', async (t) => {

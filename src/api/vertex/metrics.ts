@@ -36,15 +36,16 @@ export function metricRoutes(app: FastifyInstance, services: Services): void {
     let closed = false;
     send({ ...snapshot, tuningJob: tuningJobWire(model, options, version) });
 
-    // What was recorded since the last read, then the state; one read at a time, in order.
+    // What was recorded since the last read, then the state; one read at a time, in order. The state is read
+    // first: a run records its last points before its outcome, so the points read after a final state are all
+    // of them (read the other way round, points recorded between the two reads were never sent).
     const catchUp = async () => {
+      const current = await store.get(model.id);
       const newTrain = (await store.metrics(model.id, 'train')).filter((m) => m.step > (lastTrain?.step ?? 0));
       const newEvals = (await store.metrics(model.id, 'eval')).filter((m) => m.step > lastEval);
       if (closed) return;
       for (const metric of newTrain) sendPoint(metric, 'train');
       for (const metric of newEvals) sendPoint(metric, 'eval');
-      const current = await store.get(model.id);
-      if (closed) return;
       if (!current) return close(); // deleted
       if (jobStateOf(current) !== state) {
         state = jobStateOf(current);

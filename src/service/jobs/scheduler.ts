@@ -350,7 +350,7 @@ export class Scheduler {
       this.log(`could not start job ${id}: ${(error as Error).message}`);
       if (isUnavailable(error)) {
         // The database or the storage is away: give the job back for later.
-        await this.persist(run, () => this.jobs.release(lease, { cleanly: true }));
+        await this.release(run, { cleanly: true });
       } else {
         // Something of the job itself (its stored datasets) stops it: it fails alone, the worker goes on.
         await this.persist(run, () => this.tuning.failed(lease, `Training failed: the run could not be started: ${(error as Error).message}`, 13));
@@ -367,7 +367,7 @@ export class Scheduler {
     const validation = await this.tuning.store.examples(id, 'validation');
     run.exampleCount = examples.length;
     if (!this.accepting) {
-      await this.persist(run, () => this.jobs.release(run.lease, { cleanly: true }));
+      await this.release(run, { cleanly: true });
       return this.end(run);
     }
     run.attempt = await this.jobs.attemptStarted(run.lease);
@@ -583,12 +583,12 @@ export class Scheduler {
     const final = run.final;
     if (final && final.type !== 'stopped') {
       // Its outcome could not be recorded (nor the adapter stored): another claim runs it again from its checkpoint.
-      if (!run.recorded) await this.persist(run, () => this.jobs.release(run.lease, { cleanly: false }));
+      if (!run.recorded) await this.release(run, { cleanly: false });
       return this.end(run);
     }
     if (run.stopping || !this.accepting) {
       // Shutting down: the checkpoint is stored; the job goes back to the queue for any worker.
-      await this.persist(run, () => this.jobs.release(run.lease, { cleanly: final?.type === 'stopped' }));
+      await this.release(run, { cleanly: final?.type === 'stopped' });
       this.log(`released job ${id}${final?.type === 'stopped' ? ` at step ${final.completedSteps}` : ''}`);
       return this.end(run);
     }
@@ -613,11 +613,17 @@ export class Scheduler {
     return this.end(run);
   }
 
+  /** Gives the job back to the queue, and wakes every worker: a released job does not wait for their next poll. */
+  private async release(run: Run, { cleanly }: { cleanly: boolean }): Promise<void> {
+    await this.persist(run, () => this.jobs.release(run.lease, { cleanly }));
+    if (!run.lost) await this.events.publish({ type: 'queued' }).catch(() => {}); // a hint: polls find it anyway
+  }
+
   /** A new training process for the run, in the same slot and lease; it resumes from the local checkpoint. */
   private async relaunch(run: Run): Promise<void> {
     if (this.runs.get(run.lease.tunedModelId) !== run) return;
     if (!this.accepting || run.lost) {
-      if (!run.lost) await this.persist(run, () => this.jobs.release(run.lease, { cleanly: true }));
+      if (!run.lost) await this.release(run, { cleanly: true });
       return this.end(run);
     }
     try {

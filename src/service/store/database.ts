@@ -15,6 +15,15 @@ export type DatabaseTarget = { dialect: 'sqlite'; file: string } | { dialect: 'p
 
 export const sqliteFileName = 'attune.sqlite';
 
+/**
+ * How long a PostgreSQL session may sit idle inside a transaction before the server ends it (rolling it back).
+ * Attune's transactions wait on nothing but their own statements, so a session idle that long belongs to a
+ * process that stalled mid-transaction: stopped (SIGSTOP, a paused VM), swapping, or cut off. Until it ended,
+ * the rows it locked would stay locked, a job's row among them, which every claim skips (SKIP LOCKED): the job's
+ * lease would lapse and no worker could take it over for as long as the holder stayed frozen.
+ */
+export const idleInTransactionTimeoutMs = 10_000;
+
 /** `--database`: a postgres:// URL, or a SQLite file path (default: attune.sqlite in the data dir). */
 export function databaseTarget(option: string | undefined, dataDir: string): DatabaseTarget {
   if (!option) return { dialect: 'sqlite', file: path.join(dataDir, sqliteFileName) };
@@ -45,8 +54,9 @@ export function isUnavailable(error: unknown): boolean {
   const e = error as { code?: unknown; message?: unknown } | undefined;
   const code = typeof e?.code === 'string' ? e.code : '';
   if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true;
-  // SQLSTATE class 08 (connection exception) and 57P01-57P03 (the server is shutting down or starting).
-  if (/^08|^57P0[123]$/.test(code)) return true;
+  // SQLSTATE class 08 (connection exception), 57P01-57P03 (the server is shutting down or starting) and the
+  // session ended for idling (25P03 inside a transaction, 57P05 outside): a fresh connection may try again.
+  if (/^08|^57P0[1235]$|^25P03$/.test(code)) return true;
   if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') return true;
   const message = typeof e?.message === 'string' ? e.message : '';
   return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended/i.test(message);
@@ -81,6 +91,7 @@ export class Database {
       connectionString: target.url,
       max: 10,
       connectionTimeoutMillis: 5_000,
+      idle_in_transaction_session_timeout: idleInTransactionTimeoutMs,
       // BIGINT (epoch milliseconds, counters) as numbers: every value Attune keeps fits in 2^53.
       types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === 20 ? Number : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser },
     };

@@ -171,64 +171,87 @@ export class JobQueue {
     return claimed;
   }
 
+  /**
+   * Two steps, so that a claim locks only the row it takes. First the candidates are read without a lock and
+   * this worker judges which it can hold (no transaction is open meanwhile); then one short transaction takes
+   * the first of those still claimable, skipping rows another transaction holds. Locking every candidate while
+   * judging them would hide jobs from the other claimers (they skip locked rows, and would wait for their next
+   * poll): a worker that can hold none of them, or one frozen mid-claim, would starve the rest.
+   */
   private async claimJob({ workerId, leaseMs, deadWorkers = [], canHold, candidates = 16 }: ClaimOptions): Promise<ClaimedJob | undefined> {
-    return this.db.transaction().execute(async (trx) => {
-      const rows = await trx
-        .selectFrom('jobs as j')
-        .leftJoin('project_turns as t', 't.project', 'j.project')
-        .selectAll('j')
-        .where((eb) =>
-          eb.or([
-            eb('j.state', '=', 'queued'),
-            eb.and([
-              eb('j.state', '=', 'running'),
-              eb.or([eb('j.lease_expires_ms', '<', this.nowMs), ...(deadWorkers.length ? [eb('j.lease_owner', 'in', deadWorkers)] : [])]),
-            ]),
-          ]),
-        )
-        .orderBy(sql`COALESCE(t.last_claim, 0)`)
-        .orderBy('j.enqueue_time')
-        .orderBy('j.tuned_model_id')
+    for (let look = 0; look < 3; look++) {
+      const rows = await this.claimable(this.db, deadWorkers)
+        .innerJoin('tuned_models as m', 'm.id', 'j.tuned_model_id')
+        .select(['j.tuned_model_id', 'm.project', 'm.base_model', 'm.base_dir', 'm.custom_base_model', 'm.hyperparameters'])
         .limit(candidates)
-        .$if(this.dialect === 'postgres', (q) => q.forUpdate('j').skipLocked())
         .execute();
       if (rows.length === 0) return undefined;
-      const models = await trx
-        .selectFrom('tuned_models')
-        .select(['id', 'project', 'base_model', 'base_dir', 'custom_base_model', 'hyperparameters'])
-        .where('id', 'in', rows.map((r) => r.tuned_model_id))
-        .execute();
+      const holdable: string[] = [];
       for (const row of rows) {
-        const model = models.find((m) => m.id === row.tuned_model_id);
-        if (!model) continue;
         const verdict = canHold
-          ? await canHold({ tunedModelId: model.id, project: model.project, baseModel: model.base_model, baseDir: model.base_dir, customBaseModel: model.custom_base_model ?? undefined, hyperparameters: model.hyperparameters })
+          ? await canHold({ tunedModelId: row.tuned_model_id, project: row.project, baseModel: row.base_model, baseDir: row.base_dir, customBaseModel: row.custom_base_model ?? undefined, hyperparameters: row.hyperparameters })
           : true;
-        if (verdict !== true) continue;
-        const claimed = await trx
-          .updateTable('jobs')
-          .set((eb) => ({ state: 'running', lease_token: eb('lease_token', '+', 1), lease_owner: workerId, lease_expires_ms: sql<number>`${this.nowMs} + ${leaseMs}` }))
-          .where('tuned_model_id', '=', row.tuned_model_id)
-          .returningAll()
-          .executeTakeFirstOrThrow();
-        const lease: Lease = { tunedModelId: row.tuned_model_id, token: claimed.lease_token, workerId };
-        const took = row.state === 'running' && row.lease_owner ? { token: row.lease_token, workerId: row.lease_owner } : undefined;
-        if (took) {
-          await trx
-            .updateTable('leases')
-            .set({ end_ms: this.nowMs, outcome: 'expired' })
-            .where('tuned_model_id', '=', row.tuned_model_id)
-            .where('token', '=', took.token)
-            .where('end_ms', 'is', null)
-            .execute();
-        }
-        await trx
-          .insertInto('leases')
-          .values({ tuned_model_id: lease.tunedModelId, token: lease.token, worker_id: workerId, claim_ms: this.nowMs, heartbeat_ms: this.nowMs, end_ms: null, outcome: null })
-          .execute();
-        return { ...fromRow(claimed), lease, project: model.project, tookOverFrom: took };
+        if (verdict === true) holdable.push(row.tuned_model_id);
       }
-      return undefined;
+      if (holdable.length === 0) return undefined;
+      const claimed = await this.take(holdable, { workerId, leaseMs, deadWorkers });
+      if (claimed) return { ...claimed, project: rows.find((r) => r.tuned_model_id === claimed.tunedModelId)!.project };
+      // Every one was taken by other claimers meanwhile: look again (there may be more behind them).
+    }
+    return undefined;
+  }
+
+  /** Jobs a claim may take: queued, or running under a lease that expired (or whose worker is gone); fairest first. */
+  private claimable(db: Kysely<Schema>, deadWorkers: string[]) {
+    return db
+      .selectFrom('jobs as j')
+      .leftJoin('project_turns as t', 't.project', 'j.project')
+      .where((eb) =>
+        eb.or([
+          eb('j.state', '=', 'queued'),
+          eb.and([
+            eb('j.state', '=', 'running'),
+            eb.or([eb('j.lease_expires_ms', '<', this.nowMs), ...(deadWorkers.length ? [eb('j.lease_owner', 'in', deadWorkers)] : [])]),
+          ]),
+        ]),
+      )
+      .orderBy(sql`COALESCE(t.last_claim, 0)`)
+      .orderBy('j.enqueue_time')
+      .orderBy('j.tuned_model_id');
+  }
+
+  /** Takes the first of these jobs that is still claimable and not locked by another transaction. */
+  private async take(ids: string[], { workerId, leaseMs, deadWorkers }: { workerId: string; leaseMs: number; deadWorkers: string[] }): Promise<Omit<ClaimedJob, 'project'> | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await this.claimable(trx, deadWorkers)
+        .selectAll('j')
+        .where('j.tuned_model_id', 'in', ids)
+        .limit(1)
+        .$if(this.dialect === 'postgres', (q) => q.forUpdate('j').skipLocked())
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const claimed = await trx
+        .updateTable('jobs')
+        .set((eb) => ({ state: 'running', lease_token: eb('lease_token', '+', 1), lease_owner: workerId, lease_expires_ms: sql<number>`${this.nowMs} + ${leaseMs}` }))
+        .where('tuned_model_id', '=', row.tuned_model_id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const lease: Lease = { tunedModelId: row.tuned_model_id, token: claimed.lease_token, workerId };
+      const took = row.state === 'running' && row.lease_owner ? { token: row.lease_token, workerId: row.lease_owner } : undefined;
+      if (took) {
+        await trx
+          .updateTable('leases')
+          .set({ end_ms: this.nowMs, outcome: 'expired' })
+          .where('tuned_model_id', '=', row.tuned_model_id)
+          .where('token', '=', took.token)
+          .where('end_ms', 'is', null)
+          .execute();
+      }
+      await trx
+        .insertInto('leases')
+        .values({ tuned_model_id: lease.tunedModelId, token: lease.token, worker_id: workerId, claim_ms: this.nowMs, heartbeat_ms: this.nowMs, end_ms: null, outcome: null })
+        .execute();
+      return { ...fromRow(claimed), lease, tookOverFrom: took };
     });
   }
 
