@@ -1,6 +1,7 @@
 // Which base model a tuned adapter needs: --base when given, else the base its attune.json records (or,
 // for a PEFT adapter from elsewhere, adapter_config.json's base_model_name_or_path when that is a directory).
-import { existsSync, readFileSync } from 'node:fs';
+// A run that continues an adapter must train on the base it was tuned on.
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { adapterFiles, checkAdapterDir } from '../engine/lora/peft.js';
 import { readTuningRecord } from '../engine/lora/tuned-adapter.js';
@@ -30,3 +31,18 @@ export function baseDirFor(adapterDir: string, explicit: string | undefined): st
   }
   return recorded;
 }
+
+/**
+ * The base model a continued run (`attune tune --from`) trains on: the adapter's own. --base may name it (or stand in
+ * for it when the recorded base is not on this machine), but not another model that is here.
+ */
+export function continuedBaseDir(adapterDir: string, explicit: string | undefined): string {
+  const baseDir = baseDirFor(adapterDir, explicit);
+  const recorded = recordedBase(adapterDir);
+  const here = (dir: string) => existsSync(path.join(dir, 'config.json'));
+  if (explicit && recorded && here(recorded) && here(explicit) && realpathSync(recorded) !== realpathSync(explicit)) {
+    throw new UsageError(`--from ${adapterDir} was tuned on the base model ${recorded}, not --base ${explicit}; a run continues its adapter on the same base (leave --base out)`);
+  }
+  return baseDir;
+}
+

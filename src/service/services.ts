@@ -13,7 +13,7 @@ import { JobQueue } from './store/jobs.js';
 import { KeyStore } from './auth/keys.js';
 import { BaseModelRegistry } from './models/registry.js';
 import { TuningService } from './tuning/service.js';
-import { Scheduler } from './jobs/scheduler.js';
+import { Scheduler, schedulerDefaults } from './jobs/scheduler.js';
 import { InferenceService } from './serving/inference.js';
 import { ObjectStore } from './storage/object-store.js';
 import { openArtifactStore, type ArtifactStore } from './storage/artifacts.js';
@@ -73,7 +73,10 @@ async function openCore(config: ServiceConfig): Promise<WorkerServices> {
     const cpu = new CpuPool();
     const requested = { device: config.device, dtype: config.dtype };
     const placement = defaultPlacement(requested); // also checks the device exists before anything starts
-    const tuning = new TuningService(database, store, new PermissionStore(database.db), jobs, registry, objects, artifacts, events, { limits, cpu, datasetDir: config.datasetDir, placement: requested });
+    const tuning = new TuningService(database, store, new PermissionStore(database.db), jobs, registry, objects, artifacts, events, {
+      limits, cpu, datasetDir: config.datasetDir, placement: requested,
+      trainsHere: config.concurrency > 0, workerLiveMs: config.leaseMs ?? schedulerDefaults.leaseMs,
+    });
     const scheduler = new Scheduler(tuning, jobs, artifacts, events, {
       concurrency: config.concurrency,
       device: placement.device,

@@ -12,7 +12,9 @@ export function eventRoutes(app: FastifyInstance, services: Services): void {
   app.get<{ Params: LocationParams & { job: string } }>(`${tuningJobsPath}/:job/events`, async (request) => {
     parseVertexVersion(request.params.version);
     const model = await jobOf(services, request, request.params.job);
-    const log = jobEvents(model, await store.metrics(model.id, 'train'), await store.metrics(model.id, 'eval'), await store.checkpoints(model.id), await store.tunedCheckpoints(model.id));
+    const log = jobEvents(model, await store.metrics(model.id, 'train'), await store.metrics(model.id, 'eval'), await store.checkpoints(model.id), await store.tunedCheckpoints(model.id), {
+      waitingForWorker: await services.tuning.waitingForWorker(model),
+    });
     return { events: log.events, trainedTokens: String(log.trainedTokens), seed: log.seed };
   });
 }

@@ -199,7 +199,7 @@ export async function* streamMetrics(id: string, signal: AbortSignal): AsyncGene
 
 export interface JobEvent {
   time: string;
-  type: 'created' | 'started' | 'epoch' | 'evaluation' | 'checkpoint' | 'kept' | 'succeeded' | 'failed' | 'cancelled';
+  type: 'created' | 'waiting' | 'started' | 'epoch' | 'evaluation' | 'checkpoint' | 'kept' | 'succeeded' | 'failed' | 'cancelled';
   level: 'info' | 'warning' | 'error';
   message: string;
   step?: number;

@@ -79,6 +79,20 @@ export function parseJsonl(text: string, opts: ParseOptions = {}): Dataset {
   return collect(jsonlLines(text), opts);
 }
 
+/**
+ * What a JSONL dataset holds, judged by its first non-blank line: preference pairs when that line is an object with
+ * "completions", else supervised examples (a line that is not JSON is left for the parser to report).
+ */
+export function jsonlKind(text: string): DatasetKind {
+  let first: unknown;
+  try {
+    first = jsonlLines(text)[0]?.value();
+  } catch {
+    return 'supervised';
+  }
+  return typeof first === 'object' && first !== null && !Array.isArray(first) && 'completions' in first ? 'preference' : 'supervised';
+}
+
 /** Parses JSONL arriving line by line (for example from `readline`), so a large file is never one string. */
 export async function parseJsonlLines(lines: AsyncIterable<string>, opts: ParseOptions = {}): Promise<Dataset> {
   const collector = new Collector(opts);

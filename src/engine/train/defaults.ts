@@ -25,3 +25,7 @@ export const trainingDefaults = {
   /** Validation passes over a run, spread evenly (plus one at the end). */
   evaluations: 10,
 } as const;
+
+/** The peak learning rate a learning-rate multiplier of 1.0 means, for supervised or preference tuning. */
+export const baseLearningRate = (method: 'supervised' | 'preference'): number =>
+  method === 'preference' ? trainingDefaults.preferenceLearningRate : trainingDefaults.learningRate;

@@ -8,7 +8,7 @@ import type { FramedExample } from '../data/framing.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
 import { learningRateAt } from './schedule.js';
 import { truncate } from './packing.js';
-import { trainingDefaults } from './defaults.js';
+import { baseLearningRate, trainingDefaults } from './defaults.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { accumulateGradients, evaluateLoss, unboundedStepPlan, type StepPlan } from './step.js';
 import {
@@ -174,7 +174,7 @@ export async function trainPreferences(
   const validation = (options.validation ?? []).map(cut);
   let scored: ScoredPair[] = [];
   let scoredValidation: ScoredPair[] = [];
-  const learningRate = options.learningRate ?? trainingDefaults.preferenceLearningRate;
+  const learningRate = options.learningRate ?? baseLearningRate('preference');
   return runSteps(model, adapter, { ...options, learningRate, validation: undefined }, {
     size: data.length,
     prepare(plan) {

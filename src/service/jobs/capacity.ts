@@ -7,7 +7,7 @@ import os from 'node:os';
 import { existsSync } from 'node:fs';
 import { readModelConfig } from '../../engine/model/load.js';
 import { parameterCount, type ModelConfig } from '../../engine/model/config.js';
-import { dtypeChoices, resolvePlacement, type ComputeDtype, type DtypeChoice } from '../../engine/placement.js';
+import { dtypeChoices, float32BelowParameters, resolvePlacement, type ComputeDtype, type DtypeChoice } from '../../engine/placement.js';
 import { planTraining, type TrainingPlan } from '../../engine/train/memory-plan.js';
 import type { BaseModelRegistry } from '../models/registry.js';
 import type { Candidate } from '../store/jobs.js';
@@ -25,6 +25,21 @@ export function planRun(config: ModelConfig, hyperparameters: Pick<Hyperparamete
   // A preference example (a job with a beta) is two sequences, its chosen and its rejected completion.
   const sequences = hyperparameters.batchSize * (hyperparameters.beta === undefined ? 1 : 2);
   return planTraining({ config, dtype, device, rank: hyperparameters.adapterRank, lengths: Array(sequences).fill(longest), budgetBytes });
+}
+
+/**
+ * The dtype a worker records: its --dtype, or for auto what auto gives models of real size on its device
+ * (`auto:bfloat16`), so that a server without that device (or with another CPU) can plan for it.
+ */
+export function recordedDtype(device: string, dtype: DtypeChoice): string {
+  return dtype === 'auto' ? `auto:${resolvePlacement({ device, dtype }).dtype}` : dtype;
+}
+
+/** The compute dtype a worker that recorded this dtype gives a base model of this size (auto: tiny models in float32). */
+export function dtypeOnWorker(recorded: string, parameters: number): Dtype {
+  if (!recorded.startsWith('auto')) return recorded as Dtype;
+  const large = (recorded.slice('auto:'.length) || 'float32') as Dtype; // a bare `auto` (an older worker): plan for float32
+  return parameters < float32BelowParameters ? 'float32' : large;
 }
 
 export const formatBytes = (bytes: number): string =>
@@ -57,6 +72,15 @@ export class WorkerCapacity {
   availableBytes(): number | undefined {
     if (this.options.memoryBytes !== undefined) return this.options.memoryBytes - [...this.reserved.values()].reduce((a, b) => a + b, 0);
     return this.options.device === 'cpu' ? os.freemem() : undefined;
+  }
+
+  /**
+   * The memory one job alone could have here, recorded for API servers that plan for this worker: --memory, or
+   * (CPU) the free memory plus the estimates of the jobs it runs; undefined where not checked (a GPU without --memory).
+   */
+  offerBytes(): number | undefined {
+    if (this.options.memoryBytes !== undefined) return this.options.memoryBytes;
+    return this.options.device === 'cpu' ? os.freemem() + [...this.reserved.values()].reduce((a, b) => a + b, 0) : undefined;
   }
 
   /** A claimed job runs here: its estimate counts against --memory until release(). */

@@ -34,7 +34,7 @@ import { LeaseLostError, type ClaimedJob, type JobQueue, type Lease } from '../s
 import type { ArtifactStore } from '../storage/artifacts.js';
 import { learningRateOf, type TuningService } from '../tuning/service.js';
 import { now, type StepMetric, type TunedModel } from '../tuning/tuned-model.js';
-import { WorkerCapacity, formatBytes } from './capacity.js';
+import { WorkerCapacity, formatBytes, recordedDtype } from './capacity.js';
 import type { DtypeChoice } from '../../engine/placement.js';
 import { isFinal, type FinalMessage, type ParentMessage, type RunMessage, type WorkerMessage } from './protocol.js';
 
@@ -168,8 +168,8 @@ export class Scheduler {
   async start(): Promise<void> {
     if (this.concurrency === 0) return;
     await this.jobs.registerWorker({
-      id: this.workerId, host: this.host, bootId: this.boot, pid: process.pid, device: this.options.device, dtype: this.options.dtype,
-      memoryBytes: this.capacity.availableBytes(), concurrency: this.concurrency,
+      id: this.workerId, host: this.host, bootId: this.boot, pid: process.pid, device: this.options.device, dtype: recordedDtype(this.options.device, this.options.dtype),
+      memoryBytes: this.capacity.offerBytes(), concurrency: this.concurrency,
     });
     const memory = this.capacity.availableBytes();
     this.log(`ready: ${this.options.device}, ${this.options.dtype}, ${memory === undefined ? 'memory not checked' : `${formatBytes(memory)} for training`}, ${this.concurrency} at once`);
@@ -636,7 +636,7 @@ export class Scheduler {
 
   /** Every heartbeat: extend each lease; a lost one stops its run; a cancel asked for reaches it. */
   private async heartbeat(): Promise<void> {
-    await this.jobs.workerHeartbeat(this.workerId, this.capacity.availableBytes()).catch(() => {});
+    await this.jobs.workerHeartbeat(this.workerId, this.capacity.offerBytes()).catch(() => {});
     for (const run of this.runs.values()) {
       if (run.lost || run.recorded) continue; // a recorded outcome ended the job: there is no lease left to keep
       try {

@@ -153,8 +153,9 @@ export interface WorkerTable {
   boot_id: string;
   pid: number;
   device: string;
+  /** Its --dtype; for auto, what auto gives models of real size there (`auto:bfloat16`). */
   dtype: string;
-  /** Memory it offers to training (free memory, or --memory); null: not measured. */
+  /** Memory it offers one job alone (--memory, or free memory plus its running jobs' estimates); null: not measured. */
   memory_bytes: number | null;
   concurrency: number;
   start_ms: number;

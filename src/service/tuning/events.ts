@@ -1,15 +1,16 @@
-// A tuning job's log of events (as OpenAI's fine-tuning jobs list them): created, started, each epoch's end,
-// each evaluation of the validation set, while it runs the latest checkpoint (the one a restart resumes from;
-// a finished run keeps none), each of the tuned model's checkpoints kept (Vertex's tunedModel.checkpoints), and
-// how it ended. Nothing here is stored as an event:
+// A tuning job's log of events (as OpenAI's fine-tuning jobs list them): created, while it is queued on a server
+// that has no worker to train it that it waits for one, started, each epoch's end, each evaluation of the
+// validation set, while it runs the latest checkpoint (the one a restart resumes from; a finished run keeps
+// none), each of the tuned model's checkpoints kept (Vertex's tunedModel.checkpoints), and how it ended.
+// Nothing here is stored as an event:
 // each is derived from what the store already holds (the tuned model's times, hyperparameters and error, its
 // metrics and the checkpoints its run reported), so the log can never disagree with the job.
 import { trainingDefaults } from '../../engine/train/defaults.js';
-import type { StepMetric, TunedModel } from './tuned-model.js';
+import { now, type StepMetric, type TunedModel } from './tuned-model.js';
 import type { TunedCheckpoint } from './checkpoints.js';
 import { learningRateOf } from './service.js';
 
-export type JobEventType = 'created' | 'started' | 'epoch' | 'evaluation' | 'checkpoint' | 'kept' | 'succeeded' | 'failed' | 'cancelled';
+export type JobEventType = 'created' | 'waiting' | 'started' | 'epoch' | 'evaluation' | 'checkpoint' | 'kept' | 'succeeded' | 'failed' | 'cancelled';
 
 export interface JobEvent {
   time: string;
@@ -36,12 +37,14 @@ const count = (n: number) => n.toLocaleString('en-US');
 const lossText = (loss: number) => loss.toPrecision(4);
 const percent = (fraction: number) => `${(fraction * 100).toFixed(1)}%`;
 
+/** `waitingForWorker`: the job is queued on a server that does not train, and no worker is registered (now). */
 export function jobEvents(
   model: TunedModel,
   train: StepMetric[],
   evals: StepMetric[],
   checkpoints: { step: number; time: string }[],
   kept: readonly TunedCheckpoint[] = [],
+  { waitingForWorker = false } = {},
 ): JobEventLog {
   const h = model.hyperparameters;
   const seed = h.seed ?? trainingDefaults.seed;
@@ -57,6 +60,14 @@ export function jobEvents(
       `${count(h.epochCount)} epochs of batch ${h.batchSize}, ${count(model.totalSteps)} steps, ${rate}, LoRA rank ${h.adapterRank}, seed ${seed}` +
       `${model.preTunedModel ? `, continuing ${model.preTunedModel.split('/').slice(-2).join('/')}` : ''}.`,
   });
+  if (waitingForWorker) {
+    events.push({
+      time: now(),
+      type: 'waiting',
+      level: 'warning',
+      message: 'Waiting for a worker: this server does not train, and no worker is registered yet (start attune worker on this database); the job stays queued until one that can hold it starts.',
+    });
+  }
   if (model.startTime) {
     events.push({ time: model.startTime, type: 'started', level: 'info', message: `Training started on ${model.baseModel.replace(/^models\//, '')}.` });
   }
@@ -125,7 +136,7 @@ export function jobEvents(
     }
   }
   // Chronological; at the same instant, in the order a run produces them (an epoch's end before its evaluation and checkpoint).
-  const order: JobEventType[] = ['created', 'started', 'epoch', 'evaluation', 'checkpoint', 'kept', 'succeeded', 'failed', 'cancelled'];
+  const order: JobEventType[] = ['created', 'waiting', 'started', 'epoch', 'evaluation', 'checkpoint', 'kept', 'succeeded', 'failed', 'cancelled'];
   events.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : (a.step ?? 0) - (b.step ?? 0) || order.indexOf(a.type) - order.indexOf(b.type)));
   return { events, trainedTokens: trained, seed };
 }

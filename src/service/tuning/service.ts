@@ -7,10 +7,11 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Tokenizer } from '../../engine/tokenizer/tokenizer.js';
 import { totalStepsFor } from '../../engine/train/trainer.js';
-import { trainingDefaults } from '../../engine/train/defaults.js';
+import { baseLearningRate, trainingDefaults } from '../../engine/train/defaults.js';
 import { machineBudget, planTraining } from '../../engine/train/memory-plan.js';
 import { readModelConfig } from '../../engine/model/load.js';
-import { parameterCount } from '../../engine/model/config.js';
+import { parameterCount, type ModelConfig } from '../../engine/model/config.js';
+import { dtypeOnWorker, formatBytes, planRun } from '../jobs/capacity.js';
 import { resolvePlacement, type PlacementRequest } from '../../engine/placement.js';
 import { serviceDefaults } from '../config.js';
 import type { CpuPool } from '../cpu/pool.js';
@@ -75,6 +76,8 @@ export interface TuningPlan {
   validation?: string;
   /** A continued run's source adapter (its storage key), copied to model.sourceAdapterKey at create. */
   sourceAdapter?: string;
+  /** This server does not train and no worker is registered: the job waits in the queue until one starts. */
+  waitsForWorker?: boolean;
 }
 
 /** What the service is given besides its stores. */
@@ -86,6 +89,13 @@ export interface TuningOptions {
   datasetDir?: string;
   /** Where and in which dtype runs train (`attune serve --device --dtype`); auto by default. */
   placement?: PlacementRequest;
+  /**
+   * Whether this process trains (true by default). An API-only server (`attune serve --concurrency 0`) plans
+   * each job against the live registered workers instead of its own machine.
+   */
+  trainsHere?: boolean;
+  /** How recently a worker must have heartbeat to count as live (the lease duration). */
+  workerLiveMs?: number;
 }
 
 export type TunedModelPatch = Partial<Pick<TunedModel, 'displayName' | 'description' | 'temperature' | 'topP' | 'topK'>>;
@@ -252,7 +262,7 @@ export class TuningService {
     }
     const hyperparameters = resolveHyperparameters(request.hyperparameters ?? {}, training.exampleCount, base, surface, method, source);
     this.checkJobSize(training.exampleCount, hyperparameters, surface, method);
-    this.checkMemory(base.dir, hyperparameters, training.stats!.longestExampleTokens ?? 0, method);
+    const waitsForWorker = await this.checkMemory(base.dir, hyperparameters, training.stats!.longestExampleTokens ?? 0, method);
     const time = now();
     const number = jobNumber();
     const model: TunedModel = {
@@ -291,7 +301,7 @@ export class TuningService {
       customBaseModel: request.customBaseModel ?? source?.customBaseModel,
       outputUri: request.outputUri,
     };
-    return { model, training: training.examplesJson, validation: validation?.examplesJson, sourceAdapter: source?.adapterKey };
+    return { model, training: training.examplesJson, validation: validation?.examplesJson, sourceAdapter: source?.adapterKey, waitsForWorker };
   }
 
   /**
@@ -406,16 +416,55 @@ export class TuningService {
 
   /**
    * RESOURCE_EXHAUSTED when the run's memory plan cannot fit on this machine's device even alone (with
-   * activation checkpointing and one example per micro-batch), naming what would fit.
+   * activation checkpointing and one example per micro-batch), naming what would fit. A server that does not
+   * train checks the workers instead (checkWorkerMemory); true when none is registered yet.
    */
-  private checkMemory(baseDir: string, h: Hyperparameters, longestExample: number, method: TuningMethod): void {
+  private async checkMemory(baseDir: string, h: Hyperparameters, longestExample: number, method: TuningMethod): Promise<boolean> {
     const config = readModelConfig(baseDir);
+    if (this.options.trainsHere === false) return this.checkWorkerMemory(config, h);
     const { device, dtype } = resolvePlacement(this.options.placement, parameterCount(config));
     const longest = Math.min(Math.max(1, longestExample), trainingDefaults.maxSequenceLength, config.maxPositions);
     const plan = planTraining({
       config, dtype, device, rank: h.adapterRank, lengths: Array(h.batchSize * (method === 'preference' ? 2 : 1)).fill(longest), budgetBytes: machineBudget(device),
     });
     if (!plan.fits) throw new ServiceError('RESOURCE_EXHAUSTED', `This tuning job does not fit in memory: it ${plan.summary}.`);
+    return false;
+  }
+
+  /** Whether the job is queued on this server, which does not train, while no worker is registered to train it. */
+  async waitingForWorker(model: TunedModel): Promise<boolean> {
+    if (this.options.trainsHere !== false || model.state !== 'CREATING' || model.startTime) return false;
+    return (await this.liveWorkers()).length === 0;
+  }
+
+  /** Workers that heartbeat within a lease's duration (services.ts passes it; 30 s is the scheduler's default). */
+  private liveWorkers() {
+    return this.jobs.liveWorkers(this.options.workerLiveMs ?? 30_000);
+  }
+
+  /**
+   * The run must fit one live worker alone: its memory plan at the worker's device and dtype, against the memory
+   * it offers, as the worker's own claim judges it (capacity.ts). A worker whose memory is not measured (a GPU
+   * without --memory) takes any job. With no worker registered the job is accepted (true): the queue holds it.
+   */
+  private async checkWorkerMemory(config: ModelConfig, h: Hyperparameters): Promise<boolean> {
+    const workers = await this.liveWorkers();
+    if (workers.length === 0) return true;
+    const parameters = parameterCount(config);
+    let largest: { id: string; device: string; dtype: string; offer: number; summary: string } | undefined;
+    for (const worker of workers) {
+      if (worker.memory_bytes === null) return false;
+      const offer = Number(worker.memory_bytes); // PostgreSQL's bigint arrives as text
+      const dtype = dtypeOnWorker(worker.dtype, parameters);
+      const plan = planRun(config, h, worker.device, dtype, offer);
+      if (plan.fits) return false;
+      if (!largest || offer > largest.offer) largest = { id: worker.id, device: worker.device, dtype, offer, summary: plan.summary };
+    }
+    const count = workers.length === 1 ? 'the one live worker' : `any of the ${workers.length} live workers`;
+    throw new ServiceError(
+      'RESOURCE_EXHAUSTED',
+      `This tuning job does not fit in memory on ${count}: the largest, ${largest!.id} (${largest!.device}, ${largest!.dtype}), offers ${formatBytes(largest!.offer)}, and there it ${largest!.summary}.`,
+    );
   }
 
   /** One job may train on at most limits.trainedExamplesPerJob examples (epochs × examples). */
@@ -431,7 +480,8 @@ export class TuningService {
   }
 
   async create(request: CreateTunedModelRequest): Promise<TunedModel> {
-    const { model, training, validation, sourceAdapter } = await this.plan(request, { keepExamples: true });
+    const { model, training, validation, sourceAdapter, waitsForWorker } = await this.plan(request, { keepExamples: true });
+    if (waitsForWorker) console.error(`attune: tuned model ${model.id} is queued while no worker is registered: it waits until one that can hold it starts`);
     // The source's adapter is copied for this run, which then starts from it even if the source is deleted meanwhile.
     if (sourceAdapter && model.sourceAdapterKey) await this.artifacts.putDirectory(model.sourceAdapterKey, await this.artifacts.localDirectory(sourceAdapter));
     try {
@@ -750,8 +800,7 @@ function resolveHyperparameters(
 }
 
 /** The learning rate a multiplier of 1.0 means for a tuning method. */
-export const baseLearningRateOf = (method: TuningMethod): number =>
-  method === 'preference' ? tuningDefaults.preferenceBaseLearningRate : tuningDefaults.baseLearningRate;
+export const baseLearningRateOf = (method: TuningMethod): number => baseLearningRate(method);
 
 /** Request fields named in errors, per surface. */
 const displayNameField: Record<Surface, string> = { gemini: 'tuned_model.display_name', vertex: 'tuning_job.tuned_model_display_name' };
