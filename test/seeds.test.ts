@@ -252,12 +252,16 @@ function assertSucceededJob(job: any, created: any, epochs: number) {
   assert.equal(job.name, created.name);
   assert.equal(job.state, 'JOB_STATE_SUCCEEDED', JSON.stringify(job));
   assert.equal(job.error, undefined);
-  assert.deepEqual(job.tunedModel, { model: `${vertexParent}/models/${number}@1`, endpoint: `${vertexParent}/endpoints/${number}` });
+  const { checkpoints, ...model } = job.tunedModel;
+  assert.deepEqual(model, { model: `${vertexParent}/models/${number}@1`, endpoint: `${vertexParent}/endpoints/${number}` });
+  // Vertex keeps one checkpoint per epoch below 10 epochs, else 10; the last is the model's own endpoint.
+  assert.equal(checkpoints.length, Math.min(epochs, 10), JSON.stringify(checkpoints));
+  assert.deepEqual(checkpoints.at(-1), { checkpointId: String(checkpoints.length), epoch: String(epochs), step: String(stepsFor(epochs)), endpoint: model.endpoint });
   assert.deepEqual(job.tuningJobMetadata, { completedEpochCount: String(epochs), completedStepCount: String(stepsFor(epochs)) });
   assert.ok(Date.parse(job.startTime) <= Date.parse(job.endTime), `${job.startTime} … ${job.endTime}`);
 }
 
-/** The job the script cancelled: seen RUNNING, cancel answered {}, it ended CANCELLED with error.code 1 and no model. */
+/** The job the script cancelled: seen RUNNING, cancel answered {}, it ended CANCELLED with error.code 1, keeping what it reached. */
 function assertCancelledJob(run: ScriptRun, epochs: number) {
   const created = run.json('cancel_job.json');
   const running = run.json('cancel_job_running.json');
@@ -270,7 +274,10 @@ function assertCancelledJob(run: ScriptRun, epochs: number) {
   assert.equal(cancelled.name, created.name);
   assert.equal(cancelled.state, 'JOB_STATE_CANCELLED', JSON.stringify(cancelled));
   assert.equal(cancelled.error?.code, 1, JSON.stringify(cancelled));
-  assert.equal(cancelled.tunedModel, undefined);
+  // As Vertex does, a cancelled run keeps the checkpoints it reached; the last is where it stopped.
+  const reached = Number(cancelled.tuningJobMetadata?.completedStepCount ?? 0);
+  if (cancelled.tunedModel) assert.equal(cancelled.tunedModel.checkpoints.at(-1).step, String(reached), JSON.stringify(cancelled.tunedModel));
+  else assert.equal(reached, 0, JSON.stringify(cancelled));
   assert.ok(cancelled.endTime, 'a cancelled job has its endTime');
   // Cancelled early: far from the job's last step.
   assert.ok(Number(cancelled.tuningJobMetadata?.completedStepCount ?? 0) < stepsFor(epochs) / 2, JSON.stringify(cancelled.tuningJobMetadata));
