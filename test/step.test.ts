@@ -185,6 +185,22 @@ test('linearCrossEntropy equals cross-entropy over the full logits: sum, accurac
   }
 });
 
+test('the eager attention path runs in bfloat16 and float16 (libtorch 1.13 has no fused kernel): masks use the dtype\'s own lowest value, logits stay finite and near float32\'s', () => {
+  for (const name of ['llama3-tiny', 'gemma3-tiny']) {
+    const reference = loadTransformer(fixture(name));
+    const prompt = ids(randomExamples(reference.config.vocabSize, [17], 3)[0].ids, [1, 17]);
+    reference.attentionKernel = 'eager';
+    const expected = noGrad(() => tidy(() => keep(reference.forward(prompt).toFloat32Array())));
+    for (const dtype of ['bfloat16', 'float16'] as const) {
+      const model = loadTransformer(fixture(name), { dtype });
+      model.attentionKernel = 'eager';
+      const logits = noGrad(() => tidy(() => keep(model.forward(prompt).to({ dtype: 'float32' }).toFloat32Array())));
+      assert.ok(logits.every(Number.isFinite), `${name} ${dtype}: finite logits`);
+      assert.ok(maxAbsDiff(logits, expected) < 0.1 * Math.max(1, maxAbs(expected)), `${name} ${dtype}: logits near float32's (${maxAbsDiff(logits, expected)})`);
+    }
+  }
+});
+
 test('fused attention (scaled_dot_product_attention) agrees with the eager path: logits and gradients', (t) => {
   if (!sdpaSupport().sdpa) {
     t.skip('this libtorch has no scaled_dot_product_attention (it came with 2.0)');

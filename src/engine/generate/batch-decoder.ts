@@ -20,8 +20,8 @@
 // Batched logits equal a lone sequence's up to float rounding (BLAS kernels sum in an order that depends on
 // the batch's shape), so a greedy or seeded sequence gives the same text alone or in any batch unless two
 // tokens tie to within that rounding.
-import { ids, noGrad, tensor, tidy, type Tensor } from '../tensor/index.js';
-import { LOWEST_FLOAT, type AttentionMasks, type Transformer } from '../model/transformer.js';
+import { ids, lowestFinite, noGrad, tensor, tidy, type Tensor } from '../tensor/index.js';
+import type { AttentionMasks, Transformer } from '../model/transformer.js';
 import { KvBlockPool, PagedForward, SCRATCH_BLOCK } from '../model/paged-kv-cache.js';
 import type { AdapterStack } from '../lora/adapter-stack.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -283,11 +283,12 @@ export class BatchDecoder {
   private decodeMasks(positions: number[], span: number): AttentionMasks {
     const window = this.model.config.gemma?.slidingWindow;
     const build = (blocked: (position: number, key: number) => boolean): Tensor => {
+      const { dtype } = this.model.weights.embed;
+      const lowest = lowestFinite(dtype);
       const values = new Float32Array(positions.length * span);
       positions.forEach((position, r) => {
-        for (let j = 0; j < span; j++) if (blocked(position, j)) values[r * span + j] = LOWEST_FLOAT;
+        for (let j = 0; j < span; j++) if (blocked(position, j)) values[r * span + j] = lowest;
       });
-      const { dtype } = this.model.weights.embed;
       return tensor(values, [positions.length, 1, 1, 1, span], { device: this.model.device }).to({ dtype });
     };
     const full = build((position, key) => key > position);

@@ -3,7 +3,7 @@
 // Weights live in one compute dtype (float32, bfloat16 or float16); norms, softmax and the loss run in
 // float32, as Hugging Face runs them.
 import {
-  embedding, linear, linearCrossEntropy, rmsNorm, gatedActivation, scaledDotProductAttention, sdpaSupport, tensor, tidy, zeros,
+  embedding, linear, linearCrossEntropy, lowestFinite, rmsNorm, gatedActivation, scaledDotProductAttention, sdpaSupport, tensor, tidy, zeros,
   type DType, type Tensor,
 } from '../tensor/index.js';
 import type { ModelConfig } from './config.js';
@@ -12,7 +12,6 @@ import { applyRope, ropeTables, type RopeTables } from './rope.js';
 import type { AttentionCache } from './kv-cache.js';
 
 /** torch.finfo(torch.float32).min, as Hugging Face masks with (it rounds to -inf in float16, harmless: no row is ever fully blocked). */
-export const LOWEST_FLOAT = -3.4028234663852886e38;
 
 export interface Block {
   inputNorm: Tensor;
@@ -256,21 +255,21 @@ export class Transformer {
     const softcap = this.config.gemma?.attnLogitSoftcapping;
     if (softcap) scores = scores.div(softcap).tanh().mul(softcap);
     const additive = this.additiveMask(mask, T, S);
-    if (additive) scores = scores.add(additive); // [B, 1, 1, T, S]: 0 where allowed, the lowest float where blocked
+    if (additive) scores = scores.add(additive); // [B, 1, 1, T, S]: 0 where allowed, the dtype's lowest finite value where blocked
     const probs = scores.softmax(-1, 'float32').to({ dtype: q.dtype }).view(B, K, groups * T, S);
     return probs.matmul(v).view(B, H, T, D);
   }
 
   /**
-   * The additive form [B, 1, 1, T, S]: 0 where allowed, the lowest float where blocked. Additive rather
+   * The additive form [B, 1, 1, T, S]: 0 where allowed, the dtype's lowest finite value where blocked. Additive rather
    * than masked_fill: a broadcast add is an order of magnitude faster over the scores, forward and
-   * backward, and the lowest float (not -inf) keeps fully blocked rows finite.
+   * backward, and the lowest finite value (not -inf) keeps fully blocked rows finite.
    */
   private additiveMask(mask: Mask, T: number, S: number): Tensor | null {
     if (mask === null) return null;
     if ('additive' in mask) return mask.additive;
     const allowed = 'allowed' in mask ? mask.allowed : causalAllowed(T, S, this.device).unsqueeze(0).unsqueeze(0);
-    return zeros(allowed.shape, { dtype: this.dtype, device: this.device }).maskedFill(allowed.logicalNot(), LOWEST_FLOAT).unsqueeze(1);
+    return zeros(allowed.shape, { dtype: this.dtype, device: this.device }).maskedFill(allowed.logicalNot(), lowestFinite(this.dtype)).unsqueeze(1);
   }
 
   private mlp(block: Block, gateUp: FusedLinear, x: Tensor, train: boolean): Tensor {

@@ -51,6 +51,13 @@ export function fromBytes(bytes: Uint8Array, dtype: DType, shape: number[], { co
 
 const bytesOf = (data: TypedArray): Uint8Array => new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 
+/**
+ * The most negative finite value of a floating dtype: what an additive attention mask adds where a key is
+ * blocked. float32's lowest overflows bfloat16 and float16, so each dtype has its own.
+ */
+export const lowestFinite = (dtype: DType): number =>
+  dtype === 'float16' ? -65504 : dtype === 'bfloat16' ? -3.3895313892515355e38 : -3.4028234663852886e38;
+
 export const zeros = (shape: number[], p: Placement = {}) => new Tensor(torch.zeros(shape, p.dtype, p.device));
 export const ones = (shape: number[], p: Placement = {}) => new Tensor(torch.ones(shape, p.dtype, p.device));
 export const empty = (shape: number[], p: Placement = {}) => new Tensor(torch.empty(shape, p.dtype, p.device));
