@@ -1,26 +1,47 @@
 // A Hugging Face model directory with random weights (std 0.02, norms 1) for a benchmark shape:
 // config.json plus safetensors in the real checkpoint's dtype, sharded as the real checkpoint is, so
 // the benchmark loads it exactly as it would load the real model. Written once per shape and reused.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { noGrad, ones, randn, manualSeed, tidy, type Tensor } from '../src/engine/tensor/index.js';
 import { writeSafetensorsEntries, type SafetensorsEntry } from '../src/engine/io/safetensors.js';
 import { parseModelConfig } from '../src/engine/model/config.js';
-import type { BenchShape } from './shapes.js';
+import { benchShapes, type BenchShape } from './shapes.js';
 
 const bytesPer = { float32: 4, bfloat16: 2 } as const;
 
-/** The directory of the shape's random model, written first if it is not there yet. */
-export function randomModelDir(shape: BenchShape, root = path.join(os.tmpdir(), 'attune-bench-models')): string {
+const defaultRoot = path.join(os.tmpdir(), 'attune-bench-models');
+const thisFile = fileURLToPath(import.meta.url);
+
+/**
+ * The directory of the shape's random model, written first if it is not there yet. The writing runs in a
+ * child process: the written tensors' buffers are freed only when the garbage collector gets to them, and at
+ * 8B they were still held when the caller went on to load the model (24 GiB, killed for memory).
+ */
+export function randomModelDir(shape: BenchShape, root = defaultRoot): string {
   const dir = path.join(root, `${shape.name}-${shape.fileDtype}`);
-  const done = path.join(dir, '.complete');
-  if (existsSync(done)) return dir;
+  if (existsSync(path.join(dir, '.complete'))) return dir;
+  if (!benchShapes.includes(shape)) return writeModelDir(shape, root); // a shape the child could not look up by name
+  const child = spawnSync(process.execPath, [thisFile, shape.name, root], { stdio: 'inherit' });
+  if (child.status !== 0) throw new Error(`writing the random ${shape.name} model failed (${child.signal ?? `exit ${child.status}`})`);
+  return dir;
+}
+
+function writeModelDir(shape: BenchShape, root: string): string {
+  const dir = path.join(root, `${shape.name}-${shape.fileDtype}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   writeRandomModel(shape, dir);
-  writeFileSync(done, '');
+  writeFileSync(path.join(dir, '.complete'), '');
   return dir;
+}
+
+if (process.argv[1] === thisFile) {
+  const [name, root] = process.argv.slice(2);
+  writeModelDir(benchShapes.find((s) => s.name === name)!, root);
 }
 
 function writeRandomModel(shape: BenchShape, dir: string): void {
