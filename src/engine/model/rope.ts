@@ -1,5 +1,5 @@
 // Rotary position embedding tables, computed in float32 exactly as Hugging Face does, so logits match.
-import { arange, cat, tensor, noGrad, keep, tidy, type Tensor } from '../tensor/index.js';
+import { arange, cat, rotary, tensor, noGrad, keep, tidy, type Tensor } from '../tensor/index.js';
 import type { RopeScaling } from './config.js';
 
 export interface RopeTables {
@@ -40,7 +40,5 @@ export function ropeTables(headDim: number, maxPositions: number, theta: number,
 
 /** Rotates x [B, heads, T, D] by the tables gathered at its positions: cos, sin [B, 1, T, D]. */
 export function applyRope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
-  const half = x.size(-1) / 2;
-  const rotated = cat([x.slice(-1, half, 2 * half).neg(), x.slice(-1, 0, half)], -1);
-  return x.mul(cos).add(rotated.mul(sin));
+  return rotary(x, cos, sin);
 }

@@ -3,7 +3,7 @@
 // Weights live in one compute dtype (float32, bfloat16 or float16); norms, softmax and the loss run in
 // float32, as Hugging Face runs them.
 import {
-  embedding, linear, linearCrossEntropy, lowestFinite, rmsNorm, gatedActivation, scaledDotProductAttention, sdpaSupport, tensor, tidy, zeros,
+  embedding, linear, linearCrossEntropy, lowestFinite, materializedAttention, rmsNorm, gatedActivation, scaledDotProductAttention, sdpaSupport, tensor, tidy, zeros,
   type DType, type Tensor,
 } from '../tensor/index.js';
 import type { ModelConfig } from './config.js';
@@ -57,8 +57,24 @@ export interface AttentionMasks {
   sliding: Tensor | null;
 }
 
-/** How attention is computed: libtorch's scaled_dot_product_attention (2.0+), or matmul-softmax-matmul. */
-export type AttentionKernel = 'sdpa' | 'eager';
+/**
+ * How attention is computed: libtorch's scaled_dot_product_attention (2.0+); matmul-softmax-matmul as
+ * Hugging Face's eager attention; the same with the softmax and its backward as single passes that keep
+ * the probabilities (materializedAttention: CPU training on short rows); or 'auto', the fastest that fits.
+ */
+export type AttentionKernel = 'auto' | 'sdpa' | 'eager' | 'materialized';
+
+/**
+ * Rows of up to this many keys train with materializedAttention on the CPU: on 2×256-token steps it is
+ * about 3× faster than the flash kernel (whose tiles suit long rows), and the probabilities it keeps,
+ * H·S values per token per layer, stay small beside the other activations.
+ */
+const materializedAttentionMaxKeys = 512;
+
+/** Whether CPU training keeps attention probabilities for rows of this many keys (the memory plan counts them). */
+export function keepsAttentionProbabilities(device: string, dtype: string, keys: number): boolean {
+  return device === 'cpu' && (dtype === 'float32' || dtype === 'bfloat16') && keys <= materializedAttentionMaxKeys;
+}
 
 /** What every block of one forward pass shares: rotary tables at the tokens' positions and the masks. */
 export interface ForwardContext {
@@ -69,7 +85,7 @@ export interface ForwardContext {
 }
 
 /**
- * Where a query may attend: `allowed` [B, 1, T, S] (true = may attend); causal alone needs no tensor;
+ * Where a query may attend: `allowed` [B, 1, T, S] (true = may attend; always within the causal mask); causal alone needs no tensor;
  * `additive` [B, 1, 1, T, S] is a caller's (ForwardOptions.masks); null = everywhere.
  */
 type Mask = { causal: true } | { allowed: Tensor } | { additive: Tensor } | null;
@@ -105,8 +121,7 @@ export class Transformer {
       [b.gate, b.up] = b.gateUp.parts;
       return { qkv: b.qkv, gateUp: b.gateUp };
     });
-    // Softcapped attention scores (Gemma 2) have no fused kernel.
-    this.attentionKernel = sdpaSupport().sdpa && !config.gemma?.attnLogitSoftcapping ? 'sdpa' : 'eager';
+    this.attentionKernel = 'auto';
   }
 
   /** The weights' (compute) dtype. */
@@ -231,8 +246,30 @@ export class Transformer {
     k = applyRope(k, cos, sin);
     if (options.cache) [k, v] = options.cache.append(layer, k, v); // [B, K, S, D]
     const scale = gemma ? Math.pow(gemma.queryPreAttnScalar, -0.5) : 1 / Math.sqrt(D);
-    const out = this.attentionKernel === 'sdpa' ? this.sdpa(q, k, v, mask, scale) : this.eagerAttention(q, k, v, mask, scale);
+    const kernel = this.kernelFor(k.size(2), mask, train);
+    const out =
+      kernel === 'materialized'
+        ? this.materialized(q, k, v, mask, scale)
+        : kernel === 'sdpa'
+          ? this.sdpa(q, k, v, mask, scale)
+          : this.eagerAttention(q, k, v, mask, scale);
     return block.o.forward(out.transpose(1, 2).reshape(B, T, H * D), train);
+  }
+
+  private kernelFor(keys: number, mask: Mask, train: boolean): Exclude<AttentionKernel, 'auto'> {
+    if (this.attentionKernel !== 'auto') return this.attentionKernel;
+    // Softcapped attention scores (Gemma 2) have only the eager path; a caller's additive mask only the other two.
+    if (this.config.gemma?.attnLogitSoftcapping) return 'eager';
+    const additive = mask !== null && 'additive' in mask;
+    if (train && !additive && keepsAttentionProbabilities(this.device, this.dtype, keys)) return 'materialized';
+    return sdpaSupport().sdpa ? 'sdpa' : 'eager';
+  }
+
+  private materialized(q: Tensor, k: Tensor, v: Tensor, mask: Mask, scale: number): Tensor {
+    if (mask !== null && 'additive' in mask) throw new Error('materialized attention takes no additive mask');
+    // Every mask attentionMasks makes is causal (an allowed mask only hides more), and saying so lets each row stop at its diagonal.
+    const causal = mask !== null;
+    return materializedAttention(q, k, v, { allowed: mask === null || 'causal' in mask ? null : mask.allowed, causal, scale });
   }
 
   /** libtorch's fused kernel (flash attention on CPU and CUDA), which never materialises the scores. */

@@ -142,6 +142,16 @@ export const sdpaSupport = (() => {
 })();
 
 /** softmax(q kᵀ · scale + mask) v; mask is boolean (true = may attend) or additive; k, v may have fewer heads than q. */
+/** Rotary position embedding, x·cos + rotate_half(x)·sin, as one pass each way; the result is contiguous. */
+export const rotary = (x: Tensor, cos: Tensor, sin: Tensor) => new Tensor(torch.rotary(x.handle, cos.handle, sin.handle));
+
+/**
+ * Attention that keeps its probabilities for backward (CPU, float32 or bfloat16): faster than the flash kernel
+ * on short rows, at H·T·S values of memory per layer. allowed: bool [B or 1, 1, T, S].
+ */
+export const materializedAttention = (q: Tensor, k: Tensor, v: Tensor, { allowed, causal = false, scale }: { allowed?: Tensor | null; causal?: boolean; scale: number }) =>
+  new Tensor(torch.materializedAttention(q.handle, k.handle, v.handle, allowed?.handle, causal, scale));
+
 export const scaledDotProductAttention = (q: Tensor, k: Tensor, v: Tensor, { mask, causal = false, scale }: { mask?: Tensor | null; causal?: boolean; scale: number }) =>
   new Tensor(torch.scaledDotProductAttention(q.handle, k.handle, v.handle, mask?.handle, causal, scale));
 

@@ -6,6 +6,7 @@ import { freemem, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { cudaMemory, sdpaSupport } from '../tensor/index.js';
 import { parameterCount, type ModelConfig } from '../model/config.js';
+import { keepsAttentionProbabilities } from '../model/transformer.js';
 import type { StepPlan } from './step.js';
 
 export interface TrainingShape {
@@ -73,7 +74,7 @@ export function planTraining(shape: TrainingShape): TrainingPlan {
     overheadBytes: runtimeBytes,
   };
   const estimate = (tokens: number, checkpointing: boolean): MemoryEstimate => {
-    const activationBytes = activationEstimate(config, e, tokens, longest, checkpointing) * allocatorSlack;
+    const activationBytes = activationEstimate(shape, e, tokens, longest, checkpointing) * allocatorSlack;
     const trained = Math.min(tokens, stepTokens);
     const lossBytes = Math.min(trained, lossChunkRows) * config.vocabSize * (2 * e + 8) + 3 * trained * config.hiddenSize * e;
     return { ...fixed, activationBytes, lossBytes, totalBytes: fixed.weightsBytes + fixed.adapterBytes + fixed.overheadBytes + activationBytes + lossBytes };
@@ -137,12 +138,14 @@ function notFitting(
  * temporaries while its backward runs. With checkpointing only each block's input is kept, and one block
  * is recomputed at a time.
  */
-function activationEstimate(config: ModelConfig, e: number, tokens: number, rowLength: number, checkpointing: boolean): number {
+function activationEstimate(shape: TrainingShape, e: number, tokens: number, rowLength: number, checkpointing: boolean): number {
+  const { config } = shape;
   const { hiddenSize: d, intermediateSize: ff, numHeads: H, numKvHeads: K, headDim: D, numLayers: L } = config;
   let perToken = e * (4 * d + (H + 2 * K) * D + 2 * H * D + 3 * ff) + 4 * (2 + H);
   if (config.qkNorm) perToken += e * (H + K) * D;
   if (config.gemma) perToken += e * 2 * d;
-  if (!sdpaSupport().sdpa) perToken += H * rowLength * (4 + 2 * e); // scores and probabilities
+  if (keepsAttentionProbabilities(shape.device, shape.dtype, rowLength)) perToken += H * rowLength * e; // probabilities
+  else if (!sdpaSupport().sdpa) perToken += H * rowLength * (4 + 2 * e); // scores and probabilities
   const temporaries = tokens * e * 6 * ff;
   const block = tokens * perToken + temporaries;
   return checkpointing ? tokens * L * e * d + block : tokens * L * perToken + temporaries;
