@@ -4,10 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  cat, crossEntropy, gatedActivation, ids, linear, linearCrossEntropy, manualSeed, materializedAttention, randn, rmsNorm, rotary, tensor, tidy,
+  cat, crossEntropy, gatedActivation, ids, keep, linear, linearCrossEntropy, manualSeed, materializedAttention, noGrad, randn, rmsNorm, rotary, tensor,
+  tidy, zeros,
   type Tensor,
 } from '../src/engine/tensor/index.js';
 import { IGNORE_INDEX } from '../src/engine/data/framing.js';
+import { AdamW, clipGradNorm } from '../src/engine/train/optimizer.js';
 import { maxAbs, maxAbsDiff } from './helpers/engine.js';
 
 const dtypes = [
@@ -146,5 +148,52 @@ test('linearCrossEntropy over a vocabulary wider than one block of columns equal
     const tolerance = dtype === 'float32' ? 1e-4 : 5e-2;
     assert.ok(Math.abs(loss - plainLoss) <= tolerance * Math.abs(plainLoss), `${dtype}: loss ${loss} vs ${plainLoss}`);
     assert.ok(maxAbsDiff(grad, plainGrad) <= tolerance * Math.max(1, maxAbs(plainGrad)), `${dtype}: gradient`);
+  }
+});
+
+test('AdamW and gradient clipping over a list of parameters equal torch.optim.AdamW\'s op-by-op arithmetic', () => {
+  manualSeed(6);
+  const shapes = [[8, 40], [40, 8], [3]];
+  for (const weightDecay of [0, 0.1]) {
+    const fused = shapes.map((s) => keep(randn(s)).requiresGrad_(true));
+    const plain = fused.map((p) => keep(p.detach().clone()).requiresGrad_(true));
+    const giveGradients = (params: Tensor[], grads: Tensor[]) =>
+      tidy(() => {
+        for (const [i, p] of params.entries()) {
+          p.clearGrad();
+          p.mul(grads[i]).sum().backward();
+        }
+      });
+    const optimizer = new AdamW(fused, { weightDecay });
+    const [m, v] = [plain.map((p) => keep(zeros(p.shape))), plain.map((p) => keep(zeros(p.shape)))];
+    for (let step = 1; step <= 3; step++) {
+      const grads = shapes.map((s) => keep(randn(s).mul(step)));
+      giveGradients(fused, grads);
+      giveGradients(plain, grads);
+      const norm = clipGradNorm(fused, 1.5);
+      // The op-by-op reference: clip_grad_norm_, then AdamW's single-tensor update.
+      const expectedNorm = Math.sqrt(grads.reduce((sum, g) => sum + g.norm(2).item() ** 2, 0));
+      assert.ok(Math.abs(norm - expectedNorm) <= 1e-4 * expectedNorm, `step ${step}: norm ${norm} vs ${expectedNorm}`);
+      noGrad(() =>
+        tidy(() => {
+          for (const [i, p] of plain.entries()) {
+            const g = p.grad!.mul(Math.min(1, 1.5 / (expectedNorm + 1e-6)));
+            p.mul_(1 - 1e-2 * weightDecay);
+            m[i].lerp_(g, 0.1);
+            v[i].mul_(0.999).addcmul_(g, g, 0.001);
+            const denominator = v[i].sqrt().div_(Math.sqrt(1 - 0.999 ** step)).add_(1e-8);
+            p.addcdiv_(m[i], denominator, -1e-2 / (1 - 0.9 ** step));
+          }
+        }),
+      );
+      optimizer.step(1e-2);
+      for (const [i, p] of fused.entries()) {
+        const diff = maxAbsDiff(p.toFloat32Array(), plain[i].toFloat32Array());
+        assert.ok(diff <= 1e-6, `weight decay ${weightDecay}, step ${step}, parameter ${i}: differs by ${diff}`);
+      }
+      for (const t of grads) t.dispose();
+    }
+    optimizer.dispose();
+    for (const t of [...fused, ...plain, ...m, ...v]) t.dispose();
   }
 });

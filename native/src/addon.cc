@@ -22,6 +22,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerShape(env, exports);
   registerRuntime(env, exports);
   registerFused(env, exports);
+  registerOptimizer(env, exports);
   registerProfiler(env, exports);
   return exports;
 }

@@ -334,6 +334,21 @@ ATTUNE_INLINE void rotaryRows(const void* xRaw, int64_t xRowStride, const void* 
   }
 }
 
+ATTUNE_INLINE void adamwValues(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2, float eps,
+                                float weightDecay, float biasCorrection1, float biasCorrection2Sqrt) {
+  float decay = 1.0f - lr * weightDecay, weight = 1.0f - beta1, step = -lr / biasCorrection1;
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) {
+    float gi = g[i];
+    // ATen's lerp: from the nearer end, so that weights near 1 stay exact.
+    float mi = weight < 0.5f ? m[i] + weight * (gi - m[i]) : gi - (gi - m[i]) * (1.0f - weight);
+    float vi = v[i] * beta2 + (1.0f - beta2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * decay + step * (mi / (std::sqrt(vi) / biasCorrection2Sqrt + eps));
+  }
+}
+
 #define ATTUNE_DEFINE_KERNELS(target)                                                                                          \
   target void rmsNormForwardVersioned(Storage storage, const void* x, const float* scale, void* y, float* rstd, int64_t rows, int64_t d,  \
                              float eps, bool roundBeforeScale) {                                                                \
@@ -387,6 +402,10 @@ ATTUNE_INLINE void rotaryRows(const void* xRaw, int64_t xRowStride, const void* 
     if (storage == Storage::BFloat16) rotaryRows<Storage::BFloat16>(x, xRowStride, cos, sin, y, rows, d, backward);             \
     else rotaryRows<Storage::Float32>(x, xRowStride, cos, sin, y, rows, d, backward);                                          \
   }                                                                                                                             \
+  target void adamwVersioned(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,        \
+                             float eps, float weightDecay, float biasCorrection1, float biasCorrection2Sqrt) {                  \
+    adamwValues(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, biasCorrection1, biasCorrection2Sqrt);                       \
+  }                                                                                                                             \
   target void attentionSoftmaxBackwardVersioned(Storage storage, const void* probs, void* grad, int64_t rows, int64_t length,   \
                                                 float scale) {                                                                 \
     if (storage == Storage::BFloat16) attentionSoftmaxBackwardRows<Storage::BFloat16>(probs, grad, rows, length, scale);        \
@@ -434,6 +453,12 @@ void attentionSoftmaxBackward(Storage storage, const void* probs, void* grad, in
 void rotary(Storage storage, const void* x, int64_t xRowStride, const void* cos, const void* sin, void* y, int64_t rows, int64_t d,
             bool backward) {
   rotaryVersioned(storage, x, xRowStride, cos, sin, y, rows, d, backward);
+}
+
+void adamw(float* param, const float* grad, float* firstMoment, float* secondMoment, int64_t n, float learningRate, float beta1,
+           float beta2, float eps, float weightDecay, float biasCorrection1, float biasCorrection2Sqrt) {
+  adamwVersioned(param, grad, firstMoment, secondMoment, n, learningRate, beta1, beta2, eps, weightDecay, biasCorrection1,
+                 biasCorrection2Sqrt);
 }
 
 }  // namespace attune::kernels

@@ -53,4 +53,10 @@ void attentionSoftmaxBackward(Storage storage, const void* probs, void* grad, in
 void rotary(Storage storage, const void* x, int64_t xRowStride, const void* cos, const void* sin, void* y, int64_t rows, int64_t d,
             bool backward);
 
+// One AdamW update of n float32 values, as torch.optim.AdamW's single-tensor path computes it:
+// p ← p·(1 − lr·weightDecay); m ← lerp(m, g, 1 − β₁); v ← β₂·v + (1 − β₂)·g²;
+// p ← p − (lr / biasCorrection1) · m / (√v / biasCorrection2Sqrt + eps).
+void adamw(float* param, const float* grad, float* firstMoment, float* secondMoment, int64_t n, float learningRate, float beta1,
+           float beta2, float eps, float weightDecay, float biasCorrection1, float biasCorrection2Sqrt);
+
 }  // namespace attune::kernels

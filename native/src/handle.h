@@ -58,6 +58,7 @@ void registerMath(Napi::Env env, Napi::Object exports);
 void registerShape(Napi::Env env, Napi::Object exports);
 void registerRuntime(Napi::Env env, Napi::Object exports);
 void registerFused(Napi::Env env, Napi::Object exports);
+void registerOptimizer(Napi::Env env, Napi::Object exports);
 void registerProfiler(Napi::Env env, Napi::Object exports);
 
 #define ATTUNE_EXPORT(name, fn) exports.Set(name, Napi::Function::New(env, guarded<fn>, name))

@@ -118,6 +118,8 @@ export interface NativeTorch {
   sdpaSupport(): { sdpa: boolean; groupedQueries: boolean };
   scaledDotProductAttention(q: T, k: T, v: T, mask: Opt<T>, causal: boolean, scale: number): T;
   rotary(x: T, cos: T, sin: T): T;
+  adamwStep(params: T[], firstMoments: T[], secondMoments: T[], learningRate: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  clipGradNorm(params: T[], maxNorm: number): number;
   materializedAttention(q: T, k: T, v: T, allowed: Opt<T>, causal: boolean, scale: number): T;
 }
 

@@ -142,6 +142,16 @@ export const sdpaSupport = (() => {
 })();
 
 /** softmax(q kᵀ · scale + mask) v; mask is boolean (true = may attend) or additive; k, v may have fewer heads than q. */
+/** One AdamW step over every parameter that has a gradient (torch.optim.AdamW's arithmetic), in one native call. */
+export const adamwStep = (
+  params: Tensor[],
+  moments: [Tensor[], Tensor[]],
+  { learningRate, beta1, beta2, eps, weightDecay, step }: { learningRate: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number },
+) => torch.adamwStep(params.map((p) => p.handle), moments[0].map((m) => m.handle), moments[1].map((v) => v.handle), learningRate, beta1, beta2, eps, weightDecay, step);
+
+/** Scales the parameters' gradients so their global L2 norm is at most maxNorm; returns the norm before clipping. */
+export const clipGradNorm = (params: Tensor[], maxNorm: number): number => torch.clipGradNorm(params.map((p) => p.handle), maxNorm);
+
 /** Rotary position embedding, x·cos + rotate_half(x)·sin, as one pass each way; the result is contiguous. */
 export const rotary = (x: Tensor, cos: Tensor, sin: Tensor) => new Tensor(torch.rotary(x.handle, cos.handle, sin.handle));
 

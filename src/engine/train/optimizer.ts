@@ -1,5 +1,5 @@
 // AdamW with decoupled weight decay, step for step as torch.optim.AdamW's single-tensor path.
-import { zeros, noGrad, tidy, keep, type Tensor } from '../tensor/index.js';
+import { adamwStep, zeros, keep, type Tensor } from '../tensor/index.js';
 
 export interface AdamWOptions {
   betas?: [number, number];
@@ -29,22 +29,8 @@ export class AdamW {
 
   step(learningRate: number): void {
     this.steps++;
-    const { beta1, beta2, eps } = this;
-    const biasCorrection1 = 1 - beta1 ** this.steps;
-    const biasCorrection2Sqrt = Math.sqrt(1 - beta2 ** this.steps);
-    noGrad(() =>
-      tidy(() => {
-        for (const [i, param] of this.parameters.entries()) {
-          const grad = param.grad;
-          if (!grad) continue;
-          if (this.weightDecay) param.mul_(1 - learningRate * this.weightDecay);
-          this.firstMoments[i].lerp_(grad, 1 - beta1);
-          this.secondMoments[i].mul_(beta2).addcmul_(grad, grad, 1 - beta2);
-          const denominator = this.secondMoments[i].sqrt().div_(biasCorrection2Sqrt).add_(eps);
-          param.addcdiv_(this.firstMoments[i], denominator, -learningRate / biasCorrection1);
-        }
-      }),
-    );
+    const { beta1, beta2, eps, weightDecay, steps: step } = this;
+    adamwStep(this.parameters, [this.firstMoments, this.secondMoments], { learningRate, beta1, beta2, eps, weightDecay, step });
   }
 
   zeroGrad(): void {
@@ -57,18 +43,4 @@ export class AdamW {
   }
 }
 
-/** Scales gradients so their global L2 norm is at most maxNorm; returns the norm before clipping. */
-export function clipGradNorm(parameters: Tensor[], maxNorm: number): number {
-  return noGrad(() =>
-    tidy(() => {
-      const grads = parameters.map((p) => p.grad).filter((g): g is Tensor => g !== null);
-      if (grads.length === 0) return 0;
-      const norms = grads.map((g) => g.norm(2));
-      let total = norms[0].mul(norms[0]);
-      for (const n of norms.slice(1)) total = total.add(n.mul(n));
-      const norm = Math.sqrt(total.item());
-      if (norm > maxNorm) for (const g of grads) g.mul_(maxNorm / (norm + 1e-6));
-      return norm;
-    }),
-  );
-}
+export { clipGradNorm } from '../tensor/index.js';
