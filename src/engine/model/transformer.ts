@@ -60,18 +60,18 @@ export interface AttentionMasks {
 /**
  * How attention is computed: libtorch's scaled_dot_product_attention (2.0+); matmul-softmax-matmul as
  * Hugging Face's eager attention; the same with the softmax and its backward as single passes that keep
- * the probabilities (materializedAttention: CPU training on short rows); or 'auto', the fastest that fits.
+ * the probabilities (materializedAttention: CPU, short rows); or 'auto', the fastest that fits.
  */
 export type AttentionKernel = 'auto' | 'sdpa' | 'eager' | 'materialized';
 
 /**
- * Rows of up to this many keys train with materializedAttention on the CPU: on 2×256-token steps it is
+ * Rows of up to this many keys use materializedAttention on the CPU: on 2×256-token steps it is
  * about 3× faster than the flash kernel (whose tiles suit long rows), and the probabilities it keeps,
  * H·S values per token per layer, stay small beside the other activations.
  */
 const materializedAttentionMaxKeys = 512;
 
-/** Whether CPU training keeps attention probabilities for rows of this many keys (the memory plan counts them). */
+/** Whether attention on the CPU keeps its probabilities for rows of this many keys (the memory plan counts them). */
 export function keepsAttentionProbabilities(device: string, dtype: string, keys: number): boolean {
   return device === 'cpu' && (dtype === 'float32' || dtype === 'bfloat16') && keys <= materializedAttentionMaxKeys;
 }
@@ -246,7 +246,7 @@ export class Transformer {
     k = applyRope(k, cos, sin);
     if (options.cache) [k, v] = options.cache.append(layer, k, v); // [B, K, S, D]
     const scale = gemma ? Math.pow(gemma.queryPreAttnScalar, -0.5) : 1 / Math.sqrt(D);
-    const kernel = this.kernelFor(k.size(2), mask, train);
+    const kernel = this.kernelFor(k.size(2), mask);
     const out =
       kernel === 'materialized'
         ? this.materialized(q, k, v, mask, scale)
@@ -256,12 +256,13 @@ export class Transformer {
     return block.o.forward(out.transpose(1, 2).reshape(B, T, H * D), train);
   }
 
-  private kernelFor(keys: number, mask: Mask, train: boolean): Exclude<AttentionKernel, 'auto'> {
+  // The same choice with and without gradients: DPO's reference pass must compute exactly what the policy's does.
+  private kernelFor(keys: number, mask: Mask): Exclude<AttentionKernel, 'auto'> {
     if (this.attentionKernel !== 'auto') return this.attentionKernel;
     // Softcapped attention scores (Gemma 2) have only the eager path; a caller's additive mask only the other two.
     if (this.config.gemma?.attnLogitSoftcapping) return 'eager';
     const additive = mask !== null && 'additive' in mask;
-    if (train && !additive && keepsAttentionProbabilities(this.device, this.dtype, keys)) return 'materialized';
+    if (!additive && keepsAttentionProbabilities(this.device, this.dtype, keys)) return 'materialized';
     return sdpaSupport().sdpa ? 'sdpa' : 'eager';
   }
 
