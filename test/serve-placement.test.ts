@@ -7,7 +7,6 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import { call, useServer, waitFor, repoRoot } from './helpers/server.js';
-import { matmulProbe } from '../src/engine/placement.js';
 import { cudaDeviceCount } from '../src/engine/tensor/index.js';
 import { numberExamples } from './helpers/engine.js';
 
@@ -37,13 +36,18 @@ describe('attune serve on this machine, auto device and dtype', () => {
   test('prints its device and dtype and why at start-up; /healthz reports them', async () => {
     const health = await call(`${fixture.url}/healthz`);
     assert.equal(health.status, 200, health.text);
-    const probe = matmulProbe('cpu');
-    const expected = cudaDeviceCount() > 0 ? undefined : probe.bfloat16 >= 2 * probe.float32 ? 'bfloat16' : 'float32';
-    if (expected) assert.deepEqual(health.json, { status: 'ok', database: 'ok', storage: 'ok', device: 'cpu', dtype: expected });
     const logs = fixture.server.logs();
     assert.match(logs, new RegExp(`^tuning and serving on ${health.json.device} in ${health.json.dtype}: `, 'm'), 'a plain line');
     assert.match(logs, new RegExp(`"device":"${health.json.device}","dtype":"${health.json.dtype}"`), 'and the JSON log');
-    assert.match(logs, /matmuls run [\d.]+x as fast as float32 here/, 'the reason is the measured probe');
+    const ratio = /bfloat16 matmuls run ([\d.]+)x as fast as float32 here/.exec(logs);
+    assert.ok(ratio, 'the reason is the measured probe');
+    if (cudaDeviceCount() === 0) {
+      // The server's own measurement decides; a second probe here, in a busy test process, can land on the other
+      // side of 2x. The logged ratio has one decimal, so a ratio that rounds to 2.0 may go either way.
+      const logged = Number(ratio[1]);
+      const expected = logged > 2 ? 'bfloat16' : logged < 2 ? 'float32' : health.json.dtype;
+      assert.deepEqual(health.json, { status: 'ok', database: 'ok', storage: 'ok', device: 'cpu', dtype: expected });
+    }
     if (health.json.dtype === 'bfloat16') assert.match(logs, /models under 50M parameters run in float32/);
   });
 
