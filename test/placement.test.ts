@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, copyFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { float32BelowParameters, matmulProbe, parseDevice, parseDtype, resolvePlacement, PlacementError } from '../src/engine/placement.js';
+import { float32BelowParameters, matmulProbe, multipliesIn, parseDevice, parseDtype, resolvePlacement, PlacementError } from '../src/engine/placement.js';
 import { loadTransformer } from '../src/engine/model/load.js';
 import { readSafetensors, writeSafetensors } from '../src/engine/io/safetensors.js';
 import { LoraAdapter, loraConfig } from '../src/engine/lora/lora.js';
@@ -37,6 +37,18 @@ test('bad or unavailable devices and dtypes are refused with the accepted values
   assert.throws(() => parseDevice('gpu'), /unknown device 'gpu'; use auto, cpu, cuda or cuda:N/);
   assert.throws(() => parseDtype('fp8'), /unknown dtype 'fp8'; use auto, float32, bfloat16, float16/);
   assert.throws(() => resolvePlacement({ device: `cuda:${cudaDeviceCount()}` }), (e: Error) => e instanceof PlacementError && /is not available/.test(e.message));
+});
+
+test('a dtype this libtorch cannot multiply in on the device is refused up front, naming it and what to use', () => {
+  assert.ok(multipliesIn('cpu', 'float32') && multipliesIn('cpu', 'bfloat16'));
+  if (multipliesIn('cpu', 'float16')) {
+    assert.equal(resolvePlacement({ device: 'cpu', dtype: 'float16' }).dtype, 'float16');
+  } else {
+    assert.throws(
+      () => resolvePlacement({ device: 'cpu', dtype: 'float16' }),
+      (e: Error) => e instanceof PlacementError && /^float16 is not available on cpu: this libtorch \(.+\) has no float16 matrix product there; use bfloat16 or float32$/.test(e.message),
+    );
+  }
 });
 
 /** A copy of a fixture with its weights in bfloat16, split over two shards listed in an index. */

@@ -1,7 +1,7 @@
 // Where a model runs and in which dtype. `auto` takes a CUDA GPU when one is visible; the dtype is
 // bfloat16 where this device multiplies bfloat16 much faster than float32, decided by a short matmul
 // probe (never by a list of CPU or GPU models), except for tiny models, which run faster in float32.
-import { cudaDeviceCount, noGrad, randn, tidy, type DType } from './tensor/index.js';
+import { cudaDeviceCount, libtorchVersion, noGrad, ones, randn, tidy, type DType } from './tensor/index.js';
 
 export const deviceChoices = ['auto', 'cpu', 'cuda'] as const;
 export const dtypeChoices = ['auto', 'float32', 'bfloat16', 'float16'] as const;
@@ -66,7 +66,14 @@ export function resolvePlacement(request: PlacementRequest = {}, parameters?: nu
     why = 'as asked';
   }
   const dtypeAsked = parseDtype(request.dtype ?? 'auto');
-  if (dtypeAsked !== 'auto') return { device, dtype: dtypeAsked, reason: `${device} (${why}), ${dtypeAsked} as asked` };
+  if (dtypeAsked !== 'auto') {
+    if (!multipliesIn(device, dtypeAsked)) {
+      throw new PlacementError(
+        `${dtypeAsked} is not available on ${device}: this libtorch (${libtorchVersion()}) has no ${dtypeAsked} matrix product there; use bfloat16 or float32`,
+      );
+    }
+    return { device, dtype: dtypeAsked, reason: `${device} (${why}), ${dtypeAsked} as asked` };
+  }
   const probe = matmulProbe(device);
   const fast = probe.bfloat16 >= bf16Speedup * probe.float32;
   const measured = `bfloat16 matmuls run ${(probe.bfloat16 / probe.float32).toFixed(1)}x as fast as float32 here`;
@@ -87,6 +94,27 @@ export function defaultPlacement(request: PlacementRequest = {}): Placement {
   const placement = resolvePlacement(request);
   if ((request.dtype ?? 'auto') !== 'auto' || placement.dtype === 'float32') return placement;
   return { ...placement, reason: `${placement.reason}; models under ${formatCount(float32BelowParameters)} parameters run in float32` };
+}
+
+const products = new Map<string, boolean>();
+
+/**
+ * Whether the device can multiply matrices in the dtype at all: Debian's libtorch 1.13 has no float16
+ * matmul on the CPU (PyTorch 2.x does), and a run would otherwise fail at its first projection.
+ */
+export function multipliesIn(device: string, dtype: ComputeDtype): boolean {
+  const key = `${device} ${dtype}`;
+  let supported = products.get(key);
+  if (supported === undefined) {
+    try {
+      noGrad(() => tidy(() => ones([2, 2], { dtype, device }).matmul(ones([2, 2], { dtype, device })).sum().item()));
+      supported = true;
+    } catch {
+      supported = false;
+    }
+    products.set(key, supported);
+  }
+  return supported;
 }
 
 export interface ProbeResult {
