@@ -5,15 +5,16 @@
 //   node dist/bench/measure.js soak <shape> <steps> [--threads ...]     (RSS over a long run of the trainer)
 //   node dist/bench/measure.js serve <shape> <continuous|swap-per-batch> [--threads ...]
 //   node dist/bench/measure.js fairness <shape> continuous [--threads ...]
+//   node dist/bench/measure.js matmul <shape>       (oneDNN's bfloat16 rate at one training step's projections)
 // Without --threads and --dtype, Attune runs in its auto setting (as `attune tune` would).
 import { parseArgs } from 'node:util';
-import { tidy, setNumThreads, setBlasThreads, manualSeed, noGrad, ids, heapStats } from '../src/engine/tensor/index.js';
+import { tidy, setNumThreads, setBlasThreads, manualSeed, noGrad, ids, heapStats, randn } from '../src/engine/tensor/index.js';
 import { LoraAdapter, loraConfig } from '../src/engine/lora/lora.js';
 import { AdamW } from '../src/engine/train/optimizer.js';
 import { train, trainStep } from '../src/engine/train/trainer.js';
 import { KvCache } from '../src/engine/model/kv-cache.js';
 import { loadTransformer, readModelConfig } from '../src/engine/model/load.js';
-import { parameterCount } from '../src/engine/model/config.js';
+import { parameterCount, parseModelConfig } from '../src/engine/model/config.js';
 import { resolvePlacement, type DtypeChoice } from '../src/engine/placement.js';
 import { configureThreads } from '../src/engine/runtime.js';
 import { planTraining } from '../src/engine/train/memory-plan.js';
@@ -27,6 +28,40 @@ const { positionals, values } = parseArgs({ allowPositionals: true, options: { t
 const [mode, shapeName, countArg] = positionals;
 const shape = benchShapes.find((s) => s.name === shapeName);
 if (!shape) throw new Error(`unknown shape ${shapeName}`);
+
+if (mode === 'matmul') {
+  // One block's projections at the step's rows, forward (x Wᵀ) and backward (g W), in bfloat16: the products
+  // that take most of a step (bench/matmul-headroom.ts sets them beside the CPU's own AMX rate).
+  const { hiddenSize: d, intermediateSize: ff, numHeads: heads, numKvHeads: kvHeads, headDim } = parseModelConfig(shape.config);
+  const threads = values.threads ?? String(configureThreads(process.env, d).threads);
+  if (values.threads) setThreads(values.threads);
+  const rows = shape.batch * shape.seqLen;
+  const weights = [[(heads + 2 * kvHeads) * headDim, d], [d, heads * headDim], [2 * ff, d], [d, ff]]; // [out, in]: qkv, o, gate+up, down
+  const seconds = (run: () => void) => {
+    run();
+    let best = Infinity;
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      run();
+      best = Math.min(best, (performance.now() - started) / 1000);
+    }
+    return best;
+  };
+  let flops = 0;
+  let total = 0;
+  noGrad(() => tidy(() => {
+    for (const [out, inFeatures] of weights) {
+      const w = randn([out, inFeatures], { dtype: 'bfloat16' });
+      const x = randn([rows, inFeatures], { dtype: 'bfloat16' });
+      const g = randn([rows, out], { dtype: 'bfloat16' });
+      total += seconds(() => tidy(() => void x.matmul(w.transpose(0, 1)))) + seconds(() => tidy(() => void g.matmul(w)));
+      flops += 2 * 2 * rows * out * inFeatures;
+    }
+  }));
+  console.log(JSON.stringify({ impl: 'attune', mode, shape: shape.name, threads, rows, tflops: flops / total / 1e12 }));
+  process.exit(0);
+}
+
 const dir = randomModelDir(shape);
 const config = readModelConfig(dir);
 const placement = resolvePlacement({ dtype: (values.dtype ?? 'auto') as DtypeChoice }, parameterCount(config));

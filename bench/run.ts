@@ -5,7 +5,8 @@
 // process, one at a time, so peak RSS is its own and the cores are not shared. The reference is the
 // newest PyTorch here: .venv-torch (scripts/setup-reference.sh), else Debian's python3-torch.
 // --only also takes soak, seed-job, healthz, serving (bench/serving.ts; serving-throughput or
-// serving-fairness for one part of it, --serving-shapes a,b for some of its shapes) and queue (bench/queue.ts).
+// serving-fairness for one part of it, --serving-shapes a,b for some of its shapes), queue (bench/queue.ts)
+// and matmul-headroom (bench/matmul-headroom.ts).
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { totalmem } from 'node:os';
@@ -17,6 +18,7 @@ import { createToActiveSeconds } from './tune-latency.js';
 import { queueBenchmark } from './queue.js';
 import { servingFigures, servingShapes } from './serving.js';
 import { healthzLatency } from './healthz-latency.js';
+import { amxPeak } from './matmul-headroom.js';
 import { parseModelConfig, parameterCount } from '../src/engine/model/config.js';
 import { libtorchVersion } from '../src/engine/tensor/index.js';
 import { packageRoot } from '../src/engine/package-root.js';
@@ -30,7 +32,7 @@ const python = process.env.ATTUNE_BENCH_PYTHON ?? (existsSync(venvPython) ? venv
 const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, 'serving-shapes': { type: 'string' } } });
 const quick = values.quick ?? false;
 const only = values.only?.split(',');
-const extras = ['soak', 'seed-job', 'healthz', 'serving', 'serving-throughput', 'serving-fairness', 'queue'];
+const extras = ['soak', 'seed-job', 'healthz', 'serving', 'serving-throughput', 'serving-fairness', 'queue', 'matmul-headroom'];
 const unknown = only?.filter((name) => !extras.includes(name) && !benchShapes.some((s) => s.name === name));
 if (unknown?.length) {
   console.error(`unknown shape ${unknown.join(', ')}; shapes: ${benchShapes.map((s) => s.name).join(', ')}, ${extras.join(', ')}`);
@@ -144,6 +146,19 @@ for (const shape of benchShapes.filter((s) => selected(s.name))) {
     pytorch: round(Number(decode.pytorch.decode_tokens_per_s)), pytorch_setting: settingOf(decode.pytorch),
     ratio: round(Number(decode.attune.decode_tokens_per_s) / Number(decode.pytorch.decode_tokens_per_s), 2),
   });
+}
+
+// oneDNN's bfloat16 rate at the 1B and 8B steps' projections beside the AMX units' own (when asked for by name).
+if (only?.includes('matmul-headroom')) {
+  const rates = ['llama-3.2-1b', 'llama-3.1-8b'].map((name) => attune('matmul', benchShapes.find((s) => s.name === name)!));
+  const peak = amxPeak(Number(rates[0].threads));
+  for (const rate of rates) {
+    emit({
+      figure: 'bf16_matmul_tflops', shape: rate.shape, rows: rate.rows, threads: rate.threads,
+      onednn: round(Number(rate.tflops), 2), amx_in_l1: peak.in_l1_tflops ?? null, amx_in_l2: peak.in_l2_tflops ?? null,
+      ...(peak.amx ? { ratio: round(Number(rate.tflops) / peak.in_l2_tflops!, 2) } : { note: peak.why }),
+    });
+  }
 }
 
 // Native memory must stay flat over a long run: RSS at step 1,000 (warmed up) against RSS at the end.

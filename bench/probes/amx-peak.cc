@@ -1,0 +1,79 @@
+// The CPU's own bfloat16 matrix rate: AMX tile multiplies (TDPBF16PS) on operands that stay in the
+// core's caches, on every core at once. It is the ceiling any matmul library could approach here, shown
+// beside oneDNN's rate at real shapes (bench/matmul-headroom.ts). Prints one JSON line; on a CPU or
+// kernel without AMX it says so. Built by the bench with g++ -O2 -mamx-tile -mamx-bf16 -fopenmp.
+#include <cpuid.h>
+#include <immintrin.h>
+#include <omp.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+namespace {
+
+constexpr int kArchRequestPermission = 0x1023;  // ARCH_REQ_XCOMP_PERM
+constexpr int kTileDataFeature = 18;            // XFEATURE_XTILEDATA
+
+struct TileConfig {
+  uint8_t palette = 1, startRow = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytesPerRow[16] = {};
+  uint8_t rows[16] = {};
+};
+
+bool cpuHasAmx() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  return (d >> 24 & 1) && (d >> 22 & 1);  // AMX-TILE, AMX-BF16
+}
+
+// 2×2 blocks of 16×16 float32 accumulators over k-steps of 32: the register blocking a GEMM kernel uses.
+// kSteps × 4 KiB of operands per thread: 4 steps stay in L1, 16 spill to L2.
+double tflops(int kSteps) {
+  const long rounds = 100000000L / kSteps / 4;
+  double started = omp_get_wtime();
+#pragma omp parallel
+  {
+    TileConfig config;
+    for (int t = 0; t < 8; t++) config.rows[t] = 16, config.bytesPerRow[t] = 64;
+    _tile_loadconfig(&config);
+    auto* a = static_cast<uint16_t*>(aligned_alloc(64, kSteps * 2048));
+    auto* b = static_cast<uint16_t*>(aligned_alloc(64, kSteps * 2048));
+    for (int i = 0; i < kSteps * 1024; i++) a[i] = b[i] = 0x3f80;  // 1.0
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (long r = 0; r < rounds; r++) {
+      for (int k = 0; k < kSteps; k++) {
+        _tile_loadd(4, a + k * 1024, 64);
+        _tile_loadd(5, a + k * 1024 + 512, 64);
+        _tile_loadd(6, b + k * 1024, 64);
+        _tile_loadd(7, b + k * 1024 + 512, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+      }
+    }
+    float sink[256];
+    _tile_stored(0, sink, 64);
+    _tile_release();
+    free(a), free(b);
+  }
+  double seconds = omp_get_wtime() - started;
+  return 2.0 * 16 * 16 * 32 * 4 * rounds * kSteps * omp_get_max_threads() / seconds / 1e12;
+}
+
+}  // namespace
+
+int main() {
+  if (!cpuHasAmx()) return puts("{\"amx\":false,\"why\":\"this CPU has no AMX-BF16\"}"), 0;
+  if (syscall(SYS_arch_prctl, kArchRequestPermission, kTileDataFeature) != 0)
+    return puts("{\"amx\":false,\"why\":\"the kernel does not grant AMX tile state\"}"), 0;
+  tflops(4);  // warm-up: clocks settle
+  printf("{\"amx\":true,\"threads\":%d,\"in_l1_tflops\":%.2f,\"in_l2_tflops\":%.2f}\n", omp_get_max_threads(), tflops(4), tflops(16));
+}
