@@ -68,8 +68,9 @@ export function resolvePlacement(request: PlacementRequest = {}, parameters?: nu
   const dtypeAsked = parseDtype(request.dtype ?? 'auto');
   if (dtypeAsked !== 'auto') {
     if (!multipliesIn(device, dtypeAsked)) {
+      const others = (['bfloat16', 'float32', 'float16'] as const).filter((d) => d !== dtypeAsked && multipliesIn(device, d));
       throw new PlacementError(
-        `${dtypeAsked} is not available on ${device}: this libtorch (${libtorchVersion()}) has no ${dtypeAsked} matrix product there; use bfloat16 or float32`,
+        `${dtypeAsked} is not available on ${device}: this libtorch (${libtorchVersion()}) has no ${dtypeAsked} matrix product there; use ${others.join(' or ')}`,
       );
     }
     return { device, dtype: dtypeAsked, reason: `${device} (${why}), ${dtypeAsked} as asked` };
