@@ -633,6 +633,10 @@ describe('Vertex AI tuningJobs on attune serve', () => {
       assert.equal(sse.events.length, 1);
       assert.equal(sse.events[0]!.data.tuningJob.state, 'JOB_STATE_SUCCEEDED');
       assert.equal(sse.events[0]!.data.timeSeriesData.length, 6);
+      // The job exactly as GET returns it, its checkpoints included (a client replaces its copy with it).
+      const got = await rest(`/v1/${finished.name}`);
+      assert.ok(got.json.tunedModel.checkpoints?.length > 0, got.text);
+      assert.deepEqual(sse.events[0]!.data.tuningJob, got.json);
 
       assertRpcError(await rest(`${parent()}/tuningJobs/1234567890123456789/metrics`), 404, 'NOT_FOUND');
       assertRpcError(await rest(`/v1beta1/${finished.name}/metrics`, { apiKey: otherKey() }), 403, 'PERMISSION_DENIED');

@@ -9,9 +9,9 @@ import type { Services } from '../../service/services.js';
 import type { ServiceEvent } from '../../service/store/events.js';
 import type { StepMetric } from '../../service/tuning/tuned-model.js';
 import { wireOptions } from '../proto-json.js';
-import { jobOf, tuningJobsPath } from './tuning-jobs.js';
+import { jobOf, tuningJobsPath, tuningJobWithCheckpoints } from './tuning-jobs.js';
 import { parseVertexVersion, type LocationParams } from './names.js';
-import { epochEnds, jobStateOf, terminalStates, timeSeriesWire, tuningJobWire } from './wire.js';
+import { epochEnds, jobStateOf, terminalStates, timeSeriesWire } from './wire.js';
 
 /** Proxies drop idle connections; a comment line every so often keeps a quiet stream open (and re-reads, in case an event was missed). */
 const keepAliveMs = 15_000;
@@ -34,7 +34,8 @@ export function metricRoutes(app: FastifyInstance, services: Services): void {
     let lastEval = evals.at(-1)?.step ?? 0;
     let state = jobStateOf(model);
     let closed = false;
-    send({ ...snapshot, tuningJob: tuningJobWire(model, options, version) });
+    // The job as GET returns it (checkpoints included once it succeeded): a client replaces its copy with this one.
+    send({ ...snapshot, tuningJob: await tuningJobWithCheckpoints(services, model, options, version) });
 
     // What was recorded since the last read, then the state; one read at a time, in order. The state is read
     // first: a run records its last points before its outcome, so the points read after a final state are all
@@ -49,7 +50,7 @@ export function metricRoutes(app: FastifyInstance, services: Services): void {
       if (!current) return close(); // deleted
       if (jobStateOf(current) !== state) {
         state = jobStateOf(current);
-        send({ tuningJob: tuningJobWire(current, options, version, current.state === 'ACTIVE' ? await services.tuning.checkpoints(current) : []) });
+        send({ tuningJob: await tuningJobWithCheckpoints(services, current, options, version) });
       }
       if (terminalStates.includes(state)) close();
     };

@@ -48,15 +48,18 @@ const parentOf = (request: FastifyRequest<{ Params: LocationParams }>): JobParen
   location: request.params.location,
 });
 
+/** The TuningJob, with its tuned model's checkpoints once it has an adapter: what GET and the metrics stream both send. */
+export async function tuningJobWithCheckpoints(services: Services, model: TunedModel, options: WireOptions, version: VertexVersion) {
+  return tuningJobWire(model, options, version, model.state === 'ACTIVE' ? await services.tuning.checkpoints(model) : []);
+}
+
 /**
  * The tuning-job methods, free of any transport: each takes the caller's parent and a proto3-JSON request
  * and returns proto3 JSON. The HTTP routes below and the gRPC services (api/grpc) both call these.
  */
 export function tuningJobMethods(services: Services) {
   const { tuning } = services;
-  /** The TuningJob, with its tuned model's checkpoints once it has an adapter. */
-  const jobWire = async (model: TunedModel, options: WireOptions, version: VertexVersion) =>
-    tuningJobWire(model, options, version, model.state === 'ACTIVE' ? await tuning.checkpoints(model) : []);
+  const jobWire = (model: TunedModel, options: WireOptions, version: VertexVersion) => tuningJobWithCheckpoints(services, model, options, version);
   return {
     async create(parent: JobParent, body: unknown, options: WireOptions, validateOnly = false) {
       const { version } = parent;
