@@ -50,7 +50,6 @@ describe('console checkpoints', { timeout: 300_000 }, () => {
 
   test('lists each checkpoint with its epoch and step; the last is the default', async () => {
     const rows = page.getByTestId('checkpoints').locator('li.checkpoint');
-    await rows.nth(2).waitFor(); // the heading renders before the list has loaded; count() does not wait
     assert.equal(await rows.count(), 3);
     for (const [i, checkpoint] of job.tunedModel.checkpoints.entries()) {
       assert.match((await rows.nth(i).textContent()) ?? '', new RegExp(`Checkpoint ${checkpoint.checkpointId}.*epoch ${checkpoint.epoch}, step ${checkpoint.step}`));
