@@ -1,7 +1,8 @@
 // How close the matrix products of a training step come to what this CPU can multiply: oneDNN's bfloat16
 // rate at one block's projections (forward and backward, the step's rows), beside the AMX units' own rate
-// on operands already in cache (bench/probes/amx-peak.cc, built here with g++). The gap is the room a
-// better-blocked matmul would have; on a CPU without AMX the probe says so.
+// (bench/probes/amx-peak.cc, built here with g++): on operands in cache, and with one operand streamed from
+// L2 or from beyond it, as a matmul larger than the caches must. The gap to the L2-streamed rate is the room
+// a better-blocked matmul would have; on a CPU without AMX the probe says so.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -14,6 +15,8 @@ export interface AmxPeak {
   threads?: number;
   in_l1_tflops?: number;
   in_l2_tflops?: number;
+  streamed_from_l2_tflops?: number;
+  streamed_from_memory_tflops?: number;
 }
 
 /** Builds and runs the probe with the given number of threads (the cores Attune's own runs use). */

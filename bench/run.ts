@@ -156,7 +156,8 @@ if (only?.includes('matmul-headroom')) {
     emit({
       figure: 'bf16_matmul_tflops', shape: rate.shape, rows: rate.rows, threads: rate.threads,
       onednn: round(Number(rate.tflops), 2), amx_in_l1: peak.in_l1_tflops ?? null, amx_in_l2: peak.in_l2_tflops ?? null,
-      ...(peak.amx ? { ratio: round(Number(rate.tflops) / peak.in_l2_tflops!, 2) } : { note: peak.why }),
+      amx_streamed_from_l2: peak.streamed_from_l2_tflops ?? null, amx_streamed_from_memory: peak.streamed_from_memory_tflops ?? null,
+      ...(peak.amx ? { ratio: round(Number(rate.tflops) / peak.streamed_from_l2_tflops!, 2) } : { note: peak.why }),
     });
   }
 }
