@@ -2,12 +2,21 @@
 // rate at one block's projections (forward and backward, the step's rows), beside the AMX units' own rate
 // (bench/probes/amx-peak.cc, built here with g++): on operands in cache, and with one operand streamed from
 // L2 or from beyond it, as a matmul larger than the caches must. The gap to the L2-streamed rate is the room
-// a better-blocked matmul would have; on a CPU without AMX the probe says so.
+// a better-blocked matmul would have; bench/probes/amx-matmul.cc is such a matmul, on weights packed
+// ahead of time, timed at the same projections. On a CPU without AMX the probes say so.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { packageRoot } from '../src/engine/package-root.js';
+import { parseModelConfig } from '../src/engine/model/config.js';
+import type { BenchShape } from './shapes.js';
+
+/** One block's projection weights as [out, in]: q/k/v fused, o, gate and up fused, down. */
+export function blockProjections(shape: BenchShape): [number, number][] {
+  const { hiddenSize: d, intermediateSize: ff, numHeads: heads, numKvHeads: kvHeads, headDim } = parseModelConfig(shape.config);
+  return [[(heads + 2 * kvHeads) * headDim, d], [d, heads * headDim], [2 * ff, d], [d, ff]];
+}
 
 export interface AmxPeak {
   amx: boolean;
@@ -21,16 +30,36 @@ export interface AmxPeak {
 
 /** Builds and runs the probe with the given number of threads (the cores Attune's own runs use). */
 export function amxPeak(threads: number): AmxPeak {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'attune-amx-peak-'));
+  return runProbe('amx-peak', ['-O2', '-mamx-tile', '-mamx-bf16', '-fopenmp'], [], threads) as AmxPeak;
+}
+
+export interface AmxMatmul {
+  amx: boolean;
+  why?: string;
+  tflops?: number;
+}
+
+/** The hand-written AMX matmul's rate at a shape's block projections, forward and backward, at its step's rows. */
+export const amxMatmul = (threads: number, shape: BenchShape): AmxMatmul =>
+  amxMatmulAt(threads, shape.batch * shape.seqLen, blockProjections(shape));
+
+/** The same at any rows and [out, in] weights (multiples of 32). */
+export function amxMatmulAt(threads: number, rows: number, weights: [number, number][]): AmxMatmul {
+  const flags = ['-O2', '-std=c++17', '-mamx-tile', '-mamx-bf16', '-mavx512f', '-mavx512bw', '-mavx512bf16', '-fopenmp'];
+  return runProbe('amx-matmul', flags, [String(rows), ...weights.flat().map(String)], threads) as AmxMatmul;
+}
+
+function runProbe(name: string, flags: string[], args: string[], threads: number): { amx: boolean; why?: string } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `attune-${name}-`));
   try {
-    const binary = path.join(dir, 'amx-peak');
-    const source = path.join(packageRoot, 'bench', 'probes', 'amx-peak.cc');
+    const binary = path.join(dir, name);
+    const source = path.join(packageRoot, 'bench', 'probes', `${name}.cc`);
     try {
-      execFileSync('g++', ['-O2', '-mamx-tile', '-mamx-bf16', '-fopenmp', source, '-o', binary], { stdio: ['ignore', 'ignore', 'pipe'] });
+      execFileSync('g++', [...flags, source, '-o', binary], { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (error) {
       return { amx: false, why: `the probe did not build: ${String((error as { stderr?: Buffer }).stderr ?? error).trim().split('\n')[0]}` };
     }
-    const out = execFileSync(binary, { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
+    const out = execFileSync(binary, args, { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
     return JSON.parse(out.trim());
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -21,6 +21,7 @@ import { planTraining } from '../src/engine/train/memory-plan.js';
 import { benchShapes, loraRank, loraAlpha } from './shapes.js';
 import { randomModelDir } from './random-model.js';
 import { profileOps } from './op-profile.js';
+import { blockProjections } from './matmul-headroom.js';
 import { runFairness, runLoad } from './serve-load.js';
 import type { SchedulerKind } from '../src/service/serving/inference.js';
 
@@ -32,15 +33,15 @@ if (!shape) throw new Error(`unknown shape ${shapeName}`);
 if (mode === 'matmul') {
   // One block's projections at the step's rows, forward (x Wᵀ) and backward (g W), in bfloat16: the products
   // that take most of a step (bench/matmul-headroom.ts sets them beside the CPU's own AMX rate).
-  const { hiddenSize: d, intermediateSize: ff, numHeads: heads, numKvHeads: kvHeads, headDim } = parseModelConfig(shape.config);
-  const threads = values.threads ?? String(configureThreads(process.env, d).threads);
+  const threads = values.threads ?? String(configureThreads(process.env, parseModelConfig(shape.config).hiddenSize).threads);
   if (values.threads) setThreads(values.threads);
   const rows = shape.batch * shape.seqLen;
-  const weights = [[(heads + 2 * kvHeads) * headDim, d], [d, heads * headDim], [2 * ff, d], [d, ff]]; // [out, in]: qkv, o, gate+up, down
+  const weights = blockProjections(shape);
+  // Half a second of runs first, as the AMX probes do: cores that sat idle take milliseconds to come back.
   const seconds = (run: () => void) => {
-    run();
+    for (const started = performance.now(); performance.now() - started < 500; ) run();
     let best = Infinity;
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 5; i++) {
       const started = performance.now();
       run();
       best = Math.min(best, (performance.now() - started) / 1000);

@@ -18,7 +18,7 @@ import { createToActiveSeconds } from './tune-latency.js';
 import { queueBenchmark } from './queue.js';
 import { servingFigures, servingShapes } from './serving.js';
 import { healthzLatency } from './healthz-latency.js';
-import { amxPeak } from './matmul-headroom.js';
+import { amxMatmul, amxPeak } from './matmul-headroom.js';
 import { parseModelConfig, parameterCount } from '../src/engine/model/config.js';
 import { libtorchVersion } from '../src/engine/tensor/index.js';
 import { packageRoot } from '../src/engine/package-root.js';
@@ -148,16 +148,22 @@ for (const shape of benchShapes.filter((s) => selected(s.name))) {
   });
 }
 
-// oneDNN's bfloat16 rate at the 1B and 8B steps' projections beside the AMX units' own (when asked for by name).
+// oneDNN's bfloat16 rate at the 1B and 8B steps' projections beside the AMX units' own, and beside a
+// hand-written AMX matmul on weights packed ahead of time (when asked for by name).
 if (only?.includes('matmul-headroom')) {
-  const rates = ['llama-3.2-1b', 'llama-3.1-8b'].map((name) => attune('matmul', benchShapes.find((s) => s.name === name)!));
-  const peak = amxPeak(Number(rates[0].threads));
-  for (const rate of rates) {
+  const shapes = ['llama-3.2-1b', 'llama-3.1-8b'].map((name) => benchShapes.find((s) => s.name === name)!);
+  const rates = shapes.map((shape) => attune('matmul', shape));
+  const threads = Number(rates[0].threads);
+  const peak = amxPeak(threads);
+  for (const [i, rate] of rates.entries()) {
+    const prepacked = amxMatmul(threads, shapes[i]);
     emit({
       figure: 'bf16_matmul_tflops', shape: rate.shape, rows: rate.rows, threads: rate.threads,
       onednn: round(Number(rate.tflops), 2), amx_in_l1: peak.in_l1_tflops ?? null, amx_in_l2: peak.in_l2_tflops ?? null,
       amx_streamed_from_l2: peak.streamed_from_l2_tflops ?? null, amx_streamed_from_memory: peak.streamed_from_memory_tflops ?? null,
       ...(peak.amx ? { ratio: round(Number(rate.tflops) / peak.streamed_from_l2_tflops!, 2) } : { note: peak.why }),
+      amx_prepacked_matmul: prepacked.tflops === undefined ? null : round(prepacked.tflops, 2),
+      ...(prepacked.amx ? { prepacked_over_onednn: round(prepacked.tflops! / Number(rate.tflops), 2) } : { prepacked_note: prepacked.why }),
     });
   }
 }

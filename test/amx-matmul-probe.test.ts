@@ -1,0 +1,16 @@
+// The hand-written AMX matmul that `npm run bench -- --only matmul-headroom` times (bench/probes/amx-matmul.cc)
+// checks sampled products against float32 sums and reports a disagreement instead of a rate. Here it runs at
+// small shapes that take its uneven paths: 17 blocks of rows over 2 threads, and a contraction of 4,224 that
+// a thread's 8–9 blocks split into three slabs with float32 partial sums between them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { amxMatmulAt } from '../bench/matmul-headroom.js';
+
+test('the AMX matmul probe multiplies right where the CPU has AMX, and says why not elsewhere', () => {
+  const result = amxMatmulAt(2, 17 * 32, [[64, 64], [32, 4224]]);
+  if (!result.amx) {
+    assert.match(result.why ?? '', /no AMX|tile state|did not build/, `the probe failed: ${result.why}`);
+    return;
+  }
+  assert.ok(result.tflops! > 0, JSON.stringify(result));
+});
