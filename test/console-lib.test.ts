@@ -5,6 +5,7 @@ import { etaSeconds, halfLifeFor, paceDefaults, secondsPerStep } from '../src/co
 import { epochStride, thinEpochMarks } from '../src/console/lib/epoch-ticks.js';
 import { smooth, type SeriesPoint } from '../src/console/lib/series.js';
 import { csvToJsonl, looksLikeCsv } from '../src/console/lib/csv-import.js';
+import { mulberry32 } from '../src/engine/train/mulberry32.js';
 import { checkHyperparameters, emptyHyperparameters, fieldOfViolation, type HyperparameterFields } from '../src/console/lib/hyperparameters.js';
 
 /** Points for steps 1..n, each step taking stepSeconds(step) seconds after a start-up of startSeconds. */
@@ -16,18 +17,6 @@ function run(n: number, stepSeconds: (step: number) => number, startSeconds = 0)
     points.push({ step, value: 1, wallMs });
   }
   return points;
-}
-
-/** A deterministic pseudo-random sequence in [0, 1) (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('time left (eta.ts)', () => {
@@ -59,7 +48,7 @@ describe('time left (eta.ts)', () => {
   test('on a noisy 7,500-step run the estimate stays steady where a 20-step window swung', () => {
     // 40 ms steps with ±50% jitter, an evaluation and a checkpoint adding 1.9 s every 375 steps (twenty in
     // the run), and now and then a step the machine made 10× slower.
-    const next = random(7);
+    const next = mulberry32(7);
     const total = 7500;
     const stepSeconds = (step: number) => 0.04 * (0.5 + next()) + (step % 375 === 0 ? 1.9 : 0) + (next() < 0.01 ? 0.4 : 0);
     const points = run(total, stepSeconds, 20);

@@ -10,6 +10,7 @@ import { learningRateAt } from './schedule.js';
 import { truncate } from './packing.js';
 import { baseLearningRate, trainingDefaults } from './defaults.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { mulberry32 } from './mulberry32.js';
 import { accumulateGradients, evaluateLoss, unboundedStepPlan, type StepPlan } from './step.js';
 import {
   accumulatePreferenceGradients, evaluatePreferences, scorePairs, type PreferenceOutcome, type PreferencePair, type ScoredPair,
@@ -360,17 +361,6 @@ function shuffled(size: number, seed: number): number[] {
     [order[i], order[j]] = [order[j], order[i]];
   }
   return order;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
