@@ -3,8 +3,8 @@
 // (bench/probes/amx-peak.cc, built here with g++): on operands in cache, and with one operand streamed from
 // L2 or from beyond it, as a matmul larger than the caches must. The gap to the L2-streamed rate is the room
 // a better-blocked matmul would have; bench/probes/amx-matmul.cc is such a matmul, on weights packed
-// ahead of time, timed at the same projections (in a tight loop: an upper bound, see its header). On a CPU
-// without AMX the probes say so.
+// ahead of time, timed at the same projections (in a tight loop on warm buffers; the README says what it
+// gives inside a training step). On a CPU without AMX the probes say so.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
