@@ -5,7 +5,7 @@
 // every call, inside the timing. It is a measurement of how far a matmul built for these shapes gets,
 // not a kernel Attune runs (bench/matmul-headroom.ts sets it beside oneDNN). It repeats each product on the
 // same warm buffers; what the design gives inside a training step is in the README (the backward on a
-// packed copy: 1B steps 20–35% faster, the forward: within noise).
+// packed copy: 1B steps 6–35% faster, the forward: within noise).
 //
 // Blocking: each thread takes a share of the rows and packs them as tile-contiguous blocks (strided rows
 // would fall into the same L1 sets); the output is built 32 × 32 at a time in four accumulator tiles
