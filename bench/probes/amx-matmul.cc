@@ -15,11 +15,8 @@
 //
 //   amx-matmul ROWS OUT IN [OUT IN ...]   (ROWS, OUT and IN multiples of 32; threads from OMP_NUM_THREADS)
 // Prints one JSON line: the combined rate, or {"amx":false,"why":...}. Built by the bench with g++.
-#include <cpuid.h>
 #include <immintrin.h>
 #include <omp.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -28,6 +25,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <vector>
+
+#include "amx-tiles.h"
 
 namespace {
 
@@ -47,25 +46,8 @@ struct LineAligned {
 template <typename T>
 using Buffer = std::vector<T, LineAligned<T>>;
 
-constexpr int kArchRequestPermission = 0x1023;  // ARCH_REQ_XCOMP_PERM
-constexpr int kTileDataFeature = 18;            // XFEATURE_XTILEDATA
 constexpr int64_t kRowsPerThreadBytes = 1 << 20;
 constexpr int kPrefetchLinesPerStep = 4;
-
-struct TileConfig {
-  uint8_t palette = 1, startRow = 0;
-  uint8_t reserved[14] = {};
-  uint16_t bytesPerRow[16] = {};
-  uint8_t rows[16] = {};
-};
-
-bool cpuHasAmx() {
-  unsigned a, b, c, d;
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
-  bool tiles = (d >> 24 & 1) && (d >> 22 & 1);  // AMX-TILE, AMX-BF16
-  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
-  return tiles && (a >> 5 & 1);  // AVX512-BF16, for the conversion of the output
-}
 
 float fromBf16(bf16 v) {
   uint32_t u = uint32_t(v) << 16;
@@ -170,9 +152,7 @@ void matmul(const bf16* left, int64_t rows, const PackedWeight& b, bf16* out, st
     const int64_t slabSteps = std::max<int64_t>(1, std::min(steps, kRowsPerThreadBytes / std::max<int64_t>(1, blocks * 32 * 64)));
     if (slabSteps < steps) mine.partials.resize(blocks * columnBlocks * 1024);
     float* partials = mine.partials.data();
-    TileConfig config;
-    for (int t = 0; t < 8; t++) config.rows[t] = 16, config.bytesPerRow[t] = 64;
-    _tile_loadconfig(&config);
+    amx::configureTiles();
     alignas(64) float tiles[4][256];
     for (int64_t s0 = 0; s0 < steps; s0 += slabSteps) {
       const int64_t s1 = std::min(steps, s0 + slabSteps);
@@ -267,8 +247,8 @@ bool agrees(const Buffer<bf16>& out, int64_t n, const Buffer<bf16>& left, int64_
 
 int main(int argc, char** argv) {
   if (argc < 4 || argc % 2) return puts("{\"amx\":false,\"why\":\"usage: amx-matmul ROWS OUT IN [OUT IN ...]\"}"), 2;
-  if (!cpuHasAmx()) return puts("{\"amx\":false,\"why\":\"this CPU has no AMX-BF16 and AVX512-BF16\"}"), 0;
-  if (syscall(SYS_arch_prctl, kArchRequestPermission, kTileDataFeature) != 0)
+  if (!amx::cpuHasAmxBf16() || !amx::cpuHasAvx512Bf16()) return puts("{\"amx\":false,\"why\":\"this CPU has no AMX-BF16 and AVX512-BF16\"}"), 0;
+  if (!amx::kernelGrantsTiles())
     return puts("{\"amx\":false,\"why\":\"the kernel does not grant AMX tile state\"}"), 0;
   const int64_t rows = atol(argv[1]);
   std::vector<ThreadScratch> scratch(omp_get_max_threads());

@@ -3,33 +3,16 @@
 // one operand streamed in from L2 and from beyond it, as a large matmul must. Shown beside oneDNN's rate at
 // real shapes (bench/matmul-headroom.ts). Prints one JSON line; on a CPU or kernel without AMX it says so.
 // Built by the bench with g++ -O2 -mamx-tile -mamx-bf16 -fopenmp.
-#include <cpuid.h>
 #include <immintrin.h>
 #include <omp.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 
+#include "amx-tiles.h"
+
 namespace {
-
-constexpr int kArchRequestPermission = 0x1023;  // ARCH_REQ_XCOMP_PERM
-constexpr int kTileDataFeature = 18;            // XFEATURE_XTILEDATA
-
-struct TileConfig {
-  uint8_t palette = 1, startRow = 0;
-  uint8_t reserved[14] = {};
-  uint16_t bytesPerRow[16] = {};
-  uint8_t rows[16] = {};
-};
-
-bool cpuHasAmx() {
-  unsigned a, b, c, d;
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
-  return (d >> 24 & 1) && (d >> 22 & 1);  // AMX-TILE, AMX-BF16
-}
 
 // 2×2 blocks of 16×16 float32 accumulators over k-steps of 32: the register blocking a GEMM kernel uses.
 // Each k-step loads two A tiles from a small block that stays in L1 and two B tiles from a buffer of
@@ -42,9 +25,7 @@ double tflops(long streamedBytes) {
   double started = omp_get_wtime();
 #pragma omp parallel
   {
-    TileConfig config;
-    for (int t = 0; t < 8; t++) config.rows[t] = 16, config.bytesPerRow[t] = 64;
-    _tile_loadconfig(&config);
+    amx::configureTiles();
     auto* a = static_cast<uint16_t*>(aligned_alloc(64, aSteps * 2048));
     auto* b = static_cast<uint16_t*>(aligned_alloc(64, bSteps * 2048));
     for (int i = 0; i < aSteps * 1024; i++) a[i] = 0x3f80;  // 1.0
@@ -79,8 +60,8 @@ double tflops(long streamedBytes) {
 }  // namespace
 
 int main() {
-  if (!cpuHasAmx()) return puts("{\"amx\":false,\"why\":\"this CPU has no AMX-BF16\"}"), 0;
-  if (syscall(SYS_arch_prctl, kArchRequestPermission, kTileDataFeature) != 0)
+  if (!amx::cpuHasAmxBf16()) return puts("{\"amx\":false,\"why\":\"this CPU has no AMX-BF16\"}"), 0;
+  if (!amx::kernelGrantsTiles())
     return puts("{\"amx\":false,\"why\":\"the kernel does not grant AMX tile state\"}"), 0;
   // Cores that sat idle take milliseconds to come back (the first parallel bursts here run at a tenth of
   // the rate): a second of multiplies first.
