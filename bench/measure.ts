@@ -132,6 +132,7 @@ if (mode === 'soak') {
   for (const p of adapter.parameters()) p.requiresGrad_(true);
   const optimizer = new AdamW(adapter.parameters());
   const plan = planTraining({ config, dtype: placement.dtype, device: placement.device, rank: loraRank, lengths: Array(shape.batch).fill(shape.seqLen) });
+  if (plan.step.packedWeights) model.packProjections(); // as a training run does (trainer.ts)
   const timings: number[] = [];
   const cpuTimes: number[] = [];
   const warmup = 1;
@@ -154,7 +155,7 @@ if (mode === 'soak') {
   console.log(JSON.stringify({
     ...common, step_ms: stepMs, step_ms_min: Math.min(...timings), cpu_ms: median(cpuTimes),
     train_tokens_per_s: (tokensPerStep * 1000) / stepMs, peak_rss_mb: peakRssMb(), load_s: loadSeconds, load_peak_rss_mb: loadPeakRssMb,
-    micro_batch_tokens: plan.step.microBatchTokens, checkpointing: plan.step.checkpointing, planned_peak_mb: plan.estimate.totalBytes / 2 ** 20,
+    micro_batch_tokens: plan.step.microBatchTokens, checkpointing: plan.step.checkpointing, packed_weights: plan.step.packedWeights ?? false, planned_peak_mb: plan.estimate.totalBytes / 2 ** 20,
     heap_mb: process.memoryUsage().heapTotal / 2 ** 20, malloc_free_mb: heapStats().freeBytes / 2 ** 20,
   }));
 } else if (mode === 'decode') {

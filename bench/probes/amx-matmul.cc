@@ -26,7 +26,7 @@
 #include <cstring>
 #include <vector>
 
-#include "amx-tiles.h"
+#include "../../native/src/amx-tiles.h"
 
 namespace {
 
@@ -152,7 +152,7 @@ void matmul(const bf16* left, int64_t rows, const PackedWeight& b, bf16* out, st
     const int64_t slabSteps = std::max<int64_t>(1, std::min(steps, kRowsPerThreadBytes / std::max<int64_t>(1, blocks * 32 * 64)));
     if (slabSteps < steps) mine.partials.resize(blocks * columnBlocks * 1024);
     float* partials = mine.partials.data();
-    amx::configureTiles();
+    attune::amx::configureTiles();
     alignas(64) float tiles[4][256];
     for (int64_t s0 = 0; s0 < steps; s0 += slabSteps) {
       const int64_t s1 = std::min(steps, s0 + slabSteps);
@@ -247,8 +247,8 @@ bool agrees(const Buffer<bf16>& out, int64_t n, const Buffer<bf16>& left, int64_
 
 int main(int argc, char** argv) {
   if (argc < 4 || argc % 2) return puts("{\"amx\":false,\"why\":\"usage: amx-matmul ROWS OUT IN [OUT IN ...]\"}"), 2;
-  if (!amx::cpuHasAmxBf16() || !amx::cpuHasAvx512Bf16()) return puts("{\"amx\":false,\"why\":\"this CPU has no AMX-BF16 and AVX512-BF16\"}"), 0;
-  if (!amx::kernelGrantsTiles())
+  if (!attune::amx::cpuHasAmxBf16() || !attune::amx::cpuHasAvx512Bf16()) return puts("{\"amx\":false,\"why\":\"this CPU has no AMX-BF16 and AVX512-BF16\"}"), 0;
+  if (!attune::amx::kernelGrantsTiles())
     return puts("{\"amx\":false,\"why\":\"the kernel does not grant AMX tile state\"}"), 0;
   const int64_t rows = atol(argv[1]);
   std::vector<ThreadScratch> scratch(omp_get_max_threads());

@@ -10,7 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "amx-tiles.h"
+#include "../../native/src/amx-tiles.h"
 
 namespace {
 
@@ -25,7 +25,7 @@ double tflops(long streamedBytes) {
   double started = omp_get_wtime();
 #pragma omp parallel
   {
-    amx::configureTiles();
+    attune::amx::configureTiles();
     auto* a = static_cast<uint16_t*>(aligned_alloc(64, aSteps * 2048));
     auto* b = static_cast<uint16_t*>(aligned_alloc(64, bSteps * 2048));
     for (int i = 0; i < aSteps * 1024; i++) a[i] = 0x3f80;  // 1.0
@@ -60,8 +60,8 @@ double tflops(long streamedBytes) {
 }  // namespace
 
 int main() {
-  if (!amx::cpuHasAmxBf16()) return puts("{\"amx\":false,\"why\":\"this CPU has no AMX-BF16\"}"), 0;
-  if (!amx::kernelGrantsTiles())
+  if (!attune::amx::cpuHasAmxBf16()) return puts("{\"amx\":false,\"why\":\"this CPU has no AMX-BF16\"}"), 0;
+  if (!attune::amx::kernelGrantsTiles())
     return puts("{\"amx\":false,\"why\":\"the kernel does not grant AMX tile state\"}"), 0;
   // Cores that sat idle take milliseconds to come back (the first parallel bursts here run at a tenth of
   // the rate): a second of multiplies first.

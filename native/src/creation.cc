@@ -98,6 +98,11 @@ static Napi::Value DeviceOf(const Napi::CallbackInfo& info) {
 static Napi::Value IsContiguous(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), unwrap(info[0]).is_contiguous());
 }
+// The count of in-place changes to the tensor's storage (shared by its views): a copy made from it is
+// stale once this moves.
+static Napi::Value TensorVersion(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(unwrap(info[0])._version()));
+}
 static Napi::Value Dispose(const Napi::CallbackInfo& info) {
   release(info.Env(), info[0]);
   deletePendingReferences(info.Env());
@@ -122,6 +127,7 @@ void registerCreation(Napi::Env env, Napi::Object exports) {
   ATTUNE_EXPORT("dtype", Dtype);
   ATTUNE_EXPORT("device", DeviceOf);
   ATTUNE_EXPORT("isContiguous", IsContiguous);
+  ATTUNE_EXPORT("tensorVersion", TensorVersion);
   ATTUNE_EXPORT("dispose", Dispose);
   ATTUNE_EXPORT("liveTensors", LiveTensors);
 }

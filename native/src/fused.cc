@@ -8,6 +8,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/version.h>
 
+#include "amx-matmul.h"
 #include "cpu-kernels.h"
 #include "handle.h"
 
@@ -125,14 +126,37 @@ struct RmsNorm : Function<RmsNorm> {
 // the work of one block-diagonal B. The backward's products are the ones LoRA needs: gx = g W + scale
 // (g B) A, gA = scale (g B)ᵀ z, gB = scale gᵀ (z Aᵀ); frozen W and bias get none. Which inputs need
 // gradients is read from requires_grad at forward time (an absent optional input is no autograd input,
-// so the node's own input numbering would shift with it).
+// so the node's own input numbering would shift with it). With AMX tiles (amx-matmul.h) of Wᵀ and of W,
+// packed while W's version counter read packedVersion, x Wᵀ and g W read them instead of W.
+// Whether tiles are a [k, n] matrix's, as amx::packRight lays them out.
+static bool tilesOf(const at::Tensor& tiles, int64_t k, int64_t n) {
+  return tiles.dim() == 3 && tiles.size(0) * 32 == n && tiles.size(1) * 32 == k;
+}
+
 struct LoraLinear : Function<LoraLinear> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const c10::optional<at::Tensor>& bias, const at::Tensor& a, at::TensorList bs, double scale,
-                            const at::Tensor& z, bool zIsX) {
+                            const at::Tensor& z, bool zIsX, const c10::optional<at::Tensor>& forwardTiles,
+                            const c10::optional<at::Tensor>& backwardTiles, int64_t packedVersion) {
     if (bias && bias->defined() && bias->requires_grad()) throw std::invalid_argument("loraLinear: the bias must be frozen");
+    const bool packedForward = forwardTiles && forwardTiles->defined(), packedBackward = backwardTiles && backwardTiles->defined();
+    // A stale copy would give wrong results without a sign: refuse it.
+    if ((packedForward || packedBackward) && weight._version() != packedVersion)
+      throw std::invalid_argument("loraLinear: the weight changed after its tiles were packed");
+    if ((packedForward && !tilesOf(*forwardTiles, weight.size(1), weight.size(0))) || (packedBackward && !tilesOf(*backwardTiles, weight.size(0), weight.size(1))))
+      throw std::invalid_argument("loraLinear: the packed tiles are not this weight's");
+    if (packedBackward) ctx->saved_data["packed"] = *backwardTiles;
     auto za = at::linear(z, a).reshape({-1, a.size(0)});
-    auto y = at::linear(x, weight, bias);
+    auto x2 = x.reshape({-1, x.size(-1)});
+    at::Tensor y;
+    if (packedForward && amx::takes(x2, *forwardTiles)) {
+      auto sizes = x.sizes().vec();
+      sizes.back() = weight.size(0);
+      y = amx::multiplyPacked(x2, *forwardTiles).view(sizes);
+      if (bias && bias->defined()) y.add_(*bias);
+    } else {
+      y = at::linear(x, weight, bias);
+    }
     auto y2 = y.view({-1, y.size(-1)});
     int64_t column = 0, rank = 0;
     for (const auto& b : bs) {
@@ -174,7 +198,8 @@ struct LoraLinear : Function<LoraLinear> {
     gb.mul_(scale);
     at::Tensor gradX, gradWeight, gradA, gradZ;
     if (needs[0]) {
-      gradX = at::mm(g, weight);
+      auto packed = ctx->saved_data.count("packed") ? ctx->saved_data["packed"].toTensor() : at::Tensor();
+      gradX = packed.defined() && amx::takes(g, packed) ? amx::multiplyPacked(g, packed) : at::mm(g, weight);
       if (zIsX) gradX.addmm_(gb, a);
       gradX = gradX.view(x.sizes());
     }
@@ -183,7 +208,7 @@ struct LoraLinear : Function<LoraLinear> {
     if (needs[3]) gradZ = at::mm(gb, a).view(z.sizes());
     variable_list out{gradX, gradWeight, at::Tensor(), gradA};
     out.insert(out.end(), gradBs.begin(), gradBs.end());
-    out.insert(out.end(), {at::Tensor(), gradZ, at::Tensor()});
+    out.insert(out.end(), {at::Tensor(), gradZ, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()});
     return out;
   }
 };
@@ -452,16 +477,34 @@ static Napi::Value RmsNormOp(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), RmsNorm::apply(unwrap(info[0]), unwrap(info[1]), toDouble(info[2]), toDouble(info[3])));
 }
 
-// loraLinear(x, weight, bias | null, a, bs[], scale, loraInput | null)
+// loraLinear(x, weight, bias | null, a, bs[], scale, loraInput | null, forwardTiles | null, backwardTiles | null, packedVersion)
 static Napi::Value LoraLinearOp(const Napi::CallbackInfo& info) {
   const auto& x = unwrap(info[0]);
-  c10::optional<at::Tensor> bias;
+  c10::optional<at::Tensor> bias, forwardTiles, backwardTiles;
   if (!absent(info[2])) bias = unwrap(info[2]);
+  if (!absent(info[7])) forwardTiles = unwrap(info[7]);
+  if (!absent(info[8])) backwardTiles = unwrap(info[8]);
   auto bs = tensorList(info[4]);
   bool zIsX = absent(info[6]);
   return wrap(info.Env(), LoraLinear::apply(x, unwrap(info[1]), bias, unwrap(info[3]), at::TensorList(bs), toDouble(info[5]),
-                                           zIsX ? x : unwrap(info[6]), zIsX));
+                                           zIsX ? x : unwrap(info[6]), zIsX, forwardTiles, backwardTiles, toInt(info[9])));
 }
+
+// packRight(w): w [k, n] in bfloat16 as AMX tiles for multiplyPacked (amx-matmul.h)
+static Napi::Value PackRightOp(const Napi::CallbackInfo& info) { return wrap(info.Env(), amx::packRight(unwrap(info[0]))); }
+
+// multiplyPacked(left, packed): left [rows, k] · w [k, n]; left must pass amxTakes(left, packed)
+static Napi::Value MultiplyPackedOp(const Napi::CallbackInfo& info) {
+  return wrap(info.Env(), amx::multiplyPacked(unwrap(info[0]), unwrap(info[1])));
+}
+
+// amxTakes(left, packed): whether multiplyPacked takes them (elsewhere a caller uses matmul)
+static Napi::Value AmxTakesOp(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), amx::takes(unwrap(info[0]), unwrap(info[1])));
+}
+
+// amxAvailable(): this CPU has AMX-BF16 tiles and the kernel lets this process use them
+static Napi::Value AmxAvailableOp(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), amx::available()); }
 
 // gatedActivation(gateUp, 'silu' | 'gelu_tanh')
 static Napi::Value GatedActivationOp(const Napi::CallbackInfo& info) {
@@ -540,6 +583,10 @@ static Napi::Value Sdpa(const Napi::CallbackInfo& info) {
 void registerFused(Napi::Env env, Napi::Object exports) {
   ATTUNE_EXPORT("rmsNorm", RmsNormOp);
   ATTUNE_EXPORT("loraLinear", LoraLinearOp);
+  ATTUNE_EXPORT("packRight", PackRightOp);
+  ATTUNE_EXPORT("multiplyPacked", MultiplyPackedOp);
+  ATTUNE_EXPORT("amxTakes", AmxTakesOp);
+  ATTUNE_EXPORT("amxAvailable", AmxAvailableOp);
   ATTUNE_EXPORT("gatedActivation", GatedActivationOp);
   ATTUNE_EXPORT("linearCrossEntropy", LinearCrossEntropyOp);
   ATTUNE_EXPORT("sdpaSupport", SdpaSupport);

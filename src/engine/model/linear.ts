@@ -1,7 +1,7 @@
 // Frozen linear projections that may carry LoRA adapters: y = x Wᵀ + b + scale · (dropout(x) Aᵀ) Bᵀ.
 // The adapter's A and B are float32 master weights; each forward casts them to the weights' dtype, so
 // their gradients come back in float32.
-import { cat, linear, loraLinear, dropout, keep, noGrad, type Tensor } from '../tensor/index.js';
+import { cat, linear, loraLinear, dropout, keep, noGrad, PackedMatrix, PackedWeight, type Tensor } from '../tensor/index.js';
 
 export interface LoraWeights {
   /** [rank, in] */
@@ -22,6 +22,8 @@ export class Linear {
   lora: LoraWeights | null = null;
   /** While set, used instead of `lora`. */
   tokenLora: TokenLora | null = null;
+  /** The weight packed into AMX tiles while a training run keeps it (tensor/packed.ts): its products read the tiles. */
+  packed: PackedWeight | null = null;
 
   constructor(
     public weight: Tensor,
@@ -37,7 +39,17 @@ export class Linear {
     if (!lora) return linear(x, this.weight, this.bias);
     const dtype = this.weight.dtype;
     const dropped = train && lora.dropout > 0 ? dropout(x, lora.dropout, true) : undefined;
-    return loraLinear(x, this.weight, this.bias, lora.a.to({ dtype }), lora.b.to({ dtype }), lora.scale, dropped);
+    return loraLinear(x, this.weight, this.bias, lora.a.to({ dtype }), lora.b.to({ dtype }), lora.scale, dropped, this.packed);
+  }
+
+  /** Packs the weight where it has an adapter and its sizes fit the tiles; undone by unpack(). */
+  pack(): void {
+    if (this.lora && !this.packed && PackedMatrix.fits(this.weight)) this.packed = PackedWeight.of(this.weight);
+  }
+
+  unpack(): void {
+    this.packed?.dispose();
+    this.packed = null;
   }
 }
 
@@ -50,6 +62,8 @@ export class Linear {
 export class FusedLinear {
   readonly parts: Linear[];
   private readonly sizes: number[];
+  /** The fused weight packed into AMX tiles while a training run keeps it (as Linear.packed). */
+  private packed: PackedWeight | null = null;
 
   /** Over a fused weight [Σ out, in] (and bias) whose row blocks are the parts, e.g. as loaded from disk. */
   constructor(
@@ -90,10 +104,26 @@ export class FusedLinear {
     const uniform = first !== null && loras.every((l) => l && l.scale === first.scale && l.dropout === first.dropout);
     if (first && uniform && !(train && first.dropout > 0)) {
       const a = cat(loras.map((l) => l!.a), 0).to({ dtype });
-      return loraLinear(x, this.weight, this.bias, a, loras.map((l) => l!.b.to({ dtype })), first.scale);
+      return loraLinear(x, this.weight, this.bias, a, loras.map((l) => l!.b.to({ dtype })), first.scale, undefined, this.packed);
     }
     if (loras.every((l) => !l)) return linear(x, this.weight, this.bias);
     return cat(this.parts.map((p) => p.forward(x, train)), -1);
+  }
+
+  /**
+   * Packs the fused weight where one product serves all the adapters (every part adapted alike, without
+   * dropout) and its sizes fit the tiles; undone by unpack().
+   */
+  pack(): void {
+    const loras = this.parts.map((p) => p.lora);
+    const first = loras[0];
+    const shared = first !== null && first.dropout === 0 && loras.every((l) => l && l.scale === first.scale && l.dropout === 0);
+    if (shared && !this.packed && PackedMatrix.fits(this.weight)) this.packed = PackedWeight.of(this.weight);
+  }
+
+  unpack(): void {
+    this.packed?.dispose();
+    this.packed = null;
   }
 
   /** Batched serving has set per-token adapters (they take the place of `lora`, as in Linear). */
@@ -113,3 +143,4 @@ export class FusedLinear {
 }
 
 const addDelta = (y: Tensor, delta: Tensor | null): Tensor => (delta ? y.add(delta) : y);
+

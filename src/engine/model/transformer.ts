@@ -129,6 +129,18 @@ export class Transformer {
     return this.weights.embed.dtype;
   }
 
+  /**
+   * Packs the adapted projections' frozen weights into AMX tiles for a training run (tensor/packed.ts):
+   * up to two more copies of the projection weights, one for each product. Returns what drops them again.
+   */
+  packProjections(): () => void {
+    const projections = this.weights.blocks.flatMap((block, i) => [this.fused[i].qkv, block.o, this.fused[i].gateUp, block.down]);
+    for (const projection of projections) projection.pack();
+    return () => {
+      for (const projection of projections) projection.unpack();
+    };
+  }
+
   /** Every projection by its PEFT module path, e.g. `model.layers.0.self_attn.q_proj`. */
   *linears(): Generator<[string, Linear, Projection]> {
     for (const [i, block] of this.weights.blocks.entries()) {

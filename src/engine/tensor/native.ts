@@ -27,6 +27,8 @@ export interface NativeTorch {
   dtype(t: T): DType;
   device(t: T): string;
   isContiguous(t: T): boolean;
+  /** How many times the tensor's storage (shared with its views) has been changed in place. */
+  tensorVersion(t: T): number;
   dispose(t: T): void;
   liveTensors(): number;
 
@@ -110,9 +112,15 @@ export interface NativeTorch {
   profilerStart(recordShapes: boolean): void;
   profilerStop(): [string, number, number, number, string][];
 
+  // Products on AMX tile units with the right operand packed once (native/src/amx-matmul.h).
+  amxAvailable(): boolean;
+  packRight(w: T): T;
+  amxTakes(left: T, packed: T): boolean;
+  multiplyPacked(left: T, packed: T): T;
+
   // Fused pieces with hand-written backward passes (native/src/fused.cc).
   rmsNorm(x: T, weight: T, eps: number, offset: number): T;
-  loraLinear(x: T, weight: T, bias: Opt<T>, a: T, bs: T[], scale: number, loraInput: Opt<T>): T;
+  loraLinear(x: T, weight: T, bias: Opt<T>, a: T, bs: T[], scale: number, loraInput: Opt<T>, forwardTiles: Opt<T>, backwardTiles: Opt<T>, packedVersion: number): T;
   gatedActivation(gateUp: T, activation: 'silu' | 'gelu_tanh'): T;
   linearCrossEntropy(hidden: T, weight: T, targets: T, ignoreIndex: number, chunkRows: number, softcap: number, withGrad: boolean): [T, T];
   sdpaSupport(): { sdpa: boolean; groupedQueries: boolean };

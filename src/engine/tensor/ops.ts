@@ -1,6 +1,7 @@
 // Free functions: tensor creation, ops over several tensors, and runtime settings.
 import { torch, type DType } from './native.js';
 import { Tensor } from './tensor.js';
+import type { PackedWeight } from './packed.js';
 
 export interface Placement {
   dtype?: DType;
@@ -104,8 +105,23 @@ export const rmsNorm = (x: Tensor, weight: Tensor, eps: number, offset = 0) =>
  * for the frozen W and bias. b may be a list of [out_i, rank_i] blocks (adapters of projections fused
  * into W, whose A matrices are stacked in a), each adding into its own block of output columns.
  */
-export const loraLinear = (x: Tensor, weight: Tensor, bias: Tensor | null, a: Tensor, b: Tensor | Tensor[], scale: number, loraInput?: Tensor) =>
-  new Tensor(torch.loraLinear(x.handle, weight.handle, bias?.handle, a.handle, (Array.isArray(b) ? b : [b]).map((t) => t.handle), scale, loraInput?.handle));
+export const loraLinear = (
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  a: Tensor,
+  b: Tensor | Tensor[],
+  scale: number,
+  loraInput?: Tensor,
+  /** W packed for x Wᵀ and g W (tensor/packed.ts): the products read the tiles. Refused once W has changed. */
+  packed?: PackedWeight | null,
+) =>
+  new Tensor(
+    torch.loraLinear(
+      x.handle, weight.handle, bias?.handle, a.handle, (Array.isArray(b) ? b : [b]).map((t) => t.handle), scale, loraInput?.handle,
+      packed?.forward.tiles.handle, packed?.backward.tiles.handle, packed?.sourceVersion ?? 0,
+    ),
+  );
 
 /** act(gate) · up over a fused [..., 2n] input whose first half is the gate. */
 export const gatedActivation = (gateUp: Tensor, activation: 'silu' | 'gelu_tanh') =>

@@ -40,6 +40,8 @@ export class Tensor {
   get dtype(): DType { return torch.dtype(this.handle); }
   get device(): string { return torch.device(this.handle); }
   get isContiguous(): boolean { return torch.isContiguous(this.handle); }
+  /** Counts the in-place changes to this tensor's storage (its views share the count). */
+  get version(): number { return torch.tensorVersion(this.handle); }
   get numel(): number { return this.shape.reduce((a, b) => a * b, 1); }
   size(dim: number): number {
     const shape = this.shape;

@@ -4,7 +4,7 @@
 // activations, or to say that the run cannot fit and what would.
 import { freemem, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { cudaMemory, sdpaSupport } from '../tensor/index.js';
+import { amxAvailable, cudaMemory, sdpaSupport } from '../tensor/index.js';
 import { parameterCount, type ModelConfig } from '../model/config.js';
 import { keepsAttentionProbabilities } from '../model/transformer.js';
 import type { StepPlan } from './step.js';
@@ -31,6 +31,8 @@ export interface MemoryEstimate {
   activationBytes: number;
   /** The loss's logits chunk and the hidden states' gradient. */
   lossBytes: number;
+  /** The projection weights packed into AMX tiles, a copy for each product (0 when not packed). */
+  packedBytes: number;
   /** The runtime itself (Node, libtorch, allocator slack). */
   overheadBytes: number;
   totalBytes: number;
@@ -73,34 +75,41 @@ export function planTraining(shape: TrainingShape): TrainingPlan {
     adapterBytes: loraParameters(config, rank) * (16 + e),
     overheadBytes: runtimeBytes,
   };
-  const estimate = (tokens: number, checkpointing: boolean): MemoryEstimate => {
+  const estimate = (tokens: number, checkpointing: boolean, packedWeights = false): MemoryEstimate => {
     const activationBytes = activationEstimate(shape, e, tokens, longest, checkpointing) * allocatorSlack;
     const trained = Math.min(tokens, stepTokens);
     const lossBytes = Math.min(trained, lossChunkRows) * config.vocabSize * (2 * e + 8) + 3 * trained * config.hiddenSize * e;
-    return { ...fixed, activationBytes, lossBytes, totalBytes: fixed.weightsBytes + fixed.adapterBytes + fixed.overheadBytes + activationBytes + lossBytes };
+    const packedBytes = packedWeights ? 2 * projectionParameters(config) * e : 0;
+    const totalBytes = fixed.weightsBytes + fixed.adapterBytes + fixed.overheadBytes + activationBytes + lossBytes + packedBytes;
+    return { ...fixed, activationBytes, lossBytes, packedBytes, totalBytes };
   };
-  // Largest micro-batch first, without checkpointing (it costs a second forward pass), then with it.
+  // Largest micro-batch first, without checkpointing (it costs a second forward pass), then with it; at
+  // each, with the weights packed into AMX tiles where this CPU has them (about 9% faster steps at 1B
+  // here, README), then without.
   const sizes: number[] = [];
   for (let tokens = stepTokens; tokens > longest; tokens = Math.floor(tokens / 2)) sizes.push(tokens);
   sizes.push(longest);
+  const packings = packsWeights(shape) ? [true, false] : [false];
   for (const checkpointing of [false, true]) {
     for (const tokens of sizes) {
-      const planned = estimate(tokens, checkpointing);
-      if (planned.totalBytes <= usable) {
+      for (const packedWeights of packings) {
+        const planned = estimate(tokens, checkpointing, packedWeights);
+        if (planned.totalBytes > usable) continue;
         const split = tokens < stepTokens ? `micro-batches of up to ${tokens} tokens` : `one pass per step (${stepTokens} tokens)`;
+        const choices = `${split}${checkpointing ? ', activation checkpointing' : ''}${packedWeights ? ', weights packed into AMX tiles' : ''}`;
         return {
-          step: { microBatchTokens: tokens, checkpointing, lossChunkRows },
+          step: { microBatchTokens: tokens, checkpointing, lossChunkRows, packedWeights },
           estimate: planned,
           budgetBytes,
           fits: true,
-          summary: `${split}${checkpointing ? ', activation checkpointing' : ''}: about ${gib(planned.totalBytes)} of ${gib(budgetBytes)} (${describe(planned)})`,
+          summary: `${choices}: about ${gib(planned.totalBytes)} of ${gib(budgetBytes)} (${describe(planned)})`,
         };
       }
     }
   }
   const leanest = estimate(longest, true);
   return {
-    step: { microBatchTokens: longest, checkpointing: true, lossChunkRows },
+    step: { microBatchTokens: longest, checkpointing: true, lossChunkRows, packedWeights: false },
     estimate: leanest,
     budgetBytes,
     fits: false,
@@ -149,6 +158,19 @@ function activationEstimate(shape: TrainingShape, e: number, tokens: number, row
   const temporaries = tokens * e * 6 * ff;
   const block = tokens * perToken + temporaries;
   return checkpointing ? tokens * L * e * d + block : tokens * L * perToken + temporaries;
+}
+
+/** Whether the run's frozen weights can be packed into AMX tiles: bfloat16 on a CPU that has them, every projection's sizes multiples of 32. */
+function packsWeights(shape: TrainingShape): boolean {
+  const { hiddenSize: d, intermediateSize: ff, numHeads: H, numKvHeads: K, headDim: D } = shape.config;
+  const sizes = [d, ff, H * D, K * D];
+  return shape.dtype === 'bfloat16' && shape.device === 'cpu' && sizes.every((n) => n % 32 === 0) && amxAvailable();
+}
+
+/** The frozen projections' weights (q, k, v, o, gate, up, down) over all layers. */
+function projectionParameters(config: ModelConfig): number {
+  const { hiddenSize: d, intermediateSize: ff, numHeads: H, numKvHeads: K, headDim: D, numLayers: L } = config;
+  return L * (d * (H + 2 * K) * D + H * D * d + 3 * d * ff);
 }
 
 function loraParameters(config: ModelConfig, rank: number): number {
@@ -219,5 +241,6 @@ function cgroupNumber(file: string): number | undefined {
 const gib = (bytes: number) => (bytes >= GiB ? `${(bytes / GiB).toFixed(1)} GiB` : `${Math.round(bytes / 2 ** 20)} MiB`);
 
 function describe(estimate: MemoryEstimate): string {
-  return `weights ${gib(estimate.weightsBytes)}, activations ${gib(estimate.activationBytes)}, loss ${gib(estimate.lossBytes)}, adapter and optimizer ${gib(estimate.adapterBytes)}`;
+  const packed = estimate.packedBytes ? `, packed weights ${gib(estimate.packedBytes)}` : '';
+  return `weights ${gib(estimate.weightsBytes)}${packed}, activations ${gib(estimate.activationBytes)}, loss ${gib(estimate.lossBytes)}, adapter and optimizer ${gib(estimate.adapterBytes)}`;
 }

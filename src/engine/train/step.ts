@@ -16,6 +16,8 @@ export interface StepPlan {
   checkpointing: boolean;
   /** Rows of vocabulary logits computed at once by the loss. */
   lossChunkRows: number;
+  /** The run keeps the frozen projection weights packed into AMX tiles (Transformer.packProjections). */
+  packedWeights?: boolean;
 }
 
 /** Everything in one micro-batch (a plan for a step small enough to need no splitting). */

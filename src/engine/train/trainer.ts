@@ -225,51 +225,57 @@ async function runSteps(model: Transformer, adapter: LoraAdapter, options: Train
 
   const order = new ExampleOrder(objective.size, o.seed);
   const started = Date.now();
-  for (let step = result.completedSteps + 1; step <= totalSteps; step++) {
-    await yieldToEventLoop(); // lets signals, timers and I/O (progress, cancel) through between steps
-    if (options.signal?.aborted) {
-      result.cancelled = true;
-      if (options.checkpointDir && options.checkpointOnAbort && result.completedSteps > checkpointedStep) {
-        saveCheckpoint(options.checkpointDir, adapter, optimizer, result);
-        await options.onCheckpoint?.(result.completedSteps);
+  // Packed once the adapter is attached (only adapted projections are packed), dropped however the run ends.
+  const unpack = stepPlan.packedWeights ? model.packProjections() : () => {};
+  try {
+    for (let step = result.completedSteps + 1; step <= totalSteps; step++) {
+      await yieldToEventLoop(); // lets signals, timers and I/O (progress, cancel) through between steps
+      if (options.signal?.aborted) {
+        result.cancelled = true;
+        if (options.checkpointDir && options.checkpointOnAbort && result.completedSteps > checkpointedStep) {
+          saveCheckpoint(options.checkpointDir, adapter, optimizer, result);
+          await options.onCheckpoint?.(result.completedSteps);
+        }
+        break;
       }
-      break;
+      const learningRate = learningRateAt(step, schedule);
+      const figures = tidy(() => {
+        const measured = objective.accumulate(order.batch(step, o.batchSize), stepPlan);
+        applyGradients(optimizer, learningRate, o.maxGradNorm);
+        return measured;
+      });
+      if (!Number.isFinite(figures.loss)) throw new TrainingDivergedError(step, `the loss is ${figures.loss}`);
+      const metrics: StepMetrics = {
+        step,
+        epoch: epochsCompleted(step, o.batchSize, objective.size),
+        ...figures,
+        learningRate,
+        elapsedSeconds: (Date.now() - started) / 1000,
+      };
+      result.history.push(metrics);
+      result.completedSteps = step;
+      options.onStep?.(metrics);
+      if (objective.evaluate && (step % evalEvery === 0 || step === totalSteps)) {
+        const evaluation = { step, ...objective.evaluate(o.batchSize, stepPlan) };
+        if (!Number.isFinite(evaluation.loss)) throw new TrainingDivergedError(step, `the validation loss is ${evaluation.loss}`);
+        result.evaluations.push(evaluation);
+        options.onEval?.(evaluation);
+      }
+      const checkpointNow = options.checkpointDir && (step % checkpointEvery === 0 || step === totalSteps);
+      const snapshotNow = snapshotSteps.has(step);
+      if ((checkpointNow || snapshotNow || step === totalSteps) && !allFinite(parameters)) {
+        throw new TrainingDivergedError(step, 'the adapter weights are no longer finite numbers');
+      }
+      if (step % trimEverySteps === 0) mallocTrim();
+      if (options.checkpointDir && checkpointNow) {
+        saveCheckpoint(options.checkpointDir, adapter, optimizer, result);
+        checkpointedStep = step;
+        await options.onCheckpoint?.(step);
+      }
+      if (snapshotNow) await options.onSnapshot?.(step);
     }
-    const learningRate = learningRateAt(step, schedule);
-    const figures = tidy(() => {
-      const measured = objective.accumulate(order.batch(step, o.batchSize), stepPlan);
-      applyGradients(optimizer, learningRate, o.maxGradNorm);
-      return measured;
-    });
-    if (!Number.isFinite(figures.loss)) throw new TrainingDivergedError(step, `the loss is ${figures.loss}`);
-    const metrics: StepMetrics = {
-      step,
-      epoch: epochsCompleted(step, o.batchSize, objective.size),
-      ...figures,
-      learningRate,
-      elapsedSeconds: (Date.now() - started) / 1000,
-    };
-    result.history.push(metrics);
-    result.completedSteps = step;
-    options.onStep?.(metrics);
-    if (objective.evaluate && (step % evalEvery === 0 || step === totalSteps)) {
-      const evaluation = { step, ...objective.evaluate(o.batchSize, stepPlan) };
-      if (!Number.isFinite(evaluation.loss)) throw new TrainingDivergedError(step, `the validation loss is ${evaluation.loss}`);
-      result.evaluations.push(evaluation);
-      options.onEval?.(evaluation);
-    }
-    const checkpointNow = options.checkpointDir && (step % checkpointEvery === 0 || step === totalSteps);
-    const snapshotNow = snapshotSteps.has(step);
-    if ((checkpointNow || snapshotNow || step === totalSteps) && !allFinite(parameters)) {
-      throw new TrainingDivergedError(step, 'the adapter weights are no longer finite numbers');
-    }
-    if (step % trimEverySteps === 0) mallocTrim();
-    if (options.checkpointDir && checkpointNow) {
-      saveCheckpoint(options.checkpointDir, adapter, optimizer, result);
-      checkpointedStep = step;
-      await options.onCheckpoint?.(step);
-    }
-    if (snapshotNow) await options.onSnapshot?.(step);
+  } finally {
+    unpack();
   }
   for (const p of parameters) {
     p.requiresGrad_(false);

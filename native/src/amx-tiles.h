@@ -1,5 +1,6 @@
-// What both AMX probes need before a tile multiply: the CPU's features, the kernel's leave to use the tile
-// state, and the one tile shape they use (8 tiles of 16 rows × 64 bytes).
+// What every AMX tile multiply needs first: the CPU's features, the kernel's leave to use the tile state,
+// and the one tile shape used here (8 tiles of 16 rows × 64 bytes). Shared by the addon (amx-matmul.cc)
+// and the bench's standalone probes (bench/probes), which include it by path.
 #pragma once
 
 #include <cpuid.h>
@@ -9,7 +10,7 @@
 
 #include <cstdint>
 
-namespace amx {
+namespace attune::amx {
 
 inline bool cpuHasAmxBf16() {
   unsigned a, b, c, d;
@@ -37,4 +38,4 @@ __attribute__((target("amx-tile"))) inline void configureTiles() {
   _tile_loadconfig(&config);
 }
 
-}  // namespace amx
+}  // namespace attune::amx

@@ -1,0 +1,179 @@
+// The AMX product over a weight packed once (native/src/amx-matmul.h) equals the plain product; LoRA's
+// forward and backward through it give the unpacked path's output and gradients; a weight changed after packing is refused,
+// never multiplied stale; a training run packs only when its plan says so and drops the copies at the end;
+// the memory plan counts the copy. On a CPU without AMX the tests that need it say why and skip.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadTransformer } from '../src/engine/model/load.js';
+import { LoraAdapter, loraConfig } from '../src/engine/lora/lora.js';
+import { accumulateGradients, unboundedStepPlan } from '../src/engine/train/step.js';
+import { train } from '../src/engine/train/trainer.js';
+import { planTraining } from '../src/engine/train/memory-plan.js';
+import { parseModelConfig } from '../src/engine/model/config.js';
+import { IGNORE_INDEX, type FramedExample } from '../src/engine/data/framing.js';
+import { amxAvailable, loraLinear, manualSeed, noGrad, PackedMatrix, PackedWeight, randn, tidy, type Tensor } from '../src/engine/tensor/index.js';
+import { maxAbs, maxAbsDiff, repoPath } from './helpers/engine.js';
+
+const noAmx = amxAvailable() ? false : 'this CPU has no AMX-BF16 tile units this process may use';
+
+/** a and b agree to bfloat16's rounding of the larger values: within 1% of b's largest magnitude. */
+function assertNear(a: Float32Array, b: Float32Array, what: string): void {
+  const scale = maxAbs(b);
+  assert.ok(scale > 0.1, `${what}: the expected values are not trivially small (largest ${scale})`);
+  const diff = maxAbsDiff(a, b);
+  assert.ok(diff <= 1e-2 * scale, `${what}: differs by ${diff} (largest value ${scale})`);
+}
+
+test('the packed product equals the plain one: row tails, slabs of k, several column blocks', { skip: noAmx }, () => {
+  manualSeed(5);
+  // 300 rows: ten 32-row blocks of which the last is partial; k = 4,096 is two slabs of a thread's rows.
+  for (const [rows, k, n] of [[300, 4096, 96], [64, 32, 32], [77, 640, 2048]]) {
+    tidy(() => {
+      const left = randn([rows, k], { dtype: 'bfloat16' });
+      const w = randn([k, n], { dtype: 'bfloat16' });
+      const packed = PackedMatrix.of(w);
+      try {
+        assert.deepEqual(packed.tiles.shape, [n / 32, k / 32, 1024]);
+        assert.ok(packed.takes(left));
+        const exact = left.float().matmul(w.float()).toFloat32Array();
+        assertNear(packed.times(left).float().toFloat32Array(), exact, `[${rows}, ${k}] · [${k}, ${n}]`);
+      } finally {
+        packed.dispose();
+      }
+    });
+  }
+});
+
+test('the packed product takes only what it can multiply well, and packing refuses what it cannot lay out', { skip: noAmx }, () => {
+  tidy(() => {
+    const w = randn([64, 64], { dtype: 'bfloat16' });
+    const packed = PackedMatrix.of(w);
+    try {
+      assert.equal(packed.takes(randn([8, 64], { dtype: 'bfloat16' })), false, 'too few rows to fill the threads');
+      assert.equal(packed.takes(randn([128, 64])), false, 'float32');
+      assert.equal(packed.takes(randn([128, 32], { dtype: 'bfloat16' })), false, 'k does not match');
+    } finally {
+      packed.dispose();
+    }
+    assert.equal(PackedMatrix.fits(randn([48, 64], { dtype: 'bfloat16' })), false);
+    assert.equal(PackedMatrix.fits(randn([64, 64])), false);
+    assert.throws(() => PackedMatrix.of(randn([48, 64], { dtype: 'bfloat16' })), /multiples of 32/);
+  });
+});
+
+/** loraLinear's output and the gradients of x, A and both B blocks, under one random probe. */
+function loraValueAndGrads(x: Tensor, w: Tensor, a: Tensor, bs: Tensor[], packed?: PackedWeight): Float32Array[] {
+  return tidy(() => {
+    const leaves = [x, a, ...bs].map((t) => t.detach().requiresGrad_(true));
+    const [xx, aa, ...bb] = leaves;
+    const out = loraLinear(xx, w, null, aa, bb, 2, undefined, packed);
+    manualSeed(99);
+    out.float().mul(randn(out.shape)).sum().backward();
+    return [out.float().toFloat32Array(), ...leaves.map((l) => l.grad!.float().toFloat32Array())];
+  });
+}
+
+test("loraLinear through packed tiles gives the unpacked output and gradients, and refuses a weight changed since", { skip: noAmx }, () => {
+  manualSeed(6);
+  tidy(() => {
+    // Fused like q/k/v: two adapters' B blocks over 64 + 32 output rows; 2 × 50 rows (a partial block).
+    const x = randn([2, 50, 64], { dtype: 'bfloat16' });
+    const w = randn([96, 64], { dtype: 'bfloat16' });
+    const a = randn([8, 64], { dtype: 'bfloat16' }).mul(0.1);
+    const bs = [randn([64, 4], { dtype: 'bfloat16' }), randn([32, 4], { dtype: 'bfloat16' })];
+    const plain = loraValueAndGrads(x, w, a, bs);
+    const packed = PackedWeight.of(w);
+    const other = PackedWeight.of(randn([96, 64], { dtype: 'bfloat16' }));
+    try {
+      const viaTiles = loraValueAndGrads(x, w, a, bs, packed);
+      for (const [i, what] of ['output', 'x', 'A', 'first B', 'second B'].entries()) assertNear(viaTiles[i], plain[i], `${what}`);
+      // Both products really read the tiles: another matrix's change the output and x's gradient.
+      const wrong = loraValueAndGrads(x, w, a, bs, other);
+      assert.ok(maxAbsDiff(wrong[0], plain[0]) > 0.5 * maxAbs(plain[0]), 'the output comes from the tiles');
+      assert.ok(maxAbsDiff(wrong[1], plain[1]) > 0.5 * maxAbs(plain[1]), "x's gradient comes from the tiles");
+      assertNear(wrong[2], plain[2], 'A (its gradient does not read W)');
+
+      noGrad(() => w.addScaled_(w, 1e-3)); // an in-place change, as merging an adapter makes
+      assert.throws(() => loraValueAndGrads(x, w, a, bs, packed), /changed after its tiles were packed/);
+      assert.throws(() => loraValueAndGrads(x, randn([64, 64], { dtype: 'bfloat16' }), a, bs, packed), /not this weight's/);
+    } finally {
+      packed.dispose();
+      other.dispose();
+    }
+  });
+});
+
+function randomExamples(vocab: number, count: number, length: number): FramedExample[] {
+  let state = 11;
+  const next = () => (state = (state * 1103515245 + 12345) % 2 ** 31) % vocab;
+  return Array.from({ length: count }, () => {
+    const tokens = Array.from({ length: length + 1 }, next);
+    return { ids: tokens.slice(0, -1), targets: tokens.slice(1).map((t, i) => (i < length / 4 ? IGNORE_INDEX : t)) };
+  });
+}
+
+test('a bfloat16 training step with packed weights gives the unpacked loss and gradients; a run packs per its plan and drops the copies', { skip: noAmx }, async () => {
+  // llama-tiny's projections are all multiples of 32; 2 × 48 tokens fill both threads' tiles.
+  const model = loadTransformer(repoPath('test', 'fixtures', 'models', 'llama-tiny'), { dtype: 'bfloat16' });
+  manualSeed(3);
+  const adapter = LoraAdapter.create(model, loraConfig({ rank: 4 }));
+  noGrad(() => {
+    for (const { b } of adapter.weights.values()) b.normal_(0, 0.05);
+  });
+  adapter.attach(model);
+  for (const p of adapter.parameters()) p.requiresGrad_(true);
+  const examples = randomExamples(model.config.vocabSize, 2, 48);
+  const gradients = () => {
+    const outcome = tidy(() => accumulateGradients(model, examples, unboundedStepPlan));
+    const grads = adapter.parameters().map((p) => {
+      const values = p.grad!.toFloat32Array();
+      p.clearGrad();
+      return values;
+    });
+    return { loss: outcome.lossSum / outcome.predicted, grads };
+  };
+  const plain = gradients();
+  const unpack = model.packProjections();
+  const firstBlock = model.weights.blocks[0];
+  assert.ok(firstBlock.o.packed && firstBlock.down.packed, 'the adapted projections are packed');
+  assert.equal(firstBlock.q.packed, null, 'q/k/v are packed once, as their fused weight');
+  const packed = gradients();
+  unpack();
+  assert.equal(firstBlock.o.packed, null);
+  assert.ok(Math.abs(packed.loss - plain.loss) < 1e-2 * plain.loss, `loss ${packed.loss} against ${plain.loss}`);
+  const largest = Math.max(...plain.grads.map(maxAbs));
+  const worst = Math.max(...plain.grads.map((g, i) => maxAbsDiff(g, packed.grads[i])));
+  assert.ok(largest > 1e-3 && worst <= 2e-2 * largest, `gradients differ by up to ${worst} (largest ${largest})`);
+
+  const packedDuringRun: boolean[] = [];
+  await train(model, adapter, examples, {
+    epochs: 2, batchSize: 2, stepPlan: { ...unboundedStepPlan, packedWeights: true },
+    onStep: () => packedDuringRun.push(firstBlock.o.packed !== null),
+  });
+  assert.deepEqual(packedDuringRun, [true, true]);
+  assert.equal(firstBlock.o.packed, null, 'the run dropped its packed copies');
+});
+
+test('the memory plan packs the weights where they fit beside the run, counts the copy, and leaves them out where not', () => {
+  const config = parseModelConfig({
+    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 2048, intermediate_size: 8192, num_attention_heads: 32, num_key_value_heads: 8,
+    num_hidden_layers: 16, vocab_size: 128256, max_position_embeddings: 131072, tie_word_embeddings: true,
+  });
+  const shape = { config, dtype: 'bfloat16', device: 'cpu', rank: 8, lengths: [256, 256] };
+  const roomy = planTraining({ ...shape, budgetBytes: 20 * 2 ** 30 });
+  if (!amxAvailable()) {
+    assert.equal(roomy.step.packedWeights, false, 'no AMX, no packing');
+    return;
+  }
+  assert.equal(roomy.step.packedWeights, true);
+  // q, k, v, o, gate, up and down over 16 layers, in bfloat16, once for each product.
+  const projectionBytes = 16 * (2048 * 3072 + 2048 * 2048 + 3 * 2048 * 8192) * 2;
+  assert.equal(roomy.estimate.packedBytes, 2 * projectionBytes);
+  assert.match(roomy.summary, /weights packed into AMX tiles/);
+  // Room for the run but not for the copy: the same run, unpacked.
+  const tight = planTraining({ ...shape, budgetBytes: (roomy.estimate.totalBytes - projectionBytes) / 0.9 });
+  assert.equal(tight.fits, true);
+  assert.equal(tight.step.packedWeights, false);
+  assert.equal(tight.estimate.packedBytes, 0);
+  assert.equal(planTraining({ ...shape, dtype: 'float32', budgetBytes: 20 * 2 ** 30 }).step.packedWeights, false, 'float32 is not packed');
+});
