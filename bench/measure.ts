@@ -6,6 +6,7 @@
 //   node dist/bench/measure.js serve <shape> <continuous|swap-per-batch> [--threads ...]
 //   node dist/bench/measure.js fairness <shape> continuous [--threads ...]
 //   node dist/bench/measure.js matmul <shape>       (oneDNN's bfloat16 rate at one training step's projections)
+//   node dist/bench/measure.js packed-ab <shape> [rounds]  (training steps with and without packed weights, rotated)
 // Without --threads and --dtype, Attune runs in its auto setting (as `attune tune` would).
 import { parseArgs } from 'node:util';
 import { tidy, setNumThreads, setBlasThreads, manualSeed, noGrad, ids, heapStats, randn } from '../src/engine/tensor/index.js';
@@ -157,6 +158,33 @@ if (mode === 'soak') {
     train_tokens_per_s: (tokensPerStep * 1000) / stepMs, peak_rss_mb: peakRssMb(), load_s: loadSeconds, load_peak_rss_mb: loadPeakRssMb,
     micro_batch_tokens: plan.step.microBatchTokens, checkpointing: plan.step.checkpointing, packed_weights: plan.step.packedWeights ?? false, planned_peak_mb: plan.estimate.totalBytes / 2 ** 20,
     heap_mb: process.memoryUsage().heapTotal / 2 ** 20, malloc_free_mb: heapStats().freeBytes / 2 ** 20,
+  }));
+} else if (mode === 'packed-ab') {
+  // One process, one model, steps rotated between packed and plain weights: the host's drift, which
+  // swings a step's time by up to 2x within minutes here, hits both alike.
+  const rounds = Number(countArg ?? 4);
+  const adapter = LoraAdapter.create(model, loraConfig({ rank: loraRank, alpha: loraAlpha }));
+  adapter.attach(model);
+  for (const p of adapter.parameters()) p.requiresGrad_(true);
+  const optimizer = new AdamW(adapter.parameters());
+  const plan = planTraining({ config, dtype: placement.dtype, device: placement.device, rank: loraRank, lengths: Array(shape.batch).fill(shape.seqLen) });
+  const step = () => {
+    const started = performance.now();
+    tidy(() => trainStep(model, optimizer, randomExamples(), 1e-3, 1.0, plan.step));
+    return performance.now() - started;
+  };
+  const times: Record<'plain' | 'packed', number[]> = { plain: [], packed: [] };
+  for (let round = 0; round < rounds; round++) {
+    for (const kind of round % 2 ? (['packed', 'plain'] as const) : (['plain', 'packed'] as const)) {
+      const unpack = kind === 'packed' ? model.packProjections() : () => {};
+      step(); // the first step after a switch warms the other path's buffers
+      times[kind].push(step(), step());
+      unpack();
+    }
+  }
+  console.log(JSON.stringify({
+    ...common, plan_packs: plan.step.packedWeights ?? false, plain_step_ms: median(times.plain), packed_step_ms: median(times.packed),
+    steps_each: times.plain.length, peak_rss_mb: peakRssMb(),
   }));
 } else if (mode === 'decode') {
   const count = Number(countArg ?? 128);

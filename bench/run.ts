@@ -6,7 +6,8 @@
 // newest PyTorch here: .venv-torch (scripts/setup-reference.sh), else Debian's python3-torch.
 // --only also takes soak, seed-job, healthz, serving (bench/serving.ts; serving-throughput or
 // serving-fairness for one part of it, --serving-shapes a,b for some of its shapes), queue (bench/queue.ts)
-// and matmul-headroom (bench/matmul-headroom.ts).
+// matmul-headroom (bench/matmul-headroom.ts) and packed-weights (1B training steps with and without the
+// weights packed into AMX tiles, rotated in one process).
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { totalmem } from 'node:os';
@@ -32,7 +33,7 @@ const python = process.env.ATTUNE_BENCH_PYTHON ?? (existsSync(venvPython) ? venv
 const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, 'serving-shapes': { type: 'string' } } });
 const quick = values.quick ?? false;
 const only = values.only?.split(',');
-const extras = ['soak', 'seed-job', 'healthz', 'serving', 'serving-throughput', 'serving-fairness', 'queue', 'matmul-headroom'];
+const extras = ['soak', 'seed-job', 'healthz', 'serving', 'serving-throughput', 'serving-fairness', 'queue', 'matmul-headroom', 'packed-weights'];
 const unknown = only?.filter((name) => !extras.includes(name) && !benchShapes.some((s) => s.name === name));
 if (unknown?.length) {
   console.error(`unknown shape ${unknown.join(', ')}; shapes: ${benchShapes.map((s) => s.name).join(', ')}, ${extras.join(', ')}`);
@@ -128,7 +129,7 @@ for (const shape of benchShapes.filter((s) => selected(s.name))) {
   emit({
     figure: 'train_peak_rss_mb', shape: shape.name, batch,
     attune: round(Number(a.peak_rss_mb)), attune_planned: round(Number(a.planned_peak_mb)),
-    attune_plan: `${a.checkpointing ? 'checkpointing, ' : ''}micro-batches of ${a.micro_batch_tokens} tokens`,
+    attune_plan: `${a.checkpointing ? 'checkpointing, ' : ''}micro-batches of ${a.micro_batch_tokens} tokens${a.packed_weights ? ', weights packed into AMX tiles' : ''}`,
     pytorch: round(Number(p.max_rss_mb)), pytorch_setting: settingOf(p),
     ratio: round(Number(a.peak_rss_mb) / Number(p.max_rss_mb), 2),
   });
@@ -168,6 +169,17 @@ if (only?.includes('matmul-headroom')) {
       ...(prepacked.amx ? { prepacked_over_onednn: round(prepacked.tflops! / Number(rate.tflops), 2) } : { prepacked_note: prepacked.why }),
     });
   }
+}
+
+// What packing the projection weights into AMX tiles gives a 1B training step (when asked for by name).
+if (only?.includes('packed-weights')) {
+  const shape = benchShapes.find((s) => s.name === 'llama-3.2-1b')!;
+  const line = runJson(process.execPath, [measureScript, 'packed-ab', shape.name, quick ? '1' : '4']);
+  emit({
+    figure: 'packed_weights_step_gain', shape: shape.name, batch: `${shape.batch}x${shape.seqLen}`, dtype: line.dtype, threads: line.threads,
+    plain_step_ms: round(Number(line.plain_step_ms)), packed_step_ms: round(Number(line.packed_step_ms)), steps_each: line.steps_each,
+    ratio: round(Number(line.plain_step_ms) / Number(line.packed_step_ms), 3), auto_plan_packs: line.plan_packs,
+  });
 }
 
 // Native memory must stay flat over a long run: RSS at step 1,000 (warmed up) against RSS at the end.
