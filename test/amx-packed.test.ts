@@ -1,5 +1,6 @@
 // The AMX product over a weight packed once (native/src/amx-matmul.h) equals the plain product; LoRA's
-// forward and backward through it give the unpacked path's output and gradients; a weight changed after packing is refused,
+// forward and backward through it, and a vocabulary loss through a packed head, give the unpacked path's
+// outputs and gradients; a weight changed after packing is refused,
 // never multiplied stale; a training run packs only when its plan says so and drops the copies at the end;
 // the memory plan counts the copy. On a CPU without AMX the tests that need it say why and skip.
 import { test } from 'node:test';
@@ -11,7 +12,7 @@ import { train } from '../src/engine/train/trainer.js';
 import { planTraining } from '../src/engine/train/memory-plan.js';
 import { parseModelConfig } from '../src/engine/model/config.js';
 import { IGNORE_INDEX, type FramedExample } from '../src/engine/data/framing.js';
-import { amxAvailable, loraLinear, manualSeed, noGrad, PackedMatrix, PackedWeight, randn, tidy, type Tensor } from '../src/engine/tensor/index.js';
+import { amxAvailable, ids, linearCrossEntropy, loraLinear, manualSeed, noGrad, PackedMatrix, PackedWeight, randn, tidy, type Tensor } from '../src/engine/tensor/index.js';
 import { maxAbs, maxAbsDiff, repoPath } from './helpers/engine.js';
 
 const noAmx = amxAvailable() ? false : 'this CPU has no AMX-BF16 tile units this process may use';
@@ -103,6 +104,37 @@ test("loraLinear through packed tiles gives the unpacked output and gradients, a
   });
 });
 
+test("linearCrossEntropy through a packed head gives the unpacked loss, accuracy and hidden states' gradient", { skip: noAmx }, () => {
+  manualSeed(8);
+  tidy(() => {
+    // 100 rows of targets (two ignored) over a vocabulary of 320, in one chunk and in chunks of 70 and 30 rows.
+    const hidden = randn([100, 64], { dtype: 'bfloat16' });
+    const head = randn([320, 64], { dtype: 'bfloat16' }).mul(0.2);
+    const targets = ids(Array.from({ length: 100 }, (_, i) => (i === 3 || i === 50 ? IGNORE_INDEX : (i * 37) % 320)));
+    const packed = PackedWeight.of(head);
+    try {
+      for (const chunkRows of [128, 70]) {
+        const run = (tiles?: PackedWeight) =>
+          tidy(() => {
+            const h = hidden.detach().requiresGrad_(true);
+            const [loss, correct] = linearCrossEntropy(h, head, targets, { chunkRows, withGrad: true, packed: tiles });
+            loss.backward();
+            return { loss: loss.item(), correct: correct.item(), grad: h.grad!.float().toFloat32Array() };
+          });
+        const plain = run();
+        const viaTiles = run(packed);
+        assert.ok(Math.abs(viaTiles.loss - plain.loss) <= 1e-2 * Math.abs(plain.loss), `loss ${viaTiles.loss} against ${plain.loss}`);
+        assert.ok(Math.abs(viaTiles.correct - plain.correct) <= 1, `correct ${viaTiles.correct} against ${plain.correct}`);
+        assertNear(viaTiles.grad, plain.grad, `the hidden states' gradient, chunks of ${chunkRows} rows`);
+      }
+      noGrad(() => head.addScaled_(head, 1e-3));
+      assert.throws(() => linearCrossEntropy(hidden, head, targets, { packed }), /changed after its tiles were packed/);
+    } finally {
+      packed.dispose();
+    }
+  });
+});
+
 function randomExamples(vocab: number, count: number, length: number): FramedExample[] {
   let state = 11;
   const next = () => (state = (state * 1103515245 + 12345) % 2 ** 31) % vocab;
@@ -166,8 +198,8 @@ test('the memory plan packs the weights where they fit beside the run, counts th
     return;
   }
   assert.equal(roomy.step.packedWeights, true);
-  // q, k, v, o, gate, up and down over 16 layers, in bfloat16, once for each product.
-  const projectionBytes = 16 * (2048 * 3072 + 2048 * 2048 + 3 * 2048 * 8192) * 2;
+  // q, k, v, o, gate, up and down over 16 layers, and the head, in bfloat16, once for each product.
+  const projectionBytes = (16 * (2048 * 3072 + 2048 * 2048 + 3 * 2048 * 8192) + 128256 * 2048) * 2;
   assert.equal(roomy.estimate.packedBytes, 2 * projectionBytes);
   assert.match(roomy.summary, /weights packed into AMX tiles/);
   // Room for the run but not for the copy: the same run, unpacked.

@@ -133,18 +133,25 @@ static bool tilesOf(const at::Tensor& tiles, int64_t k, int64_t n) {
   return tiles.dim() == 3 && tiles.size(0) * 32 == n && tiles.size(1) * 32 == k;
 }
 
+// Refuses AMX tiles of a weight W [out, in] (of Wᵀ for x Wᵀ, of W for g W) that are not W's as it is now: a
+// stale copy would give wrong results without a sign. Returns whether each is present.
+static std::pair<bool, bool> checkPacked(const char* op, const at::Tensor& weight, const c10::optional<at::Tensor>& forwardTiles,
+                                         const c10::optional<at::Tensor>& backwardTiles, int64_t packedVersion) {
+  const bool forward = forwardTiles && forwardTiles->defined(), backward = backwardTiles && backwardTiles->defined();
+  if ((forward || backward) && weight._version() != packedVersion)
+    throw std::invalid_argument(std::string(op) + ": the weight changed after its tiles were packed");
+  if ((forward && !tilesOf(*forwardTiles, weight.size(1), weight.size(0))) || (backward && !tilesOf(*backwardTiles, weight.size(0), weight.size(1))))
+    throw std::invalid_argument(std::string(op) + ": the packed tiles are not this weight's");
+  return {forward, backward};
+}
+
 struct LoraLinear : Function<LoraLinear> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const c10::optional<at::Tensor>& bias, const at::Tensor& a, at::TensorList bs, double scale,
                             const at::Tensor& z, bool zIsX, const c10::optional<at::Tensor>& forwardTiles,
                             const c10::optional<at::Tensor>& backwardTiles, int64_t packedVersion) {
     if (bias && bias->defined() && bias->requires_grad()) throw std::invalid_argument("loraLinear: the bias must be frozen");
-    const bool packedForward = forwardTiles && forwardTiles->defined(), packedBackward = backwardTiles && backwardTiles->defined();
-    // A stale copy would give wrong results without a sign: refuse it.
-    if ((packedForward || packedBackward) && weight._version() != packedVersion)
-      throw std::invalid_argument("loraLinear: the weight changed after its tiles were packed");
-    if ((packedForward && !tilesOf(*forwardTiles, weight.size(1), weight.size(0))) || (packedBackward && !tilesOf(*backwardTiles, weight.size(0), weight.size(1))))
-      throw std::invalid_argument("loraLinear: the packed tiles are not this weight's");
+    const auto [packedForward, packedBackward] = checkPacked("loraLinear", weight, forwardTiles, backwardTiles, packedVersion);
     if (packedBackward) ctx->saved_data["packed"] = *backwardTiles;
     auto za = at::linear(z, a).reshape({-1, a.size(0)});
     auto x2 = x.reshape({-1, x.size(-1)});
@@ -312,7 +319,10 @@ struct LinearCrossEntropy : Function<LinearCrossEntropy> {
   }
 
   static variable_list forward(AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
-                               int64_t ignoreIndex, int64_t chunkRows, double softcap, bool withGrad) {
+                               int64_t ignoreIndex, int64_t chunkRows, double softcap, bool withGrad,
+                               const c10::optional<at::Tensor>& forwardTiles, const c10::optional<at::Tensor>& backwardTiles,
+                               int64_t packedVersion) {
+    const auto [packedForward, packedBackward] = checkPacked("linearCrossEntropy", weight, forwardTiles, backwardTiles, packedVersion);
     auto rows = hidden.size(0);
     auto loss = at::zeros({}, hidden.options().dtype(at::kFloat));
     auto correct = at::zeros({}, targets.options());
@@ -321,12 +331,16 @@ struct LinearCrossEntropy : Function<LinearCrossEntropy> {
       auto n = std::min(chunkRows, rows - start);
       auto h = hidden.narrow(0, start, n);
       auto t = targets.narrow(0, start, n);
-      auto logits = rowKernelsTake(h) ? vocabularyLogits(h, weight) : at::linear(h, weight);
+      at::Tensor logits;
+      if (packedForward && amx::takes(h, *forwardTiles)) logits = amx::multiplyPacked(h, *forwardTiles);
+      else logits = rowKernelsTake(h) ? vocabularyLogits(h, weight) : at::linear(h, weight);
       if (rowKernelsFit({logits})) {
         crossEntropyOnRows(logits, t, ignoreIndex, softcap, withGrad, loss, correct);
         if (!withGrad) continue;
         auto dst = gradHidden.narrow(0, start, n);
-        at::mm_out(dst, logits, weight);  // the logits now hold their gradient
+        // The logits now hold their gradient.
+        if (packedBackward && amx::takes(logits, *backwardTiles)) dst.copy_(amx::multiplyPacked(logits, *backwardTiles));
+        else at::mm_out(dst, logits, weight);
         continue;
       }
       at::Tensor capped;  // tanh(logits / cap), kept for the softcap's derivative
@@ -359,7 +373,7 @@ struct LinearCrossEntropy : Function<LinearCrossEntropy> {
     auto gradHidden = ctx->get_saved_variables()[0];
     if (!gradHidden.defined()) throw std::runtime_error("linearCrossEntropy: run with withGrad to differentiate it");
     auto scaled = gradHidden.mul(grads[0].to(gradHidden.scalar_type()));
-    return {scaled, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {scaled, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -513,13 +527,17 @@ static Napi::Value GatedActivationOp(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), GatedActivation::apply(unwrap(info[0]), kind == "gelu_tanh"));
 }
 
-// linearCrossEntropy(hidden [N, d], weight [V, d], targets [N], ignoreIndex, chunkRows, softcap (0 = none), withGrad)
+// linearCrossEntropy(hidden [N, d], weight [V, d], targets [N], ignoreIndex, chunkRows, softcap (0 = none), withGrad,
+//                    forwardTiles | null, backwardTiles | null, packedVersion)
 //   -> [loss sum, correct count]
 static Napi::Value LinearCrossEntropyOp(const Napi::CallbackInfo& info) {
   auto chunkRows = toInt(info[4]);
   if (chunkRows < 1) throw std::invalid_argument("linearCrossEntropy: chunkRows must be positive");
+  c10::optional<at::Tensor> forwardTiles, backwardTiles;
+  if (!absent(info[7])) forwardTiles = unwrap(info[7]);
+  if (!absent(info[8])) backwardTiles = unwrap(info[8]);
   auto outputs = LinearCrossEntropy::apply(unwrap(info[0]), unwrap(info[1]), unwrap(info[2]), toInt(info[3]), chunkRows,
-                                           toDouble(info[5]), toBool(info[6]));
+                                           toDouble(info[5]), toBool(info[6]), forwardTiles, backwardTiles, toInt(info[9]));
   return wrapList(info.Env(), outputs);
 }
 

@@ -3,7 +3,7 @@
 // Weights live in one compute dtype (float32, bfloat16 or float16); norms, softmax and the loss run in
 // float32, as Hugging Face runs them.
 import {
-  embedding, linear, linearCrossEntropy, lowestFinite, materializedAttention, rmsNorm, gatedActivation, scaledDotProductAttention, sdpaSupport, tensor, tidy, zeros,
+  embedding, linear, PackedMatrix, PackedWeight, linearCrossEntropy, lowestFinite, materializedAttention, rmsNorm, gatedActivation, scaledDotProductAttention, sdpaSupport, tensor, tidy, zeros,
   type DType, type Tensor,
 } from '../tensor/index.js';
 import type { ModelConfig } from './config.js';
@@ -107,6 +107,8 @@ export class Transformer {
   private ropePositions = 0;
   attentionKernel: AttentionKernel;
   private readonly fused: { qkv: FusedLinear; gateUp: FusedLinear }[];
+  /** The head's weight packed into AMX tiles while a training run keeps it (packProjections). */
+  private packedHead: PackedWeight | null = null;
 
   constructor(
     readonly config: ModelConfig,
@@ -130,14 +132,18 @@ export class Transformer {
   }
 
   /**
-   * Packs the adapted projections' frozen weights into AMX tiles for a training run (tensor/packed.ts):
-   * up to two more copies of the projection weights, one for each product. Returns what drops them again.
+   * Packs the adapted projections' frozen weights and the vocabulary head into AMX tiles for a training run
+   * (tensor/packed.ts), where their sizes fit the tiles: up to two more copies of them, one for each
+   * product. Returns what drops them again.
    */
   packProjections(): () => void {
     const projections = this.weights.blocks.flatMap((block, i) => [this.fused[i].qkv, block.o, this.fused[i].gateUp, block.down]);
     for (const projection of projections) projection.pack();
+    if (!this.packedHead && PackedMatrix.fits(this.weights.head)) this.packedHead = PackedWeight.of(this.weights.head);
     return () => {
       for (const projection of projections) projection.unpack();
+      this.packedHead?.dispose();
+      this.packedHead = null;
     };
   }
 
@@ -233,7 +239,7 @@ export class Transformer {
    */
   lossSum(hidden: Tensor, targets: Tensor, { chunkRows = 256, withGrad = false } = {}): [Tensor, Tensor] {
     const softcap = this.config.gemma?.finalLogitSoftcapping ?? 0;
-    return linearCrossEntropy(hidden, this.weights.head, targets, { chunkRows, softcap, withGrad });
+    return linearCrossEntropy(hidden, this.weights.head, targets, { chunkRows, softcap, withGrad, packed: this.packedHead });
   }
 
   private attention(

@@ -122,7 +122,7 @@ export interface NativeTorch {
   rmsNorm(x: T, weight: T, eps: number, offset: number): T;
   loraLinear(x: T, weight: T, bias: Opt<T>, a: T, bs: T[], scale: number, loraInput: Opt<T>, forwardTiles: Opt<T>, backwardTiles: Opt<T>, packedVersion: number): T;
   gatedActivation(gateUp: T, activation: 'silu' | 'gelu_tanh'): T;
-  linearCrossEntropy(hidden: T, weight: T, targets: T, ignoreIndex: number, chunkRows: number, softcap: number, withGrad: boolean): [T, T];
+  linearCrossEntropy(hidden: T, weight: T, targets: T, ignoreIndex: number, chunkRows: number, softcap: number, withGrad: boolean, forwardTiles: Opt<T>, backwardTiles: Opt<T>, packedVersion: number): [T, T];
   sdpaSupport(): { sdpa: boolean; groupedQueries: boolean };
   scaledDotProductAttention(q: T, k: T, v: T, mask: Opt<T>, causal: boolean, scale: number): T;
   rotary(x: T, cos: T, sin: T): T;

@@ -135,6 +135,8 @@ export interface LinearCrossEntropyOptions {
   softcap?: number;
   /** Computes hidden's gradient (chunk by chunk, in the forward pass) so that backward() can reach it. */
   withGrad?: boolean;
+  /** The weight packed for h Wᵀ and g W (tensor/packed.ts): the products read the tiles. Refused once W has changed. */
+  packed?: PackedWeight | null;
 }
 
 /**
@@ -145,9 +147,12 @@ export function linearCrossEntropy(
   hidden: Tensor,
   weight: Tensor,
   targets: Tensor,
-  { ignoreIndex = -100, chunkRows = 256, softcap = 0, withGrad = false }: LinearCrossEntropyOptions = {},
+  { ignoreIndex = -100, chunkRows = 256, softcap = 0, withGrad = false, packed }: LinearCrossEntropyOptions = {},
 ): [Tensor, Tensor] {
-  const [loss, correct] = torch.linearCrossEntropy(hidden.handle, weight.handle, targets.handle, ignoreIndex, chunkRows, softcap, withGrad);
+  const [loss, correct] = torch.linearCrossEntropy(
+    hidden.handle, weight.handle, targets.handle, ignoreIndex, chunkRows, softcap, withGrad,
+    packed?.forward.tiles.handle, packed?.backward.tiles.handle, packed?.sourceVersion ?? 0,
+  );
   return [new Tensor(loss), new Tensor(correct)];
 }
 

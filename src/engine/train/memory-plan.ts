@@ -79,7 +79,7 @@ export function planTraining(shape: TrainingShape): TrainingPlan {
     const activationBytes = activationEstimate(shape, e, tokens, longest, checkpointing) * allocatorSlack;
     const trained = Math.min(tokens, stepTokens);
     const lossBytes = Math.min(trained, lossChunkRows) * config.vocabSize * (2 * e + 8) + 3 * trained * config.hiddenSize * e;
-    const packedBytes = packedWeights ? 2 * projectionParameters(config) * e : 0;
+    const packedBytes = packedWeights ? 2 * packedParameters(config) * e : 0;
     const totalBytes = fixed.weightsBytes + fixed.adapterBytes + fixed.overheadBytes + activationBytes + lossBytes + packedBytes;
     return { ...fixed, activationBytes, lossBytes, packedBytes, totalBytes };
   };
@@ -167,10 +167,10 @@ function packsWeights(shape: TrainingShape): boolean {
   return shape.dtype === 'bfloat16' && shape.device === 'cpu' && sizes.every((n) => n % 32 === 0) && amxAvailable();
 }
 
-/** The frozen projections' weights (q, k, v, o, gate, up, down) over all layers. */
-function projectionParameters(config: ModelConfig): number {
-  const { hiddenSize: d, intermediateSize: ff, numHeads: H, numKvHeads: K, headDim: D, numLayers: L } = config;
-  return L * (d * (H + 2 * K) * D + H * D * d + 3 * d * ff);
+/** The weights Transformer.packProjections packs: every layer's projections (q, k, v, o, gate, up, down), and the head where its vocabulary fits the tiles. */
+function packedParameters(config: ModelConfig): number {
+  const { hiddenSize: d, intermediateSize: ff, numHeads: H, numKvHeads: K, headDim: D, numLayers: L, vocabSize: V } = config;
+  return L * (d * (H + 2 * K) * D + H * D * d + 3 * d * ff) + (V % 32 === 0 ? V * d : 0);
 }
 
 function loraParameters(config: ModelConfig, rank: number): number {
