@@ -94,6 +94,20 @@ test("loraLinear through packed tiles gives the unpacked output and gradients, a
       assert.ok(maxAbsDiff(wrong[1], plain[1]) > 0.5 * maxAbs(plain[1]), "x's gradient comes from the tiles");
       assertNear(wrong[2], plain[2], 'A (its gradient does not read W)');
 
+      // LoRA dropout's separate input z: its gradient takes the adapters' share of the backward.
+      const z = randn([2, 50, 64], { dtype: 'bfloat16' });
+      const withZ = (tiles?: PackedWeight) =>
+        tidy(() => {
+          const leaves = [x, a, bs[0], bs[1], z].map((t) => t.detach().requiresGrad_(true));
+          const out = loraLinear(leaves[0], w, null, leaves[1], [leaves[2], leaves[3]], 2, leaves[4], tiles);
+          manualSeed(99);
+          out.float().mul(randn(out.shape)).sum().backward();
+          return [out.float().toFloat32Array(), ...leaves.map((l) => l.grad!.float().toFloat32Array())];
+        });
+      const plainZ = withZ();
+      const tilesZ = withZ(packed);
+      for (const [i, what] of ['output', 'x', 'A', 'first B', 'second B', 'z'].entries()) assertNear(tilesZ[i], plainZ[i], `${what} with z`);
+
       noGrad(() => w.addScaled_(w, 1e-3)); // an in-place change, as merging an adapter makes
       assert.throws(() => loraValueAndGrads(x, w, a, bs, packed), /changed after its tiles were packed/);
       assert.throws(() => loraValueAndGrads(x, randn([64, 64], { dtype: 'bfloat16' }), a, bs, packed), /not this weight's/);

@@ -56,10 +56,17 @@ ATTUNE_AMX_TARGET void packInto(const uint16_t* w, int64_t k, int64_t n, uint16_
       }
 }
 
-// Output rows [first, first + 32 · blocks) ∩ [0, rows) of left · w. `rowTiles` (32 · blocks · k values),
-// `partials` (32 · blocks · n floats) and `tail` (32 · k values) are this thread's scratch.
-ATTUNE_AMX_TARGET void multiplyRows(const uint16_t* left, int64_t rows, int64_t k, int64_t n, const uint16_t* packed, uint16_t* out,
-                                    int64_t first, int64_t blocks, uint16_t* rowTiles, float* partials, uint16_t* tail) {
+// The low-rank term of multiplyPacked: lowLeft [rows, rank] · lowRight [rank, n] in float32 (rank 0: none).
+struct LowRank {
+  const float* left = nullptr;
+  const float* right = nullptr;
+  int64_t rank = 0;
+};
+
+// Output rows [first, first + 32 · blocks) ∩ [0, rows) of left · w (+ the low-rank term). `rowTiles`
+// (32 · blocks · k values), `partials` (32 · blocks · n floats) and `tail` (32 · k values) are this thread's scratch.
+ATTUNE_AMX_TARGET void multiplyRows(const uint16_t* left, int64_t rows, int64_t k, int64_t n, const uint16_t* packed, const LowRank& low,
+                                    uint16_t* out, int64_t first, int64_t blocks, uint16_t* rowTiles, float* partials, uint16_t* tail) {
   const int64_t steps = k / kBlock, columnBlocks = n / kBlock;
   for (int64_t block = 0; block < blocks; block++) {
     const int64_t start = first + block * kBlock;
@@ -120,8 +127,14 @@ ATTUNE_AMX_TARGET void multiplyRows(const uint16_t* left, int64_t rows, int64_t 
           for (int r = 0; r < 16; r++) {
             const int64_t row = first + block * kBlock + half * 16 + r;
             if (row >= rows) break;
-            __m512 low = _mm512_load_ps(sums[half * 2] + r * 16), high = _mm512_load_ps(sums[half * 2 + 1] + r * 16);
-            _mm512_storeu_si512(out + row * n + column * kBlock, (__m512i)_mm512_cvtne2ps_pbh(high, low));
+            __m512 first16 = _mm512_load_ps(sums[half * 2] + r * 16), second16 = _mm512_load_ps(sums[half * 2 + 1] + r * 16);
+            for (int64_t j = 0; j < low.rank; j++) {
+              const __m512 factor = _mm512_set1_ps(low.left[row * low.rank + j]);
+              const float* right = low.right + j * n + column * kBlock;
+              first16 = _mm512_fmadd_ps(factor, _mm512_loadu_ps(right), first16);
+              second16 = _mm512_fmadd_ps(factor, _mm512_loadu_ps(right + 16), second16);
+            }
+            _mm512_storeu_si512(out + row * n + column * kBlock, (__m512i)_mm512_cvtne2ps_pbh(second16, first16));
           }
       }
     }
@@ -162,11 +175,21 @@ bool takes(const at::Tensor& left, const at::Tensor& packed) {
   return left.size(0) >= kMinRowsPerThread * at::get_num_threads();
 }
 
-at::Tensor multiplyPacked(const at::Tensor& left, const at::Tensor& packed) {
+at::Tensor multiplyPacked(const at::Tensor& left, const at::Tensor& packed, const at::Tensor& lowLeft, const at::Tensor& lowRight) {
   if (!takes(left, packed)) throw std::invalid_argument("multiplyPacked: the operands do not fit the AMX product");
   const int64_t k = left.size(1), n = packed.size(0) * kBlock;
   auto rowsMajor = left.contiguous();
   const int64_t rows = rowsMajor.size(0), blocks = (rows + kBlock - 1) / kBlock;
+  at::Tensor lowLeftRows, lowRightRows;
+  LowRank low;
+  if (lowLeft.defined() || lowRight.defined()) {
+    if (!lowLeft.defined() || !lowRight.defined() || lowLeft.dim() != 2 || lowRight.dim() != 2 || lowLeft.size(0) != rows ||
+        lowRight.size(1) != n || lowLeft.size(1) != lowRight.size(0))
+      throw std::invalid_argument("multiplyPacked: the low-rank term must be [rows, r] · [r, n]");
+    lowLeftRows = lowLeft.to(at::kFloat).contiguous();
+    lowRightRows = lowRight.to(at::kFloat).contiguous();
+    low = {raw<const float>(lowLeftRows), raw<const float>(lowRightRows), lowLeft.size(1)};
+  }
   auto out = at::empty({rows, n}, left.options());
 #if defined(__x86_64__)
   const int workers = static_cast<int>(std::min<int64_t>(at::get_num_threads(), blocks));
@@ -176,7 +199,7 @@ at::Tensor multiplyPacked(const at::Tensor& left, const at::Tensor& packed) {
   at::parallel_for(0, workers, 1, [&](int64_t begin, int64_t end) {
     for (int64_t worker = begin; worker < end; worker++) {
       const int64_t firstBlock = blocks * worker / workers, count = blocks * (worker + 1) / workers - firstBlock;
-      multiplyRows(raw<const uint16_t>(rowsMajor), rows, k, n, raw<const uint16_t>(packed), raw<uint16_t>(out), firstBlock * kBlock, count,
+      multiplyRows(raw<const uint16_t>(rowsMajor), rows, k, n, raw<const uint16_t>(packed), low, raw<uint16_t>(out), firstBlock * kBlock, count,
                    raw<uint16_t>(rowTiles) + firstBlock * kBlock * k, raw<float>(partials) + firstBlock * kBlock * n,
                    raw<uint16_t>(tails) + worker * kBlock * k);
     }

@@ -23,7 +23,9 @@ at::Tensor packRight(const at::Tensor& w);
 // packed operand, and enough rows (32 a thread) to keep every thread's tiles busy; fewer go to oneDNN.
 bool takes(const at::Tensor& left, const at::Tensor& packed);
 
-// left [rows, k] · w [k, n] → [rows, n] in bfloat16, accumulated in float32, from w's packed tiles.
-at::Tensor multiplyPacked(const at::Tensor& left, const at::Tensor& packed);
+// left [rows, k] · w [k, n] → [rows, n] in bfloat16, accumulated in float32, from w's packed tiles. With
+// lowLeft [rows, r] and lowRight [r, n] (float32, r small: a LoRA update), their product is added to each
+// output block in float32 before it is rounded, which saves a pass over the output.
+at::Tensor multiplyPacked(const at::Tensor& left, const at::Tensor& packed, const at::Tensor& lowLeft = {}, const at::Tensor& lowRight = {});
 
 }  // namespace attune::amx

@@ -153,25 +153,35 @@ struct LoraLinear : Function<LoraLinear> {
     if (bias && bias->defined() && bias->requires_grad()) throw std::invalid_argument("loraLinear: the bias must be frozen");
     const auto [packedForward, packedBackward] = checkPacked("loraLinear", weight, forwardTiles, backwardTiles, packedVersion);
     if (packedBackward) ctx->saved_data["packed"] = *backwardTiles;
+    int64_t columns = 0, ranks = 0;
+    for (const auto& b : bs) columns += b.size(0), ranks += b.size(1);
+    if (columns != weight.size(0) || ranks != a.size(0)) throw std::invalid_argument("loraLinear: B's blocks must cover the output and A's rank");
     auto za = at::linear(z, a).reshape({-1, a.size(0)});
     auto x2 = x.reshape({-1, x.size(-1)});
     at::Tensor y;
     if (packedForward && amx::takes(x2, *forwardTiles)) {
+      // The adapters' term joins the product's float32 sums: scale · za Bᵀ with Bᵀ block-diagonal [rank, out].
+      auto bt = at::zeros({a.size(0), weight.size(0)}, a.options().dtype(at::kFloat));
+      int64_t column = 0, rank = 0;
+      for (const auto& b : bs) {
+        bt.narrow(0, rank, b.size(1)).narrow(1, column, b.size(0)).copy_(b.t()).mul_(scale);
+        column += b.size(0);
+        rank += b.size(1);
+      }
       auto sizes = x.sizes().vec();
       sizes.back() = weight.size(0);
-      y = amx::multiplyPacked(x2, *forwardTiles).view(sizes);
+      y = amx::multiplyPacked(x2, *forwardTiles, za, bt).view(sizes);
       if (bias && bias->defined()) y.add_(*bias);
     } else {
       y = at::linear(x, weight, bias);
+      auto y2 = y.view({-1, y.size(-1)});
+      int64_t column = 0, rank = 0;
+      for (const auto& b : bs) {
+        y2.narrow(1, column, b.size(0)).addmm_(za.narrow(1, rank, b.size(1)), b.t(), 1, scale);
+        column += b.size(0);
+        rank += b.size(1);
+      }
     }
-    auto y2 = y.view({-1, y.size(-1)});
-    int64_t column = 0, rank = 0;
-    for (const auto& b : bs) {
-      y2.narrow(1, column, b.size(0)).addmm_(za.narrow(1, rank, b.size(1)), b.t(), 1, scale);
-      column += b.size(0);
-      rank += b.size(1);
-    }
-    if (column != y.size(-1) || rank != a.size(0)) throw std::invalid_argument("loraLinear: B's blocks must cover the output and A's rank");
     std::vector<at::Tensor> saved{x, weight, a, za, z};
     saved.insert(saved.end(), bs.begin(), bs.end());
     ctx->save_for_backward(saved);
@@ -206,8 +216,12 @@ struct LoraLinear : Function<LoraLinear> {
     at::Tensor gradX, gradWeight, gradA, gradZ;
     if (needs[0]) {
       auto packed = ctx->saved_data.count("packed") ? ctx->saved_data["packed"].toTensor() : at::Tensor();
-      gradX = packed.defined() && amx::takes(g, packed) ? amx::multiplyPacked(g, packed) : at::mm(g, weight);
-      if (zIsX) gradX.addmm_(gb, a);
+      if (packed.defined() && amx::takes(g, packed)) {
+        gradX = zIsX ? amx::multiplyPacked(g, packed, gb, a) : amx::multiplyPacked(g, packed);  // (g B) A joins the sums
+      } else {
+        gradX = at::mm(g, weight);
+        if (zIsX) gradX.addmm_(gb, a);
+      }
       gradX = gradX.view(x.sizes());
     }
     if (needs[1]) gradWeight = at::mm(g.t(), x.reshape({-1, x.size(-1)}));
