@@ -143,4 +143,3 @@ export class FusedLinear {
 }
 
 const addDelta = (y: Tensor, delta: Tensor | null): Tensor => (delta ? y.add(delta) : y);
-

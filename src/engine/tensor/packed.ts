@@ -1,7 +1,7 @@
 // A bfloat16 matrix packed once into the CPU's AMX tile layout, so that products left · w read it without
 // re-laying it on every call (native/src/amx-matmul.h). It costs a second copy of w; the memory plan
 // decides when that is worth it (train/memory-plan.ts). The copy remembers w's version: once w changes in
-// place, loraLinear refuses it rather than compute with stale values.
+// place, the ops that take it (loraLinear, linearCrossEntropy) refuse it rather than compute with stale values.
 import { torch } from './native.js';
 import { Tensor } from './tensor.js';
 import { keep } from './scope.js';
