@@ -120,14 +120,6 @@ struct RmsNorm : Function<RmsNorm> {
   }
 };
 
-// y = x Wᵀ + bias + scale · (z Aᵀ) Bᵀ, where z is x itself or (for LoRA dropout) a dropped-out copy of x.
-// Several adapters may share one product (q/k/v fused): A stacks their [rank, in] matrices and B is their
-// list of [out_i, rank_i] matrices, each adding into its own block of output columns, which costs half
-// the work of one block-diagonal B. The backward's products are the ones LoRA needs: gx = g W + scale
-// (g B) A, gA = scale (g B)ᵀ z, gB = scale gᵀ (z Aᵀ); frozen W and bias get none. Which inputs need
-// gradients is read from requires_grad at forward time (an absent optional input is no autograd input,
-// so the node's own input numbering would shift with it). With AMX tiles (amx-matmul.h) of Wᵀ and of W,
-// packed while W's version counter read packedVersion, x Wᵀ and g W read them instead of W.
 // Whether tiles are a [k, n] matrix's, as amx::packRight lays them out.
 static bool tilesOf(const at::Tensor& tiles, int64_t k, int64_t n) {
   return tiles.dim() == 3 && tiles.size(0) * 32 == n && tiles.size(1) * 32 == k;
@@ -145,6 +137,14 @@ static std::pair<bool, bool> checkPacked(const char* op, const at::Tensor& weigh
   return {forward, backward};
 }
 
+// y = x Wᵀ + bias + scale · (z Aᵀ) Bᵀ, where z is x itself or (for LoRA dropout) a dropped-out copy of x.
+// Several adapters may share one product (q/k/v fused): A stacks their [rank, in] matrices and B is their
+// list of [out_i, rank_i] matrices, each adding into its own block of output columns, which costs half
+// the work of one block-diagonal B. The backward's products are the ones LoRA needs: gx = g W + scale
+// (g B) A, gA = scale (g B)ᵀ z, gB = scale gᵀ (z Aᵀ); frozen W and bias get none. Which inputs need
+// gradients is read from requires_grad at forward time (an absent optional input is no autograd input,
+// so the node's own input numbering would shift with it). With AMX tiles (amx-matmul.h) of Wᵀ and of W,
+// packed while W's version counter read packedVersion, x Wᵀ and g W read them instead of W.
 struct LoraLinear : Function<LoraLinear> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const c10::optional<at::Tensor>& bias, const at::Tensor& a, at::TensorList bs, double scale,
@@ -518,22 +518,6 @@ static Napi::Value LoraLinearOp(const Napi::CallbackInfo& info) {
                                            zIsX ? x : unwrap(info[6]), zIsX, forwardTiles, backwardTiles, toInt(info[9])));
 }
 
-// packRight(w): w [k, n] in bfloat16 as AMX tiles for multiplyPacked (amx-matmul.h)
-static Napi::Value PackRightOp(const Napi::CallbackInfo& info) { return wrap(info.Env(), amx::packRight(unwrap(info[0]))); }
-
-// multiplyPacked(left, packed): left [rows, k] · w [k, n]; left must pass amxTakes(left, packed)
-static Napi::Value MultiplyPackedOp(const Napi::CallbackInfo& info) {
-  return wrap(info.Env(), amx::multiplyPacked(unwrap(info[0]), unwrap(info[1])));
-}
-
-// amxTakes(left, packed): whether multiplyPacked takes them (elsewhere a caller uses matmul)
-static Napi::Value AmxTakesOp(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), amx::takes(unwrap(info[0]), unwrap(info[1])));
-}
-
-// amxAvailable(): this CPU has AMX-BF16 tiles and the kernel lets this process use them
-static Napi::Value AmxAvailableOp(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), amx::available()); }
-
 // gatedActivation(gateUp, 'silu' | 'gelu_tanh')
 static Napi::Value GatedActivationOp(const Napi::CallbackInfo& info) {
   auto kind = info[1].As<Napi::String>().Utf8Value();
@@ -615,10 +599,6 @@ static Napi::Value Sdpa(const Napi::CallbackInfo& info) {
 void registerFused(Napi::Env env, Napi::Object exports) {
   ATTUNE_EXPORT("rmsNorm", RmsNormOp);
   ATTUNE_EXPORT("loraLinear", LoraLinearOp);
-  ATTUNE_EXPORT("packRight", PackRightOp);
-  ATTUNE_EXPORT("multiplyPacked", MultiplyPackedOp);
-  ATTUNE_EXPORT("amxTakes", AmxTakesOp);
-  ATTUNE_EXPORT("amxAvailable", AmxAvailableOp);
   ATTUNE_EXPORT("gatedActivation", GatedActivationOp);
   ATTUNE_EXPORT("linearCrossEntropy", LinearCrossEntropyOp);
   ATTUNE_EXPORT("sdpaSupport", SdpaSupport);

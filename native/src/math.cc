@@ -1,4 +1,6 @@
-// Elementwise, reduction, neural-network and sampling ops, out-of-place and in-place.
+// Elementwise, reduction, neural-network and sampling ops, out-of-place and in-place; the AMX products over
+// a packed operand (amx-matmul.h).
+#include "amx-matmul.h"
 #include "handle.h"
 
 namespace attune {
@@ -235,7 +237,27 @@ static Napi::Value SqrtInPlace(const Napi::CallbackInfo& info) {
   return info[0];
 }
 
+// packRight(w): w [k, n] in bfloat16 as AMX tiles for multiplyPacked (amx-matmul.h)
+static Napi::Value PackRightOp(const Napi::CallbackInfo& info) { return wrap(info.Env(), amx::packRight(unwrap(info[0]))); }
+
+// multiplyPacked(left, packed): left [rows, k] · w [k, n]; left must pass amxTakes(left, packed)
+static Napi::Value MultiplyPackedOp(const Napi::CallbackInfo& info) {
+  return wrap(info.Env(), amx::multiplyPacked(unwrap(info[0]), unwrap(info[1])));
+}
+
+// amxTakes(left, packed): whether multiplyPacked takes them (elsewhere a caller uses matmul)
+static Napi::Value AmxTakesOp(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), amx::takes(unwrap(info[0]), unwrap(info[1])));
+}
+
+// amxAvailable(): this CPU has AMX-BF16 tiles and the kernel lets this process use them
+static Napi::Value AmxAvailableOp(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), amx::available()); }
+
 void registerMath(Napi::Env env, Napi::Object exports) {
+  ATTUNE_EXPORT("packRight", PackRightOp);
+  ATTUNE_EXPORT("multiplyPacked", MultiplyPackedOp);
+  ATTUNE_EXPORT("amxTakes", AmxTakesOp);
+  ATTUNE_EXPORT("amxAvailable", AmxAvailableOp);
   ATTUNE_EXPORT("neg", Neg);
   ATTUNE_EXPORT("exp", Exp);
   ATTUNE_EXPORT("log", Log);
