@@ -6,14 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadTransformer } from '../src/engine/model/load.js';
-import { LoraAdapter, loraConfig } from '../src/engine/lora/lora.js';
 import { accumulateGradients, unboundedStepPlan } from '../src/engine/train/step.js';
 import { train } from '../src/engine/train/trainer.js';
 import { planTraining } from '../src/engine/train/memory-plan.js';
 import { parseModelConfig } from '../src/engine/model/config.js';
 import { IGNORE_INDEX, type FramedExample } from '../src/engine/data/framing.js';
 import { amxAvailable, ids, linearCrossEntropy, loraLinear, manualSeed, noGrad, PackedMatrix, PackedWeight, randn, tidy, type Tensor } from '../src/engine/tensor/index.js';
-import { maxAbs, maxAbsDiff, repoPath } from './helpers/engine.js';
+import { liveAdapter, maxAbs, maxAbsDiff, repoPath } from './helpers/engine.js';
 
 const noAmx = amxAvailable() ? false : 'this CPU has no AMX-BF16 tile units this process may use';
 
@@ -161,13 +160,7 @@ function randomExamples(vocab: number, count: number, length: number): FramedExa
 test('a bfloat16 training step with packed weights gives the unpacked loss and gradients; a run packs per its plan and drops the copies', { skip: noAmx }, async () => {
   // llama-tiny's projections are all multiples of 32; 2 × 48 tokens fill both threads' tiles.
   const model = loadTransformer(repoPath('test', 'fixtures', 'models', 'llama-tiny'), { dtype: 'bfloat16' });
-  manualSeed(3);
-  const adapter = LoraAdapter.create(model, loraConfig({ rank: 4 }));
-  noGrad(() => {
-    for (const { b } of adapter.weights.values()) b.normal_(0, 0.05);
-  });
-  adapter.attach(model);
-  for (const p of adapter.parameters()) p.requiresGrad_(true);
+  const adapter = liveAdapter(model);
   const examples = randomExamples(model.config.vocabSize, 2, 48);
   const gradients = () => {
     const outcome = tidy(() => accumulateGradients(model, examples, unboundedStepPlan));

@@ -6,14 +6,14 @@ import assert from 'node:assert/strict';
 import { loadTransformer } from '../src/engine/model/load.js';
 import type { Transformer } from '../src/engine/model/transformer.js';
 import { multipliesIn } from '../src/engine/placement.js';
-import { LoraAdapter, loraConfig } from '../src/engine/lora/lora.js';
+import { LoraAdapter } from '../src/engine/lora/lora.js';
 import { accumulateGradients, microBatches, packedTokens, unboundedStepPlan, type StepPlan } from '../src/engine/train/step.js';
 import { IGNORE_INDEX, type FramedExample } from '../src/engine/data/framing.js';
 import {
   crossEntropy, gatedActivation, ids, keep, linear, linearCrossEntropy, loraLinear, manualSeed, noGrad, randn, rmsNorm, sdpaSupport, tidy,
   type Tensor,
 } from '../src/engine/tensor/index.js';
-import { maxAbs, maxAbsDiff, repoPath } from './helpers/engine.js';
+import { liveAdapter, maxAbs, maxAbsDiff, repoPath } from './helpers/engine.js';
 
 const fixture = (name: string) => repoPath('test', 'fixtures', 'models', name);
 
@@ -26,18 +26,6 @@ function randomExamples(vocab: number, lengths: number[], seed: number): FramedE
     const targets = tokens.slice(1).map((t, i) => (i < length / 3 ? IGNORE_INDEX : t));
     return { ids: tokens.slice(0, -1), targets };
   });
-}
-
-/** An adapter whose B is not zero, so every LoRA parameter gets a gradient. */
-function liveAdapter(model: Transformer): LoraAdapter {
-  manualSeed(3);
-  const adapter = LoraAdapter.create(model, loraConfig({ rank: 4 }));
-  noGrad(() => {
-    for (const { b } of adapter.weights.values()) b.normal_(0, 0.05);
-  });
-  adapter.attach(model);
-  for (const p of adapter.parameters()) p.requiresGrad_(true);
-  return adapter;
 }
 
 /** The step's mean loss and a copy of every adapter gradient, then the gradients cleared. */

@@ -9,7 +9,8 @@ import vm from 'node:vm';
 import { packageRoot } from '../../src/engine/package-root.js';
 import { embeddedBaseModelDir, loadBaseModel, type BaseModel } from '../../src/engine/base-model.js';
 import { parseJsonl, type Example } from '../../src/engine/data/examples.js';
-import { noGrad, tidy, keep, ids, type Tensor } from '../../src/engine/tensor/index.js';
+import { noGrad, tidy, keep, ids, manualSeed, type Tensor } from '../../src/engine/tensor/index.js';
+import { LoraAdapter, loraConfig } from '../../src/engine/lora/lora.js';
 import type { Transformer } from '../../src/engine/model/transformer.js';
 
 export { packageRoot, embeddedBaseModelDir };
@@ -133,3 +134,15 @@ export function runCli(args: string[], options: { timeoutMs?: number } = {}): Pr
 
 /** A sentence of stories260K text used as a fixed prompt. */
 export const storyPrompt = 'Once upon a time, there was a little dog named Max.';
+
+/** A rank-4 adapter attached to the model, trainable, whose B is not zero, so every LoRA parameter gets a gradient. */
+export function liveAdapter(model: Transformer): LoraAdapter {
+  manualSeed(3);
+  const adapter = LoraAdapter.create(model, loraConfig({ rank: 4 }));
+  noGrad(() => {
+    for (const { b } of adapter.weights.values()) b.normal_(0, 0.05);
+  });
+  adapter.attach(model);
+  for (const p of adapter.parameters()) p.requiresGrad_(true);
+  return adapter;
+}
