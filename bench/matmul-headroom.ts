@@ -2,8 +2,8 @@
 // rate at one block's projections (forward and backward, the step's rows), beside the AMX units' own rate
 // (bench/probes/amx-peak.cc, built here with g++): on operands in cache, and with one operand streamed from
 // L2 or from beyond it, as a matmul larger than the caches must. The gap to the L2-streamed rate is the room
-// a better-blocked matmul would have; bench/probes/amx-matmul.cc is such a matmul, on weights packed
-// ahead of time, timed at the same projections (in a tight loop on warm buffers; the README says what it
+// a better-blocked matmul would have; bench/probes/amx-matmul.cc times the addon's own AMX kernel
+// (native/src/amx-kernel.h), on weights packed ahead of time as training packs them, at the same projections (in a tight loop on warm buffers; the README says what it
 // gives inside a training step). On a CPU without AMX the probes say so.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -40,7 +40,7 @@ export interface AmxMatmul {
   tflops?: number;
 }
 
-/** The hand-written AMX matmul's rate at a shape's block projections, forward and backward, at its step's rows. */
+/** The addon's AMX kernel's rate at a shape's block projections, forward and backward, at its step's rows. */
 export const amxMatmul = (threads: number, shape: BenchShape): AmxMatmul =>
   amxMatmulAt(threads, shape.batch * shape.seqLen, blockProjections(shape));
 

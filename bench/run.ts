@@ -149,8 +149,8 @@ for (const shape of benchShapes.filter((s) => selected(s.name))) {
   });
 }
 
-// oneDNN's bfloat16 rate at the 1B and 8B steps' projections beside the AMX units' own, and beside a
-// hand-written AMX matmul on weights packed ahead of time (when asked for by name).
+// oneDNN's bfloat16 rate at the 1B and 8B steps' projections beside the AMX units' own, and beside
+// the addon's AMX kernel on weights packed ahead of time (when asked for by name).
 if (only?.includes('matmul-headroom')) {
   const shapes = ['llama-3.2-1b', 'llama-3.1-8b'].map((name) => benchShapes.find((s) => s.name === name)!);
   // Each shape's two matmuls back to back, so that drift in the host's load hits both alike.

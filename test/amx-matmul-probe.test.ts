@@ -1,4 +1,4 @@
-// The hand-written AMX matmul that `npm run bench -- --only matmul-headroom` times (bench/probes/amx-matmul.cc)
+// The addon's AMX kernel as `npm run bench -- --only matmul-headroom` times it (bench/probes/amx-matmul.cc)
 // checks sampled products against float32 sums and reports a disagreement instead of a rate. Here it runs at
 // small shapes that take its uneven paths: 17 blocks of rows over 2 threads, and a contraction of 4,224 that
 // a thread's 8–9 blocks split into three slabs with float32 partial sums between them.

@@ -1,17 +1,10 @@
-// A bfloat16 matmul written directly on the AMX units, at one block's projections of a training step:
-// forward y = x Wᵀ and backward g W for each [out, in] weight, the products bench/measure.ts times with
-// oneDNN. Its weights are packed into tile order once, outside the timing, as a frozen base weight could
-// be at load (one packed copy per direction: twice the weights' memory). The activations are packed on
-// every call, inside the timing. It is a measurement of how far a matmul built for these shapes gets,
-// not a kernel Attune runs (bench/matmul-headroom.ts sets it beside oneDNN). It repeats each product on the
-// same warm buffers; what the design gives inside a training step is in the README (the backward on a
-// packed copy: 1B steps 6–35% faster, the forward: within noise).
-//
-// Blocking: each thread takes a share of the rows and packs them as tile-contiguous blocks (strided rows
-// would fall into the same L1 sets); the output is built 32 × 32 at a time in four accumulator tiles
-// over a whole slab of k, with both operands streamed from L2 and the next block of weights prefetched
-// into it. A slab of k is as long as keeps a thread's rows within 1 MiB; longer contractions keep
-// float32 partial sums between slabs.
+// The addon's AMX bfloat16 matmul (native/src/amx-kernel.h, included here as it is) timed on its own at one
+// block's projections of a training step: forward y = x Wᵀ and backward g W for each [out, in] weight, the
+// products bench/measure.ts times with oneDNN. Its weights are packed into tile order once, outside the
+// timing, as a training run packs its frozen weights (one packed copy per direction: twice the weights'
+// memory). The activations are packed on every call, inside the timing. It repeats each product on the
+// same warm buffers (bench/matmul-headroom.ts sets it beside oneDNN); what the kernel gives inside a
+// training step is `npm run bench -- --only packed-weights` (README).
 //
 //   amx-matmul ROWS OUT IN [OUT IN ...]   (ROWS, OUT and IN multiples of 32; threads from OMP_NUM_THREADS)
 // Prints one JSON line: the combined rate, or {"amx":false,"why":...}. Built by the bench with g++.
@@ -26,7 +19,7 @@
 #include <cstring>
 #include <vector>
 
-#include "../../native/src/amx-tiles.h"
+#include "../../native/src/amx-kernel.h"
 
 namespace {
 
@@ -46,9 +39,6 @@ struct LineAligned {
 template <typename T>
 using Buffer = std::vector<T, LineAligned<T>>;
 
-constexpr int64_t kRowsPerThreadBytes = 1 << 20;
-constexpr int kPrefetchLinesPerStep = 4;
-
 float fromBf16(bf16 v) {
   uint32_t u = uint32_t(v) << 16;
   float f;
@@ -62,147 +52,45 @@ bf16 toBf16(float f) {
   return bf16((u + 0x7fff + ((u >> 16) & 1)) >> 16);
 }
 
-// 16 × 16 32-bit transpose in registers: 16 rows of src (stride in 32-bit words) to 16 contiguous rows.
-void transpose16(const uint32_t* src, int64_t stride, uint32_t* dst) {
-  __m512i r[16], t[16];
-  for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(src + i * stride);
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-  }
-  for (int i = 0; i < 16; i += 8)
-    for (int j = 0; j < 4; j++) {
-      t[i + j] = _mm512_shuffle_i32x4(r[i + j], r[i + 4 + j], 0x88);
-      t[i + 4 + j] = _mm512_shuffle_i32x4(r[i + j], r[i + 4 + j], 0xdd);
-    }
-  for (int j = 0; j < 8; j++) {
-    r[j] = _mm512_shuffle_i32x4(t[j], t[j + 8], 0x88);
-    r[j + 8] = _mm512_shuffle_i32x4(t[j], t[j + 8], 0xdd);
-  }
-  for (int q = 0; q < 16; q++) _mm512_storeu_si512(dst + q * 16, r[q]);
-}
-
-// The right-hand operand in tile order, [column block of 32][k step of 32][2 tiles][16 pairs][16 columns][2]:
-// each tile row holds, per column, two consecutive k values.
+// The right-hand operand in the kernel's tile order: [k, n] packed (attune::amx::packInto).
 struct PackedWeight {
   Buffer<bf16> data;
-  int64_t columns = 0, depth = 0;
-  const bf16* block(int64_t columnBlock) const { return data.data() + columnBlock * depth * 32; }
+  int64_t depth = 0, columns = 0;
 };
 
-// For y = x Wᵀ, W [out, in]: columns are W's rows, k runs along them (pairs of 32-bit words, transposed).
-PackedWeight packRowsAsColumns(const bf16* w, int64_t out, int64_t in) {
-  PackedWeight p{Buffer<bf16>(out * in), out, in};
-  int64_t steps = in / 32;
-#pragma omp parallel for collapse(2)
-  for (int64_t cb = 0; cb < out / 32; cb++)
-    for (int64_t s = 0; s < steps; s++)
-      for (int t = 0; t < 2; t++)
-        transpose16(reinterpret_cast<const uint32_t*>(w + (cb * 32 + t * 16) * in + s * 32), in / 2,
-                    reinterpret_cast<uint32_t*>(p.data.data() + ((cb * steps + s) * 2 + t) * 512));
+PackedWeight pack(const Buffer<bf16>& right, int64_t depth, int64_t columns) {
+  PackedWeight p{Buffer<bf16>(depth * columns), depth, columns};
+  attune::amx::packInto(right.data(), depth, columns, p.data.data());
   return p;
 }
 
-// For g W, W [out, in]: columns are W's columns, k runs down W's rows (pairs of rows interleaved).
-PackedWeight packColumns(const bf16* w, int64_t out, int64_t in) {
-  PackedWeight p{Buffer<bf16>(out * in), in, out};
-  const __m512i low = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8, 39, 7, 38, 6, 37, 5, 36, 4, 35, 3,
-                                       34, 2, 33, 1, 32, 0);
-  const __m512i high = _mm512_set_epi16(63, 31, 62, 30, 61, 29, 60, 28, 59, 27, 58, 26, 57, 25, 56, 24, 55, 23, 54, 22, 53, 21, 52,
-                                        20, 51, 19, 50, 18, 49, 17, 48, 16);
-  int64_t steps = out / 32;
-#pragma omp parallel for collapse(2)
-  for (int64_t cb = 0; cb < in / 32; cb++)
-    for (int64_t s = 0; s < steps; s++)
-      for (int pair = 0; pair < 16; pair++) {
-        const bf16* even = w + (s * 32 + 2 * pair) * in + cb * 32;
-        __m512i a = _mm512_loadu_si512(even), b = _mm512_loadu_si512(even + in);
-        bf16* dst = p.data.data() + (cb * steps + s) * 1024 + pair * 32;
-        _mm512_storeu_si512(dst, _mm512_permutex2var_epi16(a, low, b));
-        _mm512_storeu_si512(dst + 512, _mm512_permutex2var_epi16(a, high, b));
-      }
-  return p;
+// Wᵀ [in, out] of W [out, in], for y = x Wᵀ.
+Buffer<bf16> transposed(const Buffer<bf16>& w, int64_t out, int64_t in) {
+  Buffer<bf16> t(in * out);
+  for (int64_t i = 0; i < out; i++)
+    for (int64_t j = 0; j < in; j++) t[j * out + i] = w[i * in + j];
+  return t;
 }
 
 struct ThreadScratch {
-  Buffer<bf16> rows;       // this thread's rows of the left operand, in tile order
-  Buffer<float> partials;  // float32 sums between slabs of k
+  Buffer<bf16> rows, tail;  // this thread's rows of the left operand in tile order; a partial block's copy
+  Buffer<float> partials;   // float32 sums between slabs of k
 };
 
-// out [rows, b.columns] (bf16) = left [rows, b.depth] (bf16, row-major) · b.
+// out [rows, b.columns] (bf16) = left [rows, b.depth] (bf16, row-major) · b, each thread a share of the rows.
 void matmul(const bf16* left, int64_t rows, const PackedWeight& b, bf16* out, std::vector<ThreadScratch>& scratch) {
-  const int64_t depth = b.depth, columns = b.columns, steps = depth / 32, columnBlocks = columns / 32;
+  const int64_t blocks = (rows + 31) / 32;
 #pragma omp parallel
   {
-    int threads = omp_get_num_threads(), id = omp_get_thread_num();
-    int64_t firstBlock = rows / 32 * id / threads, endBlock = rows / 32 * (id + 1) / threads, blocks = endBlock - firstBlock;
+    const int threads = omp_get_num_threads(), id = omp_get_thread_num();
+    const int64_t firstBlock = blocks * id / threads, count = blocks * (id + 1) / threads - firstBlock;
     ThreadScratch& mine = scratch[id];
-    mine.rows.resize(blocks * 32 * depth);
-    bf16* packed = mine.rows.data();
-    for (int64_t rb = 0; rb < blocks; rb++)
-      for (int64_t s = 0; s < steps; s++)
-        for (int r = 0; r < 32; r++)
-          _mm512_storeu_si512(packed + ((rb * steps + s) * 32 + r) * 32, _mm512_loadu_si512(left + ((firstBlock + rb) * 32 + r) * depth + s * 32));
-    const int64_t slabSteps = std::max<int64_t>(1, std::min(steps, kRowsPerThreadBytes / std::max<int64_t>(1, blocks * 32 * 64)));
-    if (slabSteps < steps) mine.partials.resize(blocks * columnBlocks * 1024);
-    float* partials = mine.partials.data();
-    attune::amx::configureTiles();
-    alignas(64) float tiles[4][256];
-    for (int64_t s0 = 0; s0 < steps; s0 += slabSteps) {
-      const int64_t s1 = std::min(steps, s0 + slabSteps);
-      const bool first = s0 == 0, last = s1 == steps;
-      for (int64_t cb = 0; cb < columnBlocks; cb++) {
-        const char* next = cb + 1 < columnBlocks ? reinterpret_cast<const char*>(b.block(cb + 1) + s0 * 1024) : nullptr;
-        const int64_t nextLines = (s1 - s0) * 32;
-        int64_t prefetched = 0;
-        for (int64_t rb = 0; rb < blocks; rb++) {
-          float* sums = partials + (rb * columnBlocks + cb) * 1024;
-          if (first) {
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
-          } else {
-            _tile_loadd(0, sums, 64);
-            _tile_loadd(1, sums + 256, 64);
-            _tile_loadd(2, sums + 512, 64);
-            _tile_loadd(3, sums + 768, 64);
-          }
-          const bf16* a = packed + (rb * steps + s0) * 1024;
-          const bf16* w = b.block(cb) + s0 * 1024;
-          for (int64_t s = s0; s < s1; s++, a += 1024, w += 1024) {
-            for (int i = 0; next && i < kPrefetchLinesPerStep && prefetched < nextLines; i++, prefetched++) _mm_prefetch(next + prefetched * 64, _MM_HINT_T1);
-            _tile_loadd(4, a, 64);
-            _tile_loadd(5, a + 512, 64);
-            _tile_loadd(6, w, 64);
-            _tile_loadd(7, w + 512, 64);
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
-          }
-          float* destination = last ? tiles[0] : sums;  // tiles[0..3] are contiguous, as a block of sums is
-          _tile_stored(0, destination, 64);
-          _tile_stored(1, destination + 256, 64);
-          _tile_stored(2, destination + 512, 64);
-          _tile_stored(3, destination + 768, 64);
-          if (!last) continue;
-          for (int half = 0; half < 2; half++)
-            for (int r = 0; r < 16; r++) {
-              __m512 low = _mm512_load_ps(tiles[half * 2] + r * 16), high = _mm512_load_ps(tiles[half * 2 + 1] + r * 16);
-              bf16* dst = out + ((firstBlock + rb) * 32 + half * 16 + r) * columns + cb * 32;
-              _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(high, low));
-            }
-        }
-      }
-    }
-    _tile_release();
+    mine.rows.resize(count * 32 * b.depth);
+    mine.tail.resize(32 * b.depth);
+    mine.partials.resize(count * 32 * b.columns);
+    if (count > 0)
+      attune::amx::multiplyRows(left, rows, b.depth, b.columns, b.data.data(), attune::amx::LowRank{}, out, firstBlock * 32, count,
+                                mine.rows.data(), mine.partials.data(), mine.tail.data());
   }
 }
 
@@ -258,8 +146,8 @@ int main(int argc, char** argv) {
     if (rows % 32 || out % 32 || in % 32 || rows <= 0 || out <= 0 || in <= 0)
       return puts("{\"amx\":false,\"why\":\"ROWS, OUT and IN must be positive multiples of 32\"}"), 0;
     auto w = randomBf16(out * in, 1, 0.1f), x = randomBf16(rows * in, 2, 2.0f), g = randomBf16(rows * out, 3, 2.0f);
-    auto forward = packRowsAsColumns(w.data(), out, in);
-    auto backward = packColumns(w.data(), out, in);
+    auto forward = pack(transposed(w, out, in), in, out);
+    auto backward = pack(w, out, in);
     Buffer<bf16> y(rows * out), gx(rows * in);
     seconds += bestSeconds([&] { matmul(x.data(), rows, forward, y.data(), scratch); });
     seconds += bestSeconds([&] { matmul(g.data(), rows, backward, gx.data(), scratch); });
