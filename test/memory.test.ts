@@ -1,12 +1,16 @@
 // Native memory: long training leaks no tensor handles and little RSS; whole runs and generation
-// give back every handle they made, without waiting for the garbage collector.
+// give back every handle they made, and a freed weight its memory, without waiting for the garbage collector.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { train } from '../src/engine/train/trainer.js';
 import { LoraAdapter, loraConfig } from '../src/engine/lora/lora.js';
 import { chooseFraming, frameExample, type FramedExample } from '../src/engine/data/framing.js';
 import { generate } from '../src/engine/generate/generate.js';
-import { liveTensorCount, manualSeed } from '../src/engine/tensor/index.js';
+import { mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { empty, liveTensorCount, mallocTrim, manualSeed, randn } from '../src/engine/tensor/index.js';
+import { ModelWeightFiles, writeSafetensors } from '../src/engine/io/safetensors.js';
 import type { BaseModel } from '../src/engine/base-model.js';
 import { loadStories, numberExamples, settleGarbage, storyPrompt } from './helpers/engine.js';
 
@@ -95,4 +99,45 @@ test('repeated generation does not grow RSS', async () => {
   await settleGarbage();
   const growth = process.memoryUsage.rss() - start;
   assert.ok(growth < 30 * MB, `RSS grew by ${(growth / MB).toFixed(1)} MB over 20 generations`);
+});
+
+// Reading a weight used to go through a Buffer over the tensor's memory, which pinned it until the
+// garbage collector got round to the Buffer: a freed weight (or a weight swapped for its AMX tiles)
+// kept its memory all the same. The read now goes straight into the tensor.
+test('a weight read from a checkpoint gives its memory back as soon as it is freed', (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'attune-read-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const written = randn([2048, 8192], { dtype: 'bfloat16' }); // 32 MiB
+  writeSafetensors(path.join(dir, 'model.safetensors'), new Map([['w', written]]));
+  const files = ModelWeightFiles.open(dir);
+  try {
+    const read = empty([2048, 8192], { dtype: 'bfloat16' });
+    files.readInto('w', read);
+    assert.equal(read.sub(written).abs().amax([0, 1]).item(), 0, 'the bytes read are the bytes written');
+    written.dispose();
+    mallocTrim();
+    const holding = process.memoryUsage.rss();
+    read.dispose();
+    mallocTrim();
+    const released = holding - process.memoryUsage.rss();
+    assert.ok(released > 24 * MB, `freeing the 32 MiB weight gave back only ${(released / MB).toFixed(1)} MB`);
+  } finally {
+    files.close();
+  }
+});
+
+test('a checkpoint cut short is refused by name', (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'attune-read-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'model.safetensors');
+  writeSafetensors(file, new Map([['w', randn([64, 64], { dtype: 'bfloat16' })]]));
+  truncateSync(file, statSync(file).size - 100);
+  assert.throws(() => {
+    const files = ModelWeightFiles.open(dir);
+    try {
+      files.readInto('w', empty([64, 64], { dtype: 'bfloat16' }));
+    } finally {
+      files.close();
+    }
+  }, /model\.safetensors/);
 });

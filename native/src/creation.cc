@@ -1,5 +1,12 @@
 // Making tensors, moving bytes in and out of them, and reading their metadata.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 
 #include "handle.h"
 
@@ -80,6 +87,27 @@ static Napi::Value ToBuffer(const Napi::CallbackInfo& info) {
                                     [](Napi::Env, uint8_t*, at::Tensor* t) { delete t; }, owner);
 }
 
+// readFileInto(t, fd, position): fills a contiguous CPU tensor's bytes from an open file at position, and
+// returns how many it read (fewer where the file ends). Unlike a read into toBuffer's Buffer, nothing
+// pins the tensor afterwards: that Buffer keeps it alive until garbage collection, so a weight read that
+// way could not give its memory back when it is freed.
+static Napi::Value ReadFileInto(const Napi::CallbackInfo& info) {
+  auto& t = unwrap(info[0]);
+  if (!t.device().is_cpu() || !t.is_contiguous()) throw std::invalid_argument("readFileInto: the tensor must be contiguous on the CPU");
+  const int fd = static_cast<int>(toInt(info[1]));
+  auto position = static_cast<off_t>(toInt(info[2]));
+  auto* data = static_cast<char*>(t.data_ptr());
+  size_t done = 0, total = t.nbytes();
+  while (done < total) {
+    const ssize_t n = pread(fd, data + done, std::min<size_t>(total - done, size_t(1) << 30), position + static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw std::runtime_error(std::string("readFileInto: ") + std::strerror(errno));
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(done));
+}
+
 static Napi::Value Item(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), unwrap(info[0]).item().toDouble());
 }
@@ -122,6 +150,7 @@ void registerCreation(Napi::Env env, Napi::Object exports) {
   ATTUNE_EXPORT("rand", Rand);
   ATTUNE_EXPORT("fromBuffer", FromBuffer);
   ATTUNE_EXPORT("toBuffer", ToBuffer);
+  ATTUNE_EXPORT("readFileInto", ReadFileInto);
   ATTUNE_EXPORT("item", Item);
   ATTUNE_EXPORT("shape", Shape);
   ATTUNE_EXPORT("dtype", Dtype);

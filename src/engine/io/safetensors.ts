@@ -130,7 +130,8 @@ export class ModelWeightFiles {
     if (!target.isContiguous) throw new Error(`readInto(${name}): the target must be contiguous`);
     const fd = this.descriptor(stored.file);
     if (target.device === 'cpu' && target.dtype === stored.dtype) {
-      readFully(fd, target.toBuffer(), stored.begin, stored.file); // the tensor's own memory
+      // Straight into the tensor's own memory (a Buffer over it would pin it until garbage collection).
+      if (target.readFrom(fd, stored.begin) < stored.end - stored.begin) throw new Error(`${stored.file} ended early (truncated download?)`);
       return;
     }
     const rows = stored.shape[0] ?? 1;

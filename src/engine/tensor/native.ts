@@ -29,6 +29,7 @@ export interface NativeTorch {
   isContiguous(t: T): boolean;
   /** How many times the tensor's storage (shared with its views) has been changed in place. */
   tensorVersion(t: T): number;
+  readFileInto(t: T, fd: number, position: number): number;
   dispose(t: T): void;
   liveTensors(): number;
 

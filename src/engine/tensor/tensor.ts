@@ -206,7 +206,9 @@ export class Tensor {
 
   // Reading values back
   item(): number { return torch.item(this.handle); }
-  /** The bytes of a contiguous CPU copy (no copy when already contiguous on CPU). */
+  /** Fills this contiguous CPU tensor's bytes from an open file at position; returns the bytes read (fewer where the file ends). */
+  readFrom(fd: number, position: number): number { return torch.readFileInto(this.handle, fd, position); }
+  /** The bytes of a contiguous CPU copy (no copy when already contiguous on CPU). While the Buffer lives, so does the tensor's memory. */
   toBuffer(): Buffer { return torch.toBuffer(this.handle); }
   toFloat32Array(): Float32Array {
     return new Float32Array(this.bytesAs('float32'));
