@@ -38,6 +38,9 @@ export interface AmxMatmul {
   amx: boolean;
   why?: string;
   tflops?: number;
+  /** The forwards alone: from tiles of Wᵀ (beside the weights), and from W's tiles (instead of them). */
+  forward_ms?: number;
+  one_copy_forward_ms?: number;
 }
 
 /** The addon's AMX kernel's rate at a shape's block projections, forward and backward, at its step's rows. */

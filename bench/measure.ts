@@ -6,10 +6,10 @@
 //   node dist/bench/measure.js serve <shape> <continuous|swap-per-batch> [--threads ...]
 //   node dist/bench/measure.js fairness <shape> continuous [--threads ...]
 //   node dist/bench/measure.js matmul <shape>       (oneDNN's bfloat16 rate at one training step's projections)
-//   node dist/bench/measure.js packed-ab <shape> [rounds]  (training steps with and without packed weights, rotated)
+//   node dist/bench/measure.js packed-ab <shape> [rounds]  (training steps with plain weights and each packing, rotated)
 // Without --threads and --dtype, Attune runs in its auto setting (as `attune tune` would).
 import { parseArgs } from 'node:util';
-import { tidy, setNumThreads, setBlasThreads, manualSeed, noGrad, ids, heapStats, randn } from '../src/engine/tensor/index.js';
+import { tidy, setNumThreads, setBlasThreads, manualSeed, noGrad, ids, heapStats, randn, type WeightPacking } from '../src/engine/tensor/index.js';
 import { LoraAdapter, loraConfig } from '../src/engine/lora/lora.js';
 import { AdamW } from '../src/engine/train/optimizer.js';
 import { train, trainStep } from '../src/engine/train/trainer.js';
@@ -133,7 +133,7 @@ if (mode === 'soak') {
   for (const p of adapter.parameters()) p.requiresGrad_(true);
   const optimizer = new AdamW(adapter.parameters());
   const plan = planTraining({ config, dtype: placement.dtype, device: placement.device, rank: loraRank, lengths: Array(shape.batch).fill(shape.seqLen) });
-  if (plan.step.packedWeights) model.packProjections(); // as a training run does (trainer.ts)
+  if (plan.step.packedWeights) model.packProjections(plan.step.packedWeights); // as a training run does (trainer.ts)
   const timings: number[] = [];
   const cpuTimes: number[] = [];
   const warmup = 1;
@@ -156,12 +156,13 @@ if (mode === 'soak') {
   console.log(JSON.stringify({
     ...common, step_ms: stepMs, step_ms_min: Math.min(...timings), cpu_ms: median(cpuTimes),
     train_tokens_per_s: (tokensPerStep * 1000) / stepMs, peak_rss_mb: peakRssMb(), load_s: loadSeconds, load_peak_rss_mb: loadPeakRssMb,
-    micro_batch_tokens: plan.step.microBatchTokens, checkpointing: plan.step.checkpointing, packed_weights: plan.step.packedWeights ?? false, planned_peak_mb: plan.estimate.totalBytes / 2 ** 20,
+    micro_batch_tokens: plan.step.microBatchTokens, checkpointing: plan.step.checkpointing, packed_weights: plan.step.packedWeights ?? 'no', planned_peak_mb: plan.estimate.totalBytes / 2 ** 20,
     heap_mb: process.memoryUsage().heapTotal / 2 ** 20, malloc_free_mb: heapStats().freeBytes / 2 ** 20,
   }));
 } else if (mode === 'packed-ab') {
-  // One process, one model, steps rotated between packed and plain weights: the host's drift, which
-  // swings a step's time by up to 2x within minutes here, hits both alike.
+  // One process, one model, steps rotated between plain weights and each packing that fits (beside the
+  // weights only where their copies fit): the host's drift, which swings a step's time by up to 2x within
+  // minutes here, hits them all alike.
   const rounds = Number(countArg ?? 4);
   const adapter = LoraAdapter.create(model, loraConfig({ rank: loraRank, alpha: loraAlpha }));
   adapter.attach(model);
@@ -173,18 +174,20 @@ if (mode === 'soak') {
     tidy(() => trainStep(model, optimizer, randomExamples(), 1e-3, 1.0, plan.step));
     return performance.now() - started;
   };
-  const times: Record<'plain' | 'packed', number[]> = { plain: [], packed: [] };
+  const kinds: ('plain' | WeightPacking)[] = plan.step.packedWeights === 'beside' ? ['plain', 'beside', 'instead'] : ['plain', 'instead'];
+  const times = new Map(kinds.map((kind) => [kind, [] as number[]]));
   for (let round = 0; round < rounds; round++) {
-    for (const kind of round % 2 ? (['packed', 'plain'] as const) : (['plain', 'packed'] as const)) {
-      const unpack = kind === 'packed' ? model.packProjections() : () => {};
+    for (const kind of round % 2 ? [...kinds].reverse() : kinds) {
+      const unpack = kind === 'plain' ? () => {} : model.packProjections(kind);
       step(); // the first step after a switch warms the other path's buffers
-      times[kind].push(step(), step());
+      times.get(kind)!.push(step(), step());
       unpack();
     }
   }
+  const stepMs = (kind: 'plain' | WeightPacking) => (times.has(kind) ? median(times.get(kind)!) : null);
   console.log(JSON.stringify({
-    ...common, plan_packs: plan.step.packedWeights ?? false, plain_step_ms: median(times.plain), packed_step_ms: median(times.packed),
-    steps_each: times.plain.length, peak_rss_mb: peakRssMb(),
+    ...common, plan_packs: plan.step.packedWeights ?? 'no', plain_step_ms: stepMs('plain'), beside_step_ms: stepMs('beside'),
+    instead_step_ms: stepMs('instead'), steps_each: times.get('plain')!.length, peak_rss_mb: peakRssMb(),
   }));
 } else if (mode === 'decode') {
   const count = Number(countArg ?? 128);

@@ -129,7 +129,7 @@ for (const shape of benchShapes.filter((s) => selected(s.name))) {
   emit({
     figure: 'train_peak_rss_mb', shape: shape.name, batch,
     attune: round(Number(a.peak_rss_mb)), attune_planned: round(Number(a.planned_peak_mb)),
-    attune_plan: `${a.checkpointing ? 'checkpointing, ' : ''}micro-batches of ${a.micro_batch_tokens} tokens${a.packed_weights ? ', weights packed into AMX tiles' : ''}`,
+    attune_plan: `${a.checkpointing ? 'checkpointing, ' : ''}micro-batches of ${a.micro_batch_tokens} tokens${a.packed_weights !== 'no' ? `, weights packed into AMX tiles ${a.packed_weights} them` : ''}`,
     pytorch: round(Number(p.max_rss_mb)), pytorch_setting: settingOf(p),
     ratio: round(Number(a.peak_rss_mb) / Number(p.max_rss_mb), 2),
   });
@@ -166,19 +166,25 @@ if (only?.includes('matmul-headroom')) {
       amx_streamed_from_l2: peak.streamed_from_l2_tflops ?? null, amx_streamed_from_memory: peak.streamed_from_memory_tflops ?? null,
       ...(peak.amx ? { ratio: round(Number(rate.tflops) / peak.streamed_from_l2_tflops!, 2) } : { note: peak.why }),
       amx_prepacked_matmul: prepacked.tflops === undefined ? null : round(prepacked.tflops, 2),
-      ...(prepacked.amx ? { prepacked_over_onednn: round(prepacked.tflops! / Number(rate.tflops), 2) } : { prepacked_note: prepacked.why }),
+      ...(prepacked.amx
+        ? { prepacked_over_onednn: round(prepacked.tflops! / Number(rate.tflops), 2), prepacked_forward_ms: prepacked.forward_ms, one_copy_forward_ms: prepacked.one_copy_forward_ms }
+        : { prepacked_note: prepacked.why }),
     });
   }
 }
 
-// What packing the projection weights into AMX tiles gives a 1B training step (when asked for by name).
+// What packing the projection weights into AMX tiles gives a 1B training step, beside the weights and
+// instead of them (when asked for by name).
 if (only?.includes('packed-weights')) {
   const shape = benchShapes.find((s) => s.name === 'llama-3.2-1b')!;
   const line = runJson(process.execPath, [measureScript, 'packed-ab', shape.name, quick ? '1' : '4']);
+  const plain = Number(line.plain_step_ms);
+  const gain = (packed: unknown) => (packed === null ? null : round(plain / Number(packed), 3));
   emit({
     figure: 'packed_weights_step_gain', shape: shape.name, batch: `${shape.batch}x${shape.seqLen}`, dtype: line.dtype, threads: line.threads,
-    plain_step_ms: round(Number(line.plain_step_ms)), packed_step_ms: round(Number(line.packed_step_ms)), steps_each: line.steps_each,
-    ratio: round(Number(line.plain_step_ms) / Number(line.packed_step_ms), 3), auto_plan_packs: line.plan_packs,
+    plain_step_ms: round(plain), beside_step_ms: line.beside_step_ms === null ? null : round(Number(line.beside_step_ms)),
+    instead_step_ms: round(Number(line.instead_step_ms)), steps_each: line.steps_each,
+    ratio: gain(line.beside_step_ms), instead_ratio: gain(line.instead_step_ms), auto_plan_packs: line.plan_packs,
   });
 }
 

@@ -1,8 +1,10 @@
-// The AMX product over a weight packed once (native/src/amx-matmul.h) equals the plain product; LoRA's
-// forward and backward through it, and a vocabulary loss through a packed head, give the unpacked path's
-// outputs and gradients; a weight changed after packing is refused,
-// never multiplied stale; a training run packs only when its plan says so and drops the copies at the end;
-// the memory plan counts the copy. On a CPU without AMX the tests that need it say why and skip.
+// The AMX product over a weight packed once (native/src/amx-matmul.h) equals the plain product, and so
+// does the product by its transpose from the same tiles; LoRA's forward and backward through them, and a
+// vocabulary loss through a packed head, give the unpacked path's outputs and gradients, with the tiles
+// beside the weight or instead of it; a weight changed after packing is refused, never multiplied stale;
+// a weight whose tiles stood in for it comes back value for value; a training run packs only when its plan
+// says so and drops the tiles at the end; the memory plan counts the copies. On a CPU without AMX the
+// tests that need it say why and skip.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadTransformer } from '../src/engine/model/load.js';
@@ -37,6 +39,28 @@ test('the packed product equals the plain one: row tails, slabs of k, several co
         assert.ok(packed.takes(left));
         const exact = left.float().matmul(w.float()).toFloat32Array();
         assertNear(packed.times(left).float().toFloat32Array(), exact, `[${rows}, ${k}] · [${k}, ${n}]`);
+      } finally {
+        packed.dispose();
+      }
+    });
+  }
+});
+
+test('the product by the transpose comes from the same tiles, for any rows, and the tiles give the matrix back exactly', { skip: noAmx }, () => {
+  manualSeed(15);
+  // w [k, n] packed once; left [rows, n] · wᵀ. 77 and 300 rows end in partial blocks; 3 rows fill none.
+  // n = 4,096 is several slabs; k = 2,048 is several groups of w's rows for each thread.
+  for (const [rows, k, n] of [[77, 2048, 640], [300, 96, 4096], [3, 64, 64], [64, 32, 32]]) {
+    tidy(() => {
+      const left = randn([rows, n], { dtype: 'bfloat16' });
+      const w = randn([k, n], { dtype: 'bfloat16' });
+      const packed = PackedMatrix.of(w);
+      try {
+        const exact = left.float().matmul(w.float().transpose(0, 1)).toFloat32Array();
+        assertNear(packed.timesTransposed(left).float().toFloat32Array(), exact, `[${rows}, ${n}] · [${k}, ${n}]ᵀ`);
+        assert.equal(packed.unpacked().float().sub(w.float()).abs().amax([0, 1]).item(), 0, 'unpacked equals w');
+        const g = randn([rows, k], { dtype: 'bfloat16' });
+        assertNear(packed.times(g).float().toFloat32Array(), g.float().matmul(w.float()).toFloat32Array(), `${rows} rows (any number) · w`);
       } finally {
         packed.dispose();
       }
@@ -117,6 +141,40 @@ test("loraLinear through packed tiles gives the unpacked output and gradients, a
   });
 });
 
+test('tiles instead of the weight: the weight and its row views hold no values while they stand in, the ops give the same results, and the values come back exactly', { skip: noAmx }, () => {
+  manualSeed(16);
+  tidy(() => {
+    const x = randn([2, 50, 64], { dtype: 'bfloat16' });
+    const w = randn([96, 64], { dtype: 'bfloat16' });
+    const original = w.clone();
+    const parts = [w.slice(0, 0, 64), w.slice(0, 64, 96)]; // a fused weight's parts, as FusedLinear keeps them
+    const a = randn([8, 64], { dtype: 'bfloat16' }).mul(0.1);
+    const bs = [randn([64, 4], { dtype: 'bfloat16' }), randn([32, 4], { dtype: 'bfloat16' })];
+    const plain = loraValueAndGrads(x, w, a, bs);
+    const fewRows = randn([1, 3, 64], { dtype: 'bfloat16' });
+    const plainFew = loraValueAndGrads(fewRows, w, a, bs);
+    const packed = PackedWeight.instead(w, [{ view: parts[0], start: 0 }, { view: parts[1], start: 64 }]);
+    try {
+      assert.equal(packed.instead, true);
+      assert.deepEqual([w.device, parts[0].device, parts[1].device], ['meta', 'meta', 'meta']);
+      assert.deepEqual([w.shape, parts[0].shape, parts[1].shape], [[96, 64], [64, 64], [32, 64]]);
+      const viaTiles = loraValueAndGrads(x, w, a, bs, packed);
+      for (const [i, what] of ['output', 'x', 'A', 'first B', 'second B'].entries()) assertNear(viaTiles[i], plain[i], `${what} (tiles instead)`);
+      const few = loraValueAndGrads(fewRows, w, a, bs, packed);
+      for (const [i, what] of ['output', 'x'].entries()) assertNear(few[i], plainFew[i], `${what}, 3 rows (tiles instead)`);
+      // Whatever still reaches for the weight's values gets none: its results hold none either, and reading them fails.
+      assert.throws(() => x.matmul(w.transpose(0, 1)).float().toFloat32Array(), /meta tensor; no data/);
+      assert.throws(() => loraValueAndGrads(x, w, a, bs), /meta|device|without values/i);
+    } finally {
+      packed.dispose();
+    }
+    assert.deepEqual([w.device, parts[0].device], ['cpu', 'cpu']);
+    assert.equal(w.float().sub(original.float()).abs().amax([0, 1]).item(), 0, 'the weight came back value for value');
+    noGrad(() => w.addScaled_(w, 1));
+    assert.equal(parts[1].float().sub(original.slice(0, 64, 96).float().mul(2)).abs().amax([0, 1]).item(), 0, 'the parts are views of it again');
+  });
+});
+
 test("linearCrossEntropy through a packed head gives the unpacked loss, accuracy and hidden states' gradient", { skip: noAmx }, () => {
   manualSeed(8);
   tidy(() => {
@@ -145,6 +203,25 @@ test("linearCrossEntropy through a packed head gives the unpacked loss, accuracy
     } finally {
       packed.dispose();
     }
+    // The head's tiles instead of the head: the same loss and gradient, in one chunk and in chunks of 70 rows.
+    const run = (chunkRows: number, tiles?: PackedWeight) =>
+      tidy(() => {
+        const h = hidden.detach().requiresGrad_(true);
+        const [loss] = linearCrossEntropy(h, head, targets, { chunkRows, withGrad: true, packed: tiles });
+        loss.backward();
+        return { loss: loss.item(), grad: h.grad!.float().toFloat32Array() };
+      });
+    const plain = [run(128), run(70)];
+    const instead = PackedWeight.instead(head);
+    try {
+      for (const [i, chunkRows] of [128, 70].entries()) {
+        const viaTiles = run(chunkRows, instead);
+        assert.ok(Math.abs(viaTiles.loss - plain[i].loss) <= 1e-2 * Math.abs(plain[i].loss), `loss ${viaTiles.loss} against ${plain[i].loss} (tiles instead)`);
+        assertNear(viaTiles.grad, plain[i].grad, `the hidden states' gradient, chunks of ${chunkRows} rows (tiles instead)`);
+      }
+    } finally {
+      instead.dispose();
+    }
   });
 });
 
@@ -157,7 +234,7 @@ function randomExamples(vocab: number, count: number, length: number): FramedExa
   });
 }
 
-test('a bfloat16 training step with packed weights gives the unpacked loss and gradients; a run packs per its plan and drops the copies', { skip: noAmx }, async () => {
+test('a bfloat16 training step with packed weights, beside or instead of them, gives the unpacked loss and gradients; a run packs per its plan and drops the tiles', { skip: noAmx }, async () => {
   // llama-tiny's projections are all multiples of 32; 2 × 48 tokens fill both threads' tiles.
   const model = loadTransformer(repoPath('test', 'fixtures', 'models', 'llama-tiny'), { dtype: 'bfloat16' });
   const adapter = liveAdapter(model);
@@ -172,28 +249,39 @@ test('a bfloat16 training step with packed weights gives the unpacked loss and g
     return { loss: outcome.lossSum / outcome.predicted, grads };
   };
   const plain = gradients();
-  const unpack = model.packProjections();
   const firstBlock = model.weights.blocks[0];
-  assert.ok(firstBlock.o.packed && firstBlock.down.packed, 'the adapted projections are packed');
-  assert.equal(firstBlock.q.packed, null, 'q/k/v are packed once, as their fused weight');
-  const packed = gradients();
-  unpack();
-  assert.equal(firstBlock.o.packed, null);
-  assert.ok(Math.abs(packed.loss - plain.loss) < 1e-2 * plain.loss, `loss ${packed.loss} against ${plain.loss}`);
-  const largest = Math.max(...plain.grads.map(maxAbs));
-  const worst = Math.max(...plain.grads.map((g, i) => maxAbsDiff(g, packed.grads[i])));
-  assert.ok(largest > 1e-3 && worst <= 2e-2 * largest, `gradients differ by up to ${worst} (largest ${largest})`);
+  const weightsBefore = [firstBlock.q.weight, firstBlock.down.weight, model.weights.head].map((w) => w.float().toFloat32Array());
+  for (const packing of ['beside', 'instead'] as const) {
+    const unpack = model.packProjections(packing);
+    assert.ok(firstBlock.o.packed && firstBlock.down.packed, 'the adapted projections are packed');
+    assert.equal(firstBlock.q.packed, null, 'q/k/v are packed once, as their fused weight');
+    if (packing === 'instead') {
+      assert.deepEqual([firstBlock.q.weight.device, firstBlock.down.weight.device], ['meta', 'meta'], 'the tiles stand in for the weights');
+      assert.equal(model.weights.head.device, 'cpu', 'a head tied to the embedding keeps its values (the embedding reads them)');
+    }
+    const packed = gradients();
+    unpack();
+    assert.equal(firstBlock.o.packed, null);
+    assert.ok(Math.abs(packed.loss - plain.loss) < 1e-2 * plain.loss, `${packing}: loss ${packed.loss} against ${plain.loss}`);
+    const largest = Math.max(...plain.grads.map(maxAbs));
+    const worst = Math.max(...plain.grads.map((g, i) => maxAbsDiff(g, packed.grads[i])));
+    assert.ok(largest > 1e-3 && worst <= 2e-2 * largest, `${packing}: gradients differ by up to ${worst} (largest ${largest})`);
+  }
 
-  const packedDuringRun: boolean[] = [];
-  await train(model, adapter, examples, {
-    epochs: 2, batchSize: 2, stepPlan: { ...unboundedStepPlan, packedWeights: true },
-    onStep: () => packedDuringRun.push(firstBlock.o.packed !== null),
-  });
-  assert.deepEqual(packedDuringRun, [true, true]);
-  assert.equal(firstBlock.o.packed, null, 'the run dropped its packed copies');
+  for (const packing of ['beside', 'instead'] as const) {
+    const packedDuringRun: boolean[] = [];
+    await train(model, adapter, examples, {
+      epochs: 2, batchSize: 2, stepPlan: { ...unboundedStepPlan, packedWeights: packing },
+      onStep: () => packedDuringRun.push(firstBlock.o.packed !== null),
+    });
+    assert.deepEqual(packedDuringRun, [true, true]);
+    assert.equal(firstBlock.o.packed, null, `the run dropped its tiles (${packing})`);
+  }
+  const weightsAfter = [firstBlock.q.weight, firstBlock.down.weight, model.weights.head].map((w) => w.float().toFloat32Array());
+  for (const [i, what] of ['q', 'down', 'head'].entries()) assert.equal(maxAbsDiff(weightsAfter[i], weightsBefore[i]), 0, `${what} came back value for value`);
 });
 
-test('the memory plan packs the weights where they fit beside the run, counts the copy, and leaves them out where not', () => {
+test('the memory plan packs the weights beside themselves where the copies fit, counts them, and packs them instead of themselves where not', () => {
   const config = parseModelConfig({
     architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 2048, intermediate_size: 8192, num_attention_heads: 32, num_key_value_heads: 8,
     num_hidden_layers: 16, vocab_size: 128256, max_position_embeddings: 131072, tie_word_embeddings: true,
@@ -201,18 +289,20 @@ test('the memory plan packs the weights where they fit beside the run, counts th
   const shape = { config, dtype: 'bfloat16', device: 'cpu', rank: 8, lengths: [256, 256] };
   const roomy = planTraining({ ...shape, budgetBytes: 20 * 2 ** 30 });
   if (!amxAvailable()) {
-    assert.equal(roomy.step.packedWeights, false, 'no AMX, no packing');
+    assert.equal(roomy.step.packedWeights, undefined, 'no AMX, no packing');
     return;
   }
-  assert.equal(roomy.step.packedWeights, true);
+  assert.equal(roomy.step.packedWeights, 'beside');
   // q, k, v, o, gate, up and down over 16 layers, and the head, in bfloat16, once for each product.
   const projectionBytes = (16 * (2048 * 3072 + 2048 * 2048 + 3 * 2048 * 8192) + 128256 * 2048) * 2;
   assert.equal(roomy.estimate.packedBytes, 2 * projectionBytes);
-  assert.match(roomy.summary, /weights packed into AMX tiles/);
-  // Room for the run but not for the copy: the same run, unpacked.
+  assert.match(roomy.summary, /weights packed into AMX tiles beside them/);
+  // Room for the run but not for the copies: the same run, its weights' tiles instead of them, at no cost.
   const tight = planTraining({ ...shape, budgetBytes: (roomy.estimate.totalBytes - projectionBytes) / 0.9 });
   assert.equal(tight.fits, true);
-  assert.equal(tight.step.packedWeights, false);
+  assert.equal(tight.step.packedWeights, 'instead');
+  assert.equal(tight.step.microBatchTokens, roomy.step.microBatchTokens);
   assert.equal(tight.estimate.packedBytes, 0);
-  assert.equal(planTraining({ ...shape, dtype: 'float32', budgetBytes: 20 * 2 ** 30 }).step.packedWeights, false, 'float32 is not packed');
+  assert.match(tight.summary, /weights packed into AMX tiles instead of them/);
+  assert.equal(planTraining({ ...shape, dtype: 'float32', budgetBytes: 20 * 2 ** 30 }).step.packedWeights, undefined, 'float32 is not packed');
 });

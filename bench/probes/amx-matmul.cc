@@ -1,13 +1,16 @@
 // The addon's AMX bfloat16 matmul (native/src/amx-kernel.h, included here as it is) timed on its own at one
 // block's projections of a training step: forward y = x Wᵀ and backward g W for each [out, in] weight, the
 // products bench/measure.ts times with oneDNN. Its weights are packed into tile order once, outside the
-// timing, as a training run packs its frozen weights (one packed copy per direction: twice the weights'
-// memory). The activations are packed on every call, inside the timing. It repeats each product on the
-// same warm buffers (bench/matmul-headroom.ts sets it beside oneDNN); what the kernel gives inside a
-// training step is `npm run bench -- --only packed-weights` (README).
+// timing, as a training run packs its frozen weights beside them (one packed copy per direction: twice the
+// weights' memory). It also times the forward from the backward's tiles alone (multiplyTransposedRows),
+// as a run whose tiles stand in for its weights computes it, and checks that it gives the same bits. The
+// activations are packed on every call, inside the timing. It repeats each product on the same warm
+// buffers (bench/matmul-headroom.ts sets it beside oneDNN); what the kernel gives inside a training step is
+// `npm run bench -- --only packed-weights` (README).
 //
 //   amx-matmul ROWS OUT IN [OUT IN ...]   (ROWS, OUT and IN multiples of 32; threads from OMP_NUM_THREADS)
-// Prints one JSON line: the combined rate, or {"amx":false,"why":...}. Built by the bench with g++.
+// Prints one JSON line: the combined rate and both forwards' times, or {"amx":false,"why":...}. Built by
+// the bench with g++.
 #include <immintrin.h>
 #include <omp.h>
 
@@ -94,6 +97,27 @@ void matmul(const bf16* left, int64_t rows, const PackedWeight& b, bf16* out, st
   }
 }
 
+// out [rows, w.depth] = left [rows, w.columns] · wᵀ from w's own packed tiles (the one-copy forward):
+// left is packed once, then each thread takes a share of w's row blocks.
+void matmulTransposed(const bf16* left, int64_t rows, const PackedWeight& w, bf16* out, Buffer<bf16>& leftTiles, std::vector<ThreadScratch>& scratch) {
+  const int64_t rowBlocks = (rows + 31) / 32, columnBlocks = w.depth / 32;
+  leftTiles.resize(rowBlocks * w.columns * 32);
+#pragma omp parallel
+  {
+    const int threads = omp_get_num_threads(), id = omp_get_thread_num();
+    const int64_t firstRows = rowBlocks * id / threads, rowCount = rowBlocks * (id + 1) / threads - firstRows;
+    attune::amx::packTransposedInto(left, rows, w.columns, leftTiles.data(), firstRows, rowCount);
+#pragma omp barrier
+    const int64_t firstBlock = columnBlocks * id / threads, count = columnBlocks * (id + 1) / threads - firstBlock;
+    ThreadScratch& mine = scratch[id];
+    mine.rows.resize(attune::amx::transposedRowTileValues(w.columns));
+    mine.partials.resize(attune::amx::transposedPartialValues(rows));
+    if (count > 0)
+      attune::amx::multiplyTransposedRows(w.data.data(), w.depth, w.columns, leftTiles.data(), rows, attune::amx::LowRank{}, out, firstBlock, count,
+                                          mine.rows.data(), mine.partials.data());
+  }
+}
+
 Buffer<bf16> randomBf16(int64_t n, uint32_t seed, float scale) {
   Buffer<bf16> v(n);
   for (auto& x : v) {
@@ -140,7 +164,8 @@ int main(int argc, char** argv) {
     return puts("{\"amx\":false,\"why\":\"the kernel does not grant AMX tile state\"}"), 0;
   const int64_t rows = atol(argv[1]);
   std::vector<ThreadScratch> scratch(omp_get_max_threads());
-  double flops = 0, seconds = 0;
+  double flops = 0, seconds = 0, soleSeconds = 0, forwardSeconds = 0;
+  Buffer<bf16> leftTiles;
   for (int arg = 2; arg + 1 < argc; arg += 2) {
     const int64_t out = atol(argv[arg]), in = atol(argv[arg + 1]);
     if (rows % 32 || out % 32 || in % 32 || rows <= 0 || out <= 0 || in <= 0)
@@ -149,12 +174,18 @@ int main(int argc, char** argv) {
     auto forward = pack(transposed(w, out, in), in, out);
     auto backward = pack(w, out, in);
     Buffer<bf16> y(rows * out), gx(rows * in);
-    seconds += bestSeconds([&] { matmul(x.data(), rows, forward, y.data(), scratch); });
+    const double forwardTime = bestSeconds([&] { matmul(x.data(), rows, forward, y.data(), scratch); });
+    seconds += forwardTime;
+    forwardSeconds += forwardTime;
     seconds += bestSeconds([&] { matmul(g.data(), rows, backward, gx.data(), scratch); });
+    Buffer<bf16> ySole(rows * out);
+    soleSeconds += bestSeconds([&] { matmulTransposed(x.data(), rows, backward, ySole.data(), leftTiles, scratch); });
     flops += 2.0 * 2 * rows * out * in;
+    if (ySole != y) return printf("{\"amx\":false,\"why\":\"the one-copy forward of a %ldx%ld weight differs from the two-copy one\"}\n", long(out), long(in)), 0;
     bool right = agrees(y, out, x, in, [&](int64_t kk, int64_t j) { return w[j * in + kk]; }, rows) &&
                  agrees(gx, in, g, out, [&](int64_t kk, int64_t j) { return w[kk * in + j]; }, rows);
     if (!right) return printf("{\"amx\":false,\"why\":\"the product of a %ldx%ld weight disagrees with float32 sums\"}\n", long(out), long(in)), 0;
   }
-  printf("{\"amx\":true,\"threads\":%d,\"rows\":%ld,\"tflops\":%.3f}\n", omp_get_max_threads(), long(rows), flops / seconds / 1e12);
+  printf("{\"amx\":true,\"threads\":%d,\"rows\":%ld,\"tflops\":%.3f,\"forward_ms\":%.1f,\"one_copy_forward_ms\":%.1f}\n", omp_get_max_threads(), long(rows),
+         flops / seconds / 1e12, forwardSeconds * 1e3, soleSeconds * 1e3);
 }

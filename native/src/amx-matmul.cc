@@ -36,6 +36,14 @@ T* raw(const at::Tensor& t) {
   return static_cast<T*>(t.data_ptr());
 }
 
+// Whether left is a bfloat16 CPU matrix whose columns match the packed w [k, n] (side 1: its k, for
+// left · w; side 0: its n, for left · wᵀ), with at least one row.
+bool fits(const at::Tensor& left, const at::Tensor& packed, int side) {
+  if (!available() || !left.device().is_cpu() || left.scalar_type() != at::kBFloat16 || left.dim() != 2 || left.size(0) == 0) return false;
+  if (packed.dim() != 3 || packed.size(2) != kBlockValues) return false;
+  return left.size(1) == packed.size(side == 1 ? 1 : 0) * kBlock;
+}
+
 }  // namespace
 
 bool available() {
@@ -57,29 +65,49 @@ at::Tensor packRight(const at::Tensor& w) {
   return packed;
 }
 
-bool takes(const at::Tensor& left, const at::Tensor& packed) {
-  if (!available() || !left.device().is_cpu() || left.scalar_type() != at::kBFloat16 || left.dim() != 2) return false;
-  if (packed.dim() != 3 || packed.size(2) != kBlockValues || left.size(1) != packed.size(1) * kBlock) return false;
-  return left.size(0) >= kMinRowsPerThread * at::get_num_threads();
+at::Tensor unpackRight(const at::Tensor& packed) {
+  if (!available()) throw std::invalid_argument("unpackRight: this CPU has no AMX-BF16 tile units this process may use");
+  if (!packed.device().is_cpu() || packed.scalar_type() != at::kBFloat16 || packed.dim() != 3 || packed.size(2) != kBlockValues)
+    throw std::invalid_argument("unpackRight: these are not packed tiles");
+  const int64_t n = packed.size(0) * kBlock, k = packed.size(1) * kBlock;
+  auto w = at::empty({k, n}, packed.options());
+#if defined(__x86_64__)
+  unpackFrom(raw<const uint16_t>(packed.contiguous()), k, n, raw<uint16_t>(w));
+#endif
+  return w;
 }
 
+bool takes(const at::Tensor& left, const at::Tensor& packed) {
+  return fits(left, packed, 1) && left.size(0) >= kMinRowsPerThread * at::get_num_threads();
+}
+
+namespace {
+
+// The low-rank term's float32 operands, checked against the product's rows and output columns.
+struct LowRankOperands {
+  at::Tensor left, right;
+  LowRank term;
+  LowRankOperands(const char* op, const at::Tensor& lowLeft, const at::Tensor& lowRight, int64_t rows, int64_t columns) {
+    if (!lowLeft.defined() && !lowRight.defined()) return;
+    if (!lowLeft.defined() || !lowRight.defined() || lowLeft.dim() != 2 || lowRight.dim() != 2 || lowLeft.size(0) != rows ||
+        lowRight.size(1) != columns || lowLeft.size(1) != lowRight.size(0))
+      throw std::invalid_argument(std::string(op) + ": the low-rank term must be [rows, r] · [r, n]");
+    left = lowLeft.to(at::kFloat).contiguous();
+    right = lowRight.to(at::kFloat).contiguous();
+    term = {raw<const float>(left), raw<const float>(right), lowLeft.size(1)};
+  }
+};
+
+}  // namespace
+
 at::Tensor multiplyPacked(const at::Tensor& left, const at::Tensor& packed, const at::Tensor& lowLeft, const at::Tensor& lowRight) {
-  if (!takes(left, packed)) throw std::invalid_argument("multiplyPacked: the operands do not fit the AMX product");
+  if (!fits(left, packed, 1)) throw std::invalid_argument("multiplyPacked: the operands do not fit the AMX product");
   const int64_t k = left.size(1), n = packed.size(0) * kBlock;
   auto rowsMajor = left.contiguous();
   const int64_t rows = rowsMajor.size(0), blocks = (rows + kBlock - 1) / kBlock;
   auto out = at::empty({rows, n}, left.options());
 #if defined(__x86_64__)
-  at::Tensor lowLeftRows, lowRightRows;
-  LowRank low;
-  if (lowLeft.defined() || lowRight.defined()) {
-    if (!lowLeft.defined() || !lowRight.defined() || lowLeft.dim() != 2 || lowRight.dim() != 2 || lowLeft.size(0) != rows ||
-        lowRight.size(1) != n || lowLeft.size(1) != lowRight.size(0))
-      throw std::invalid_argument("multiplyPacked: the low-rank term must be [rows, r] · [r, n]");
-    lowLeftRows = lowLeft.to(at::kFloat).contiguous();
-    lowRightRows = lowRight.to(at::kFloat).contiguous();
-    low = {raw<const float>(lowLeftRows), raw<const float>(lowRightRows), lowLeft.size(1)};
-  }
+  const LowRankOperands low("multiplyPacked", lowLeft, lowRight, rows, n);
   const int workers = static_cast<int>(std::min<int64_t>(at::get_num_threads(), blocks));
   auto rowTiles = at::empty({blocks * kBlock * k}, left.options());
   auto tails = at::empty({workers, kBlock * k}, left.options());
@@ -87,9 +115,35 @@ at::Tensor multiplyPacked(const at::Tensor& left, const at::Tensor& packed, cons
   at::parallel_for(0, workers, 1, [&](int64_t begin, int64_t end) {
     for (int64_t worker = begin; worker < end; worker++) {
       const int64_t firstBlock = blocks * worker / workers, count = blocks * (worker + 1) / workers - firstBlock;
-      multiplyRows(raw<const uint16_t>(rowsMajor), rows, k, n, raw<const uint16_t>(packed), low, raw<uint16_t>(out), firstBlock * kBlock, count,
+      multiplyRows(raw<const uint16_t>(rowsMajor), rows, k, n, raw<const uint16_t>(packed), low.term, raw<uint16_t>(out), firstBlock * kBlock, count,
                    raw<uint16_t>(rowTiles) + firstBlock * kBlock * k, raw<float>(partials) + firstBlock * kBlock * n,
                    raw<uint16_t>(tails) + worker * kBlock * k);
+    }
+  });
+#endif
+  return out;
+}
+
+at::Tensor multiplyPackedTransposed(const at::Tensor& left, const at::Tensor& packed, const at::Tensor& lowLeft, const at::Tensor& lowRight) {
+  if (!fits(left, packed, 0)) throw std::invalid_argument("multiplyPackedTransposed: the operands do not fit the AMX product");
+  const int64_t n = left.size(1), k = packed.size(1) * kBlock;
+  auto rowsMajor = left.contiguous();
+  const int64_t rows = rowsMajor.size(0), rowBlocks = (rows + kBlock - 1) / kBlock, columnBlocks = k / kBlock;
+  auto out = at::empty({rows, k}, left.options());
+#if defined(__x86_64__)
+  const LowRankOperands low("multiplyPackedTransposed", lowLeft, lowRight, rows, k);
+  auto leftTiles = at::empty({rowBlocks * kBlock * n}, left.options());
+  at::parallel_for(0, rowBlocks, 1, [&](int64_t begin, int64_t end) {
+    packTransposedInto(raw<const uint16_t>(rowsMajor), rows, n, raw<uint16_t>(leftTiles), begin, end - begin);
+  });
+  const int workers = static_cast<int>(std::min<int64_t>(at::get_num_threads(), columnBlocks));
+  auto rowTiles = at::empty({workers, transposedRowTileValues(n)}, left.options());
+  auto partials = at::empty({workers, transposedPartialValues(rows)}, left.options().dtype(at::kFloat));
+  at::parallel_for(0, workers, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t worker = begin; worker < end; worker++) {
+      const int64_t first = columnBlocks * worker / workers, count = columnBlocks * (worker + 1) / workers - first;
+      multiplyTransposedRows(raw<const uint16_t>(packed), k, n, raw<const uint16_t>(leftTiles), rows, low.term, raw<uint16_t>(out), first, count,
+                             raw<uint16_t>(rowTiles) + worker * transposedRowTileValues(n), raw<float>(partials) + worker * transposedPartialValues(rows));
     }
   });
 #endif

@@ -19,13 +19,22 @@ bool available();
 // hold k's consecutive pairs side by side. The same number of values as w.
 at::Tensor packRight(const at::Tensor& w);
 
+// packRight's inverse: w [k, n] out of its tiles, value for value.
+at::Tensor unpackRight(const at::Tensor& packed);
+
 // Whether multiplyPacked takes this left operand: bfloat16 on the CPU, [rows, k] with k matching the
 // packed operand, and enough rows (32 a thread) to keep every thread's tiles busy; fewer go to oneDNN.
+// (multiplyPacked itself takes any number of rows: where the tiles are w's only copy, it must.)
 bool takes(const at::Tensor& left, const at::Tensor& packed);
 
 // left [rows, k] · w [k, n] → [rows, n] in bfloat16, accumulated in float32, from w's packed tiles. With
 // lowLeft [rows, r] and lowRight [r, n] (float32, r small: a LoRA update), their product is added to each
 // output block in float32 before it is rounded, which saves a pass over the output.
 at::Tensor multiplyPacked(const at::Tensor& left, const at::Tensor& packed, const at::Tensor& lowLeft = {}, const at::Tensor& lowRight = {});
+
+// left [rows, n] · wᵀ → [rows, k] from the same tiles of w [k, n], any number of rows, with the same
+// optional low-rank term (lowRight [r, k]). So one packed copy serves both products a frozen weight
+// takes in training, x Wᵀ and g W, and it can stand in for W itself where two more copies do not fit.
+at::Tensor multiplyPackedTransposed(const at::Tensor& left, const at::Tensor& packed, const at::Tensor& lowLeft = {}, const at::Tensor& lowRight = {});
 
 }  // namespace attune::amx

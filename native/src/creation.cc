@@ -131,6 +131,12 @@ static Napi::Value IsContiguous(const Napi::CallbackInfo& info) {
 static Napi::Value TensorVersion(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(unwrap(info[0])._version()));
 }
+// replaceTensor(handle, source): the handle names source's tensor from now on (every holder of the handle
+// sees it); source's own handle stays valid. Swaps a weight for a stand-in and back without touching holders.
+static Napi::Value ReplaceTensor(const Napi::CallbackInfo& info) {
+  unwrap(info[0]) = unwrap(info[1]);
+  return info.Env().Undefined();
+}
 static Napi::Value Dispose(const Napi::CallbackInfo& info) {
   release(info.Env(), info[0]);
   deletePendingReferences(info.Env());
@@ -157,6 +163,7 @@ void registerCreation(Napi::Env env, Napi::Object exports) {
   ATTUNE_EXPORT("device", DeviceOf);
   ATTUNE_EXPORT("isContiguous", IsContiguous);
   ATTUNE_EXPORT("tensorVersion", TensorVersion);
+  ATTUNE_EXPORT("replaceTensor", ReplaceTensor);
   ATTUNE_EXPORT("dispose", Dispose);
   ATTUNE_EXPORT("liveTensors", LiveTensors);
 }

@@ -125,16 +125,23 @@ static bool tilesOf(const at::Tensor& tiles, int64_t k, int64_t n) {
   return tiles.dim() == 3 && tiles.size(0) * 32 == n && tiles.size(1) * 32 == k;
 }
 
-// Refuses AMX tiles of a weight W [out, in] (of Wᵀ for x Wᵀ, of W for g W) that are not W's as it is now: a
-// stale copy would give wrong results without a sign. Returns whether each is present.
-static std::pair<bool, bool> checkPacked(const char* op, const at::Tensor& weight, const c10::optional<at::Tensor>& forwardTiles,
-                                         const c10::optional<at::Tensor>& backwardTiles, int64_t packedVersion) {
-  const bool forward = forwardTiles && forwardTiles->defined(), backward = backwardTiles && backwardTiles->defined();
-  if ((forward || backward) && weight._version() != packedVersion)
+// Which AMX tiles (amx-matmul.h) an op has for its weight W [out, in]: of Wᵀ for x Wᵀ, of W for g W. A
+// weight on the meta device has no values of its own: W's tiles are its only copy, and both products read
+// them (x Wᵀ through multiplyPackedTransposed), however few the rows.
+struct PackedTiles {
+  bool forward = false, backward = false, sole = false;
+};
+
+// Refuses tiles that are not W's as it is now: a stale copy would give wrong results without a sign.
+static PackedTiles checkPacked(const char* op, const at::Tensor& weight, const c10::optional<at::Tensor>& forwardTiles,
+                               const c10::optional<at::Tensor>& backwardTiles, int64_t packedVersion) {
+  PackedTiles packed{forwardTiles && forwardTiles->defined(), backwardTiles && backwardTiles->defined(), weight.is_meta()};
+  if (packed.sole && (!packed.backward || packed.forward)) throw std::invalid_argument(std::string(op) + ": a weight without values needs its tiles, and only them");
+  if ((packed.forward || packed.backward) && !packed.sole && weight._version() != packedVersion)
     throw std::invalid_argument(std::string(op) + ": the weight changed after its tiles were packed");
-  if ((forward && !tilesOf(*forwardTiles, weight.size(1), weight.size(0))) || (backward && !tilesOf(*backwardTiles, weight.size(0), weight.size(1))))
+  if ((packed.forward && !tilesOf(*forwardTiles, weight.size(1), weight.size(0))) || (packed.backward && !tilesOf(*backwardTiles, weight.size(0), weight.size(1))))
     throw std::invalid_argument(std::string(op) + ": the packed tiles are not this weight's");
-  return {forward, backward};
+  return packed;
 }
 
 // y = x Wᵀ + bias + scale · (z Aᵀ) Bᵀ, where z is x itself or (for LoRA dropout) a dropped-out copy of x.
@@ -144,22 +151,24 @@ static std::pair<bool, bool> checkPacked(const char* op, const at::Tensor& weigh
 // (g B) A, gA = scale (g B)ᵀ z, gB = scale gᵀ (z Aᵀ); frozen W and bias get none. Which inputs need
 // gradients is read from requires_grad at forward time (an absent optional input is no autograd input,
 // so the node's own input numbering would shift with it). With AMX tiles (amx-matmul.h) of Wᵀ and of W,
-// packed while W's version counter read packedVersion, x Wᵀ and g W read them instead of W.
+// packed while W's version counter read packedVersion, x Wᵀ and g W read them instead of W; with W's
+// tiles alone (W on the meta device), both read those.
 struct LoraLinear : Function<LoraLinear> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const c10::optional<at::Tensor>& bias, const at::Tensor& a, at::TensorList bs, double scale,
                             const at::Tensor& z, bool zIsX, const c10::optional<at::Tensor>& forwardTiles,
                             const c10::optional<at::Tensor>& backwardTiles, int64_t packedVersion) {
     if (bias && bias->defined() && bias->requires_grad()) throw std::invalid_argument("loraLinear: the bias must be frozen");
-    const auto [packedForward, packedBackward] = checkPacked("loraLinear", weight, forwardTiles, backwardTiles, packedVersion);
-    if (packedBackward) ctx->saved_data["packed"] = *backwardTiles;
+    const auto packed = checkPacked("loraLinear", weight, forwardTiles, backwardTiles, packedVersion);
+    if (packed.backward) ctx->saved_data["packed"] = *backwardTiles;
+    ctx->saved_data["sole"] = packed.sole;
     int64_t columns = 0, ranks = 0;
     for (const auto& b : bs) columns += b.size(0), ranks += b.size(1);
     if (columns != weight.size(0) || ranks != a.size(0)) throw std::invalid_argument("loraLinear: B's blocks must cover the output and A's rank");
     auto za = at::linear(z, a).reshape({-1, a.size(0)});
     auto x2 = x.reshape({-1, x.size(-1)});
     at::Tensor y;
-    if (packedForward && amx::takes(x2, *forwardTiles)) {
+    if (packed.sole || (packed.forward && amx::takes(x2, *forwardTiles))) {
       // The adapters' term joins the product's float32 sums: scale · za Bᵀ with Bᵀ block-diagonal [rank, out].
       auto bt = at::zeros({a.size(0), weight.size(0)}, a.options().dtype(at::kFloat));
       int64_t column = 0, rank = 0;
@@ -170,7 +179,7 @@ struct LoraLinear : Function<LoraLinear> {
       }
       auto sizes = x.sizes().vec();
       sizes.back() = weight.size(0);
-      y = amx::multiplyPacked(x2, *forwardTiles, za, bt).view(sizes);
+      y = (packed.sole ? amx::multiplyPackedTransposed(x2, *backwardTiles, za, bt) : amx::multiplyPacked(x2, *forwardTiles, za, bt)).view(sizes);
       if (bias && bias->defined()) y.add_(*bias);
     } else {
       y = at::linear(x, weight, bias);
@@ -216,7 +225,7 @@ struct LoraLinear : Function<LoraLinear> {
     at::Tensor gradX, gradWeight, gradA, gradZ;
     if (needs[0]) {
       auto packed = ctx->saved_data.count("packed") ? ctx->saved_data["packed"].toTensor() : at::Tensor();
-      if (packed.defined() && amx::takes(g, packed)) {
+      if (packed.defined() && (ctx->saved_data["sole"].toBool() || amx::takes(g, packed))) {
         gradX = zIsX ? amx::multiplyPacked(g, packed, gb, a) : amx::multiplyPacked(g, packed);  // (g B) A joins the sums
       } else {
         gradX = at::mm(g, weight);
@@ -336,7 +345,7 @@ struct LinearCrossEntropy : Function<LinearCrossEntropy> {
                                int64_t ignoreIndex, int64_t chunkRows, double softcap, bool withGrad,
                                const c10::optional<at::Tensor>& forwardTiles, const c10::optional<at::Tensor>& backwardTiles,
                                int64_t packedVersion) {
-    const auto [packedForward, packedBackward] = checkPacked("linearCrossEntropy", weight, forwardTiles, backwardTiles, packedVersion);
+    const auto packed = checkPacked("linearCrossEntropy", weight, forwardTiles, backwardTiles, packedVersion);
     auto rows = hidden.size(0);
     auto loss = at::zeros({}, hidden.options().dtype(at::kFloat));
     auto correct = at::zeros({}, targets.options());
@@ -346,14 +355,15 @@ struct LinearCrossEntropy : Function<LinearCrossEntropy> {
       auto h = hidden.narrow(0, start, n);
       auto t = targets.narrow(0, start, n);
       at::Tensor logits;
-      if (packedForward && amx::takes(h, *forwardTiles)) logits = amx::multiplyPacked(h, *forwardTiles);
+      if (packed.sole) logits = amx::multiplyPackedTransposed(h, *backwardTiles);
+      else if (packed.forward && amx::takes(h, *forwardTiles)) logits = amx::multiplyPacked(h, *forwardTiles);
       else logits = rowKernelsTake(h) ? vocabularyLogits(h, weight) : at::linear(h, weight);
       if (rowKernelsFit({logits})) {
         crossEntropyOnRows(logits, t, ignoreIndex, softcap, withGrad, loss, correct);
         if (!withGrad) continue;
         auto dst = gradHidden.narrow(0, start, n);
         // The logits now hold their gradient.
-        if (packedBackward && amx::takes(logits, *backwardTiles)) dst.copy_(amx::multiplyPacked(logits, *backwardTiles));
+        if (packed.sole || (packed.backward && amx::takes(logits, *backwardTiles))) dst.copy_(amx::multiplyPacked(logits, *backwardTiles));
         else at::mm_out(dst, logits, weight);
         continue;
       }
@@ -375,7 +385,8 @@ struct LinearCrossEntropy : Function<LinearCrossEntropy> {
       p.mul_(valid.unsqueeze(1));
       if (softcap > 0) p.mul_(capped.square_().neg_().add_(1));
       auto dst = gradHidden.narrow(0, start, n);
-      at::mm_out(dst, p.to(hidden.scalar_type()), weight);
+      if (packed.sole) dst.copy_(amx::multiplyPacked(p.to(hidden.scalar_type()), *backwardTiles));
+      else at::mm_out(dst, p.to(hidden.scalar_type()), weight);
     }
     if (weight.requires_grad()) throw std::invalid_argument("linearCrossEntropy: the projection weight must be frozen");
     ctx->save_for_backward({gradHidden});

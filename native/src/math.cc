@@ -240,9 +240,17 @@ static Napi::Value SqrtInPlace(const Napi::CallbackInfo& info) {
 // packRight(w): w [k, n] in bfloat16 as AMX tiles for multiplyPacked (amx-matmul.h)
 static Napi::Value PackRightOp(const Napi::CallbackInfo& info) { return wrap(info.Env(), amx::packRight(unwrap(info[0]))); }
 
-// multiplyPacked(left, packed): left [rows, k] · w [k, n]; left must pass amxTakes(left, packed)
+// multiplyPacked(left, packed): left [rows, k] · w [k, n], any rows (amxTakes says where it beats matmul)
 static Napi::Value MultiplyPackedOp(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), amx::multiplyPacked(unwrap(info[0]), unwrap(info[1])));
+}
+
+// unpackRight(packed): w [k, n] back out of packRight's tiles
+static Napi::Value UnpackRightOp(const Napi::CallbackInfo& info) { return wrap(info.Env(), amx::unpackRight(unwrap(info[0]))); }
+
+// multiplyPackedTransposed(left, packed): left [rows, n] · wᵀ from w [k, n]'s tiles, any rows
+static Napi::Value MultiplyPackedTransposedOp(const Napi::CallbackInfo& info) {
+  return wrap(info.Env(), amx::multiplyPackedTransposed(unwrap(info[0]), unwrap(info[1])));
 }
 
 // amxTakes(left, packed): whether multiplyPacked takes them (elsewhere a caller uses matmul)
@@ -256,6 +264,8 @@ static Napi::Value AmxAvailableOp(const Napi::CallbackInfo& info) { return Napi:
 void registerMath(Napi::Env env, Napi::Object exports) {
   ATTUNE_EXPORT("packRight", PackRightOp);
   ATTUNE_EXPORT("multiplyPacked", MultiplyPackedOp);
+  ATTUNE_EXPORT("unpackRight", UnpackRightOp);
+  ATTUNE_EXPORT("multiplyPackedTransposed", MultiplyPackedTransposedOp);
   ATTUNE_EXPORT("amxTakes", AmxTakesOp);
   ATTUNE_EXPORT("amxAvailable", AmxAvailableOp);
   ATTUNE_EXPORT("neg", Neg);

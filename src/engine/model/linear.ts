@@ -1,7 +1,7 @@
 // Frozen linear projections that may carry LoRA adapters: y = x Wᵀ + b + scale · (dropout(x) Aᵀ) Bᵀ.
 // The adapter's A and B are float32 master weights; each forward casts them to the weights' dtype, so
 // their gradients come back in float32.
-import { cat, linear, loraLinear, dropout, keep, noGrad, PackedMatrix, PackedWeight, type Tensor } from '../tensor/index.js';
+import { cat, linear, loraLinear, dropout, keep, noGrad, PackedMatrix, PackedWeight, type Tensor, type WeightPacking } from '../tensor/index.js';
 
 export interface LoraWeights {
   /** [rank, in] */
@@ -43,8 +43,8 @@ export class Linear {
   }
 
   /** Packs the weight where it has an adapter and its sizes fit the tiles; undone by unpack(). */
-  pack(): void {
-    if (this.lora && !this.packed && PackedMatrix.fits(this.weight)) this.packed = PackedWeight.of(this.weight);
+  pack(packing: WeightPacking): void {
+    if (this.lora && !this.packed && PackedMatrix.fits(this.weight)) this.packed = packing === 'instead' ? PackedWeight.instead(this.weight) : PackedWeight.of(this.weight);
   }
 
   unpack(): void {
@@ -114,11 +114,21 @@ export class FusedLinear {
    * Packs the fused weight where one product serves all the adapters (every part adapted alike, without
    * dropout) and its sizes fit the tiles; undone by unpack().
    */
-  pack(): void {
+  pack(packing: WeightPacking): void {
     const loras = this.parts.map((p) => p.lora);
     const first = loras[0];
     const shared = first !== null && first.dropout === 0 && loras.every((l) => l && l.scale === first.scale && l.dropout === 0);
-    if (shared && !this.packed && PackedMatrix.fits(this.weight)) this.packed = PackedWeight.of(this.weight);
+    if (!shared || this.packed || !PackedMatrix.fits(this.weight)) return;
+    if (packing === 'beside') this.packed = PackedWeight.of(this.weight);
+    else {
+      let start = 0;
+      const views = this.parts.map((part) => {
+        const view = { view: part.weight, start };
+        start += part.outFeatures;
+        return view;
+      });
+      this.packed = PackedWeight.instead(this.weight, views);
+    }
   }
 
   unpack(): void {

@@ -3,7 +3,7 @@
 // Weights live in one compute dtype (float32, bfloat16 or float16); norms, softmax and the loss run in
 // float32, as Hugging Face runs them.
 import {
-  embedding, linear, PackedMatrix, PackedWeight, linearCrossEntropy, lowestFinite, materializedAttention, rmsNorm, gatedActivation, scaledDotProductAttention, sdpaSupport, tensor, tidy, zeros,
+  embedding, linear, PackedMatrix, PackedWeight, type WeightPacking, linearCrossEntropy, lowestFinite, materializedAttention, rmsNorm, gatedActivation, scaledDotProductAttention, sdpaSupport, tensor, tidy, zeros,
   type DType, type Tensor,
 } from '../tensor/index.js';
 import type { ModelConfig } from './config.js';
@@ -133,13 +133,18 @@ export class Transformer {
 
   /**
    * Packs the adapted projections' frozen weights and the vocabulary head into AMX tiles for a training run
-   * (tensor/packed.ts), where their sizes fit the tiles: up to two more copies of them, one for each
-   * product. Returns what drops them again.
+   * (tensor/packed.ts), where their sizes fit the tiles: beside them, two more copies, one for each
+   * product; instead of them, none (a head tied to the embedding keeps its values then, unpacked, since
+   * the embedding reads them). Returns what drops the tiles again (and puts back what they stood in for).
    */
-  packProjections(): () => void {
+  packProjections(packing: WeightPacking): () => void {
     const projections = this.weights.blocks.flatMap((block, i) => [this.fused[i].qkv, block.o, this.fused[i].gateUp, block.down]);
-    for (const projection of projections) projection.pack();
-    if (!this.packedHead && PackedMatrix.fits(this.weights.head)) this.packedHead = PackedWeight.of(this.weights.head);
+    for (const projection of projections) projection.pack(packing);
+    const head = this.weights.head;
+    if (!this.packedHead && PackedMatrix.fits(head)) {
+      if (packing === 'beside') this.packedHead = PackedWeight.of(head);
+      else if (head !== this.weights.embed) this.packedHead = PackedWeight.instead(head);
+    }
     return () => {
       for (const projection of projections) projection.unpack();
       this.packedHead?.dispose();

@@ -29,6 +29,7 @@ export interface NativeTorch {
   isContiguous(t: T): boolean;
   /** How many times the tensor's storage (shared with its views) has been changed in place. */
   tensorVersion(t: T): number;
+  replaceTensor(target: T, source: T): void;
   readFileInto(t: T, fd: number, position: number): number;
   dispose(t: T): void;
   liveTensors(): number;
@@ -118,6 +119,8 @@ export interface NativeTorch {
   packRight(w: T): T;
   amxTakes(left: T, packed: T): boolean;
   multiplyPacked(left: T, packed: T): T;
+  multiplyPackedTransposed(left: T, packed: T): T;
+  unpackRight(packed: T): T;
 
   // Fused pieces with hand-written backward passes (native/src/fused.cc).
   rmsNorm(x: T, weight: T, eps: number, offset: number): T;

@@ -119,7 +119,7 @@ export const loraLinear = (
   new Tensor(
     torch.loraLinear(
       x.handle, weight.handle, bias?.handle, a.handle, (Array.isArray(b) ? b : [b]).map((t) => t.handle), scale, loraInput?.handle,
-      packed?.forward.tiles.handle, packed?.backward.tiles.handle, packed?.sourceVersion ?? 0,
+      packed?.forward?.tiles.handle, packed?.backward.tiles.handle, packed?.sourceVersion ?? 0,
     ),
   );
 
@@ -151,7 +151,7 @@ export function linearCrossEntropy(
 ): [Tensor, Tensor] {
   const [loss, correct] = torch.linearCrossEntropy(
     hidden.handle, weight.handle, targets.handle, ignoreIndex, chunkRows, softcap, withGrad,
-    packed?.forward.tiles.handle, packed?.backward.tiles.handle, packed?.sourceVersion ?? 0,
+    packed?.forward?.tiles.handle, packed?.backward.tiles.handle, packed?.sourceVersion ?? 0,
   );
   return [new Tensor(loss), new Tensor(correct)];
 }

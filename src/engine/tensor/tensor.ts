@@ -32,6 +32,14 @@ export class Tensor {
     forgotten.unregister(this);
     this.#handle = null;
   }
+  /**
+   * From now on this tensor is `source`'s tensor, for everyone who holds this one (source is disposed).
+   * Swaps a weight for a stand-in and back without finding every holder (tensor/packed.ts).
+   */
+  replaceWith(source: Tensor): void {
+    torch.replaceTensor(this.handle, source.handle);
+    source.dispose();
+  }
   [Symbol.dispose](): void {
     this.dispose();
   }

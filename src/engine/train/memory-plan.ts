@@ -4,7 +4,7 @@
 // activations, or to say that the run cannot fit and what would.
 import { freemem, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { amxAvailable, cudaMemory, sdpaSupport } from '../tensor/index.js';
+import { amxAvailable, cudaMemory, sdpaSupport, type WeightPacking } from '../tensor/index.js';
 import { parameterCount, type ModelConfig } from '../model/config.js';
 import { keepsAttentionProbabilities } from '../model/transformer.js';
 import type { StepPlan } from './step.js';
@@ -31,7 +31,7 @@ export interface MemoryEstimate {
   activationBytes: number;
   /** The loss's logits chunk and the hidden states' gradient. */
   lossBytes: number;
-  /** The projection and head weights packed into AMX tiles, a copy for each product (0 when not packed). */
+  /** The projection and head weights packed into AMX tiles beside them, a copy for each product (0 when not, or instead of them). */
   packedBytes: number;
   /** The runtime itself (Node, libtorch, allocator slack). */
   overheadBytes: number;
@@ -75,28 +75,30 @@ export function planTraining(shape: TrainingShape): TrainingPlan {
     adapterBytes: loraParameters(config, rank) * (16 + e),
     overheadBytes: runtimeBytes,
   };
-  const estimate = (tokens: number, checkpointing: boolean, packedWeights = false): MemoryEstimate => {
+  const estimate = (tokens: number, checkpointing: boolean, packedWeights?: WeightPacking): MemoryEstimate => {
     const activationBytes = activationEstimate(shape, e, tokens, longest, checkpointing) * allocatorSlack;
     const trained = Math.min(tokens, stepTokens);
     const lossBytes = Math.min(trained, lossChunkRows) * config.vocabSize * (2 * e + 8) + 3 * trained * config.hiddenSize * e;
-    const packedBytes = packedWeights ? 2 * packedParameters(config) * e : 0;
+    // Tiles instead of the weights cost one weight's tiles more while they are packed, before the first step's activations exist.
+    const packedBytes = packedWeights === 'beside' ? 2 * packedParameters(config) * e : 0;
     const totalBytes = fixed.weightsBytes + fixed.adapterBytes + fixed.overheadBytes + activationBytes + lossBytes + packedBytes;
     return { ...fixed, activationBytes, lossBytes, packedBytes, totalBytes };
   };
   // Largest micro-batch first, without checkpointing (it costs a second forward pass), then with it; at
-  // each, with the weights packed into AMX tiles where this CPU has them (1B steps 16% faster here,
-  // README), then without.
+  // each, where this CPU has AMX tiles, with the weights packed beside them (1B steps 16% faster here,
+  // README), else instead of them (no memory, and the same products' speed at 8B's 256 rows; slower than
+  // beside them at 512 rows, where the forward's transposed product streams more).
   const sizes: number[] = [];
   for (let tokens = stepTokens; tokens > longest; tokens = Math.floor(tokens / 2)) sizes.push(tokens);
   sizes.push(longest);
-  const packings = packsWeights(shape) ? [true, false] : [false];
+  const packings: (WeightPacking | undefined)[] = packsWeights(shape) ? ['beside', 'instead'] : [undefined];
   for (const checkpointing of [false, true]) {
     for (const tokens of sizes) {
       for (const packedWeights of packings) {
         const planned = estimate(tokens, checkpointing, packedWeights);
         if (planned.totalBytes > usable) continue;
         const split = tokens < stepTokens ? `micro-batches of up to ${tokens} tokens` : `one pass per step (${stepTokens} tokens)`;
-        const choices = `${split}${checkpointing ? ', activation checkpointing' : ''}${packedWeights ? ', weights packed into AMX tiles' : ''}`;
+        const choices = `${split}${checkpointing ? ', activation checkpointing' : ''}${packedWeights ? packingNames[packedWeights] : ''}`;
         return {
           step: { microBatchTokens: tokens, checkpointing, lossChunkRows, packedWeights },
           estimate: planned,
@@ -109,7 +111,7 @@ export function planTraining(shape: TrainingShape): TrainingPlan {
   }
   const leanest = estimate(longest, true);
   return {
-    step: { microBatchTokens: longest, checkpointing: true, lossChunkRows, packedWeights: false },
+    step: { microBatchTokens: longest, checkpointing: true, lossChunkRows },
     estimate: leanest,
     budgetBytes,
     fits: false,
@@ -159,6 +161,11 @@ function activationEstimate(shape: TrainingShape, e: number, tokens: number, row
   const block = tokens * perToken + temporaries;
   return checkpointing ? tokens * L * e * d + block : tokens * L * perToken + temporaries;
 }
+
+const packingNames: Record<WeightPacking, string> = {
+  beside: ', weights packed into AMX tiles beside them',
+  instead: ', weights packed into AMX tiles instead of them',
+};
 
 /** Whether the run's frozen weights can be packed into AMX tiles: bfloat16 on a CPU that has them, every projection's sizes multiples of 32. */
 function packsWeights(shape: TrainingShape): boolean {

@@ -3,7 +3,7 @@
 // recomputed in the backward pass instead of kept (activation checkpointing). Each micro-batch's loss
 // sum is scaled by 1 / (the step's predicted tokens), so the accumulated gradient is exactly the one big
 // batch's mean-loss gradient.
-import { noGrad, tidy, keep, type Tensor } from '../tensor/index.js';
+import { noGrad, tidy, keep, type Tensor, type WeightPacking } from '../tensor/index.js';
 import type { Transformer, ForwardOptions } from '../model/transformer.js';
 import type { FramedExample } from '../data/framing.js';
 import { IGNORE_INDEX } from '../data/framing.js';
@@ -16,8 +16,8 @@ export interface StepPlan {
   checkpointing: boolean;
   /** Rows of vocabulary logits computed at once by the loss. */
   lossChunkRows: number;
-  /** The run keeps the frozen projection weights packed into AMX tiles (Transformer.packProjections). */
-  packedWeights?: boolean;
+  /** The run keeps the frozen projection weights packed into AMX tiles, and how (Transformer.packProjections). */
+  packedWeights?: WeightPacking;
 }
 
 /** Everything in one micro-batch (a plan for a step small enough to need no splitting). */

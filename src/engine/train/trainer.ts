@@ -226,7 +226,7 @@ async function runSteps(model: Transformer, adapter: LoraAdapter, options: Train
   const order = new ExampleOrder(objective.size, o.seed);
   const started = Date.now();
   // Packed once the adapter is attached (only adapted projections are packed), dropped however the run ends.
-  const unpack = stepPlan.packedWeights ? model.packProjections() : () => {};
+  const unpack = stepPlan.packedWeights ? model.packProjections(stepPlan.packedWeights) : () => {};
   try {
     for (let step = result.completedSteps + 1; step <= totalSteps; step++) {
       await yieldToEventLoop(); // lets signals, timers and I/O (progress, cancel) through between steps
