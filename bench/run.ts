@@ -21,7 +21,8 @@ import { servingFigures, servingShapes } from './serving.js';
 import { healthzLatency } from './healthz-latency.js';
 import { amxMatmul, amxPeak } from './matmul-headroom.js';
 import { parseModelConfig, parameterCount } from '../src/engine/model/config.js';
-import { libtorchVersion } from '../src/engine/tensor/index.js';
+import { libtorchVersion, type WeightPacking } from '../src/engine/tensor/index.js';
+import { packingNames } from '../src/engine/train/memory-plan.js';
 import { packageRoot } from '../src/engine/package-root.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -129,7 +130,7 @@ for (const shape of benchShapes.filter((s) => selected(s.name))) {
   emit({
     figure: 'train_peak_rss_mb', shape: shape.name, batch,
     attune: round(Number(a.peak_rss_mb)), attune_planned: round(Number(a.planned_peak_mb)),
-    attune_plan: `${a.checkpointing ? 'checkpointing, ' : ''}micro-batches of ${a.micro_batch_tokens} tokens${a.packed_weights !== 'no' ? `, weights packed into AMX tiles ${a.packed_weights} them` : ''}`,
+    attune_plan: `${a.checkpointing ? 'checkpointing, ' : ''}micro-batches of ${a.micro_batch_tokens} tokens${a.packed_weights !== 'no' ? `, ${packingNames[a.packed_weights as WeightPacking]}` : ''}`,
     pytorch: round(Number(p.max_rss_mb)), pytorch_setting: settingOf(p),
     ratio: round(Number(a.peak_rss_mb) / Number(p.max_rss_mb), 2),
   });

@@ -46,7 +46,7 @@ test('the packed product equals the plain one: row tails, slabs of k, several co
   }
 });
 
-test('the product by the transpose comes from the same tiles, for any rows, and the tiles give the matrix back exactly', { skip: noAmx }, () => {
+test('the product by the transpose comes from the same tiles, for any rows; the tiles give the matrix back exactly; a transposed view packs as its copy would', { skip: noAmx }, () => {
   manualSeed(15);
   // w [k, n] packed once; left [rows, n] · wᵀ. 77 and 300 rows end in partial blocks; 3 rows fill none.
   // n = 4,096 is several slabs; k = 2,048 is several groups of w's rows for each thread.
@@ -61,6 +61,15 @@ test('the product by the transpose comes from the same tiles, for any rows, and 
         assert.equal(packed.unpacked().float().sub(w.float()).abs().amax([0, 1]).item(), 0, 'unpacked equals w');
         const g = randn([rows, k], { dtype: 'bfloat16' });
         assertNear(packed.times(g).float().toFloat32Array(), g.float().matmul(w.float()).toFloat32Array(), `${rows} rows (any number) · w`);
+        // wᵀ packed from the transposed view (read as w lies) and from a transposed copy: the same tiles.
+        const fromView = PackedMatrix.of(w.transpose(0, 1));
+        const fromCopy = PackedMatrix.of(w.transpose(0, 1).contiguous());
+        try {
+          assert.equal(fromView.tiles.float().sub(fromCopy.tiles.float()).abs().amax([0, 1, 2]).item(), 0, 'the tiles of a transposed view');
+        } finally {
+          fromView.dispose();
+          fromCopy.dispose();
+        }
       } finally {
         packed.dispose();
       }

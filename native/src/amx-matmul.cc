@@ -57,9 +57,16 @@ at::Tensor packRight(const at::Tensor& w) {
     throw std::invalid_argument("packRight: the matrix must be a 2-D bfloat16 tensor on the CPU");
   const int64_t k = w.size(0), n = w.size(1);
   if (k == 0 || n == 0 || k % kBlock || n % kBlock) throw std::invalid_argument("packRight: both dimensions must be multiples of 32");
-  auto source = w.contiguous();
   auto packed = at::empty({n / kBlock, k / kBlock, kBlockValues}, w.options());
 #if defined(__x86_64__)
+  const auto transposed = w.t();
+  if (!w.is_contiguous() && transposed.is_contiguous()) {
+    // A transposed view (Wᵀ of a weight W [n, k]): its tiles are W's rows transposed pair by pair, read
+    // from W as it lies, without a transposed copy of it first (a second weight's worth of memory).
+    packTransposedInto(raw<const uint16_t>(transposed), n, k, raw<uint16_t>(packed), 0, n / kBlock);
+    return packed;
+  }
+  auto source = w.contiguous();
   packInto(raw<const uint16_t>(source), k, n, raw<uint16_t>(packed));
 #endif
   return packed;

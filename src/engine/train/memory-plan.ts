@@ -98,7 +98,7 @@ export function planTraining(shape: TrainingShape): TrainingPlan {
         const planned = estimate(tokens, checkpointing, packedWeights);
         if (planned.totalBytes > usable) continue;
         const split = tokens < stepTokens ? `micro-batches of up to ${tokens} tokens` : `one pass per step (${stepTokens} tokens)`;
-        const choices = `${split}${checkpointing ? ', activation checkpointing' : ''}${packedWeights ? packingNames[packedWeights] : ''}`;
+        const choices = `${split}${checkpointing ? ', activation checkpointing' : ''}${packedWeights ? `, ${packingNames[packedWeights]}` : ''}`;
         return {
           step: { microBatchTokens: tokens, checkpointing, lossChunkRows, packedWeights },
           estimate: planned,
@@ -162,9 +162,10 @@ function activationEstimate(shape: TrainingShape, e: number, tokens: number, row
   return checkpointing ? tokens * L * e * d + block : tokens * L * perToken + temporaries;
 }
 
-const packingNames: Record<WeightPacking, string> = {
-  beside: ', weights packed into AMX tiles beside them',
-  instead: ', weights packed into AMX tiles instead of them',
+/** How a plan's summary names its packing. */
+export const packingNames: Record<WeightPacking, string> = {
+  beside: 'weights packed into AMX tiles beside them',
+  instead: 'weights packed into AMX tiles instead of them',
 };
 
 /** Whether the run's frozen weights can be packed into AMX tiles: bfloat16 on a CPU that has them, every projection's sizes multiples of 32. */
