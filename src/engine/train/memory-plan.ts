@@ -175,7 +175,7 @@ function packsWeights(shape: TrainingShape): boolean {
   return shape.dtype === 'bfloat16' && shape.device === 'cpu' && sizes.every((n) => n % 32 === 0) && amxAvailable();
 }
 
-/** The weights Transformer.packProjections packs: every layer's projections (q, k, v, o, gate, up, down), and the head where its vocabulary fits the tiles. */
+/** The weights Transformer.packProjections packs beside themselves: every layer's projections (q, k, v, o, gate, up, down), and the head where its vocabulary fits the tiles. */
 function packedParameters(config: ModelConfig): number {
   const { hiddenSize: d, intermediateSize: ff, numHeads: H, numKvHeads: K, headDim: D, numLayers: L, vocabSize: V } = config;
   return L * (d * (H + 2 * K) * D + H * D * d + 3 * d * ff) + (V % 32 === 0 ? V * d : 0);
