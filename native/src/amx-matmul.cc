@@ -1,5 +1,6 @@
-// Tensors and threads around the AMX kernel (amx-kernel.h): checks, scratch, one share of the rows a
-// thread. Measured against oneDNN by bench/probes/amx-matmul.cc, which runs the same kernel.
+// Tensors and threads around the AMX kernel (amx-kernel.h): checks, scratch, and each thread's share of
+// the work (of the left operand's rows, or for a product by the transpose, of w's rows). Measured against
+// oneDNN by bench/probes/amx-matmul.cc, which runs the same kernel.
 #include "amx-matmul.h"
 
 #include <ATen/Parallel.h>
@@ -88,6 +89,7 @@ bool takes(const at::Tensor& left, const at::Tensor& packed) {
   return fits(left, packed, 1) && left.size(0) >= kMinRowsPerThread * at::get_num_threads();
 }
 
+#if defined(__x86_64__)
 namespace {
 
 // The low-rank term's float32 operands, checked against the product's rows and output columns.
@@ -106,6 +108,7 @@ struct LowRankOperands {
 };
 
 }  // namespace
+#endif
 
 at::Tensor multiplyPacked(const at::Tensor& left, const at::Tensor& packed, const at::Tensor& lowLeft, const at::Tensor& lowRight) {
   if (!fits(left, packed, 1)) throw std::invalid_argument("multiplyPacked: the operands do not fit the AMX product");
