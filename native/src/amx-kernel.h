@@ -110,12 +110,62 @@ ATTUNE_AMX_TARGET inline void packTransposedInto(const uint16_t* left, int64_t r
       }
 }
 
+// A 32 × 32 output block accumulates in tiles 0-3 (rows 0-15 × columns 0-15, 0-15 × 16-31, 16-31 × 0-15,
+// 16-31 × 16-31), 1,024 floats when stored. The first slab of k starts them at zero; a later one from the
+// partial sums the slab before left.
+#define ATTUNE_AMX_INLINE ATTUNE_AMX_TARGET inline __attribute__((always_inline))
+ATTUNE_AMX_INLINE void startBlockSums(const float* partial, bool firstSlab) {
+  if (firstSlab) {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    return;
+  }
+  _tile_loadd(0, partial, 64);
+  _tile_loadd(1, partial + 256, 64);
+  _tile_loadd(2, partial + 512, 64);
+  _tile_loadd(3, partial + 768, 64);
+}
+
+// One k step of the block: a's two 16-row tiles (its rows 0-15, then 16-31) times b's two 16-column
+// tiles (its columns 0-15, then 16-31), into tiles 0-3.
+ATTUNE_AMX_INLINE void multiplyStep(const uint16_t* a, const uint16_t* b) {
+  _tile_loadd(4, a, 64);
+  _tile_loadd(5, a + kBlockValues / 2, 64);
+  _tile_loadd(6, b, 64);
+  _tile_loadd(7, b + kBlockValues / 2, 64);
+  _tile_dpbf16ps(0, 4, 6);
+  _tile_dpbf16ps(1, 4, 7);
+  _tile_dpbf16ps(2, 5, 6);
+  _tile_dpbf16ps(3, 5, 7);
+}
+
+ATTUNE_AMX_INLINE void storeBlockSums(float* destination) {
+  _tile_stored(0, destination, 64);
+  _tile_stored(1, destination + 256, 64);
+  _tile_stored(2, destination + 512, 64);
+  _tile_stored(3, destination + 768, 64);
+}
+
 // The low-rank term of multiplyPacked: lowLeft [rows, rank] · lowRight [rank, n] in float32 (rank 0: none).
 struct LowRank {
   const float* left = nullptr;
   const float* right = nullptr;
   int64_t rank = 0;
 };
+
+// Output row `row`, columns [32 · column, 32 · column + 32) of out [rows, columns]: its float32 sums (two
+// halves of 16) plus its low-rank term, rounded once into bfloat16.
+ATTUNE_AMX_INLINE void storeRow(__m512 first16, __m512 second16, const LowRank& low, uint16_t* out, int64_t row, int64_t columns, int64_t column) {
+  for (int64_t j = 0; j < low.rank; j++) {
+    const __m512 factor = _mm512_set1_ps(low.left[row * low.rank + j]);
+    const float* right = low.right + j * columns + column * kBlock;
+    first16 = _mm512_fmadd_ps(factor, _mm512_loadu_ps(right), first16);
+    second16 = _mm512_fmadd_ps(factor, _mm512_loadu_ps(right + 16), second16);
+  }
+  _mm512_storeu_si512(out + row * columns + column * kBlock, (__m512i)_mm512_cvtne2ps_pbh(second16, first16));
+}
 
 // Output rows [first, first + 32 · blocks) ∩ [0, rows) of left · w (+ the low-rank term). `rowTiles`
 // (32 · blocks · k values), `partials` (32 · blocks · n floats) and `tail` (32 · k values) are this thread's scratch.
@@ -146,49 +196,21 @@ ATTUNE_AMX_TARGET inline void multiplyRows(const uint16_t* left, int64_t rows, i
       int64_t prefetched = 0;
       for (int64_t block = 0; block < blocks; block++) {
         float* partial = partials + (block * columnBlocks + column) * kBlockValues;
-        if (firstSlab) {
-          _tile_zero(0);
-          _tile_zero(1);
-          _tile_zero(2);
-          _tile_zero(3);
-        } else {
-          _tile_loadd(0, partial, 64);
-          _tile_loadd(1, partial + 256, 64);
-          _tile_loadd(2, partial + 512, 64);
-          _tile_loadd(3, partial + 768, 64);
-        }
+        startBlockSums(partial, firstSlab);
         const uint16_t* a = rowTiles + (block * steps + slabStart) * kBlockValues;
         const uint16_t* b = packed + (column * steps + slabStart) * kBlockValues;
         for (int64_t step = slabStart; step < slabEnd; step++, a += kBlockValues, b += kBlockValues) {
           for (int i = 0; next && i < kPrefetchLinesPerStep && prefetched < nextLines; i++, prefetched++)
             _mm_prefetch(next + prefetched * 64, _MM_HINT_T1);
-          _tile_loadd(4, a, 64);                     // rows 0-15
-          _tile_loadd(5, a + kBlockValues / 2, 64);  // rows 16-31
-          _tile_loadd(6, b, 64);                     // columns 0-15
-          _tile_loadd(7, b + kBlockValues / 2, 64);  // columns 16-31
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          _tile_dpbf16ps(2, 5, 6);
-          _tile_dpbf16ps(3, 5, 7);
+          multiplyStep(a, b);
         }
-        float* destination = lastSlab ? sums[0] : partial;
-        _tile_stored(0, destination, 64);
-        _tile_stored(1, destination + 256, 64);
-        _tile_stored(2, destination + 512, 64);
-        _tile_stored(3, destination + 768, 64);
+        storeBlockSums(lastSlab ? sums[0] : partial);
         if (!lastSlab) continue;
         for (int half = 0; half < 2; half++)
           for (int r = 0; r < 16; r++) {
             const int64_t row = first + block * kBlock + half * 16 + r;
             if (row >= rows) break;
-            __m512 first16 = _mm512_load_ps(sums[half * 2] + r * 16), second16 = _mm512_load_ps(sums[half * 2 + 1] + r * 16);
-            for (int64_t j = 0; j < low.rank; j++) {
-              const __m512 factor = _mm512_set1_ps(low.left[row * low.rank + j]);
-              const float* right = low.right + j * n + column * kBlock;
-              first16 = _mm512_fmadd_ps(factor, _mm512_loadu_ps(right), first16);
-              second16 = _mm512_fmadd_ps(factor, _mm512_loadu_ps(right + 16), second16);
-            }
-            _mm512_storeu_si512(out + row * n + column * kBlock, (__m512i)_mm512_cvtne2ps_pbh(second16, first16));
+            storeRow(_mm512_load_ps(sums[half * 2] + r * 16), _mm512_load_ps(sums[half * 2 + 1] + r * 16), low, out, row, n, column);
           }
       }
     }
@@ -240,35 +262,14 @@ ATTUNE_AMX_TARGET inline void multiplyTransposedRows(const uint16_t* packed, int
         int64_t prefetched = 0;
         for (int64_t member = 0; member < members; member++) {
           float* partial = partials + (member * rowBlocks + rowBlock) * kBlockValues;
-          if (firstSlab) {
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
-          } else {
-            _tile_loadd(0, partial, 64);
-            _tile_loadd(1, partial + 256, 64);
-            _tile_loadd(2, partial + 512, 64);
-            _tile_loadd(3, partial + 768, 64);
-          }
+          startBlockSums(partial, firstSlab);
           const uint16_t* a = rowTiles + member * slabSteps * kBlockValues;
           const uint16_t* b = leftTiles + (rowBlock * nSteps + slabStart) * kBlockValues;
           for (int64_t step = slabStart; step < slabEnd; step++, a += kBlockValues, b += kBlockValues) {
             for (int64_t i = 0; next && i < linesPerStep && prefetched < nextLines; i++, prefetched++) _mm_prefetch(next + prefetched * 64, _MM_HINT_T1);
-            _tile_loadd(4, a, 64);                     // w's rows 0-15
-            _tile_loadd(5, a + kBlockValues / 2, 64);  // w's rows 16-31
-            _tile_loadd(6, b, 64);                     // left's rows 0-15
-            _tile_loadd(7, b + kBlockValues / 2, 64);  // left's rows 16-31
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
+            multiplyStep(a, b);  // a: w's rows; b: left's rows
           }
-          float* destination = lastSlab ? sums[0] : partial;
-          _tile_stored(0, destination, 64);
-          _tile_stored(1, destination + 256, 64);
-          _tile_stored(2, destination + 512, 64);
-          _tile_stored(3, destination + 768, 64);
+          storeBlockSums(lastSlab ? sums[0] : partial);
           if (!lastSlab) continue;
           const int64_t column = group + member;
           for (int half = 0; half < 2; half++) {  // left's rows 16 · half to 16 · half + 15
@@ -281,14 +282,7 @@ ATTUNE_AMX_TARGET inline void multiplyTransposedRows(const uint16_t* packed, int
             for (int r = 0; r < 16; r++) {
               const int64_t row = rowBlock * kBlock + half * 16 + r;
               if (row >= rows) break;
-              __m512 first16 = _mm512_castsi512_ps(lower[r]), second16 = _mm512_castsi512_ps(upper[r]);
-              for (int64_t j = 0; j < low.rank; j++) {
-                const __m512 factor = _mm512_set1_ps(low.left[row * low.rank + j]);
-                const float* right = low.right + j * k + column * kBlock;
-                first16 = _mm512_fmadd_ps(factor, _mm512_loadu_ps(right), first16);
-                second16 = _mm512_fmadd_ps(factor, _mm512_loadu_ps(right + 16), second16);
-              }
-              _mm512_storeu_si512(out + row * k + column * kBlock, (__m512i)_mm512_cvtne2ps_pbh(second16, first16));
+              storeRow(_mm512_castsi512_ps(lower[r]), _mm512_castsi512_ps(upper[r]), low, out, row, k, column);
             }
           }
         }
