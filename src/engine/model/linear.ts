@@ -44,7 +44,7 @@ export class Linear {
 
   /** Packs the weight where it has an adapter and its sizes fit the tiles; undone by unpack(). */
   pack(packing: WeightPacking): void {
-    if (this.lora && !this.packed && PackedMatrix.fits(this.weight)) this.packed = packing === 'instead' ? PackedWeight.instead(this.weight) : PackedWeight.of(this.weight);
+    if (this.lora && !this.packed && PackedMatrix.fits(this.weight)) this.packed = PackedWeight.pack(this.weight, packing);
   }
 
   unpack(): void {
@@ -119,16 +119,13 @@ export class FusedLinear {
     const first = loras[0];
     const shared = first !== null && first.dropout === 0 && loras.every((l) => l && l.scale === first.scale && l.dropout === 0);
     if (!shared || this.packed || !PackedMatrix.fits(this.weight)) return;
-    if (packing === 'beside') this.packed = PackedWeight.of(this.weight);
-    else {
-      let start = 0;
-      const views = this.parts.map((part) => {
-        const view = { view: part.weight, start };
-        start += part.outFeatures;
-        return view;
-      });
-      this.packed = PackedWeight.instead(this.weight, views);
-    }
+    let start = 0;
+    const views = this.parts.map((part) => {
+      const view = { view: part.weight, start };
+      start += part.outFeatures;
+      return view;
+    });
+    this.packed = PackedWeight.pack(this.weight, packing, views);
   }
 
   unpack(): void {

@@ -82,6 +82,11 @@ export class PackedWeight {
     private readonly standIn: { weight: Tensor; views: RowView[] } | null = null,
   ) {}
 
+  /** W packed the given way; `views` (row views of W, e.g. a fused weight's parts) follow W when its tiles stand in for it. */
+  static pack(w: Tensor, packing: WeightPacking, views: RowView[] = []): PackedWeight {
+    return packing === 'beside' ? PackedWeight.of(w) : PackedWeight.instead(w, views);
+  }
+
   static of(w: Tensor): PackedWeight {
     return new PackedWeight(PackedMatrix.of(w.transpose(0, 1)), PackedMatrix.of(w), null);
   }
