@@ -1,7 +1,7 @@
 // Where a model runs and in which dtype. `auto` takes a CUDA GPU when one is visible; the dtype is
 // bfloat16 where this device multiplies bfloat16 much faster than float32, decided by a short matmul
 // probe (never by a list of CPU or GPU models), except for tiny models, which run faster in float32.
-import { cudaDeviceCount, libtorchVersion, noGrad, ones, randn, tidy, type DType } from './tensor/index.js';
+import { cudaDeviceCount, getNumThreads, libtorchVersion, noGrad, ones, randn, setNumThreads, tidy, type DType } from './tensor/index.js';
 
 export const deviceChoices = ['auto', 'cpu', 'cuda'] as const;
 export const dtypeChoices = ['auto', 'float32', 'bfloat16', 'float16'] as const;
@@ -77,7 +77,7 @@ export function resolvePlacement(request: PlacementRequest = {}, parameters?: nu
   }
   const probe = matmulProbe(device);
   const fast = probe.bfloat16 >= bf16Speedup * probe.float32;
-  const measured = `bfloat16 matmuls run ${(probe.bfloat16 / probe.float32).toFixed(1)}x as fast as float32 here`;
+  const measured = `bfloat16 matmuls run ${(probe.bfloat16 / probe.float32).toFixed(1)}x as fast as float32 here${device === 'cpu' ? ', on one core' : ''}`;
   let dtype: ComputeDtype = fast ? 'bfloat16' : 'float32';
   let because = fast ? measured : `${measured} (under ${bf16Speedup}x)`;
   if (fast && parameters !== undefined && parameters < float32BelowParameters) {
@@ -129,19 +129,35 @@ const probes = new Map<string, ProbeResult>();
 /**
  * GFLOP/s of a mid-sized matmul in float32 and bfloat16 on the device, measured once per process (~0.1 s).
  * The pair of measurements runs twice and each dtype keeps its best: a burst of other work on a shared
- * host must then hit both of a dtype's measurements to skew the choice (one each picked float32 on a
- * busy host).
+ * host must then hit both of a dtype's measurements to skew the choice. On the CPU it runs on one thread:
+ * the choice rests on what a core does in each dtype, and a product that takes a millisecond on every
+ * core waits on whichever core the host gave to other work (on a busy 2-core host the two-thread probe
+ * measured bfloat16 at 33 GFLOP/s against 630 quiet, and picked float32, four times slower there).
  */
 export function matmulProbe(device: string): ProbeResult {
   let result = probes.get(device);
   if (!result) {
-    result = { float32: 0, bfloat16: 0 };
-    for (let round = 0; round < 2; round++) {
-      for (const dtype of ['float32', 'bfloat16'] as const) result[dtype] = Math.max(result[dtype], matmulRate(device, dtype));
-    }
+    const measured: ProbeResult = { float32: 0, bfloat16: 0 };
+    onOneCpuThread(device, () => {
+      for (let round = 0; round < 2; round++) {
+        for (const dtype of ['float32', 'bfloat16'] as const) measured[dtype] = Math.max(measured[dtype], matmulRate(device, dtype));
+      }
+    });
+    result = measured;
     probes.set(device, result);
   }
   return result;
+}
+
+function onOneCpuThread(device: string, run: () => void): void {
+  if (device !== 'cpu') return run();
+  const threads = getNumThreads();
+  setNumThreads(1);
+  try {
+    run();
+  } finally {
+    setNumThreads(threads);
+  }
 }
 
 function matmulRate(device: string, dtype: DType): number {
