@@ -4,7 +4,8 @@
 // L2 or from beyond it, as a matmul larger than the caches must. The gap to the L2-streamed rate is the room
 // a better-blocked matmul would have; bench/probes/amx-matmul.cc times the addon's own AMX kernel
 // (native/src/amx-kernel.h), on weights packed ahead of time as training packs them, at the same projections (in a tight loop on warm buffers; the README says what it
-// gives inside a training step). On a CPU without AMX the probes say so.
+// gives inside a training step). On a CPU without AMX the probes say so, and where it has AVX-512 BF16
+// instead, the peak probe gives that instruction's ceiling on registers alone.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -27,6 +28,8 @@ export interface AmxPeak {
   in_l2_tflops?: number;
   streamed_from_l2_tflops?: number;
   streamed_from_memory_tflops?: number;
+  /** Without AMX, on a CPU with AVX-512 BF16: VDPBF16PS on registers alone, the ceiling there. */
+  avx512_bf16_tflops?: number;
 }
 
 /** Builds and runs the probe with the given number of threads (the cores Attune's own runs use). */

@@ -166,6 +166,9 @@ if (only?.includes('matmul-headroom')) {
       onednn: round(Number(rate.tflops), 2), amx_in_l1: peak.in_l1_tflops ?? null, amx_in_l2: peak.in_l2_tflops ?? null,
       amx_streamed_from_l2: peak.streamed_from_l2_tflops ?? null, amx_streamed_from_memory: peak.streamed_from_memory_tflops ?? null,
       ...(peak.amx ? { ratio: round(Number(rate.tflops) / peak.streamed_from_l2_tflops!, 2) } : { note: peak.why }),
+      ...(peak.avx512_bf16_tflops !== undefined
+        ? { avx512_bf16_in_registers: peak.avx512_bf16_tflops, ratio: round(Number(rate.tflops) / peak.avx512_bf16_tflops, 2) }
+        : {}),
       amx_prepacked_matmul: prepacked.tflops === undefined ? null : round(prepacked.tflops, 2),
       ...(prepacked.amx
         ? { prepacked_over_onednn: round(prepacked.tflops! / Number(rate.tflops), 2), prepacked_forward_ms: prepacked.forward_ms, one_copy_forward_ms: prepacked.one_copy_forward_ms }

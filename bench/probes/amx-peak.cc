@@ -1,7 +1,8 @@
 // The CPU's own bfloat16 matrix rate: AMX tile multiplies (TDPBF16PS) on every core at once, first on
 // operands that stay in the core's caches (the ceiling any matmul library could approach here), then with
 // one operand streamed in from L2 and from beyond it, as a large matmul must. Shown beside oneDNN's rate at
-// real shapes (bench/matmul-headroom.ts). Prints one JSON line; on a CPU or kernel without AMX it says so.
+// real shapes (bench/matmul-headroom.ts). Prints one JSON line; on a CPU or kernel without AMX it says so,
+// and where the CPU has AVX-512 BF16 instead (AMD Zen 4 and 5, say), it gives that instruction's ceiling.
 // Built by the bench with g++ -O2 -mamx-tile -mamx-bf16 -fopenmp.
 #include <immintrin.h>
 #include <omp.h>
@@ -57,12 +58,42 @@ double tflops(long streamedBytes) {
   return 2.0 * 16 * 16 * 32 * 4 * done * omp_get_max_threads() / seconds / 1e12;
 }
 
+// VDPBF16PS (16 float32 sums, each of two bfloat16 products) on registers alone, on every core at once:
+// 24 independent sums per thread, enough to hide the instruction's latency on both of a core's pipes.
+__attribute__((target("avx512f,avx512bf16"))) double dotProductTflops() {
+  const long rounds = 20000000L;
+  double started = omp_get_wtime();
+#pragma omp parallel
+  {
+    __m512 sums[24];
+    for (auto& sum : sums) sum = _mm512_setzero_ps();
+    __m512bh left = (__m512bh)_mm512_set1_epi16(0x3f80), right = left;
+    for (long round = 0; round < rounds; round++) {
+#pragma GCC unroll 24
+      for (auto& sum : sums) sum = _mm512_dpbf16_ps(sum, left, right);
+      __asm__ volatile("" : "+v"(left));  // keeps the loop from being folded away
+    }
+    float sink = 0;
+    for (auto& sum : sums) sink += _mm512_reduce_add_ps(sum);
+    __asm__ volatile("" : : "x"(sink));
+  }
+  return 2.0 * 32 * 24 * rounds * omp_get_max_threads() / (omp_get_wtime() - started) / 1e12;
+}
+
+void withoutAmx(const char* why) {
+  if (!__builtin_cpu_supports("avx512bf16")) {
+    printf("{\"amx\":false,\"why\":\"%s\"}\n", why);
+    return;
+  }
+  dotProductTflops();  // the cores' warm-up, as for the tiles below
+  printf("{\"amx\":false,\"why\":\"%s\",\"threads\":%d,\"avx512_bf16_tflops\":%.2f}\n", why, omp_get_max_threads(), dotProductTflops());
+}
+
 }  // namespace
 
 int main() {
-  if (!attune::amx::cpuHasAmxBf16()) return puts("{\"amx\":false,\"why\":\"this CPU has no AMX-BF16\"}"), 0;
-  if (!attune::amx::kernelGrantsTiles())
-    return puts("{\"amx\":false,\"why\":\"the kernel does not grant AMX tile state\"}"), 0;
+  if (!attune::amx::cpuHasAmxBf16()) return withoutAmx("this CPU has no AMX-BF16"), 0;
+  if (!attune::amx::kernelGrantsTiles()) return withoutAmx("the kernel does not grant AMX tile state"), 0;
   // Cores that sat idle take milliseconds to come back (the first parallel bursts here run at a tenth of
   // the rate): a second of multiplies first.
   tflops(8 << 10), tflops(8 << 10);
