@@ -159,7 +159,7 @@ bool agrees(const Buffer<bf16>& out, int64_t n, const Buffer<bf16>& left, int64_
 
 int main(int argc, char** argv) {
   if (argc < 4 || argc % 2) return puts("{\"amx\":false,\"why\":\"usage: amx-matmul ROWS OUT IN [OUT IN ...]\"}"), 2;
-  if (!attune::amx::cpuHasAmxBf16() || !attune::amx::cpuHasAvx512Bf16()) return puts("{\"amx\":false,\"why\":\"this CPU lacks AMX-BF16 or AVX512-BF16, which the kernel needs both of\"}"), 0;
+  if (!attune::amx::cpuHasAmxBf16() || !attune::amx::cpuHasAvx512Bf16()) return puts("{\"amx\":false,\"why\":\"this CPU has no AMX-BF16, or no AVX512-BF16 (the kernel needs both)\"}"), 0;
   if (!attune::amx::kernelGrantsTiles())
     return puts("{\"amx\":false,\"why\":\"the kernel does not grant AMX tile state\"}"), 0;
   const int64_t rows = atol(argv[1]);
