@@ -9,7 +9,7 @@
 //   node dist/bench/measure.js packed-ab <shape> [rounds]  (training steps with plain weights and each packing, rotated)
 // Without --threads and --dtype, Attune runs in its auto setting (as `attune tune` would).
 import { parseArgs } from 'node:util';
-import { tidy, setNumThreads, setBlasThreads, manualSeed, noGrad, ids, heapStats, randn, type WeightPacking } from '../src/engine/tensor/index.js';
+import { tidy, setNumThreads, setBlasThreads, manualSeed, noGrad, ids, heapStats, randn, packedKernel, PackedMatrix, type WeightPacking } from '../src/engine/tensor/index.js';
 import { LoraAdapter, loraConfig } from '../src/engine/lora/lora.js';
 import { AdamW } from '../src/engine/train/optimizer.js';
 import { train, trainStep } from '../src/engine/train/trainer.js';
@@ -49,18 +49,31 @@ if (mode === 'matmul') {
     }
     return best;
   };
+  // Beside oneDNN, the addon's packed kernel (where this CPU has one) on the same products: from a copy
+  // for each direction (weights packed beside themselves) and from W's one copy (instead of themselves).
+  const kernel = packedKernel();
   let flops = 0;
-  let total = 0;
+  const total = { onednn: 0, beside: 0, instead: 0 };
   noGrad(() => tidy(() => {
     for (const [out, inFeatures] of weights) {
       const w = randn([out, inFeatures], { dtype: 'bfloat16' });
       const x = randn([rows, inFeatures], { dtype: 'bfloat16' });
       const g = randn([rows, out], { dtype: 'bfloat16' });
-      total += seconds(() => tidy(() => void x.matmul(w.transpose(0, 1)))) + seconds(() => tidy(() => void g.matmul(w)));
+      total.onednn += seconds(() => tidy(() => void x.matmul(w.transpose(0, 1)))) + seconds(() => tidy(() => void g.matmul(w)));
+      if (kernel) {
+        const ofW = PackedMatrix.of(w);
+        const ofWt = PackedMatrix.of(w.transpose(0, 1));
+        const backward = seconds(() => tidy(() => void ofW.times(g)));
+        total.beside += seconds(() => tidy(() => void ofWt.times(x))) + backward;
+        total.instead += seconds(() => tidy(() => void ofW.timesTransposed(x))) + backward;
+        ofW.dispose();
+        ofWt.dispose();
+      }
       flops += 2 * 2 * rows * out * inFeatures;
     }
   }));
-  console.log(JSON.stringify({ impl: 'attune', mode, shape: shape.name, threads, rows, tflops: flops / total / 1e12 }));
+  const packed = kernel ? { packed_kernel: kernel, packed_tflops: flops / total.beside / 1e12, packed_one_copy_tflops: flops / total.instead / 1e12 } : { packed_kernel: null };
+  console.log(JSON.stringify({ impl: 'attune', mode, shape: shape.name, threads, rows, tflops: flops / total.onednn / 1e12, ...packed }));
   process.exit(0);
 }
 

@@ -7,7 +7,7 @@
 // --only also takes soak, seed-job, healthz, serving (bench/serving.ts; serving-throughput or
 // serving-fairness for one part of it, --serving-shapes a,b for some of its shapes), queue (bench/queue.ts)
 // matmul-headroom (bench/matmul-headroom.ts) and packed-weights (1B training steps with and without the
-// weights packed into AMX tiles, rotated in one process).
+// weights packed for the CPU's bfloat16 kernel, rotated in one process).
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { totalmem } from 'node:os';
@@ -150,8 +150,9 @@ for (const shape of benchShapes.filter((s) => selected(s.name))) {
   });
 }
 
-// oneDNN's bfloat16 rate at the 1B and 8B steps' projections beside the AMX units' own, and beside
-// the addon's AMX kernel on weights packed ahead of time (when asked for by name).
+// oneDNN's bfloat16 rate at the 1B and 8B steps' projections beside the CPU's own ceiling (AMX units, or
+// VDPBF16PS), beside the addon's packed kernel in the same process, and beside the standalone AMX probe on
+// weights packed ahead of time (when asked for by name).
 if (only?.includes('matmul-headroom')) {
   const shapes = ['llama-3.2-1b', 'llama-3.1-8b'].map((name) => benchShapes.find((s) => s.name === name)!);
   // Each shape's two matmuls back to back, so that drift in the host's load hits both alike.
@@ -169,6 +170,10 @@ if (only?.includes('matmul-headroom')) {
       ...(peak.avx512_bf16_tflops !== undefined
         ? { avx512_bf16_in_registers: peak.avx512_bf16_tflops, ratio: round(Number(rate.tflops) / peak.avx512_bf16_tflops, 2) }
         : {}),
+      packed_kernel: rate.packed_kernel,
+      ...(rate.packed_kernel
+        ? { packed_matmul: round(Number(rate.packed_tflops), 2), packed_one_copy_matmul: round(Number(rate.packed_one_copy_tflops), 2), packed_over_onednn: round(Number(rate.packed_tflops) / Number(rate.tflops), 2) }
+        : {}),
       amx_prepacked_matmul: prepacked.tflops === undefined ? null : round(prepacked.tflops, 2),
       ...(prepacked.amx
         ? { prepacked_over_onednn: round(prepacked.tflops! / Number(rate.tflops), 2), prepacked_forward_ms: prepacked.forward_ms, one_copy_forward_ms: prepacked.one_copy_forward_ms }
@@ -177,7 +182,7 @@ if (only?.includes('matmul-headroom')) {
   }
 }
 
-// What packing the projection weights into AMX tiles gives a 1B training step, beside the weights and
+// What packing the projection weights for the CPU's bfloat16 kernel gives a 1B training step, beside the weights and
 // instead of them (when asked for by name).
 if (only?.includes('packed-weights')) {
   const shape = benchShapes.find((s) => s.name === 'llama-3.2-1b')!;

@@ -55,7 +55,7 @@ bf16 toBf16(float f) {
   return bf16((u + 0x7fff + ((u >> 16) & 1)) >> 16);
 }
 
-// The right-hand operand in the kernel's tile order: [k, n] packed (attune::amx::packInto).
+// The right-hand operand in the kernel's tile order: [k, n] packed (attune::packed::packInto).
 struct PackedWeight {
   Buffer<bf16> data;
   int64_t depth = 0, columns = 0;
@@ -63,7 +63,7 @@ struct PackedWeight {
 
 PackedWeight pack(const Buffer<bf16>& right, int64_t depth, int64_t columns) {
   PackedWeight p{Buffer<bf16>(depth * columns), depth, columns};
-  attune::amx::packInto(right.data(), depth, columns, p.data.data());
+  attune::packed::packInto(right.data(), depth, columns, p.data.data());
   return p;
 }
 
@@ -92,7 +92,7 @@ void matmul(const bf16* left, int64_t rows, const PackedWeight& b, bf16* out, st
     mine.tail.resize(32 * b.depth);
     mine.partials.resize(count * 32 * b.columns);
     if (count > 0)
-      attune::amx::multiplyRows(left, rows, b.depth, b.columns, b.data.data(), attune::amx::LowRank{}, out, firstBlock * 32, count,
+      attune::amx::multiplyRows(left, rows, b.depth, b.columns, b.data.data(), attune::packed::LowRank{}, out, firstBlock * 32, count,
                                 mine.rows.data(), mine.partials.data(), mine.tail.data());
   }
 }
@@ -106,14 +106,14 @@ void matmulTransposed(const bf16* left, int64_t rows, const PackedWeight& w, bf1
   {
     const int threads = omp_get_num_threads(), id = omp_get_thread_num();
     const int64_t firstRows = rowBlocks * id / threads, rowCount = rowBlocks * (id + 1) / threads - firstRows;
-    attune::amx::packTransposedInto(left, rows, w.columns, leftTiles.data(), firstRows, rowCount);
+    attune::packed::packTransposedInto(left, rows, w.columns, leftTiles.data(), firstRows, rowCount);
 #pragma omp barrier
     const int64_t firstBlock = columnBlocks * id / threads, count = columnBlocks * (id + 1) / threads - firstBlock;
     ThreadScratch& mine = scratch[id];
     mine.rows.resize(attune::amx::transposedRowTileValues(w.columns));
     mine.partials.resize(attune::amx::transposedPartialValues(rows));
     if (count > 0)
-      attune::amx::multiplyTransposedRows(w.data.data(), w.depth, w.columns, leftTiles.data(), rows, attune::amx::LowRank{}, out, firstBlock, count,
+      attune::amx::multiplyTransposedRows(w.data.data(), w.depth, w.columns, leftTiles.data(), rows, attune::packed::LowRank{}, out, firstBlock, count,
                                           mine.rows.data(), mine.partials.data());
   }
 }

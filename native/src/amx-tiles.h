@@ -1,5 +1,5 @@
 // What every AMX tile multiply needs first: the CPU's features, the kernel's leave to use the tile state,
-// and the one tile shape used here (8 tiles of 16 rows × 64 bytes). Shared by the addon (amx-matmul.cc)
+// and the one tile shape used here (8 tiles of 16 rows × 64 bytes). Shared by the addon (packed-matmul.cc)
 // and the bench's standalone probes (bench/probes), which include it by path.
 #pragma once
 

@@ -8,7 +8,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/version.h>
 
-#include "amx-matmul.h"
+#include "packed-matmul.h"
 #include "cpu-kernels.h"
 #include "handle.h"
 
@@ -120,12 +120,12 @@ struct RmsNorm : Function<RmsNorm> {
   }
 };
 
-// Whether tiles are a [k, n] matrix's, as amx::packRight lays them out.
+// Whether tiles are a [k, n] matrix's, as packed::packRight lays them out.
 static bool tilesOf(const at::Tensor& tiles, int64_t k, int64_t n) {
   return tiles.dim() == 3 && tiles.size(0) * 32 == n && tiles.size(1) * 32 == k;
 }
 
-// Which AMX tiles (amx-matmul.h) an op has for its weight W [out, in]: of Wᵀ for x Wᵀ, of W for g W. A
+// Which packed tiles (packed-matmul.h) an op has for its weight W [out, in]: of Wᵀ for x Wᵀ, of W for g W. A
 // weight on the meta device has no values of its own: W's tiles are its only copy, and both products read
 // them (x Wᵀ through multiplyPackedTransposed), however few the rows.
 struct PackedTiles {
@@ -150,7 +150,7 @@ static PackedTiles checkPacked(const char* op, const at::Tensor& weight, const c
 // the work of one block-diagonal B. The backward's products are the ones LoRA needs: gx = g W + scale
 // (g B) A, gA = scale (g B)ᵀ z, gB = scale gᵀ (z Aᵀ); frozen W and bias get none. Which inputs need
 // gradients is read from requires_grad at forward time (an absent optional input is no autograd input,
-// so the node's own input numbering would shift with it). With AMX tiles (amx-matmul.h) of Wᵀ and of W,
+// so the node's own input numbering would shift with it). With packed tiles (packed-matmul.h) of Wᵀ and of W,
 // packed while W's version counter read packedVersion, x Wᵀ and g W read them instead of W; with W's
 // tiles alone (W on the meta device), both read those.
 struct LoraLinear : Function<LoraLinear> {
@@ -168,7 +168,7 @@ struct LoraLinear : Function<LoraLinear> {
     auto za = at::linear(z, a).reshape({-1, a.size(0)});
     auto x2 = x.reshape({-1, x.size(-1)});
     at::Tensor y;
-    if (packed.sole || (packed.forward && amx::takes(x2, *forwardTiles))) {
+    if (packed.sole || (packed.forward && packed::takes(x2, *forwardTiles))) {
       // The adapters' term joins the product's float32 sums: scale · za Bᵀ with Bᵀ block-diagonal [rank, out].
       auto bt = at::zeros({a.size(0), weight.size(0)}, a.options().dtype(at::kFloat));
       int64_t column = 0, rank = 0;
@@ -179,7 +179,7 @@ struct LoraLinear : Function<LoraLinear> {
       }
       auto sizes = x.sizes().vec();
       sizes.back() = weight.size(0);
-      y = (packed.sole ? amx::multiplyPackedTransposed(x2, *backwardTiles, za, bt) : amx::multiplyPacked(x2, *forwardTiles, za, bt)).view(sizes);
+      y = (packed.sole ? packed::multiplyPackedTransposed(x2, *backwardTiles, za, bt) : packed::multiplyPacked(x2, *forwardTiles, za, bt)).view(sizes);
       if (bias && bias->defined()) y.add_(*bias);
     } else {
       y = at::linear(x, weight, bias);
@@ -225,8 +225,8 @@ struct LoraLinear : Function<LoraLinear> {
     at::Tensor gradX, gradWeight, gradA, gradZ;
     if (needs[0]) {
       auto packed = ctx->saved_data.count("packed") ? ctx->saved_data["packed"].toTensor() : at::Tensor();
-      if (packed.defined() && (ctx->saved_data["sole"].toBool() || amx::takes(g, packed))) {
-        gradX = zIsX ? amx::multiplyPacked(g, packed, gb, a) : amx::multiplyPacked(g, packed);  // (g B) A joins the sums
+      if (packed.defined() && (ctx->saved_data["sole"].toBool() || packed::takes(g, packed))) {
+        gradX = zIsX ? packed::multiplyPacked(g, packed, gb, a) : packed::multiplyPacked(g, packed);  // (g B) A joins the sums
       } else {
         gradX = at::mm(g, weight);
         if (zIsX) gradX.addmm_(gb, a);
@@ -355,15 +355,15 @@ struct LinearCrossEntropy : Function<LinearCrossEntropy> {
       auto h = hidden.narrow(0, start, n);
       auto t = targets.narrow(0, start, n);
       at::Tensor logits;
-      if (packed.sole) logits = amx::multiplyPackedTransposed(h, *backwardTiles);
-      else if (packed.forward && amx::takes(h, *forwardTiles)) logits = amx::multiplyPacked(h, *forwardTiles);
+      if (packed.sole) logits = packed::multiplyPackedTransposed(h, *backwardTiles);
+      else if (packed.forward && packed::takes(h, *forwardTiles)) logits = packed::multiplyPacked(h, *forwardTiles);
       else logits = rowKernelsTake(h) ? vocabularyLogits(h, weight) : at::linear(h, weight);
       if (rowKernelsFit({logits})) {
         crossEntropyOnRows(logits, t, ignoreIndex, softcap, withGrad, loss, correct);
         if (!withGrad) continue;
         auto dst = gradHidden.narrow(0, start, n);
         // The logits now hold their gradient.
-        if (packed.sole || (packed.backward && amx::takes(logits, *backwardTiles))) dst.copy_(amx::multiplyPacked(logits, *backwardTiles));
+        if (packed.sole || (packed.backward && packed::takes(logits, *backwardTiles))) dst.copy_(packed::multiplyPacked(logits, *backwardTiles));
         else at::mm_out(dst, logits, weight);
         continue;
       }
@@ -385,7 +385,7 @@ struct LinearCrossEntropy : Function<LinearCrossEntropy> {
       p.mul_(valid.unsqueeze(1));
       if (softcap > 0) p.mul_(capped.square_().neg_().add_(1));
       auto dst = gradHidden.narrow(0, start, n);
-      if (packed.sole) dst.copy_(amx::multiplyPacked(p.to(hidden.scalar_type()), *backwardTiles));
+      if (packed.sole) dst.copy_(packed::multiplyPacked(p.to(hidden.scalar_type()), *backwardTiles));
       else at::mm_out(dst, p.to(hidden.scalar_type()), weight);
     }
     if (weight.requires_grad()) throw std::invalid_argument("linearCrossEntropy: the projection weight must be frozen");

@@ -1,6 +1,6 @@
-// Elementwise, reduction, neural-network and sampling ops, out-of-place and in-place; the AMX products over
-// a packed operand (amx-matmul.h).
-#include "amx-matmul.h"
+// Elementwise, reduction, neural-network and sampling ops, out-of-place and in-place; the bfloat16 products
+// over a packed operand (packed-matmul.h).
+#include "packed-matmul.h"
 #include "handle.h"
 
 namespace attune {
@@ -237,37 +237,40 @@ static Napi::Value SqrtInPlace(const Napi::CallbackInfo& info) {
   return info[0];
 }
 
-// packRight(w): w [k, n] in bfloat16 as AMX tiles for multiplyPacked (amx-matmul.h)
-static Napi::Value PackRightOp(const Napi::CallbackInfo& info) { return wrap(info.Env(), amx::packRight(unwrap(info[0]))); }
+// packRight(w): w [k, n] in bfloat16, packed for multiplyPacked (packed-matmul.h)
+static Napi::Value PackRightOp(const Napi::CallbackInfo& info) { return wrap(info.Env(), packed::packRight(unwrap(info[0]))); }
 
-// multiplyPacked(left, packed): left [rows, k] · w [k, n], any rows (amxTakes says where it beats matmul)
+// multiplyPacked(left, packed): left [rows, k] · w [k, n], any rows (packedTakes says where it beats matmul)
 static Napi::Value MultiplyPackedOp(const Napi::CallbackInfo& info) {
-  return wrap(info.Env(), amx::multiplyPacked(unwrap(info[0]), unwrap(info[1])));
+  return wrap(info.Env(), packed::multiplyPacked(unwrap(info[0]), unwrap(info[1])));
 }
 
-// unpackRight(packed): w [k, n] back out of packRight's tiles
-static Napi::Value UnpackRightOp(const Napi::CallbackInfo& info) { return wrap(info.Env(), amx::unpackRight(unwrap(info[0]))); }
+// unpackRight(packed): w [k, n] back out of packRight's layout
+static Napi::Value UnpackRightOp(const Napi::CallbackInfo& info) { return wrap(info.Env(), packed::unpackRight(unwrap(info[0]))); }
 
-// multiplyPackedTransposed(left, packed): left [rows, n] · wᵀ from w [k, n]'s tiles, any rows
+// multiplyPackedTransposed(left, packed): left [rows, n] · wᵀ from w [k, n] packed, any rows
 static Napi::Value MultiplyPackedTransposedOp(const Napi::CallbackInfo& info) {
-  return wrap(info.Env(), amx::multiplyPackedTransposed(unwrap(info[0]), unwrap(info[1])));
+  return wrap(info.Env(), packed::multiplyPackedTransposed(unwrap(info[0]), unwrap(info[1])));
 }
 
-// amxTakes(left, packed): whether multiplyPacked takes them (elsewhere a caller uses matmul)
-static Napi::Value AmxTakesOp(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), amx::takes(unwrap(info[0]), unwrap(info[1])));
+// packedTakes(left, packed): whether multiplyPacked takes them (elsewhere a caller uses matmul)
+static Napi::Value PackedTakesOp(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), packed::takes(unwrap(info[0]), unwrap(info[1])));
 }
 
-// amxAvailable(): this CPU has AMX-BF16 tiles and the kernel lets this process use them
-static Napi::Value AmxAvailableOp(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), amx::available()); }
+// packedKernel(): 'amx' or 'avx512bf16', the kernel packed products run on here, or null where none
+static Napi::Value PackedKernelOp(const Napi::CallbackInfo& info) {
+  if (!packed::available()) return info.Env().Null();
+  return Napi::String::New(info.Env(), packed::kernelName(packed::kernel()));
+}
 
 void registerMath(Napi::Env env, Napi::Object exports) {
   ATTUNE_EXPORT("packRight", PackRightOp);
   ATTUNE_EXPORT("multiplyPacked", MultiplyPackedOp);
   ATTUNE_EXPORT("unpackRight", UnpackRightOp);
   ATTUNE_EXPORT("multiplyPackedTransposed", MultiplyPackedTransposedOp);
-  ATTUNE_EXPORT("amxTakes", AmxTakesOp);
-  ATTUNE_EXPORT("amxAvailable", AmxAvailableOp);
+  ATTUNE_EXPORT("packedTakes", PackedTakesOp);
+  ATTUNE_EXPORT("packedKernel", PackedKernelOp);
   ATTUNE_EXPORT("neg", Neg);
   ATTUNE_EXPORT("exp", Exp);
   ATTUNE_EXPORT("log", Log);

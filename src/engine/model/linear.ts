@@ -22,7 +22,7 @@ export class Linear {
   lora: LoraWeights | null = null;
   /** While set, used instead of `lora`. */
   tokenLora: TokenLora | null = null;
-  /** The weight packed into AMX tiles while a training run keeps it (tensor/packed.ts): its products read the tiles. */
+  /** The weight packed (tensor/packed.ts) while a training run keeps it: its products read the packed copy. */
   packed: PackedWeight | null = null;
 
   constructor(
@@ -62,7 +62,7 @@ export class Linear {
 export class FusedLinear {
   readonly parts: Linear[];
   private readonly sizes: number[];
-  /** The fused weight packed into AMX tiles while a training run keeps it (as Linear.packed). */
+  /** The fused weight packed while a training run keeps it (as Linear.packed). */
   private packed: PackedWeight | null = null;
 
   /** Over a fused weight [Σ out, in] (and bias) whose row blocks are the parts, e.g. as loaded from disk. */

@@ -107,7 +107,7 @@ export class Transformer {
   private ropePositions = 0;
   attentionKernel: AttentionKernel;
   private readonly fused: { qkv: FusedLinear; gateUp: FusedLinear }[];
-  /** The head's weight packed into AMX tiles while a training run keeps it (packProjections). */
+  /** The head's weight packed (tensor/packed.ts) while a training run keeps it (packProjections). */
   private packedHead: PackedWeight | null = null;
 
   constructor(
@@ -132,7 +132,7 @@ export class Transformer {
   }
 
   /**
-   * Packs the adapted projections' frozen weights into AMX tiles for a training run (tensor/packed.ts),
+   * Packs the adapted projections' frozen weights for the CPU's packed bfloat16 kernel for a training run (tensor/packed.ts),
    * where their sizes fit the tiles: beside them, two more copies, one for each product, and the
    * vocabulary head's too; instead of them, none, and the head stays as it is (its tiles instead of it
    * save no memory over leaving it unpacked, and at the 8B head's shape oneDNN's products were faster:

@@ -2,4 +2,4 @@
 export { Tensor, type DType } from './tensor.js';
 export * from './ops.js';
 export { tidy, keep } from './scope.js';
-export { PackedMatrix, PackedWeight, amxAvailable, type WeightPacking } from './packed.js';
+export { PackedMatrix, PackedWeight, packedKernel, type PackedKernel, type WeightPacking } from './packed.js';

@@ -7,6 +7,9 @@ import path from 'node:path';
 
 /** A slot in the addon's tensor table (index and generation packed in a number). */
 export type Handle = number & { readonly __brand: 'TensorHandle' };
+
+/** The kernels that multiply packed bfloat16 operands on the CPU (native/src/packed-matmul.h). */
+export type PackedKernel = 'amx' | 'avx512bf16';
 export type DType = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 type T = Handle;
 type TorNum = Handle | number;
@@ -114,10 +117,10 @@ export interface NativeTorch {
   profilerStart(recordShapes: boolean): void;
   profilerStop(): [string, number, number, number, string][];
 
-  // Products on AMX tile units with the right operand packed once (native/src/amx-matmul.h).
-  amxAvailable(): boolean;
+  // bfloat16 products with the right operand packed once, on AMX tiles or AVX512-BF16 (native/src/packed-matmul.h).
+  packedKernel(): PackedKernel | null;
   packRight(w: T): T;
-  amxTakes(left: T, packed: T): boolean;
+  packedTakes(left: T, packed: T): boolean;
   multiplyPacked(left: T, packed: T): T;
   multiplyPackedTransposed(left: T, packed: T): T;
   unpackRight(packed: T): T;

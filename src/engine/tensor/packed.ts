@@ -1,15 +1,21 @@
-// A bfloat16 matrix packed once into the CPU's AMX tile layout, so that products left · w read it without
-// re-laying it on every call (native/src/amx-matmul.h). Beside w it costs a copy of w; instead of w it
+// A bfloat16 matrix packed once into the layout the CPU's bfloat16 kernel reads (AMX tiles, or AVX512-BF16's
+// VDPBF16PS where there are none), so that products left · w read it without re-laying it on every call
+// (native/src/packed-matmul.h). Beside w it costs a copy of w; instead of w it
 // costs nothing, w's tiles standing in for w itself (PackedWeight.instead); the memory plan chooses
 // (train/memory-plan.ts). A copy beside w remembers w's version: once w changes in place, the ops that
 // take it (loraLinear, linearCrossEntropy) refuse it rather than compute with stale values.
-import { torch } from './native.js';
+import { torch, type PackedKernel } from './native.js';
 import { Tensor } from './tensor.js';
 import { keep } from './scope.js';
 import { empty, mallocTrim } from './ops.js';
 
-/** Whether this CPU has AMX-BF16 tile units this process may use (ATTUNE_AMX=0 turns them off). */
-export const amxAvailable = (): boolean => torch.amxAvailable();
+export type { PackedKernel };
+
+/**
+ * Which kernel multiplies packed bfloat16 operands here: AMX tiles, else AVX512-BF16, else none (null).
+ * ATTUNE_PACKED_KERNEL=none|avx512bf16 caps the choice, to compare kernels on one machine.
+ */
+export const packedKernel = (): PackedKernel | null => torch.packedKernel();
 
 export class PackedMatrix {
   private constructor(
@@ -20,19 +26,19 @@ export class PackedMatrix {
     readonly shape: [number, number],
   ) {}
 
-  /** Packs w [k, n] (bfloat16 on the CPU, both sizes multiples of 32); needs amxAvailable(). */
+  /** Packs w [k, n] (bfloat16 on the CPU, both sizes multiples of 32); needs a packedKernel(). */
   static of(w: Tensor): PackedMatrix {
     return new PackedMatrix(keep(new Tensor(torch.packRight(w.handle))), w.version, [w.size(0), w.size(1)]);
   }
 
-  /** Whether w [k, n] can be packed: bfloat16 on the CPU, sizes multiples of 32, and AMX here. */
+  /** Whether w [k, n] can be packed: bfloat16 on the CPU, sizes multiples of 32, and a packed kernel here. */
   static fits(w: Tensor): boolean {
-    return w.dtype === 'bfloat16' && w.device === 'cpu' && w.shape.length === 2 && w.shape.every((n) => n > 0 && n % 32 === 0) && amxAvailable();
+    return w.dtype === 'bfloat16' && w.device === 'cpu' && w.shape.length === 2 && w.shape.every((n) => n > 0 && n % 32 === 0) && packedKernel() !== null;
   }
 
   /** Whether times() takes this left operand (bfloat16 [rows, k], enough rows to fill every thread's tiles). */
   takes(left: Tensor): boolean {
-    return torch.amxTakes(left.handle, this.tiles.handle);
+    return torch.packedTakes(left.handle, this.tiles.handle);
   }
 
   /** left [rows, k] · w → [rows, n], bfloat16 accumulated in float32, any rows (takes() says where it pays). */
@@ -55,7 +61,7 @@ export class PackedMatrix {
   }
 }
 
-/** How a training run keeps its frozen weights in AMX tiles: a copy for each product beside W, or W's own tiles instead of W. */
+/** How a training run keeps its frozen weights packed: a copy for each product beside W, or W's own packed copy instead of W. */
 export type WeightPacking = 'beside' | 'instead';
 
 /** A view of a packed weight's rows [start, start + view's rows), which follows the weight out and back (PackedWeight.instead). */

@@ -4,7 +4,7 @@
 // activations, or to say that the run cannot fit and what would.
 import { freemem, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { amxAvailable, cudaMemory, sdpaSupport, type WeightPacking } from '../tensor/index.js';
+import { packedKernel, cudaMemory, sdpaSupport, type WeightPacking } from '../tensor/index.js';
 import { parameterCount, type ModelConfig } from '../model/config.js';
 import { keepsAttentionProbabilities } from '../model/transformer.js';
 import type { StepPlan } from './step.js';
@@ -31,7 +31,7 @@ export interface MemoryEstimate {
   activationBytes: number;
   /** The loss's logits chunk and the hidden states' gradient. */
   lossBytes: number;
-  /** The projection and head weights packed into AMX tiles beside them, a copy for each product (0 when not, or instead of them). */
+  /** The projection and head weights packed beside them, a copy for each product (0 when not, or instead of them). */
   packedBytes: number;
   /** The runtime itself (Node, libtorch, allocator slack). */
   overheadBytes: number;
@@ -85,8 +85,8 @@ export function planTraining(shape: TrainingShape): TrainingPlan {
     return { ...fixed, activationBytes, lossBytes, packedBytes, totalBytes };
   };
   // Largest micro-batch first, without checkpointing (it costs a second forward pass), then with it; at
-  // each, where this CPU has AMX tiles, with the weights packed beside them (1B steps 16% faster here,
-  // README), else instead of them (no memory, and the same products' speed at 8B's 256 rows; slower than
+  // each, where this CPU has a packed kernel (AMX or AVX512-BF16), with the weights packed beside them
+  // (1B steps 16% faster with AMX, README), else instead of them (no memory, and the same products' speed at 8B's 256 rows; slower than
   // beside them at 512 rows, where the forward's transposed product streams more).
   const sizes: number[] = [];
   for (let tokens = stepTokens; tokens > longest; tokens = Math.floor(tokens / 2)) sizes.push(tokens);
@@ -164,15 +164,15 @@ function activationEstimate(shape: TrainingShape, e: number, tokens: number, row
 
 /** How a plan's summary names its packing. */
 export const packingNames: Record<WeightPacking, string> = {
-  beside: 'weights packed into AMX tiles beside them',
-  instead: 'weights packed into AMX tiles instead of them',
+  beside: 'weights packed beside them',
+  instead: 'weights packed instead of them',
 };
 
-/** Whether the run's frozen weights can be packed into AMX tiles: bfloat16 on a CPU that has them, every projection's sizes multiples of 32. */
+/** Whether the run's frozen weights can be packed: bfloat16 on a CPU with a packed kernel, every projection's sizes multiples of 32. */
 function packsWeights(shape: TrainingShape): boolean {
   const { hiddenSize: d, intermediateSize: ff, numHeads: H, numKvHeads: K, headDim: D } = shape.config;
   const sizes = [d, ff, H * D, K * D];
-  return shape.dtype === 'bfloat16' && shape.device === 'cpu' && sizes.every((n) => n % 32 === 0) && amxAvailable();
+  return shape.dtype === 'bfloat16' && shape.device === 'cpu' && sizes.every((n) => n % 32 === 0) && packedKernel() !== null;
 }
 
 /** The weights Transformer.packProjections packs beside themselves: every layer's projections (q, k, v, o, gate, up, down), and the head where its vocabulary fits the tiles. */

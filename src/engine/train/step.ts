@@ -16,7 +16,7 @@ export interface StepPlan {
   checkpointing: boolean;
   /** Rows of vocabulary logits computed at once by the loss. */
   lossChunkRows: number;
-  /** The run keeps the frozen projection weights packed into AMX tiles, and how (Transformer.packProjections). */
+  /** The run keeps the frozen projection weights packed for the CPU's bfloat16 kernel, and how (Transformer.packProjections). */
   packedWeights?: WeightPacking;
 }
 

@@ -1,11 +1,15 @@
-// The AMX product over a weight packed once (native/src/amx-matmul.h) equals the plain product, and so
-// does the product by its transpose from the same tiles; LoRA's forward and backward through them, and a
+// The product over a weight packed once (native/src/packed-matmul.h), on whichever kernel this CPU has
+// (AMX tiles or AVX512-BF16), equals the plain product, and so does the product by its transpose from the
+// same tiles; LoRA's forward and backward through them, and a
 // vocabulary loss through a packed head, give the unpacked path's outputs and gradients, with the tiles
 // beside the weight or instead of it; a weight changed after packing is refused, never multiplied stale;
 // a weight whose tiles stood in for it comes back value for value; a training run packs only when its plan
-// says so and drops the tiles at the end; the memory plan counts the copies. On a CPU without AMX the
-// tests that need it say why and skip.
+// says so and drops the tiles at the end; the memory plan counts the copies. On a CPU with neither kernel
+// the tests that need one say why and skip; on an AMX CPU the file runs a second time on the AVX512-BF16
+// kernel (ATTUNE_PACKED_KERNEL=avx512bf16), so both kernels are tested there.
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { loadTransformer } from '../src/engine/model/load.js';
 import { accumulateGradients, unboundedStepPlan } from '../src/engine/train/step.js';
@@ -13,10 +17,20 @@ import { train } from '../src/engine/train/trainer.js';
 import { planTraining } from '../src/engine/train/memory-plan.js';
 import { parseModelConfig } from '../src/engine/model/config.js';
 import { IGNORE_INDEX, type FramedExample } from '../src/engine/data/framing.js';
-import { amxAvailable, ids, linearCrossEntropy, loraLinear, manualSeed, noGrad, PackedMatrix, PackedWeight, randn, tidy, type Tensor } from '../src/engine/tensor/index.js';
+import { packedKernel, ids, linearCrossEntropy, loraLinear, manualSeed, noGrad, PackedMatrix, PackedWeight, randn, tidy, type Tensor } from '../src/engine/tensor/index.js';
 import { liveAdapter, maxAbs, maxAbsDiff, repoPath } from './helpers/engine.js';
 
-const noAmx = amxAvailable() ? false : 'this CPU has no AMX-BF16 tile units this process may use';
+const noKernel = packedKernel() ? false : 'this CPU has neither AMX-BF16 tiles this process may use nor AVX512-BF16';
+
+test('on an AMX CPU, the same tests pass on the AVX512-BF16 kernel', { skip: packedKernel() === 'amx' ? false : 'only an AMX CPU has a second kernel to test' }, () => {
+  const run = spawnSync(process.execPath, ['--test', fileURLToPath(import.meta.url)], {
+    env: { ...process.env, ATTUNE_PACKED_KERNEL: 'avx512bf16' },
+    encoding: 'utf8',
+  });
+  assert.equal(run.status, 0, run.stdout.slice(-4000));
+  assert.match(run.stdout, /# pass [1-9]/);
+  assert.match(run.stdout, /# fail 0/);
+});
 
 /** a and b agree to bfloat16's rounding of the larger values: within 1% of b's largest magnitude. */
 function assertNear(a: Float32Array, b: Float32Array, what: string): void {
@@ -26,7 +40,7 @@ function assertNear(a: Float32Array, b: Float32Array, what: string): void {
   assert.ok(diff <= 1e-2 * scale, `${what}: differs by ${diff} (largest value ${scale})`);
 }
 
-test('the packed product equals the plain one: row tails, slabs of k, several column blocks', { skip: noAmx }, () => {
+test('the packed product equals the plain one: row tails, slabs of k, several column blocks', { skip: noKernel }, () => {
   manualSeed(5);
   // 300 rows: ten 32-row blocks of which the last is partial; k = 4,096 is two slabs of a thread's rows.
   for (const [rows, k, n] of [[300, 4096, 96], [64, 32, 32], [77, 640, 2048]]) {
@@ -46,7 +60,7 @@ test('the packed product equals the plain one: row tails, slabs of k, several co
   }
 });
 
-test('the product by the transpose comes from the same tiles, for any rows; the tiles give the matrix back exactly; a transposed view packs as its copy would', { skip: noAmx }, () => {
+test('the product by the transpose comes from the same tiles, for any rows; the tiles give the matrix back exactly; a transposed view packs as its copy would', { skip: noKernel }, () => {
   manualSeed(15);
   // w [k, n] packed once; left [rows, n] · wᵀ. 77 and 300 rows end in partial blocks; 3 rows fill none.
   // n = 4,096 is several slabs; k = 2,048 is several groups of w's rows for each thread.
@@ -77,7 +91,7 @@ test('the product by the transpose comes from the same tiles, for any rows; the 
   }
 });
 
-test('the packed product takes only what it can multiply well, and packing refuses what it cannot lay out', { skip: noAmx }, () => {
+test('the packed product takes only what it can multiply well, and packing refuses what it cannot lay out', { skip: noKernel }, () => {
   tidy(() => {
     const w = randn([64, 64], { dtype: 'bfloat16' });
     const packed = PackedMatrix.of(w);
@@ -106,7 +120,7 @@ function loraValueAndGrads(x: Tensor, w: Tensor, a: Tensor, bs: Tensor[], packed
   });
 }
 
-test("loraLinear through packed tiles gives the unpacked output and gradients, and refuses a weight changed since", { skip: noAmx }, () => {
+test("loraLinear through packed tiles gives the unpacked output and gradients, and refuses a weight changed since", { skip: noKernel }, () => {
   manualSeed(6);
   tidy(() => {
     // Fused like q/k/v: two adapters' B blocks over 64 + 32 output rows; 2 × 50 rows (a partial block).
@@ -150,7 +164,7 @@ test("loraLinear through packed tiles gives the unpacked output and gradients, a
   });
 });
 
-test('tiles instead of the weight: the weight and its row views hold no values while they stand in, the ops give the same results, and the values come back exactly', { skip: noAmx }, () => {
+test('tiles instead of the weight: the weight and its row views hold no values while they stand in, the ops give the same results, and the values come back exactly', { skip: noKernel }, () => {
   manualSeed(16);
   tidy(() => {
     const x = randn([2, 50, 64], { dtype: 'bfloat16' });
@@ -184,7 +198,7 @@ test('tiles instead of the weight: the weight and its row views hold no values w
   });
 });
 
-test("linearCrossEntropy through a packed head gives the unpacked loss, accuracy and hidden states' gradient", { skip: noAmx }, () => {
+test("linearCrossEntropy through a packed head gives the unpacked loss, accuracy and hidden states' gradient", { skip: noKernel }, () => {
   manualSeed(8);
   tidy(() => {
     // 100 rows of targets (two ignored) over a vocabulary of 320, in one chunk and in chunks of 70 and 30 rows.
@@ -243,7 +257,7 @@ function randomExamples(vocab: number, count: number, length: number): FramedExa
   });
 }
 
-test('a bfloat16 training step with packed weights, beside or instead of them, gives the unpacked loss and gradients; a run packs per its plan and drops the tiles', { skip: noAmx }, async () => {
+test('a bfloat16 training step with packed weights, beside or instead of them, gives the unpacked loss and gradients; a run packs per its plan and drops the tiles', { skip: noKernel }, async () => {
   // llama-tiny's projections are all multiples of 32; 2 × 48 tokens fill both threads' tiles.
   const model = loadTransformer(repoPath('test', 'fixtures', 'models', 'llama-tiny'), { dtype: 'bfloat16' });
   const adapter = liveAdapter(model);
@@ -297,21 +311,21 @@ test('the memory plan packs the weights beside themselves where the copies fit, 
   });
   const shape = { config, dtype: 'bfloat16', device: 'cpu', rank: 8, lengths: [256, 256] };
   const roomy = planTraining({ ...shape, budgetBytes: 20 * 2 ** 30 });
-  if (!amxAvailable()) {
-    assert.equal(roomy.step.packedWeights, undefined, 'no AMX, no packing');
+  if (!packedKernel()) {
+    assert.equal(roomy.step.packedWeights, undefined, 'no packed kernel, no packing');
     return;
   }
   assert.equal(roomy.step.packedWeights, 'beside');
   // q, k, v, o, gate, up and down over 16 layers, and the head, in bfloat16, once for each product.
   const projectionBytes = (16 * (2048 * 3072 + 2048 * 2048 + 3 * 2048 * 8192) + 128256 * 2048) * 2;
   assert.equal(roomy.estimate.packedBytes, 2 * projectionBytes);
-  assert.match(roomy.summary, /weights packed into AMX tiles beside them/);
+  assert.match(roomy.summary, /weights packed beside them/);
   // Room for the run but not for the copies: the same run, its weights' tiles instead of them, at no cost.
   const tight = planTraining({ ...shape, budgetBytes: (roomy.estimate.totalBytes - projectionBytes) / 0.9 });
   assert.equal(tight.fits, true);
   assert.equal(tight.step.packedWeights, 'instead');
   assert.equal(tight.step.microBatchTokens, roomy.step.microBatchTokens);
   assert.equal(tight.estimate.packedBytes, 0);
-  assert.match(tight.summary, /weights packed into AMX tiles instead of them/);
+  assert.match(tight.summary, /weights packed instead of them/);
   assert.equal(planTraining({ ...shape, dtype: 'float32', budgetBytes: 20 * 2 ** 30 }).step.packedWeights, undefined, 'float32 is not packed');
 });
