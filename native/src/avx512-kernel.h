@@ -7,8 +7,9 @@
 // panel (256 KiB) in its L2, while strips of 6 left rows accumulate in 24 registers (6 rows × 4 × 16
 // columns; with the panel row's 4, 28 of the 32). Float32 sums wait between slabs in the thread's partials;
 // after the last slab they are rounded into bfloat16 once, with the low-rank term. Measured on a 2-core
-// AMD Zen 5 at the 1B and 8B steps' shapes: about 0.70 TFLOPS, where oneDNN gives 0.49-0.65 and VDPBF16PS
-// on registers alone 0.83. Free of libtorch, like the AMX kernel. x86-64 only.
+// AMD Zen 5 at one block's projections of the 1B and 8B steps (`npm run bench -- --only matmul-headroom`):
+// 0.71 and 0.74 TFLOPS, where oneDNN gives 0.61 and 0.58 and VDPBF16PS on registers alone 0.88. Free of
+// libtorch, like the AMX kernel. x86-64 only.
 #pragma once
 
 #include <algorithm>
@@ -123,8 +124,9 @@ ATTUNE_PACKED_TARGET inline void multiplyColumns(const uint16_t* left, int64_t r
 // Output columns [32 · first, 32 · (first + blocks)) of left [rows, n] · wᵀ (+ the low-rank term), from the
 // same packed w [k, n]. Each slab of a unit's panel is re-laid first as the packed blocks of wᵀ, w's rows
 // taken out of their pairs (unpairRow) and transposed 16 × 16 in 32-bit pairs of n's values (transpose16);
-// then it multiplies as above. `panel`
-// (panelValues()) and `sums` (sumValues(rows)) are this thread's scratch.
+// then it multiplies as above. Re-laying costs 10-15% of the product on a Zen 5 (VPERMT2W and VPERMT2D are
+// slow there), less than the second copy of W it saves. `panel` (panelValues()) and `sums`
+// (sumValues(rows)) are this thread's scratch.
 ATTUNE_PACKED_TARGET inline void multiplyTransposedColumns(const uint16_t* packed, int64_t k, int64_t n, const uint16_t* left, int64_t rows,
                                                            const LowRank& low, uint16_t* out, int64_t first, int64_t blocks, uint16_t* panel,
                                                            float* sums) {

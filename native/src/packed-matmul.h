@@ -2,7 +2,7 @@
 // on the fastest unit this CPU has for them: AMX tiles (amx-kernel.h) or, without them, AVX512-BF16's
 // VDPBF16PS (avx512-kernel.h). Why: oneDNN re-lays a bfloat16 right operand into a scratch buffer on every
 // call, which inside a training step (where the weights no longer sit in cache) costs more than the
-// multiply on AMX, and holds VDPBF16PS to 0.49-0.65 of its 0.83 TFLOPS on a 2-core Zen 5; a copy packed
+// multiply on AMX, and holds VDPBF16PS to about 0.6 of its 0.88 TFLOPS on a 2-core Zen 5; a copy packed
 // once removes that. Measured by the bench (`npm run bench -- --only matmul-headroom`, and whole training
 // steps with `--only packed-weights`). The caller owns the packed copy and decides whether its memory is
 // worth it (src/engine/train/memory-plan.ts).
