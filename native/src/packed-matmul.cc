@@ -22,7 +22,7 @@ namespace {
 #if !defined(__x86_64__)
 constexpr int64_t kBlock = 32, kBlockValues = kBlock * kBlock;  // as packed-layout.h, which is x86-64 only
 #endif
-constexpr int64_t kMinRowsPerThread = 32;  // below this an AMX thread multiplies more padding than rows
+constexpr int64_t kMinRowsPerThread = 32;  // below this an AMX thread multiplies more padding than rows, and oneDNN keeps up
 
 Kernel fastestKernel() {
 #if defined(__x86_64__)
@@ -119,12 +119,6 @@ struct LowRankOperands {
     term = {raw<const float>(left), raw<const float>(right), lowLeft.size(1)};
   }
 };
-
-}  // namespace
-#endif
-
-#if defined(__x86_64__)
-namespace {
 
 // The AVX512-BF16 kernel's split: each worker a run of 64-column units of the output's `blocks` (32
 // columns each), with its own sums (and, for the product by the transpose, its own panel).
