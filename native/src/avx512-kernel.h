@@ -20,7 +20,7 @@
 
 namespace attune::avx512 {
 
-using packed::kBlock, packed::kBlockValues, packed::LowRank, packed::pairRowIndex, packed::storeRow, packed::transpose16, packed::unpairRow;
+using packed::kBlock, packed::kBlockValues, packed::LowRank, packed::storeRow, packed::transposeBlock;
 
 constexpr int kStripRows = 6;            // left rows per strip: 6 × 4 accumulators fill the registers
 constexpr int64_t kColumnsPerUnit = 64;  // two packed blocks: a thread's share of the columns, 64 at a time
@@ -77,21 +77,46 @@ ATTUNE_PACKED_INLINE void multiplyTail(int tail, const uint16_t* left, int64_t s
   }
 }
 
+// Memory that the work after this slab will read: `runs` runs of `runValues` values, `stride` values apart.
+// While the slab multiplies, it is fetched into cache a share at a time, so that reading it later does not
+// wait on memory.
+struct Upcoming {
+  const uint16_t* first = nullptr;
+  int64_t runs = 0;
+  int64_t runValues = 0;
+  int64_t stride = 0;
+};
+
+constexpr int64_t kLineValues = 32;  // bfloat16 values in a 64-byte cache line
+
+ATTUNE_PACKED_INLINE void fetchLines(const Upcoming& upcoming, int64_t begin, int64_t end) {
+  const int64_t linesPerRun = upcoming.runValues / kLineValues;
+  for (int64_t line = begin; line < end; line++)
+    _mm_prefetch(reinterpret_cast<const char*>(upcoming.first + (line / linesPerRun) * upcoming.stride + (line % linesPerRun) * kLineValues), _MM_HINT_T1);
+}
+
 // Every row of left [rows, stride] (at the slab's first k) times one slab of a unit's `blocks` (1 or 2)
 // packed blocks, into sums [rows, 64].
 template <int V>
 ATTUNE_PACKED_TARGET void multiplySlabOf(const uint16_t* left, int64_t rows, int64_t stride, const uint16_t* block0, const uint16_t* block1,
-                                         int64_t steps, float* sums, bool firstSlab) {
-  int64_t row = 0;
-  for (; row + kStripRows <= rows; row += kStripRows)
+                                         int64_t steps, float* sums, bool firstSlab, const Upcoming& upcoming) {
+  const int64_t strips = (rows + kStripRows - 1) / kStripRows;
+  const int64_t lines = upcoming.runs * (upcoming.runValues / kLineValues), linesPerStrip = (lines + strips - 1) / strips;
+  int64_t row = 0, fetched = 0;
+  for (; row + kStripRows <= rows; row += kStripRows) {
     multiplyStrip<kStripRows, V>(left + row * stride, stride, block0, block1, steps, sums + row * kColumnsPerUnit, firstSlab);
+    const int64_t end = std::min(lines, fetched + linesPerStrip);
+    fetchLines(upcoming, fetched, end);
+    fetched = end;
+  }
   if (row < rows) multiplyTail<V>(static_cast<int>(rows - row), left + row * stride, stride, block0, block1, steps, sums + row * kColumnsPerUnit, firstSlab);
+  fetchLines(upcoming, fetched, lines);
 }
 
 ATTUNE_PACKED_TARGET inline void multiplySlab(int64_t blocks, const uint16_t* left, int64_t rows, int64_t stride, const uint16_t* block0,
-                                              const uint16_t* block1, int64_t steps, float* sums, bool firstSlab) {
-  if (blocks == 2) multiplySlabOf<4>(left, rows, stride, block0, block1, steps, sums, firstSlab);
-  else multiplySlabOf<2>(left, rows, stride, block0, block1, steps, sums, firstSlab);
+                                              const uint16_t* block1, int64_t steps, float* sums, bool firstSlab, const Upcoming& upcoming = {}) {
+  if (blocks == 2) multiplySlabOf<4>(left, rows, stride, block0, block1, steps, sums, firstSlab, upcoming);
+  else multiplySlabOf<2>(left, rows, stride, block0, block1, steps, sums, firstSlab, upcoming);
 }
 
 // A unit's sums, with the low-rank term, rounded into out [rows, columns] at output block `column` (and
@@ -122,35 +147,35 @@ ATTUNE_PACKED_TARGET inline void multiplyColumns(const uint16_t* left, int64_t r
 }
 
 // Output columns [32 · first, 32 · (first + blocks)) of left [rows, n] · wᵀ (+ the low-rank term), from the
-// same packed w [k, n]. Each slab of a unit's panel is re-laid first as the packed blocks of wᵀ, w's rows
-// taken out of their pairs (unpairRow) and transposed 16 × 16 in 32-bit pairs of n's values (transpose16);
-// then it multiplies as above. Re-laying costs 10-15% of the product on a Zen 5 (VPERMT2W and VPERMT2D are
-// slow there), less than the second copy of W it saves. `panel` (panelValues()) and `sums`
-// (sumValues(rows)) are this thread's scratch.
+// same packed w [k, n]. Each slab of a unit's panel is re-laid first as the packed blocks of wᵀ
+// (packed::transposeBlock), then it multiplies as above. W's blocks for one slab lie a whole row of blocks
+// apart, too scattered for the hardware's prefetcher, so while a slab multiplies, the next slab's blocks
+// are fetched into L2 (Upcoming). Measured on a 2-core AMD Zen 5 at the 8B step's shapes, re-laying then
+// costs about 3% of the product; done from memory, with two-source permutes, it cost 12-18%. That is less
+// than the second copy of W it saves. `panel` (panelValues()) and `sums` (sumValues(rows)) are this
+// thread's scratch.
 ATTUNE_PACKED_TARGET inline void multiplyTransposedColumns(const uint16_t* packed, int64_t k, int64_t n, const uint16_t* left, int64_t rows,
                                                            const LowRank& low, uint16_t* out, int64_t first, int64_t blocks, uint16_t* panel,
                                                            float* sums) {
   const int64_t kSteps = k / kBlock, nSteps = n / kBlock;
-  const __m512i even = pairRowIndex(0), odd = pairRowIndex(1);
-  __m512i lines[16];
   for (int64_t column = first; column < first + blocks; column += 2) {
     const int64_t unitBlocks = std::min<int64_t>(2, first + blocks - column);
     for (int64_t slab = 0; slab < nSteps; slab += kSlabSteps) {
       const int64_t slabSteps = std::min(kSlabSteps, nSteps - slab);
-      for (int64_t b = 0; b < unitBlocks; b++)
-        for (int64_t step = 0; step < slabSteps; step++) {
-          const uint16_t* source = packed + ((slab + step) * kSteps + column + b) * kBlockValues;
-          uint16_t* destination = panel + (b * kSlabSteps + step) * kBlockValues;
-          for (int half = 0; half < 2; half++) {
-            for (int c = 0; c < 16; c++) {
-              const int wRow = half * 16 + c;
-              lines[c] = unpairRow(source + (wRow / 2) * kBlock, wRow % 2 ? odd : even);
-            }
-            transpose16(lines);
-            for (int pair = 0; pair < 16; pair++) _mm512_storeu_si512(destination + half * kBlockValues / 2 + pair * kBlock, lines[pair]);
-          }
-        }
-      multiplySlab(unitBlocks, left + slab * kBlock, rows, n, panel, panel + kSlabSteps * kBlockValues, slabSteps, sums, slab == 0);
+      for (int64_t step = 0; step < slabSteps; step++) {
+        const uint16_t* source = packed + ((slab + step) * kSteps + column) * kBlockValues;
+        for (int64_t b = 0; b < unitBlocks; b++) transposeBlock(source + b * kBlockValues, panel + (b * kSlabSteps + step) * kBlockValues);
+      }
+      // The next slab of this unit, or the first of the next unit.
+      Upcoming upcoming;
+      const int64_t nextSlab = slab + kSlabSteps < nSteps ? slab + kSlabSteps : 0;
+      const int64_t nextColumn = nextSlab ? column : column + 2;
+      if (nextColumn < first + blocks) {
+        const int64_t nextBlocks = std::min<int64_t>(2, first + blocks - nextColumn);
+        upcoming = {packed + (nextSlab * kSteps + nextColumn) * kBlockValues, std::min(kSlabSteps, nSteps - nextSlab), nextBlocks * kBlockValues,
+                    kSteps * kBlockValues};
+      }
+      multiplySlab(unitBlocks, left + slab * kBlock, rows, n, panel, panel + kSlabSteps * kBlockValues, slabSteps, sums, slab == 0, upcoming);
     }
     storeUnit(sums, rows, unitBlocks, low, out, k, column);
   }

@@ -83,6 +83,39 @@ ATTUNE_PACKED_TARGET inline void transpose16(__m512i rows[16]) {
   }
 }
 
+// One packed 32 × 32 block of w [k, n] (k steps's 32 values by 32 columns) re-laid as the packed block
+// of wᵀ that covers the same values: a 32 × 32 transpose of 16-bit values in which the pairs change axis.
+// Read as bits, a source row holds w[i, j] at row (j4 i4 i3 i2 i1), element (j3 j2 j1 j0 i0); the target
+// wants row (i4 j4 j3 j2 j1), element (i3 i2 i1 i0 j0). One in-lane byte shuffle swaps the element's two
+// low bits; then each of i1, i2, i3 trades places with j1, j2, j3 in a stage of 64-, 128- and 256-bit
+// interleaves between row pairs. All are one-source or in-lane shuffles, cheap on every AVX-512 CPU, where
+// two-source word and dword permutes (VPERMT2W, VPERMT2D) are slow on AMD's.
+ATTUNE_PACKED_TARGET inline void transposeBlock(const uint16_t* source, uint16_t* destination) {
+  const __m512i swapLowBits = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15));
+  // The stages pair rows that differ in bits 0-2 only, so each eight rows (fixed j4 and i4) go alone.
+  for (int group = 0; group < 4; group++) {
+    __m512i rows[8];
+    for (int r = 0; r < 8; r++) rows[r] = _mm512_shuffle_epi8(_mm512_loadu_si512(source + (group * 8 + r) * kBlock), swapLowBits);
+    for (int r = 0; r < 8; r += 2) {  // i1 ↔ j1: 64-bit halves of each 128-bit lane
+      const __m512i low = rows[r], high = rows[r + 1];
+      rows[r] = _mm512_unpacklo_epi64(low, high);
+      rows[r + 1] = _mm512_unpackhi_epi64(low, high);
+    }
+    for (int r : {0, 1, 4, 5}) {  // i2 ↔ j2: 128-bit lanes
+      const __m512i low = rows[r], high = rows[r + 2];
+      rows[r] = _mm512_mask_shuffle_i64x2(low, 0xCC, high, high, 0x80);     // [low0, high0, low2, high2]
+      rows[r + 2] = _mm512_mask_shuffle_i64x2(high, 0x33, low, low, 0x31);  // [low1, high1, low3, high3]
+    }
+    for (int r = 0; r < 4; r++) {  // i3 ↔ j3: 256-bit halves
+      const __m512i low = rows[r], high = rows[r + 4];
+      rows[r] = _mm512_shuffle_i64x2(low, high, 0x44);
+      rows[r + 4] = _mm512_shuffle_i64x2(low, high, 0xEE);
+    }
+    const int j4 = group >> 1, i4 = group & 1;
+    for (int r = 0; r < 8; r++) _mm512_storeu_si512(destination + i4 * kBlockValues / 2 + (j4 * 8 + r) * kBlock, rows[r]);
+  }
+}
+
 // left [rows, n] laid out as the right-hand tiles of leftᵀ (packInto's layout of leftᵀ [n, rows], rows
 // padded with zeros to 32), for row blocks [firstBlock, firstBlock + blocks): each tile row holds one pair
 // of n's values for 16 rows, which is a 16 × 16 transpose of 32-bit pairs.
