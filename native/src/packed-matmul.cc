@@ -4,6 +4,8 @@
 // time. The AMX kernel is measured against oneDNN by bench/probes/amx-matmul.cc, which runs it as it is.
 #include "packed-matmul.h"
 
+#include "huge-pages.h"
+
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -71,7 +73,7 @@ at::Tensor packRight(const at::Tensor& w) {
     throw std::invalid_argument("packRight: the matrix must be a 2-D bfloat16 tensor on the CPU");
   const int64_t k = w.size(0), n = w.size(1);
   if (k == 0 || n == 0 || k % kBlock || n % kBlock) throw std::invalid_argument("packRight: both dimensions must be multiples of 32");
-  auto packed = at::empty({n / kBlock, k / kBlock, kBlockValues}, w.options());
+  auto packed = emptyOnHugePages({n / kBlock, k / kBlock, kBlockValues}, w.options());
 #if defined(__x86_64__)
   const auto transposed = w.t();
   if (!w.is_contiguous() && transposed.is_contiguous()) {
