@@ -149,15 +149,18 @@ if (mode === 'soak') {
   if (plan.step.packedWeights) model.packProjections(plan.step.packedWeights); // as a training run does (trainer.ts)
   const timings: number[] = [];
   const cpuTimes: number[] = [];
+  const pageFaults: number[] = [];
   const warmup = 1;
   for (let step = 1; step <= warmup + count; step++) {
     const started = performance.now();
     const cpuStarted = process.cpuUsage();
+    const faultsBefore = process.resourceUsage().minorPageFault;
     tidy(() => trainStep(model, optimizer, randomExamples(), 1e-3, 1.0, plan.step));
     if (step > warmup) {
       timings.push(performance.now() - started);
       const cpu = process.cpuUsage(cpuStarted);
       cpuTimes.push((cpu.user + cpu.system) / 1000);
+      pageFaults.push(process.resourceUsage().minorPageFault - faultsBefore);
     }
   }
   if (values.profile) {
@@ -167,7 +170,7 @@ if (mode === 'soak') {
   const stepMs = median(timings);
   const tokensPerStep = shape.batch * shape.seqLen;
   console.log(JSON.stringify({
-    ...common, step_ms: stepMs, step_ms_min: Math.min(...timings), cpu_ms: median(cpuTimes),
+    ...common, step_ms: stepMs, step_ms_min: Math.min(...timings), cpu_ms: median(cpuTimes), step_page_faults: median(pageFaults),
     train_tokens_per_s: (tokensPerStep * 1000) / stepMs, peak_rss_mb: peakRssMb(), load_s: loadSeconds, load_peak_rss_mb: loadPeakRssMb,
     micro_batch_tokens: plan.step.microBatchTokens, checkpointing: plan.step.checkpointing, packed_weights: plan.step.packedWeights ?? 'no', planned_peak_mb: plan.estimate.totalBytes / 2 ** 20,
     heap_mb: process.memoryUsage().heapTotal / 2 ** 20, malloc_free_mb: heapStats().freeBytes / 2 ** 20,

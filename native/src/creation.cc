@@ -9,6 +9,7 @@
 #include <string>
 
 #include "handle.h"
+#include "huge-pages.h"
 
 namespace attune {
 
@@ -25,6 +26,10 @@ static void deletePendingReferences(napi_env env) {
 
 static Napi::Value Empty(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), at::empty(intList(info[0]), options(info[1], info[2])));
+}
+// emptyOnHugePages(shape, dtype): on the CPU, in a mapping of its own (huge-pages.h).
+static Napi::Value EmptyOnHugePages(const Napi::CallbackInfo& info) {
+  return wrap(info.Env(), emptyOnHugePages(intList(info[0]), at::TensorOptions().dtype(absent(info[1]) ? at::kFloat : parseDtype(info[1]))));
 }
 static Napi::Value Zeros(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), at::zeros(intList(info[0]), options(info[1], info[2])));
@@ -148,6 +153,7 @@ static Napi::Value LiveTensors(const Napi::CallbackInfo& info) {
 
 void registerCreation(Napi::Env env, Napi::Object exports) {
   ATTUNE_EXPORT("empty", Empty);
+  ATTUNE_EXPORT("emptyOnHugePages", EmptyOnHugePages);
   ATTUNE_EXPORT("zeros", Zeros);
   ATTUNE_EXPORT("ones", Ones);
   ATTUNE_EXPORT("full", Full);

@@ -3,7 +3,7 @@
 // straight into their fused matrices, so peak memory is the weights themselves.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { cudaDeviceCount, empty, keep, noGrad, type DType, type Tensor } from '../tensor/index.js';
+import { cudaDeviceCount, emptyForWeights, keep, noGrad, type DType, type Tensor } from '../tensor/index.js';
 import { ModelWeightFiles } from '../io/safetensors.js';
 import { parseModelConfig, type ModelConfig } from './config.js';
 import { FusedLinear, Linear } from './linear.js';
@@ -74,7 +74,7 @@ function readWeights(modelDir: string, config: ModelConfig, files: ModelWeightFi
     });
     const [, ...rest] = parts[0].shape;
     const rows = parts.reduce((n, p) => n + p.shape[0], 0);
-    const target = keep(empty([rows, ...rest], placement));
+    const target = keep(emptyForWeights([rows, ...rest], placement));
     let offset = 0;
     for (const [i, part] of parts.entries()) {
       const n = part.shape[0];

@@ -17,6 +17,7 @@ type Opt<X> = X | null | undefined;
 
 export interface NativeTorch {
   empty(shape: number[], dtype?: DType, device?: string): T;
+  emptyOnHugePages(shape: number[], dtype?: DType): T;
   zeros(shape: number[], dtype?: DType, device?: string): T;
   ones(shape: number[], dtype?: DType, device?: string): T;
   full(shape: number[], value: number, dtype?: DType, device?: string): T;

@@ -62,6 +62,14 @@ export const lowestFinite = (dtype: DType): number =>
 export const zeros = (shape: number[], p: Placement = {}) => new Tensor(torch.zeros(shape, p.dtype, p.device));
 export const ones = (shape: number[], p: Placement = {}) => new Tensor(torch.ones(shape, p.dtype, p.device));
 export const empty = (shape: number[], p: Placement = {}) => new Tensor(torch.empty(shape, p.dtype, p.device));
+/**
+ * empty() for a model's weights. On the CPU each large one gets a mapping of its own, on huge pages where the
+ * kernel grants them (native/src/huge-pages.h), rather than a block of the allocator's heap: a weight freed
+ * (packed in its place, say) goes straight back to the system, and leaves no hole of gigabytes that a
+ * training step's short-lived tensors would then fault in page by page.
+ */
+export const emptyForWeights = (shape: number[], p: Placement = {}) =>
+  !p.device || p.device === 'cpu' ? new Tensor(torch.emptyOnHugePages(shape, p.dtype)) : empty(shape, p);
 export const full = (shape: number[], value: number, p: Placement = {}) =>
   new Tensor(torch.full(shape, value, p.dtype, p.device));
 export const randn = (shape: number[], p: Placement = {}) => new Tensor(torch.randn(shape, p.dtype, p.device));
